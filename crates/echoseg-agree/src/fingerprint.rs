@@ -1,0 +1,111 @@
+//! Bias fingerprints: one signed number per bias, measured against truth.
+
+use crate::distance::{is_far, squared_distance};
+
+/// Predicted boundary pixels farther than this from the true boundary belong to objects the
+/// other map does not have at all; they measure detection, not boundary placement.
+pub const DEFAULT_MAX_OFFSET: f32 = 6.0;
+
+/// Sum and count of signed boundary distances, so images can be pooled before averaging.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct BoundaryOffset {
+    /// Sum of signed distances in px.
+    pub sum: f64,
+    /// Number of boundary pixels measured.
+    pub count: u64,
+}
+
+impl BoundaryOffset {
+    /// The mean signed offset in px (+ = over-segmentation); `None` without boundary pixels.
+    pub fn mean(&self) -> Option<f64> {
+        (self.count > 0).then(|| self.sum / self.count as f64)
+    }
+
+    /// Pools another measurement into this one.
+    pub fn merge(&mut self, other: BoundaryOffset) {
+        self.sum += other.sum;
+        self.count += other.count;
+    }
+}
+
+/// Boundary offset of `predicted` against `truth` over the foreground classes `1..classes`.
+///
+/// The boundary of a class region is its inner boundary: the pixels of the class with a
+/// 4-neighbour (inside the image) of another class. For every predicted boundary pixel, the
+/// Euclidean distance to the nearest true boundary pixel of the same class, signed + when the
+/// pixel lies outside the true region and − inside, so a perfect prediction scores 0 and one
+/// dilated (eroded) by k px about +k (−k). Pixels farther than `max_offset` px are left out:
+/// they belong to missed or invented objects, not misplaced boundaries.
+pub fn boundary_offset(predicted: &[u8], truth: &[u8], width: usize, height: usize, classes: usize, max_offset: f32) -> BoundaryOffset {
+    let mut result = BoundaryOffset::default();
+    let mut true_boundary = vec![false; truth.len()];
+    let mut distance = Vec::new();
+    for c in 1..classes as u8 {
+        if !predicted.contains(&c) || !truth.contains(&c) {
+            continue;
+        }
+        for (i, b) in true_boundary.iter_mut().enumerate() {
+            *b = truth[i] == c && on_boundary(truth, width, height, i % width, i / width, c);
+        }
+        squared_distance(&true_boundary, width, height, &mut distance);
+        for y in 0..height {
+            for x in 0..width {
+                let i = y * width + x;
+                if predicted[i] != c || !on_boundary(predicted, width, height, x, y, c) || is_far(distance[i]) {
+                    continue;
+                }
+                let d = distance[i].sqrt();
+                let signed = if truth[i] == c { -d } else { d };
+                if d <= max_offset {
+                    result.sum += f64::from(signed);
+                    result.count += 1;
+                }
+            }
+        }
+    }
+    result
+}
+
+fn on_boundary(map: &[u8], width: usize, height: usize, x: usize, y: usize, c: u8) -> bool {
+    (x > 0 && map[y * width + x - 1] != c)
+        || (x + 1 < width && map[y * width + x + 1] != c)
+        || (y > 0 && map[(y - 1) * width + x] != c)
+        || (y + 1 < height && map[(y + 1) * width + x] != c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn disc(size: usize, r: f32, class: u8) -> Vec<u8> {
+        let c = size as f32 / 2.0;
+        (0..size * size)
+            .map(|i| {
+                let (x, y) = ((i % size) as f32 + 0.5 - c, (i / size) as f32 + 0.5 - c);
+                if (x * x + y * y).sqrt() <= r { class } else { 0 }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn perfect_is_zero_and_a_larger_disc_is_over_segmented_by_its_margin() {
+        let truth = disc(40, 10.0, 1);
+        let same = boundary_offset(&truth, &truth, 40, 40, 2, DEFAULT_MAX_OFFSET);
+        assert_eq!(same.mean(), Some(0.0));
+        for k in [1.0f32, 2.0, 3.0] {
+            let bigger = disc(40, 10.0 + k, 1);
+            let m = boundary_offset(&bigger, &truth, 40, 40, 2, DEFAULT_MAX_OFFSET).mean().unwrap();
+            assert!((m - f64::from(k)).abs() < 0.25, "dilated by {k}: {m}");
+            let smaller = disc(40, 10.0 - k, 1);
+            let m = boundary_offset(&smaller, &truth, 40, 40, 2, DEFAULT_MAX_OFFSET).mean().unwrap();
+            assert!((m + f64::from(k)).abs() < 0.25, "eroded by {k}: {m}");
+        }
+    }
+
+    #[test]
+    fn missing_class_gives_no_measurement() {
+        let truth = disc(20, 5.0, 1);
+        let empty = vec![0u8; 400];
+        assert_eq!(boundary_offset(&empty, &truth, 20, 20, 2, DEFAULT_MAX_OFFSET).mean(), None);
+    }
+}

@@ -1,0 +1,15 @@
+//! Metrics on label maps and probability maps: truth metrics, agreement, kappa and bias fingerprints.
+//!
+//! Architecture invariant: this crate never sees burn, a scene or a manifest. It takes label
+//! maps as `&[u8]` (row-major, with their width and height) and probability maps as `&[f32]`,
+//! so it serves model outputs and masks made anywhere alike.
+
+pub mod confusion;
+pub mod distance;
+pub mod fingerprint;
+
+pub use confusion::Confusion;
+pub use fingerprint::{BoundaryOffset, DEFAULT_MAX_OFFSET, boundary_offset};
+pub mod scores;
+
+pub use scores::{MapShape, PairScores, TruthScores, pair_scores, truth_scores};

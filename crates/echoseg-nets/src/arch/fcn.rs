@@ -1,0 +1,30 @@
+//! `fcn`: stacked 3×3 convolutions at full resolution, no down-sampling.
+//! Inductive bias: local texture and edges; context limited to a (2·depth + 1)-pixel window.
+
+use burn::module::Module;
+use burn::nn::conv::Conv2d;
+use burn::tensor::{Device, Tensor};
+
+use super::SegmenterOutput;
+use super::block::{ConvBnRelu, head};
+
+/// `depth` full-resolution blocks of `width` channels, then a 1×1 head.
+#[derive(Module, Debug)]
+pub struct Fcn {
+    blocks: Vec<ConvBnRelu>,
+    head: Conv2d,
+}
+
+impl Fcn {
+    /// An FCN for `inputs` channels and `classes` classes.
+    pub fn new(inputs: usize, classes: usize, width: usize, depth: usize, device: &Device) -> Self {
+        let blocks = (0..depth).map(|l| ConvBnRelu::new(if l == 0 { inputs } else { width }, width, 1, device)).collect();
+        Self { blocks, head: head(width, classes, device) }
+    }
+
+    /// Logits and the last block's features as embedding.
+    pub fn forward(&self, x: Tensor<4>) -> SegmenterOutput {
+        let h = self.blocks.iter().fold(x, |h, b| b.forward(h));
+        SegmenterOutput { logits: self.head.forward(h.clone()), embedding: h }
+    }
+}

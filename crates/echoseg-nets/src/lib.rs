@@ -1,0 +1,23 @@
+//! Segmenter architectures on burn, the training loop, batched inference, checkpoints and
+//! the device choice.
+//!
+//! Architecture invariant: tensors in, tensors out. This crate knows images and targets
+//! (from `echoseg-scene`) but nothing of label sources, studies, metrics or reports.
+
+pub mod arch;
+pub mod checkpoint;
+pub mod data;
+pub mod device;
+pub mod error;
+pub mod infer;
+pub mod train;
+
+pub use arch::{Architecture, Network, NetworkSpec, SegmenterOutput};
+/// burn's runtime device, re-exported so callers need not depend on burn.
+pub use burn::tensor::Device;
+pub use checkpoint::{load_network, save_network};
+pub use data::{IGNORE, Sample, Target};
+pub use device::DeviceChoice;
+pub use error::NetsError;
+pub use infer::{Probabilities, predict};
+pub use train::{EpochRecord, Progress, TrainConfig, TrainReport, train, train_from};

@@ -1,0 +1,248 @@
+//! One training loop for every architecture: Adam, a cosine schedule, weighted soft-target
+//! cross-entropy, early stopping on the validation split only, and a divergence guard.
+
+use std::sync::Mutex;
+use std::time::Instant;
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::tensor::activation::log_softmax;
+use burn::tensor::{Device, Tensor};
+use echoseg_scene::Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::NetsError;
+use crate::arch::{Network, NetworkSpec};
+use crate::data::{Batch, Sample, check_samples, make_batch};
+
+/// Training settings; every knob has a default suited to the quick study.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Passes over the training set (the most; early stopping may end sooner).
+    pub epochs: usize,
+    /// Images per optimiser step.
+    pub batch_size: usize,
+    /// Adam's peak learning rate; a cosine schedule decays it to `min_lr_ratio` of itself.
+    pub learning_rate: f64,
+    /// Final learning rate as a share of the peak.
+    pub min_lr_ratio: f64,
+    /// Epochs without a better validation loss before stopping (0 = never stop early).
+    pub patience: usize,
+    /// Random horizontal and vertical flips of training images.
+    pub augment: bool,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self { epochs: 12, batch_size: 16, learning_rate: 0.01, min_lr_ratio: 0.05, patience: 0, augment: true }
+    }
+}
+
+impl TrainConfig {
+    /// Every problem with the settings, as (key, message) pairs.
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        if !(1..=10_000).contains(&self.epochs) {
+            out.push(("epochs".into(), format!("must be between 1 and 10000, got {}", self.epochs)));
+        }
+        if !(1..=4096).contains(&self.batch_size) {
+            out.push(("batch_size".into(), format!("must be between 1 and 4096, got {}", self.batch_size)));
+        }
+        if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
+            out.push(("learning_rate".into(), format!("must be a positive number, got {}", self.learning_rate)));
+        }
+        if !(0.0..=1.0).contains(&self.min_lr_ratio) {
+            out.push(("min_lr_ratio".into(), format!("must lie in [0, 1], got {}", self.min_lr_ratio)));
+        }
+        out
+    }
+
+    fn learning_rate_at(&self, step: usize, total: usize) -> f64 {
+        let progress = step as f64 / total.max(1) as f64;
+        let floor = self.learning_rate * self.min_lr_ratio;
+        floor + 0.5 * (self.learning_rate - floor) * (1.0 + (std::f64::consts::PI * progress).cos())
+    }
+}
+
+/// A report from inside the loop, for progress bars.
+#[derive(Clone, Debug)]
+pub struct Progress {
+    /// Current epoch (1-based).
+    pub epoch: usize,
+    /// Planned epochs.
+    pub epochs: usize,
+    /// Steps done in this epoch.
+    pub step: usize,
+    /// Steps per epoch.
+    pub steps: usize,
+    /// Mean training loss of this epoch so far.
+    pub loss: f32,
+    /// Training throughput of this epoch so far.
+    pub images_per_second: f32,
+}
+
+/// The record of one epoch.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    /// Epoch (1-based).
+    pub epoch: usize,
+    /// Mean training loss.
+    pub train_loss: f32,
+    /// Mean validation loss (`None` without a validation split).
+    pub val_loss: Option<f32>,
+    /// Training images per second.
+    pub images_per_second: f32,
+}
+
+/// What a finished training reports.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainReport {
+    /// Every epoch run.
+    pub history: Vec<EpochRecord>,
+    /// The epoch whose weights were kept (best validation loss, or the last).
+    pub best_epoch: usize,
+    /// True when early stopping ended training before `epochs`.
+    pub stopped_early: bool,
+}
+
+// Parameter initialisation draws from the backend's global generator; holding this lock while
+// seeding and initialising keeps concurrent trainings from interleaving their draws.
+static INIT_LOCK: Mutex<()> = Mutex::new(());
+
+struct Materialise;
+
+impl ModuleVisitor for Materialise {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let _ = param.val();
+    }
+}
+
+/// A network whose initial weights depend only on `spec`, `seed` and the device.
+pub fn init_network(spec: &NetworkSpec, seed: u64, device: &Device) -> Network {
+    let _guard = INIT_LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    device.seed(seed);
+    let network = Network::new(spec, device);
+    // Parameters are lazy: draw them now, in module order, while the seed is ours.
+    network.visit(&mut Materialise);
+    network
+}
+
+/// Weighted cross-entropy against soft targets: Σ w·(−Σ_k t_k log p_k) / Σ w.
+pub fn soft_cross_entropy(logits: Tensor<4>, targets: Tensor<4>, weights: Tensor<4>) -> Tensor<1> {
+    let per_pixel = (log_softmax(logits, 1) * targets).sum_dim(1).neg();
+    let total = weights.clone().sum().clamp_min(1e-6);
+    (per_pixel * weights).sum() / total
+}
+
+fn batch_loss(network: &Network, batch: Batch) -> Tensor<1> {
+    let out = network.forward(batch.images);
+    soft_cross_entropy(out.logits, batch.targets, batch.weights)
+}
+
+/// Trains a network of `spec` from scratch on `train`, stopping early on `val` when configured.
+/// Returns the kept weights (in inference mode) and the training record.
+pub fn train(
+    spec: &NetworkSpec,
+    config: &TrainConfig,
+    seed: u64,
+    train: &[Sample],
+    val: &[Sample],
+    device: &Device,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<(Network, TrainReport), NetsError> {
+    let train_device = device.clone().autodiff();
+    let network = init_network(spec, seed, &train_device);
+    train_from(network, spec, config, seed, train, val, device, progress)
+}
+
+/// Continues training `network` (for example a teacher's weights) on `train`.
+#[allow(clippy::too_many_arguments)]
+pub fn train_from(
+    network: Network,
+    spec: &NetworkSpec,
+    config: &TrainConfig,
+    seed: u64,
+    train: &[Sample],
+    val: &[Sample],
+    device: &Device,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<(Network, TrainReport), NetsError> {
+    check_samples(train, spec.classes)?;
+    if !val.is_empty() {
+        check_samples(val, spec.classes)?;
+    }
+    let train_device = device.clone().autodiff();
+    let mut network = network.train().fork(&train_device);
+    let mut optimiser = AdamConfig::new().init();
+    let steps = train.len().div_ceil(config.batch_size);
+    let total_steps = steps * config.epochs;
+    let mut history = Vec::with_capacity(config.epochs);
+    let mut best: Option<(f32, usize, Network)> = None;
+    let mut order: Vec<usize> = (0..train.len()).collect();
+    let mut flips = Rng::new(seed, "flips");
+    let mut stopped_early = false;
+    // The loss of the very first step: a sound run never climbs a thousand times above it.
+    let mut first_loss: Option<f32> = None;
+
+    for epoch in 1..=config.epochs {
+        Rng::with_index(seed, "shuffle", epoch as u64).shuffle(&mut order);
+        let started = Instant::now();
+        let (mut loss_sum, mut seen) = (0.0f64, 0usize);
+        for (step, chunk) in order.chunks(config.batch_size).enumerate() {
+            let lr = config.learning_rate_at((epoch - 1) * steps + step, total_steps);
+            let batch = make_batch(train, chunk, spec.classes, config.augment.then_some(&mut flips), &train_device);
+            let n = batch.len;
+            let loss = batch_loss(&network, batch);
+            let value = loss.clone().into_scalar::<f32>();
+            let reference = *first_loss.get_or_insert(value);
+            if !value.is_finite() || value > 1e3 * reference.max(1.0) {
+                return Err(NetsError::Diverged { epoch, step: step + 1, loss: value, learning_rate: config.learning_rate });
+            }
+            let grads = GradientsParams::from_grads(loss.backward(), &network);
+            network = optimiser.step(lr, network, grads);
+            loss_sum += f64::from(value) * n as f64;
+            seen += n;
+            progress(&Progress {
+                epoch,
+                epochs: config.epochs,
+                step: step + 1,
+                steps,
+                loss: (loss_sum / seen as f64) as f32,
+                images_per_second: seen as f32 / started.elapsed().as_secs_f32().max(1e-6),
+            });
+        }
+        let images_per_second = seen as f32 / started.elapsed().as_secs_f32().max(1e-6);
+        let val_loss = (!val.is_empty()).then(|| mean_loss(&network.valid(), val, spec.classes, config.batch_size, device));
+        history.push(EpochRecord { epoch, train_loss: (loss_sum / seen as f64) as f32, val_loss, images_per_second });
+        if config.patience > 0
+            && let Some(v) = val_loss
+        {
+            let better = best.as_ref().is_none_or(|(b, _, _)| v < *b);
+            if better {
+                best = Some((v, epoch, network.valid()));
+            } else if best.as_ref().is_some_and(|(_, e, _)| epoch - e >= config.patience) {
+                stopped_early = epoch < config.epochs;
+                break;
+            }
+        }
+    }
+    let (network, best_epoch) = match best {
+        Some((_, epoch, kept)) => (kept, epoch),
+        None => (network.valid(), history.len()),
+    };
+    Ok((network, TrainReport { history, best_epoch, stopped_early }))
+}
+
+/// Mean weighted loss of an inference-mode network over `samples`.
+pub fn mean_loss(network: &Network, samples: &[Sample], classes: usize, batch_size: usize, device: &Device) -> f32 {
+    let order: Vec<usize> = (0..samples.len()).collect();
+    let (mut sum, mut n) = (0.0f64, 0usize);
+    for chunk in order.chunks(batch_size) {
+        let batch = make_batch(samples, chunk, classes, None, device);
+        let len = batch.len;
+        sum += f64::from(batch_loss(network, batch).into_scalar::<f32>()) * len as f64;
+        n += len;
+    }
+    (sum / n.max(1) as f64) as f32
+}

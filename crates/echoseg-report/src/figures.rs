@@ -1,0 +1,387 @@
+//! The report's figures, each built from the results tables only.
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+use crate::chart::{Chart, sequential, series_colour, text};
+use crate::results::{HistoryRow, ResultRow};
+
+/// One line of a line panel.
+#[derive(Clone, Debug)]
+pub struct Series {
+    /// Legend text.
+    pub label: String,
+    /// Colour index (see [`series_colour`]).
+    pub colour: usize,
+    /// Dashed instead of solid.
+    pub dashed: bool,
+    /// Points in data coordinates.
+    pub points: Vec<(f64, f64)>,
+}
+
+/// A horizontal reference line.
+#[derive(Clone, Debug)]
+pub struct Reference {
+    /// Legend text.
+    pub label: String,
+    /// Height in data coordinates.
+    pub value: f64,
+}
+
+/// One panel of line charts.
+#[derive(Clone, Debug)]
+pub struct LinePanel {
+    /// Panel title.
+    pub title: String,
+    /// X axis label.
+    pub x_label: String,
+    /// Y axis label.
+    pub y_label: String,
+    /// The lines.
+    pub series: Vec<Series>,
+    /// Horizontal reference lines.
+    pub references: Vec<Reference>,
+    /// Draw x ticks at integers only.
+    pub integer_x: bool,
+}
+
+/// Small multiples of line panels, laid out in a grid.
+#[derive(Clone, Debug)]
+pub struct LineGrid {
+    /// The panels, row by row.
+    pub panels: Vec<LinePanel>,
+    /// Panels per row.
+    pub columns: usize,
+}
+
+fn bounds(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (lo, hi) = values.filter(|v| v.is_finite()).fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    if !lo.is_finite() {
+        return (0.0, 1.0);
+    }
+    let pad = ((hi - lo) * 0.08).max(1e-3);
+    (lo - pad, hi + pad)
+}
+
+fn draw_panel<DB: DrawingBackend>(panel: &LinePanel, area: &DrawingArea<DB, Shift>) -> Result<(), String> {
+    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    let (x0, x1) = bounds(panel.series.iter().flat_map(|s| s.points.iter().map(|p| p.0)));
+    let (x0, x1) = if panel.integer_x {
+        let (lo, hi) = (x0.ceil(), x1.floor());
+        (lo - 0.15 * (hi - lo).max(1.0), hi + 0.15 * (hi - lo).max(1.0))
+    } else {
+        (x0, x1)
+    };
+    let (y0, y1) = bounds(panel.series.iter().flat_map(|s| s.points.iter().map(|p| p.1)).chain(panel.references.iter().map(|r| r.value)));
+    let mut chart = ChartBuilder::on(area)
+        .caption(&panel.title, text(16))
+        .margin(8)
+        .x_label_area_size(34)
+        .y_label_area_size(52)
+        .build_cartesian_2d(x0..x1, y0..y1)
+        .map_err(err)?;
+    let integer_x = panel.integer_x;
+    chart
+        .configure_mesh()
+        .x_desc(panel.x_label.as_str())
+        .y_desc(panel.y_label.as_str())
+        .label_style(text(12))
+        .axis_desc_style(text(13))
+        .x_labels(if integer_x { ((x1 - x0).round() as usize + 2).min(12) } else { 8 })
+        .x_label_formatter(&|v| match integer_x {
+            // only whole numbers are labelled on an integer axis
+            true if (v - v.round()).abs() < 1e-6 => format!("{}", v.round() as i64),
+            true => String::new(),
+            false => format!("{v:.1}"),
+        })
+        .light_line_style(RGBColor(235, 235, 235))
+        .draw()
+        .map_err(err)?;
+    for r in &panel.references {
+        let style = RGBColor(120, 120, 120).stroke_width(1);
+        chart
+            .draw_series(DashedLineSeries::new(vec![(x0, r.value), (x1, r.value)], 4, 4, style))
+            .map_err(err)?
+            .label(r.label.as_str())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], style));
+    }
+    for s in &panel.series {
+        let style = series_colour(s.colour).stroke_width(2);
+        let anno = if s.dashed {
+            chart.draw_series(DashedLineSeries::new(s.points.clone(), 6, 4, style)).map_err(err)?
+        } else {
+            chart.draw_series(LineSeries::new(s.points.clone(), style)).map_err(err)?
+        };
+        // A dashed legend sample is two strokes with a gap; a solid one, two touching strokes.
+        let gap = if s.dashed { 4 } else { 0 };
+        anno.label(s.label.as_str()).legend(move |(x, y)| {
+            EmptyElement::at((x, y))
+                + PathElement::new(vec![(0, 0), (9 - gap / 2, 0)], style)
+                + PathElement::new(vec![(9 + gap / 2, 0), (18, 0)], style)
+        });
+        chart.draw_series(s.points.iter().map(|&p| Circle::new(p, 3, series_colour(s.colour).filled()))).map_err(err)?;
+    }
+    chart
+        .configure_series_labels()
+        .label_font(text(11))
+        .background_style(WHITE.mix(0.85))
+        .border_style(RGBColor(200, 200, 200))
+        .position(SeriesLabelPosition::UpperRight)
+        .draw()
+        .map_err(err)?;
+    Ok(())
+}
+
+const PANEL_W: u32 = 460;
+const PANEL_H: u32 = 320;
+
+impl Chart for LineGrid {
+    fn size(&self) -> (u32, u32) {
+        let cols = self.columns.clamp(1, self.panels.len().max(1));
+        let rows = self.panels.len().div_ceil(cols).max(1);
+        (PANEL_W * cols as u32, PANEL_H * rows as u32)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> Result<(), String> {
+        let cols = self.columns.clamp(1, self.panels.len().max(1));
+        let rows = self.panels.len().div_ceil(cols).max(1);
+        for (panel, cell) in self.panels.iter().zip(area.split_evenly((rows, cols))) {
+            draw_panel(panel, &cell)?;
+        }
+        Ok(())
+    }
+}
+
+/// One matrix of a heatmap figure.
+#[derive(Clone, Debug)]
+pub struct Matrix {
+    /// Panel title.
+    pub title: String,
+    /// Row and column names.
+    pub names: Vec<String>,
+    /// Values in [0, 1] (`NaN` = not measured), row-major.
+    pub values: Vec<f64>,
+}
+
+/// Small multiples of annotated heatmaps.
+#[derive(Clone, Debug)]
+pub struct Heatmaps {
+    /// The matrices.
+    pub matrices: Vec<Matrix>,
+    /// Panels per row.
+    pub columns: usize,
+}
+
+impl Chart for Heatmaps {
+    fn size(&self) -> (u32, u32) {
+        let cols = self.columns.clamp(1, self.matrices.len().max(1));
+        let rows = self.matrices.len().div_ceil(cols).max(1);
+        (340 * cols as u32, 320 * rows as u32)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> Result<(), String> {
+        let cols = self.columns.clamp(1, self.matrices.len().max(1));
+        let rows = self.matrices.len().div_ceil(cols).max(1);
+        for (m, cell) in self.matrices.iter().zip(area.split_evenly((rows, cols))) {
+            draw_matrix(m, &cell)?;
+        }
+        Ok(())
+    }
+}
+
+fn draw_matrix<DB: DrawingBackend>(m: &Matrix, area: &DrawingArea<DB, Shift>) -> Result<(), String> {
+    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    let n = m.names.len();
+    // Segmented axes put each name at the centre of its cell; rows run top to bottom.
+    let mut chart = ChartBuilder::on(area)
+        .caption(&m.title, text(16))
+        .margin(10)
+        .x_label_area_size(28)
+        .y_label_area_size(70)
+        .build_cartesian_2d((0..n.saturating_sub(1)).into_segmented(), (0..n.saturating_sub(1)).into_segmented())
+        .map_err(err)?;
+    let row_name = |v: &SegmentValue<usize>| match v {
+        SegmentValue::CenterOf(i) => m.names.get(n - 1 - i).cloned().unwrap_or_default(),
+        _ => String::new(),
+    };
+    let col_name = |v: &SegmentValue<usize>| match v {
+        SegmentValue::CenterOf(i) => m.names.get(*i).cloned().unwrap_or_default(),
+        _ => String::new(),
+    };
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .x_labels(n)
+        .y_labels(n)
+        .label_style(text(13))
+        .x_label_formatter(&col_name)
+        .y_label_formatter(&row_name)
+        .draw()
+        .map_err(err)?;
+    let centred = text(14).pos(Pos::new(HPos::Center, VPos::Center));
+    for r in 0..n {
+        for c in 0..n {
+            let v = m.values[r * n + c];
+            let y = n - 1 - r;
+            let fill = if v.is_finite() { sequential(v) } else { RGBColor(240, 240, 240) };
+            let cell = [(SegmentValue::Exact(c), SegmentValue::Exact(y)), (SegmentValue::Exact(c + 1), SegmentValue::Exact(y + 1))];
+            chart.draw_series(std::iter::once(Rectangle::new(cell, fill.filled()))).map_err(err)?;
+            let label = if v.is_finite() { format!("{v:.2}") } else { "–".into() };
+            let colour = if v.is_finite() && v > 0.55 { WHITE } else { BLACK };
+            let at = (SegmentValue::CenterOf(c), SegmentValue::CenterOf(y));
+            chart.draw_series(std::iter::once(Text::new(label, at, centred.color(&colour)))).map_err(err)?;
+        }
+    }
+    Ok(())
+}
+
+/// Names of the models (architectures) in the order they first appear.
+pub fn model_names(rows: &[ResultRow]) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for r in rows.iter().filter(|r| r.is_model()) {
+        if !names.contains(&r.model) {
+            names.push(r.model.clone());
+        }
+    }
+    names
+}
+
+/// (generation, strategy) groups in order: generation 0 first, then by generation and strategy.
+pub fn groups(rows: &[ResultRow]) -> Vec<(i64, String)> {
+    let mut g: Vec<(i64, String)> = rows.iter().filter(|r| r.is_model()).map(|r| (r.generation, r.strategy.clone())).collect();
+    g.sort();
+    g.dedup();
+    g
+}
+
+fn group_title(generation: i64, strategy: &str) -> String {
+    if generation == 0 { "generation 0 (source labels)".into() } else { format!("generation {generation}, {strategy}") }
+}
+
+/// Training (solid) and validation (dashed) loss per epoch, one panel per generation and strategy.
+pub fn loss_curves(history: &[HistoryRow], models: &[String]) -> LineGrid {
+    let mut keys: Vec<(i64, String)> = history.iter().map(|h| (h.generation, h.strategy.clone())).collect();
+    keys.sort();
+    keys.dedup();
+    let panels = keys
+        .iter()
+        .map(|(g, s)| {
+            let mut runs: Vec<(String, String)> = history
+                .iter()
+                .filter(|h| h.generation == *g && &h.strategy == s && h.repeat == 0)
+                .map(|h| (h.model.clone(), h.teacher.clone()))
+                .collect();
+            runs.sort();
+            runs.dedup();
+            let mut series = Vec::new();
+            for (model, teacher) in runs {
+                let colour = models.iter().position(|m| *m == model).unwrap_or(0);
+                let mine: Vec<&HistoryRow> = history
+                    .iter()
+                    .filter(|h| h.generation == *g && &h.strategy == s && h.repeat == 0 && h.model == model && h.teacher == teacher)
+                    .collect();
+                let name = if teacher.is_empty() || teacher == model { model.clone() } else { format!("{model} ← {teacher}") };
+                series.push(Series {
+                    label: format!("{name} train"),
+                    colour,
+                    dashed: false,
+                    points: mine.iter().map(|h| (h.epoch as f64, h.train_loss)).collect(),
+                });
+                let val: Vec<(f64, f64)> = mine.iter().filter_map(|h| h.val_loss.map(|v| (h.epoch as f64, v))).collect();
+                if !val.is_empty() {
+                    series.push(Series { label: format!("{name} validation"), colour, dashed: true, points: val });
+                }
+            }
+            LinePanel {
+                title: group_title(*g, s),
+                x_label: "epoch".into(),
+                y_label: "cross-entropy".into(),
+                series,
+                references: Vec::new(),
+                integer_x: true,
+            }
+        })
+        .collect();
+    LineGrid { panels, columns: 3 }
+}
+
+fn mean(values: impl Iterator<Item = f64>) -> Option<f64> {
+    let (sum, n) = values.fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
+    (n > 0).then(|| sum / n as f64)
+}
+
+/// A metric of the chain runs across generations, one line per model and strategy, with the
+/// sources' own values as reference lines.
+pub fn trajectory(rows: &[ResultRow], metric: &str, title: &str, y_label: &str, models: &[String]) -> LinePanel {
+    let strategies: Vec<String> = {
+        let mut s: Vec<String> = rows.iter().filter(|r| r.is_model() && r.generation > 0).map(|r| r.strategy.clone()).collect();
+        s.sort();
+        s.dedup();
+        s
+    };
+    let value = |model: &str, generation: i64, strategy: &str| {
+        mean(
+            rows.iter()
+                .filter(|r| {
+                    r.is_model()
+                        && r.chain
+                        && r.metric == metric
+                        && r.model == model
+                        && r.generation == generation
+                        && r.strategy == strategy
+                })
+                .map(|r| r.value),
+        )
+    };
+    let max_gen = rows.iter().filter(|r| r.is_model()).map(|r| r.generation).max().unwrap_or(0);
+    let mut series = Vec::new();
+    for (si, strategy) in strategies.iter().enumerate() {
+        for (mi, model) in models.iter().enumerate() {
+            let mut points: Vec<(f64, f64)> = value(model, 0, "labels").map(|v| vec![(0.0, v)]).unwrap_or_default();
+            points.extend((1..=max_gen).filter_map(|g| value(model, g, strategy).map(|v| (g as f64, v))));
+            series.push(Series { label: format!("{model}, {strategy}"), colour: mi, dashed: si % 2 == 1, points });
+        }
+    }
+    if strategies.is_empty() {
+        for (mi, model) in models.iter().enumerate() {
+            let points = value(model, 0, "labels").map(|v| vec![(0.0, v)]).unwrap_or_default();
+            series.push(Series { label: model.clone(), colour: mi, dashed: false, points });
+        }
+    }
+    let references = rows
+        .iter()
+        .filter(|r| r.is_source() && r.metric == metric)
+        .map(|r| Reference { label: format!("{} labels ({:+.2})", r.model, r.value), value: r.value })
+        .collect();
+    LinePanel { title: title.into(), x_label: "generation".into(), y_label: y_label.into(), series, references, integer_x: true }
+}
+
+/// Cohen's kappa between the models of each generation and strategy (repeat means).
+pub fn agreement_heatmaps(rows: &[ResultRow], models: &[String], metric: &str) -> Heatmaps {
+    let n = models.len();
+    let matrices = groups(rows)
+        .into_iter()
+        .map(|(g, s)| {
+            let mut values = vec![f64::NAN; n * n];
+            for i in 0..n {
+                values[i * n + i] = 1.0;
+            }
+            for (i, a) in models.iter().enumerate() {
+                for (j, b) in models.iter().enumerate() {
+                    let v = mean(
+                        rows.iter()
+                            .filter(|r| r.is_pair() && r.generation == g && r.strategy == s && r.metric == metric)
+                            .filter(|r| (&r.model == a && &r.peer == b) || (&r.model == b && &r.peer == a))
+                            .map(|r| r.value),
+                    );
+                    if let Some(v) = v {
+                        values[i * n + j] = v;
+                    }
+                }
+            }
+            Matrix { title: group_title(g, &s), names: models.to_vec(), values }
+        })
+        .collect();
+    Heatmaps { matrices, columns: 3 }
+}

@@ -1,0 +1,274 @@
+//! Figures and the HTML report, rendered from a finished study's results tables only.
+//!
+//! Architecture invariant: the report never trains and never computes a metric from pixels;
+//! it reads `results.parquet`, `history.parquet`, `provenance.json` and the manifest copy, so
+//! `echoseg report NAME` re-renders a finished study in seconds.
+
+pub mod chart;
+pub mod figures;
+pub mod html;
+pub mod results;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use echoseg_study::StudyDir;
+use echoseg_study::provenance::Provenance;
+use echoseg_study::store::{read_json, write_atomic};
+
+use crate::chart::Chart;
+use crate::figures::{LineGrid, agreement_heatmaps, groups, loss_curves, model_names, trajectory};
+use crate::html::{Page, Table, cell, escape, number};
+use crate::results::{ResultRow, read_history, read_results};
+
+/// Why a report could not be rendered.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// The study's files are missing or unreadable.
+    #[error(transparent)]
+    Study(#[from] echoseg_study::StudyError),
+    /// A results table lacks a column or has the wrong types.
+    #[error("results table {}: {message}", path.display())]
+    Table {
+        /// The table file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A figure could not be drawn.
+    #[error("drawing a figure failed: {0}")]
+    Figure(String),
+    /// There is nothing to report.
+    #[error("{} holds no finished study (no results.parquet); run `echoseg run MANIFEST` first", .0.display())]
+    NoResults(PathBuf),
+}
+
+struct Written {
+    files: BTreeSet<String>,
+}
+
+impl Written {
+    /// Writes a figure as PNG (and SVG when line art) under a content-derived name, so the
+    /// previous page's figures stay intact until the new page replaces it.
+    fn figure<C: Chart>(&mut self, dir: &StudyDir, stem: &str, chart: &C, with_svg: bool) -> Result<String, ReportError> {
+        let png = chart::png(chart)?;
+        let name = format!("{stem}-{}.png", &echoseg_study::plan::settings_hash(&png)[..10]);
+        write_atomic(&dir.figures().join(&name), &png)?;
+        self.files.insert(name.clone());
+        if with_svg {
+            let svg = chart::svg(chart)?;
+            let svg_name = name.replace(".png", ".svg");
+            write_atomic(&dir.figures().join(&svg_name), svg.as_bytes())?;
+            self.files.insert(svg_name);
+        }
+        Ok(format!("figures/{name}"))
+    }
+}
+
+fn metric_of(rows: &[ResultRow], subject: impl Fn(&ResultRow) -> bool, metric: &str) -> Option<f64> {
+    let values: Vec<f64> = rows.iter().filter(|r| subject(r) && r.metric == metric).map(|r| r.value).collect();
+    (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+}
+
+fn lead(rows: &[ResultRow], models: &[String]) -> String {
+    let sources: Vec<String> = rows
+        .iter()
+        .filter(|r| r.is_source() && r.metric == "boundary_offset")
+        .map(|r| format!("{} ({:+.2} px boundary offset)", r.model, r.value))
+        .collect();
+    let max_gen = rows.iter().filter(|r| r.is_model()).map(|r| r.generation).max().unwrap_or(0);
+    let mut parts = vec![format!("Trained on mixed labels from {}:", sources.join(" and "))];
+    for m in models {
+        let at = |g: i64, s: &str, metric: &str| {
+            metric_of(rows, |r| r.is_model() && r.chain && &r.model == m && r.generation == g && r.strategy == s, metric)
+        };
+        let (Some(miou), Some(offset)) = (at(0, "labels", "miou"), at(0, "labels", "boundary_offset")) else { continue };
+        let mut sentence = format!("{m} reached mIoU {miou:.3} with a boundary offset of {offset:+.2} px");
+        let later: Vec<String> = groups(rows)
+            .into_iter()
+            .filter(|(g, _)| *g == max_gen && max_gen > 0)
+            .filter_map(|(g, s)| {
+                at(g, &s, "boundary_offset").zip(at(g, &s, "miou")).map(|(o, q)| format!("{o:+.2} px (mIoU {q:.3}) with {s}"))
+            })
+            .collect();
+        if !later.is_empty() {
+            sentence.push_str(&format!(
+                "; after {max_gen} generation{} of pseudo-labels: {}",
+                if max_gen == 1 { "" } else { "s" },
+                later.join(", ")
+            ));
+        }
+        parts.push(sentence + ".");
+    }
+    parts.join(" ")
+}
+
+fn scores_table(rows: &[ResultRow], models: &[String], class_metrics: &[String]) -> Table {
+    let mut header: Vec<String> =
+        ["model", "generation", "strategy", "teacher", "mIoU", "boundary offset (px)"].iter().map(|s| s.to_string()).collect();
+    header.extend(class_metrics.iter().map(|m| m.replace("iou_", "IoU ")));
+    let mut keys: Vec<(i64, String, usize, String)> = rows
+        .iter()
+        .filter(|r| r.is_model())
+        .map(|r| (r.generation, r.strategy.clone(), models.iter().position(|m| *m == r.model).unwrap_or(0), r.teacher.clone()))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    let table_rows = keys
+        .iter()
+        .map(|(g, s, mi, t)| {
+            let of = |metric: &str| {
+                metric_of(
+                    rows,
+                    |r| r.is_model() && r.generation == *g && &r.strategy == s && r.model == models[*mi] && &r.teacher == t,
+                    metric,
+                )
+            };
+            let mut cells = vec![
+                cell(&models[*mi]),
+                cell(&g.to_string()),
+                cell(s),
+                cell(t),
+                number(of("miou"), 3, false),
+                number(of("boundary_offset"), 2, true),
+            ];
+            cells.extend(class_metrics.iter().map(|m| number(of(m), 3, false)));
+            cells
+        })
+        .collect();
+    Table { header, rows: table_rows }
+}
+
+fn sources_table(rows: &[ResultRow], class_metrics: &[String]) -> Table {
+    let mut names: Vec<String> = rows.iter().filter(|r| r.is_source()).map(|r| r.model.clone()).collect();
+    names.dedup();
+    let mut header: Vec<String> = ["source", "mIoU vs truth", "boundary offset (px)"].iter().map(|s| s.to_string()).collect();
+    header.extend(class_metrics.iter().map(|m| m.replace("iou_", "IoU ")));
+    let table_rows = names
+        .iter()
+        .map(|n| {
+            let of = |metric: &str| metric_of(rows, |r| r.is_source() && &r.model == n, metric);
+            let mut cells = vec![cell(n), number(of("miou"), 3, false), number(of("boundary_offset"), 2, true)];
+            cells.extend(class_metrics.iter().map(|m| number(of(m), 3, false)));
+            cells
+        })
+        .collect();
+    Table { header, rows: table_rows }
+}
+
+fn provenance_table(p: &Provenance) -> Table {
+    let row = |k: &str, v: String| vec![cell(k), cell(&v)];
+    let mut rows = vec![
+        row("echoseg", p.echoseg_version.clone()),
+        row("git revision", p.git_revision.clone().unwrap_or_else(|| "not a git checkout".into())),
+        row("burn", p.burn_version.clone()),
+        row("device", p.device.clone()),
+        row("threads", p.threads.to_string()),
+        row("command", p.command.clone()),
+        row("wall time", format!("{:.1} s", p.wall_seconds)),
+        row("runs trained / reused", format!("{} / {}", p.runs_trained, p.runs_reused)),
+    ];
+    if let Some(cpu) = p.cpu_seconds {
+        rows.push(row("CPU time", format!("{cpu:.1} s")));
+    }
+    Table { header: vec!["what".into(), "value".into()], rows }
+}
+
+/// Renders `reports/NAME/index.html` and its figures from the study's tables; returns the page path.
+///
+/// Figures get content-derived names and the page is replaced atomically last, so an
+/// interrupted render leaves the previous report whole; figures no longer referenced are removed.
+pub fn render(dir: &StudyDir) -> Result<PathBuf, ReportError> {
+    if !dir.results_parquet().exists() {
+        return Err(ReportError::NoResults(dir.root().to_path_buf()));
+    }
+    let rows = read_results(&dir.results_parquet())?;
+    let history = read_history(&dir.history_parquet())?;
+    let provenance: Option<Provenance> = read_json(&dir.provenance()).ok();
+    let name = dir.root().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let models = model_names(&rows);
+    let mut class_metrics: Vec<String> = rows.iter().filter(|r| r.metric.starts_with("iou_")).map(|r| r.metric.clone()).collect();
+    class_metrics.dedup();
+    class_metrics.sort();
+    class_metrics.dedup();
+
+    let mut written = Written { files: BTreeSet::new() };
+    let fingerprint = LineGrid {
+        panels: vec![
+            trajectory(&rows, "boundary_offset", "boundary offset by generation", "boundary offset (px, + = over-segmented)", &models),
+            trajectory(&rows, "miou", "mIoU by generation", "mIoU against truth", &models),
+        ],
+        columns: 2,
+    };
+    let fingerprint_src = written.figure(dir, "fingerprint", &fingerprint, true)?;
+    let kappa_src = written.figure(dir, "kappa", &agreement_heatmaps(&rows, &models, "kappa"), false)?;
+    let loss_src = written.figure(dir, "loss", &loss_curves(&history, &models), true)?;
+
+    let mut page = Page::new(&format!("echoseg report: {name}"));
+    page.raw(&format!("<p class=\"lead\">{}</p>", escape(&lead(&rows, &models))));
+    page.heading("fingerprints", "Bias fingerprints across generations");
+    page.figure(
+        &fingerprint_src,
+        "boundary offset and mIoU per model and strategy across generations",
+        "Left: the signed boundary offset of each model's test predictions against truth (+ = objects drawn too large), \
+         generation 0 trained on the mixed source labels, later generations on pseudo-labels; dashed grey lines are the \
+         sources' own offsets. A line moving away from zero means the bias amplifies; towards zero, it cancels. \
+         Right: mIoU against truth.",
+    );
+    page.raw(&scores_table(&rows, &models, &class_metrics).html());
+    page.heading("agreement", "Agreement between architectures");
+    page.figure(
+        &kappa_src,
+        "Cohen's kappa between each pair of models per generation and strategy",
+        "Cohen's kappa between the test predictions of each pair of architectures, per generation and strategy \
+         (1 = identical, 0 = chance-level agreement). Rising kappa across generations means the models converge; \
+         whether they converge on the truth or on a shared bias, the fingerprints above tell.",
+    );
+    page.heading("training", "Training");
+    page.figure(
+        &loss_src,
+        "training and validation loss per epoch",
+        "Mean training loss (solid) and validation loss (dashed) per epoch. Validation uses held-out images labelled \
+         by the same sources, never the test set.",
+    );
+    page.heading("sources", "Label sources");
+    page.paragraph(
+        "Each source's labels scored against the exact truth on the training images it labelled: the biases the models inherit.",
+    );
+    page.raw(&sources_table(&rows, &class_metrics).html());
+    page.heading("setup", "Setup and provenance");
+    if let Some(p) = &provenance {
+        page.raw(&provenance_table(p).html());
+    }
+    page.raw(
+        "<p>Files: <a href=\"results.csv\">results.csv</a> and <a href=\"results.parquet\">results.parquet</a> \
+         (one row per model × generation × strategy × repeat × metric), <a href=\"history.csv\">history.csv</a> \
+         (loss per epoch), <a href=\"manifest.toml\">manifest.toml</a> (the manifest that produced them), \
+         <a href=\"splits.json\">splits.json</a> (image ids per split).</p>",
+    );
+    page.heading("definitions", "Definitions");
+    page.raw(
+        "<ul><li>IoU<sub>c</sub> = TP<sub>c</sub> / (TP<sub>c</sub> + FP<sub>c</sub> + FN<sub>c</sub>), pooled over the test images; \
+         mIoU is the mean over classes present.</li>\
+         <li>Boundary offset: for every pixel on a predicted region's inner boundary, the distance to the nearest \
+         true boundary pixel of the same class, + outside the true region and − inside; pixels more than 6 px away \
+         (missed or invented objects) are left out. A mask dilated by k px scores about +k.</li>\
+         <li>Pixel agreement: share of pixels two models label alike. Cohen's kappa: (p<sub>o</sub> − p<sub>e</sub>) / (1 − p<sub>e</sub>), \
+         p<sub>e</sub> from the two models' label frequencies.</li></ul>",
+    );
+
+    write_atomic(&dir.index_html(), page.finish().as_bytes())?;
+    remove_stale_figures(&dir.figures(), &written.files);
+    Ok(dir.index_html())
+}
+
+fn remove_stale_figures(figures: &Path, keep: &BTreeSet<String>) {
+    let Ok(entries) = std::fs::read_dir(figures) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !keep.contains(&name) {
+            // Best effort: a stale figure left behind is harmless.
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}

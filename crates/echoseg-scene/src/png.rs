@@ -1,0 +1,58 @@
+//! PNG (and JPEG) input and output of images and label maps.
+
+use std::path::{Path, PathBuf};
+
+use crate::raster::{Image, LabelMap};
+
+/// Why an image or mask file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageFileError {
+    /// The file could not be opened, decoded or written.
+    #[error("{}: {message}", path.display())]
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// The decoder's or the file system's message.
+        message: String,
+    },
+    /// The file decodes to an image without pixels.
+    #[error("{}: the image has no pixels", path.display())]
+    Empty {
+        /// The file.
+        path: PathBuf,
+    },
+}
+
+fn unreadable(path: &Path, e: impl std::fmt::Display) -> ImageFileError {
+    ImageFileError::Unreadable { path: path.to_path_buf(), message: e.to_string() }
+}
+
+/// Reads an RGB image (grey and alpha images are converted).
+pub fn read_image(path: &Path) -> Result<Image, ImageFileError> {
+    let img = image::open(path).map_err(|e| unreadable(path, e))?.to_rgb8();
+    if img.width() == 0 || img.height() == 0 {
+        return Err(ImageFileError::Empty { path: path.to_path_buf() });
+    }
+    Ok(Image::from_rgb8(img.width() as usize, img.height() as usize, img.as_raw()))
+}
+
+/// Writes an image as 8-bit RGB PNG.
+pub fn write_image(path: &Path, image: &Image) -> Result<(), ImageFileError> {
+    image::save_buffer(path, &image.to_rgb8(), image.width as u32, image.height as u32, image::ExtendedColorType::Rgb8)
+        .map_err(|e| unreadable(path, e))
+}
+
+/// Reads a label map stored as class indices in a grey PNG.
+pub fn read_label_map(path: &Path) -> Result<LabelMap, ImageFileError> {
+    let img = image::open(path).map_err(|e| unreadable(path, e))?.to_luma8();
+    if img.width() == 0 || img.height() == 0 {
+        return Err(ImageFileError::Empty { path: path.to_path_buf() });
+    }
+    Ok(LabelMap { width: img.width() as usize, height: img.height() as usize, labels: img.into_raw() })
+}
+
+/// Writes a label map as class indices in a grey PNG.
+pub fn write_label_map(path: &Path, map: &LabelMap) -> Result<(), ImageFileError> {
+    image::save_buffer(path, &map.labels, map.width as u32, map.height as u32, image::ExtendedColorType::L8)
+        .map_err(|e| unreadable(path, e))
+}

@@ -1,0 +1,186 @@
+//! The study engine: runs the plan, each run into its own directory of the run store, and
+//! gathers every finished run's results into the results tables.
+
+use std::time::Instant;
+
+use echoseg_agree::{DEFAULT_MAX_OFFSET, MapShape, TruthScores, truth_scores};
+use echoseg_nets::{Device, Probabilities, Progress, Sample, TrainReport, predict, save_network, train};
+use echoseg_scene::Scene;
+use serde::{Deserialize, Serialize};
+
+use crate::StudyError;
+use crate::data::StudyData;
+use crate::manifest::{Manifest, PseudoLabels};
+use crate::plan::{Plan, PlannedRun, Teaching, plan};
+use crate::store::{RunDir, StudyDir, read_json, read_labels, write_json, write_labels};
+use crate::tables;
+
+/// What the engine tells whoever runs it (the CLI draws progress bars from this).
+pub trait Observer {
+    /// The study is planned; `reused` runs are already finished in the store.
+    fn planned(&mut self, _plan: &Plan, _reused: usize) {}
+    /// A run starts training.
+    fn run_started(&mut self, _run: &PlannedRun, _position: usize, _total: usize) {}
+    /// Training progress of the current run.
+    fn progress(&mut self, _run: &PlannedRun, _progress: &Progress) {}
+    /// A run finished (or was found finished, when `reused`).
+    fn run_finished(&mut self, _run: &PlannedRun, _outcome: &RunOutcome, _reused: bool) {}
+}
+
+/// An observer that says nothing (for tests and `--quiet`).
+pub struct Silent;
+
+impl Observer for Silent {}
+
+/// Everything a finished run leaves behind besides its files: written last, as `outcome.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunOutcome {
+    /// The run's id.
+    pub id: String,
+    /// Scores of its test predictions against truth.
+    pub test: TruthScores,
+    /// Its training record.
+    pub training: TrainReport,
+    /// Wall time of training and prediction, in seconds.
+    pub seconds: f64,
+}
+
+/// How a study should treat runs already in the store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reuse {
+    /// Keep finished runs whose settings match (resume).
+    Finished,
+    /// Recompute every run.
+    Nothing,
+}
+
+/// What a finished study reports.
+#[derive(Clone, Debug)]
+pub struct StudySummary {
+    /// The plan that ran.
+    pub plan: Plan,
+    /// The outcome of every run, in plan order.
+    pub outcomes: Vec<RunOutcome>,
+    /// Runs trained now (the rest were reused).
+    pub trained: usize,
+    /// Wall time in seconds.
+    pub seconds: f64,
+}
+
+/// Runs the study of `manifest` into `dir` on `device` and writes the results tables.
+pub fn run_study(
+    manifest: &Manifest,
+    dir: &StudyDir,
+    device: &Device,
+    reuse: Reuse,
+    observer: &mut dyn Observer,
+) -> Result<StudySummary, StudyError> {
+    let started = Instant::now();
+    let plan = plan(manifest);
+    let data = StudyData::generate(manifest);
+    write_json(&dir.splits(), &data.splits(manifest))?;
+    let finished: Vec<Option<RunOutcome>> = plan
+        .runs
+        .iter()
+        .map(|r| match reuse {
+            Reuse::Finished => read_json::<RunOutcome>(&dir.run(&r.id).outcome()).ok().filter(|o| o.id == r.id),
+            Reuse::Nothing => None,
+        })
+        .collect();
+    observer.planned(&plan, finished.iter().filter(|f| f.is_some()).count());
+
+    let mut outcomes = Vec::with_capacity(plan.runs.len());
+    let mut trained = 0;
+    for (position, (run, done)) in plan.runs.iter().zip(finished).enumerate() {
+        let outcome = match done {
+            Some(outcome) => {
+                observer.run_finished(run, &outcome, true);
+                outcome
+            }
+            None => {
+                observer.run_started(run, position, plan.runs.len());
+                let outcome = execute(manifest, &plan, run, &data, dir, device, observer)?;
+                trained += 1;
+                observer.run_finished(run, &outcome, false);
+                outcome
+            }
+        };
+        outcomes.push(outcome);
+    }
+    tables::write_tables(manifest, &plan, &outcomes, &data, dir)?;
+    Ok(StudySummary { plan, outcomes, trained, seconds: started.elapsed().as_secs_f64() })
+}
+
+fn training_samples(
+    manifest: &Manifest,
+    plan: &Plan,
+    run: &PlannedRun,
+    data: &StudyData,
+    dir: &StudyDir,
+) -> Result<Vec<Sample>, StudyError> {
+    let originals = || data.train.iter().map(|l| Sample::hard(l.scene.image.clone(), l.labels.labels.clone()));
+    match run.teaching {
+        Teaching::Labels => Ok(originals().collect()),
+        Teaching::PseudoLabels { .. } => {
+            let teacher = plan.teacher_of(run).ok_or_else(|| StudyError::Format {
+                path: dir.run(&run.id).settings(),
+                message: "a pseudo-label run without a teacher".into(),
+            })?;
+            let (_, _, labels) = read_labels(&dir.run(&teacher.id).pool_labels())?;
+            let pseudo = data.pool.iter().zip(labels).map(|(scene, l)| Sample::hard(scene.image.clone(), l));
+            Ok(match manifest.study.pseudo_labels {
+                PseudoLabels::Replace => pseudo.collect(),
+                PseudoLabels::Accumulate => originals().chain(pseudo).collect(),
+            })
+        }
+    }
+}
+
+fn execute(
+    manifest: &Manifest,
+    plan: &Plan,
+    run: &PlannedRun,
+    data: &StudyData,
+    dir: &StudyDir,
+    device: &Device,
+    observer: &mut dyn Observer,
+) -> Result<RunOutcome, StudyError> {
+    let started = Instant::now();
+    let run_dir: RunDir = dir.run(&run.id);
+    write_json(&run_dir.settings(), run)?;
+    let samples = training_samples(manifest, plan, run, data, dir)?;
+    let validation: Vec<Sample> = data.validation.iter().map(|l| Sample::hard(l.scene.image.clone(), l.labels.labels.clone())).collect();
+    let nets_error = |source| StudyError::Nets { run: run.id.clone(), source };
+    let (network, training) =
+        train(&run.network, &manifest.train, run.seed, &samples, &validation, device, &mut |p| observer.progress(run, p))
+            .map_err(nets_error)?;
+    save_network(&network, &run_dir.checkpoint()).map_err(nets_error)?;
+
+    let labels_of = |scenes: &[Scene]| -> Result<Vec<Vec<u8>>, StudyError> {
+        let images: Vec<_> = scenes.iter().map(|s| &s.image).collect();
+        let probs: Vec<Probabilities> = predict(&network, &images, manifest.inference_batch, device).map_err(nets_error)?;
+        Ok(probs.iter().map(Probabilities::argmax).collect())
+    };
+    let size = manifest.world.size;
+    let test_labels = labels_of(&data.test)?;
+    write_labels(&run_dir.test_labels(), size, size, &test_labels)?;
+    if run.generation < manifest.study.generations {
+        write_labels(&run_dir.pool_labels(), size, size, &labels_of(&data.pool)?)?;
+    }
+    let test = score_test(manifest, &test_labels, data);
+    let outcome = RunOutcome { id: run.id.clone(), test, training, seconds: started.elapsed().as_secs_f64() };
+    write_json(&run_dir.outcome(), &outcome)?;
+    Ok(outcome)
+}
+
+/// Scores test-set label maps against the test scenes' truth.
+pub fn score_test(manifest: &Manifest, labels: &[Vec<u8>], data: &StudyData) -> TruthScores {
+    let predicted: Vec<&[u8]> = labels.iter().map(Vec::as_slice).collect();
+    let truth: Vec<&[u8]> = data.test.iter().map(|s| s.truth.labels.as_slice()).collect();
+    truth_scores(&predicted, &truth, map_shape(manifest), DEFAULT_MAX_OFFSET)
+}
+
+/// The shape of every label map of the study.
+pub fn map_shape(manifest: &Manifest) -> MapShape {
+    MapShape { width: manifest.world.size, height: manifest.world.size, classes: manifest.world.num_classes() }
+}

@@ -1,0 +1,45 @@
+//! Errors of the study engine.
+
+use std::path::PathBuf;
+
+use crate::manifest::ManifestError;
+
+/// Everything that can stop a study.
+#[derive(Debug, thiserror::Error)]
+pub enum StudyError {
+    /// The manifest is unreadable or invalid.
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    /// A network could not be built, trained or run.
+    #[error("run {run}: {source}")]
+    Nets {
+        /// The run that failed.
+        run: String,
+        /// The cause.
+        source: echoseg_nets::NetsError,
+    },
+    /// A file could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A file has unexpected content.
+    #[error("{}: {message}", path.display())]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A results table could not be built or written.
+    #[error("results table {}: {message}", path.display())]
+    Table {
+        /// The table file.
+        path: PathBuf,
+        /// The polars error.
+        message: String,
+    },
+}

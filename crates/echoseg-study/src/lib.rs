@@ -1,0 +1,22 @@
+//! Manifests and their validation, the study planner, the engine that runs generations of
+//! pseudo-labelling, the run store and the results tables.
+//!
+//! Architecture invariant: the study decides *what* runs and *where* it is stored; how a network
+//! trains lives in `echoseg-nets`, how a metric is computed in `echoseg-agree`, how a figure looks
+//! in `echoseg-report`. Nothing here draws or prints.
+
+pub mod data;
+pub mod engine;
+pub mod error;
+pub mod manifest;
+pub mod plan;
+pub mod provenance;
+pub mod store;
+pub mod tables;
+
+pub use engine::{Observer, Reuse, RunOutcome, Silent, StudySummary, run_study};
+pub use error::StudyError;
+pub use manifest::{Manifest, ManifestError, Strategy};
+pub use plan::{Plan, PlannedRun, plan};
+pub use provenance::Provenance;
+pub use store::StudyDir;

@@ -1,0 +1,182 @@
+//! The study planner: a manifest expands into runs (architectures × strategies × generations × repeats).
+
+use echoseg_nets::NetworkSpec;
+use serde::Serialize;
+
+use crate::manifest::{Manifest, Strategy};
+
+/// What a run learns from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Teaching {
+    /// Generation 0: the mixed-source labels.
+    Labels,
+    /// Later generations: pseudo-labels of the run at this plan index, by a strategy.
+    PseudoLabels {
+        /// Index of the teacher run in the plan.
+        teacher: usize,
+        /// The strategy that chose the teacher.
+        strategy: Strategy,
+    },
+}
+
+/// One training run of the plan.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PlannedRun {
+    /// Stable id from the run's own settings and its teacher's id.
+    pub id: String,
+    /// Generation (0 = trained on the source labels).
+    pub generation: u32,
+    /// What it learns from.
+    pub teaching: Teaching,
+    /// The student network.
+    pub network: NetworkSpec,
+    /// Repeat index (0-based).
+    pub repeat: u32,
+    /// Seed of this run's initialisation and shuffling.
+    pub seed: u64,
+    /// True for the one run per architecture that continues the strategy's chain; pairwise
+    /// agreement compares these.
+    pub chain: bool,
+}
+
+impl PlannedRun {
+    /// The strategy name as shown in tables (`labels` for generation 0).
+    pub fn strategy_name(&self) -> &'static str {
+        match self.teaching {
+            Teaching::Labels => "labels",
+            Teaching::PseudoLabels { strategy, .. } => strategy.name(),
+        }
+    }
+}
+
+/// All runs of a study, teachers before their students.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Plan {
+    /// The runs in execution order.
+    pub runs: Vec<PlannedRun>,
+}
+
+impl Plan {
+    /// The architecture name of the run at `index`'s teacher, if it has one.
+    pub fn teacher_of(&self, run: &PlannedRun) -> Option<&PlannedRun> {
+        match run.teaching {
+            Teaching::Labels => None,
+            Teaching::PseudoLabels { teacher, .. } => self.runs.get(teacher),
+        }
+    }
+}
+
+/// Stable 64-bit hash (FNV-1a) of a value's JSON form, as 16 hex digits.
+pub fn settings_hash<T: Serialize>(value: &T) -> String {
+    let json = serde_json::to_string(value).unwrap_or_default();
+    format!("{:016x}", echoseg_scene::rng::fnv1a(json.as_bytes()))
+}
+
+#[derive(Serialize)]
+struct Gen0Key<'a> {
+    world: &'a echoseg_scene::WorldConfig,
+    sources: Vec<(String, String)>,
+    split: &'a crate::manifest::Split,
+    seed: u64,
+    network: &'a NetworkSpec,
+    train: &'a echoseg_nets::TrainConfig,
+    repeat: u32,
+}
+
+#[derive(Serialize)]
+struct PseudoKey<'a> {
+    teacher: &'a str,
+    strategy: Strategy,
+    network: &'a NetworkSpec,
+    train: &'a echoseg_nets::TrainConfig,
+    pseudo_labels: crate::manifest::PseudoLabels,
+    repeat: u32,
+}
+
+fn run_seed(manifest_seed: u64, repeat: u32, generation: u32, spec: &NetworkSpec) -> u64 {
+    let stream = format!("run/{repeat}/{generation}/{}", spec.architecture);
+    echoseg_scene::Rng::new(manifest_seed, &stream).next_u64()
+}
+
+fn readable_id(generation: u32, strategy: &str, spec: &NetworkSpec, teacher: Option<&PlannedRun>, repeat: u32, hash: &str) -> String {
+    let from = teacher.map(|t| format!("-from-{}", t.network.architecture)).unwrap_or_default();
+    format!("g{generation}-{strategy}-{}{from}-r{repeat}-{}", spec.architecture, &hash[..8])
+}
+
+/// Expands a manifest into its runs.
+pub fn plan(manifest: &Manifest) -> Plan {
+    let mut runs: Vec<PlannedRun> = Vec::new();
+    let sources: Vec<(String, String)> =
+        manifest.sources.iter().map(|s| (s.name.clone(), format!("{:?}/{}", s.source, s.images))).collect();
+    let archs = manifest.networks.len();
+    for repeat in 0..manifest.study.repeats {
+        let gen0: Vec<usize> = manifest
+            .networks
+            .iter()
+            .map(|spec| {
+                let key = Gen0Key {
+                    world: &manifest.world,
+                    sources: sources.clone(),
+                    split: &manifest.split,
+                    seed: manifest.seed,
+                    network: spec,
+                    train: &manifest.train,
+                    repeat,
+                };
+                let hash = settings_hash(&key);
+                runs.push(PlannedRun {
+                    id: readable_id(0, "labels", spec, None, repeat, &hash),
+                    generation: 0,
+                    teaching: Teaching::Labels,
+                    network: *spec,
+                    repeat,
+                    seed: run_seed(manifest.seed, repeat, 0, spec),
+                    chain: true,
+                });
+                runs.len() - 1
+            })
+            .collect();
+        for &strategy in &manifest.study.strategies {
+            // chain[a] is the latest run of architecture a in this strategy's chain.
+            let mut chain = gen0.clone();
+            for generation in 1..=manifest.study.generations {
+                let mut next = chain.clone();
+                for (a, spec) in manifest.networks.iter().enumerate() {
+                    // self: a learns from itself; cross: every other architecture teaches a at
+                    // generation 1 (the full matrix), and the chain rotates a ← a+1 afterwards.
+                    let teachers: Vec<(usize, bool)> = match strategy {
+                        Strategy::SelfTraining => vec![(chain[a], true)],
+                        Strategy::Cross if generation == 1 => (1..archs).map(|k| (chain[(a + k) % archs], k == 1)).collect(),
+                        Strategy::Cross => vec![(chain[(a + 1) % archs], true)],
+                    };
+                    for (teacher, in_chain) in teachers {
+                        let key = PseudoKey {
+                            teacher: &runs[teacher].id,
+                            strategy,
+                            network: spec,
+                            train: &manifest.train,
+                            pseudo_labels: manifest.study.pseudo_labels,
+                            repeat,
+                        };
+                        let hash = settings_hash(&key);
+                        let id = readable_id(generation, strategy.name(), spec, Some(&runs[teacher]), repeat, &hash);
+                        runs.push(PlannedRun {
+                            id,
+                            generation,
+                            teaching: Teaching::PseudoLabels { teacher, strategy },
+                            network: *spec,
+                            repeat,
+                            seed: run_seed(manifest.seed, repeat, generation, spec),
+                            chain: in_chain,
+                        });
+                        if in_chain {
+                            next[a] = runs.len() - 1;
+                        }
+                    }
+                }
+                chain = next;
+            }
+        }
+    }
+    Plan { runs }
+}

@@ -1,0 +1,201 @@
+//! The run store: every path a study reads or writes comes from [`StudyDir`] and [`RunDir`],
+//! and every file is written atomically (temporary file, then rename), so a killed study leaves
+//! either the old file or the new one, never half of one.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::StudyError;
+
+/// The directory of one study: `reports/NAME/`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StudyDir {
+    root: PathBuf,
+}
+
+impl StudyDir {
+    /// The study `name` under the reports directory `reports`.
+    pub fn new(reports: &Path, name: &str) -> Self {
+        Self { root: reports.join(name) }
+    }
+
+    /// A study directory given by its path.
+    pub fn at(root: PathBuf) -> Self {
+        Self { root }
+    }
+
+    /// `reports/NAME/`.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The report's entry page.
+    pub fn index_html(&self) -> PathBuf {
+        self.root.join("index.html")
+    }
+
+    /// Where figures go (beside the page).
+    pub fn figures(&self) -> PathBuf {
+        self.root.join("figures")
+    }
+
+    /// One row per model × generation × strategy × seed × metric, as Parquet.
+    pub fn results_parquet(&self) -> PathBuf {
+        self.root.join("results.parquet")
+    }
+
+    /// The same table as CSV.
+    pub fn results_csv(&self) -> PathBuf {
+        self.root.join("results.csv")
+    }
+
+    /// Training and validation loss per run and epoch, as Parquet.
+    pub fn history_parquet(&self) -> PathBuf {
+        self.root.join("history.parquet")
+    }
+
+    /// The same table as CSV.
+    pub fn history_csv(&self) -> PathBuf {
+        self.root.join("history.csv")
+    }
+
+    /// The copy of the manifest that produced the results.
+    pub fn manifest_copy(&self) -> PathBuf {
+        self.root.join("manifest.toml")
+    }
+
+    /// Git revision, versions, device, threads, wall time.
+    pub fn provenance(&self) -> PathBuf {
+        self.root.join("provenance.json")
+    }
+
+    /// Image ids of the train, validation, test and pool splits.
+    pub fn splits(&self) -> PathBuf {
+        self.root.join("splits.json")
+    }
+
+    /// All runs.
+    pub fn runs(&self) -> PathBuf {
+        self.root.join("runs")
+    }
+
+    /// The directory of run `id`.
+    pub fn run(&self, id: &str) -> RunDir {
+        RunDir { root: self.runs().join(id) }
+    }
+}
+
+/// The directory of one run: `reports/NAME/runs/RUN-ID/`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunDir {
+    root: PathBuf,
+}
+
+impl RunDir {
+    /// The run's directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The settings that define the run (and its id).
+    pub fn settings(&self) -> PathBuf {
+        self.root.join("run.json")
+    }
+
+    /// The trained weights.
+    pub fn checkpoint(&self) -> PathBuf {
+        self.root.join("model.bpk")
+    }
+
+    /// Predicted labels on the test split.
+    pub fn test_labels(&self) -> PathBuf {
+        self.root.join("test.labels")
+    }
+
+    /// Predicted labels on the unlabelled pool (the next generation's pseudo-labels).
+    pub fn pool_labels(&self) -> PathBuf {
+        self.root.join("pool.labels")
+    }
+
+    /// The finished run's metrics and history; written last, so its presence means "done".
+    pub fn outcome(&self) -> PathBuf {
+        self.root.join("outcome.json")
+    }
+}
+
+/// Writes `bytes` to `path` atomically, creating parent directories.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StudyError> {
+    let io = |source| StudyError::Io { path: path.to_path_buf(), source };
+    let parent = path.parent().unwrap_or_else(|| Path::new("."));
+    std::fs::create_dir_all(parent).map_err(io)?;
+    let tmp = temporary_sibling(path);
+    let mut file = std::fs::File::create(&tmp).map_err(|e| StudyError::Io { path: tmp.clone(), source: e })?;
+    file.write_all(bytes).and_then(|_| file.sync_all()).map_err(|e| StudyError::Io { path: tmp.clone(), source: e })?;
+    std::fs::rename(&tmp, path).map_err(io)
+}
+
+/// A name beside `path` for a file being written (same directory, so the rename is atomic).
+pub fn temporary_sibling(path: &Path) -> PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
+}
+
+/// Writes `value` as pretty JSON to `path` atomically.
+pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), StudyError> {
+    let text = serde_json::to_vec_pretty(value).map_err(|e| StudyError::Format { path: path.to_path_buf(), message: e.to_string() })?;
+    write_atomic(path, &text)
+}
+
+/// Reads JSON from `path`.
+pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, StudyError> {
+    let bytes = std::fs::read(path).map_err(|source| StudyError::Io { path: path.to_path_buf(), source })?;
+    serde_json::from_slice(&bytes).map_err(|e| StudyError::Format { path: path.to_path_buf(), message: e.to_string() })
+}
+
+const LABELS_MAGIC: &[u8; 8] = b"ESLABEL1";
+
+/// Writes equally sized label maps as one file: magic, count, width, height, then the bytes.
+pub fn write_labels(path: &Path, width: usize, height: usize, maps: &[Vec<u8>]) -> Result<(), StudyError> {
+    let mut bytes = Vec::with_capacity(20 + maps.len() * width * height);
+    bytes.extend_from_slice(LABELS_MAGIC);
+    for v in [maps.len(), width, height] {
+        bytes.extend_from_slice(&(v as u32).to_le_bytes());
+    }
+    for m in maps {
+        bytes.extend_from_slice(m);
+    }
+    write_atomic(path, &bytes)
+}
+
+/// Reads a file written by [`write_labels`]: (width, height, maps).
+pub fn read_labels(path: &Path) -> Result<(usize, usize, Vec<Vec<u8>>), StudyError> {
+    let bytes = std::fs::read(path).map_err(|source| StudyError::Io { path: path.to_path_buf(), source })?;
+    let bad = |message: &str| StudyError::Format { path: path.to_path_buf(), message: message.to_string() };
+    if bytes.len() < 20 || &bytes[..8] != LABELS_MAGIC {
+        return Err(bad("not an echoseg label file"));
+    }
+    let word = |i: usize| u32::from_le_bytes([bytes[8 + 4 * i], bytes[9 + 4 * i], bytes[10 + 4 * i], bytes[11 + 4 * i]]) as usize;
+    let (n, w, h) = (word(0), word(1), word(2));
+    if bytes.len() != 20 + n * w * h {
+        return Err(bad("truncated label file"));
+    }
+    Ok((w, h, bytes[20..].chunks(w * h).map(<[u8]>::to_vec).collect()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_round_trip_and_truncation_is_detected() {
+        let dir = std::env::temp_dir().join(format!("echoseg-store-{}", std::process::id()));
+        let path = dir.join("x.labels");
+        let maps = vec![vec![0, 1, 2, 3, 4, 5], vec![5, 4, 3, 2, 1, 0]];
+        write_labels(&path, 3, 2, &maps).unwrap();
+        assert_eq!(read_labels(&path).unwrap(), (3, 2, maps));
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() - 1]).unwrap();
+        assert!(read_labels(&path).unwrap_err().to_string().contains("truncated"));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

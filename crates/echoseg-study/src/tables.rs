@@ -1,0 +1,249 @@
+//! The results tables: one row per model × generation × strategy × seed × metric
+//! (`results.parquet`, `results.csv`) and one per run × epoch (`history.*`).
+
+use std::path::Path;
+
+use echoseg_agree::{DEFAULT_MAX_OFFSET, pair_scores, truth_scores};
+use polars::prelude::*;
+
+use crate::StudyError;
+use crate::data::StudyData;
+use crate::engine::{RunOutcome, map_shape};
+use crate::manifest::Manifest;
+use crate::plan::{Plan, PlannedRun};
+use crate::store::{StudyDir, read_labels, write_atomic};
+
+/// Column names of the results table, shared with the report.
+pub mod columns {
+    /// `model`, `source` or `pair`.
+    pub const SUBJECT: &str = "subject";
+    /// Generation (0 = trained on source labels).
+    pub const GENERATION: &str = "generation";
+    /// `labels` (generation 0), `self`, `cross`.
+    pub const STRATEGY: &str = "strategy";
+    /// Architecture of the model, or the source name.
+    pub const MODEL: &str = "model";
+    /// Architecture of the teacher (empty for generation 0 and sources).
+    pub const TEACHER: &str = "teacher";
+    /// The other model of a pair (empty otherwise).
+    pub const PEER: &str = "peer";
+    /// Repeat index.
+    pub const REPEAT: &str = "repeat";
+    /// Metric name: `miou`, `accuracy`, `iou_CLASS`, `boundary_offset`, `agreement`, `kappa`.
+    pub const METRIC: &str = "metric";
+    /// The value.
+    pub const VALUE: &str = "value";
+    /// The run id (empty for sources).
+    pub const RUN: &str = "run_id";
+    /// True for the one run per architecture that continues its strategy's chain (the run the
+    /// trajectories follow); false for the extra teacher→student pairs of the cross matrix.
+    pub const CHAIN: &str = "chain";
+    /// History: epoch (1-based).
+    pub const EPOCH: &str = "epoch";
+    /// History: mean training loss.
+    pub const TRAIN_LOSS: &str = "train_loss";
+    /// History: mean validation loss (null without validation).
+    pub const VAL_LOSS: &str = "val_loss";
+}
+
+/// Subject values of the results table.
+pub mod subjects {
+    /// A trained model scored against truth.
+    pub const MODEL: &str = "model";
+    /// A label source scored against truth on the images it labelled.
+    pub const SOURCE: &str = "source";
+    /// Two models of one generation and strategy compared with each other.
+    pub const PAIR: &str = "pair";
+}
+
+#[derive(Default)]
+struct Rows {
+    subject: Vec<&'static str>,
+    generation: Vec<i64>,
+    strategy: Vec<String>,
+    model: Vec<String>,
+    teacher: Vec<String>,
+    peer: Vec<String>,
+    repeat: Vec<i64>,
+    metric: Vec<String>,
+    value: Vec<f64>,
+    run: Vec<String>,
+    chain: Vec<bool>,
+}
+
+struct RowKey<'a> {
+    subject: &'static str,
+    generation: i64,
+    strategy: &'a str,
+    model: &'a str,
+    teacher: &'a str,
+    peer: &'a str,
+    repeat: i64,
+    run: &'a str,
+    chain: bool,
+}
+
+impl Rows {
+    fn push(&mut self, key: &RowKey<'_>, metric: &str, value: f64) {
+        self.subject.push(key.subject);
+        self.generation.push(key.generation);
+        self.strategy.push(key.strategy.to_string());
+        self.model.push(key.model.to_string());
+        self.teacher.push(key.teacher.to_string());
+        self.peer.push(key.peer.to_string());
+        self.repeat.push(key.repeat);
+        self.metric.push(metric.to_string());
+        self.value.push(value);
+        self.run.push(key.run.to_string());
+        self.chain.push(key.chain);
+    }
+
+    fn push_scores(&mut self, key: &RowKey<'_>, scores: &echoseg_agree::TruthScores, class_names: &[String]) {
+        self.push(key, "miou", scores.miou);
+        self.push(key, "accuracy", scores.accuracy);
+        for (name, iou) in class_names.iter().zip(&scores.iou) {
+            if let Some(iou) = iou {
+                self.push(key, &format!("iou_{name}"), *iou);
+            }
+        }
+        if let Some(offset) = scores.boundary_offset {
+            self.push(key, "boundary_offset", offset);
+        }
+    }
+
+    fn frame(self) -> PolarsResult<DataFrame> {
+        use columns::*;
+        DataFrame::new_infer_height(vec![
+            Column::new(SUBJECT.into(), self.subject),
+            Column::new(GENERATION.into(), self.generation),
+            Column::new(STRATEGY.into(), self.strategy),
+            Column::new(MODEL.into(), self.model),
+            Column::new(TEACHER.into(), self.teacher),
+            Column::new(PEER.into(), self.peer),
+            Column::new(REPEAT.into(), self.repeat),
+            Column::new(METRIC.into(), self.metric),
+            Column::new(VALUE.into(), self.value),
+            Column::new(RUN.into(), self.run),
+            Column::new(CHAIN.into(), self.chain),
+        ])
+    }
+}
+
+fn model_key<'a>(plan: &'a Plan, run: &'a PlannedRun, subject: &'static str, peer: &'a str) -> RowKey<'a> {
+    RowKey {
+        subject,
+        generation: i64::from(run.generation),
+        strategy: run.strategy_name(),
+        model: run.network.architecture.name(),
+        teacher: plan.teacher_of(run).map_or("", |t| t.network.architecture.name()),
+        peer,
+        repeat: i64::from(run.repeat),
+        run: &run.id,
+        chain: run.chain,
+    }
+}
+
+/// Builds the results and history tables from finished runs and writes them (Parquet and CSV).
+pub fn write_tables(manifest: &Manifest, plan: &Plan, outcomes: &[RunOutcome], data: &StudyData, dir: &StudyDir) -> Result<(), StudyError> {
+    let class_names = manifest.world.class_names();
+    let mut rows = Rows::default();
+
+    // Each source's labels against truth, on the training images it labelled.
+    let shape = map_shape(manifest);
+    for (s, spec) in manifest.sources.iter().enumerate() {
+        let mine: Vec<_> = data.train.iter().filter(|l| l.source == s).collect();
+        let predicted: Vec<&[u8]> = mine.iter().map(|l| l.labels.labels.as_slice()).collect();
+        let truth: Vec<&[u8]> = mine.iter().map(|l| l.scene.truth.labels.as_slice()).collect();
+        let scores = truth_scores(&predicted, &truth, shape, DEFAULT_MAX_OFFSET);
+        let key = RowKey {
+            subject: subjects::SOURCE,
+            generation: 0,
+            strategy: "labels",
+            model: &spec.name,
+            teacher: "",
+            peer: "",
+            repeat: 0,
+            run: "",
+            chain: true,
+        };
+        rows.push_scores(&key, &scores, &class_names);
+    }
+
+    for (run, outcome) in plan.runs.iter().zip(outcomes) {
+        rows.push_scores(&model_key(plan, run, subjects::MODEL, ""), &outcome.test, &class_names);
+    }
+
+    // Pairwise agreement among the chain runs of each (repeat, generation, strategy).
+    let chain: Vec<&PlannedRun> = plan.runs.iter().filter(|r| r.chain).collect();
+    let mut test_labels = Vec::with_capacity(chain.len());
+    for run in &chain {
+        test_labels.push(read_labels(&dir.run(&run.id).test_labels())?.2);
+    }
+    for (i, a) in chain.iter().enumerate() {
+        for (j, b) in chain.iter().enumerate().skip(i + 1) {
+            if (a.repeat, a.generation, a.strategy_name()) != (b.repeat, b.generation, b.strategy_name()) {
+                continue;
+            }
+            let la: Vec<&[u8]> = test_labels[i].iter().map(Vec::as_slice).collect();
+            let lb: Vec<&[u8]> = test_labels[j].iter().map(Vec::as_slice).collect();
+            let scores = pair_scores(&la, &lb, shape.classes);
+            let key = model_key(plan, a, subjects::PAIR, b.network.architecture.name());
+            rows.push(&key, "agreement", scores.agreement);
+            rows.push(&key, "kappa", scores.kappa);
+        }
+    }
+
+    let mut results = rows.frame().map_err(table_error(&dir.results_parquet()))?;
+    write_frame(&mut results, &dir.results_parquet(), &dir.results_csv())?;
+    let mut history = history_frame(plan, outcomes).map_err(table_error(&dir.history_parquet()))?;
+    write_frame(&mut history, &dir.history_parquet(), &dir.history_csv())
+}
+
+fn table_error(path: &Path) -> impl Fn(PolarsError) -> StudyError + '_ {
+    move |e| StudyError::Table { path: path.to_path_buf(), message: e.to_string() }
+}
+
+fn history_frame(plan: &Plan, outcomes: &[RunOutcome]) -> PolarsResult<DataFrame> {
+    use columns::*;
+    let (mut run, mut model, mut generation, mut strategy, mut teacher, mut repeat) = (vec![], vec![], vec![], vec![], vec![], vec![]);
+    let (mut epoch, mut train_loss, mut val_loss) = (vec![], vec![], vec![]);
+    for (r, o) in plan.runs.iter().zip(outcomes) {
+        for e in &o.training.history {
+            run.push(r.id.clone());
+            model.push(r.network.architecture.name());
+            generation.push(i64::from(r.generation));
+            strategy.push(r.strategy_name());
+            teacher.push(plan.teacher_of(r).map_or("", |t| t.network.architecture.name()));
+            repeat.push(i64::from(r.repeat));
+            epoch.push(e.epoch as i64);
+            train_loss.push(f64::from(e.train_loss));
+            val_loss.push(e.val_loss.map(f64::from));
+        }
+    }
+    DataFrame::new_infer_height(vec![
+        Column::new(RUN.into(), run),
+        Column::new(MODEL.into(), model),
+        Column::new(GENERATION.into(), generation),
+        Column::new(STRATEGY.into(), strategy),
+        Column::new(TEACHER.into(), teacher),
+        Column::new(REPEAT.into(), repeat),
+        Column::new(EPOCH.into(), epoch),
+        Column::new(TRAIN_LOSS.into(), train_loss),
+        Column::new(VAL_LOSS.into(), val_loss),
+    ])
+}
+
+fn write_frame(frame: &mut DataFrame, parquet: &Path, csv: &Path) -> Result<(), StudyError> {
+    let mut bytes = Vec::new();
+    ParquetWriter::new(&mut bytes).finish(frame).map_err(table_error(parquet))?;
+    write_atomic(parquet, &bytes)?;
+    let mut bytes = Vec::new();
+    CsvWriter::new(&mut bytes).finish(frame).map_err(table_error(csv))?;
+    write_atomic(csv, &bytes)
+}
+
+/// Reads a Parquet table written by the study.
+pub fn read_table(path: &Path) -> Result<DataFrame, StudyError> {
+    let file = std::fs::File::open(path).map_err(|source| StudyError::Io { path: path.to_path_buf(), source })?;
+    ParquetReader::new(file).finish().map_err(table_error(path))
+}

@@ -1,0 +1,190 @@
+//! The `echoseg` command line: parses arguments, then calls the study and report crates.
+//! Thin on purpose; everything it does is reachable as a library call.
+
+mod progress;
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use echoseg_nets::DeviceChoice;
+use echoseg_study::provenance::{BURN_VERSION, Provenance, cpu_seconds, git_revision, now_unix};
+use echoseg_study::store::{write_atomic, write_json};
+use echoseg_study::{Manifest, Reuse, StudyDir, manifest, run_study};
+
+/// Train segmenters on mixed-source labels and measure whether their biases amplify or cancel.
+#[derive(Debug, Parser)]
+#[command(name = "echoseg", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the study a manifest describes and write its report to REPORTS/NAME/index.html.
+    Run {
+        /// The manifest (for example experiments/default.toml).
+        manifest: PathBuf,
+        /// Directory that holds the reports.
+        #[arg(long, default_value = "reports")]
+        reports: PathBuf,
+        /// Compute device, overriding the manifest's `device`: flex (CPU) or wgpu (GPU).
+        #[arg(long, value_parser = parse_device)]
+        device: Option<DeviceChoice>,
+        /// Worker threads, overriding the manifest's `threads` (0 = one per core).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Keep finished runs from an earlier, interrupted or changed study and do only the rest.
+        #[arg(long)]
+        resume: bool,
+        /// Print nothing but errors (for scripts).
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Re-render the report of a finished study from its results tables.
+    Report {
+        /// The study name (its directory under REPORTS).
+        name: String,
+        /// Directory that holds the reports.
+        #[arg(long, default_value = "reports")]
+        reports: PathBuf,
+    },
+    /// Check a manifest without training anything.
+    Validate {
+        /// The manifest.
+        manifest: PathBuf,
+    },
+}
+
+fn parse_device(name: &str) -> Result<DeviceChoice, String> {
+    DeviceChoice::parse(name).ok_or_else(|| format!("unknown device `{name}`; use `flex` (CPU) or `wgpu` (GPU)"))
+}
+
+/// Runs the command line `args` (the first item is the program name).
+pub fn run_cli<I, T>(args: I) -> Result<()>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    let cli = match Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        Err(e) if matches!(e.kind(), clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion) => {
+            print!("{e}");
+            return Ok(());
+        }
+        Err(e) => bail!("{}", e.render().to_string().trim_end()),
+    };
+    init_logging();
+    match cli.command {
+        Command::Run { manifest, reports, device, threads, resume, quiet } => {
+            let command = args.iter().map(|a| a.to_string_lossy().into_owned()).collect::<Vec<_>>().join(" ");
+            run(&manifest, &reports, device, threads, resume, quiet, &command).map(|_| ())
+        }
+        Command::Report { name, reports } => {
+            let page = echoseg_report::render(&StudyDir::new(&reports, &name))?;
+            println!("report: {}", page.display());
+            Ok(())
+        }
+        Command::Validate { manifest } => {
+            let m = manifest::load(&manifest)?;
+            println!(
+                "{}: valid — study `{}`, {} source(s), {} architecture(s), {} run(s)",
+                manifest.display(),
+                m.name,
+                m.sources.len(),
+                m.networks.len(),
+                echoseg_study::plan(&m).runs.len()
+            );
+            Ok(())
+        }
+    }
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("ECHOSEG_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    // A second initialisation (tests calling run_cli twice) is harmless.
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+/// Runs a study end to end and renders its report; returns the page path.
+pub fn run(
+    manifest_path: &Path,
+    reports: &Path,
+    device: Option<DeviceChoice>,
+    threads: Option<usize>,
+    resume: bool,
+    quiet: bool,
+    command: &str,
+) -> Result<PathBuf> {
+    let manifest: Manifest = manifest::load(manifest_path)?;
+    let choice = device.unwrap_or(manifest.device);
+    let compute = choice.open()?;
+    let threads = threads.unwrap_or(manifest.threads);
+    let threads = configure_threads(threads);
+    let dir = StudyDir::new(reports, &manifest.name);
+
+    let mut observer = progress::Terminal::new(quiet);
+    let reuse = if resume { Reuse::Finished } else { Reuse::Nothing };
+    let summary = run_study(&manifest, &dir, &compute, reuse, &mut observer).with_context(|| {
+        format!(
+            "study `{}` stopped; finished runs are kept in {}, and `echoseg run {} --resume` continues from them",
+            manifest.name,
+            dir.runs().display(),
+            manifest_path.display()
+        )
+    })?;
+    observer.finish();
+
+    write_atomic(&dir.manifest_copy(), manifest.text.as_bytes())?;
+    let provenance = Provenance {
+        echoseg_version: env!("CARGO_PKG_VERSION").to_string(),
+        git_revision: git_revision(),
+        burn_version: BURN_VERSION.to_string(),
+        device: choice.name().to_string(),
+        threads,
+        command: command.to_string(),
+        finished_unix: now_unix(),
+        wall_seconds: summary.seconds,
+        cpu_seconds: cpu_seconds(),
+        runs_trained: summary.trained,
+        runs_reused: summary.plan.runs.len() - summary.trained,
+    };
+    write_json(&dir.provenance(), &provenance)?;
+    let page = echoseg_report::render(&dir)?;
+    if !quiet {
+        println!(
+            "study `{}`: {} run(s) ({} trained, {} reused) in {:.1} s\nreport: {}",
+            manifest.name,
+            summary.plan.runs.len(),
+            summary.trained,
+            summary.plan.runs.len() - summary.trained,
+            summary.seconds,
+            page.display()
+        );
+    }
+    Ok(page)
+}
+
+/// Sizes the global worker pool (shared by the CPU backend and the metrics); returns the count in use.
+fn configure_threads(requested: usize) -> usize {
+    if requested > 0 {
+        // Fails only when the pool already exists (a second study in one process); it keeps its size.
+        let _ = rayon::ThreadPoolBuilder::new().num_threads(requested).build_global();
+    }
+    rayon::current_num_threads()
+}
+
+/// The error and its causes, one per line, as the binary prints them.
+pub fn describe_error(error: &anyhow::Error) -> String {
+    let mut text = format!("error: {error}");
+    for cause in error.chain().skip(1) {
+        text.push_str(&format!("\n  caused by: {cause}"));
+    }
+    text
+}

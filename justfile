@@ -1,0 +1,22 @@
+# echoseg tasks. `just --list` shows them.
+
+# Run a study (default: the quick one) and write reports/NAME/index.html. Extra arguments go to
+# `echoseg run`, e.g. `just experiment experiments/default.toml --resume`.
+experiment manifest="experiments/default.toml" *args:
+    cargo run --release -p echoseg -- run {{manifest}} {{args}}
+
+# Re-render the report of a finished study.
+report name="default":
+    cargo run --release -p echoseg -- report {{name}}
+
+# Check a manifest without training.
+validate manifest="experiments/default.toml":
+    cargo run --release -p echoseg -- validate {{manifest}}
+
+# The test suite (the same command CI runs).
+test:
+    cargo test --workspace --release
+
+# Lints, as CI runs them.
+lint:
+    cargo clippy --workspace --all-targets -- -D warnings

@@ -1,0 +1,149 @@
+//! The whole pipeline, from manifest to report, on a study that runs in seconds.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers fail loudly
+
+use std::path::Path;
+
+use echoseg_study::{Reuse, Silent, StudyDir, manifest, run_study};
+use echoseg_tests::{Scratch, TINY_MANIFEST};
+
+fn run_tiny(reports: &Path, manifest_text: &str) -> std::path::PathBuf {
+    let dir = reports.parent().unwrap();
+    let path = dir.join("tiny.toml");
+    std::fs::write(&path, manifest_text).unwrap();
+    echoseg::run(&path, reports, None, None, false, true, "test").unwrap()
+}
+
+#[test]
+fn same_manifest_and_seed_give_identical_results() {
+    let scratch = Scratch::new("determinism");
+    let a = scratch.path().join("a");
+    let b = scratch.path().join("b");
+    std::fs::create_dir_all(&a).unwrap();
+    std::fs::create_dir_all(&b).unwrap();
+    run_tiny(&a.join("reports"), TINY_MANIFEST);
+    run_tiny(&b.join("reports"), TINY_MANIFEST);
+    let csv_a = std::fs::read_to_string(a.join("reports/tiny/results.csv")).unwrap();
+    let csv_b = std::fs::read_to_string(b.join("reports/tiny/results.csv")).unwrap();
+    assert_eq!(csv_a, csv_b);
+    // 2 sources and 6 runs scored, 3 pairs compared: far more than a header.
+    assert!(csv_a.lines().count() > 40, "{csv_a}");
+    let history_a = std::fs::read_to_string(a.join("reports/tiny/history.csv")).unwrap();
+    assert_eq!(history_a, std::fs::read_to_string(b.join("reports/tiny/history.csv")).unwrap());
+
+    // A different seed changes the numbers.
+    let c = scratch.path().join("c");
+    std::fs::create_dir_all(&c).unwrap();
+    run_tiny(&c.join("reports"), &TINY_MANIFEST.replace("seed = 7", "seed = 8"));
+    assert_ne!(csv_a, std::fs::read_to_string(c.join("reports/tiny/results.csv")).unwrap());
+}
+
+#[test]
+fn report_has_its_figures_tables_and_manifest_copy() {
+    let scratch = Scratch::new("report");
+    let reports = scratch.path().join("reports");
+    let page = run_tiny(&reports, TINY_MANIFEST);
+    let html = std::fs::read_to_string(&page).unwrap();
+    for section in ["id=\"fingerprints\"", "id=\"agreement\"", "id=\"training\"", "id=\"sources\"", "id=\"setup\""] {
+        assert!(html.contains(section), "missing {section}");
+    }
+    let figures: Vec<&str> =
+        html.match_indices("src=\"figures/").map(|(i, _)| &html[i + 5..i + 5 + html[i + 5..].find('"').unwrap()]).collect();
+    assert_eq!(figures.len(), 3, "{figures:?}");
+    for f in &figures {
+        let bytes = std::fs::read(reports.join("tiny").join(f)).unwrap();
+        assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{f} is not a PNG");
+        assert!(bytes.len() > 5_000, "{f} is suspiciously small: {} bytes", bytes.len());
+    }
+    let copy = std::fs::read_to_string(reports.join("tiny/manifest.toml")).unwrap();
+    assert_eq!(copy, TINY_MANIFEST);
+    let csv = std::fs::read_to_string(reports.join("tiny/results.csv")).unwrap();
+    assert!(csv.starts_with("subject,generation,strategy,model,teacher,peer,repeat,metric,value,run_id,chain"), "{csv}");
+    for needle in [
+        "model,0,labels,unet",
+        "model,1,self,fcn",
+        "model,1,cross,unet,fcn",
+        "pair,0,labels,unet,\"\",fcn,0,kappa",
+        "source,0,labels,manual",
+    ] {
+        assert!(csv.contains(needle), "results.csv lacks {needle}");
+    }
+}
+
+#[test]
+fn a_failed_study_leaves_the_previous_report_intact() {
+    let scratch = Scratch::new("atomic");
+    let reports = scratch.path().join("reports");
+    let page = run_tiny(&reports, TINY_MANIFEST);
+    let before = std::fs::read(&page).unwrap();
+    let figures_before: Vec<_> = std::fs::read_dir(reports.join("tiny/figures")).unwrap().map(|e| e.unwrap().file_name()).collect();
+
+    // An absurd learning rate makes the first run diverge midway through the study.
+    let path = scratch.path().join("tiny.toml");
+    std::fs::write(&path, TINY_MANIFEST.replace("batch_size = 8", "batch_size = 8\nlearning_rate = 1e12")).unwrap();
+    let err = echoseg::run(&path, &reports, None, None, false, true, "test").unwrap_err();
+    let text = echoseg::describe_error(&err);
+    assert!(text.contains("diverged"), "{text}");
+    assert!(text.contains("--resume"), "{text}");
+
+    assert_eq!(std::fs::read(&page).unwrap(), before, "index.html changed");
+    let figures_after: Vec<_> = std::fs::read_dir(reports.join("tiny/figures")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(figures_before, figures_after);
+    // No temporary files are left beside the report.
+    let stray: Vec<_> = std::fs::read_dir(reports.join("tiny"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".tmp-"))
+        .collect();
+    assert!(stray.is_empty(), "{stray:?}");
+}
+
+#[test]
+fn re_rendering_is_identical_and_removes_stale_figures() {
+    let scratch = Scratch::new("rerender");
+    let reports = scratch.path().join("reports");
+    let page = run_tiny(&reports, TINY_MANIFEST);
+    let first = std::fs::read_to_string(&page).unwrap();
+    let stale = reports.join("tiny/figures/old-0000.png");
+    std::fs::write(&stale, b"stale").unwrap();
+    echoseg_report::render(&StudyDir::new(&reports, "tiny")).unwrap();
+    assert_eq!(std::fs::read_to_string(&page).unwrap(), first);
+    assert!(!stale.exists());
+}
+
+#[test]
+fn malformed_manifest_gives_the_documented_error() {
+    let scratch = Scratch::new("malformed");
+    let text = TINY_MANIFEST.replace("epochs = ", "epochz = ");
+    let path = scratch.write("bad.toml", &text);
+    let line = text.lines().position(|l| l.starts_with("epochz")).unwrap() + 1;
+    let err = manifest::load(&path).unwrap_err().to_string();
+    assert!(err.starts_with(&format!("{}:{line}:1: key `train.epochz`: unknown field `epochz`, expected one of", path.display())), "{err}");
+    let wrong_type = TINY_MANIFEST.replacen("dilate = 1", "dilate = \"one\"", 1);
+    let path = scratch.write("type.toml", &wrong_type);
+    let err = manifest::load(&path).unwrap_err().to_string();
+    let line = wrong_type.lines().position(|l| l.starts_with("dilate")).unwrap() + 1;
+    assert!(err.contains(&format!(":{line}:10: key `sources[0].dilate`: invalid type: string \"one\", expected f32")), "{err}");
+    let err = manifest::load(&scratch.path().join("missing.toml")).unwrap_err().to_string();
+    assert!(err.starts_with("cannot read manifest") && err.contains("missing.toml"), "{err}");
+
+    // Nothing is written for a bad manifest.
+    let reports = scratch.path().join("reports");
+    assert!(echoseg::run(&path, &reports, None, None, false, true, "test").is_err());
+    assert!(!reports.exists());
+}
+
+#[test]
+fn study_engine_runs_without_the_cli() {
+    let scratch = Scratch::new("engine");
+    let m = manifest::parse(Path::new("tiny.toml"), TINY_MANIFEST).unwrap();
+    let dir = StudyDir::new(scratch.path(), &m.name);
+    let device = echoseg_nets::DeviceChoice::Flex.open().unwrap();
+    let summary = run_study(&m, &dir, &device, Reuse::Nothing, &mut Silent).unwrap();
+    assert_eq!(summary.plan.runs.len(), 6, "2 at generation 0, 2 self, 2 cross");
+    assert_eq!(summary.trained, 6);
+    // Resuming a finished study trains nothing and reproduces the outcomes.
+    let again = run_study(&m, &dir, &device, Reuse::Finished, &mut Silent).unwrap();
+    assert_eq!(again.trained, 0);
+    assert_eq!(again.outcomes, summary.outcomes);
+}
