@@ -5,6 +5,10 @@
 experiment manifest="experiments/default.toml" *args:
     cargo run --release -p echoseg -- run {{manifest}} {{args}}
 
+# Write a study's images and masks as PNG folders (what experiments/folder-example.toml reads).
+generate manifest="experiments/default.toml" out="experiments/data/default-world":
+    cargo run --release -p echoseg -- generate {{manifest}} --out {{out}}
+
 # Re-render the report of a finished study.
 report name="default":
     cargo run --release -p echoseg -- report {{name}}

@@ -147,3 +147,22 @@ fn study_engine_runs_without_the_cli() {
     assert_eq!(again.trained, 0);
     assert_eq!(again.outcomes, summary.outcomes);
 }
+
+#[test]
+fn spurious_cue_and_synthetic_source_give_reliance_and_domain_gap() {
+    let scratch = Scratch::new("cue");
+    let reports = scratch.path().join("reports");
+    let text = TINY_MANIFEST.replace("strategies = [\"self\", \"cross\"]", "strategies = [\"self\"]")
+        + "\n[[sources]]\nkind = \"synthetic\"\nimages = 16\n\n[cue]\nclass = \"blob\"\nsources = [\"synthetic\"]\n";
+    run_tiny(&reports, &text);
+    let csv = std::fs::read_to_string(reports.join("tiny/results.csv")).unwrap();
+    let splits = std::fs::read_to_string(reports.join("tiny/splits.json")).unwrap();
+    assert!(splits.contains("\"synthetic_test\": [\n    \"s"), "a synthetic test set exists by default: {splits}");
+    for run in ["model,0,labels,unet", "model,1,self,fcn"] {
+        for metric in ["cue_reliance", "domain_gap", "thin_recall", "low_contrast_recall"] {
+            let row = csv.lines().find(|l| l.starts_with(run) && l.contains(&format!(",{metric},")));
+            let value: f64 = row.and_then(|l| l.split(',').nth(8)).unwrap_or_else(|| panic!("{run} lacks {metric}")).parse().unwrap();
+            assert!(value.is_finite() && value.abs() <= 1.0, "{run} {metric} = {value}");
+        }
+    }
+}

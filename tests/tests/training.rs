@@ -2,36 +2,38 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers fail loudly
 
-use echoseg_agree::{DEFAULT_MAX_OFFSET, MapShape, truth_scores};
+use echoseg_agree::truth_scores;
 use echoseg_nets::{Architecture, DeviceChoice, NetworkSpec, Probabilities, Sample, TrainConfig, predict, train};
-use echoseg_scene::{LabelSource, ManualBias, Style, WorldConfig, generate_world};
+use echoseg_scene::{CueRule, LabelSource, ManualBias, Style, WorldConfig, generate_world};
+use echoseg_study::fingerprints::fingerprint_of;
 
 #[test]
 fn exact_labels_beat_heavily_corrupted_labels() {
     let world = WorldConfig { size: 32, min_objects: 2, max_objects: 4, ..WorldConfig::default() };
-    let scenes = generate_world(&world, 5, 0, 64, Style::Real);
-    let test = generate_world(&world, 5, 1000, 24, Style::Real);
+    let scenes = generate_world(&world, 5, 0, 64, Style::Real, CueRule::Absent);
+    let test = generate_world(&world, 5, 1000, 24, Style::Real, CueRule::Absent);
     let corrupt = LabelSource::Manual(ManualBias { dilate: 3.0, class_slip: 0.6, miss_small_below: 60, ..ManualBias::default() });
     let spec = NetworkSpec { architecture: Architecture::Unet, width: 8, depth: 2, inputs: 3, classes: world.num_classes() };
     let config = TrainConfig { epochs: 12, batch_size: 8, learning_rate: 0.01, ..TrainConfig::default() };
     let device = DeviceChoice::Flex.open().unwrap();
-    let shape = MapShape { width: 32, height: 32, classes: world.num_classes() };
+    let classes = world.class_table();
 
     let score = |source: &LabelSource| {
-        let samples: Vec<Sample> = scenes.iter().map(|s| Sample::hard(s.image.clone(), source.label(s, &world, 1).labels)).collect();
+        let samples: Vec<Sample> =
+            scenes.iter().map(|s| Sample::hard(s.image.clone(), source.label(s, &classes, 1).unwrap().labels)).collect();
         let (net, _) = train(&spec, &config, 3, &samples, &[], &device, &mut |_| {}).unwrap();
         let images: Vec<_> = test.iter().map(|s| &s.image).collect();
         let labels: Vec<Vec<u8>> = predict(&net, &images, 16, &device).unwrap().iter().map(Probabilities::argmax).collect();
         let predicted: Vec<&[u8]> = labels.iter().map(Vec::as_slice).collect();
-        let truth: Vec<&[u8]> = test.iter().map(|s| s.truth.labels.as_slice()).collect();
-        truth_scores(&predicted, &truth, shape, DEFAULT_MAX_OFFSET)
+        let truth: Vec<&[u8]> = test.iter().map(|s| s.truth.as_ref().unwrap().labels.labels.as_slice()).collect();
+        (truth_scores(&predicted, &truth, classes.len()), fingerprint_of(&predicted, &test.iter().collect::<Vec<_>>(), &classes))
     };
-    let exact = score(&LabelSource::Exact);
-    let corrupted = score(&corrupt);
+    let (exact, exact_fingerprint) = score(&LabelSource::Exact);
+    let (corrupted, _) = score(&corrupt);
     assert!(exact.miou > 0.5, "a model trained on exact labels reached only mIoU {:.3}", exact.miou);
     assert!(exact.miou > corrupted.miou + 0.1, "exact {:.3} vs corrupted {:.3}", exact.miou, corrupted.miou);
     // Labels dilated by 2 px (and nothing else) teach the model to over-segment by about as much.
-    let dilated = score(&LabelSource::Manual(ManualBias { dilate: 2.0, ..ManualBias::default() }));
-    let (e, d) = (exact.boundary_offset.unwrap(), dilated.boundary_offset.unwrap());
+    let (_, dilated) = score(&LabelSource::Manual(ManualBias { dilate: 2.0, ..ManualBias::default() }));
+    let (e, d) = (exact_fingerprint.boundary_offset.unwrap(), dilated.boundary_offset.unwrap());
     assert!(d > e + 1.0, "boundary offset: exact labels {e:+.2} px, dilated labels {d:+.2} px");
 }

@@ -1,5 +1,7 @@
 //! Bias fingerprints: one signed number per bias, measured against truth.
 
+use serde::{Deserialize, Serialize};
+
 use crate::distance::{is_far, squared_distance};
 
 /// Predicted boundary pixels farther than this from the true boundary belong to objects the
@@ -71,6 +73,161 @@ fn on_boundary(map: &[u8], width: usize, height: usize, x: usize, y: usize, c: u
         || (x + 1 < width && map[y * width + x + 1] != c)
         || (y > 0 && map[(y - 1) * width + x] != c)
         || (y + 1 < height && map[(y + 1) * width + x] != c)
+}
+
+/// Hits over a total, pooled over images before dividing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Ratio {
+    /// Counted hits.
+    pub hits: u64,
+    /// Counted cases.
+    pub total: u64,
+}
+
+impl Ratio {
+    /// hits / total; `None` without cases.
+    pub fn value(&self) -> Option<f64> {
+        (self.total > 0).then(|| self.hits as f64 / self.total as f64)
+    }
+
+    /// Pools another count into this one.
+    pub fn merge(&mut self, other: Ratio) {
+        self.hits += other.hits;
+        self.total += other.total;
+    }
+}
+
+/// Among pixels where `member` is true, those whose predicted class equals the true class.
+pub fn subgroup_recall(predicted: &[u8], truth: &[u8], member: impl Fn(usize) -> bool) -> Ratio {
+    let mut r = Ratio::default();
+    for (i, (&p, &t)) in predicted.iter().zip(truth).enumerate() {
+        if member(i) {
+            r.total += 1;
+            r.hits += u64::from(p == t);
+        }
+    }
+    r
+}
+
+/// Among pixels where `member` is true, those predicted as any foreground class (label ≠ 0).
+pub fn foreground_rate(predicted: &[u8], member: impl Fn(usize) -> bool) -> Ratio {
+    let mut r = Ratio::default();
+    for (i, &p) in predicted.iter().enumerate() {
+        if member(i) {
+            r.total += 1;
+            r.hits += u64::from(p != 0);
+        }
+    }
+    r
+}
+
+/// Among pixels where `member` is true, those labelled differently in `a` and `b`.
+pub fn change_rate(a: &[u8], b: &[u8], member: impl Fn(usize) -> bool) -> Ratio {
+    let mut r = Ratio::default();
+    for (i, (&x, &y)) in a.iter().zip(b).enumerate() {
+        if member(i) {
+            r.total += 1;
+            r.hits += u64::from(x != y);
+        }
+    }
+    r
+}
+
+/// Per-pixel subgroups of one image, for the subgroup fingerprints.
+#[derive(Clone, Copy, Debug)]
+pub struct Subgroups<'a> {
+    /// The class of thin structures, if the data has one.
+    pub thin: Option<u8>,
+    /// Pixels of small objects.
+    pub small: &'a [bool],
+    /// Pixels of low-contrast objects.
+    pub low_contrast: &'a [bool],
+    /// Background pixels in a cast shadow.
+    pub shadow: &'a [bool],
+}
+
+/// The counts behind a fingerprint, pooled over images.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct FingerprintCounts {
+    /// Signed boundary distances.
+    pub boundary: BoundaryOffset,
+    /// Thin-structure pixels recovered.
+    pub thin: Ratio,
+    /// Small-object pixels recovered.
+    pub small: Ratio,
+    /// Low-contrast-object pixels recovered.
+    pub low_contrast: Ratio,
+    /// Shadow pixels labelled as foreground.
+    pub shadow: Ratio,
+}
+
+impl FingerprintCounts {
+    /// Counts one image.
+    pub fn of_image(predicted: &[u8], truth: &[u8], width: usize, height: usize, classes: usize, groups: &Subgroups<'_>) -> Self {
+        Self {
+            boundary: boundary_offset(predicted, truth, width, height, classes, DEFAULT_MAX_OFFSET),
+            thin: groups.thin.map_or_else(Ratio::default, |c| subgroup_recall(predicted, truth, |i| truth[i] == c)),
+            small: subgroup_recall(predicted, truth, |i| groups.small[i]),
+            low_contrast: subgroup_recall(predicted, truth, |i| groups.low_contrast[i]),
+            shadow: foreground_rate(predicted, |i| groups.shadow[i]),
+        }
+    }
+
+    /// Pools another image's counts.
+    pub fn merge(&mut self, other: &FingerprintCounts) {
+        self.boundary.merge(other.boundary);
+        self.thin.merge(other.thin);
+        self.small.merge(other.small);
+        self.low_contrast.merge(other.low_contrast);
+        self.shadow.merge(other.shadow);
+    }
+
+    /// The fingerprint these counts give (cue reliance and domain gap need other images and stay empty).
+    pub fn fingerprint(&self) -> Fingerprint {
+        Fingerprint {
+            boundary_offset: self.boundary.mean(),
+            thin_recall: self.thin.value(),
+            small_object_recall: self.small.value(),
+            low_contrast_recall: self.low_contrast.value(),
+            shadow_fp_rate: self.shadow.value(),
+            cue_reliance: None,
+            domain_gap: None,
+        }
+    }
+}
+
+/// One signed number per bias, measured against truth; `None` where the data cannot show it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Fingerprint {
+    /// Mean signed boundary offset in px (+ = over-segmentation); see [`boundary_offset`].
+    pub boundary_offset: Option<f64>,
+    /// Share of thin-structure pixels labelled as thin.
+    pub thin_recall: Option<f64>,
+    /// Share of small-object pixels given their true class.
+    pub small_object_recall: Option<f64>,
+    /// Share of low-contrast-object pixels given their true class.
+    pub low_contrast_recall: Option<f64>,
+    /// Share of cast-shadow pixels (background in truth) labelled as foreground.
+    pub shadow_fp_rate: Option<f64>,
+    /// Share of pixels (outside the marker) whose label changes when only the spurious cue is flipped.
+    pub cue_reliance: Option<f64>,
+    /// mIoU on real-style minus mIoU on synthetic-style test images.
+    pub domain_gap: Option<f64>,
+}
+
+impl Fingerprint {
+    /// Every bias with its name, in a fixed order.
+    pub fn named(&self) -> [(&'static str, Option<f64>); 7] {
+        [
+            ("boundary_offset", self.boundary_offset),
+            ("thin_recall", self.thin_recall),
+            ("small_object_recall", self.small_object_recall),
+            ("low_contrast_recall", self.low_contrast_recall),
+            ("shadow_fp_rate", self.shadow_fp_rate),
+            ("cue_reliance", self.cue_reliance),
+            ("domain_gap", self.domain_gap),
+        ]
+    }
 }
 
 #[cfg(test)]

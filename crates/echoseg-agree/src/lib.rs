@@ -9,7 +9,10 @@ pub mod distance;
 pub mod fingerprint;
 
 pub use confusion::Confusion;
-pub use fingerprint::{BoundaryOffset, DEFAULT_MAX_OFFSET, boundary_offset};
+pub use fingerprint::{
+    BoundaryOffset, DEFAULT_MAX_OFFSET, Fingerprint, FingerprintCounts, Ratio, Subgroups, boundary_offset, change_rate, foreground_rate,
+    subgroup_recall,
+};
 pub mod scores;
 
-pub use scores::{MapShape, PairScores, TruthScores, pair_scores, truth_scores};
+pub use scores::{PairScores, TruthScores, pair_scores, truth_scores};

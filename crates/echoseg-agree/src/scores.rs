@@ -4,18 +4,6 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::confusion::Confusion;
-use crate::fingerprint::{BoundaryOffset, boundary_offset};
-
-/// Size of the label maps in a set: every map is `width × height`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct MapShape {
-    /// Width in pixels.
-    pub width: usize,
-    /// Height in pixels.
-    pub height: usize,
-    /// Number of classes (labels ≥ this are ignored).
-    pub classes: usize,
-}
 
 /// Scores of a set of predictions against truth.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -26,34 +14,22 @@ pub struct TruthScores {
     pub accuracy: f64,
     /// IoU per class (`None` when a class is absent from both).
     pub iou: Vec<Option<f64>>,
-    /// Mean signed boundary offset in px (+ = over-segmentation); `None` without boundaries.
-    pub boundary_offset: Option<f64>,
 }
 
 /// Scores `predicted[i]` against `truth[i]` for every image, pooling pixels over the set.
-pub fn truth_scores(predicted: &[&[u8]], truth: &[&[u8]], shape: MapShape, max_offset: f32) -> TruthScores {
-    let (confusion, offset) = predicted
-        .par_iter()
-        .zip(truth.par_iter())
-        .map(|(p, t)| {
-            let c = Confusion::from_maps(t, p, shape.classes);
-            let o = boundary_offset(p, t, shape.width, shape.height, shape.classes, max_offset);
-            (c, o)
-        })
-        .reduce(
-            || (Confusion::new(shape.classes), BoundaryOffset::default()),
-            |(mut c1, mut o1), (c2, o2)| {
-                c1.merge(&c2);
-                o1.merge(o2);
-                (c1, o1)
-            },
-        );
-    TruthScores {
-        miou: confusion.miou(),
-        accuracy: confusion.accuracy(),
-        iou: (0..shape.classes).map(|c| confusion.iou(c)).collect(),
-        boundary_offset: offset.mean(),
-    }
+pub fn truth_scores(predicted: &[&[u8]], truth: &[&[u8]], classes: usize) -> TruthScores {
+    let confusion = pooled_confusion(truth, predicted, classes);
+    TruthScores { miou: confusion.miou(), accuracy: confusion.accuracy(), iou: (0..classes).map(|c| confusion.iou(c)).collect() }
+}
+
+fn pooled_confusion(reference: &[&[u8]], other: &[&[u8]], classes: usize) -> Confusion {
+    reference.par_iter().zip(other.par_iter()).map(|(r, o)| Confusion::from_maps(r, o, classes)).reduce(
+        || Confusion::new(classes),
+        |mut m, n| {
+            m.merge(&n);
+            m
+        },
+    )
 }
 
 /// Agreement between two raters over a set.

@@ -106,7 +106,7 @@ fn lead(rows: &[ResultRow], models: &[String]) -> String {
 fn scores_table(rows: &[ResultRow], models: &[String], class_metrics: &[String]) -> Table {
     let mut header: Vec<String> =
         ["model", "generation", "strategy", "teacher", "mIoU", "boundary offset (px)"].iter().map(|s| s.to_string()).collect();
-    header.extend(class_metrics.iter().map(|m| m.replace("iou_", "IoU ")));
+    header.extend(class_metrics.iter().map(|m| column_title(m)));
     let mut keys: Vec<(i64, String, usize, String)> = rows
         .iter()
         .filter(|r| r.is_model())
@@ -143,7 +143,7 @@ fn sources_table(rows: &[ResultRow], class_metrics: &[String]) -> Table {
     let mut names: Vec<String> = rows.iter().filter(|r| r.is_source()).map(|r| r.model.clone()).collect();
     names.dedup();
     let mut header: Vec<String> = ["source", "mIoU vs truth", "boundary offset (px)"].iter().map(|s| s.to_string()).collect();
-    header.extend(class_metrics.iter().map(|m| m.replace("iou_", "IoU ")));
+    header.extend(class_metrics.iter().map(|m| column_title(m)));
     let table_rows = names
         .iter()
         .map(|n| {
@@ -154,6 +154,13 @@ fn sources_table(rows: &[ResultRow], class_metrics: &[String]) -> Table {
         })
         .collect();
     Table { header, rows: table_rows }
+}
+
+fn column_title(metric: &str) -> String {
+    match metric.strip_prefix("iou_") {
+        Some(class) => format!("IoU {class}"),
+        None => metric.replace('_', " ").replace("fp rate", "FP rate"),
+    }
 }
 
 fn provenance_table(p: &Provenance) -> Table {
@@ -187,10 +194,15 @@ pub fn render(dir: &StudyDir) -> Result<PathBuf, ReportError> {
     let provenance: Option<Provenance> = read_json(&dir.provenance()).ok();
     let name = dir.root().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let models = model_names(&rows);
+    // Per-class IoU, then every subgroup fingerprint the data could measure.
     let mut class_metrics: Vec<String> = rows.iter().filter(|r| r.metric.starts_with("iou_")).map(|r| r.metric.clone()).collect();
-    class_metrics.dedup();
     class_metrics.sort();
     class_metrics.dedup();
+    for m in ["thin_recall", "small_object_recall", "low_contrast_recall", "shadow_fp_rate", "cue_reliance", "domain_gap"] {
+        if rows.iter().any(|r| r.metric == m) {
+            class_metrics.push(m.to_string());
+        }
+    }
 
     let mut written = Written { files: BTreeSet::new() };
     let fingerprint = LineGrid {

@@ -4,14 +4,17 @@
 //! Architecture invariant: this crate knows nothing of networks, metrics or studies; it makes
 //! images and labels, and nothing it produces depends on anything but its inputs and a seed.
 
+pub mod folder;
 pub mod morph;
+pub mod outline;
 pub mod png;
 pub mod raster;
 pub mod rng;
 pub mod source;
 pub mod world;
 
-pub use raster::{ClassId, Image, LabelMap};
+pub use folder::{DataProblem, FolderDataset, FolderError, FolderSpec, read_folder, write_folder};
+pub use raster::{ClassId, ClassTable, Image, LabelMap};
 pub use rng::Rng;
-pub use source::{HeuristicRules, LabelSource, ManualBias, Threshold};
-pub use world::{ObjectAttributes, ObjectKind, Scene, Style, WorldConfig, generate_scene, generate_world, scene_id};
+pub use source::{HeuristicRules, LabelSource, ManualBias, MaskSet, SourceError, Threshold};
+pub use world::{CueRule, ObjectAttributes, ObjectKind, Scene, Style, Truth, WorldConfig, generate_scene, generate_world, scene_id};

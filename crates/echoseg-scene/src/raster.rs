@@ -116,3 +116,41 @@ impl LabelMap {
         counts
     }
 }
+
+/// The classes of a dataset, background first; a class's index is its position.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClassTable {
+    names: Vec<String>,
+}
+
+impl ClassTable {
+    /// A table from names; the first is the background.
+    pub fn new(names: Vec<String>) -> Self {
+        Self { names }
+    }
+
+    /// The class names, background first.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// Number of classes including background.
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// True for a table without classes.
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    /// The index of the class called `name`.
+    pub fn index_of(&self, name: &str) -> Option<ClassId> {
+        self.names.iter().position(|n| n == name).map(|i| i as ClassId)
+    }
+
+    /// The name of class `c` (or its number when out of range).
+    pub fn name(&self, c: ClassId) -> String {
+        self.names.get(usize::from(c)).cloned().unwrap_or_else(|| format!("class {c}"))
+    }
+}

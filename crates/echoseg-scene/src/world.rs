@@ -3,7 +3,8 @@
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::raster::{ClassId, Image, LabelMap};
+use crate::morph;
+use crate::raster::{ClassId, ClassTable, Image, LabelMap};
 use crate::rng::Rng;
 
 /// A kind of object the world can draw; its class index is its position in the world's class list plus one.
@@ -97,6 +98,11 @@ impl WorldConfig {
         std::iter::once("background".to_string()).chain(self.classes.iter().map(|k| k.name().to_string())).collect()
     }
 
+    /// The class table of the world: `background`, then the object classes in order.
+    pub fn class_table(&self) -> ClassTable {
+        ClassTable::new(self.class_names())
+    }
+
     /// Number of classes including background.
     pub fn num_classes(&self) -> usize {
         self.classes.len() + 1
@@ -164,30 +170,150 @@ pub struct ObjectAttributes {
     pub shadowed: bool,
 }
 
-/// One generated image with its exact truth.
-#[derive(Clone, Debug)]
-pub struct Scene {
-    /// Index of the scene in its world; the stable id of everything derived from it.
-    pub index: u32,
-    /// The rendered image.
-    pub image: Image,
+/// What is exactly known about an image: its labels, objects and shadows.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Truth {
     /// The exact label of every pixel.
-    pub truth: LabelMap,
+    pub labels: LabelMap,
     /// Object instance per pixel (0 = background), indexing `objects` from 1.
     pub instances: Vec<u16>,
-    /// Attributes of every object drawn.
+    /// Attributes of every object.
     pub objects: Vec<ObjectAttributes>,
     /// Background pixels darkened by a cast shadow.
     pub shadow: Vec<bool>,
+}
+
+impl Truth {
+    /// Truth known only as a label map (a folder's truth masks): objects are the connected
+    /// components of each class, their contrast measured on the image against a 2-px ring around them.
+    pub fn from_labels(labels: LabelMap, image: &Image) -> Truth {
+        let (w, h) = (labels.width, labels.height);
+        let mut instances = vec![0u16; labels.len()];
+        let mut objects = Vec::new();
+        let classes = labels.labels.iter().copied().max().unwrap_or(0);
+        for c in 1..=classes {
+            let member: Vec<bool> = labels.labels.iter().map(|&l| l == c).collect();
+            let (ids, comps) = morph::components(&member, w, h);
+            let first = objects.len();
+            for comp in &comps {
+                if objects.len() >= usize::from(u16::MAX) - 1 {
+                    break;
+                }
+                objects.push(ObjectAttributes {
+                    instance: (objects.len() + 1) as u16,
+                    class: c,
+                    area: comp.area,
+                    contrast: 0.0,
+                    thinness: comp.thickness(),
+                    low_contrast: false,
+                    touching: false,
+                    shadowed: false,
+                });
+            }
+            for (i, &id) in ids.iter().enumerate() {
+                if id != u32::MAX && first + (id as usize) < objects.len() {
+                    instances[i] = (first + id as usize + 1) as u16;
+                }
+            }
+        }
+        mark_touching(&instances, w, h, &mut objects);
+        measure_contrast(&instances, image, &mut objects);
+        Truth { labels, instances, objects, shadow: vec![false; w * h] }
+    }
+
+    /// The attributes of the object at pixel `i`, if any.
+    pub fn object_at(&self, i: usize) -> Option<&ObjectAttributes> {
+        let inst = *self.instances.get(i)?;
+        (inst != 0).then(|| &self.objects[usize::from(inst) - 1])
+    }
+}
+
+/// Objects fainter than this (grey levels against their surroundings) count as low-contrast
+/// when contrast is measured rather than drawn.
+pub const LOW_CONTRAST_BELOW: f32 = 0.2;
+
+fn measure_contrast(instances: &[u16], image: &Image, objects: &mut [ObjectAttributes]) {
+    let (w, h) = (image.width, image.height);
+    let grey = image.grey();
+    let mut inside = vec![(0.0f64, 0u32); objects.len()];
+    let mut ring = vec![(0.0f64, 0u32); objects.len()];
+    let offsets = morph::disc_offsets(2.0);
+    for y in 0..h {
+        for x in 0..w {
+            let i = y * w + x;
+            let inst = instances[i];
+            if inst != 0 {
+                let o = usize::from(inst) - 1;
+                inside[o].0 += f64::from(grey[i]);
+                inside[o].1 += 1;
+                continue;
+            }
+            // a background pixel near an object belongs to that object's ring
+            let near = offsets.iter().find_map(|&(dx, dy)| {
+                let (nx, ny) = (x as i64 + i64::from(dx), y as i64 + i64::from(dy));
+                (nx >= 0 && ny >= 0 && nx < w as i64 && ny < h as i64).then(|| instances[ny as usize * w + nx as usize]).filter(|&n| n != 0)
+            });
+            if let Some(n) = near {
+                let o = usize::from(n) - 1;
+                ring[o].0 += f64::from(grey[i]);
+                ring[o].1 += 1;
+            }
+        }
+    }
+    for (o, obj) in objects.iter_mut().enumerate() {
+        if inside[o].1 > 0 && ring[o].1 > 0 {
+            obj.contrast = ((ring[o].0 / f64::from(ring[o].1)) - (inside[o].0 / f64::from(inside[o].1))).abs() as f32;
+            obj.low_contrast = obj.contrast < LOW_CONTRAST_BELOW;
+        }
+    }
+}
+
+/// One image: generated by the world (with exact truth) or read from a folder (truth optional).
+#[derive(Clone, Debug)]
+pub struct Scene {
+    /// Position of the scene in its world or folder; the stable index of everything derived from it.
+    pub index: u32,
+    /// Stable name: `s00012` for world scenes, the file stem for folder images.
+    pub name: String,
+    /// The image.
+    pub image: Image,
+    /// The exact truth, when known.
+    pub truth: Option<Truth>,
     /// The rendering style.
     pub style: Style,
+    /// The spurious-cue marker is drawn on the image.
+    pub cue: bool,
 }
 
 impl Scene {
     /// The scene id used in file names and split lists.
-    pub fn id(&self) -> String {
-        scene_id(self.index)
+    pub fn id(&self) -> &str {
+        &self.name
     }
+
+    /// The truth's label map, if the truth is known.
+    pub fn truth_labels(&self) -> Option<&LabelMap> {
+        self.truth.as_ref().map(|t| &t.labels)
+    }
+}
+
+/// Whether a generated image carries the spurious-cue marker.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum CueRule {
+    /// Never.
+    Absent,
+    /// Always (the counterfactual twin of an image without it).
+    Present,
+    /// With probability `p`, independent of content.
+    Random(f32),
+    /// Correlated with a class: an image containing `class` carries the marker with probability
+    /// `strength`, an image without it with probability `1 - strength`.
+    WithClass {
+        /// The class the marker goes with.
+        class: ClassId,
+        /// 1 = perfectly correlated, 0.5 = independent.
+        strength: f32,
+    },
 }
 
 /// The id of scene `index`, as written in split files and PNG names.
@@ -257,8 +383,9 @@ fn segment_distance(p: (f32, f32), a: (f32, f32), b: (f32, f32)) -> f32 {
     ((p.0 - qx).powi(2) + (p.1 - qy).powi(2)).sqrt()
 }
 
-/// Generates scene `index` of the world with `seed`; the same inputs always give the same scene.
-pub fn generate_scene(config: &WorldConfig, seed: u64, index: u32, style: Style) -> Scene {
+/// Generates scene `index` of the world with `seed`; the same inputs always give the same scene,
+/// and two calls differing only in `cue` give the same scene with and without the marker.
+pub fn generate_scene(config: &WorldConfig, seed: u64, index: u32, style: Style, cue: CueRule) -> Scene {
     let mut rng = Rng::with_index(seed, "world", u64::from(index));
     let size = config.size;
     let s = size as f32;
@@ -358,7 +485,22 @@ pub fn generate_scene(config: &WorldConfig, seed: u64, index: u32, style: Style)
     let shadow = cast_shadows(&instances, size, &objects, scale);
     let image = render(config, &mut rng, &instances, &shapes, &objects, &shadow, style);
     let (instances, objects) = drop_hidden(instances, objects, &visible);
-    Scene { index, image, truth, instances, objects, shadow, style }
+    let labels = truth;
+    let mut cue_rng = Rng::with_index(seed, "cue", u64::from(index));
+    let has_cue = match cue {
+        CueRule::Absent => false,
+        CueRule::Present => true,
+        CueRule::Random(p) => cue_rng.chance(p),
+        CueRule::WithClass { class, strength } => {
+            let contains = objects.iter().any(|o| o.class == class);
+            cue_rng.chance(if contains { strength } else { 1.0 - strength })
+        }
+    };
+    let mut image = image;
+    if has_cue {
+        draw_marker(&mut image);
+    }
+    Scene { index, name: scene_id(index), image, truth: Some(Truth { labels, instances, objects, shadow }), style, cue: has_cue }
 }
 
 /// Renumbers instances so that `objects[i]` is instance `i + 1` again after hidden objects go.
@@ -378,7 +520,42 @@ fn drop_hidden(mut instances: Vec<u16>, objects: Vec<ObjectAttributes>, visible:
     (instances, kept)
 }
 
+/// The spurious cue: a white square with a black frame in the top-left corner, like a scanner's marker.
+fn draw_marker(image: &mut Image) {
+    let side = (image.width / 12).max(4);
+    let w = image.width;
+    for y in 1..(1 + side).min(image.height) {
+        for x in 1..(1 + side).min(w) {
+            let frame = y == 1 || x == 1 || y == side || x == side;
+            for c in 0..3 {
+                image.set(c, y * w + x, if frame { 0.0 } else { 1.0 });
+            }
+        }
+    }
+}
+
+fn mark_touching(instances: &[u16], w: usize, h: usize, objects: &mut [ObjectAttributes]) {
+    for y in 0..h {
+        for x in 0..w {
+            let i = instances[y * w + x];
+            if i == 0 {
+                continue;
+            }
+            for (nx, ny) in [(x + 1, y), (x, y + 1)] {
+                if nx < w && ny < h {
+                    let n = instances[ny * w + nx];
+                    if n != 0 && n != i {
+                        objects[usize::from(i) - 1].touching = true;
+                        objects[usize::from(n) - 1].touching = true;
+                    }
+                }
+            }
+        }
+    }
+}
+
 fn measure_objects(instances: &[u16], size: usize, objects: &mut [ObjectAttributes]) {
+    mark_touching(instances, size, size, objects);
     let mut perimeter = vec![0u32; objects.len()];
     for y in 0..size {
         for x in 0..size {
@@ -397,10 +574,6 @@ fn measure_objects(instances: &[u16], size: usize, objects: &mut [ObjectAttribut
                 };
                 if n != Some(i) {
                     perimeter[o] += 1;
-                }
-                if let Some(n) = n.filter(|&n| n != 0 && n != i) {
-                    objects[o].touching = true;
-                    objects[usize::from(n) - 1].touching = true;
                 }
             }
         }
@@ -438,16 +611,26 @@ fn render(
     style: Style,
 ) -> Image {
     let size = config.size;
-    let base = [0.78, 0.77, 0.74];
-    let mut image = Image::filled(size, size, base);
     let real = style == Style::Real;
+    // The synthetic renderer paints a cooler, flat background: a domain gap by construction.
+    let base = if real { [0.78, 0.77, 0.74] } else { [0.84, 0.85, 0.88] };
+    let mut image = Image::filled(size, size, base);
     let angle = rng.range(0.0, std::f32::consts::TAU);
     let (gx, gy) = (angle.cos(), angle.sin());
+    // Texture: a low-frequency mottle (three random waves) under the per-pixel noise.
+    let waves: Vec<(f32, f32, f32)> = (0..3)
+        .map(|_| {
+            let a = rng.range(0.0, std::f32::consts::TAU);
+            let f = rng.range(1.0, 3.0) * std::f32::consts::TAU / size as f32;
+            (f * a.cos(), f * a.sin(), rng.range(0.0, std::f32::consts::TAU))
+        })
+        .collect();
     for y in 0..size {
         for x in 0..size {
             let i = y * size + x;
             let u = (x as f32 / size as f32 - 0.5) * gx + (y as f32 / size as f32 - 0.5) * gy;
-            let light = if real { config.illumination * u } else { 0.0 };
+            let mottle: f32 = waves.iter().map(|&(fx, fy, p)| (fx * x as f32 + fy * y as f32 + p).sin()).sum::<f32>() / 3.0;
+            let light = if real { config.illumination * u + config.noise * mottle } else { 0.0 };
             let inst = instances[i];
             for (c, b) in base.iter().enumerate() {
                 let mut v = b + light;
@@ -472,6 +655,10 @@ fn render(
         for v in &mut image.pixels {
             *v = v.clamp(0.0, 1.0);
         }
+    }
+    // 8-bit values, as a camera would deliver and a PNG stores: a written world reads back identical.
+    for v in &mut image.pixels {
+        *v = (*v * 255.0).round() / 255.0;
     }
     image
 }
@@ -501,20 +688,28 @@ fn gaussian_blur(image: &Image, sigma: f32) -> Image {
 }
 
 /// Generates scenes `first..first + count` in parallel.
-pub fn generate_world(config: &WorldConfig, seed: u64, first: u32, count: u32, style: Style) -> Vec<Scene> {
-    (first..first + count).into_par_iter().map(|i| generate_scene(config, seed, i, style)).collect()
+pub fn generate_world(config: &WorldConfig, seed: u64, first: u32, count: u32, style: Style, cue: CueRule) -> Vec<Scene> {
+    (first..first + count).into_par_iter().map(|i| generate_scene(config, seed, i, style, cue)).collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn world(config: &WorldConfig, seed: u64, count: u32) -> Vec<Scene> {
+        generate_world(config, seed, 0, count, Style::Real, CueRule::Absent)
+    }
+
+    fn truth(s: &Scene) -> &Truth {
+        s.truth.as_ref().unwrap()
+    }
+
     #[test]
     fn generation_is_deterministic_and_differs_by_index() {
         let cfg = WorldConfig::default();
-        let a = generate_scene(&cfg, 3, 7, Style::Real);
-        let b = generate_scene(&cfg, 3, 7, Style::Real);
-        let c = generate_scene(&cfg, 3, 8, Style::Real);
+        let a = generate_scene(&cfg, 3, 7, Style::Real, CueRule::Absent);
+        let b = generate_scene(&cfg, 3, 7, Style::Real, CueRule::Absent);
+        let c = generate_scene(&cfg, 3, 8, Style::Real, CueRule::Absent);
         assert_eq!(a.image, b.image);
         assert_eq!(a.truth, b.truth);
         assert_ne!(a.truth, c.truth);
@@ -522,40 +717,113 @@ mod tests {
 
     #[test]
     fn world_has_every_class_and_attributes_match_truth() {
-        let cfg = WorldConfig::default();
-        let scenes = generate_world(&cfg, 1, 0, 40, Style::Real);
+        let cfg = WorldConfig { classes: vec![ObjectKind::Blob, ObjectKind::Thin, ObjectKind::Box], ..WorldConfig::default() };
+        let scenes = world(&cfg, 1, 40);
         let mut counts = vec![0u64; cfg.num_classes()];
         for s in &scenes {
-            for (c, n) in s.truth.class_counts(cfg.num_classes()).iter().enumerate() {
+            let t = truth(s);
+            for (c, n) in t.labels.class_counts(cfg.num_classes()).iter().enumerate() {
                 counts[c] += n;
             }
-            let area: u32 = s.objects.iter().map(|o| o.area).sum();
-            let fg = s.truth.labels.iter().filter(|&&l| l != 0).count() as u32;
+            let area: u32 = t.objects.iter().map(|o| o.area).sum();
+            let fg = t.labels.labels.iter().filter(|&&l| l != 0).count() as u32;
             assert_eq!(area, fg, "object areas sum to the foreground");
+            for (i, &inst) in t.instances.iter().enumerate() {
+                assert_eq!(t.object_at(i).map_or(0, |o| o.class), t.labels.labels[i]);
+                assert!(usize::from(inst) <= t.objects.len());
+            }
         }
         assert!(counts.iter().all(|&c| c > 0), "{counts:?}");
-        // thin structures are one to two pixels wide
-        let thin: Vec<f32> = scenes.iter().flat_map(|s| s.objects.iter().filter(|o| o.class == 2).map(|o| o.thinness)).collect();
+        let thin: Vec<f32> = scenes.iter().flat_map(|s| truth(s).objects.iter().filter(|o| o.class == 2).map(|o| o.thinness)).collect();
         let mean = thin.iter().sum::<f32>() / thin.len() as f32;
         assert!(mean > 0.8 && mean < 2.6, "mean thin width {mean}");
+        assert!(scenes.iter().any(|s| truth(s).objects.iter().any(|o| o.touching)));
     }
 
     #[test]
     fn low_contrast_objects_are_fainter() {
         let cfg = WorldConfig { noise: 0.0, illumination: 0.0, ..WorldConfig::default() };
-        let s = generate_world(&cfg, 2, 0, 30, Style::Real);
+        let scenes = world(&cfg, 2, 30);
         let grey_of = |s: &Scene, low: bool| -> Vec<f32> {
-            let g = s.image.grey();
-            s.instances
-                .iter()
-                .zip(g)
-                .filter(|(i, _)| **i != 0 && s.objects.iter().any(|o| o.instance == **i && o.low_contrast == low))
+            let t = truth(s);
+            s.image
+                .grey()
+                .into_iter()
+                .enumerate()
+                .filter(|(i, _)| t.object_at(*i).is_some_and(|o| o.low_contrast == low))
                 .map(|(_, g)| g)
                 .collect()
         };
-        let faint: Vec<f32> = s.iter().flat_map(|s| grey_of(s, true)).collect();
-        let strong: Vec<f32> = s.iter().flat_map(|s| grey_of(s, false)).collect();
+        let faint: Vec<f32> = scenes.iter().flat_map(|s| grey_of(s, true)).collect();
+        let strong: Vec<f32> = scenes.iter().flat_map(|s| grey_of(s, false)).collect();
         let mean = |v: &[f32]| v.iter().sum::<f32>() / v.len() as f32;
         assert!(mean(&faint) > 0.6 && mean(&strong) < 0.45, "{} {}", mean(&faint), mean(&strong));
+    }
+
+    #[test]
+    fn shadows_darken_background_beside_their_objects() {
+        let cfg = WorldConfig { shadows: 1.0, noise: 0.0, illumination: 0.0, ..WorldConfig::default() };
+        let scenes = world(&cfg, 4, 10);
+        let (mut shaded, mut grey_sum) = (0usize, 0.0f32);
+        for s in &scenes {
+            let g = s.image.grey();
+            for (i, &sh) in truth(s).shadow.iter().enumerate() {
+                if sh {
+                    assert_eq!(truth(s).labels.labels[i], 0, "shadows fall on background only");
+                    shaded += 1;
+                    grey_sum += g[i];
+                }
+            }
+        }
+        assert!(shaded > 100);
+        assert!(grey_sum / (shaded as f32) < 0.5, "shadow grey {}", grey_sum / shaded as f32);
+    }
+
+    #[test]
+    fn cue_twins_differ_only_in_the_marker_and_follow_their_rule() {
+        let cfg = WorldConfig::default();
+        let with = generate_scene(&cfg, 5, 3, Style::Real, CueRule::Present);
+        let without = generate_scene(&cfg, 5, 3, Style::Real, CueRule::Absent);
+        assert!(with.cue && !without.cue);
+        assert_eq!(with.truth, without.truth);
+        let differing = with.image.pixels.iter().zip(&without.image.pixels).filter(|(a, b)| a != b).count();
+        let side = cfg.size / 12;
+        assert!(differing > 0 && differing <= 3 * side * side, "{differing} values differ");
+        // Correlated with blobs: every image with a blob has the marker, no other image has it.
+        let rule = CueRule::WithClass { class: 1, strength: 1.0 };
+        for s in generate_world(&cfg, 6, 0, 30, Style::Real, rule) {
+            assert_eq!(s.cue, truth(&s).objects.iter().any(|o| o.class == 1));
+        }
+    }
+
+    #[test]
+    fn synthetic_style_is_flat() {
+        let cfg = WorldConfig { noise: 0.05, illumination: 0.3, shadows: 1.0, ..WorldConfig::default() };
+        let s = generate_scene(&cfg, 1, 0, Style::Synthetic, CueRule::Absent);
+        let t = truth(&s);
+        let bg: Vec<f32> = s.image.grey().into_iter().enumerate().filter(|(i, _)| t.labels.labels[*i] == 0).map(|(_, g)| g).collect();
+        assert!(bg.windows(2).all(|w| (w[0] - w[1]).abs() < 1e-6), "background is one flat colour");
+        assert!(t.shadow.iter().all(|&s| !s));
+    }
+
+    #[test]
+    fn truth_from_labels_recovers_objects_and_contrast() {
+        let cfg = WorldConfig { noise: 0.0, illumination: 0.0, touching: 0.0, ..WorldConfig::default() };
+        let scenes = world(&cfg, 8, 20);
+        let (mut agree, mut total) = (0, 0);
+        for s in &scenes {
+            let t = truth(s);
+            let rebuilt = Truth::from_labels(t.labels.clone(), &s.image);
+            let area: u32 = rebuilt.objects.iter().map(|o| o.area).sum();
+            assert_eq!(area as usize, t.labels.labels.iter().filter(|&&l| l != 0).count());
+            for (i, o) in t.objects.iter().enumerate() {
+                // compare the drawn and the measured low-contrast flag at one pixel of each object
+                if let Some(p) = t.instances.iter().position(|&inst| usize::from(inst) == i + 1) {
+                    total += 1;
+                    agree += usize::from(rebuilt.object_at(p).is_some_and(|r| r.low_contrast == o.low_contrast));
+                }
+            }
+        }
+        assert!(agree as f32 / total as f32 > 0.9, "{agree}/{total} low-contrast flags recovered");
     }
 }

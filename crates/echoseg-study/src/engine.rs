@@ -3,13 +3,14 @@
 
 use std::time::Instant;
 
-use echoseg_agree::{DEFAULT_MAX_OFFSET, MapShape, TruthScores, truth_scores};
+use echoseg_agree::{Fingerprint, TruthScores, truth_scores};
 use echoseg_nets::{Device, Probabilities, Progress, Sample, TrainReport, predict, save_network, train};
 use echoseg_scene::Scene;
 use serde::{Deserialize, Serialize};
 
 use crate::StudyError;
 use crate::data::StudyData;
+use crate::fingerprints::{cue_reliance, fingerprint_of};
 use crate::manifest::{Manifest, PseudoLabels};
 use crate::plan::{Plan, PlannedRun, Teaching, plan};
 use crate::store::{RunDir, StudyDir, read_json, read_labels, write_json, write_labels};
@@ -39,6 +40,8 @@ pub struct RunOutcome {
     pub id: String,
     /// Scores of its test predictions against truth.
     pub test: TruthScores,
+    /// Its bias fingerprint on the test images.
+    pub fingerprint: Fingerprint,
     /// Its training record.
     pub training: TrainReport,
     /// Wall time of training and prediction, in seconds.
@@ -77,7 +80,7 @@ pub fn run_study(
 ) -> Result<StudySummary, StudyError> {
     let started = Instant::now();
     let plan = plan(manifest);
-    let data = StudyData::generate(manifest);
+    let data = StudyData::load(manifest)?;
     write_json(&dir.splits(), &data.splits(manifest))?;
     let finished: Vec<Option<RunOutcome>> = plan
         .runs
@@ -161,26 +164,33 @@ fn execute(
         let probs: Vec<Probabilities> = predict(&network, &images, manifest.inference_batch, device).map_err(nets_error)?;
         Ok(probs.iter().map(Probabilities::argmax).collect())
     };
-    let size = manifest.world.size;
     let test_labels = labels_of(&data.test)?;
-    write_labels(&run_dir.test_labels(), size, size, &test_labels)?;
+    write_labels(&run_dir.test_labels(), data.width, data.height, &test_labels)?;
     if run.generation < manifest.study.generations {
-        write_labels(&run_dir.pool_labels(), size, size, &labels_of(&data.pool)?)?;
+        write_labels(&run_dir.pool_labels(), data.width, data.height, &labels_of(&data.pool)?)?;
     }
-    let test = score_test(manifest, &test_labels, data);
-    let outcome = RunOutcome { id: run.id.clone(), test, training, seconds: started.elapsed().as_secs_f64() };
+    let test = score_set(&test_labels, &data.test, data);
+    let mut fingerprint = fingerprint_of(&as_slices(&test_labels), &data.test.iter().collect::<Vec<_>>(), &data.classes);
+    if !data.test_twins.is_empty() {
+        fingerprint.cue_reliance = cue_reliance(&test_labels, &labels_of(&data.test_twins)?, &data.test, &data.test_twins);
+    }
+    if !data.synthetic_test.is_empty() {
+        let synthetic = score_set(&labels_of(&data.synthetic_test)?, &data.synthetic_test, data);
+        fingerprint.domain_gap = Some(test.miou - synthetic.miou);
+    }
+    let outcome = RunOutcome { id: run.id.clone(), test, fingerprint, training, seconds: started.elapsed().as_secs_f64() };
     write_json(&run_dir.outcome(), &outcome)?;
     Ok(outcome)
 }
 
-/// Scores test-set label maps against the test scenes' truth.
-pub fn score_test(manifest: &Manifest, labels: &[Vec<u8>], data: &StudyData) -> TruthScores {
-    let predicted: Vec<&[u8]> = labels.iter().map(Vec::as_slice).collect();
-    let truth: Vec<&[u8]> = data.test.iter().map(|s| s.truth.labels.as_slice()).collect();
-    truth_scores(&predicted, &truth, map_shape(manifest), DEFAULT_MAX_OFFSET)
+/// Scores label maps against the truth of those `scenes` that have it.
+pub fn score_set(labels: &[Vec<u8>], scenes: &[Scene], data: &StudyData) -> TruthScores {
+    let (predicted, truth): (Vec<&[u8]>, Vec<&[u8]>) =
+        labels.iter().zip(scenes).filter_map(|(l, s)| s.truth_labels().map(|t| (l.as_slice(), t.labels.as_slice()))).unzip();
+    truth_scores(&predicted, &truth, data.classes.len())
 }
 
-/// The shape of every label map of the study.
-pub fn map_shape(manifest: &Manifest) -> MapShape {
-    MapShape { width: manifest.world.size, height: manifest.world.size, classes: manifest.world.num_classes() }
+/// Borrowed views of owned label maps.
+pub fn as_slices(labels: &[Vec<u8>]) -> Vec<&[u8]> {
+    labels.iter().map(Vec::as_slice).collect()
 }

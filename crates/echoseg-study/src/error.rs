@@ -10,6 +10,15 @@ pub enum StudyError {
     /// The manifest is unreadable or invalid.
     #[error(transparent)]
     Manifest(#[from] ManifestError),
+    /// A folder dataset has bad files.
+    #[error(transparent)]
+    Data(echoseg_scene::FolderError),
+    /// A source could not label an image.
+    #[error(transparent)]
+    Source(echoseg_scene::SourceError),
+    /// The settings cannot work together with the data.
+    #[error("{0}")]
+    Config(String),
     /// A network could not be built, trained or run.
     #[error("run {run}: {source}")]
     Nets {

@@ -74,10 +74,7 @@ pub fn settings_hash<T: Serialize>(value: &T) -> String {
 
 #[derive(Serialize)]
 struct Gen0Key<'a> {
-    world: &'a echoseg_scene::WorldConfig,
-    sources: Vec<(String, String)>,
-    split: &'a crate::manifest::Split,
-    seed: u64,
+    data: &'a str,
     network: &'a NetworkSpec,
     train: &'a echoseg_nets::TrainConfig,
     repeat: u32,
@@ -106,23 +103,13 @@ fn readable_id(generation: u32, strategy: &str, spec: &NetworkSpec, teacher: Opt
 /// Expands a manifest into its runs.
 pub fn plan(manifest: &Manifest) -> Plan {
     let mut runs: Vec<PlannedRun> = Vec::new();
-    let sources: Vec<(String, String)> =
-        manifest.sources.iter().map(|s| (s.name.clone(), format!("{:?}/{}", s.source, s.images))).collect();
     let archs = manifest.networks.len();
     for repeat in 0..manifest.study.repeats {
         let gen0: Vec<usize> = manifest
             .networks
             .iter()
             .map(|spec| {
-                let key = Gen0Key {
-                    world: &manifest.world,
-                    sources: sources.clone(),
-                    split: &manifest.split,
-                    seed: manifest.seed,
-                    network: spec,
-                    train: &manifest.train,
-                    repeat,
-                };
+                let key = Gen0Key { data: &manifest.data_key, network: spec, train: &manifest.train, repeat };
                 let hash = settings_hash(&key);
                 runs.push(PlannedRun {
                     id: readable_id(0, "labels", spec, None, repeat, &hash),

@@ -3,12 +3,13 @@
 
 use std::path::Path;
 
-use echoseg_agree::{DEFAULT_MAX_OFFSET, pair_scores, truth_scores};
+use echoseg_agree::{Fingerprint, TruthScores, pair_scores, truth_scores};
 use polars::prelude::*;
 
 use crate::StudyError;
 use crate::data::StudyData;
-use crate::engine::{RunOutcome, map_shape};
+use crate::engine::{RunOutcome, as_slices};
+use crate::fingerprints::fingerprint_of;
 use crate::manifest::Manifest;
 use crate::plan::{Plan, PlannedRun};
 use crate::store::{StudyDir, read_labels, write_atomic};
@@ -98,7 +99,7 @@ impl Rows {
         self.chain.push(key.chain);
     }
 
-    fn push_scores(&mut self, key: &RowKey<'_>, scores: &echoseg_agree::TruthScores, class_names: &[String]) {
+    fn push_scores(&mut self, key: &RowKey<'_>, scores: &TruthScores, fingerprint: &Fingerprint, class_names: &[String]) {
         self.push(key, "miou", scores.miou);
         self.push(key, "accuracy", scores.accuracy);
         for (name, iou) in class_names.iter().zip(&scores.iou) {
@@ -106,8 +107,10 @@ impl Rows {
                 self.push(key, &format!("iou_{name}"), *iou);
             }
         }
-        if let Some(offset) = scores.boundary_offset {
-            self.push(key, "boundary_offset", offset);
+        for (name, value) in fingerprint.named() {
+            if let Some(v) = value {
+                self.push(key, name, v);
+            }
         }
     }
 
@@ -145,16 +148,19 @@ fn model_key<'a>(plan: &'a Plan, run: &'a PlannedRun, subject: &'static str, pee
 
 /// Builds the results and history tables from finished runs and writes them (Parquet and CSV).
 pub fn write_tables(manifest: &Manifest, plan: &Plan, outcomes: &[RunOutcome], data: &StudyData, dir: &StudyDir) -> Result<(), StudyError> {
-    let class_names = manifest.world.class_names();
+    let class_names = data.classes.names().to_vec();
     let mut rows = Rows::default();
 
     // Each source's labels against truth, on the training images it labelled.
-    let shape = map_shape(manifest);
     for (s, spec) in manifest.sources.iter().enumerate() {
-        let mine: Vec<_> = data.train.iter().filter(|l| l.source == s).collect();
+        let mine: Vec<_> = data.train.iter().filter(|l| l.source == s && l.scene.truth.is_some()).collect();
+        if mine.is_empty() {
+            continue;
+        }
         let predicted: Vec<&[u8]> = mine.iter().map(|l| l.labels.labels.as_slice()).collect();
-        let truth: Vec<&[u8]> = mine.iter().map(|l| l.scene.truth.labels.as_slice()).collect();
-        let scores = truth_scores(&predicted, &truth, shape, DEFAULT_MAX_OFFSET);
+        let truth: Vec<&[u8]> = mine.iter().filter_map(|l| l.scene.truth_labels().map(|t| t.labels.as_slice())).collect();
+        let scores = truth_scores(&predicted, &truth, data.classes.len());
+        let fingerprint = fingerprint_of(&predicted, &mine.iter().map(|l| &l.scene).collect::<Vec<_>>(), &data.classes);
         let key = RowKey {
             subject: subjects::SOURCE,
             generation: 0,
@@ -166,11 +172,11 @@ pub fn write_tables(manifest: &Manifest, plan: &Plan, outcomes: &[RunOutcome], d
             run: "",
             chain: true,
         };
-        rows.push_scores(&key, &scores, &class_names);
+        rows.push_scores(&key, &scores, &fingerprint, &class_names);
     }
 
     for (run, outcome) in plan.runs.iter().zip(outcomes) {
-        rows.push_scores(&model_key(plan, run, subjects::MODEL, ""), &outcome.test, &class_names);
+        rows.push_scores(&model_key(plan, run, subjects::MODEL, ""), &outcome.test, &outcome.fingerprint, &class_names);
     }
 
     // Pairwise agreement among the chain runs of each (repeat, generation, strategy).
@@ -184,9 +190,7 @@ pub fn write_tables(manifest: &Manifest, plan: &Plan, outcomes: &[RunOutcome], d
             if (a.repeat, a.generation, a.strategy_name()) != (b.repeat, b.generation, b.strategy_name()) {
                 continue;
             }
-            let la: Vec<&[u8]> = test_labels[i].iter().map(Vec::as_slice).collect();
-            let lb: Vec<&[u8]> = test_labels[j].iter().map(Vec::as_slice).collect();
-            let scores = pair_scores(&la, &lb, shape.classes);
+            let scores = pair_scores(&as_slices(&test_labels[i]), &as_slices(&test_labels[j]), data.classes.len());
             let key = model_key(plan, a, subjects::PAIR, b.network.architecture.name());
             rows.push(&key, "agreement", scores.agreement);
             rows.push(&key, "kappa", scores.kappa);

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use echoseg_nets::DeviceChoice;
+use echoseg_study::data::StudyData;
 use echoseg_study::provenance::{BURN_VERSION, Provenance, cpu_seconds, git_revision, now_unix};
 use echoseg_study::store::{write_atomic, write_json};
 use echoseg_study::{Manifest, Reuse, StudyDir, manifest, run_study};
@@ -53,10 +54,19 @@ pub enum Command {
         #[arg(long, default_value = "reports")]
         reports: PathBuf,
     },
-    /// Check a manifest without training anything.
+    /// Check a manifest and its data (every image and mask of a folder dataset) without training.
     Validate {
         /// The manifest.
         manifest: PathBuf,
+    },
+    /// Write the study's images and every source's masks as PNG in the folder layout
+    /// (images/NAME.png, masks/SOURCE/NAME.png, masks/truth/NAME.png).
+    Generate {
+        /// The manifest.
+        manifest: PathBuf,
+        /// The directory to write.
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -92,14 +102,29 @@ where
         }
         Command::Validate { manifest } => {
             let m = manifest::load(&manifest)?;
+            let data = StudyData::load(&m).with_context(|| format!("{}: the data does not fit the manifest", manifest.display()))?;
             println!(
-                "{}: valid — study `{}`, {} source(s), {} architecture(s), {} run(s)",
+                "{}: valid — study `{}`: {} source(s) labelling {} training and {} validation images, {} test, {} pool, {} {}×{} images; {} architecture(s), {} run(s)",
                 manifest.display(),
                 m.name,
                 m.sources.len(),
+                data.train.len(),
+                data.validation.len(),
+                data.test.len(),
+                data.pool.len(),
+                data.train.len() + data.validation.len() + data.test.len() + data.pool.len() + data.synthetic_test.len(),
+                data.width,
+                data.height,
                 m.networks.len(),
                 echoseg_study::plan(&m).runs.len()
             );
+            Ok(())
+        }
+        Command::Generate { manifest, out } => {
+            let m = manifest::load(&manifest)?;
+            let data = StudyData::load(&m)?;
+            data.export(&m, &out)?;
+            println!("wrote the data of study `{}` to {} (images/, masks/truth/, masks/SOURCE/)", m.name, out.display());
             Ok(())
         }
     }

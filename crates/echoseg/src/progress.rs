@@ -89,7 +89,7 @@ impl Observer for Terminal {
         if self.quiet {
             return;
         }
-        let offset = outcome.test.boundary_offset.map_or("–".to_string(), |o| format!("{o:+.2} px"));
+        let offset = outcome.fingerprint.boundary_offset.map_or("–".to_string(), |o| format!("{o:+.2} px"));
         let line = format!(
             "{} {}: mIoU {:.3}, boundary offset {}, {}",
             if reused { "=" } else { "✓" },

@@ -2,12 +2,15 @@
 //! by [`validate`], which collects every problem at once, so a typo fails in milliseconds.
 
 pub mod locate;
+mod raw;
 
 use std::path::{Path, PathBuf};
 
-use echoseg_nets::{Architecture, DeviceChoice, NetworkSpec, TrainConfig};
-use echoseg_scene::{HeuristicRules, LabelSource, ManualBias, Threshold, WorldConfig};
-use serde::{Deserialize, Serialize};
+use echoseg_nets::{DeviceChoice, NetworkSpec, TrainConfig};
+use echoseg_scene::{ClassId, ClassTable, FolderSpec, HeuristicRules, LabelSource, ManualBias, Threshold, WorldConfig};
+use serde::Serialize;
+
+pub use raw::*;
 
 /// A problem found while validating a manifest.
 #[derive(Clone, Debug, PartialEq)]
@@ -66,198 +69,13 @@ fn format_problems(path: &Path, problems: &[Problem]) -> String {
     s
 }
 
-/// The kind of a label source, as written in `[[sources]] kind = ...`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SourceKind {
-    /// The exact truth.
-    Exact,
-    /// A simulated human annotator.
-    Manual,
-    /// A classic image-processing pipeline.
-    Heuristic,
-}
-
-/// A `[[sources]]` table as written.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawSource {
-    /// Name in the report (defaults to the kind).
-    pub name: Option<String>,
-    /// The source kind.
-    pub kind: Option<SourceKind>,
-    /// How many training images this source labels.
-    pub images: Option<usize>,
-    /// manual: boundary offset in px (+ dilates, − erodes).
-    pub dilate: Option<f32>,
-    /// manual: objects smaller than this many pixels are missed.
-    pub miss_small_below: Option<u32>,
-    /// manual: thin structures are not labelled.
-    pub skip_thin: Option<bool>,
-    /// manual: share of objects given a wrong class.
-    pub class_slip: Option<f32>,
-    /// manual: `[from, to]` class names of a fixed confusion.
-    pub confusion: Option<Vec<String>>,
-    /// heuristic: a fixed grey threshold in [0, 1] (default: Otsu per image).
-    pub threshold: Option<f32>,
-    /// heuristic: with Otsu, the least grey-mode separation to label anything.
-    pub min_separation: Option<f32>,
-    /// heuristic: opening radius in px.
-    pub opening: Option<f32>,
-    /// heuristic: smallest component kept, in pixels.
-    pub min_area: Option<u32>,
-    /// heuristic: components thinner than this are `thin`.
-    pub thin_below: Option<f32>,
-    /// heuristic: components filling this share of their box are `box`.
-    pub box_fill_above: Option<f32>,
-}
-
-/// `[split]` as written.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Split {
-    /// Share of each source's images held out for validation (labelled by the same source).
-    pub validation: f32,
-    /// Test images, scored against exact truth.
-    pub test: usize,
-    /// Unlabelled pool images that later generations pseudo-label.
-    pub pool: usize,
-}
-
-impl Default for Split {
-    fn default() -> Self {
-        Self { validation: 0.2, test: 48, pool: 96 }
-    }
-}
-
-/// Per-architecture size overrides (`[nets.unet]`).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ArchitectureShape {
-    /// Channels of the first level.
-    pub width: Option<usize>,
-    /// Levels or blocks.
-    pub depth: Option<usize>,
-}
-
-/// `[nets]` as written.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RawNets {
-    /// The architectures to train, each on the same data.
-    pub architectures: Vec<Architecture>,
-    /// Size of the `unet`.
-    pub unet: Option<ArchitectureShape>,
-    /// Size of the `fcn`.
-    pub fcn: Option<ArchitectureShape>,
-    /// Images per inference batch.
-    pub inference_batch: usize,
-}
-
-impl Default for RawNets {
-    fn default() -> Self {
-        Self { architectures: vec![Architecture::Unet, Architecture::Fcn], unet: None, fcn: None, inference_batch: 32 }
-    }
-}
-
-impl RawNets {
-    fn shape(&self, a: Architecture) -> Option<&ArchitectureShape> {
-        match a {
-            Architecture::Unet => self.unet.as_ref(),
-            Architecture::Fcn => self.fcn.as_ref(),
-        }
-    }
-}
-
-/// Who teaches whom in generations after the first.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Strategy {
-    /// A model learns from its own outputs.
-    #[serde(rename = "self")]
-    SelfTraining,
-    /// A model learns from another architecture's outputs.
-    Cross,
-}
-
-impl Strategy {
-    /// The manifest and report name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Strategy::SelfTraining => "self",
-            Strategy::Cross => "cross",
-        }
-    }
-}
-
-/// Whether pseudo-labels replace the original labels or are added to them.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PseudoLabels {
-    /// Train on the pool's pseudo-labels only.
-    #[default]
-    Replace,
-    /// Train on the original labelled images plus the pool's pseudo-labels.
-    Accumulate,
-}
-
-/// `[study]` as written.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct StudySettings {
-    /// Pseudo-labelling generations after generation 0.
-    pub generations: u32,
-    /// Strategies run in every generation after the first.
-    pub strategies: Vec<Strategy>,
-    /// Repeats of every configuration with different seeds.
-    pub repeats: u32,
-    /// Replace or accumulate.
-    pub pseudo_labels: PseudoLabels,
-}
-
-impl Default for StudySettings {
-    fn default() -> Self {
-        Self { generations: 1, strategies: vec![Strategy::SelfTraining, Strategy::Cross], repeats: 1, pseudo_labels: PseudoLabels::Replace }
-    }
-}
-
-/// A manifest as written in TOML.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawManifest {
-    /// Study name: the report goes to `reports/NAME/` (default: the file name).
-    pub name: Option<String>,
-    /// The seed every random generator derives from.
-    #[serde(default = "default_seed")]
-    pub seed: u64,
-    /// `flex` (CPU) or `wgpu` (GPU).
-    #[serde(default)]
-    pub device: DeviceChoice,
-    /// Worker threads (0 = one per core).
-    #[serde(default)]
-    pub threads: usize,
-    /// The procedural world.
-    #[serde(default)]
-    pub world: WorldConfig,
-    /// The label sources and how many images each labels.
-    #[serde(default)]
-    pub sources: Vec<RawSource>,
-    /// Validation, test and pool sizes.
-    #[serde(default)]
-    pub split: Split,
-    /// Architectures and their sizes.
-    #[serde(default)]
-    pub nets: RawNets,
-    /// Training settings shared by every run.
-    #[serde(default)]
-    pub train: TrainConfig,
-    /// Generations, strategies and repeats.
-    #[serde(default)]
-    pub study: StudySettings,
-}
-
-fn default_seed() -> u64 {
-    1
+/// Where a source's labels come from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Labeller {
+    /// A simulated labeller applied to the source's images.
+    Simulated(LabelSource),
+    /// A mask set of the folder dataset.
+    Masks(String),
 }
 
 /// A validated label source.
@@ -265,10 +83,32 @@ fn default_seed() -> u64 {
 pub struct SourceSpec {
     /// Name in the report.
     pub name: String,
-    /// The labeller.
-    pub source: LabelSource,
-    /// Training images it labels (validation images come on top).
-    pub images: usize,
+    /// The source kind as written.
+    pub kind: SourceKind,
+    /// Where its labels come from.
+    pub labeller: Labeller,
+    /// Images it labels, validation images included (`None` for a mask set: all its images).
+    pub images: Option<usize>,
+}
+
+/// A validated spurious cue.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CueSpec {
+    /// The class the marker goes with.
+    pub class: ClassId,
+    /// Indices of the sources whose images carry the correlation.
+    pub sources: Vec<usize>,
+    /// 1 = marker exactly when the class is present.
+    pub strength: f32,
+}
+
+/// Where the images come from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum DataSpec {
+    /// The procedural world.
+    World(WorldConfig),
+    /// A folder dataset.
+    Folder(FolderSpec),
 }
 
 /// A validated manifest: everything a study needs, checked.
@@ -286,12 +126,18 @@ pub struct Manifest {
     pub device: DeviceChoice,
     /// Worker threads (0 = one per core).
     pub threads: usize,
-    /// The world.
-    pub world: WorldConfig,
+    /// The images.
+    pub data: DataSpec,
+    /// The classes, background first.
+    pub classes: ClassTable,
     /// The label sources.
     pub sources: Vec<SourceSpec>,
+    /// The spurious cue, if any.
+    pub cue: Option<CueSpec>,
     /// Split sizes.
     pub split: Split,
+    /// Synthetic-style test images (resolved from `split.synthetic_test`).
+    pub synthetic_test: usize,
     /// One network per architecture, in manifest order.
     pub networks: Vec<NetworkSpec>,
     /// Images per inference batch.
@@ -300,6 +146,18 @@ pub struct Manifest {
     pub train: TrainConfig,
     /// Generations, strategies and repeats.
     pub study: StudySettings,
+    /// Everything that decides the images and their labels, as stable text (part of every run id).
+    pub data_key: String,
+}
+
+impl Manifest {
+    /// The world settings, when the study uses the procedural world.
+    pub fn world(&self) -> Option<&WorldConfig> {
+        match &self.data {
+            DataSpec::World(w) => Some(w),
+            DataSpec::Folder(_) => None,
+        }
+    }
 }
 
 /// Reads and validates the manifest at `path`.
@@ -308,7 +166,7 @@ pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
     parse(path, &text)
 }
 
-/// Parses and validates manifest `text`; `path` names it in errors.
+/// Parses and validates manifest `text`; `path` names it in errors and anchors relative paths.
 pub fn parse(path: &Path, text: &str) -> Result<Manifest, ManifestError> {
     let raw: RawManifest = toml::from_str(text).map_err(|e| {
         let offset = e.span().map_or(0, |s| s.start);
@@ -319,157 +177,266 @@ pub fn parse(path: &Path, text: &str) -> Result<Manifest, ManifestError> {
     validate(path, text, raw)
 }
 
-/// Checks every value of `raw`, collecting all problems before failing.
-pub fn validate(path: &Path, text: &str, raw: RawManifest) -> Result<Manifest, ManifestError> {
-    let mut problems = Vec::new();
-    let mut problem = |key: String, message: String| {
-        let line = locate::line_of(text, &key);
-        problems.push(Problem { key, line, message });
+struct Problems<'a> {
+    text: &'a str,
+    list: Vec<Problem>,
+}
+
+impl Problems<'_> {
+    fn add(&mut self, key: impl Into<String>, message: impl Into<String>) {
+        let key = key.into();
+        let line = locate::line_of(self.text, &key).or_else(|| {
+            // a table key (`[cue]`) or an inline table: point at its first line
+            locate::assignments(self.text).into_iter().find(|a| a.path.starts_with(&format!("{key}."))).map(|a| a.line)
+        });
+        self.list.push(Problem { key, line, message: message.into() });
+    }
+}
+
+fn source_spec(i: usize, s: &RawSource, classes: &ClassTable, p: &mut Problems<'_>) -> Option<SourceSpec> {
+    let at = |k: &str| format!("sources[{i}].{k}");
+    let Some(kind) = s.kind else {
+        p.add(at("kind"), "is missing; allowed: \"exact\", \"manual\", \"heuristic\", \"synthetic\", \"folder\"");
+        return None;
     };
-
-    let name =
-        raw.name.clone().unwrap_or_else(|| path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "study".into()));
-    if let Some(msg) = name_problem(&name) {
-        problem("name".into(), msg);
-    }
-    for (key, msg) in raw.world.problems() {
-        problem(format!("world.{key}"), msg);
-    }
-    for (key, msg) in raw.train.problems() {
-        problem(format!("train.{key}"), msg);
-    }
-
-    let class_names = raw.world.class_names();
-    let mut sources = Vec::new();
-    if raw.sources.is_empty() {
-        problem("sources".into(), "needs at least one [[sources]] table (kind = \"exact\", \"manual\" or \"heuristic\")".into());
-    }
-    for (i, s) in raw.sources.iter().enumerate() {
-        let at = |k: &str| format!("sources[{i}].{k}");
-        let Some(kind) = s.kind else {
-            problem(at("kind"), "is missing; allowed: \"exact\", \"manual\", \"heuristic\"".into());
-            continue;
-        };
-        let images = s.images.unwrap_or(0);
-        if images < 2 {
-            problem(at("images"), format!("must be at least 2 (training plus validation images), got {images}"));
+    let kind_name = kind.name();
+    let only = |keys: &[(&str, bool)], allowed: SourceKind, p: &mut Problems<'_>| {
+        for (key, set) in keys {
+            if *set && kind != allowed {
+                p.add(at(key), format!("applies only to kind = \"{}\", not \"{kind_name}\"", allowed.name()));
+            }
         }
-        let manual_keys = [
+    };
+    only(
+        &[
             ("dilate", s.dilate.is_some()),
+            ("jitter", s.jitter.is_some()),
+            ("simplify", s.simplify.is_some()),
             ("miss_small_below", s.miss_small_below.is_some()),
             ("skip_thin", s.skip_thin.is_some()),
             ("class_slip", s.class_slip.is_some()),
             ("confusion", s.confusion.is_some()),
-        ];
-        let heuristic_keys = [
+        ],
+        SourceKind::Manual,
+        p,
+    );
+    only(
+        &[
             ("threshold", s.threshold.is_some()),
             ("min_separation", s.min_separation.is_some()),
             ("opening", s.opening.is_some()),
+            ("closing", s.closing.is_some()),
             ("min_area", s.min_area.is_some()),
             ("thin_below", s.thin_below.is_some()),
             ("box_fill_above", s.box_fill_above.is_some()),
-        ];
-        let kind_name = match kind {
-            SourceKind::Exact => "exact",
-            SourceKind::Manual => "manual",
-            SourceKind::Heuristic => "heuristic",
-        };
-        for (key, set) in manual_keys {
-            if set && kind != SourceKind::Manual {
-                problem(at(key), format!("applies only to kind = \"manual\", not \"{kind_name}\""));
-            }
+        ],
+        SourceKind::Heuristic,
+        p,
+    );
+    only(&[("masks", s.masks.is_some())], SourceKind::Folder, p);
+    // A folder source is named after its mask set unless it has a name of its own.
+    let name = s.name.clone().or_else(|| s.masks.clone()).unwrap_or_else(|| kind_name.to_string());
+    if let Some(msg) = name_problem(&name) {
+        p.add(at("name"), msg);
+    }
+    if kind != SourceKind::Folder && s.images.unwrap_or(0) < 2 {
+        p.add(at("images"), format!("must be at least 2 (training plus validation images), got {}", s.images.unwrap_or(0)));
+    }
+    let px = |p: &mut Problems<'_>, key: &str, value: Option<f32>, lo: f32, hi: f32| {
+        let v = value.unwrap_or(0.0);
+        if !(lo..=hi).contains(&v) {
+            p.add(at(key), format!("must lie in [{lo}, {hi}], got {v}"));
         }
-        for (key, set) in heuristic_keys {
-            if set && kind != SourceKind::Heuristic {
-                problem(at(key), format!("applies only to kind = \"heuristic\", not \"{kind_name}\""));
-            }
-        }
-        let source = match kind {
-            SourceKind::Exact => LabelSource::Exact,
-            SourceKind::Manual => {
-                let dilate = s.dilate.unwrap_or(0.0);
-                if dilate.abs() > 8.0 {
-                    problem(at("dilate"), format!("must lie in [-8, 8] px, got {dilate}"));
-                }
-                let class_slip = s.class_slip.unwrap_or(0.0);
-                if !(0.0..=1.0).contains(&class_slip) {
-                    problem(at("class_slip"), format!("is a share in [0, 1], got {class_slip}"));
-                }
-                let confusion = match s.confusion.as_deref() {
-                    None => None,
-                    Some([from, to]) => {
-                        let index = |n: &str| class_names.iter().position(|c| c == n).filter(|&p| p > 0);
-                        match (index(from), index(to)) {
-                            (Some(f), Some(t)) if f != t => Some((f as u8, t as u8)),
-                            _ => {
-                                problem(
-                                    at("confusion"),
-                                    format!("must name two different object classes of the world ({})", class_names[1..].join(", ")),
-                                );
-                                None
-                            }
-                        }
-                    }
-                    Some(_) => {
-                        problem(at("confusion"), "must be [\"from\", \"to\"], two class names".into());
+        v
+    };
+    let labeller = match kind {
+        SourceKind::Exact => Labeller::Simulated(LabelSource::Exact),
+        SourceKind::Synthetic => Labeller::Simulated(LabelSource::Synthetic),
+        SourceKind::Folder => Labeller::Masks(s.masks.clone().unwrap_or_else(|| name.clone())),
+        SourceKind::Manual => {
+            let dilate = px(p, "dilate", s.dilate, -8.0, 8.0);
+            let jitter = px(p, "jitter", s.jitter, 0.0, 8.0);
+            let simplify = px(p, "simplify", s.simplify, 0.0, 16.0);
+            let class_slip = px(p, "class_slip", s.class_slip, 0.0, 1.0);
+            let confusion = match s.confusion.as_deref() {
+                None => None,
+                Some([from, to]) => match (classes.index_of(from).filter(|&c| c > 0), classes.index_of(to).filter(|&c| c > 0)) {
+                    (Some(f), Some(t)) if f != t => Some((f, t)),
+                    _ => {
+                        p.add(at("confusion"), format!("must name two different object classes ({})", classes.names()[1..].join(", ")));
                         None
                     }
-                };
-                LabelSource::Manual(ManualBias {
-                    dilate,
-                    miss_small_below: s.miss_small_below.unwrap_or(0),
-                    skip_thin: s.skip_thin.unwrap_or(false),
-                    class_slip,
-                    confusion,
-                })
-            }
-            SourceKind::Heuristic => {
-                let d = HeuristicRules::default();
-                let threshold = match s.threshold {
-                    Some(t) if !(0.0..=1.0).contains(&t) => {
-                        problem(at("threshold"), format!("is a grey level in [0, 1], got {t}"));
-                        Threshold::Otsu
-                    }
-                    Some(t) => Threshold::Fixed(t),
-                    None => Threshold::Otsu,
-                };
-                LabelSource::Heuristic(HeuristicRules {
-                    threshold,
-                    min_separation: s.min_separation.unwrap_or(d.min_separation),
-                    opening: s.opening.unwrap_or(d.opening),
-                    min_area: s.min_area.unwrap_or(d.min_area),
-                    thin_below: s.thin_below.unwrap_or(d.thin_below),
-                    box_fill_above: s.box_fill_above.unwrap_or(d.box_fill_above),
-                })
-            }
-        };
-        let source_name = s.name.clone().unwrap_or_else(|| kind_name.to_string());
-        if let Some(msg) = name_problem(&source_name) {
-            problem(at("name"), msg);
+                },
+                Some(_) => {
+                    p.add(at("confusion"), "must be [\"from\", \"to\"], two class names");
+                    None
+                }
+            };
+            Labeller::Simulated(LabelSource::Manual(ManualBias {
+                dilate,
+                jitter,
+                simplify,
+                miss_small_below: s.miss_small_below.unwrap_or(0),
+                skip_thin: s.skip_thin.unwrap_or(false),
+                class_slip,
+                confusion,
+            }))
         }
-        if sources.iter().any(|o: &SourceSpec| o.name == source_name) {
-            problem(at("name"), format!("\"{source_name}\" is used by two sources; give each a distinct name"));
+        SourceKind::Heuristic => {
+            let d = HeuristicRules::default();
+            let threshold = match s.threshold {
+                Some(t) if !(0.0..=1.0).contains(&t) => {
+                    p.add(at("threshold"), format!("is a grey level in [0, 1], got {t}"));
+                    Threshold::Otsu
+                }
+                Some(t) => Threshold::Fixed(t),
+                None => Threshold::Otsu,
+            };
+            let opening = px(p, "opening", s.opening, 0.0, 8.0);
+            let closing = px(p, "closing", s.closing, 0.0, 8.0);
+            Labeller::Simulated(LabelSource::Heuristic(HeuristicRules {
+                threshold,
+                min_separation: s.min_separation.unwrap_or(d.min_separation),
+                opening,
+                closing,
+                min_area: s.min_area.unwrap_or(d.min_area),
+                thin_below: s.thin_below.unwrap_or(d.thin_below),
+                box_fill_above: s.box_fill_above.unwrap_or(d.box_fill_above),
+            }))
         }
-        sources.push(SourceSpec { name: source_name, source, images });
+    };
+    Some(SourceSpec { name, kind, labeller, images: s.images })
+}
+
+/// Checks every value of `raw`, collecting all problems before failing.
+pub fn validate(path: &Path, text: &str, raw: RawManifest) -> Result<Manifest, ManifestError> {
+    let mut p = Problems { text, list: Vec::new() };
+
+    let name =
+        raw.name.clone().unwrap_or_else(|| path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "study".into()));
+    if let Some(msg) = name_problem(&name) {
+        p.add("name", msg);
+    }
+    let (data, classes) = match (&raw.world, &raw.folder) {
+        (Some(_), Some(_)) => {
+            p.add("folder", "and [world] exclude each other: a study uses either the procedural world or a folder dataset");
+            (DataSpec::World(WorldConfig::default()), WorldConfig::default().class_table())
+        }
+        (_, Some(f)) => {
+            if f.classes.len() < 2 {
+                p.add("folder.classes", "needs the background and at least one object class");
+            }
+            if f.classes.len() > 255 {
+                p.add("folder.classes", "may list at most 255 classes");
+            }
+            if let Some(c) = &f.colours
+                && c.len() != f.classes.len()
+            {
+                p.add("folder.colours", format!("lists {} colours for {} classes; give one per class", c.len(), f.classes.len()));
+            }
+            let root = if f.path.is_absolute() { f.path.clone() } else { path.parent().unwrap_or(Path::new(".")).join(&f.path) };
+            let required = raw
+                .sources
+                .iter()
+                .filter(|s| s.kind == Some(SourceKind::Folder))
+                .map(|s| s.masks.clone().or_else(|| s.name.clone()).unwrap_or_else(|| "folder".into()))
+                .collect();
+            let classes = ClassTable::new(f.classes.clone());
+            let spec =
+                FolderSpec { root, classes: classes.clone(), colours: f.colours.clone(), truth: f.truth.clone(), required_sets: required };
+            (DataSpec::Folder(spec), classes)
+        }
+        (world, None) => {
+            let world = world.clone().unwrap_or_default();
+            for (key, msg) in world.problems() {
+                p.add(format!("world.{key}"), msg);
+            }
+            let classes = world.class_table();
+            (DataSpec::World(world), classes)
+        }
+    };
+    for (key, msg) in raw.train.problems() {
+        p.add(format!("train.{key}"), msg);
     }
 
+    let mut sources: Vec<SourceSpec> = Vec::new();
+    if raw.sources.is_empty() {
+        p.add("sources", "needs at least one [[sources]] table (kind = \"exact\", \"manual\", \"heuristic\", \"synthetic\" or \"folder\")");
+    }
+    for (i, s) in raw.sources.iter().enumerate() {
+        let Some(spec) = source_spec(i, s, &classes, &mut p) else { continue };
+        if sources.iter().any(|o| o.name == spec.name) {
+            p.add(format!("sources[{i}].name"), format!("\"{}\" is used by two sources; give each a distinct name", spec.name));
+        }
+        match (&data, spec.kind) {
+            (DataSpec::World(_), SourceKind::Folder) => p.add(format!("sources[{i}].kind"), "\"folder\" needs a [folder] dataset"),
+            (DataSpec::Folder(_), SourceKind::Synthetic) => {
+                p.add(format!("sources[{i}].kind"), "\"synthetic\" renders the procedural world and cannot label a folder dataset")
+            }
+            (DataSpec::Folder(f), SourceKind::Exact | SourceKind::Manual) if f.truth.is_none() => p.add(
+                format!("sources[{i}].kind"),
+                format!("\"{}\" simulates errors on the exact truth; set folder.truth to the mask set that holds it", spec.kind.name()),
+            ),
+            _ => {}
+        }
+        sources.push(spec);
+    }
+
+    let cue = raw.cue.as_ref().and_then(|c| {
+        if matches!(data, DataSpec::Folder(_)) {
+            p.add("cue", "needs the procedural world: the marker is drawn when images are rendered");
+            return None;
+        }
+        let class = classes.index_of(&c.class).filter(|&i| i > 0);
+        if class.is_none() {
+            p.add("cue.class", format!("\"{}\" is not an object class ({})", c.class, classes.names()[1..].join(", ")));
+        }
+        if !(0.0..=1.0).contains(&c.strength) {
+            p.add("cue.strength", format!("is a probability in [0, 1], got {}", c.strength));
+        }
+        let mut idx = Vec::new();
+        for n in &c.sources {
+            match sources.iter().position(|s| &s.name == n) {
+                Some(i) => idx.push(i),
+                None => p.add(
+                    "cue.sources",
+                    format!("\"{n}\" is not a source name ({})", sources.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")),
+                ),
+            }
+        }
+        if c.sources.is_empty() {
+            idx = (0..sources.len()).collect();
+        }
+        class.map(|class| CueSpec { class, sources: idx, strength: c.strength })
+    });
+
     if !(0.0..0.9).contains(&raw.split.validation) {
-        problem("split.validation".into(), format!("is a share in [0, 0.9), got {}", raw.split.validation));
+        p.add("split.validation", format!("is a share in [0, 0.9), got {}", raw.split.validation));
     }
     if raw.split.test == 0 {
-        problem("split.test".into(), "must be at least 1 image".into());
+        p.add("split.test", "must be at least 1 image");
     }
     if raw.study.generations > 0 && raw.split.pool == 0 {
-        problem("split.pool".into(), "must be at least 1 image when study.generations > 0".into());
+        p.add("split.pool", "must be at least 1 image when study.generations > 0");
     }
+    let has_synthetic = sources.iter().any(|s| s.kind == SourceKind::Synthetic);
+    let synthetic_test = match (raw.split.synthetic_test, &data) {
+        (Some(n), DataSpec::Folder(_)) if n > 0 => {
+            p.add("split.synthetic_test", "needs the procedural world");
+            0
+        }
+        (Some(n), _) => n,
+        (None, DataSpec::World(_)) if has_synthetic => raw.split.test,
+        (None, _) => 0,
+    };
 
     let mut networks = Vec::new();
     if raw.nets.architectures.is_empty() {
-        problem("nets.architectures".into(), "needs at least one of \"unet\", \"fcn\"".into());
+        p.add("nets.architectures", "needs at least one of \"unet\", \"fcn\"");
     }
     for (i, &a) in raw.nets.architectures.iter().enumerate() {
         if raw.nets.architectures[..i].contains(&a) {
-            problem("nets.architectures".into(), format!("lists \"{a}\" twice"));
+            p.add("nets.architectures", format!("lists \"{a}\" twice"));
             continue;
         }
         let (w, d) = a.default_shape();
@@ -479,33 +446,51 @@ pub fn validate(path: &Path, text: &str, raw: RawManifest) -> Result<Manifest, M
             width: shape.and_then(|s| s.width).unwrap_or(w),
             depth: shape.and_then(|s| s.depth).unwrap_or(d),
             inputs: 3,
-            classes: raw.world.num_classes(),
+            classes: classes.len(),
         };
         for (key, msg) in spec.problems() {
-            problem(format!("nets.{a}.{key}"), msg);
+            p.add(format!("nets.{a}.{key}"), msg);
         }
         networks.push(spec);
     }
     if raw.nets.inference_batch == 0 {
-        problem("nets.inference_batch".into(), "must be at least 1".into());
+        p.add("nets.inference_batch", "must be at least 1");
     }
 
     if raw.study.generations > 0 && raw.study.strategies.is_empty() {
-        problem("study.strategies".into(), "needs at least one of \"self\", \"cross\" when study.generations > 0".into());
+        p.add("study.strategies", "needs at least one of \"self\", \"cross\" when study.generations > 0");
     }
     if raw.study.strategies.contains(&Strategy::Cross) && networks.len() < 2 {
-        problem("study.strategies".into(), "\"cross\" needs at least two architectures in nets.architectures".into());
+        p.add("study.strategies", "\"cross\" needs at least two architectures in nets.architectures");
     }
     if raw.study.generations > 10 {
-        problem("study.generations".into(), format!("must be at most 10, got {}", raw.study.generations));
+        p.add("study.generations", format!("must be at most 10, got {}", raw.study.generations));
     }
     if !(1..=100).contains(&raw.study.repeats) {
-        problem("study.repeats".into(), format!("must be between 1 and 100, got {}", raw.study.repeats));
+        p.add("study.repeats", format!("must be between 1 and 100, got {}", raw.study.repeats));
     }
 
-    if !problems.is_empty() {
-        return Err(ManifestError::Invalid { path: path.to_path_buf(), problems });
+    if !p.list.is_empty() {
+        return Err(ManifestError::Invalid { path: path.to_path_buf(), problems: p.list });
     }
+    #[derive(Serialize)]
+    struct DataKey<'a> {
+        seed: u64,
+        world: &'a Option<WorldConfig>,
+        folder: &'a Option<RawFolder>,
+        sources: &'a [RawSource],
+        cue: &'a Option<RawCue>,
+        split: &'a Split,
+    }
+    let data_key = serde_json::to_string(&DataKey {
+        seed: raw.seed,
+        world: &raw.world,
+        folder: &raw.folder,
+        sources: &raw.sources,
+        cue: &raw.cue,
+        split: &raw.split,
+    })
+    .unwrap_or_default();
     Ok(Manifest {
         path: path.to_path_buf(),
         text: text.to_string(),
@@ -513,13 +498,17 @@ pub fn validate(path: &Path, text: &str, raw: RawManifest) -> Result<Manifest, M
         seed: raw.seed,
         device: raw.device,
         threads: raw.threads,
-        world: raw.world,
+        data,
+        classes,
         sources,
+        cue,
         split: raw.split,
+        synthetic_test,
         networks,
         inference_batch: raw.nets.inference_batch,
         train: raw.train,
         study: raw.study,
+        data_key,
     })
 }
 
@@ -581,7 +570,37 @@ images = 10
         let err = parse(Path::new("t.toml"), &text).unwrap_err();
         let ManifestError::Invalid { problems, .. } = &err else { panic!("{err}") };
         let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
-        assert_eq!(keys, ["train.epochs", "sources[0].images", "sources[0].threshold"]);
-        assert_eq!(problems[2].line, Some(7));
+        assert_eq!(keys, ["train.epochs", "sources[0].threshold", "sources[0].images"]);
+        assert_eq!(problems[1].line, Some(7));
+    }
+
+    #[test]
+    fn sources_cue_and_folder_are_checked_against_each_other() {
+        let text = format!("{GOOD}\n[[sources]]\nkind = \"folder\"\n\n[cue]\nclass = \"tree\"\nsources = [\"nobody\"]\n");
+        let err = parse(Path::new("t.toml"), &text).unwrap_err().to_string();
+        for needle in [
+            "`sources[2].kind` \"folder\" needs a [folder] dataset",
+            "`cue.class` \"tree\" is not an object class (blob, thin)",
+            "`cue.sources` \"nobody\" is not a source name",
+        ] {
+            assert!(err.contains(needle), "missing {needle} in {err}");
+        }
+        let folder = "[folder]\npath = \"data\"\nclasses = [\"background\", \"cell\"]\n[[sources]]\nkind = \"manual\"\nimages = 4\n[[sources]]\nkind = \"folder\"\nmasks = \"painted\"\n";
+        let err = parse(Path::new("d/t.toml"), folder).unwrap_err().to_string();
+        assert!(err.contains("set folder.truth to the mask set that holds it"), "{err}");
+        let m =
+            parse(Path::new("d/t.toml"), &folder.replace("kind = \"manual\"\nimages = 4\n", "kind = \"heuristic\"\nimages = 4\n")).unwrap();
+        let DataSpec::Folder(spec) = &m.data else { panic!() };
+        assert_eq!(spec.root, Path::new("d/data"));
+        assert_eq!(spec.required_sets, ["painted"]);
+        assert_eq!(m.classes.names(), ["background", "cell"]);
+    }
+
+    #[test]
+    fn synthetic_sources_get_a_synthetic_test_set_by_default() {
+        let text = GOOD.replace("kind = \"heuristic\"", "kind = \"synthetic\"");
+        let m = parse(Path::new("t.toml"), &text).unwrap();
+        assert_eq!(m.synthetic_test, m.split.test);
+        assert_eq!(parse(Path::new("t.toml"), GOOD).unwrap().synthetic_test, 0);
     }
 }

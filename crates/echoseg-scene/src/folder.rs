@@ -1,0 +1,346 @@
+//! Folder datasets: `images/NAME.png` (or .jpg) with mask sets `masks/SET/NAME.png`, each set
+//! usable as a label source; read and checked in full before any training starts.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+
+use crate::png::{read_image, write_image, write_label_map};
+use crate::raster::{ClassTable, Image, LabelMap};
+use crate::source::MaskSet;
+use crate::world::{Scene, Style, Truth};
+
+/// How to read a folder dataset.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FolderSpec {
+    /// The dataset directory (holding `images/` and `masks/`).
+    pub root: PathBuf,
+    /// The classes, background first.
+    pub classes: ClassTable,
+    /// Mask colours per class (same order as `classes`) when masks are RGB; `None` when masks
+    /// hold class indices as grey values.
+    pub colours: Option<Vec<[u8; 3]>>,
+    /// The mask set holding exact truth, if there is one.
+    pub truth: Option<String>,
+    /// Mask sets that must exist (the folder sources of a manifest).
+    pub required_sets: Vec<String>,
+}
+
+/// One problem with a file or directory of a folder dataset.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DataProblem {
+    /// The file or directory.
+    pub path: PathBuf,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Every problem found in a folder dataset.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("{}", describe(.0))]
+pub struct FolderError(pub Vec<DataProblem>);
+
+fn describe(problems: &[DataProblem]) -> String {
+    let mut s = format!("the folder dataset has {} problem{}:", problems.len(), if problems.len() == 1 { "" } else { "s" });
+    for p in problems.iter().take(50) {
+        s.push_str(&format!("\n  {}: {}", p.path.display(), p.message));
+    }
+    if problems.len() > 50 {
+        s.push_str(&format!("\n  … and {} more", problems.len() - 50));
+    }
+    s
+}
+
+/// A folder dataset read into memory.
+#[derive(Clone, Debug)]
+pub struct FolderDataset {
+    /// Every image, sorted by name; truth attached where the truth set has a mask.
+    pub scenes: Vec<Scene>,
+    /// The mask sets by name (the truth set included).
+    pub mask_sets: BTreeMap<String, MaskSet>,
+}
+
+fn is_image(path: &Path) -> bool {
+    path.extension().and_then(|e| e.to_str()).is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg"))
+}
+
+fn stem(path: &Path) -> String {
+    path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+fn list_images(dir: &Path, problems: &mut Vec<DataProblem>) -> Vec<PathBuf> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            problems.push(DataProblem { path: dir.to_path_buf(), message: format!("missing or unreadable directory ({e})") });
+            return Vec::new();
+        }
+    };
+    let mut files: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file() && is_image(p)).collect();
+    files.sort();
+    files
+}
+
+fn read_mask(path: &Path, spec: &FolderSpec, expected: Option<(usize, usize)>) -> Result<LabelMap, String> {
+    let decoded = image::open(path).map_err(|e| format!("unreadable or truncated mask ({e})"))?;
+    let (w, h) = (decoded.width() as usize, decoded.height() as usize);
+    if w == 0 || h == 0 {
+        return Err("the mask has no pixels".into());
+    }
+    if let Some((ew, eh)) = expected
+        && (w, h) != (ew, eh)
+    {
+        return Err(format!("mask is {w}×{h} but its image is {ew}×{eh}"));
+    }
+    let labels = match &spec.colours {
+        None => {
+            let grey = decoded.to_luma8().into_raw();
+            if let Some((i, &v)) = grey.iter().enumerate().find(|&(_, &v)| usize::from(v) >= spec.classes.len()) {
+                return Err(format!(
+                    "value {v} at pixel ({}, {}) is outside the class table (0..{}: {})",
+                    i % w,
+                    i / w,
+                    spec.classes.len() - 1,
+                    spec.classes.names().join(", ")
+                ));
+            }
+            grey
+        }
+        Some(colours) => {
+            let rgb = decoded.to_rgb8().into_raw();
+            let mut labels = Vec::with_capacity(w * h);
+            for (i, px) in rgb.chunks_exact(3).enumerate() {
+                let c = [px[0], px[1], px[2]];
+                match colours.iter().position(|&k| k == c) {
+                    Some(class) => labels.push(class as u8),
+                    None => return Err(format!("colour {c:?} at pixel ({}, {}) is not in the class table's colours", i % w, i / w)),
+                }
+            }
+            labels
+        }
+    };
+    Ok(LabelMap { width: w, height: h, labels })
+}
+
+/// Reads and checks a folder dataset; every problem (unreadable or truncated files, empty images,
+/// size mismatches, mask values outside the class table, masks without images, missing
+/// directories, images of different sizes) is collected before failing.
+pub fn read_folder(spec: &FolderSpec) -> Result<FolderDataset, FolderError> {
+    let mut problems = Vec::new();
+    if !spec.root.is_dir() {
+        return Err(FolderError(vec![DataProblem {
+            path: spec.root.clone(),
+            message: "missing directory: the dataset folder does not exist".into(),
+        }]));
+    }
+    let image_paths = list_images(&spec.root.join("images"), &mut problems);
+    if image_paths.is_empty() && problems.is_empty() {
+        problems.push(DataProblem { path: spec.root.join("images"), message: "holds no .png or .jpg images".into() });
+    }
+    let read: Vec<(PathBuf, Result<Image, String>)> = image_paths
+        .par_iter()
+        .map(|p| {
+            let r = read_image(p).map_err(|e| match e {
+                crate::png::ImageFileError::Empty { .. } => "the image has no pixels".to_string(),
+                crate::png::ImageFileError::Unreadable { message, .. } => format!("unreadable or truncated image ({message})"),
+            });
+            (p.clone(), r)
+        })
+        .collect();
+    let mut images: BTreeMap<String, Image> = BTreeMap::new();
+    let mut size: Option<(usize, usize, PathBuf)> = None;
+    for (path, r) in read {
+        match r {
+            Err(message) => problems.push(DataProblem { path, message }),
+            Ok(img) => {
+                match &size {
+                    None => size = Some((img.width, img.height, path.clone())),
+                    Some((w, h, first)) if (img.width, img.height) != (*w, *h) => problems.push(DataProblem {
+                        path: path.clone(),
+                        message: format!(
+                            "is {}×{} but {} is {w}×{h}; every image of a dataset must have one size",
+                            img.width,
+                            img.height,
+                            first.display()
+                        ),
+                    }),
+                    _ => {}
+                }
+                if images.insert(stem(&path), img).is_some() {
+                    problems.push(DataProblem { path, message: "two images share this name (with different extensions)".into() });
+                }
+            }
+        }
+    }
+
+    let masks_dir = spec.root.join("masks");
+    let mut set_names: Vec<String> = std::fs::read_dir(&masks_dir)
+        .map(|entries| {
+            entries.filter_map(|e| e.ok()).filter(|e| e.path().is_dir()).map(|e| e.file_name().to_string_lossy().into_owned()).collect()
+        })
+        .unwrap_or_default();
+    set_names.sort();
+    for required in spec.required_sets.iter().chain(spec.truth.iter()) {
+        if !set_names.contains(required) {
+            problems.push(DataProblem { path: masks_dir.join(required), message: "missing directory: no such mask set".into() });
+        }
+    }
+    let mut mask_sets = BTreeMap::new();
+    for set in set_names {
+        let dir = masks_dir.join(&set);
+        let files = list_images(&dir, &mut problems);
+        let read: Vec<(PathBuf, String, Result<LabelMap, String>)> = files
+            .par_iter()
+            .map(|p| {
+                let name = stem(p);
+                let expected = images.get(&name).map(|i| (i.width, i.height));
+                let r = if images.contains_key(&name) || image_paths.iter().any(|ip| stem(ip) == name) {
+                    read_mask(p, spec, expected)
+                } else {
+                    Err(format!("has no image images/{name}.png (or .jpg)"))
+                };
+                (p.clone(), name, r)
+            })
+            .collect();
+        let mut masks = BTreeMap::new();
+        for (path, name, r) in read {
+            match r {
+                Ok(m) => {
+                    masks.insert(name, m);
+                }
+                Err(message) => problems.push(DataProblem { path, message }),
+            }
+        }
+        mask_sets.insert(set.clone(), MaskSet { name: set, masks });
+    }
+    if !problems.is_empty() {
+        return Err(FolderError(problems));
+    }
+    let truth = spec.truth.as_ref().and_then(|t| mask_sets.get(t));
+    let scenes = images
+        .into_iter()
+        .enumerate()
+        .map(|(index, (name, image))| {
+            let truth = truth.and_then(|t| t.masks.get(&name)).map(|m| Truth::from_labels(m.clone(), &image));
+            Scene { index: index as u32, name, image, truth, style: Style::Real, cue: false }
+        })
+        .collect();
+    Ok(FolderDataset { scenes, mask_sets })
+}
+
+/// Writes scenes and mask sets in the folder layout: `images/NAME.png`, `masks/SET/NAME.png`
+/// (class indices as grey values).
+pub fn write_folder(root: &Path, scenes: &[Scene], mask_sets: &[MaskSet]) -> Result<(), crate::png::ImageFileError> {
+    let io = |p: &Path, e: std::io::Error| crate::png::ImageFileError::Unreadable { path: p.to_path_buf(), message: e.to_string() };
+    let images = root.join("images");
+    std::fs::create_dir_all(&images).map_err(|e| io(&images, e))?;
+    scenes.par_iter().try_for_each(|s| write_image(&images.join(format!("{}.png", s.name)), &s.image))?;
+    for set in mask_sets {
+        let dir = root.join("masks").join(&set.name);
+        std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
+        set.masks.par_iter().try_for_each(|(name, m)| write_label_map(&dir.join(format!("{name}.png")), m))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::world::{CueRule, WorldConfig, generate_world};
+
+    struct Dir(PathBuf);
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn fixture(label: &str) -> (Dir, FolderSpec, Vec<Scene>) {
+        let root = std::env::temp_dir().join(format!("echoseg-folder-{label}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let world = WorldConfig { size: 24, ..WorldConfig::default() };
+        let scenes = generate_world(&world, 3, 0, 4, Style::Real, CueRule::Absent);
+        let truth = MaskSet {
+            name: "truth".into(),
+            masks: scenes.iter().map(|s| (s.name.clone(), s.truth.as_ref().unwrap().labels.clone())).collect(),
+        };
+        write_folder(&root, &scenes, &[truth]).unwrap();
+        let spec = FolderSpec {
+            root: root.clone(),
+            classes: world.class_table(),
+            colours: None,
+            truth: Some("truth".into()),
+            required_sets: vec![],
+        };
+        (Dir(root), spec, scenes)
+    }
+
+    #[test]
+    fn round_trip_is_identical() {
+        let (_dir, spec, scenes) = fixture("roundtrip");
+        let data = read_folder(&spec).unwrap();
+        assert_eq!(data.scenes.len(), scenes.len());
+        for (a, b) in data.scenes.iter().zip(&scenes) {
+            assert_eq!(a.name, b.name);
+            assert_eq!(a.image, b.image, "world images are 8-bit exact");
+            assert_eq!(a.truth.as_ref().unwrap().labels, b.truth.as_ref().unwrap().labels);
+        }
+    }
+
+    fn problems(spec: &FolderSpec) -> String {
+        read_folder(spec).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn every_bad_data_case_is_named() {
+        let (dir, spec, _) = fixture("bad");
+        let root = &dir.0;
+        // truncated image
+        let img = root.join("images/s00000.png");
+        let bytes = std::fs::read(&img).unwrap();
+        std::fs::write(&img, &bytes[..bytes.len() / 2]).unwrap();
+        // mask of the wrong size
+        write_label_map(&root.join("masks/truth/s00001.png"), &LabelMap::filled(5, 5, 0)).unwrap();
+        // a value outside the class table
+        write_label_map(&root.join("masks/truth/s00002.png"), &LabelMap::filled(24, 24, 9)).unwrap();
+        // a mask without an image
+        write_label_map(&root.join("masks/truth/orphan.png"), &LabelMap::filled(24, 24, 0)).unwrap();
+        // an empty file posing as an image
+        std::fs::write(root.join("images/empty.png"), b"").unwrap();
+        let text = problems(&FolderSpec { required_sets: vec!["manual".into()], ..spec.clone() });
+        for needle in [
+            "s00000.png: unreadable or truncated image",
+            "s00001.png: mask is 5×5 but its image is 24×24",
+            "s00002.png: value 9 at pixel (0, 0) is outside the class table (0..2: background, blob, thin)",
+            "orphan.png: has no image images/orphan.png",
+            "empty.png: unreadable or truncated image",
+            "masks/manual: missing directory",
+        ] {
+            assert!(text.contains(needle), "missing `{needle}` in:\n{text}");
+        }
+        let missing = problems(&FolderSpec { root: root.join("nope"), ..spec });
+        assert!(missing.contains("nope: missing directory"), "{missing}");
+    }
+
+    #[test]
+    fn colour_masks_map_through_the_table_and_unknown_colours_are_named() {
+        let (dir, spec, scenes) = fixture("colours");
+        let colours = vec![[0, 0, 0], [255, 0, 0], [0, 0, 255]];
+        let to_rgb = |m: &LabelMap| {
+            Image::from_rgb8(m.width, m.height, &m.labels.iter().flat_map(|&l| colours[usize::from(l)]).collect::<Vec<u8>>())
+        };
+        let set = dir.0.join("masks/painted");
+        std::fs::create_dir_all(&set).unwrap();
+        for s in &scenes {
+            write_image(&set.join(format!("{}.png", s.name)), &to_rgb(&s.truth.as_ref().unwrap().labels)).unwrap();
+        }
+        std::fs::remove_dir_all(dir.0.join("masks/truth")).unwrap();
+        let spec = FolderSpec { colours: Some(colours.clone()), truth: None, ..spec };
+        let data = read_folder(&spec).unwrap();
+        assert_eq!(data.mask_sets["painted"].masks[&scenes[1].name], scenes[1].truth.as_ref().unwrap().labels);
+        assert!(data.scenes.iter().all(|s| s.truth.is_none()));
+        write_image(&set.join(format!("{}.png", scenes[0].name)), &Image::filled(24, 24, [0.0, 1.0, 0.0])).unwrap();
+        assert!(problems(&spec).contains("colour [0, 255, 0] at pixel (0, 0) is not in the class table's colours"));
+    }
+}

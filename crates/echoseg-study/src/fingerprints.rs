@@ -1,0 +1,49 @@
+//! Bias fingerprints of label maps against the scenes' truth, with the subgroups the scenes'
+//! object attributes define.
+
+use echoseg_agree::{Fingerprint, FingerprintCounts, Ratio, Subgroups, change_rate};
+use echoseg_scene::{ClassTable, Scene, Truth};
+use rayon::prelude::*;
+
+/// Objects covering less than this share of the image are small.
+pub const SMALL_OBJECT_SHARE: f64 = 0.01;
+
+/// Per-pixel membership of small objects and of low-contrast objects.
+pub fn subgroup_masks(truth: &Truth) -> (Vec<bool>, Vec<bool>) {
+    let area = truth.labels.len() as f64;
+    let small =
+        (0..truth.labels.len()).map(|i| truth.object_at(i).is_some_and(|o| f64::from(o.area) < SMALL_OBJECT_SHARE * area)).collect();
+    let low = (0..truth.labels.len()).map(|i| truth.object_at(i).is_some_and(|o| o.low_contrast)).collect();
+    (small, low)
+}
+
+/// The fingerprint of `labels[i]` against `scenes[i]`'s truth, over the scenes that have truth.
+pub fn fingerprint_of(labels: &[&[u8]], scenes: &[&Scene], classes: &ClassTable) -> Fingerprint {
+    let thin = classes.index_of("thin");
+    labels
+        .par_iter()
+        .zip(scenes.par_iter())
+        .filter_map(|(l, s)| {
+            let truth = s.truth.as_ref()?;
+            let (small, low) = subgroup_masks(truth);
+            let groups = Subgroups { thin, small: &small, low_contrast: &low, shadow: &truth.shadow };
+            Some(FingerprintCounts::of_image(l, &truth.labels.labels, truth.labels.width, truth.labels.height, classes.len(), &groups))
+        })
+        .reduce(FingerprintCounts::default, |mut a, b| {
+            a.merge(&b);
+            a
+        })
+        .fingerprint()
+}
+
+/// Share of pixels whose label changes between an image and its twin with the spurious cue
+/// flipped, outside the marker itself (where the two images differ).
+pub fn cue_reliance(labels: &[Vec<u8>], twin_labels: &[Vec<u8>], scenes: &[Scene], twins: &[Scene]) -> Option<f64> {
+    let mut pooled = Ratio::default();
+    for (((a, b), s), t) in labels.iter().zip(twin_labels).zip(scenes).zip(twins) {
+        let plane = s.image.plane();
+        let same = |i: usize| (0..3).all(|c| s.image.pixels[c * plane + i] == t.image.pixels[c * plane + i]);
+        pooled.merge(change_rate(a, b, same));
+    }
+    pooled.value()
+}

@@ -1,0 +1,265 @@
+//! The manifest as written: serde types that reject unknown keys. Defaults live here.
+
+use std::path::PathBuf;
+
+use echoseg_nets::{Architecture, DeviceChoice, TrainConfig};
+use echoseg_scene::WorldConfig;
+use serde::{Deserialize, Serialize};
+
+/// The kind of a label source, as written in `[[sources]] kind = ...`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    /// The exact truth.
+    Exact,
+    /// A simulated human annotator.
+    Manual,
+    /// A classic image-processing pipeline.
+    Heuristic,
+    /// Exact labels on images in the synthetic rendering style.
+    Synthetic,
+    /// A mask set of a folder dataset.
+    Folder,
+}
+
+impl SourceKind {
+    /// The manifest name.
+    pub fn name(self) -> &'static str {
+        match self {
+            SourceKind::Exact => "exact",
+            SourceKind::Manual => "manual",
+            SourceKind::Heuristic => "heuristic",
+            SourceKind::Synthetic => "synthetic",
+            SourceKind::Folder => "folder",
+        }
+    }
+}
+
+/// A `[[sources]]` table as written.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSource {
+    /// Name in the report (defaults to the kind).
+    pub name: Option<String>,
+    /// The source kind.
+    pub kind: Option<SourceKind>,
+    /// How many training images this source labels.
+    pub images: Option<usize>,
+    /// manual: boundary offset in px (+ dilates, − erodes).
+    pub dilate: Option<f32>,
+    /// manual: amplitude in px of a smooth random boundary wobble.
+    pub jitter: Option<f32>,
+    /// manual: polygon simplification tolerance in px.
+    pub simplify: Option<f32>,
+    /// manual: objects smaller than this many pixels are missed.
+    pub miss_small_below: Option<u32>,
+    /// manual: thin structures are not labelled.
+    pub skip_thin: Option<bool>,
+    /// manual: share of objects given a wrong class.
+    pub class_slip: Option<f32>,
+    /// manual: `[from, to]` class names of a fixed confusion.
+    pub confusion: Option<Vec<String>>,
+    /// heuristic: a fixed grey threshold in [0, 1] (default: Otsu per image).
+    pub threshold: Option<f32>,
+    /// heuristic: with Otsu, the least grey-mode separation to label anything.
+    pub min_separation: Option<f32>,
+    /// heuristic: opening radius in px.
+    pub opening: Option<f32>,
+    /// heuristic: closing radius in px.
+    pub closing: Option<f32>,
+    /// heuristic: smallest component kept, in pixels.
+    pub min_area: Option<u32>,
+    /// heuristic: components thinner than this are `thin`.
+    pub thin_below: Option<f32>,
+    /// heuristic: components filling this share of their box are `box`.
+    pub box_fill_above: Option<f32>,
+    /// folder: the mask set (`masks/SET/`); defaults to the source's name.
+    pub masks: Option<String>,
+}
+
+/// `[split]` as written.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Split {
+    /// Share of each source's images held out for validation (labelled by the same source).
+    pub validation: f32,
+    /// Test images, scored against exact truth.
+    pub test: usize,
+    /// Unlabelled pool images that later generations pseudo-label.
+    pub pool: usize,
+    /// Test images in the synthetic style, for the domain gap (default: as many as `test` when a
+    /// `synthetic` source exists, else none).
+    pub synthetic_test: Option<usize>,
+}
+
+impl Default for Split {
+    fn default() -> Self {
+        Self { validation: 0.2, test: 48, pool: 96, synthetic_test: None }
+    }
+}
+
+/// `[cue]`: a spurious marker correlated with a class in some sources' images.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCue {
+    /// The class the marker goes with.
+    pub class: String,
+    /// The sources whose training images carry the correlation (default: all).
+    #[serde(default)]
+    pub sources: Vec<String>,
+    /// 1 = marker exactly when the class is present; 0.5 = independent.
+    #[serde(default = "default_cue_strength")]
+    pub strength: f32,
+}
+
+fn default_cue_strength() -> f32 {
+    1.0
+}
+
+/// `[folder]`: the user's own images and masks instead of the procedural world.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFolder {
+    /// The dataset directory, relative to the manifest.
+    pub path: PathBuf,
+    /// Class names, background first; a grey mask value is an index into this list.
+    pub classes: Vec<String>,
+    /// RGB colour per class when masks are colour images.
+    pub colours: Option<Vec<[u8; 3]>>,
+    /// The mask set holding exact truth, if any.
+    pub truth: Option<String>,
+}
+
+/// Per-architecture size overrides (`[nets.unet]`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArchitectureShape {
+    /// Channels of the first level.
+    pub width: Option<usize>,
+    /// Levels or blocks.
+    pub depth: Option<usize>,
+}
+
+/// `[nets]` as written.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawNets {
+    /// The architectures to train, each on the same data.
+    pub architectures: Vec<Architecture>,
+    /// Size of the `unet`.
+    pub unet: Option<ArchitectureShape>,
+    /// Size of the `fcn`.
+    pub fcn: Option<ArchitectureShape>,
+    /// Images per inference batch.
+    pub inference_batch: usize,
+}
+
+impl Default for RawNets {
+    fn default() -> Self {
+        Self { architectures: vec![Architecture::Unet, Architecture::Fcn], unet: None, fcn: None, inference_batch: 32 }
+    }
+}
+
+impl RawNets {
+    /// The size overrides written for architecture `a`.
+    pub fn shape(&self, a: Architecture) -> Option<&ArchitectureShape> {
+        match a {
+            Architecture::Unet => self.unet.as_ref(),
+            Architecture::Fcn => self.fcn.as_ref(),
+        }
+    }
+}
+
+/// Who teaches whom in generations after the first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Strategy {
+    /// A model learns from its own outputs.
+    #[serde(rename = "self")]
+    SelfTraining,
+    /// A model learns from another architecture's outputs.
+    Cross,
+}
+
+impl Strategy {
+    /// The manifest and report name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Strategy::SelfTraining => "self",
+            Strategy::Cross => "cross",
+        }
+    }
+}
+
+/// Whether pseudo-labels replace the original labels or are added to them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PseudoLabels {
+    /// Train on the pool's pseudo-labels only.
+    #[default]
+    Replace,
+    /// Train on the original labelled images plus the pool's pseudo-labels.
+    Accumulate,
+}
+
+/// `[study]` as written.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StudySettings {
+    /// Pseudo-labelling generations after generation 0.
+    pub generations: u32,
+    /// Strategies run in every generation after the first.
+    pub strategies: Vec<Strategy>,
+    /// Repeats of every configuration with different seeds.
+    pub repeats: u32,
+    /// Replace or accumulate.
+    pub pseudo_labels: PseudoLabels,
+}
+
+impl Default for StudySettings {
+    fn default() -> Self {
+        Self { generations: 1, strategies: vec![Strategy::SelfTraining, Strategy::Cross], repeats: 1, pseudo_labels: PseudoLabels::Replace }
+    }
+}
+
+/// A manifest as written in TOML.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawManifest {
+    /// Study name: the report goes to `reports/NAME/` (default: the file name).
+    pub name: Option<String>,
+    /// The seed every random generator derives from.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// `flex` (CPU) or `wgpu` (GPU).
+    #[serde(default)]
+    pub device: DeviceChoice,
+    /// Worker threads (0 = one per core).
+    #[serde(default)]
+    pub threads: usize,
+    /// The procedural world.
+    pub world: Option<WorldConfig>,
+    /// A folder dataset instead of the world.
+    pub folder: Option<RawFolder>,
+    /// A spurious cue.
+    pub cue: Option<RawCue>,
+    /// The label sources and how many images each labels.
+    #[serde(default)]
+    pub sources: Vec<RawSource>,
+    /// Validation, test and pool sizes.
+    #[serde(default)]
+    pub split: Split,
+    /// Architectures and their sizes.
+    #[serde(default)]
+    pub nets: RawNets,
+    /// Training settings shared by every run.
+    #[serde(default)]
+    pub train: TrainConfig,
+    /// Generations, strategies and repeats.
+    #[serde(default)]
+    pub study: StudySettings,
+}
+
+fn default_seed() -> u64 {
+    1
+}
