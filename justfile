@@ -24,3 +24,11 @@ test:
 # Lints, as CI runs them.
 lint:
     cargo clippy --workspace --all-targets -- -D warnings
+
+# Training and inference throughput and peak memory of every architecture; writes reports/bench.json.
+bench *args:
+    cargo run --release -p echoseg -- bench --out reports/bench.json {{args}}
+
+# The runs a manifest expands to, with a time estimate from a short timing.
+plan manifest="experiments/default.toml" *args:
+    cargo run --release -p echoseg -- plan {{manifest}} {{args}}

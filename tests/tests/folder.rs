@@ -78,7 +78,13 @@ fn a_study_runs_on_a_generated_folder_and_measures_the_same_source_bias() {
     generate(&scratch);
     let path = scratch.write("folder.toml", FOLDER_MANIFEST);
     let reports = scratch.path().join("reports");
-    let page = echoseg::run(&path, &reports, None, None, false, true, "test").unwrap();
+    let page = echoseg::run(
+        &echoseg::Invocation { manifest: path.clone(), overrides: vec![] },
+        &reports,
+        &echoseg::RunOptions { quiet: true, ..Default::default() },
+        "test",
+    )
+    .unwrap();
     assert!(page.exists());
     let csv = std::fs::read_to_string(reports.join("tiny-folder/results.csv")).unwrap();
     let manual_offset: f64 = csv
@@ -104,6 +110,14 @@ fn broken_folder_data_is_named_before_training() {
     assert!(text.contains(&format!("masks/manual/{victim}.png: unreadable or truncated mask")), "{text}");
     // `run` refuses the same data before creating anything.
     let reports = scratch.path().join("reports");
-    assert!(echoseg::run(&path, &reports, None, None, false, true, "test").is_err());
+    assert!(
+        echoseg::run(
+            &echoseg::Invocation { manifest: path.clone(), overrides: vec![] },
+            &reports,
+            &echoseg::RunOptions { quiet: true, ..Default::default() },
+            "test"
+        )
+        .is_err()
+    );
     assert!(!reports.exists(), "nothing is written for bad data");
 }

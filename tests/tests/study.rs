@@ -11,7 +11,13 @@ fn run_tiny(reports: &Path, manifest_text: &str) -> std::path::PathBuf {
     let dir = reports.parent().unwrap();
     let path = dir.join("tiny.toml");
     std::fs::write(&path, manifest_text).unwrap();
-    echoseg::run(&path, reports, None, None, false, true, "test").unwrap()
+    echoseg::run(
+        &echoseg::Invocation { manifest: path.clone(), overrides: vec![] },
+        reports,
+        &echoseg::RunOptions { quiet: true, ..Default::default() },
+        "test",
+    )
+    .unwrap()
 }
 
 #[test]
@@ -81,7 +87,13 @@ fn a_failed_study_leaves_the_previous_report_intact() {
     // An absurd learning rate makes the first run diverge midway through the study.
     let path = scratch.path().join("tiny.toml");
     std::fs::write(&path, TINY_MANIFEST.replace("batch_size = 8", "batch_size = 8\nlearning_rate = 1e12")).unwrap();
-    let err = echoseg::run(&path, &reports, None, None, false, true, "test").unwrap_err();
+    let err = echoseg::run(
+        &echoseg::Invocation { manifest: path.clone(), overrides: vec![] },
+        &reports,
+        &echoseg::RunOptions { quiet: true, ..Default::default() },
+        "test",
+    )
+    .unwrap_err();
     let text = echoseg::describe_error(&err);
     assert!(text.contains("diverged"), "{text}");
     assert!(text.contains("--resume"), "{text}");
@@ -129,7 +141,15 @@ fn malformed_manifest_gives_the_documented_error() {
 
     // Nothing is written for a bad manifest.
     let reports = scratch.path().join("reports");
-    assert!(echoseg::run(&path, &reports, None, None, false, true, "test").is_err());
+    assert!(
+        echoseg::run(
+            &echoseg::Invocation { manifest: path.clone(), overrides: vec![] },
+            &reports,
+            &echoseg::RunOptions { quiet: true, ..Default::default() },
+            "test"
+        )
+        .is_err()
+    );
     assert!(!reports.exists());
 }
 

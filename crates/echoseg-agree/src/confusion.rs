@@ -32,6 +32,15 @@ impl Confusion {
         }
     }
 
+    /// Adds one pixel pair; labels ≥ k are ignored.
+    #[inline]
+    pub fn add_pixel(&mut self, reference: u8, predicted: u8) {
+        let (r, p) = (usize::from(reference), usize::from(predicted));
+        if r < self.k && p < self.k {
+            self.counts[r * self.k + p] += 1;
+        }
+    }
+
     /// Adds another matrix of the same size.
     pub fn merge(&mut self, other: &Confusion) {
         for (a, b) in self.counts.iter_mut().zip(&other.counts) {

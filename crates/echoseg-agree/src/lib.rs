@@ -6,13 +6,19 @@
 
 pub mod confusion;
 pub mod distance;
+pub mod error;
 pub mod fingerprint;
+pub mod raters;
+pub mod staple;
 
 pub use confusion::Confusion;
+pub use error::{AgreeError, Who};
 pub use fingerprint::{
     BoundaryOffset, DEFAULT_MAX_OFFSET, Fingerprint, FingerprintCounts, Ratio, Subgroups, boundary_offset, change_rate, foreground_rate,
     subgroup_recall,
 };
+pub use raters::{DisagreementError, RaterAnalysis, TruthAnalysis, analyse_raters, check_raters, vote_entropy};
+pub use staple::{Staple, StapleConfig, staple};
 pub mod scores;
 
 pub use scores::{PairScores, TruthScores, pair_scores, truth_scores};

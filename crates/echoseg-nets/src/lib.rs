@@ -5,6 +5,7 @@
 //! (from `echoseg-scene`) but nothing of label sources, studies, metrics or reports.
 
 pub mod arch;
+pub mod bench;
 pub mod checkpoint;
 pub mod data;
 pub mod device;
@@ -12,7 +13,8 @@ pub mod error;
 pub mod infer;
 pub mod train;
 
-pub use arch::{Architecture, Network, NetworkSpec, SegmenterOutput};
+pub use arch::{Architecture, Network, NetworkSpec, ParameterValues, SegmenterOutput};
+pub use bench::{BenchCase, BenchResult, bench, peak_rss_mib, reference_case};
 /// burn's runtime device, re-exported so callers need not depend on burn.
 pub use burn::tensor::Device;
 pub use checkpoint::{load_network, save_network};
@@ -20,4 +22,4 @@ pub use data::{IGNORE, Sample, Target};
 pub use device::DeviceChoice;
 pub use error::NetsError;
 pub use infer::{Probabilities, predict};
-pub use train::{EpochRecord, Progress, TrainConfig, TrainReport, train, train_from};
+pub use train::{EpochRecord, Progress, TrainConfig, TrainReport, init_network, train, train_from, train_resumable};

@@ -1,11 +1,12 @@
 //! One training loop for every architecture: Adam, a cosine schedule, weighted soft-target
 //! cross-entropy, early stopping on the validation split only, and a divergence guard.
 
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Instant;
 
 use burn::module::{Module, ModuleVisitor, Param};
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::optim::{AdamConfig, GradientsParams, OptimizerRecord};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Tensor};
 use echoseg_scene::Rng;
@@ -135,7 +136,7 @@ pub fn soft_cross_entropy(logits: Tensor<4>, targets: Tensor<4>, weights: Tensor
     (per_pixel * weights).sum() / total
 }
 
-fn batch_loss(network: &Network, batch: Batch) -> Tensor<1> {
+pub(crate) fn batch_loss(network: &Network, batch: Batch) -> Tensor<1> {
     let out = network.forward(batch.images);
     soft_cross_entropy(out.logits, batch.targets, batch.weights)
 }
@@ -151,15 +152,134 @@ pub fn train(
     device: &Device,
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<(Network, TrainReport), NetsError> {
-    let train_device = device.clone().autodiff();
-    let network = init_network(spec, seed, &train_device);
-    train_from(network, spec, config, seed, train, val, device, progress)
+    let network = init_network(spec, seed, &device.clone().autodiff());
+    run_epochs(network, None, spec, config, seed, train, val, device, progress)
 }
 
 /// Continues training `network` (for example a teacher's weights) on `train`.
 #[allow(clippy::too_many_arguments)]
 pub fn train_from(
     network: Network,
+    spec: &NetworkSpec,
+    config: &TrainConfig,
+    seed: u64,
+    train: &[Sample],
+    val: &[Sample],
+    device: &Device,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<(Network, TrainReport), NetsError> {
+    run_epochs(network, None, spec, config, seed, train, val, device, progress)
+}
+
+/// Like [`train_from`], but keeps its state in `checkpoint` after every epoch and, when that
+/// directory already holds the state of the same training, continues from it: a training killed
+/// midway loses at most one epoch, and the result is identical to an uninterrupted one.
+/// `initial` gives the starting weights of a fresh training (`None`: initialise from `seed`).
+#[allow(clippy::too_many_arguments)]
+pub fn train_resumable(
+    initial: Option<Network>,
+    spec: &NetworkSpec,
+    config: &TrainConfig,
+    seed: u64,
+    train: &[Sample],
+    val: &[Sample],
+    device: &Device,
+    checkpoint: &Path,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<(Network, TrainReport), NetsError> {
+    let store = CheckpointStore { dir: checkpoint, key: resume_key(spec, config, seed, train.len(), val.len()) };
+    let train_device = device.clone().autodiff();
+    let network = initial.unwrap_or_else(|| init_network(spec, seed, &train_device));
+    run_epochs(network, Some(&store), spec, config, seed, train, val, device, progress)
+}
+
+/// What identifies one training, so a checkpoint of another one is never resumed by mistake.
+fn resume_key(spec: &NetworkSpec, config: &TrainConfig, seed: u64, train: usize, val: usize) -> String {
+    format!("{spec:?}|{config:?}|seed {seed}|train {train}|val {val}")
+}
+
+/// The loop's state between epochs; with the weights and optimiser state it is all a resume needs.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct LoopState {
+    key: String,
+    epochs_done: usize,
+    history: Vec<EpochRecord>,
+    first_loss: Option<f32>,
+    best: Option<(f32, usize)>,
+    stopped_early: bool,
+}
+
+struct CheckpointStore<'a> {
+    dir: &'a Path,
+    key: String,
+}
+
+/// A training restored from its last checkpoint: loop state, network, optimiser and best network so far.
+type Restored = (LoopState, Network, OptimizerRecord, Option<Network>);
+
+impl CheckpointStore<'_> {
+    const STATE: &'static str = "train-state.json";
+
+    fn file(&self, epoch: usize, what: &str) -> PathBuf {
+        self.dir.join(format!("epoch-{epoch}-{what}.bpk"))
+    }
+
+    fn error(path: &Path, message: impl std::fmt::Display) -> NetsError {
+        NetsError::Checkpoint { path: path.to_path_buf(), message: message.to_string() }
+    }
+
+    /// The saved state of this training, if any; a state of another training is ignored.
+    fn load(&self, spec: &NetworkSpec, device: &Device) -> Result<Option<Restored>, NetsError> {
+        let path = self.dir.join(Self::STATE);
+        let Ok(text) = std::fs::read_to_string(&path) else { return Ok(None) };
+        let state: LoopState = serde_json::from_str(&text).map_err(|e| Self::error(&path, e))?;
+        if state.key != self.key {
+            return Ok(None);
+        }
+        let epoch = state.epochs_done;
+        let load = |what: &str| {
+            let file = self.file(epoch, what);
+            Network::new(spec, device).try_load_file(&file).map_err(|e| Self::error(&file, e))
+        };
+        let network = load("model")?;
+        let optimiser_file = self.file(epoch, "optimizer");
+        let optimiser = OptimizerRecord::load(&optimiser_file).map_err(|e| Self::error(&optimiser_file, e))?;
+        let best = if state.best.is_some() { Some(load("best")?.valid()) } else { None };
+        Ok(Some((state, network, optimiser, best)))
+    }
+
+    /// Writes the files of `state.epochs_done`, then the state file that points at them (the
+    /// commit), then removes the previous epoch's files: a kill at any moment leaves one whole state.
+    fn save(&self, state: &LoopState, network: &Network, optimiser: OptimizerRecord, best: Option<&Network>) -> Result<(), NetsError> {
+        std::fs::create_dir_all(self.dir).map_err(|e| Self::error(self.dir, e))?;
+        let epoch = state.epochs_done;
+        let model = self.file(epoch, "model");
+        // `valid` folds BatchNorm's pending running-statistics updates into the saved values;
+        // a training-mode module would save stale ones.
+        network.valid().save_file(&model).map_err(|e| Self::error(&model, e))?;
+        let optimiser_file = self.file(epoch, "optimizer");
+        optimiser.save(&optimiser_file).map_err(|e| Self::error(&optimiser_file, e))?;
+        if let Some(best) = best {
+            let file = self.file(epoch, "best");
+            best.clone().save_file(&file).map_err(|e| Self::error(&file, e))?;
+        }
+        let path = self.dir.join(Self::STATE);
+        let partial = self.dir.join(format!("{}.partial", Self::STATE));
+        let text = serde_json::to_string(state).map_err(|e| Self::error(&path, e))?;
+        std::fs::write(&partial, text).and_then(|()| std::fs::rename(&partial, &path)).map_err(|e| Self::error(&path, e))?;
+        if epoch > 0 {
+            for what in ["model", "optimizer", "best"] {
+                let _ = std::fs::remove_file(self.file(epoch - 1, what));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_epochs(
+    network: Network,
+    store: Option<&CheckpointStore<'_>>,
     spec: &NetworkSpec,
     config: &TrainConfig,
     seed: u64,
@@ -175,18 +295,24 @@ pub fn train_from(
     let train_device = device.clone().autodiff();
     let mut network = network.train().fork(&train_device);
     let mut optimiser = AdamConfig::new().init();
+    let mut state = LoopState { key: store.map(|s| s.key.clone()).unwrap_or_default(), ..LoopState::default() };
+    let mut best: Option<Network> = None;
+    if let Some(store) = store
+        && let Some((saved, weights, record, saved_best)) = store.load(spec, device)?
+    {
+        network = weights.train().fork(&train_device);
+        optimiser = optimiser.load_record(record);
+        state = saved;
+        best = saved_best;
+    }
     let steps = train.len().div_ceil(config.batch_size);
     let total_steps = steps * config.epochs;
-    let mut history = Vec::with_capacity(config.epochs);
-    let mut best: Option<(f32, usize, Network)> = None;
-    let mut order: Vec<usize> = (0..train.len()).collect();
-    let mut flips = Rng::new(seed, "flips");
-    let mut stopped_early = false;
-    // The loss of the very first step: a sound run never climbs a thousand times above it.
-    let mut first_loss: Option<f32> = None;
-
-    for epoch in 1..=config.epochs {
+    let last_epoch = if state.stopped_early { state.epochs_done } else { config.epochs };
+    for epoch in state.epochs_done + 1..=last_epoch {
+        // Per-epoch streams, so a resumed training draws exactly what an uninterrupted one would.
+        let mut order: Vec<usize> = (0..train.len()).collect();
         Rng::with_index(seed, "shuffle", epoch as u64).shuffle(&mut order);
+        let mut flips = Rng::with_index(seed, "flips", epoch as u64);
         let started = Instant::now();
         let (mut loss_sum, mut seen) = (0.0f64, 0usize);
         for (step, chunk) in order.chunks(config.batch_size).enumerate() {
@@ -195,7 +321,8 @@ pub fn train_from(
             let n = batch.len;
             let loss = batch_loss(&network, batch);
             let value = loss.clone().into_scalar::<f32>();
-            let reference = *first_loss.get_or_insert(value);
+            // A sound run never climbs a thousand times above the loss of its very first step.
+            let reference = *state.first_loss.get_or_insert(value);
             if !value.is_finite() || value > 1e3 * reference.max(1.0) {
                 return Err(NetsError::Diverged { epoch, step: step + 1, loss: value, learning_rate: config.learning_rate });
             }
@@ -214,24 +341,32 @@ pub fn train_from(
         }
         let images_per_second = seen as f32 / started.elapsed().as_secs_f32().max(1e-6);
         let val_loss = (!val.is_empty()).then(|| mean_loss(&network.valid(), val, spec.classes, config.batch_size, device));
-        history.push(EpochRecord { epoch, train_loss: (loss_sum / seen as f64) as f32, val_loss, images_per_second });
+        state.history.push(EpochRecord { epoch, train_loss: (loss_sum / seen as f64) as f32, val_loss, images_per_second });
+        state.epochs_done = epoch;
+        let mut stop = false;
         if config.patience > 0
             && let Some(v) = val_loss
         {
-            let better = best.as_ref().is_none_or(|(b, _, _)| v < *b);
-            if better {
-                best = Some((v, epoch, network.valid()));
-            } else if best.as_ref().is_some_and(|(_, e, _)| epoch - e >= config.patience) {
-                stopped_early = epoch < config.epochs;
-                break;
+            if state.best.is_none_or(|(b, _)| v < b) {
+                state.best = Some((v, epoch));
+                best = Some(network.valid());
+            } else if state.best.is_some_and(|(_, e)| epoch - e >= config.patience) {
+                state.stopped_early = epoch < config.epochs;
+                stop = true;
             }
         }
+        if let Some(store) = store {
+            store.save(&state, &network, optimiser.to_record(), best.as_ref())?;
+        }
+        if stop {
+            break;
+        }
     }
-    let (network, best_epoch) = match best {
-        Some((_, epoch, kept)) => (kept, epoch),
-        None => (network.valid(), history.len()),
+    let (network, best_epoch) = match (best, state.best) {
+        (Some(kept), Some((_, epoch))) => (kept, epoch),
+        _ => (network.valid(), state.history.len()),
     };
-    Ok((network, TrainReport { history, best_epoch, stopped_early }))
+    Ok((network, TrainReport { history: state.history, best_epoch, stopped_early: state.stopped_early }))
 }
 
 /// Mean weighted loss of an inference-mode network over `samples`.

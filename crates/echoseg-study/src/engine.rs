@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use echoseg_agree::{Fingerprint, TruthScores, truth_scores};
-use echoseg_nets::{Device, Probabilities, Progress, Sample, TrainReport, predict, save_network, train};
+use echoseg_nets::{Device, Probabilities, Progress, Sample, TrainReport, predict, save_network, train_resumable};
 use echoseg_scene::Scene;
 use serde::{Deserialize, Serialize};
 
@@ -18,8 +18,9 @@ use crate::tables;
 
 /// What the engine tells whoever runs it (the CLI draws progress bars from this).
 pub trait Observer {
-    /// The study is planned; `reused` runs are already finished in the store.
-    fn planned(&mut self, _plan: &Plan, _reused: usize) {}
+    /// The study is planned; this process will see `mine` of its runs (all but other shards'),
+    /// of which `reused` are already finished in the store.
+    fn planned(&mut self, _plan: &Plan, _mine: usize, _reused: usize) {}
     /// A run starts training.
     fn run_started(&mut self, _run: &PlannedRun, _position: usize, _total: usize) {}
     /// Training progress of the current run.
@@ -70,6 +71,31 @@ pub struct StudySummary {
     pub seconds: f64,
 }
 
+/// One of `count` disjoint slices of a study's plan (`index` is 1-based), for running a study
+/// on several machines into one shared run store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    /// Which slice, 1 ..= `count`.
+    pub index: usize,
+    /// How many slices.
+    pub count: usize,
+}
+
+impl Shard {
+    /// Parses `I/N`.
+    pub fn parse(text: &str) -> Option<Self> {
+        let (i, n) = text.split_once('/')?;
+        let (index, count) = (i.trim().parse().ok()?, n.trim().parse().ok()?);
+        (1..=count).contains(&index).then_some(Self { index, count })
+    }
+
+    /// Whether `run` belongs to this slice. Slices follow repeats, because a repeat's runs
+    /// teach each other and must share a machine; repeats never depend on one another.
+    pub fn owns(&self, run: &PlannedRun) -> bool {
+        run.repeat as usize % self.count == self.index - 1
+    }
+}
+
 /// Runs the study of `manifest` into `dir` on `device` and writes the results tables.
 pub fn run_study(
     manifest: &Manifest,
@@ -78,8 +104,30 @@ pub fn run_study(
     reuse: Reuse,
     observer: &mut dyn Observer,
 ) -> Result<StudySummary, StudyError> {
+    run_study_shard(manifest, dir, device, reuse, None, observer)
+}
+
+/// Like [`run_study`], but with a `shard` only that slice's runs; the results tables are then
+/// left to [`merge_study`], once every slice has finished.
+pub fn run_study_shard(
+    manifest: &Manifest,
+    dir: &StudyDir,
+    device: &Device,
+    reuse: Reuse,
+    shard: Option<Shard>,
+    observer: &mut dyn Observer,
+) -> Result<StudySummary, StudyError> {
     let started = Instant::now();
+    if let Some(shard) = shard
+        && shard.count > manifest.study.repeats as usize
+    {
+        return Err(StudyError::Config(format!(
+            "{} shards for a study of {} repeat(s): shards split the plan by repeat (a repeat's runs teach each other), so use at most {} shards or raise study.repeats",
+            shard.count, manifest.study.repeats, manifest.study.repeats
+        )));
+    }
     let plan = plan(manifest);
+    let mine = |r: &PlannedRun| shard.is_none_or(|s| s.owns(r));
     let data = StudyData::load(manifest)?;
     write_json(&dir.splits(), &data.splits(manifest))?;
     let finished: Vec<Option<RunOutcome>> = plan
@@ -90,18 +138,28 @@ pub fn run_study(
             Reuse::Nothing => None,
         })
         .collect();
-    observer.planned(&plan, finished.iter().filter(|f| f.is_some()).count());
+    let total = plan.runs.iter().filter(|r| mine(r)).count();
+    let reused = plan.runs.iter().zip(&finished).filter(|(r, f)| mine(r) && f.is_some()).count();
+    observer.planned(&plan, total, reused);
 
     let mut outcomes = Vec::with_capacity(plan.runs.len());
     let mut trained = 0;
-    for (position, (run, done)) in plan.runs.iter().zip(finished).enumerate() {
+    let mut position = 0;
+    for (run, done) in plan.runs.iter().zip(finished) {
+        if !mine(run) {
+            continue;
+        }
         let outcome = match done {
             Some(outcome) => {
                 observer.run_finished(run, &outcome, true);
                 outcome
             }
             None => {
-                observer.run_started(run, position, plan.runs.len());
+                if reuse == Reuse::Nothing {
+                    // A fresh study must not continue a half-trained run left by an earlier one.
+                    let _ = std::fs::remove_dir_all(dir.run(&run.id).training_state());
+                }
+                observer.run_started(run, position, total);
                 let outcome = execute(manifest, &plan, run, &data, dir, device, observer)?;
                 trained += 1;
                 observer.run_finished(run, &outcome, false);
@@ -109,9 +167,33 @@ pub fn run_study(
             }
         };
         outcomes.push(outcome);
+        position += 1;
+    }
+    if shard.is_none() {
+        tables::write_tables(manifest, &plan, &outcomes, &data, dir)?;
+    }
+    Ok(StudySummary { plan, outcomes, trained, seconds: started.elapsed().as_secs_f64() })
+}
+
+/// Gathers the finished runs of every shard of `manifest`'s study from `dir` and writes the
+/// results tables; fails naming the runs that are missing.
+pub fn merge_study(manifest: &Manifest, dir: &StudyDir) -> Result<StudySummary, StudyError> {
+    let started = Instant::now();
+    let plan = plan(manifest);
+    let data = StudyData::load(manifest)?;
+    let mut outcomes = Vec::with_capacity(plan.runs.len());
+    let mut missing = Vec::new();
+    for run in &plan.runs {
+        match read_json::<RunOutcome>(&dir.run(&run.id).outcome()).ok().filter(|o| o.id == run.id) {
+            Some(outcome) => outcomes.push(outcome),
+            None => missing.push(run.id.clone()),
+        }
+    }
+    if !missing.is_empty() {
+        return Err(StudyError::Incomplete { runs: dir.runs(), missing });
     }
     tables::write_tables(manifest, &plan, &outcomes, &data, dir)?;
-    Ok(StudySummary { plan, outcomes, trained, seconds: started.elapsed().as_secs_f64() })
+    Ok(StudySummary { plan, outcomes, trained: 0, seconds: started.elapsed().as_secs_f64() })
 }
 
 fn training_samples(
@@ -154,10 +236,17 @@ fn execute(
     let samples = training_samples(manifest, plan, run, data, dir)?;
     let validation: Vec<Sample> = data.validation.iter().map(|l| Sample::hard(l.scene.image.clone(), l.labels.labels.clone())).collect();
     let nets_error = |source| StudyError::Nets { run: run.id.clone(), source };
+    // A run killed mid-training continues from its last finished epoch on `--resume`.
+    let state = run_dir.training_state();
     let (network, training) =
-        train(&run.network, &manifest.train, run.seed, &samples, &validation, device, &mut |p| observer.progress(run, p))
-            .map_err(nets_error)?;
+        train_resumable(None, &run.network, &manifest.train, run.seed, &samples, &validation, device, &state, &mut |p| {
+            observer.progress(run, p)
+        })
+        .map_err(nets_error)?;
     save_network(&network, &run_dir.checkpoint()).map_err(nets_error)?;
+    // The final weights are saved; the per-epoch state is only needed by an unfinished run.
+    let _ = std::fs::remove_dir_all(&state);
+    let network = network.for_inference();
 
     let labels_of = |scenes: &[Scene]| -> Result<Vec<Vec<u8>>, StudyError> {
         let images: Vec<_> = scenes.iter().map(|s| &s.image).collect();

@@ -19,6 +19,14 @@ pub enum StudyError {
     /// The settings cannot work together with the data.
     #[error("{0}")]
     Config(String),
+    /// Merging found runs that no shard has finished.
+    #[error("{} run(s) of the study are not finished in {}: {}; run the missing shards (with --resume) first", missing.len(), runs.display(), missing.join(", "))]
+    Incomplete {
+        /// The run store.
+        runs: PathBuf,
+        /// Ids of the unfinished runs.
+        missing: Vec<String>,
+    },
     /// A network could not be built, trained or run.
     #[error("run {run}: {source}")]
     Nets {

@@ -15,7 +15,7 @@ pub mod provenance;
 pub mod store;
 pub mod tables;
 
-pub use engine::{Observer, Reuse, RunOutcome, Silent, StudySummary, run_study};
+pub use engine::{Observer, Reuse, RunOutcome, Shard, Silent, StudySummary, merge_study, run_study, run_study_shard};
 pub use error::StudyError;
 pub use manifest::{Manifest, ManifestError, Strategy};
 pub use plan::{Plan, PlannedRun, plan};

@@ -14,6 +14,11 @@ pub struct StudyDir {
 }
 
 impl StudyDir {
+    /// What `echoseg run --shard` was given (manifest and overrides), for `echoseg merge`.
+    pub fn invocation(&self) -> PathBuf {
+        self.root.join("invocation.json")
+    }
+
     /// The study `name` under the reports directory `reports`.
     pub fn new(reports: &Path, name: &str) -> Self {
         Self { root: reports.join(name) }
@@ -105,6 +110,11 @@ impl RunDir {
     /// The trained weights.
     pub fn checkpoint(&self) -> PathBuf {
         self.root.join("model.bpk")
+    }
+
+    /// The resumable training state (weights and optimiser after each epoch) of an unfinished run.
+    pub fn training_state(&self) -> PathBuf {
+        self.root.join("training-state")
     }
 
     /// Predicted labels on the test split.

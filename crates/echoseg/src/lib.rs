@@ -1,6 +1,9 @@
 //! The `echoseg` command line: parses arguments, then calls the study and report crates.
 //! Thin on purpose; everything it does is reachable as a library call.
 
+mod agree;
+mod bench;
+mod plan;
 mod progress;
 
 use std::ffi::OsString;
@@ -11,8 +14,8 @@ use clap::{Parser, Subcommand};
 use echoseg_nets::DeviceChoice;
 use echoseg_study::data::StudyData;
 use echoseg_study::provenance::{BURN_VERSION, Provenance, cpu_seconds, git_revision, now_unix};
-use echoseg_study::store::{write_atomic, write_json};
-use echoseg_study::{Manifest, Reuse, StudyDir, manifest, run_study};
+use echoseg_study::store::{read_json, write_atomic, write_json};
+use echoseg_study::{Manifest, Reuse, Shard, StudyDir, manifest, merge_study, run_study_shard};
 
 /// Train segmenters on mixed-source labels and measure whether their biases amplify or cancel.
 #[derive(Debug, Parser)]
@@ -45,6 +48,32 @@ pub enum Command {
         /// Print nothing but errors (for scripts).
         #[arg(long, short)]
         quiet: bool,
+        /// Override a manifest key, e.g. `--set train.epochs=4` (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+        /// Run only the I-th of N disjoint slices of the plan into the shared run store; after
+        /// every slice has finished, `echoseg merge NAME` writes the tables and the report.
+        #[arg(long, value_parser = parse_shard, value_name = "I/N")]
+        shard: Option<Shard>,
+    },
+    /// Print the runs a manifest expands to, with a time estimate from a short timing.
+    Plan {
+        /// The manifest.
+        manifest: PathBuf,
+        /// Override a manifest key (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+        /// Skip the timing; print the runs only.
+        #[arg(long)]
+        no_timing: bool,
+    },
+    /// Gather the runs of every shard of a study and write its tables and report.
+    Merge {
+        /// The study name (its directory under REPORTS).
+        name: String,
+        /// Directory that holds the reports.
+        #[arg(long, default_value = "reports")]
+        reports: PathBuf,
     },
     /// Re-render the report of a finished study from its results tables.
     Report {
@@ -58,6 +87,9 @@ pub enum Command {
     Validate {
         /// The manifest.
         manifest: PathBuf,
+        /// Override a manifest key (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
     },
     /// Write the study's images and every source's masks as PNG in the folder layout
     /// (images/NAME.png, masks/SOURCE/NAME.png, masks/truth/NAME.png).
@@ -68,6 +100,15 @@ pub enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Measure training and inference images/s and peak memory of each architecture.
+    Bench(bench::BenchArgs),
+    /// Agreement, kappa and STAPLE of segmentations made anywhere (grey PNG masks of class
+    /// indices), with truth scores when --truth is given.
+    Agree(agree::AgreeArgs),
+}
+
+fn parse_shard(text: &str) -> Result<Shard, String> {
+    Shard::parse(text).ok_or_else(|| format!("`{text}` is not a shard; write I/N with 1 ≤ I ≤ N, e.g. 2/4"))
 }
 
 fn parse_device(name: &str) -> Result<DeviceChoice, String> {
@@ -91,17 +132,32 @@ where
     };
     init_logging();
     match cli.command {
-        Command::Run { manifest, reports, device, threads, resume, quiet } => {
+        Command::Run { manifest, reports, device, threads, resume, quiet, overrides, shard } => {
             let command = args.iter().map(|a| a.to_string_lossy().into_owned()).collect::<Vec<_>>().join(" ");
-            run(&manifest, &reports, device, threads, resume, quiet, &command).map(|_| ())
+            let invocation = Invocation { manifest, overrides };
+            let options = RunOptions { device, threads, resume, quiet, shard };
+            run(&invocation, &reports, &options, &command).map(|_| ())
+        }
+        Command::Plan { manifest, overrides, no_timing } => plan::print(&manifest, &overrides, !no_timing),
+        Command::Merge { name, reports } => {
+            let dir = StudyDir::new(&reports, &name);
+            let invocation: Invocation = read_json(&dir.invocation()).with_context(|| {
+                format!("{} was not written by `echoseg run --shard`, so there is nothing to merge", dir.root().display())
+            })?;
+            let manifest = manifest::load_with(&invocation.manifest, &invocation.overrides)?;
+            let summary = merge_study(&manifest, &dir)?;
+            write_atomic(&dir.manifest_copy(), manifest.text.as_bytes())?;
+            let page = echoseg_report::render(&dir)?;
+            println!("merged {} run(s) of study `{}`\nreport: {}", summary.outcomes.len(), manifest.name, page.display());
+            Ok(())
         }
         Command::Report { name, reports } => {
             let page = echoseg_report::render(&StudyDir::new(&reports, &name))?;
             println!("report: {}", page.display());
             Ok(())
         }
-        Command::Validate { manifest } => {
-            let m = manifest::load(&manifest)?;
+        Command::Validate { manifest, overrides } => {
+            let m = manifest::load_with(&manifest, &overrides)?;
             let data = StudyData::load(&m).with_context(|| format!("{}: the data does not fit the manifest", manifest.display()))?;
             println!(
                 "{}: valid — study `{}`: {} source(s) labelling {} training and {} validation images, {} test, {} pool, {} {}×{} images; {} architecture(s), {} run(s)",
@@ -127,6 +183,8 @@ where
             println!("wrote the data of study `{}` to {} (images/, masks/truth/, masks/SOURCE/)", m.name, out.display());
             Ok(())
         }
+        Command::Bench(args) => bench::run(args),
+        Command::Agree(args) => agree::run(args),
     }
 }
 
@@ -137,26 +195,50 @@ fn init_logging() {
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
-/// Runs a study end to end and renders its report; returns the page path.
-pub fn run(
-    manifest_path: &Path,
-    reports: &Path,
-    device: Option<DeviceChoice>,
-    threads: Option<usize>,
-    resume: bool,
-    quiet: bool,
-    command: &str,
-) -> Result<PathBuf> {
-    let manifest: Manifest = manifest::load(manifest_path)?;
-    let choice = device.unwrap_or(manifest.device);
+/// A manifest and the command-line overrides applied to it: what `merge` needs to re-plan a
+/// sharded study exactly as its shards did.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Invocation {
+    /// The manifest file.
+    pub manifest: PathBuf,
+    /// `--set KEY=VALUE` overrides, in order.
+    pub overrides: Vec<String>,
+}
+
+/// How `echoseg run` runs a study.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Device, overriding the manifest's.
+    pub device: Option<DeviceChoice>,
+    /// Worker threads, overriding the manifest's.
+    pub threads: Option<usize>,
+    /// Keep finished runs.
+    pub resume: bool,
+    /// Print only errors.
+    pub quiet: bool,
+    /// Run only one slice of the plan.
+    pub shard: Option<Shard>,
+}
+
+/// Runs a study end to end and renders its report; returns the page path (for a shard, the
+/// run store, since the report waits for `merge`).
+pub fn run(invocation: &Invocation, reports: &Path, options: &RunOptions, command: &str) -> Result<PathBuf> {
+    let manifest_path = &invocation.manifest;
+    let manifest: Manifest = manifest::load_with(manifest_path, &invocation.overrides)?;
+    let choice = options.device.unwrap_or(manifest.device);
     let compute = choice.open()?;
-    let threads = threads.unwrap_or(manifest.threads);
-    let threads = configure_threads(threads);
+    let threads = configure_threads(options.threads.unwrap_or(manifest.threads));
     let dir = StudyDir::new(reports, &manifest.name);
+    let quiet = options.quiet;
 
     let mut observer = progress::Terminal::new(quiet);
-    let reuse = if resume { Reuse::Finished } else { Reuse::Nothing };
-    let summary = run_study(&manifest, &dir, &compute, reuse, &mut observer).with_context(|| {
+    let reuse = if options.resume { Reuse::Finished } else { Reuse::Nothing };
+    if options.shard.is_some() {
+        std::fs::create_dir_all(dir.root()).with_context(|| format!("cannot create {}", dir.root().display()))?;
+        let absolute = std::path::absolute(manifest_path).unwrap_or_else(|_| manifest_path.clone());
+        write_json(&dir.invocation(), &Invocation { manifest: absolute, overrides: invocation.overrides.clone() })?;
+    }
+    let summary = run_study_shard(&manifest, &dir, &compute, reuse, options.shard, &mut observer).with_context(|| {
         format!(
             "study `{}` stopped; finished runs are kept in {}, and `echoseg run {} --resume` continues from them",
             manifest.name,
@@ -165,6 +247,21 @@ pub fn run(
         )
     })?;
     observer.finish();
+    if let Some(shard) = options.shard {
+        if !quiet {
+            println!(
+                "shard {}/{} of study `{}`: {} run(s) ({} trained) in {:.1} s; when every shard is done, `echoseg merge {}` writes the report",
+                shard.index,
+                shard.count,
+                manifest.name,
+                summary.outcomes.len(),
+                summary.trained,
+                summary.seconds,
+                manifest.name
+            );
+        }
+        return Ok(dir.runs());
+    }
 
     write_atomic(&dir.manifest_copy(), manifest.text.as_bytes())?;
     let provenance = Provenance {

@@ -55,9 +55,10 @@ fn describe(run: &PlannedRun, plan: &Plan) -> String {
 }
 
 impl Observer for Terminal {
-    fn planned(&mut self, plan: &Plan, reused: usize) {
+    fn planned(&mut self, plan: &Plan, mine: usize, reused: usize) {
         if !self.quiet {
-            eprintln!("{} run(s) planned, {} already finished", plan.runs.len(), reused);
+            let share = if mine < plan.runs.len() { format!(" (this shard: {mine})") } else { String::new() };
+            eprintln!("{} run(s) planned{share}, {} already finished", plan.runs.len(), reused);
         }
         self.labels = plan.runs.iter().map(|r| (r.id.clone(), describe(r, plan))).collect();
     }

@@ -73,3 +73,89 @@ fn validate_accepts_every_shipped_manifest() {
     }
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn bench_reports_throughput_and_memory_as_json() {
+    let dir = scratch("bench");
+    let out_file = dir.join("bench.json");
+    let out = echoseg()
+        .args(["bench", "--arch", "pixel", "--arch", "fcn", "--size", "16", "--batch", "2", "--steps", "2", "--json", "--out"])
+        .arg(&out_file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let written: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out_file).unwrap()).unwrap();
+    assert_eq!(printed, written);
+    let results = printed["results"].as_array().unwrap();
+    assert_eq!(results.len(), 2);
+    for r in results {
+        for key in ["train_images_per_second", "infer_images_per_second", "infer_fused_images_per_second"] {
+            assert!(r[key].as_f64().unwrap() > 0.0, "{key} in {r}");
+        }
+        if cfg!(target_os = "linux") {
+            assert!(r["peak_rss_mib"].as_f64().unwrap() > 1.0);
+        }
+    }
+    let out = echoseg().args(["bench", "--arch", "resnet"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown architecture `resnet`; use one of unet, fcn, dilated, bnonly, pixel"));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A 20 × 20 mask with a square of class `class` spanning `lo..hi` in both directions.
+fn square(dir: &std::path::Path, name: &str, lo: usize, hi: usize, class: u8) -> std::path::PathBuf {
+    let mut labels = vec![0u8; 400];
+    for y in lo..hi {
+        for x in lo..hi {
+            labels[y * 20 + x] = class;
+        }
+    }
+    let path = dir.join(name);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    echoseg_scene::png::write_label_map(&path, &echoseg_scene::LabelMap { width: 20, height: 20, labels }).unwrap();
+    path
+}
+
+#[test]
+fn agree_scores_masks_made_anywhere_and_staple_outvotes_the_odd_one() {
+    let dir = scratch("agree");
+    let truth = square(&dir, "truth.png", 5, 15, 1);
+    let a = square(&dir, "a.png", 5, 15, 1);
+    let b = square(&dir, "b.png", 5, 15, 1);
+    let wide = square(&dir, "wide.png", 4, 16, 1); // dilated by 1 px: 44 extra pixels
+    let arg = |p: &std::path::PathBuf| p.to_str().unwrap().to_string();
+    let out = echoseg().args(["agree", &arg(&a), &arg(&b), &arg(&wide), "--truth", &arg(&truth), "--json"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["classes"], 2);
+    assert_eq!(json["analysis"]["agreement"][0][1], 1.0);
+    assert_eq!(json["analysis"]["agreement"][0][2], 1.0 - 44.0 / 400.0);
+    assert_eq!(json["analysis"]["truth"]["accuracy"][2], 1.0 - 44.0 / 400.0);
+    // Two exact raters outvote the wide one: the consensus is the truth, and STAPLE sees the wide
+    // rater's background sensitivity as 256 / 300.
+    assert_eq!(json["staple_consensus_vs_truth"]["miou"], 1.0);
+    let sensitivity = json["staple"]["sensitivity"][2][0].as_f64().unwrap();
+    assert!((sensitivity - 256.0 / 300.0).abs() < 1e-3, "{sensitivity}");
+
+    // Directories: matched by file name; an unmatched name, another size or a value outside the
+    // classes is an error naming the file.
+    square(&dir, "r1/x.png", 5, 15, 1);
+    square(&dir, "r2/x.png", 4, 16, 1);
+    square(&dir, "r2/y.png", 4, 16, 1);
+    let out = echoseg().args(["agree", "--dirs", &arg(&dir.join("r1")), &arg(&dir.join("r2"))]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr.contains("r2/y.png has no counterpart in"), "{stderr}");
+
+    let small = dir.join("small.png");
+    echoseg_scene::png::write_label_map(&small, &echoseg_scene::LabelMap { width: 10, height: 20, labels: vec![0; 200] }).unwrap();
+    let out = echoseg().args(["agree", &arg(&a), &arg(&small)]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("small.png is 10×20 px but") && stderr.contains("a.png is 20×20"), "{stderr}");
+
+    let three = square(&dir, "three.png", 5, 15, 3);
+    let out = echoseg().args(["agree", &arg(&a), &arg(&three), "--classes", "2"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("three.png: value 3 is not a class"), "{stderr}");
+    std::fs::remove_dir_all(dir).unwrap();
+}

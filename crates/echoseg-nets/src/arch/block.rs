@@ -1,6 +1,6 @@
 //! Layers shared by the architectures.
 
-use burn::module::Module;
+use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
 use burn::tensor::activation::relu;
@@ -10,7 +10,8 @@ use burn::tensor::{Device, Tensor};
 #[derive(Module, Debug)]
 pub struct ConvBnRelu {
     conv: Conv2d,
-    norm: BatchNorm,
+    /// `None` once folded into `conv` by [`ConvBnRelu::fused`].
+    norm: Option<BatchNorm>,
 }
 
 impl ConvBnRelu {
@@ -22,12 +23,45 @@ impl ConvBnRelu {
             // BatchNorm follows, so a bias would be redundant.
             .with_bias(false)
             .init(device);
-        Self { conv, norm: BatchNormConfig::new(cout).init(device) }
+        Self { conv, norm: Some(BatchNormConfig::new(cout).init(device)) }
+    }
+
+    /// A 1×1 block from `cin` to `cout` channels: mixes channels, sees no neighbours.
+    pub fn pointwise(cin: usize, cout: usize, device: &Device) -> Self {
+        let conv = Conv2dConfig::new([cin, cout], [1, 1]).with_bias(false).init(device);
+        Self { conv, norm: Some(BatchNormConfig::new(cout).init(device)) }
+    }
+
+    /// The same block with its convolution weights frozen at their random initial values.
+    pub fn frozen_conv(self) -> Self {
+        Self { conv: self.conv.no_grad(), norm: self.norm }
+    }
+
+    /// The block with BatchNorm's running statistics folded into the convolution's weights and
+    /// bias: the same function in inference mode, one pass over the activations fewer.
+    pub fn fused(self) -> Self {
+        let Some(norm) = self.norm else { return self };
+        let mut conv = self.conv;
+        let scale = norm.gamma.val() / (norm.running_var.value() + norm.epsilon).sqrt();
+        let shift = norm.beta.val() - norm.running_mean.value() * scale.clone();
+        let channels = scale.dims()[0];
+        let weight = conv.weight.val() * scale.clone().reshape([channels, 1, 1, 1]);
+        let bias = match conv.bias.take() {
+            Some(bias) => bias.val() * scale + shift,
+            None => shift,
+        };
+        conv.weight = Param::from_tensor(weight);
+        conv.bias = Some(Param::from_tensor(bias));
+        Self { conv, norm: None }
     }
 
     /// Applies the block.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        relu(self.norm.forward(self.conv.forward(x)))
+        let y = self.conv.forward(x);
+        relu(match &self.norm {
+            Some(norm) => norm.forward(y),
+            None => y,
+        })
     }
 }
 
@@ -42,6 +76,11 @@ impl DoubleConv {
     /// Two blocks `cin → cout → cout`.
     pub fn new(cin: usize, cout: usize, device: &Device) -> Self {
         Self { first: ConvBnRelu::new(cin, cout, 1, device), second: ConvBnRelu::new(cout, cout, 1, device) }
+    }
+
+    /// Both blocks with BatchNorm folded in (inference only).
+    pub fn fused(self) -> Self {
+        Self { first: self.first.fused(), second: self.second.fused() }
     }
 
     /// Applies both blocks.

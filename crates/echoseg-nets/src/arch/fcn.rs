@@ -22,6 +22,11 @@ impl Fcn {
         Self { blocks, head: head(width, classes, device) }
     }
 
+    /// The same network with BatchNorm folded into the convolutions (inference only).
+    pub fn fused(self) -> Self {
+        Self { blocks: self.blocks.into_iter().map(ConvBnRelu::fused).collect(), head: self.head }
+    }
+
     /// Logits and the last block's features as embedding.
     pub fn forward(&self, x: Tensor<4>) -> SegmenterOutput {
         let h = self.blocks.iter().fold(x, |h, b| b.forward(h));

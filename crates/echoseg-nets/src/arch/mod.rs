@@ -1,14 +1,20 @@
 //! The architecture zoo: differently-biased segmenters behind one [`Network`] type.
 
 mod block;
+mod bnonly;
+mod dilated;
 mod fcn;
+mod pixel;
 mod unet;
 
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+pub use bnonly::BnOnly;
+pub use dilated::Dilated;
 pub use fcn::Fcn;
+pub use pixel::Pixel;
 pub use unet::Unet;
 
 /// The name of an architecture, as written in manifests.
@@ -19,17 +25,27 @@ pub enum Architecture {
     Unet,
     /// Full-resolution stacked 3×3 convolutions.
     Fcn,
+    /// An atrous pyramid at half resolution (DeepLab-like).
+    Dilated,
+    /// Frozen random convolutions; only BatchNorm trains.
+    Bnonly,
+    /// 1×1 convolutions only: a per-pixel colour classifier.
+    Pixel,
 }
 
 impl Architecture {
     /// Every architecture, in a fixed order.
-    pub const ALL: [Architecture; 2] = [Architecture::Unet, Architecture::Fcn];
+    pub const ALL: [Architecture; 5] =
+        [Architecture::Unet, Architecture::Fcn, Architecture::Dilated, Architecture::Bnonly, Architecture::Pixel];
 
     /// The manifest name.
     pub fn name(self) -> &'static str {
         match self {
             Architecture::Unet => "unet",
             Architecture::Fcn => "fcn",
+            Architecture::Dilated => "dilated",
+            Architecture::Bnonly => "bnonly",
+            Architecture::Pixel => "pixel",
         }
     }
 
@@ -38,6 +54,9 @@ impl Architecture {
         match self {
             Architecture::Unet => (16, 3),
             Architecture::Fcn => (16, 6),
+            Architecture::Dilated => (16, 3),
+            Architecture::Bnonly => (32, 6),
+            Architecture::Pixel => (32, 3),
         }
     }
 }
@@ -55,7 +74,7 @@ pub struct NetworkSpec {
     pub architecture: Architecture,
     /// Channels of the first (or only) level.
     pub width: usize,
-    /// Levels (unet) or blocks (fcn).
+    /// Levels (unet), blocks (fcn, bnonly, pixel) or atrous branches (dilated).
     pub depth: usize,
     /// Input channels.
     pub inputs: usize,
@@ -71,8 +90,9 @@ impl NetworkSpec {
             out.push(("width".into(), format!("must be between 1 and 256, got {}", self.width)));
         }
         let max_depth = match self.architecture {
-            Architecture::Unet => 6,
-            Architecture::Fcn => 32,
+            // Dilation doubles per branch; beyond 6 the rates exceed any sensible image.
+            Architecture::Unet | Architecture::Dilated => 6,
+            Architecture::Fcn | Architecture::Bnonly | Architecture::Pixel => 32,
         };
         if !(1..=max_depth).contains(&self.depth) {
             out.push(("depth".into(), format!("for {} must be between 1 and {max_depth}, got {}", self.architecture, self.depth)));
@@ -91,12 +111,20 @@ pub struct SegmenterOutput {
 }
 
 /// One network of any architecture.
+// One value exists per training run, so the size of the largest variant costs nothing worth boxing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Network {
     /// A [`Unet`].
     Unet(Unet),
     /// An [`Fcn`].
     Fcn(Fcn),
+    /// A [`Dilated`].
+    Dilated(Dilated),
+    /// A [`BnOnly`].
+    Bnonly(BnOnly),
+    /// A [`Pixel`].
+    Pixel(Pixel),
 }
 
 impl Network {
@@ -105,6 +133,21 @@ impl Network {
         match spec.architecture {
             Architecture::Unet => Network::Unet(Unet::new(spec.inputs, spec.classes, spec.width, spec.depth, device)),
             Architecture::Fcn => Network::Fcn(Fcn::new(spec.inputs, spec.classes, spec.width, spec.depth, device)),
+            Architecture::Dilated => Network::Dilated(Dilated::new(spec.inputs, spec.classes, spec.width, spec.depth, device)),
+            Architecture::Bnonly => Network::Bnonly(BnOnly::new(spec.inputs, spec.classes, spec.width, spec.depth, device)),
+            Architecture::Pixel => Network::Pixel(Pixel::new(spec.inputs, spec.classes, spec.width, spec.depth, device)),
+        }
+    }
+
+    /// The network for inference: inference mode, with BatchNorm folded into the convolutions.
+    /// Training it further is not possible; keep the unfused network for that.
+    pub fn for_inference(self) -> Self {
+        match self.valid() {
+            Network::Unet(n) => Network::Unet(n.fused()),
+            Network::Fcn(n) => Network::Fcn(n.fused()),
+            Network::Dilated(n) => Network::Dilated(n.fused()),
+            Network::Bnonly(n) => Network::Bnonly(n.fused()),
+            Network::Pixel(n) => Network::Pixel(n.fused()),
         }
     }
 
@@ -113,6 +156,43 @@ impl Network {
         match self {
             Network::Unet(n) => n.forward(x),
             Network::Fcn(n) => n.forward(x),
+            Network::Dilated(n) => n.forward(x),
+            Network::Bnonly(n) => n.forward(x),
+            Network::Pixel(n) => n.forward(x),
         }
+    }
+}
+
+/// One parameter tensor's values, read back for comparisons (determinism, frozen weights, EMA).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParameterValues {
+    /// burn's stable parameter id (kept across checkpoints).
+    pub id: u64,
+    /// The tensor's shape.
+    pub shape: Vec<usize>,
+    /// Whether the optimiser may change it.
+    pub trainable: bool,
+    /// The values, row-major.
+    pub values: Vec<f32>,
+}
+
+impl Network {
+    /// Every float parameter's current values, in module order.
+    pub fn parameter_values(&self) -> Vec<ParameterValues> {
+        struct Collect(Vec<ParameterValues>);
+        impl burn::module::ModuleVisitor for Collect {
+            fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+                let tensor = param.val();
+                self.0.push(ParameterValues {
+                    id: param.id.val(),
+                    shape: tensor.dims().to_vec(),
+                    trainable: tensor.is_require_grad(),
+                    values: tensor.into_data().try_to_vec::<f32>().unwrap_or_default(),
+                });
+            }
+        }
+        let mut collect = Collect(Vec::new());
+        self.visit(&mut collect);
+        collect.0
     }
 }

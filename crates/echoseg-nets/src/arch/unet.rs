@@ -36,6 +36,12 @@ impl Unet {
         Self { down, up, pool, head: head(width, classes, device) }
     }
 
+    /// The same network with BatchNorm folded into the convolutions (inference only).
+    pub fn fused(self) -> Self {
+        let fuse = |blocks: Vec<DoubleConv>| blocks.into_iter().map(DoubleConv::fused).collect();
+        Self { down: fuse(self.down), up: fuse(self.up), pool: self.pool, head: self.head }
+    }
+
     /// Logits and the full-resolution embedding of the last decoder block.
     pub fn forward(&self, x: Tensor<4>) -> SegmenterOutput {
         let mut skips = Vec::with_capacity(self.down.len());

@@ -150,13 +150,27 @@ pub struct RawNets {
     pub unet: Option<ArchitectureShape>,
     /// Size of the `fcn`.
     pub fcn: Option<ArchitectureShape>,
+    /// Size of the `dilated` network.
+    pub dilated: Option<ArchitectureShape>,
+    /// Size of the `bnonly` network.
+    pub bnonly: Option<ArchitectureShape>,
+    /// Size of the `pixel` network.
+    pub pixel: Option<ArchitectureShape>,
     /// Images per inference batch.
     pub inference_batch: usize,
 }
 
 impl Default for RawNets {
     fn default() -> Self {
-        Self { architectures: vec![Architecture::Unet, Architecture::Fcn], unet: None, fcn: None, inference_batch: 32 }
+        Self {
+            architectures: vec![Architecture::Unet, Architecture::Fcn],
+            unet: None,
+            fcn: None,
+            dilated: None,
+            bnonly: None,
+            pixel: None,
+            inference_batch: 32,
+        }
     }
 }
 
@@ -166,6 +180,9 @@ impl RawNets {
         match a {
             Architecture::Unet => self.unet.as_ref(),
             Architecture::Fcn => self.fcn.as_ref(),
+            Architecture::Dilated => self.dilated.as_ref(),
+            Architecture::Bnonly => self.bnonly.as_ref(),
+            Architecture::Pixel => self.pixel.as_ref(),
         }
     }
 }

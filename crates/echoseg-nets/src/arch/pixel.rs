@@ -1,0 +1,36 @@
+//! `pixel`: 1×1 convolutions only, a per-pixel classifier of colour.
+//! Inductive bias: no spatial context at all, so it reproduces exactly what colour alone
+//! predicts — the strongest possible form of a threshold heuristic, and blind to shape.
+
+use burn::module::Module;
+use burn::nn::conv::Conv2d;
+use burn::tensor::{Device, Tensor};
+
+use super::SegmenterOutput;
+use super::block::{ConvBnRelu, head};
+
+/// `depth` 1×1 blocks of `width` channels, then a 1×1 head.
+#[derive(Module, Debug)]
+pub struct Pixel {
+    blocks: Vec<ConvBnRelu>,
+    head: Conv2d,
+}
+
+impl Pixel {
+    /// A per-pixel network for `inputs` channels and `classes` classes.
+    pub fn new(inputs: usize, classes: usize, width: usize, depth: usize, device: &Device) -> Self {
+        let blocks = (0..depth).map(|l| ConvBnRelu::pointwise(if l == 0 { inputs } else { width }, width, device)).collect();
+        Self { blocks, head: head(width, classes, device) }
+    }
+
+    /// The same network with BatchNorm folded into the convolutions (inference only).
+    pub fn fused(self) -> Self {
+        Self { blocks: self.blocks.into_iter().map(ConvBnRelu::fused).collect(), head: self.head }
+    }
+
+    /// Logits and the last block's features as embedding.
+    pub fn forward(&self, x: Tensor<4>) -> SegmenterOutput {
+        let h = self.blocks.iter().fold(x, |h, b| b.forward(h));
+        SegmenterOutput { logits: self.head.forward(h.clone()), embedding: h }
+    }
+}

@@ -1,0 +1,86 @@
+//! `echoseg plan`: the runs a manifest expands to, with a time estimate from a short timing of
+//! each architecture at the study's image size and batch.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use echoseg_nets::{BenchCase, bench};
+use echoseg_study::data::StudyData;
+use echoseg_study::manifest::{self, PseudoLabels};
+use echoseg_study::plan::{PlannedRun, Teaching};
+
+/// Images one run trains on and predicts, which with a timing give its estimated seconds.
+struct Workload {
+    training_images: usize,
+    predicted_images: usize,
+}
+
+/// Prints the plan of `manifest` (with `overrides` applied); with `timing`, times two training
+/// steps of each architecture first and estimates every run's and the study's wall time.
+pub fn print(path: &Path, overrides: &[String], timing: bool) -> Result<()> {
+    let m = manifest::load_with(path, overrides)?;
+    let data = StudyData::load(&m).with_context(|| format!("{}: the data does not fit the manifest", path.display()))?;
+    let plan = echoseg_study::plan(&m);
+    let workload = |run: &PlannedRun| {
+        let training_images = match run.teaching {
+            Teaching::Labels => data.train.len(),
+            Teaching::PseudoLabels { .. } => match m.study.pseudo_labels {
+                PseudoLabels::Replace => data.pool.len(),
+                PseudoLabels::Accumulate => data.train.len() + data.pool.len(),
+            },
+        };
+        let pool = if run.generation < m.study.generations { data.pool.len() } else { 0 };
+        // Validation is predicted once per epoch; the test sets and the pool once after training.
+        let predicted_images =
+            data.validation.len() * m.train.epochs + data.test.len() + data.test_twins.len() + data.synthetic_test.len() + pool;
+        Workload { training_images, predicted_images }
+    };
+
+    // Images per second for training and for inference, per architecture.
+    let mut speed: BTreeMap<&'static str, (f64, f64)> = BTreeMap::new();
+    if timing {
+        let device = m.device.open()?;
+        for network in &m.networks {
+            eprintln!("timing {} ({}×{} px, batch {})…", network.architecture.name(), data.width, data.height, m.train.batch_size);
+            let case = BenchCase { network: *network, size: data.width.max(data.height), batch: m.train.batch_size, steps: 2 };
+            let result = bench(&case, &device).with_context(|| format!("timing {} failed", network.architecture.name()))?;
+            speed.insert(network.architecture.name(), (result.train_images_per_second, result.infer_fused_images_per_second));
+        }
+    }
+
+    println!("study `{}`: {} run(s), {} epoch(s) each at most, on {}", m.name, plan.runs.len(), m.train.epochs, m.device.name());
+    let id_width = plan.runs.iter().map(|r| r.id.len()).max().unwrap_or(3);
+    println!(
+        "{:<id_width$} {:>3} {:>6} {:<8} {:<10} {:<8} {:>6} {:>8}",
+        "run", "gen", "repeat", "arch", "strategy", "teacher", "images", "estimate"
+    );
+    let mut total = 0.0;
+    for run in &plan.runs {
+        let work = workload(run);
+        let teacher = plan.teacher_of(run).map(|t| t.network.architecture.name()).unwrap_or("-");
+        let estimate = speed.get(run.network.architecture.name()).map(|&(train_ips, infer_ips)| {
+            (m.train.epochs * work.training_images) as f64 / train_ips + work.predicted_images as f64 / infer_ips
+        });
+        total += estimate.unwrap_or(0.0);
+        println!(
+            "{:<id_width$} {:>3} {:>6} {:<8} {:<10} {:<8} {:>6} {:>8}",
+            run.id,
+            run.generation,
+            run.repeat,
+            run.network.architecture.name(),
+            run.strategy_name(),
+            teacher,
+            work.training_images,
+            estimate.map(|s| format!("{s:.0} s")).unwrap_or_else(|| "-".into())
+        );
+    }
+    if timing {
+        println!(
+            "estimated total: {:.0} s ({:.1} min) of training and prediction at full epochs; early stopping can only shorten it",
+            total,
+            total / 60.0
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,131 @@
+//! The study engine's promises: resume, sharding, reruns of only what a knob affects, overrides.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers fail loudly
+
+use std::path::Path;
+
+use echoseg_nets::{Device, DeviceChoice, Progress};
+use echoseg_study::engine::Observer;
+use echoseg_study::plan::PlannedRun;
+use echoseg_study::{Manifest, Reuse, Shard, Silent, StudyDir, manifest, merge_study, run_study, run_study_shard};
+use echoseg_tests::{Scratch, TINY_MANIFEST};
+
+/// The tiny study with self-training only, twice over (4 runs per repeat, 8 in all).
+fn two_repeats() -> String {
+    TINY_MANIFEST.replace("strategies = [\"self\", \"cross\"]", "strategies = [\"self\"]\nrepeats = 2").replace("epochs = 12", "epochs = 6")
+}
+
+fn parse(text: &str) -> Manifest {
+    manifest::parse(Path::new("tiny.toml"), text).unwrap()
+}
+
+fn device() -> Device {
+    DeviceChoice::Flex.open().unwrap()
+}
+
+fn results(dir: &StudyDir) -> String {
+    std::fs::read_to_string(dir.root().join("results.csv")).unwrap()
+}
+
+/// Panics (as a crash or Ctrl-C would stop the process) in the middle of the `nth` trained run.
+struct Crash {
+    nth: usize,
+    started: usize,
+}
+
+impl Observer for Crash {
+    fn run_started(&mut self, _run: &PlannedRun, _position: usize, _total: usize) {
+        self.started += 1;
+    }
+    fn progress(&mut self, _run: &PlannedRun, p: &Progress) {
+        assert!(!(self.started == self.nth && p.epoch == 3 && p.step == 1), "killed");
+    }
+}
+
+#[test]
+fn a_study_killed_midway_and_resumed_equals_an_uninterrupted_one() {
+    let scratch = Scratch::new("engine-resume");
+    let m = parse(&two_repeats());
+    let whole = StudyDir::new(&scratch.path().join("whole"), &m.name);
+    run_study(&m, &whole, &device(), Reuse::Nothing, &mut Silent).unwrap();
+
+    let killed = StudyDir::new(&scratch.path().join("killed"), &m.name);
+    let crash = std::panic::catch_unwind(|| {
+        let _ = run_study(&m, &killed, &device(), Reuse::Nothing, &mut Crash { nth: 3, started: 0 });
+    });
+    assert!(crash.is_err(), "the simulated kill did not happen");
+    assert!(!killed.root().join("results.csv").exists(), "a killed study must not leave results tables");
+
+    let resumed = run_study(&m, &killed, &device(), Reuse::Finished, &mut Silent).unwrap();
+    assert_eq!(resumed.trained, 6, "two runs finished before the kill; the third continues from its epoch checkpoint");
+    assert_eq!(results(&killed), results(&whole));
+}
+
+#[test]
+fn two_shards_merged_equal_one_unsharded_study() {
+    let scratch = Scratch::new("engine-shards");
+    let m = parse(&two_repeats());
+    let whole = StudyDir::new(&scratch.path().join("whole"), &m.name);
+    run_study(&m, &whole, &device(), Reuse::Nothing, &mut Silent).unwrap();
+
+    let shared = StudyDir::new(&scratch.path().join("shared"), &m.name);
+    let first = run_study_shard(&m, &shared, &device(), Reuse::Nothing, Shard::parse("1/2"), &mut Silent).unwrap();
+    assert_eq!(first.outcomes.len(), 4);
+    // Merging before every shard is done names what is missing.
+    let early = merge_study(&m, &shared).unwrap_err().to_string();
+    assert!(early.contains("4 run(s)") && early.contains("-r1-"), "{early}");
+    let second = run_study_shard(&m, &shared, &device(), Reuse::Nothing, Shard::parse("2/2"), &mut Silent).unwrap();
+    assert_eq!(second.outcomes.len(), 4);
+    let firsts: Vec<_> = first.outcomes.iter().map(|o| &o.id).collect();
+    assert!(second.outcomes.iter().all(|o| !firsts.contains(&&o.id)), "shards overlap");
+
+    merge_study(&m, &shared).unwrap();
+    assert_eq!(results(&shared), results(&whole));
+
+    // More shards than repeats would leave some empty: refused with the rule.
+    let err = run_study_shard(&m, &shared, &device(), Reuse::Nothing, Shard::parse("3/3"), &mut Silent).unwrap_err().to_string();
+    assert!(err.contains("at most 2 shards"), "{err}");
+}
+
+#[test]
+fn a_changed_knob_reruns_only_the_runs_it_affects() {
+    let scratch = Scratch::new("engine-knob");
+    let text = TINY_MANIFEST.replace("epochs = 12", "epochs = 4");
+    let dir = StudyDir::new(scratch.path(), "tiny");
+    let m = parse(&text);
+    let first = run_study(&m, &dir, &device(), Reuse::Nothing, &mut Silent).unwrap();
+    assert_eq!(first.trained, 6);
+
+    // A wider fcn changes the fcn runs and every run an fcn taught: all but unet's labels and
+    // self-training runs (4 of 6).
+    let wider = parse(&text.replace("fcn = { width = 8, depth = 4 }", "fcn = { width = 6, depth = 4 }"));
+    let second = run_study(&wider, &dir, &device(), Reuse::Finished, &mut Silent).unwrap();
+    assert_eq!(second.trained, 4);
+    // Back to the first setting: everything is still in the store.
+    let third = run_study(&m, &dir, &device(), Reuse::Finished, &mut Silent).unwrap();
+    assert_eq!(third.trained, 0);
+    assert_eq!(third.outcomes, first.outcomes);
+}
+
+#[test]
+fn set_overrides_keys_and_rejects_unknown_ones() {
+    let scratch = Scratch::new("engine-set");
+    let path = scratch.write("tiny.toml", TINY_MANIFEST);
+    let overrides = ["train.epochs=3".to_string(), "nets.unet.width=4".into(), "name=renamed".into()];
+    let m = manifest::load_with(&path, &overrides).unwrap();
+    assert_eq!(m.train.epochs, 3);
+    assert_eq!(m.name, "renamed");
+    let unet = m.networks.iter().find(|n| n.architecture.name() == "unet").unwrap();
+    assert_eq!(unet.width, 4);
+    // The manifest copied into the report is the one that ran, and says how it was made.
+    assert!(m.text.contains("train.epochs=3") && m.text.contains("epochs = 3"), "{}", m.text);
+
+    let unknown = manifest::load_with(&path, &["train.epoch=3".to_string()]).unwrap_err().to_string();
+    assert!(unknown.contains("train.epoch") && unknown.contains("epochs"), "{unknown}");
+    let wrong_type = manifest::load_with(&path, &["train.epochs=\"many\"".to_string()]).unwrap_err().to_string();
+    assert!(wrong_type.contains("train.epochs"), "{wrong_type}");
+    let malformed = manifest::load_with(&path, &["train.epochs".to_string()]).unwrap_err().to_string();
+    assert!(malformed.contains("KEY=VALUE"), "{malformed}");
+    let invalid = manifest::load_with(&path, &["train.epochs=0".to_string()]).unwrap_err().to_string();
+    assert!(invalid.contains("epochs") && invalid.contains("between 1 and"), "{invalid}");
+}
