@@ -129,3 +129,32 @@ fn set_overrides_keys_and_rejects_unknown_ones() {
     let invalid = manifest::load_with(&path, &["train.epochs=0".to_string()]).unwrap_err().to_string();
     assert!(invalid.contains("epochs") && invalid.contains("between 1 and"), "{invalid}");
 }
+
+#[test]
+fn ensemble_and_consensus_students_learn_from_the_other_architectures() {
+    let scratch = Scratch::new("engine-committee");
+    let text = TINY_MANIFEST
+        .replace("architectures = [\"unet\", \"fcn\"]", "architectures = [\"unet\", \"fcn\", \"pixel\"]")
+        .replace("strategies = [\"self\", \"cross\"]", "strategies = [\"ensemble\", \"consensus\"]")
+        .replace("epochs = 12", "epochs = 4");
+    let m = parse(&text);
+    let plan = echoseg_study::plan(&m);
+    assert_eq!(plan.runs.len(), 9, "3 at generation 0, 3 ensemble and 3 consensus students");
+    for run in plan.runs.iter().filter(|r| r.generation == 1) {
+        let teachers = plan.teachers_of(run);
+        assert_eq!(teachers.len(), 2, "{}", run.id);
+        assert!(teachers.iter().all(|t| t.generation == 0 && t.network.architecture != run.network.architecture), "{}", run.id);
+    }
+    let dir = StudyDir::new(scratch.path(), &m.name);
+    let summary = run_study(&m, &dir, &device(), Reuse::Nothing, &mut Silent).unwrap();
+    assert_eq!(summary.trained, 9);
+    let csv = results(&dir);
+    for row in ["model,1,ensemble,unet,fcn+pixel,", "model,1,consensus,pixel,unet+fcn,"] {
+        assert!(csv.lines().any(|l| l.starts_with(row)), "no row {row}");
+    }
+
+    // A committee needs two teachers per student.
+    let two = text.replace("architectures = [\"unet\", \"fcn\", \"pixel\"]", "architectures = [\"unet\", \"fcn\"]");
+    let err = manifest::parse(Path::new("tiny.toml"), &two).unwrap_err().to_string();
+    assert!(err.contains("\"ensemble\" needs at least three architectures"), "{err}");
+}

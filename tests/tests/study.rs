@@ -50,12 +50,20 @@ fn report_has_its_figures_tables_and_manifest_copy() {
     let reports = scratch.path().join("reports");
     let page = run_tiny(&reports, TINY_MANIFEST);
     let html = std::fs::read_to_string(&page).unwrap();
-    for section in ["id=\"fingerprints\"", "id=\"agreement\"", "id=\"training\"", "id=\"sources\"", "id=\"setup\""] {
+    for section in [
+        "id=\"verdict\"",
+        "id=\"fingerprints\"",
+        "id=\"agreement\"",
+        "id=\"without-truth\"",
+        "id=\"training\"",
+        "id=\"sources\"",
+        "id=\"setup\"",
+    ] {
         assert!(html.contains(section), "missing {section}");
     }
     let figures: Vec<&str> =
         html.match_indices("src=\"figures/").map(|(i, _)| &html[i + 5..i + 5 + html[i + 5..].find('"').unwrap()]).collect();
-    assert_eq!(figures.len(), 3, "{figures:?}");
+    assert_eq!(figures.len(), 4, "{figures:?}");
     for f in &figures {
         let bytes = std::fs::read(reports.join("tiny").join(f)).unwrap();
         assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{f} is not a PNG");
@@ -185,4 +193,80 @@ fn spurious_cue_and_synthetic_source_give_reliance_and_domain_gap() {
             assert!(value.is_finite() && value.abs() <= 1.0, "{run} {metric} = {value}");
         }
     }
+}
+
+fn csv_rows(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap().split(',').map(str::to_string).collect();
+    (header, lines.map(|l| l.split(',').map(str::to_string).collect()).collect())
+}
+
+#[test]
+fn verdicts_and_intervals_are_written_consistently_and_lead_the_report() {
+    let scratch = Scratch::new("verdicts");
+    let reports = scratch.path().join("reports");
+    let page = run_tiny(&reports, TINY_MANIFEST);
+
+    let (header, rows) = csv_rows(&reports.join("tiny/verdicts.csv"));
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap_or_else(|| panic!("no column {name} in {header:?}"));
+    // 2 architectures × 2 strategies × 1 generation × biases the tiny world can show.
+    assert!(rows.len() >= 8, "{rows:?}");
+    for row in &rows {
+        let f = |name: &str| row[col(name)].parse::<f64>().unwrap();
+        for side in ["before", "after", "change"] {
+            let (v, lo, hi) = (f(side), f(&format!("{side}_low")), f(&format!("{side}_high")));
+            assert!(lo <= v + 1e-9 && v <= hi + 1e-9, "{side}: {v} not in [{lo}, {hi}]: {row:?}");
+        }
+        let expected = if f("change_low") > 0.0 {
+            "amplifies"
+        } else if f("change_high") < 0.0 {
+            "cancels"
+        } else {
+            "holds"
+        };
+        assert_eq!(row[col("verdict")], expected, "{row:?}");
+    }
+
+    let (header, rows) = csv_rows(&reports.join("tiny/summary.csv"));
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let mious: Vec<&Vec<String>> = rows.iter().filter(|r| r[col("metric")] == "miou").collect();
+    assert_eq!(mious.len(), 6, "one mIoU per configuration");
+    for row in mious {
+        let (v, lo, hi): (f64, f64, f64) =
+            (row[col("estimate")].parse().unwrap(), row[col("low")].parse().unwrap(), row[col("high")].parse().unwrap());
+        assert!(lo <= v && v <= hi && hi - lo < 0.5 && (0.0..=1.0).contains(&v), "{row:?}");
+    }
+
+    // Calibration and boundary F1 for every model, in [0, 1].
+    let (header, rows) = csv_rows(&reports.join("tiny/results.csv"));
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    for metric in ["ece", "boundary_f1"] {
+        let values: Vec<f64> = rows
+            .iter()
+            .filter(|r| r[col("subject")] == "model" && r[col("metric")] == metric)
+            .map(|r| r[col("value")].parse().unwrap())
+            .collect();
+        assert_eq!(values.len(), 6, "{metric} for every run");
+        assert!(values.iter().all(|v| (0.0..=1.0).contains(v)), "{metric}: {values:?}");
+    }
+
+    let html = std::fs::read_to_string(&page).unwrap();
+    let verdict = html.find("id=\"verdict\"").expect("no verdict section");
+    assert!(verdict < html.find("id=\"fingerprints\"").unwrap(), "the verdict must come first");
+    assert!(html[verdict..].contains("after 1 generation of pseudo-labels"), "no plain-words verdict");
+}
+
+#[test]
+fn a_study_name_with_markup_is_escaped_in_the_report() {
+    let scratch = Scratch::new("escape");
+    let reports = scratch.path().join("reports");
+    let page = run_tiny(
+        &reports,
+        &TINY_MANIFEST.replace("name = \"tiny\"", "name = \"<script>alert(1)\"").replace("generations = 1", "generations = 0"),
+    );
+    let html = std::fs::read_to_string(&page).unwrap();
+    // Names may not contain '/', so no closing tag; the opening one alone would swallow the page.
+    assert!(!html.contains("<script>"), "unescaped markup in the page");
+    assert!(html.contains("&lt;script&gt;alert(1)"), "the name is missing from the page");
 }

@@ -78,6 +78,12 @@ impl Confusion {
         (union > 0).then(|| tp as f64 / union as f64)
     }
 
+    /// Recall (sensitivity) of class c: TP / (TP + FN); `None` when the reference lacks the class.
+    pub fn recall(&self, c: usize) -> Option<f64> {
+        let row = self.row(c);
+        (row > 0).then(|| self.count(c, c) as f64 / row as f64)
+    }
+
     /// Dice_c = 2TP / (2TP + FP + FN); `None` when the class is absent from both maps.
     pub fn dice(&self, c: usize) -> Option<f64> {
         let tp = self.count(c, c);

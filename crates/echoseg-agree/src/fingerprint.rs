@@ -2,7 +2,11 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::calibration::{BoundaryMatch, boundary_match};
 use crate::distance::{is_far, squared_distance};
+
+/// Tolerance in px of the boundary F1 in fingerprints.
+pub const BOUNDARY_TOLERANCE: f32 = 2.0;
 
 /// Predicted boundary pixels farther than this from the true boundary belong to objects the
 /// other map does not have at all; they measure detection, not boundary placement.
@@ -159,6 +163,8 @@ pub struct FingerprintCounts {
     pub low_contrast: Ratio,
     /// Shadow pixels labelled as foreground.
     pub shadow: Ratio,
+    /// Boundary pixels matched within [`BOUNDARY_TOLERANCE`].
+    pub boundary_match: BoundaryMatch,
 }
 
 impl FingerprintCounts {
@@ -170,6 +176,7 @@ impl FingerprintCounts {
             small: subgroup_recall(predicted, truth, |i| groups.small[i]),
             low_contrast: subgroup_recall(predicted, truth, |i| groups.low_contrast[i]),
             shadow: foreground_rate(predicted, |i| groups.shadow[i]),
+            boundary_match: boundary_match(predicted, truth, width, height, classes, BOUNDARY_TOLERANCE),
         }
     }
 
@@ -180,12 +187,14 @@ impl FingerprintCounts {
         self.small.merge(other.small);
         self.low_contrast.merge(other.low_contrast);
         self.shadow.merge(other.shadow);
+        self.boundary_match.merge(&other.boundary_match);
     }
 
     /// The fingerprint these counts give (cue reliance and domain gap need other images and stay empty).
     pub fn fingerprint(&self) -> Fingerprint {
         Fingerprint {
             boundary_offset: self.boundary.mean(),
+            boundary_f1: self.boundary_match.f1(),
             thin_recall: self.thin.value(),
             small_object_recall: self.small.value(),
             low_contrast_recall: self.low_contrast.value(),
@@ -198,9 +207,12 @@ impl FingerprintCounts {
 
 /// One signed number per bias, measured against truth; `None` where the data cannot show it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Fingerprint {
     /// Mean signed boundary offset in px (+ = over-segmentation); see [`boundary_offset`].
     pub boundary_offset: Option<f64>,
+    /// Boundary F1 at [`BOUNDARY_TOLERANCE`] px; see [`BoundaryMatch::f1`].
+    pub boundary_f1: Option<f64>,
     /// Share of thin-structure pixels labelled as thin.
     pub thin_recall: Option<f64>,
     /// Share of small-object pixels given their true class.
@@ -217,9 +229,10 @@ pub struct Fingerprint {
 
 impl Fingerprint {
     /// Every bias with its name, in a fixed order.
-    pub fn named(&self) -> [(&'static str, Option<f64>); 7] {
+    pub fn named(&self) -> [(&'static str, Option<f64>); 8] {
         [
             ("boundary_offset", self.boundary_offset),
+            ("boundary_f1", self.boundary_f1),
             ("thin_recall", self.thin_recall),
             ("small_object_recall", self.small_object_recall),
             ("low_contrast_recall", self.low_contrast_recall),
@@ -228,6 +241,13 @@ impl Fingerprint {
             ("domain_gap", self.domain_gap),
         ]
     }
+}
+
+/// How far a fingerprint value lies from an unbiased model: |offset| for `boundary_offset`,
+/// 1 − recall for the recalls, 1 − F1 for `boundary_f1`, the value itself for `shadow_fp_rate`, `cue_reliance` and
+/// `domain_gap` (absolute). A bias amplifies when this grows.
+pub fn bias_size(metric: &str, value: f64) -> f64 {
+    if metric.ends_with("_recall") || metric.ends_with("_f1") { 1.0 - value } else { value.abs() }
 }
 
 #[cfg(test)]

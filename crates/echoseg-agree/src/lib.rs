@@ -4,6 +4,8 @@
 //! maps as `&[u8]` (row-major, with their width and height) and probability maps as `&[f32]`,
 //! so it serves model outputs and masks made anywhere alike.
 
+pub mod bootstrap;
+pub mod calibration;
 pub mod confusion;
 pub mod distance;
 pub mod error;
@@ -11,11 +13,13 @@ pub mod fingerprint;
 pub mod raters;
 pub mod staple;
 
+pub use bootstrap::{BootstrapConfig, Interval, Verdict, bootstrap};
+pub use calibration::{BoundaryMatch, CALIBRATION_BINS, Calibration, boundary_match};
 pub use confusion::Confusion;
 pub use error::{AgreeError, Who};
 pub use fingerprint::{
-    BoundaryOffset, DEFAULT_MAX_OFFSET, Fingerprint, FingerprintCounts, Ratio, Subgroups, boundary_offset, change_rate, foreground_rate,
-    subgroup_recall,
+    BOUNDARY_TOLERANCE, BoundaryOffset, DEFAULT_MAX_OFFSET, Fingerprint, FingerprintCounts, Ratio, Subgroups, bias_size, boundary_offset,
+    change_rate, foreground_rate, subgroup_recall,
 };
 pub use raters::{DisagreementError, RaterAnalysis, TruthAnalysis, analyse_raters, check_raters, vote_entropy};
 pub use staple::{Staple, StapleConfig, staple};

@@ -183,7 +183,10 @@ pub fn analyse_raters(raters: &[Vec<&[u8]>], truth: Option<&[&[u8]]>, classes: u
             let maps: Vec<&[u8]> = raters.iter().map(|rater| rater[i]).collect();
             tally_image(&maps, truth.map(|t| t[i]), classes, &entropy_of)
         })
-        .reduce(|| Tally::new(r, classes, truth.is_some()), Tally::merge);
+        // Collected in image order and summed in that order: floating-point sums stay identical run to run.
+        .collect::<Vec<_>>()
+        .into_iter()
+        .fold(Tally::new(r, classes, truth.is_some()), Tally::merge);
 
     let mut agreement = vec![vec![1.0; r]; r];
     let mut kappa = vec![vec![1.0; r]; r];

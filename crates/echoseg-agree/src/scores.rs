@@ -14,12 +14,20 @@ pub struct TruthScores {
     pub accuracy: f64,
     /// IoU per class (`None` when a class is absent from both).
     pub iou: Vec<Option<f64>>,
+    /// Dice per class (`None` when a class is absent from both).
+    #[serde(default)]
+    pub dice: Vec<Option<f64>>,
 }
 
 /// Scores `predicted[i]` against `truth[i]` for every image, pooling pixels over the set.
 pub fn truth_scores(predicted: &[&[u8]], truth: &[&[u8]], classes: usize) -> TruthScores {
     let confusion = pooled_confusion(truth, predicted, classes);
-    TruthScores { miou: confusion.miou(), accuracy: confusion.accuracy(), iou: (0..classes).map(|c| confusion.iou(c)).collect() }
+    TruthScores {
+        miou: confusion.miou(),
+        accuracy: confusion.accuracy(),
+        iou: (0..classes).map(|c| confusion.iou(c)).collect(),
+        dice: (0..classes).map(|c| confusion.dice(c)).collect(),
+    }
 }
 
 fn pooled_confusion(reference: &[&[u8]], other: &[&[u8]], classes: usize) -> Confusion {

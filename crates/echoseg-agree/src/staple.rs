@@ -106,6 +106,9 @@ pub fn staple(raters: &[Vec<&[u8]>], classes: usize, config: &StapleConfig) -> R
             }
             a
         });
+    // A fixed order, so that every floating-point sum below is the same run to run.
+    let mut histogram: Vec<(u64, u64)> = histogram.into_iter().collect();
+    histogram.sort_unstable();
     let tuples: Vec<(Vec<usize>, f64)> = histogram
         .into_iter()
         .map(|(key, count)| {

@@ -122,15 +122,21 @@ fn draw_panel<DB: DrawingBackend>(panel: &LinePanel, area: &DrawingArea<DB, Shif
         });
         chart.draw_series(s.points.iter().map(|&p| Circle::new(p, 3, series_colour(s.colour).filled()))).map_err(err)?;
     }
+    draw_legend(&mut chart, SeriesLabelPosition::UpperRight).map_err(err)
+}
+
+/// The legend box every figure uses.
+fn draw_legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
     chart
         .configure_series_labels()
         .label_font(text(11))
         .background_style(WHITE.mix(0.85))
         .border_style(RGBColor(200, 200, 200))
-        .position(SeriesLabelPosition::UpperRight)
+        .position(position)
         .draw()
-        .map_err(err)?;
-    Ok(())
 }
 
 const PANEL_W: u32 = 460;
@@ -384,4 +390,140 @@ pub fn agreement_heatmaps(rows: &[ResultRow], models: &[String], metric: &str) -
         })
         .collect();
     Heatmaps { matrices, columns: 3 }
+}
+
+/// One scatter panel with the y = x line: points coloured by group.
+#[derive(Clone, Debug)]
+pub struct ScatterPanel {
+    /// Panel title.
+    pub title: String,
+    /// X axis label.
+    pub x_label: String,
+    /// Y axis label.
+    pub y_label: String,
+    /// (x, y, colour index) per point.
+    pub points: Vec<(f64, f64, usize)>,
+    /// Legend: label per colour index.
+    pub legend: Vec<(String, usize)>,
+}
+
+/// Scatter panels side by side.
+#[derive(Clone, Debug)]
+pub struct Scatters {
+    /// The panels.
+    pub panels: Vec<ScatterPanel>,
+}
+
+impl Chart for Scatters {
+    fn size(&self) -> (u32, u32) {
+        (PANEL_W * self.panels.len().max(1) as u32, 380)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> Result<(), String> {
+        for (panel, cell) in self.panels.iter().zip(area.split_evenly((1, self.panels.len().max(1)))) {
+            draw_scatter(panel, &cell)?;
+        }
+        Ok(())
+    }
+}
+
+fn draw_scatter<DB: DrawingBackend>(panel: &ScatterPanel, area: &DrawingArea<DB, Shift>) -> Result<(), String> {
+    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    // One range for both axes, so the y = x line is the diagonal.
+    let (lo, hi) = bounds(panel.points.iter().flat_map(|p| [p.0, p.1]));
+    let mut chart = ChartBuilder::on(area)
+        .caption(&panel.title, text(16))
+        .margin(8)
+        .x_label_area_size(34)
+        .y_label_area_size(52)
+        .build_cartesian_2d(lo..hi, lo..hi)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc(panel.x_label.as_str())
+        .y_desc(panel.y_label.as_str())
+        .label_style(text(12))
+        .axis_desc_style(text(13))
+        .x_label_formatter(&|v| format!("{v:.2}"))
+        .y_label_formatter(&|v| format!("{v:.2}"))
+        .light_line_style(RGBColor(235, 235, 235))
+        .draw()
+        .map_err(err)?;
+    let grey = RGBColor(120, 120, 120).stroke_width(1);
+    chart
+        .draw_series(DashedLineSeries::new(vec![(lo, lo), (hi, hi)], 4, 4, grey))
+        .map_err(err)?
+        .label("y = x")
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], grey));
+    for (label, colour) in &panel.legend {
+        let c = *colour;
+        let style = series_colour(c).filled();
+        chart
+            .draw_series(panel.points.iter().filter(|p| p.2 == c).map(|&(x, y, _)| Circle::new((x, y), 4, style)))
+            .map_err(err)?
+            .label(label.as_str())
+            .legend(move |(x, y)| Circle::new((x + 9, y), 4, style));
+    }
+    draw_legend(&mut chart, SeriesLabelPosition::UpperLeft).map_err(err)
+}
+
+/// Disagreement against mean true error for every pair, and STAPLE's estimated sensitivity
+/// against the true one for every model and class; points coloured by generation.
+pub fn agreement_without_truth(rows: &[ResultRow]) -> Option<Scatters> {
+    let generations: Vec<i64> = {
+        let mut g: Vec<i64> = rows.iter().filter(|r| r.is_model()).map(|r| r.generation).collect();
+        g.sort();
+        g.dedup();
+        g
+    };
+    let colour = |g: i64| generations.iter().position(|&x| x == g).unwrap_or(0);
+    let legend: Vec<(String, usize)> = generations.iter().map(|&g| (format!("generation {g}"), colour(g))).collect();
+    let find = |r: &ResultRow, metric: &str| {
+        rows.iter()
+            .find(|o| {
+                o.subject == r.subject
+                    && o.generation == r.generation
+                    && o.strategy == r.strategy
+                    && o.model == r.model
+                    && o.peer == r.peer
+                    && o.teacher == r.teacher
+                    && o.repeat == r.repeat
+                    && o.metric == metric
+            })
+            .map(|o| o.value)
+    };
+    let pairs: Vec<(f64, f64, usize)> = rows
+        .iter()
+        .filter(|r| r.is_pair() && r.metric == "mean_error")
+        .filter_map(|r| Some((r.value, 1.0 - find(r, "agreement")?, colour(r.generation))))
+        .collect();
+    let sensitivity: Vec<(f64, f64, usize)> = rows
+        .iter()
+        .filter(|r| r.is_model() && r.metric.starts_with("staple_sensitivity_"))
+        .filter_map(|r| {
+            let class = r.metric.trim_start_matches("staple_sensitivity_");
+            Some((find(r, &format!("sensitivity_{class}"))?, r.value, colour(r.generation)))
+        })
+        .collect();
+    if pairs.is_empty() && sensitivity.is_empty() {
+        return None;
+    }
+    Some(Scatters {
+        panels: vec![
+            ScatterPanel {
+                title: "disagreement vs true error, per pair".into(),
+                x_label: "mean error of the pair (against truth)".into(),
+                y_label: "disagreement rate".into(),
+                points: pairs,
+                legend: legend.clone(),
+            },
+            ScatterPanel {
+                title: "STAPLE vs true sensitivity, per model and class".into(),
+                x_label: "true sensitivity (recall)".into(),
+                y_label: "STAPLE-estimated sensitivity".into(),
+                points: sensitivity,
+                legend,
+            },
+        ],
+    })
 }

@@ -55,9 +55,10 @@ pub struct Page {
 const STYLE: &str = "body{font-family:system-ui,-apple-system,'DejaVu Sans',sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
 h1{font-size:1.6em;margin-bottom:.2em}h2{margin-top:2em;border-bottom:1px solid #ddd;padding-bottom:.2em}
 table{border-collapse:collapse;margin:.8em 0;font-size:.92em}th,td{border:1px solid #ccc;padding:.25em .6em;text-align:left}
-th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums}
+th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 figure{margin:1.2em 0}figure img{max-width:100%;border:1px solid #eee}figcaption{font-size:.92em;color:#444;margin-top:.3em}
 .lead{font-size:1.08em;background:#f6f8fa;border-left:4px solid #0072b2;padding:.6em 1em}
+td.amplifies{background:#fde0dd}td.cancels{background:#e5f5e0}
 code,pre{background:#f4f4f4;padding:.1em .3em}pre{padding:.6em;overflow-x:auto}.muted{color:#666}";
 
 impl Page {
@@ -114,6 +115,20 @@ pub fn number(value: Option<f64>, decimals: usize, signed: bool) -> String {
     match value {
         Some(v) if v.is_finite() && signed => format!("<td class=\"num\">{v:+.decimals$}</td>"),
         Some(v) if v.is_finite() => format!("<td class=\"num\">{v:.decimals$}</td>"),
+        _ => "<td class=\"num\">–</td>".into(),
+    }
+}
+
+/// A number with its interval, e.g. `+0.62 [+0.55, +0.70]`.
+pub fn with_interval(v: [f64; 3], decimals: usize, signed: bool) -> String {
+    let f = |x: f64| if signed { format!("{x:+.decimals$}") } else { format!("{x:.decimals$}") };
+    format!("{} [{}, {}]", f(v[0]), f(v[1]), f(v[2]))
+}
+
+/// A table cell holding a number with its interval.
+pub fn interval_cell(v: Option<[f64; 3]>, decimals: usize, signed: bool) -> String {
+    match v {
+        Some(v) if v.iter().all(|x| x.is_finite()) => format!("<td class=\"num\">{}</td>", escape(&with_interval(v, decimals, signed))),
         _ => "<td class=\"num\">–</td>".into(),
     }
 }

@@ -140,3 +140,128 @@ pub fn read_history(path: &Path) -> Result<Vec<HistoryRow>, ReportError> {
     };
     read().map_err(table_error(path))
 }
+
+/// One row of `summary.parquet`: a metric of one configuration with its interval over images and seeds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SummaryRow {
+    /// Generation.
+    pub generation: i64,
+    /// Strategy.
+    pub strategy: String,
+    /// Architecture.
+    pub model: String,
+    /// Teacher architecture (empty when none).
+    pub teacher: String,
+    /// Metric name.
+    pub metric: String,
+    /// Point estimate.
+    pub estimate: f64,
+    /// Lower end of the 95 % interval.
+    pub low: f64,
+    /// Upper end of the 95 % interval.
+    pub high: f64,
+}
+
+/// One row of `verdicts.parquet`: a bias of one architecture and strategy at one generation
+/// against generation 0.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VerdictRow {
+    /// Strategy.
+    pub strategy: String,
+    /// Architecture.
+    pub model: String,
+    /// Generation compared with generation 0.
+    pub generation: i64,
+    /// The bias (a fingerprint metric).
+    pub metric: String,
+    /// Value at generation 0 with its interval.
+    pub before: [f64; 3],
+    /// Value at `generation` with its interval.
+    pub after: [f64; 3],
+    /// Change of the bias size with its interval.
+    pub change: [f64; 3],
+    /// Ratio of bias sizes with its interval (None when the bias was zero at generation 0).
+    pub factor: Option<[f64; 3]>,
+    /// `amplifies`, `cancels` or `holds`.
+    pub verdict: String,
+}
+
+fn triple(df: &DataFrame, names: [&str; 3]) -> PolarsResult<Vec<Option<[f64; 3]>>> {
+    let (a, b, c) = (floats(df, names[0])?, floats(df, names[1])?, floats(df, names[2])?);
+    Ok((0..df.height()).map(|i| Some([a[i]?, b[i]?, c[i]?])).collect())
+}
+
+/// A table the study may not have written (older studies) or written without columns (nothing to
+/// say, e.g. no later generation): `None` in both cases.
+fn read_optional(path: &Path) -> Result<Option<DataFrame>, ReportError> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let df = read_table(path)?;
+    Ok((df.width() > 0).then_some(df))
+}
+
+/// Reads `summary.parquet`; empty when the study predates it or has no truth.
+pub fn read_summary(path: &Path) -> Result<Vec<SummaryRow>, ReportError> {
+    let Some(df) = read_optional(path)? else { return Ok(Vec::new()) };
+    let read = || -> PolarsResult<Vec<SummaryRow>> {
+        let (generation, strategy, model, teacher, metric) = (
+            ints(&df, "generation")?,
+            strings(&df, "strategy")?,
+            strings(&df, "model")?,
+            strings(&df, "teacher")?,
+            strings(&df, "metric")?,
+        );
+        let values = triple(&df, ["estimate", "low", "high"])?;
+        Ok((0..df.height())
+            .filter_map(|i| {
+                let [estimate, low, high] = values[i]?;
+                Some(SummaryRow {
+                    generation: generation[i],
+                    strategy: strategy[i].clone(),
+                    model: model[i].clone(),
+                    teacher: teacher[i].clone(),
+                    metric: metric[i].clone(),
+                    estimate,
+                    low,
+                    high,
+                })
+            })
+            .collect())
+    };
+    read().map_err(table_error(path))
+}
+
+/// Reads `verdicts.parquet`; empty when the study predates it or has a single generation.
+pub fn read_verdicts(path: &Path) -> Result<Vec<VerdictRow>, ReportError> {
+    let Some(df) = read_optional(path)? else { return Ok(Vec::new()) };
+    let read = || -> PolarsResult<Vec<VerdictRow>> {
+        let (strategy, model, generation, metric, verdict) = (
+            strings(&df, "strategy")?,
+            strings(&df, "model")?,
+            ints(&df, "generation")?,
+            strings(&df, "metric")?,
+            strings(&df, "verdict")?,
+        );
+        let before = triple(&df, ["before", "before_low", "before_high"])?;
+        let after = triple(&df, ["after", "after_low", "after_high"])?;
+        let change = triple(&df, ["change", "change_low", "change_high"])?;
+        let factor = triple(&df, ["factor", "factor_low", "factor_high"])?;
+        Ok((0..df.height())
+            .filter_map(|i| {
+                Some(VerdictRow {
+                    strategy: strategy[i].clone(),
+                    model: model[i].clone(),
+                    generation: generation[i],
+                    metric: metric[i].clone(),
+                    before: before[i]?,
+                    after: after[i]?,
+                    change: change[i]?,
+                    factor: factor[i],
+                    verdict: verdict[i].clone(),
+                })
+            })
+            .collect())
+    };
+    read().map_err(table_error(path))
+}

@@ -3,15 +3,16 @@
 
 use std::time::Instant;
 
-use echoseg_agree::{Fingerprint, TruthScores, truth_scores};
-use echoseg_nets::{Device, Probabilities, Progress, Sample, TrainReport, predict, save_network, train_resumable};
+use echoseg_agree::{Calibration, Fingerprint, StapleConfig, TruthScores, staple, truth_scores};
+use echoseg_nets::{Device, IGNORE, Probabilities, Progress, Sample, TrainReport, predict, save_network, train_resumable};
 use echoseg_scene::Scene;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::StudyError;
 use crate::data::StudyData;
 use crate::fingerprints::{cue_reliance, fingerprint_of};
-use crate::manifest::{Manifest, PseudoLabels};
+use crate::manifest::{Manifest, PseudoLabels, Strategy};
 use crate::plan::{Plan, PlannedRun, Teaching, plan};
 use crate::store::{RunDir, StudyDir, read_json, read_labels, write_json, write_labels};
 use crate::tables;
@@ -43,6 +44,9 @@ pub struct RunOutcome {
     pub test: TruthScores,
     /// Its bias fingerprint on the test images.
     pub fingerprint: Fingerprint,
+    /// Expected calibration error of its test probabilities against truth (15 bins).
+    #[serde(default)]
+    pub calibration_error: Option<f64>,
     /// Its training record.
     pub training: TrainReport,
     /// Wall time of training and prediction, in seconds.
@@ -204,14 +208,21 @@ fn training_samples(
     dir: &StudyDir,
 ) -> Result<Vec<Sample>, StudyError> {
     let originals = || data.train.iter().map(|l| Sample::hard(l.scene.image.clone(), l.labels.labels.clone()));
-    match run.teaching {
+    match &run.teaching {
         Teaching::Labels => Ok(originals().collect()),
-        Teaching::PseudoLabels { .. } => {
-            let teacher = plan.teacher_of(run).ok_or_else(|| StudyError::Format {
-                path: dir.run(&run.id).settings(),
-                message: "a pseudo-label run without a teacher".into(),
-            })?;
-            let (_, _, labels) = read_labels(&dir.run(&teacher.id).pool_labels())?;
+        Teaching::PseudoLabels { strategy, .. } => {
+            let teachers = plan.teachers_of(run);
+            if teachers.is_empty() {
+                return Err(StudyError::Format {
+                    path: dir.run(&run.id).settings(),
+                    message: "a pseudo-label run without a teacher".into(),
+                });
+            }
+            let mut teacher_labels = Vec::with_capacity(teachers.len());
+            for t in &teachers {
+                teacher_labels.push(read_labels(&dir.run(&t.id).pool_labels())?.2);
+            }
+            let labels = combine(*strategy, &teacher_labels, data.classes.len());
             let pseudo = data.pool.iter().zip(labels).map(|(scene, l)| Sample::hard(scene.image.clone(), l));
             Ok(match manifest.study.pseudo_labels {
                 PseudoLabels::Replace => pseudo.collect(),
@@ -219,6 +230,47 @@ fn training_samples(
             })
         }
     }
+}
+
+/// The pseudo-labels a student learns from, per pool image, from its teachers' pool labels
+/// (`teachers[t][image]`): a single teacher's as they are; `ensemble`: the per-pixel majority,
+/// with pixels where no class has a strict majority set to [`IGNORE`] (no loss), since a split
+/// committee gives no evidence; `consensus`: STAPLE's consensus over the teachers.
+pub fn combine(strategy: Strategy, teachers: &[Vec<Vec<u8>>], classes: usize) -> Vec<Vec<u8>> {
+    if teachers.len() == 1 {
+        return teachers[0].clone();
+    }
+    let images = teachers[0].len();
+    let maps_of = |i: usize| teachers.iter().map(|t| t[i].as_slice()).collect::<Vec<&[u8]>>();
+    // STAPLE estimates each teacher's per-class performance over the whole pool, then labels
+    // every image with it. It fails only on malformed input, which the store's own files are
+    // not; the majority stands in rather than lose the run.
+    let estimate = match strategy {
+        Strategy::Consensus => {
+            let raters: Vec<Vec<&[u8]>> = teachers.iter().map(|t| t.iter().map(Vec::as_slice).collect()).collect();
+            staple(&raters, classes, &StapleConfig::default()).ok()
+        }
+        _ => None,
+    };
+    (0..images)
+        .into_par_iter()
+        .map(|i| match &estimate {
+            Some(estimate) => estimate.consensus_map(&maps_of(i)),
+            None => majority(&maps_of(i), classes),
+        })
+        .collect()
+}
+
+fn majority(maps: &[&[u8]], classes: usize) -> Vec<u8> {
+    let mut votes = vec![0usize; classes];
+    (0..maps[0].len())
+        .map(|p| {
+            votes.iter_mut().for_each(|v| *v = 0);
+            maps.iter().for_each(|m| votes[usize::from(m[p]).min(classes - 1)] += 1);
+            let best = (0..classes).max_by_key(|&c| (votes[c], std::cmp::Reverse(c))).unwrap_or(0);
+            if 2 * votes[best] > maps.len() { best as u8 } else { IGNORE }
+        })
+        .collect()
 }
 
 fn execute(
@@ -253,7 +305,21 @@ fn execute(
         let probs: Vec<Probabilities> = predict(&network, &images, manifest.inference_batch, device).map_err(nets_error)?;
         Ok(probs.iter().map(Probabilities::argmax).collect())
     };
-    let test_labels = labels_of(&data.test)?;
+    let test_images: Vec<_> = data.test.iter().map(|s| &s.image).collect();
+    let test_probabilities = predict(&network, &test_images, manifest.inference_batch, device).map_err(nets_error)?;
+    let test_labels: Vec<Vec<u8>> = test_probabilities.iter().map(Probabilities::argmax).collect();
+    let calibration = test_probabilities
+        .par_iter()
+        .zip(data.test.par_iter())
+        .filter_map(|(p, scene)| Some(Calibration::of_image(&p.values, p.classes, &scene.truth_labels()?.labels)))
+        .collect::<Vec<_>>()
+        .iter()
+        // Summed in image order, so the calibration error is identical run to run.
+        .fold(Calibration::default(), |mut a, b| {
+            a.merge(b);
+            a
+        });
+    drop(test_probabilities);
     write_labels(&run_dir.test_labels(), data.width, data.height, &test_labels)?;
     if run.generation < manifest.study.generations {
         write_labels(&run_dir.pool_labels(), data.width, data.height, &labels_of(&data.pool)?)?;
@@ -267,7 +333,14 @@ fn execute(
         let synthetic = score_set(&labels_of(&data.synthetic_test)?, &data.synthetic_test, data);
         fingerprint.domain_gap = Some(test.miou - synthetic.miou);
     }
-    let outcome = RunOutcome { id: run.id.clone(), test, fingerprint, training, seconds: started.elapsed().as_secs_f64() };
+    let outcome = RunOutcome {
+        id: run.id.clone(),
+        test,
+        fingerprint,
+        calibration_error: calibration.ece(),
+        training,
+        seconds: started.elapsed().as_secs_f64(),
+    };
     write_json(&run_dir.outcome(), &outcome)?;
     Ok(outcome)
 }
@@ -282,4 +355,28 @@ pub fn score_set(labels: &[Vec<u8>], scenes: &[Scene], data: &StudyData) -> Trut
 /// Borrowed views of owned label maps.
 pub fn as_slices(labels: &[Vec<u8>]) -> Vec<&[u8]> {
     labels.iter().map(Vec::as_slice).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_ensemble_keeps_strict_majorities_and_ignores_split_votes() {
+        let teachers = vec![vec![vec![0, 1, 2, 1]], vec![vec![0, 1, 1, 2]], vec![vec![0, 2, 0, 0]]];
+        // Pixel 0: 3 × 0; pixel 1: 2 × 1; pixel 2: one each; pixel 3: one 1, one 2, one 0.
+        assert_eq!(combine(Strategy::Ensemble, &teachers, 3), vec![vec![0, 1, IGNORE, IGNORE]]);
+        // Two teachers: only where they agree.
+        assert_eq!(combine(Strategy::Ensemble, &teachers[..2], 3), vec![vec![0, 1, IGNORE, IGNORE]]);
+        // One teacher: its labels as they are.
+        assert_eq!(combine(Strategy::SelfTraining, &teachers[..1], 3), teachers[0]);
+    }
+
+    #[test]
+    fn a_consensus_outvotes_a_teacher_that_is_always_wrong() {
+        let truth: Vec<u8> = (0..300).map(|i| u8::from(i % 3 == 0)).collect();
+        let wrong: Vec<u8> = truth.iter().map(|&t| 1 - t).collect();
+        let teachers = vec![vec![truth.clone()], vec![truth.clone()], vec![wrong]];
+        assert_eq!(combine(Strategy::Consensus, &teachers, 2), vec![truth]);
+    }
 }

@@ -17,20 +17,25 @@ pub fn subgroup_masks(truth: &Truth) -> (Vec<bool>, Vec<bool>) {
     (small, low)
 }
 
+/// The fingerprint counts of one label map against its scene's truth (`None` without truth).
+pub fn image_counts(labels: &[u8], scene: &Scene, classes: &ClassTable) -> Option<FingerprintCounts> {
+    let truth = scene.truth.as_ref()?;
+    let (small, low) = subgroup_masks(truth);
+    let groups = Subgroups { thin: classes.index_of("thin"), small: &small, low_contrast: &low, shadow: &truth.shadow };
+    Some(FingerprintCounts::of_image(labels, &truth.labels.labels, truth.labels.width, truth.labels.height, classes.len(), &groups))
+}
+
 /// The fingerprint of `labels[i]` against `scenes[i]`'s truth, over the scenes that have truth.
 pub fn fingerprint_of(labels: &[&[u8]], scenes: &[&Scene], classes: &ClassTable) -> Fingerprint {
-    let thin = classes.index_of("thin");
     labels
         .par_iter()
         .zip(scenes.par_iter())
-        .filter_map(|(l, s)| {
-            let truth = s.truth.as_ref()?;
-            let (small, low) = subgroup_masks(truth);
-            let groups = Subgroups { thin, small: &small, low_contrast: &low, shadow: &truth.shadow };
-            Some(FingerprintCounts::of_image(l, &truth.labels.labels, truth.labels.width, truth.labels.height, classes.len(), &groups))
-        })
-        .reduce(FingerprintCounts::default, |mut a, b| {
-            a.merge(&b);
+        .filter_map(|(l, s)| image_counts(l, s, classes))
+        .collect::<Vec<_>>()
+        .iter()
+        // Summed in image order: the boundary offset is a floating-point sum.
+        .fold(FingerprintCounts::default(), |mut a, b| {
+            a.merge(b);
             a
         })
         .fingerprint()

@@ -9,6 +9,7 @@ pub mod data;
 pub mod engine;
 pub mod error;
 pub mod fingerprints;
+pub mod intervals;
 pub mod manifest;
 pub mod plan;
 pub mod provenance;

@@ -6,15 +6,16 @@ use serde::Serialize;
 use crate::manifest::{Manifest, Strategy};
 
 /// What a run learns from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub enum Teaching {
     /// Generation 0: the mixed-source labels.
     Labels,
-    /// Later generations: pseudo-labels of the run at this plan index, by a strategy.
+    /// Later generations: pseudo-labels of the runs at these plan indices (one for `self` and
+    /// `cross`, the other architectures for `ensemble` and `consensus`), combined by the strategy.
     PseudoLabels {
-        /// Index of the teacher run in the plan.
-        teacher: usize,
-        /// The strategy that chose the teacher.
+        /// Indices of the teacher runs in the plan.
+        teachers: Vec<usize>,
+        /// The strategy that chose the teachers and combines their labels.
         strategy: Strategy,
     },
 }
@@ -42,7 +43,7 @@ pub struct PlannedRun {
 impl PlannedRun {
     /// The strategy name as shown in tables (`labels` for generation 0).
     pub fn strategy_name(&self) -> &'static str {
-        match self.teaching {
+        match &self.teaching {
             Teaching::Labels => "labels",
             Teaching::PseudoLabels { strategy, .. } => strategy.name(),
         }
@@ -57,12 +58,18 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// The architecture name of the run at `index`'s teacher, if it has one.
-    pub fn teacher_of(&self, run: &PlannedRun) -> Option<&PlannedRun> {
-        match run.teaching {
-            Teaching::Labels => None,
-            Teaching::PseudoLabels { teacher, .. } => self.runs.get(teacher),
+    /// The runs whose pseudo-labels `run` learns from (none at generation 0).
+    pub fn teachers_of(&self, run: &PlannedRun) -> Vec<&PlannedRun> {
+        match &run.teaching {
+            Teaching::Labels => Vec::new(),
+            Teaching::PseudoLabels { teachers, .. } => teachers.iter().filter_map(|&t| self.runs.get(t)).collect(),
         }
+    }
+
+    /// The teachers' architectures as shown in tables: `fcn`, or `fcn+dilated` for a committee;
+    /// empty at generation 0.
+    pub fn teacher_name(&self, run: &PlannedRun) -> String {
+        self.teachers_of(run).iter().map(|t| t.network.architecture.name()).collect::<Vec<_>>().join("+")
     }
 }
 
@@ -82,7 +89,7 @@ struct Gen0Key<'a> {
 
 #[derive(Serialize)]
 struct PseudoKey<'a> {
-    teacher: &'a str,
+    teachers: Vec<&'a str>,
     strategy: Strategy,
     network: &'a NetworkSpec,
     train: &'a echoseg_nets::TrainConfig,
@@ -95,8 +102,9 @@ fn run_seed(manifest_seed: u64, repeat: u32, generation: u32, spec: &NetworkSpec
     echoseg_scene::Rng::new(manifest_seed, &stream).next_u64()
 }
 
-fn readable_id(generation: u32, strategy: &str, spec: &NetworkSpec, teacher: Option<&PlannedRun>, repeat: u32, hash: &str) -> String {
-    let from = teacher.map(|t| format!("-from-{}", t.network.architecture)).unwrap_or_default();
+fn readable_id(generation: u32, strategy: &str, spec: &NetworkSpec, teachers: &[&PlannedRun], repeat: u32, hash: &str) -> String {
+    let names: Vec<&str> = teachers.iter().map(|t| t.network.architecture.name()).collect();
+    let from = if names.is_empty() { String::new() } else { format!("-from-{}", names.join("+")) };
     format!("g{generation}-{strategy}-{}{from}-r{repeat}-{}", spec.architecture, &hash[..8])
 }
 
@@ -112,7 +120,7 @@ pub fn plan(manifest: &Manifest) -> Plan {
                 let key = Gen0Key { data: &manifest.data_key, network: spec, train: &manifest.train, repeat };
                 let hash = settings_hash(&key);
                 runs.push(PlannedRun {
-                    id: readable_id(0, "labels", spec, None, repeat, &hash),
+                    id: readable_id(0, "labels", spec, &[], repeat, &hash),
                     generation: 0,
                     teaching: Teaching::Labels,
                     network: *spec,
@@ -130,15 +138,18 @@ pub fn plan(manifest: &Manifest) -> Plan {
                 let mut next = chain.clone();
                 for (a, spec) in manifest.networks.iter().enumerate() {
                     // self: a learns from itself; cross: every other architecture teaches a at
-                    // generation 1 (the full matrix), and the chain rotates a ← a+1 afterwards.
-                    let teachers: Vec<(usize, bool)> = match strategy {
-                        Strategy::SelfTraining => vec![(chain[a], true)],
-                        Strategy::Cross if generation == 1 => (1..archs).map(|k| (chain[(a + k) % archs], k == 1)).collect(),
-                        Strategy::Cross => vec![(chain[(a + 1) % archs], true)],
+                    // generation 1 (the full matrix), and the chain rotates a ← a+1 afterwards;
+                    // ensemble and consensus: the other architectures teach a together.
+                    let others = || (1..archs).map(|k| chain[(a + k) % archs]).collect::<Vec<_>>();
+                    let teachings: Vec<(Vec<usize>, bool)> = match strategy {
+                        Strategy::SelfTraining => vec![(vec![chain[a]], true)],
+                        Strategy::Cross if generation == 1 => (1..archs).map(|k| (vec![chain[(a + k) % archs]], k == 1)).collect(),
+                        Strategy::Cross => vec![(vec![chain[(a + 1) % archs]], true)],
+                        Strategy::Ensemble | Strategy::Consensus => vec![(others(), true)],
                     };
-                    for (teacher, in_chain) in teachers {
+                    for (teachers, in_chain) in teachings {
                         let key = PseudoKey {
-                            teacher: &runs[teacher].id,
+                            teachers: teachers.iter().map(|&t| runs[t].id.as_str()).collect(),
                             strategy,
                             network: spec,
                             train: &manifest.train,
@@ -146,11 +157,12 @@ pub fn plan(manifest: &Manifest) -> Plan {
                             repeat,
                         };
                         let hash = settings_hash(&key);
-                        let id = readable_id(generation, strategy.name(), spec, Some(&runs[teacher]), repeat, &hash);
+                        let teacher_runs: Vec<&PlannedRun> = teachers.iter().map(|&t| &runs[t]).collect();
+                        let id = readable_id(generation, strategy.name(), spec, &teacher_runs, repeat, &hash);
                         runs.push(PlannedRun {
                             id,
                             generation,
-                            teaching: Teaching::PseudoLabels { teacher, strategy },
+                            teaching: Teaching::PseudoLabels { teachers, strategy },
                             network: *spec,
                             repeat,
                             seed: run_seed(manifest.seed, repeat, generation, spec),

@@ -14,6 +14,26 @@ pub struct StudyDir {
 }
 
 impl StudyDir {
+    /// Headline numbers with bootstrap intervals (Parquet).
+    pub fn summary_parquet(&self) -> PathBuf {
+        self.root.join("summary.parquet")
+    }
+
+    /// Headline numbers with bootstrap intervals (CSV).
+    pub fn summary_csv(&self) -> PathBuf {
+        self.root.join("summary.csv")
+    }
+
+    /// Bias changes between generations with intervals and verdicts (Parquet).
+    pub fn verdicts_parquet(&self) -> PathBuf {
+        self.root.join("verdicts.parquet")
+    }
+
+    /// Bias changes between generations with intervals and verdicts (CSV).
+    pub fn verdicts_csv(&self) -> PathBuf {
+        self.root.join("verdicts.csv")
+    }
+
     /// What `echoseg run --shard` was given (manifest and overrides), for `echoseg merge`.
     pub fn invocation(&self) -> PathBuf {
         self.root.join("invocation.json")

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use echoseg_agree::{Fingerprint, TruthScores, pair_scores, truth_scores};
+use echoseg_agree::{Confusion, Fingerprint, StapleConfig, TruthScores, analyse_raters, pair_scores, staple, truth_scores};
 use polars::prelude::*;
 
 use crate::StudyError;
@@ -30,7 +30,9 @@ pub mod columns {
     pub const PEER: &str = "peer";
     /// Repeat index.
     pub const REPEAT: &str = "repeat";
-    /// Metric name: `miou`, `accuracy`, `iou_CLASS`, `boundary_offset`, `agreement`, `kappa`.
+    /// Metric name: `miou`, `accuracy`, `iou_CLASS`, the fingerprints, `ece`, `agreement`, `kappa`,
+    /// `mean_error`, `error_phi`, `fleiss_kappa`, `vote_entropy`, `sensitivity_CLASS`,
+    /// `staple_sensitivity_CLASS`.
     pub const METRIC: &str = "metric";
     /// The value.
     pub const VALUE: &str = "value";
@@ -55,6 +57,8 @@ pub mod subjects {
     pub const SOURCE: &str = "source";
     /// Two models of one generation and strategy compared with each other.
     pub const PAIR: &str = "pair";
+    /// All the models of one generation, strategy and repeat together (Fleiss' kappa, vote entropy).
+    pub const COMMITTEE: &str = "committee";
 }
 
 #[derive(Default)]
@@ -107,6 +111,11 @@ impl Rows {
                 self.push(key, &format!("iou_{name}"), *iou);
             }
         }
+        for (name, dice) in class_names.iter().zip(&scores.dice) {
+            if let Some(dice) = dice {
+                self.push(key, &format!("dice_{name}"), *dice);
+            }
+        }
         for (name, value) in fingerprint.named() {
             if let Some(v) = value {
                 self.push(key, name, v);
@@ -132,13 +141,13 @@ impl Rows {
     }
 }
 
-fn model_key<'a>(plan: &'a Plan, run: &'a PlannedRun, subject: &'static str, peer: &'a str) -> RowKey<'a> {
+fn model_key<'a>(run: &'a PlannedRun, teacher: &'a str, subject: &'static str, peer: &'a str) -> RowKey<'a> {
     RowKey {
         subject,
         generation: i64::from(run.generation),
         strategy: run.strategy_name(),
         model: run.network.architecture.name(),
-        teacher: plan.teacher_of(run).map_or("", |t| t.network.architecture.name()),
+        teacher,
         peer,
         repeat: i64::from(run.repeat),
         run: &run.id,
@@ -176,7 +185,12 @@ pub fn write_tables(manifest: &Manifest, plan: &Plan, outcomes: &[RunOutcome], d
     }
 
     for (run, outcome) in plan.runs.iter().zip(outcomes) {
-        rows.push_scores(&model_key(plan, run, subjects::MODEL, ""), &outcome.test, &outcome.fingerprint, &class_names);
+        let teacher = plan.teacher_name(run);
+        let key = model_key(run, &teacher, subjects::MODEL, "");
+        rows.push_scores(&key, &outcome.test, &outcome.fingerprint, &class_names);
+        if let Some(ece) = outcome.calibration_error {
+            rows.push(&key, "ece", ece);
+        }
     }
 
     // Pairwise agreement among the chain runs of each (repeat, generation, strategy).
@@ -191,16 +205,86 @@ pub fn write_tables(manifest: &Manifest, plan: &Plan, outcomes: &[RunOutcome], d
                 continue;
             }
             let scores = pair_scores(&as_slices(&test_labels[i]), &as_slices(&test_labels[j]), data.classes.len());
-            let key = model_key(plan, a, subjects::PAIR, b.network.architecture.name());
+            let teacher = plan.teacher_name(a);
+            let key = model_key(a, &teacher, subjects::PAIR, b.network.architecture.name());
             rows.push(&key, "agreement", scores.agreement);
             rows.push(&key, "kappa", scores.kappa);
         }
     }
 
+    committee_rows(&mut rows, plan, &chain, &test_labels, data);
+
     let mut results = rows.frame().map_err(table_error(&dir.results_parquet()))?;
     write_frame(&mut results, &dir.results_parquet(), &dir.results_csv())?;
     let mut history = history_frame(plan, outcomes).map_err(table_error(&dir.history_parquet()))?;
-    write_frame(&mut history, &dir.history_parquet(), &dir.history_csv())
+    write_frame(&mut history, &dir.history_parquet(), &dir.history_csv())?;
+    let (mut summary, mut verdicts) = crate::intervals::interval_frames(plan, data, dir, manifest.seed)?;
+    write_frame(&mut summary, &dir.summary_parquet(), &dir.summary_csv())?;
+    write_frame(&mut verdicts, &dir.verdicts_parquet(), &dir.verdicts_csv())
+}
+
+/// Per chain group (repeat, generation, strategy) of two or more models: Fleiss' kappa and vote
+/// entropy; per pair the phi correlation of their errors and their mean error (beside the
+/// disagreement already in the table); per model and class STAPLE's estimated sensitivity beside
+/// the true one, so the report can show how well agreement alone judges the models.
+fn committee_rows(rows: &mut Rows, plan: &Plan, chain: &[&PlannedRun], test_labels: &[Vec<Vec<u8>>], data: &StudyData) {
+    let classes = data.classes.len();
+    let truth: Option<Vec<&[u8]>> = data.test.iter().map(|s| s.truth_labels().map(|t| t.labels.as_slice())).collect();
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    for (i, r) in chain.iter().enumerate() {
+        match groups.iter_mut().find(|g| {
+            let f = chain[g[0]];
+            (f.repeat, f.generation, f.strategy_name()) == (r.repeat, r.generation, r.strategy_name())
+        }) {
+            Some(g) => g.push(i),
+            None => groups.push(vec![i]),
+        }
+    }
+    for members in groups.iter().filter(|g| g.len() >= 2) {
+        let raters: Vec<Vec<&[u8]>> = members.iter().map(|&i| as_slices(&test_labels[i])).collect();
+        let Ok(analysis) = analyse_raters(&raters, truth.as_deref(), classes) else { continue };
+        let first = chain[members[0]];
+        let key = RowKey {
+            subject: subjects::COMMITTEE,
+            model: "",
+            teacher: "",
+            peer: "",
+            run: "",
+            ..model_key(first, "", subjects::COMMITTEE, "")
+        };
+        rows.push(&key, "fleiss_kappa", analysis.fleiss_kappa);
+        rows.push(&key, "vote_entropy", analysis.mean_vote_entropy);
+        if let Some(t) = &analysis.truth {
+            for pair in &t.disagreement_vs_error {
+                let (a, b) = (chain[members[pair.a]], chain[members[pair.b]]);
+                let teacher = plan.teacher_name(a);
+                let key = model_key(a, &teacher, subjects::PAIR, b.network.architecture.name());
+                rows.push(&key, "mean_error", pair.mean_error);
+                if let Some(phi) = t.error_phi[pair.a][pair.b] {
+                    rows.push(&key, "error_phi", phi);
+                }
+            }
+        }
+        let Ok(estimate) = staple(&raters, classes, &StapleConfig::default()) else { continue };
+        for (j, &i) in members.iter().enumerate() {
+            let run = chain[i];
+            let teacher = plan.teacher_name(run);
+            let key = model_key(run, &teacher, subjects::MODEL, "");
+            for c in 1..classes {
+                let name = &data.classes.names()[c];
+                rows.push(&key, &format!("staple_sensitivity_{name}"), estimate.sensitivity[j][c]);
+                if let Some(truth) = &truth {
+                    let confusion = raters[j].iter().zip(truth).fold(Confusion::new(classes), |mut m, (p, t)| {
+                        m.add_maps(t, p);
+                        m
+                    });
+                    if let Some(recall) = confusion.recall(c) {
+                        rows.push(&key, &format!("sensitivity_{name}"), recall);
+                    }
+                }
+            }
+        }
+    }
 }
 
 fn table_error(path: &Path) -> impl Fn(PolarsError) -> StudyError + '_ {
@@ -217,7 +301,7 @@ fn history_frame(plan: &Plan, outcomes: &[RunOutcome]) -> PolarsResult<DataFrame
             model.push(r.network.architecture.name());
             generation.push(i64::from(r.generation));
             strategy.push(r.strategy_name());
-            teacher.push(plan.teacher_of(r).map_or("", |t| t.network.architecture.name()));
+            teacher.push(plan.teacher_name(r));
             repeat.push(i64::from(r.repeat));
             epoch.push(e.epoch as i64);
             train_loss.push(f64::from(e.train_loss));

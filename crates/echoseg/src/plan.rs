@@ -58,7 +58,8 @@ pub fn print(path: &Path, overrides: &[String], timing: bool) -> Result<()> {
     let mut total = 0.0;
     for run in &plan.runs {
         let work = workload(run);
-        let teacher = plan.teacher_of(run).map(|t| t.network.architecture.name()).unwrap_or("-");
+        let teacher = plan.teacher_name(run);
+        let teacher = if teacher.is_empty() { "-".to_string() } else { teacher };
         let estimate = speed.get(run.network.architecture.name()).map(|&(train_ips, infer_ips)| {
             (m.train.epochs * work.training_images) as f64 / train_ips + work.predicted_images as f64 / infer_ips
         });

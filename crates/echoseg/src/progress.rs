@@ -41,16 +41,11 @@ impl Terminal {
 }
 
 fn describe(run: &PlannedRun, plan: &Plan) -> String {
-    match plan.teacher_of(run) {
-        None => format!("g{} {} ({}) r{}", run.generation, run.network.architecture, run.strategy_name(), run.repeat),
-        Some(t) => format!(
-            "g{} {} ← {} ({}) r{}",
-            run.generation,
-            run.network.architecture,
-            t.network.architecture,
-            run.strategy_name(),
-            run.repeat
-        ),
+    let teacher = plan.teacher_name(run);
+    if teacher.is_empty() {
+        format!("g{} {} ({}) r{}", run.generation, run.network.architecture, run.strategy_name(), run.repeat)
+    } else {
+        format!("g{} {} ← {} ({}) r{}", run.generation, run.network.architecture, teacher, run.strategy_name(), run.repeat)
     }
 }
 

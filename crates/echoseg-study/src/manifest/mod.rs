@@ -529,7 +529,15 @@ pub fn validate(path: &Path, text: &str, raw: RawManifest) -> Result<Manifest, M
     }
 
     if raw.study.generations > 0 && raw.study.strategies.is_empty() {
-        p.add("study.strategies", "needs at least one of \"self\", \"cross\" when study.generations > 0");
+        p.add("study.strategies", "needs at least one of \"self\", \"cross\", \"ensemble\", \"consensus\" when study.generations > 0");
+    }
+    for committee in [Strategy::Ensemble, Strategy::Consensus] {
+        if raw.study.strategies.contains(&committee) && networks.len() < 3 {
+            p.add(
+                "study.strategies",
+                format!("\"{}\" needs at least three architectures in nets.architectures (two teachers per student)", committee.name()),
+            );
+        }
     }
     if raw.study.strategies.contains(&Strategy::Cross) && networks.len() < 2 {
         p.add("study.strategies", "\"cross\" needs at least two architectures in nets.architectures");

@@ -196,6 +196,10 @@ pub enum Strategy {
     SelfTraining,
     /// A model learns from another architecture's outputs.
     Cross,
+    /// A model learns from the per-pixel majority of the other architectures (ties carry no loss).
+    Ensemble,
+    /// A model learns from the STAPLE consensus of the other architectures.
+    Consensus,
 }
 
 impl Strategy {
@@ -204,6 +208,8 @@ impl Strategy {
         match self {
             Strategy::SelfTraining => "self",
             Strategy::Cross => "cross",
+            Strategy::Ensemble => "ensemble",
+            Strategy::Consensus => "consensus",
         }
     }
 }

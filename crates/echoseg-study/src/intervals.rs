@@ -1,0 +1,266 @@
+//! Intervals and verdicts: every headline number with its bootstrap interval over test images
+//! and seeds (`summary.*`), and for every strategy, architecture, later generation and bias the
+//! change against generation 0 with a verdict (`verdicts.*`).
+
+use std::collections::BTreeMap;
+
+use echoseg_agree::{BootstrapConfig, Confusion, FingerprintCounts, Interval, Verdict, bias_size, bootstrap};
+use polars::prelude::*;
+use rayon::prelude::*;
+
+use crate::StudyError;
+use crate::data::StudyData;
+use crate::fingerprints::image_counts;
+use crate::plan::{Plan, PlannedRun};
+use crate::store::{StudyDir, read_labels};
+
+/// Metrics that have per-image counts, so intervals over images.
+pub const METRICS: [&str; 7] =
+    ["miou", "boundary_offset", "boundary_f1", "thin_recall", "small_object_recall", "low_contrast_recall", "shadow_fp_rate"];
+
+/// The biases a verdict is given on (every metric above except mIoU).
+pub const BIASES: [&str; 6] =
+    ["boundary_offset", "boundary_f1", "thin_recall", "small_object_recall", "low_contrast_recall", "shadow_fp_rate"];
+
+/// One test image's counts for one run.
+#[derive(Clone, Debug)]
+struct ImageCounts {
+    confusion: Confusion,
+    fingerprint: FingerprintCounts,
+}
+
+/// A metric's value over a set of image counts.
+fn metric(name: &str, units: &[&ImageCounts]) -> Option<f64> {
+    if name == "miou" {
+        let mut c = Confusion::new(units.first()?.confusion.classes());
+        units.iter().for_each(|u| c.merge(&u.confusion));
+        return Some(c.miou());
+    }
+    let mut f = FingerprintCounts::default();
+    units.iter().for_each(|u| f.merge(&u.fingerprint));
+    let fp = f.fingerprint();
+    fp.named().into_iter().find(|(n, _)| *n == name).and_then(|(_, v)| v)
+}
+
+fn run_counts(run: &PlannedRun, data: &StudyData, dir: &StudyDir) -> Result<Vec<ImageCounts>, StudyError> {
+    let (_, _, labels) = read_labels(&dir.run(&run.id).test_labels())?;
+    Ok(labels
+        .par_iter()
+        .zip(data.test.par_iter())
+        .filter_map(|(l, scene)| {
+            let truth = scene.truth_labels()?;
+            Some(ImageCounts {
+                confusion: Confusion::from_maps(&truth.labels, l, data.classes.len()),
+                fingerprint: image_counts(l, scene, &data.classes)?,
+            })
+        })
+        .collect())
+}
+
+#[derive(Default)]
+struct Columns {
+    text: BTreeMap<&'static str, Vec<String>>,
+    int: BTreeMap<&'static str, Vec<i64>>,
+    float: BTreeMap<&'static str, Vec<Option<f64>>>,
+    order: Vec<&'static str>,
+}
+
+impl Columns {
+    fn text(&mut self, name: &'static str, value: &str) {
+        self.note(name);
+        self.text.entry(name).or_default().push(value.to_string());
+    }
+    fn int(&mut self, name: &'static str, value: i64) {
+        self.note(name);
+        self.int.entry(name).or_default().push(value);
+    }
+    fn float(&mut self, name: &'static str, value: Option<f64>) {
+        self.note(name);
+        self.float.entry(name).or_default().push(value);
+    }
+    fn interval(&mut self, prefix: [&'static str; 3], value: Option<Interval>) {
+        self.float(prefix[0], value.map(|i| i.estimate));
+        self.float(prefix[1], value.map(|i| i.low));
+        self.float(prefix[2], value.map(|i| i.high));
+    }
+    fn note(&mut self, name: &'static str) {
+        if !self.order.contains(&name) {
+            self.order.push(name);
+        }
+    }
+    fn frame(mut self) -> PolarsResult<DataFrame> {
+        if self.order.is_empty() {
+            return Ok(DataFrame::empty());
+        }
+        let columns = self
+            .order
+            .iter()
+            .map(|&n| {
+                if let Some(v) = self.text.remove(n) {
+                    Column::new(n.into(), v)
+                } else if let Some(v) = self.int.remove(n) {
+                    Column::new(n.into(), v)
+                } else {
+                    Column::new(n.into(), self.float.remove(n).unwrap_or_default())
+                }
+            })
+            .collect();
+        DataFrame::new_infer_height(columns)
+    }
+}
+
+/// A bias before and after pseudo-labelling, paired image by image within each seed.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Comparison {
+    before: Interval,
+    after: Interval,
+    /// Change of the bias size (after − before).
+    change: Interval,
+    /// Ratio of bias sizes (after / before); `None` when the bias was zero before.
+    factor: Option<Interval>,
+    verdict: Verdict,
+}
+
+fn compare(groups: &[Vec<(ImageCounts, ImageCounts)>], bias: &str, config: &BootstrapConfig) -> Option<Comparison> {
+    let side = |after: bool| {
+        move |u: &[&(ImageCounts, ImageCounts)]| {
+            let units: Vec<&ImageCounts> = u.iter().map(|(b, a)| if after { a } else { b }).collect();
+            metric(bias, &units)
+        }
+    };
+    let before = bootstrap(groups, config, side(false))?;
+    let after = bootstrap(groups, config, side(true))?;
+    let change = bootstrap(groups, config, |u| Some(bias_size(bias, side(true)(u)?) - bias_size(bias, side(false)(u)?)))?;
+    let factor = bootstrap(groups, config, |u| {
+        let b = bias_size(bias, side(false)(u)?);
+        (b > 1e-9).then_some(bias_size(bias, side(true)(u)?) / b)
+    });
+    Some(Comparison { before, after, change, factor, verdict: Verdict::of_change(&change) })
+}
+
+/// Strategy, architecture and generation of a chain run.
+type ChainKey<'a> = (&'a str, &'a str, u32);
+
+/// The summary and verdict tables of a finished study.
+pub fn interval_frames(plan: &Plan, data: &StudyData, dir: &StudyDir, seed: u64) -> Result<(DataFrame, DataFrame), StudyError> {
+    let config = BootstrapConfig { seed, ..BootstrapConfig::default() };
+    let counts: Vec<Vec<ImageCounts>> = plan.runs.iter().map(|r| run_counts(r, data, dir)).collect::<Result<_, _>>()?;
+    let teacher_names: Vec<String> = plan.runs.iter().map(|r| plan.teacher_name(r)).collect();
+
+    // Summary: runs that differ only in their repeat are one configuration.
+    let mut configurations: BTreeMap<(u32, &str, &str, &str), Vec<usize>> = BTreeMap::new();
+    for (i, r) in plan.runs.iter().enumerate() {
+        configurations
+            .entry((r.generation, r.strategy_name(), r.network.architecture.name(), teacher_names[i].as_str()))
+            .or_default()
+            .push(i);
+    }
+    let mut summary = Columns::default();
+    for ((generation, strategy, model, teacher), runs) in &configurations {
+        let groups: Vec<Vec<ImageCounts>> = runs.iter().map(|&i| counts[i].clone()).collect();
+        for name in METRICS {
+            let Some(interval) = bootstrap(&groups, &config, |u| metric(name, u)) else { continue };
+            summary.int("generation", i64::from(*generation));
+            summary.text("strategy", strategy);
+            summary.text("model", model);
+            summary.text("teacher", teacher);
+            summary.text("metric", name);
+            summary.interval(["estimate", "low", "high"], Some(interval));
+            summary.int("repeats", groups.len() as i64);
+            summary.int("images", groups.first().map_or(0, Vec::len) as i64);
+        }
+    }
+
+    // Verdicts: each chain run against the generation-0 run of its architecture and repeat,
+    // paired image by image.
+    let mut chains: BTreeMap<ChainKey<'_>, Vec<(usize, usize)>> = BTreeMap::new();
+    for (i, r) in plan.runs.iter().enumerate() {
+        if r.generation == 0 || !r.chain {
+            continue;
+        }
+        let base =
+            plan.runs.iter().position(|b| b.generation == 0 && b.repeat == r.repeat && b.network.architecture == r.network.architecture);
+        if let Some(b) = base {
+            chains.entry((r.strategy_name(), r.network.architecture.name(), r.generation)).or_default().push((b, i));
+        }
+    }
+    let mut verdicts = Columns::default();
+    for ((strategy, model, generation), pairs) in &chains {
+        let groups: Vec<Vec<(ImageCounts, ImageCounts)>> =
+            pairs.iter().map(|&(b, a)| counts[b].iter().cloned().zip(counts[a].iter().cloned()).collect()).collect();
+        for bias in BIASES {
+            let Some(c) = compare(&groups, bias, &config) else { continue };
+            verdicts.text("strategy", strategy);
+            verdicts.text("model", model);
+            verdicts.int("generation", i64::from(*generation));
+            verdicts.text("metric", bias);
+            verdicts.interval(["before", "before_low", "before_high"], Some(c.before));
+            verdicts.interval(["after", "after_low", "after_high"], Some(c.after));
+            verdicts.interval(["change", "change_low", "change_high"], Some(c.change));
+            verdicts.interval(["factor", "factor_low", "factor_high"], c.factor);
+            verdicts.text("verdict", c.verdict.name());
+            verdicts.int("repeats", groups.len() as i64);
+        }
+    }
+    let error = |path: std::path::PathBuf| move |e: PolarsError| StudyError::Table { path: path.clone(), message: e.to_string() };
+    Ok((summary.frame().map_err(error(dir.summary_parquet()))?, verdicts.frame().map_err(error(dir.verdicts_parquet()))?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use echoseg_agree::Subgroups;
+
+    /// A 32 × 32 image with a disc of class 1 of radius `r` centred at (`cx`, 16).
+    fn disc(r: f32, cx: f32) -> Vec<u8> {
+        (0..32 * 32)
+            .map(|i| {
+                let (x, y) = ((i % 32) as f32 + 0.5 - cx, (i / 32) as f32 + 0.5 - 16.0);
+                u8::from((x * x + y * y).sqrt() <= r)
+            })
+            .collect()
+    }
+
+    fn counts(predicted: &[u8], truth: &[u8]) -> ImageCounts {
+        let none = vec![false; truth.len()];
+        let groups = Subgroups { thin: None, small: &none, low_contrast: &none, shadow: &none };
+        ImageCounts {
+            confusion: Confusion::from_maps(truth, predicted, 2),
+            fingerprint: FingerprintCounts::of_image(predicted, truth, 32, 32, 2, &groups),
+        }
+    }
+
+    /// Two seeds of 12 images each; `after` predicts every disc dilated by `grow` px.
+    fn study(before_grow: f32, after_grow: f32) -> Vec<Vec<(ImageCounts, ImageCounts)>> {
+        (0..2)
+            .map(|seed| {
+                (0..12)
+                    .map(|i| {
+                        let (r, cx) = (5.0 + (i % 4) as f32, 12.0 + (i + seed) as f32 % 8.0);
+                        let truth = disc(r, cx);
+                        (counts(&disc(r + before_grow, cx), &truth), counts(&disc(r + after_grow, cx), &truth))
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_dilation_that_grows_from_one_to_two_px_amplifies_with_an_interval_around_one() {
+        let c = compare(&study(1.0, 2.0), "boundary_offset", &BootstrapConfig::default()).unwrap();
+        assert!((c.before.estimate - 1.0).abs() < 0.25, "{c:?}");
+        assert!((c.after.estimate - 2.0).abs() < 0.25, "{c:?}");
+        assert!(c.change.low > 0.5 && c.change.high < 1.5, "{c:?}");
+        assert_eq!(c.verdict, Verdict::Amplifies);
+        let factor = c.factor.unwrap();
+        assert!(factor.low > 1.5 && factor.high < 2.5, "{factor:?}");
+    }
+
+    #[test]
+    fn a_shrinking_offset_cancels_and_an_unchanged_one_holds() {
+        assert_eq!(compare(&study(2.0, 0.0), "boundary_offset", &BootstrapConfig::default()).unwrap().verdict, Verdict::Cancels);
+        let same = compare(&study(1.0, 1.0), "boundary_offset", &BootstrapConfig::default()).unwrap();
+        assert_eq!(same.verdict, Verdict::Holds);
+        assert_eq!((same.change.low, same.change.high), (0.0, 0.0));
+    }
+}
