@@ -35,5 +35,12 @@ impl Drop for Scratch {
     }
 }
 
+/// Runs the study of `manifest` quietly with the default options, as `echoseg run --quiet` does,
+/// writing under `reports`; returns the report page.
+pub fn run_quietly(manifest: &Path, reports: &Path) -> anyhow::Result<PathBuf> {
+    let invocation = echoseg::Invocation { manifest: manifest.to_path_buf(), overrides: vec![] };
+    echoseg::run(&invocation, reports, &echoseg::RunOptions { quiet: true, ..Default::default() }, "test")
+}
+
 /// A study small enough to run in seconds: 32 × 32 images, two tiny architectures, one generation.
 pub const TINY_MANIFEST: &str = include_str!("../fixtures/tiny.toml");

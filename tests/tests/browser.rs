@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use echoseg_tests::{Scratch, TINY_MANIFEST};
+use echoseg_tests::{Scratch, TINY_MANIFEST, run_quietly};
 
 fn chromium() -> Option<PathBuf> {
     let candidates = [std::env::var("ECHOSEG_CHROMIUM").ok(), Some("/usr/bin/chromium".into()), Some("/usr/bin/chromium-browser".into())];
@@ -24,13 +24,7 @@ fn chromium_renders_the_report_without_console_messages() {
     let scratch = Scratch::new("browser");
     let path = scratch.write("tiny.toml", TINY_MANIFEST);
     let reports = scratch.path().join("reports");
-    let page = echoseg::run(
-        &echoseg::Invocation { manifest: path, overrides: vec![] },
-        &reports,
-        &echoseg::RunOptions { quiet: true, ..Default::default() },
-        "test",
-    )
-    .unwrap();
+    let page = run_quietly(&path, &reports).unwrap();
     let shot = scratch.path().join("report.png");
     // The flags keep Chromium off the network and out of any profile, as a closed CI machine needs.
     let out = Command::new(&browser)

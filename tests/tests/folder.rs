@@ -6,7 +6,7 @@
 use echoseg_scene::{FolderSpec, read_folder};
 use echoseg_study::data::StudyData;
 use echoseg_study::manifest;
-use echoseg_tests::{Scratch, TINY_MANIFEST};
+use echoseg_tests::{Scratch, TINY_MANIFEST, run_quietly};
 
 fn generate(scratch: &Scratch) -> (std::path::PathBuf, StudyData) {
     let manifest_path = scratch.write("tiny.toml", TINY_MANIFEST);
@@ -78,13 +78,7 @@ fn a_study_runs_on_a_generated_folder_and_measures_the_same_source_bias() {
     generate(&scratch);
     let path = scratch.write("folder.toml", FOLDER_MANIFEST);
     let reports = scratch.path().join("reports");
-    let page = echoseg::run(
-        &echoseg::Invocation { manifest: path.clone(), overrides: vec![] },
-        &reports,
-        &echoseg::RunOptions { quiet: true, ..Default::default() },
-        "test",
-    )
-    .unwrap();
+    let page = run_quietly(&path, &reports).unwrap();
     assert!(page.exists());
     let csv = std::fs::read_to_string(reports.join("tiny-folder/results.csv")).unwrap();
     let manual_offset: f64 = csv
@@ -110,14 +104,6 @@ fn broken_folder_data_is_named_before_training() {
     assert!(text.contains(&format!("masks/manual/{victim}.png: unreadable or truncated mask")), "{text}");
     // `run` refuses the same data before creating anything.
     let reports = scratch.path().join("reports");
-    assert!(
-        echoseg::run(
-            &echoseg::Invocation { manifest: path.clone(), overrides: vec![] },
-            &reports,
-            &echoseg::RunOptions { quiet: true, ..Default::default() },
-            "test"
-        )
-        .is_err()
-    );
+    assert!(run_quietly(&path, &reports).is_err());
     assert!(!reports.exists(), "nothing is written for bad data");
 }

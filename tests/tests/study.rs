@@ -5,19 +5,13 @@
 use std::path::Path;
 
 use echoseg_study::{Reuse, Silent, StudyDir, manifest, run_study};
-use echoseg_tests::{Scratch, TINY_MANIFEST};
+use echoseg_tests::{Scratch, TINY_MANIFEST, run_quietly};
 
 fn run_tiny(reports: &Path, manifest_text: &str) -> std::path::PathBuf {
     let dir = reports.parent().unwrap();
     let path = dir.join("tiny.toml");
     std::fs::write(&path, manifest_text).unwrap();
-    echoseg::run(
-        &echoseg::Invocation { manifest: path.clone(), overrides: vec![] },
-        reports,
-        &echoseg::RunOptions { quiet: true, ..Default::default() },
-        "test",
-    )
-    .unwrap()
+    run_quietly(&path, reports).unwrap()
 }
 
 #[test]
@@ -95,13 +89,7 @@ fn a_failed_study_leaves_the_previous_report_intact() {
     // An absurd learning rate makes the first run diverge midway through the study.
     let path = scratch.path().join("tiny.toml");
     std::fs::write(&path, TINY_MANIFEST.replace("batch_size = 8", "batch_size = 8\nlearning_rate = 1e12")).unwrap();
-    let err = echoseg::run(
-        &echoseg::Invocation { manifest: path.clone(), overrides: vec![] },
-        &reports,
-        &echoseg::RunOptions { quiet: true, ..Default::default() },
-        "test",
-    )
-    .unwrap_err();
+    let err = run_quietly(&path, &reports).unwrap_err();
     let text = echoseg::describe_error(&err);
     assert!(text.contains("diverged"), "{text}");
     assert!(text.contains("--resume"), "{text}");
@@ -149,15 +137,7 @@ fn malformed_manifest_gives_the_documented_error() {
 
     // Nothing is written for a bad manifest.
     let reports = scratch.path().join("reports");
-    assert!(
-        echoseg::run(
-            &echoseg::Invocation { manifest: path.clone(), overrides: vec![] },
-            &reports,
-            &echoseg::RunOptions { quiet: true, ..Default::default() },
-            "test"
-        )
-        .is_err()
-    );
+    assert!(run_quietly(&path, &reports).is_err());
     assert!(!reports.exists());
 }
 
