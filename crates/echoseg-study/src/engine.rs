@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use echoseg_agree::{Calibration, Fingerprint, StapleConfig, TruthScores, staple, truth_scores};
-use echoseg_nets::{Device, IGNORE, Probabilities, Progress, Sample, TrainReport, predict, save_network, train_resumable};
+use echoseg_nets::{Device, IGNORE, Probabilities, Progress, Sample, TrainReport, load_network, predict, save_network, train_resumable};
 use echoseg_scene::Scene;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -290,8 +290,12 @@ fn execute(
     let nets_error = |source| StudyError::Nets { run: run.id.clone(), source };
     // A run killed mid-training continues from its last finished epoch on `--resume`.
     let state = run_dir.training_state();
+    let initial = match plan.teachers_of(run).as_slice() {
+        [teacher] if run.continues => Some(load_network(&teacher.network, &dir.run(&teacher.id).checkpoint(), device).map_err(nets_error)?),
+        _ => None,
+    };
     let (network, training) =
-        train_resumable(None, &run.network, &manifest.train, run.seed, &samples, &validation, device, &state, &mut |p| {
+        train_resumable(initial, &run.network, &manifest.train, run.seed, &samples, &validation, device, &state, &mut |p| {
             observer.progress(run, p)
         })
         .map_err(nets_error)?;

@@ -3,7 +3,7 @@
 use echoseg_nets::NetworkSpec;
 use serde::Serialize;
 
-use crate::manifest::{Manifest, Strategy};
+use crate::manifest::{Manifest, Strategy, StudentStart};
 
 /// What a run learns from.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -38,6 +38,9 @@ pub struct PlannedRun {
     /// True for the one run per architecture that continues the strategy's chain; pairwise
     /// agreement compares these.
     pub chain: bool,
+    /// True when the student starts from its teacher's weights (`study.student = "continue"`
+    /// and a teacher of the student's own architecture).
+    pub continues: bool,
 }
 
 impl PlannedRun {
@@ -95,6 +98,9 @@ struct PseudoKey<'a> {
     train: &'a echoseg_nets::TrainConfig,
     pseudo_labels: crate::manifest::PseudoLabels,
     repeat: u32,
+    // Left out when false, so the ids of fresh students stay what they were before the option existed.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    continues: bool,
 }
 
 fn run_seed(manifest_seed: u64, repeat: u32, generation: u32, spec: &NetworkSpec) -> u64 {
@@ -127,6 +133,7 @@ pub fn plan(manifest: &Manifest) -> Plan {
                     repeat,
                     seed: run_seed(manifest.seed, repeat, 0, spec),
                     chain: true,
+                    continues: false,
                 });
                 runs.len() - 1
             })
@@ -148,7 +155,10 @@ pub fn plan(manifest: &Manifest) -> Plan {
                         Strategy::Ensemble | Strategy::Consensus => vec![(others(), true)],
                     };
                     for (teachers, in_chain) in teachings {
+                        let continues = manifest.study.student == StudentStart::Continue
+                            && matches!(teachers.as_slice(), [t] if runs[*t].network == *spec);
                         let key = PseudoKey {
+                            continues,
                             teachers: teachers.iter().map(|&t| runs[t].id.as_str()).collect(),
                             strategy,
                             network: spec,
@@ -167,6 +177,7 @@ pub fn plan(manifest: &Manifest) -> Plan {
                             repeat,
                             seed: run_seed(manifest.seed, repeat, generation, spec),
                             chain: in_chain,
+                            continues,
                         });
                         if in_chain {
                             next[a] = runs.len() - 1;

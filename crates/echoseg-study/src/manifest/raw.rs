@@ -225,6 +225,18 @@ pub enum PseudoLabels {
     Accumulate,
 }
 
+/// How a student's weights start.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StudentStart {
+    /// Freshly initialised from the run's seed.
+    #[default]
+    Reinit,
+    /// From the teacher's trained weights, where the teacher has the student's architecture
+    /// (every `self` student); other students start fresh.
+    Continue,
+}
+
 /// `[study]` as written.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -237,11 +249,19 @@ pub struct StudySettings {
     pub repeats: u32,
     /// Replace or accumulate.
     pub pseudo_labels: PseudoLabels,
+    /// Whether a student starts fresh or from its teacher's weights.
+    pub student: StudentStart,
 }
 
 impl Default for StudySettings {
     fn default() -> Self {
-        Self { generations: 1, strategies: vec![Strategy::SelfTraining, Strategy::Cross], repeats: 1, pseudo_labels: PseudoLabels::Replace }
+        Self {
+            generations: 1,
+            strategies: vec![Strategy::SelfTraining, Strategy::Cross],
+            repeats: 1,
+            pseudo_labels: PseudoLabels::Replace,
+            student: StudentStart::Reinit,
+        }
     }
 }
 
