@@ -22,4 +22,4 @@ pub use data::{IGNORE, Sample, Target};
 pub use device::DeviceChoice;
 pub use error::NetsError;
 pub use infer::{Probabilities, predict};
-pub use train::{EpochRecord, Progress, TrainConfig, TrainReport, init_network, train, train_from, train_resumable};
+pub use train::{EpochRecord, Progress, TrainConfig, TrainReport, init_network, train, train_resumable};

@@ -156,22 +156,7 @@ pub fn train(
     run_epochs(network, None, spec, config, seed, train, val, device, progress)
 }
 
-/// Continues training `network` (for example a teacher's weights) on `train`.
-#[allow(clippy::too_many_arguments)]
-pub fn train_from(
-    network: Network,
-    spec: &NetworkSpec,
-    config: &TrainConfig,
-    seed: u64,
-    train: &[Sample],
-    val: &[Sample],
-    device: &Device,
-    progress: &mut dyn FnMut(&Progress),
-) -> Result<(Network, TrainReport), NetsError> {
-    run_epochs(network, None, spec, config, seed, train, val, device, progress)
-}
-
-/// Like [`train_from`], but keeps its state in `checkpoint` after every epoch and, when that
+/// Trains like [`train`], but keeps its state in `checkpoint` after every epoch and, when that
 /// directory already holds the state of the same training, continues from it: a training killed
 /// midway loses at most one epoch, and the result is identical to an uninterrupted one.
 /// `initial` gives the starting weights of a fresh training (`None`: initialise from `seed`).

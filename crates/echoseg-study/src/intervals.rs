@@ -11,8 +11,8 @@ use rayon::prelude::*;
 use crate::StudyError;
 use crate::data::StudyData;
 use crate::fingerprints::image_counts;
-use crate::plan::{Plan, PlannedRun};
-use crate::store::{StudyDir, read_labels};
+use crate::plan::Plan;
+use crate::store::StudyDir;
 
 /// Metrics that have per-image counts, so intervals over images.
 pub const METRICS: [&str; 7] =
@@ -42,9 +42,8 @@ fn metric(name: &str, units: &[&ImageCounts]) -> Option<f64> {
     fp.named().into_iter().find(|(n, _)| *n == name).and_then(|(_, v)| v)
 }
 
-fn run_counts(run: &PlannedRun, data: &StudyData, dir: &StudyDir) -> Result<Vec<ImageCounts>, StudyError> {
-    let (_, _, labels) = read_labels(&dir.run(&run.id).test_labels())?;
-    Ok(labels
+fn run_counts(labels: &[Vec<u8>], data: &StudyData) -> Vec<ImageCounts> {
+    labels
         .par_iter()
         .zip(data.test.par_iter())
         .filter_map(|(l, scene)| {
@@ -54,7 +53,7 @@ fn run_counts(run: &PlannedRun, data: &StudyData, dir: &StudyDir) -> Result<Vec<
                 fingerprint: image_counts(l, scene, &data.classes)?,
             })
         })
-        .collect())
+        .collect()
 }
 
 #[derive(Default)]
@@ -141,10 +140,17 @@ fn compare(groups: &[Vec<(ImageCounts, ImageCounts)>], bias: &str, config: &Boot
 /// Strategy, architecture and generation of a chain run.
 type ChainKey<'a> = (&'a str, &'a str, u32);
 
-/// The summary and verdict tables of a finished study.
-pub fn interval_frames(plan: &Plan, data: &StudyData, dir: &StudyDir, seed: u64) -> Result<(DataFrame, DataFrame), StudyError> {
+/// The summary and verdict tables of a finished study; `test_labels[i]` are the test predictions
+/// of `plan.runs[i]`.
+pub fn interval_frames(
+    plan: &Plan,
+    data: &StudyData,
+    test_labels: &[Vec<Vec<u8>>],
+    dir: &StudyDir,
+    seed: u64,
+) -> Result<(DataFrame, DataFrame), StudyError> {
     let config = BootstrapConfig { seed, ..BootstrapConfig::default() };
-    let counts: Vec<Vec<ImageCounts>> = plan.runs.iter().map(|r| run_counts(r, data, dir)).collect::<Result<_, _>>()?;
+    let counts: Vec<Vec<ImageCounts>> = test_labels.iter().map(|l| run_counts(l, data)).collect();
     let teacher_names: Vec<String> = plan.runs.iter().map(|r| plan.teacher_name(r)).collect();
 
     // Summary: runs that differ only in their repeat are one configuration.

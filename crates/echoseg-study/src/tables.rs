@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use echoseg_agree::{Confusion, Fingerprint, StapleConfig, TruthScores, analyse_raters, pair_scores, staple, truth_scores};
+use echoseg_agree::{Confusion, Fingerprint, StapleConfig, TruthScores, analyse_raters, staple, truth_scores};
 use polars::prelude::*;
 
 use crate::StudyError;
@@ -193,47 +193,32 @@ pub fn write_tables(manifest: &Manifest, plan: &Plan, outcomes: &[RunOutcome], d
         }
     }
 
-    // Pairwise agreement among the chain runs of each (repeat, generation, strategy).
-    let chain: Vec<&PlannedRun> = plan.runs.iter().filter(|r| r.chain).collect();
-    let mut test_labels = Vec::with_capacity(chain.len());
-    for run in &chain {
-        test_labels.push(read_labels(&dir.run(&run.id).test_labels())?.2);
-    }
-    for (i, a) in chain.iter().enumerate() {
-        for (j, b) in chain.iter().enumerate().skip(i + 1) {
-            if (a.repeat, a.generation, a.strategy_name()) != (b.repeat, b.generation, b.strategy_name()) {
-                continue;
-            }
-            let scores = pair_scores(&as_slices(&test_labels[i]), &as_slices(&test_labels[j]), data.classes.len());
-            let teacher = plan.teacher_name(a);
-            let key = model_key(a, &teacher, subjects::PAIR, b.network.architecture.name());
-            rows.push(&key, "agreement", scores.agreement);
-            rows.push(&key, "kappa", scores.kappa);
-        }
-    }
-
-    committee_rows(&mut rows, plan, &chain, &test_labels, data);
+    // Every run's test predictions, read once for the agreement rows and the intervals.
+    let test_labels: Vec<Vec<Vec<u8>>> =
+        plan.runs.iter().map(|r| read_labels(&dir.run(&r.id).test_labels()).map(|(_, _, l)| l)).collect::<Result<_, _>>()?;
+    committee_rows(&mut rows, plan, &test_labels, data);
 
     let mut results = rows.frame().map_err(table_error(&dir.results_parquet()))?;
     write_frame(&mut results, &dir.results_parquet(), &dir.results_csv())?;
     let mut history = history_frame(plan, outcomes).map_err(table_error(&dir.history_parquet()))?;
     write_frame(&mut history, &dir.history_parquet(), &dir.history_csv())?;
-    let (mut summary, mut verdicts) = crate::intervals::interval_frames(plan, data, dir, manifest.seed)?;
+    let (mut summary, mut verdicts) = crate::intervals::interval_frames(plan, data, &test_labels, dir, manifest.seed)?;
     write_frame(&mut summary, &dir.summary_parquet(), &dir.summary_csv())?;
     write_frame(&mut verdicts, &dir.verdicts_parquet(), &dir.verdicts_csv())
 }
 
 /// Per chain group (repeat, generation, strategy) of two or more models: Fleiss' kappa and vote
-/// entropy; per pair the phi correlation of their errors and their mean error (beside the
-/// disagreement already in the table); per model and class STAPLE's estimated sensitivity beside
+/// entropy; per pair their pixel agreement, Cohen's kappa and, with truth, the phi correlation of
+/// their errors and their mean error; per model and class STAPLE's estimated sensitivity beside
 /// the true one, so the report can show how well agreement alone judges the models.
-fn committee_rows(rows: &mut Rows, plan: &Plan, chain: &[&PlannedRun], test_labels: &[Vec<Vec<u8>>], data: &StudyData) {
+/// `test_labels[i]` are the test predictions of `plan.runs[i]`.
+fn committee_rows(rows: &mut Rows, plan: &Plan, test_labels: &[Vec<Vec<u8>>], data: &StudyData) {
     let classes = data.classes.len();
     let truth: Option<Vec<&[u8]>> = data.test.iter().map(|s| s.truth_labels().map(|t| t.labels.as_slice())).collect();
     let mut groups: Vec<Vec<usize>> = Vec::new();
-    for (i, r) in chain.iter().enumerate() {
+    for (i, r) in plan.runs.iter().enumerate().filter(|(_, r)| r.chain) {
         match groups.iter_mut().find(|g| {
-            let f = chain[g[0]];
+            let f = &plan.runs[g[0]];
             (f.repeat, f.generation, f.strategy_name()) == (r.repeat, r.generation, r.strategy_name())
         }) {
             Some(g) => g.push(i),
@@ -243,7 +228,7 @@ fn committee_rows(rows: &mut Rows, plan: &Plan, chain: &[&PlannedRun], test_labe
     for members in groups.iter().filter(|g| g.len() >= 2) {
         let raters: Vec<Vec<&[u8]>> = members.iter().map(|&i| as_slices(&test_labels[i])).collect();
         let Ok(analysis) = analyse_raters(&raters, truth.as_deref(), classes) else { continue };
-        let first = chain[members[0]];
+        let first = &plan.runs[members[0]];
         let key = RowKey {
             subject: subjects::COMMITTEE,
             model: "",
@@ -254,20 +239,26 @@ fn committee_rows(rows: &mut Rows, plan: &Plan, chain: &[&PlannedRun], test_labe
         };
         rows.push(&key, "fleiss_kappa", analysis.fleiss_kappa);
         rows.push(&key, "vote_entropy", analysis.mean_vote_entropy);
-        if let Some(t) = &analysis.truth {
-            for pair in &t.disagreement_vs_error {
-                let (a, b) = (chain[members[pair.a]], chain[members[pair.b]]);
+        let mut pair = 0;
+        for x in 0..members.len() {
+            for y in x + 1..members.len() {
+                let (a, b) = (&plan.runs[members[x]], &plan.runs[members[y]]);
                 let teacher = plan.teacher_name(a);
                 let key = model_key(a, &teacher, subjects::PAIR, b.network.architecture.name());
-                rows.push(&key, "mean_error", pair.mean_error);
-                if let Some(phi) = t.error_phi[pair.a][pair.b] {
-                    rows.push(&key, "error_phi", phi);
+                rows.push(&key, "agreement", analysis.agreement[x][y]);
+                rows.push(&key, "kappa", analysis.kappa[x][y]);
+                if let Some(t) = &analysis.truth {
+                    rows.push(&key, "mean_error", t.disagreement_vs_error[pair].mean_error);
+                    if let Some(phi) = t.error_phi[x][y] {
+                        rows.push(&key, "error_phi", phi);
+                    }
                 }
+                pair += 1;
             }
         }
         let Ok(estimate) = staple(&raters, classes, &StapleConfig::default()) else { continue };
         for (j, &i) in members.iter().enumerate() {
-            let run = chain[i];
+            let run = &plan.runs[i];
             let teacher = plan.teacher_name(run);
             let key = model_key(run, &teacher, subjects::MODEL, "");
             for c in 1..classes {

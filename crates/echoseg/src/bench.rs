@@ -158,7 +158,6 @@ fn bench_agreement(mpixels: usize) -> AgreementBench {
 pub fn run(args: BenchArgs) -> Result<()> {
     let device = args.device.open()?;
     let threads = super::configure_threads(args.threads);
-    let architectures = if args.architectures.is_empty() { Architecture::ALL.to_vec() } else { args.architectures.clone() };
     let reference = reference_case();
     let mut results = Vec::new();
     let agreement = args.agree.map(|mpixels| {
@@ -183,7 +182,12 @@ pub fn run(args: BenchArgs) -> Result<()> {
         }
         a
     });
-    let architectures = if agreement.is_some() && args.architectures.is_empty() { Vec::new() } else { architectures };
+    // `--agree` alone measures only the agreement analyses.
+    let architectures = match (args.architectures.is_empty(), agreement.is_some()) {
+        (true, true) => Vec::new(),
+        (true, false) => Architecture::ALL.to_vec(),
+        (false, _) => args.architectures.clone(),
+    };
     if !args.json && !architectures.is_empty() {
         println!(
             "{:<8} {:>6} {:>9} {:>12} {:>12} {:>12} {:>9} {:>9} {:>9} {:>9}",

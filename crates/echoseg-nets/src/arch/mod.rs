@@ -4,7 +4,6 @@ mod block;
 mod bnonly;
 mod dilated;
 mod fcn;
-mod pixel;
 mod unet;
 
 use burn::module::Module;
@@ -14,7 +13,6 @@ use serde::{Deserialize, Serialize};
 pub use bnonly::BnOnly;
 pub use dilated::Dilated;
 pub use fcn::Fcn;
-pub use pixel::Pixel;
 pub use unet::Unet;
 
 /// The name of an architecture, as written in manifests.
@@ -123,8 +121,8 @@ pub enum Network {
     Dilated(Dilated),
     /// A [`BnOnly`].
     Bnonly(BnOnly),
-    /// A [`Pixel`].
-    Pixel(Pixel),
+    /// An [`Fcn`] of 1×1 convolutions ([`Fcn::pointwise`]).
+    Pixel(Fcn),
 }
 
 impl Network {
@@ -135,7 +133,7 @@ impl Network {
             Architecture::Fcn => Network::Fcn(Fcn::new(spec.inputs, spec.classes, spec.width, spec.depth, device)),
             Architecture::Dilated => Network::Dilated(Dilated::new(spec.inputs, spec.classes, spec.width, spec.depth, device)),
             Architecture::Bnonly => Network::Bnonly(BnOnly::new(spec.inputs, spec.classes, spec.width, spec.depth, device)),
-            Architecture::Pixel => Network::Pixel(Pixel::new(spec.inputs, spec.classes, spec.width, spec.depth, device)),
+            Architecture::Pixel => Network::Pixel(Fcn::pointwise(spec.inputs, spec.classes, spec.width, spec.depth, device)),
         }
     }
 
