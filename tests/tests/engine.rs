@@ -149,7 +149,7 @@ fn ensemble_and_consensus_students_learn_from_the_other_architectures() {
     let summary = run_study(&m, &dir, &device(), Reuse::Nothing, &mut Silent).unwrap();
     assert_eq!(summary.trained, 9);
     let csv = results(&dir);
-    for row in ["model,1,ensemble,unet,fcn+pixel,", "model,1,consensus,pixel,unet+fcn,"] {
+    for row in ["model,1,ensemble,all,unet,fcn+pixel,", "model,1,consensus,all,pixel,unet+fcn,"] {
         assert!(csv.lines().any(|l| l.starts_with(row)), "no row {row}");
     }
 

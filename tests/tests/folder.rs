@@ -81,15 +81,38 @@ fn a_study_runs_on_a_generated_folder_and_measures_the_same_source_bias() {
     let page = run_quietly(&path, &reports).unwrap();
     assert!(page.exists());
     let csv = std::fs::read_to_string(reports.join("tiny-folder/results.csv")).unwrap();
-    let manual_offset: f64 = csv
-        .lines()
-        .find(|l| l.starts_with("source,0,labels,manual,") && l.contains(",boundary_offset,"))
-        .and_then(|l| l.split(',').nth(8))
-        .unwrap()
-        .parse()
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let rows: Vec<Vec<&str>> = csv.lines().skip(1).map(|l| l.split(',').collect()).collect();
+    let manual_offset: f64 = rows
+        .iter()
+        .find(|r| r[col("subject")] == "source" && r[col("model")] == "manual" && r[col("metric")] == "boundary_offset")
+        .map(|r| r[col("value")].parse().unwrap())
         .unwrap();
     assert!((manual_offset - 1.0).abs() < 0.25, "the manual masks read from disk measure {manual_offset:+.3} px");
-    assert!(csv.contains("model,1,self,unet"));
+    assert!(rows.iter().any(|r| r[col("subject")] == "model" && r[col("generation")] == "1" && r[col("model")] == "unet"));
+}
+
+#[test]
+fn without_truth_the_report_leaves_out_truth_sections_and_leads_with_agreement() {
+    let scratch = Scratch::new("folder-no-truth");
+    generate(&scratch);
+    let path = scratch.write("folder.toml", &FOLDER_MANIFEST.replace("truth = \"truth\"\n", "").replace("epochs = 4", "epochs = 2"));
+    let reports = scratch.path().join("reports");
+    let html = std::fs::read_to_string(run_quietly(&path, &reports).unwrap()).unwrap();
+    assert!(html.contains("have no ground truth"), "the report does not say the truth is missing");
+    for absent in ["id=\"verdict\"", "id=\"targets\"", "id=\"fingerprints\"", "id=\"calibration\""] {
+        assert!(!html.contains(absent), "{absent} needs truth but is in the report");
+    }
+    // No vacuous scores: without truth a model has no mIoU at all (not a perfect one).
+    let csv = std::fs::read_to_string(reports.join("tiny-folder/results.csv")).unwrap();
+    assert!(!csv.lines().any(|l| l.starts_with("model,") && l.contains(",miou,")), "a model was scored without truth");
+    let estimates = html.find("id=\"estimates\"").expect("no estimates section");
+    assert!(estimates < html.find("id=\"agreement\"").unwrap(), "estimates must lead");
+    // Two architectures at two generations, each with a disagreement and a STAPLE sensitivity per class.
+    let table = &html[estimates..html.find("id=\"agreement\"").unwrap()];
+    assert_eq!(table.matches("<tr>").count(), 1 + 4, "{table}");
+    assert!(table.contains("STAPLE sensitivity blob") && table.contains("STAPLE sensitivity thin"));
 }
 
 #[test]

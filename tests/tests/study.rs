@@ -49,6 +49,8 @@ fn report_has_its_figures_tables_and_manifest_copy() {
         "id=\"fingerprints\"",
         "id=\"agreement\"",
         "id=\"without-truth\"",
+        "id=\"samples\"",
+        "id=\"calibration\"",
         "id=\"training\"",
         "id=\"sources\"",
         "id=\"setup\"",
@@ -57,22 +59,29 @@ fn report_has_its_figures_tables_and_manifest_copy() {
     }
     let figures: Vec<&str> =
         html.match_indices("src=\"figures/").map(|(i, _)| &html[i + 5..i + 5 + html[i + 5..].find('"').unwrap()]).collect();
-    assert_eq!(figures.len(), 4, "{figures:?}");
+    // samples, fingerprint, subgroups, transfer, kappa, error correlation, without truth, calibration, loss
+    assert_eq!(figures.len(), 9, "{figures:?}");
     for f in &figures {
         let bytes = std::fs::read(reports.join("tiny").join(f)).unwrap();
         assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{f} is not a PNG");
         assert!(bytes.len() > 5_000, "{f} is suspiciously small: {} bytes", bytes.len());
+        // Line art and heatmaps come as SVG too; the pixel panels of sample images only as PNG.
+        let svg = std::fs::read_to_string(reports.join("tiny").join(f.replace(".png", ".svg")));
+        match svg {
+            Ok(svg) => assert!(svg.starts_with("<svg") && svg.len() > 5_000, "{f}: the SVG is not a drawing"),
+            Err(_) => assert!(f.starts_with("figures/samples-"), "{f} has no SVG"),
+        }
     }
     let copy = std::fs::read_to_string(reports.join("tiny/manifest.toml")).unwrap();
     assert_eq!(copy, TINY_MANIFEST);
     let csv = std::fs::read_to_string(reports.join("tiny/results.csv")).unwrap();
-    assert!(csv.starts_with("subject,generation,strategy,model,teacher,peer,repeat,metric,value,run_id,chain"), "{csv}");
+    assert!(csv.starts_with("subject,generation,strategy,selection,model,teacher,peer,repeat,metric,value,run_id,chain"), "{csv}");
     for needle in [
-        "model,0,labels,unet",
-        "model,1,self,fcn",
-        "model,1,cross,unet,fcn",
-        "pair,0,labels,unet,\"\",fcn,0,kappa",
-        "source,0,labels,manual",
+        "model,0,labels,all,unet",
+        "model,1,self,all,fcn",
+        "model,1,cross,all,unet,fcn",
+        "pair,0,labels,all,unet,\"\",fcn,0,kappa",
+        "source,0,labels,all,manual",
     ] {
         assert!(csv.contains(needle), "results.csv lacks {needle}");
     }
@@ -166,10 +175,10 @@ fn spurious_cue_and_synthetic_source_give_reliance_and_domain_gap() {
     let csv = std::fs::read_to_string(reports.join("tiny/results.csv")).unwrap();
     let splits = std::fs::read_to_string(reports.join("tiny/splits.json")).unwrap();
     assert!(splits.contains("\"synthetic_test\": [\n    \"s"), "a synthetic test set exists by default: {splits}");
-    for run in ["model,0,labels,unet", "model,1,self,fcn"] {
+    for run in ["model,0,labels,all,unet", "model,1,self,all,fcn"] {
         for metric in ["cue_reliance", "domain_gap", "thin_recall", "low_contrast_recall"] {
             let row = csv.lines().find(|l| l.starts_with(run) && l.contains(&format!(",{metric},")));
-            let value: f64 = row.and_then(|l| l.split(',').nth(8)).unwrap_or_else(|| panic!("{run} lacks {metric}")).parse().unwrap();
+            let value: f64 = row.and_then(|l| l.split(',').nth(9)).unwrap_or_else(|| panic!("{run} lacks {metric}")).parse().unwrap();
             assert!(value.is_finite() && value.abs() <= 1.0, "{run} {metric} = {value}");
         }
     }

@@ -21,5 +21,5 @@ pub use checkpoint::{load_network, save_network};
 pub use data::{IGNORE, Sample, Target};
 pub use device::DeviceChoice;
 pub use error::NetsError;
-pub use infer::{Probabilities, predict};
+pub use infer::{Probabilities, predict, predict_with_hardness};
 pub use train::{EpochRecord, Progress, TrainConfig, TrainReport, init_network, train, train_resumable};

@@ -5,7 +5,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::chart::{Chart, sequential, series_colour, text};
-use crate::results::{HistoryRow, ResultRow};
+use crate::results::{HistoryRow, ResultRow, SummaryRow};
 
 /// One line of a line panel.
 #[derive(Clone, Debug)]
@@ -18,6 +18,8 @@ pub struct Series {
     pub dashed: bool,
     /// Points in data coordinates.
     pub points: Vec<(f64, f64)>,
+    /// An interval band drawn under the line: (x, low, high) per point that has one.
+    pub band: Vec<(f64, f64, f64)>,
 }
 
 /// A horizontal reference line.
@@ -73,7 +75,13 @@ fn draw_panel<DB: DrawingBackend>(panel: &LinePanel, area: &DrawingArea<DB, Shif
     } else {
         (x0, x1)
     };
-    let (y0, y1) = bounds(panel.series.iter().flat_map(|s| s.points.iter().map(|p| p.1)).chain(panel.references.iter().map(|r| r.value)));
+    let (y0, y1) = bounds(
+        panel
+            .series
+            .iter()
+            .flat_map(|s| s.points.iter().map(|p| p.1).chain(s.band.iter().flat_map(|b| [b.1, b.2])))
+            .chain(panel.references.iter().map(|r| r.value)),
+    );
     let mut chart = ChartBuilder::on(area)
         .caption(&panel.title, text(16))
         .margin(8)
@@ -105,6 +113,11 @@ fn draw_panel<DB: DrawingBackend>(panel: &LinePanel, area: &DrawingArea<DB, Shif
             .map_err(err)?
             .label(r.label.as_str())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], style));
+    }
+    for s in panel.series.iter().filter(|s| s.band.len() >= 2) {
+        let outline: Vec<(f64, f64)> =
+            s.band.iter().map(|&(x, lo, _)| (x, lo)).chain(s.band.iter().rev().map(|&(x, _, hi)| (x, hi))).collect();
+        chart.draw_series(std::iter::once(Polygon::new(outline, series_colour(s.colour).mix(0.12).filled()))).map_err(err)?;
     }
     for s in &panel.series {
         let style = series_colour(s.colour).stroke_width(2);
@@ -166,8 +179,12 @@ pub struct Matrix {
     pub title: String,
     /// Row and column names.
     pub names: Vec<String>,
-    /// Values in [0, 1] (`NaN` = not measured), row-major.
+    /// Values (`NaN` = not measured), row-major.
     pub values: Vec<f64>,
+    /// The values mapped to the lightest and the darkest colour.
+    pub range: (f64, f64),
+    /// Values are written with their sign.
+    pub signed: bool,
 }
 
 /// Small multiples of annotated heatmaps.
@@ -230,11 +247,16 @@ fn draw_matrix<DB: DrawingBackend>(m: &Matrix, area: &DrawingArea<DB, Shift>) ->
         for c in 0..n {
             let v = m.values[r * n + c];
             let y = n - 1 - r;
-            let fill = if v.is_finite() { sequential(v) } else { RGBColor(240, 240, 240) };
+            let t = (v - m.range.0) / (m.range.1 - m.range.0).max(1e-12);
+            let fill = if v.is_finite() { sequential(t) } else { RGBColor(240, 240, 240) };
             let cell = [(SegmentValue::Exact(c), SegmentValue::Exact(y)), (SegmentValue::Exact(c + 1), SegmentValue::Exact(y + 1))];
             chart.draw_series(std::iter::once(Rectangle::new(cell, fill.filled()))).map_err(err)?;
-            let label = if v.is_finite() { format!("{v:.2}") } else { "–".into() };
-            let colour = if v.is_finite() && v > 0.55 { WHITE } else { BLACK };
+            let label = match (v.is_finite(), m.signed) {
+                (false, _) => "–".into(),
+                (true, true) => format!("{v:+.2}"),
+                (true, false) => format!("{v:.2}"),
+            };
+            let colour = if v.is_finite() && t > 0.55 { WHITE } else { BLACK };
             let at = (SegmentValue::CenterOf(c), SegmentValue::CenterOf(y));
             chart.draw_series(std::iter::once(Text::new(label, at, centred.color(&colour)))).map_err(err)?;
         }
@@ -253,9 +275,18 @@ pub fn model_names(rows: &[ResultRow]) -> Vec<String> {
     names
 }
 
-/// (generation, strategy) groups in order: generation 0 first, then by generation and strategy.
+/// Whether the per-generation figures show `strategy` among `all` the study ran: strategies that
+/// keep every pseudo-label when there are any (selections have their own section), else all.
+pub fn shown(strategy: &str, all: &[&str]) -> bool {
+    !strategy.contains(" + ") || all.iter().all(|s| s.contains(" + ") || *s == "labels")
+}
+
+/// (generation, strategy) groups in order: generation 0 first, then by generation and strategy;
+/// see [`shown`].
 pub fn groups(rows: &[ResultRow]) -> Vec<(i64, String)> {
-    let mut g: Vec<(i64, String)> = rows.iter().filter(|r| r.is_model()).map(|r| (r.generation, r.strategy.clone())).collect();
+    let all: Vec<&str> = rows.iter().filter(|r| r.is_model()).map(|r| r.strategy.as_str()).collect();
+    let mut g: Vec<(i64, String)> =
+        rows.iter().filter(|r| r.is_model() && shown(&r.strategy, &all)).map(|r| (r.generation, r.strategy.clone())).collect();
     g.sort();
     g.dedup();
     g
@@ -267,7 +298,9 @@ fn group_title(generation: i64, strategy: &str) -> String {
 
 /// Training (solid) and validation (dashed) loss per epoch, one panel per generation and strategy.
 pub fn loss_curves(history: &[HistoryRow], models: &[String]) -> LineGrid {
-    let mut keys: Vec<(i64, String)> = history.iter().map(|h| (h.generation, h.strategy.clone())).collect();
+    let all: Vec<&str> = history.iter().map(|h| h.strategy.as_str()).collect();
+    let mut keys: Vec<(i64, String)> =
+        history.iter().filter(|h| shown(&h.strategy, &all)).map(|h| (h.generation, h.strategy.clone())).collect();
     keys.sort();
     keys.dedup();
     let panels = keys
@@ -293,10 +326,11 @@ pub fn loss_curves(history: &[HistoryRow], models: &[String]) -> LineGrid {
                     colour,
                     dashed: false,
                     points: mine.iter().map(|h| (h.epoch as f64, h.train_loss)).collect(),
+                    band: Vec::new(),
                 });
                 let val: Vec<(f64, f64)> = mine.iter().filter_map(|h| h.val_loss.map(|v| (h.epoch as f64, v))).collect();
                 if !val.is_empty() {
-                    series.push(Series { label: format!("{name} validation"), colour, dashed: true, points: val });
+                    series.push(Series { label: format!("{name} validation"), colour, dashed: true, points: val, band: Vec::new() });
                 }
             }
             LinePanel {
@@ -318,27 +352,33 @@ fn mean(values: impl Iterator<Item = f64>) -> Option<f64> {
 }
 
 /// A metric of the chain runs across generations, one line per model and strategy, with the
-/// sources' own values as reference lines.
-pub fn trajectory(rows: &[ResultRow], metric: &str, title: &str, y_label: &str, models: &[String]) -> LinePanel {
+/// sources' own values as reference lines and, where `summary` has them, 95 % interval bands.
+pub fn trajectory(rows: &[ResultRow], summary: &[SummaryRow], metric: &str, title: &str, y_label: &str, models: &[String]) -> LinePanel {
     let strategies: Vec<String> = {
-        let mut s: Vec<String> = rows.iter().filter(|r| r.is_model() && r.generation > 0).map(|r| r.strategy.clone()).collect();
+        let all: Vec<&str> = rows.iter().filter(|r| r.is_model()).map(|r| r.strategy.as_str()).collect();
+        let mut s: Vec<String> =
+            rows.iter().filter(|r| r.is_model() && r.generation > 0 && shown(&r.strategy, &all)).map(|r| r.strategy.clone()).collect();
         s.sort();
         s.dedup();
         s
     };
-    let value = |model: &str, generation: i64, strategy: &str| {
-        mean(
-            rows.iter()
-                .filter(|r| {
-                    r.is_model()
-                        && r.chain
-                        && r.metric == metric
-                        && r.model == model
-                        && r.generation == generation
-                        && r.strategy == strategy
-                })
-                .map(|r| r.value),
-        )
+    let chain = |model: &str, generation: i64, strategy: &str| -> Vec<&ResultRow> {
+        rows.iter()
+            .filter(|r| {
+                r.is_model() && r.chain && r.metric == metric && r.model == model && r.generation == generation && r.strategy == strategy
+            })
+            .collect()
+    };
+    let value = |model: &str, generation: i64, strategy: &str| mean(chain(model, generation, strategy).iter().map(|r| r.value));
+    // The chain's configuration in the summary: same generation, strategy, model and teacher.
+    let interval = |model: &str, generation: i64, strategy: &str| {
+        let teacher = chain(model, generation, strategy).first()?.teacher.clone();
+        summary
+            .iter()
+            .find(|s| {
+                s.generation == generation && s.strategy == strategy && s.model == model && s.teacher == teacher && s.metric == metric
+            })
+            .map(|s| (generation as f64, s.low, s.high))
     };
     let max_gen = rows.iter().filter(|r| r.is_model()).map(|r| r.generation).max().unwrap_or(0);
     let mut series = Vec::new();
@@ -346,13 +386,15 @@ pub fn trajectory(rows: &[ResultRow], metric: &str, title: &str, y_label: &str, 
         for (mi, model) in models.iter().enumerate() {
             let mut points: Vec<(f64, f64)> = value(model, 0, "labels").map(|v| vec![(0.0, v)]).unwrap_or_default();
             points.extend((1..=max_gen).filter_map(|g| value(model, g, strategy).map(|v| (g as f64, v))));
-            series.push(Series { label: format!("{model}, {strategy}"), colour: mi, dashed: si % 2 == 1, points });
+            let band: Vec<(f64, f64, f64)> =
+                interval(model, 0, "labels").into_iter().chain((1..=max_gen).filter_map(|g| interval(model, g, strategy))).collect();
+            series.push(Series { label: format!("{model}, {strategy}"), colour: mi, dashed: si % 2 == 1, points, band });
         }
     }
     if strategies.is_empty() {
         for (mi, model) in models.iter().enumerate() {
             let points = value(model, 0, "labels").map(|v| vec![(0.0, v)]).unwrap_or_default();
-            series.push(Series { label: model.clone(), colour: mi, dashed: false, points });
+            series.push(Series { label: model.clone(), colour: mi, dashed: false, points, band: Vec::new() });
         }
     }
     let references = rows
@@ -363,7 +405,8 @@ pub fn trajectory(rows: &[ResultRow], metric: &str, title: &str, y_label: &str, 
     LinePanel { title: title.into(), x_label: "generation".into(), y_label: y_label.into(), series, references, integer_x: true }
 }
 
-/// Cohen's kappa between the models of each generation and strategy (repeat means).
+/// A pair metric (Cohen's kappa, error correlation) between the models of each generation and
+/// strategy (repeat means); 1 on the diagonal.
 pub fn agreement_heatmaps(rows: &[ResultRow], models: &[String], metric: &str) -> Heatmaps {
     let n = models.len();
     let matrices = groups(rows)
@@ -386,7 +429,7 @@ pub fn agreement_heatmaps(rows: &[ResultRow], models: &[String], metric: &str) -
                     }
                 }
             }
-            Matrix { title: group_title(g, &s), names: models.to_vec(), values }
+            Matrix { title: group_title(g, &s), names: models.to_vec(), values, range: (0.0, 1.0), signed: false }
         })
         .collect();
     Heatmaps { matrices, columns: 3 }
@@ -405,6 +448,8 @@ pub struct ScatterPanel {
     pub points: Vec<(f64, f64, usize)>,
     /// Legend: label per colour index.
     pub legend: Vec<(String, usize)>,
+    /// Both axes share one range and the y = x line is drawn.
+    pub diagonal: bool,
 }
 
 /// Scatter panels side by side.
@@ -416,27 +461,43 @@ pub struct Scatters {
 
 impl Chart for Scatters {
     fn size(&self) -> (u32, u32) {
-        (PANEL_W * self.panels.len().max(1) as u32, 380)
+        let (rows, columns) = self.grid();
+        (PANEL_W * columns as u32, 380 * rows as u32)
     }
 
     fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> Result<(), String> {
-        for (panel, cell) in self.panels.iter().zip(area.split_evenly((1, self.panels.len().max(1)))) {
+        for (panel, cell) in self.panels.iter().zip(area.split_evenly(self.grid())) {
             draw_scatter(panel, &cell)?;
         }
         Ok(())
     }
 }
 
+impl Scatters {
+    /// Rows and columns: side by side up to two panels, then two per row.
+    fn grid(&self) -> (usize, usize) {
+        let n = self.panels.len().max(1);
+        if n <= 2 { (1, n) } else { (n.div_ceil(2), 2) }
+    }
+}
+
 fn draw_scatter<DB: DrawingBackend>(panel: &ScatterPanel, area: &DrawingArea<DB, Shift>) -> Result<(), String> {
     let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
-    // One range for both axes, so the y = x line is the diagonal.
+    // With the diagonal, one range for both axes, so the y = x line is the diagonal.
     let (lo, hi) = bounds(panel.points.iter().flat_map(|p| [p.0, p.1]));
+    let ((x0, x1), (y0, y1)) = if panel.diagonal {
+        ((lo, hi), (lo, hi))
+    } else {
+        // Headroom above the points keeps the legend (upper left) off them.
+        let (y0, y1) = bounds(panel.points.iter().map(|p| p.1));
+        (bounds(panel.points.iter().map(|p| p.0)), (y0, y1 + 0.45 * (y1 - y0)))
+    };
     let mut chart = ChartBuilder::on(area)
         .caption(&panel.title, text(16))
         .margin(8)
         .x_label_area_size(34)
         .y_label_area_size(52)
-        .build_cartesian_2d(lo..hi, lo..hi)
+        .build_cartesian_2d(x0..x1, y0..y1)
         .map_err(err)?;
     chart
         .configure_mesh()
@@ -449,12 +510,14 @@ fn draw_scatter<DB: DrawingBackend>(panel: &ScatterPanel, area: &DrawingArea<DB,
         .light_line_style(RGBColor(235, 235, 235))
         .draw()
         .map_err(err)?;
-    let grey = RGBColor(120, 120, 120).stroke_width(1);
-    chart
-        .draw_series(DashedLineSeries::new(vec![(lo, lo), (hi, hi)], 4, 4, grey))
-        .map_err(err)?
-        .label("y = x")
-        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], grey));
+    if panel.diagonal {
+        let grey = RGBColor(120, 120, 120).stroke_width(1);
+        chart
+            .draw_series(DashedLineSeries::new(vec![(lo, lo), (hi, hi)], 4, 4, grey))
+            .map_err(err)?
+            .label("y = x")
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], grey));
+    }
     for (label, colour) in &panel.legend {
         let c = *colour;
         let style = series_colour(c).filled();
@@ -478,20 +541,7 @@ pub fn agreement_without_truth(rows: &[ResultRow]) -> Option<Scatters> {
     };
     let colour = |g: i64| generations.iter().position(|&x| x == g).unwrap_or(0);
     let legend: Vec<(String, usize)> = generations.iter().map(|&g| (format!("generation {g}"), colour(g))).collect();
-    let find = |r: &ResultRow, metric: &str| {
-        rows.iter()
-            .find(|o| {
-                o.subject == r.subject
-                    && o.generation == r.generation
-                    && o.strategy == r.strategy
-                    && o.model == r.model
-                    && o.peer == r.peer
-                    && o.teacher == r.teacher
-                    && o.repeat == r.repeat
-                    && o.metric == metric
-            })
-            .map(|o| o.value)
-    };
+    let find = |r: &ResultRow, metric: &str| value_of(rows, r, metric);
     let pairs: Vec<(f64, f64, usize)> = rows
         .iter()
         .filter(|r| r.is_pair() && r.metric == "mean_error")
@@ -516,6 +566,7 @@ pub fn agreement_without_truth(rows: &[ResultRow]) -> Option<Scatters> {
                 y_label: "disagreement rate".into(),
                 points: pairs,
                 legend: legend.clone(),
+                diagonal: true,
             },
             ScatterPanel {
                 title: "STAPLE vs true sensitivity, per model and class".into(),
@@ -523,7 +574,80 @@ pub fn agreement_without_truth(rows: &[ResultRow]) -> Option<Scatters> {
                 y_label: "STAPLE-estimated sensitivity".into(),
                 points: sensitivity,
                 legend,
+                diagonal: true,
             },
         ],
     })
+}
+
+/// The value of `metric` for the run or pair of `row`.
+fn value_of(rows: &[ResultRow], row: &ResultRow, metric: &str) -> Option<f64> {
+    rows.iter().find(|o| o.metric == metric && o.same_subject(row)).map(|o| o.value)
+}
+
+/// The biases a selection is judged on, in the order they are drawn.
+pub const SELECTION_BIASES: [(&str, &str); 4] = [
+    ("boundary_offset", "boundary offset (px)"),
+    ("thin_recall", "thin-structure recall"),
+    ("small_object_recall", "small-object recall"),
+    ("low_contrast_recall", "low-contrast recall"),
+];
+
+/// Per bias, every pseudo-label run's kept share of the pool against its bias on the test images,
+/// coloured by selection: what keeping fewer, surer pixels did to each bias.
+pub fn selection_effect(rows: &[ResultRow]) -> Option<Scatters> {
+    let kept: Vec<&ResultRow> = rows.iter().filter(|r| r.is_model() && r.metric == "kept_fraction").collect();
+    let mut selections: Vec<&str> = kept.iter().map(|r| r.selection.as_str()).collect();
+    selections.sort();
+    selections.dedup();
+    if selections.len() < 2 {
+        return None;
+    }
+    let legend: Vec<(String, usize)> = selections.iter().enumerate().map(|(i, s)| (s.to_string(), i)).collect();
+    let colour = |s: &str| selections.iter().position(|&x| x == s).unwrap_or(0);
+    let panels: Vec<ScatterPanel> = SELECTION_BIASES
+        .iter()
+        .map(|&(metric, name)| ScatterPanel {
+            title: format!("{name} vs kept share"),
+            x_label: "share of pool pixels kept".into(),
+            y_label: name.into(),
+            points: kept.iter().filter_map(|r| Some((r.value, value_of(rows, r, metric)?, colour(&r.selection)))).collect(),
+            legend: legend.clone(),
+            diagonal: false,
+        })
+        .filter(|p| !p.points.is_empty())
+        .collect();
+    (!panels.is_empty()).then_some(Scatters { panels })
+}
+
+/// Teacher → student at generation 1: each student's bias after learning from each teacher's
+/// pseudo-labels (`cross` off the diagonal, `self` on it; every pixel kept), repeat means, one
+/// panel per bias; `None` without a `cross` generation.
+pub fn transfer_matrices(rows: &[ResultRow], models: &[String]) -> Option<Heatmaps> {
+    if !rows.iter().any(|r| r.is_model() && r.generation == 1 && r.strategy == "cross") {
+        return None;
+    }
+    let n = models.len();
+    let matrices: Vec<Matrix> = SELECTION_BIASES
+        .iter()
+        .filter_map(|&(metric, name)| {
+            let mut values = vec![f64::NAN; n * n];
+            for (t, teacher) in models.iter().enumerate() {
+                for (s, student) in models.iter().enumerate() {
+                    let strategy = if t == s { "self" } else { "cross" };
+                    let v = mean(
+                        rows.iter()
+                            .filter(|r| r.is_model() && r.generation == 1 && r.strategy == strategy && r.metric == metric)
+                            .filter(|r| &r.teacher == teacher && &r.model == student)
+                            .map(|r| r.value),
+                    );
+                    values[t * n + s] = v.unwrap_or(f64::NAN);
+                }
+            }
+            let signed = metric == "boundary_offset";
+            let range = if signed { bounds(values.iter().copied()) } else { (0.0, 1.0) };
+            values.iter().any(|v| v.is_finite()).then(|| Matrix { title: name.to_string(), names: models.to_vec(), values, range, signed })
+        })
+        .collect();
+    (!matrices.is_empty()).then_some(Heatmaps { matrices, columns: 2 })
 }

@@ -7,7 +7,9 @@
 pub mod chart;
 pub mod figures;
 pub mod html;
+pub mod reliability;
 pub mod results;
+pub mod samples;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -17,9 +19,12 @@ use echoseg_study::provenance::Provenance;
 use echoseg_study::store::{read_json, write_atomic};
 
 use crate::chart::Chart;
-use crate::figures::{LineGrid, agreement_heatmaps, agreement_without_truth, groups, loss_curves, model_names, trajectory};
+use crate::figures::{
+    LineGrid, SELECTION_BIASES, agreement_heatmaps, agreement_without_truth, groups, loss_curves, model_names, selection_effect,
+    trajectory, transfer_matrices,
+};
 use crate::html::{Page, Table, cell, escape, interval_cell, number, with_interval};
-use crate::results::{ResultRow, SummaryRow, VerdictRow, read_history, read_results, read_summary, read_verdicts};
+use crate::results::{ResultRow, SummaryRow, TargetRow, VerdictRow, read_history, read_results, read_summary, read_targets, read_verdicts};
 
 /// Why a report could not be rendered.
 #[derive(Debug, thiserror::Error)]
@@ -123,28 +128,46 @@ fn bias_name(metric: &str) -> &'static str {
     }
 }
 
-fn verdict_table(verdicts: &[VerdictRow]) -> Table {
-    let header = ["bias", "model", "strategy", "generation", "at generation 0", "after", "change in bias size", "factor", "verdict"]
+/// The biases in the order the verdict table lists them.
+const BIAS_ORDER: [&str; 6] =
+    ["boundary_offset", "boundary_f1", "thin_recall", "small_object_recall", "low_contrast_recall", "shadow_fp_rate"];
+
+/// One row per bias and strategy, one column per architecture, at the last generation: each cell
+/// the value at generation 0 → after, the factor and the verdict (earlier generations are in
+/// verdicts.csv).
+fn verdict_table(verdicts: &[VerdictRow], models: &[String]) -> Table {
+    let last = verdicts.iter().map(|v| v.generation).max().unwrap_or(0);
+    let at_last: Vec<&VerdictRow> = verdicts.iter().filter(|v| v.generation == last).collect();
+    let mut keys: Vec<(usize, &str)> =
+        at_last.iter().map(|v| (BIAS_ORDER.iter().position(|b| *b == v.metric).unwrap_or(BIAS_ORDER.len()), v.strategy.as_str())).collect();
+    keys.sort();
+    keys.dedup();
+    let columns: Vec<&String> = models.iter().filter(|m| at_last.iter().any(|v| &v.model == *m)).collect();
+    let mut header: Vec<String> = vec!["bias".into(), "strategy".into()];
+    header.extend(columns.iter().map(|m| format!("{m}: generation 0 → {last}")));
+    let rows = keys
         .iter()
-        .map(|s| s.to_string())
-        .collect();
-    let mut sorted: Vec<&VerdictRow> = verdicts.iter().collect();
-    sorted.sort_by(|a, b| (&a.metric, &a.model, &a.strategy, a.generation).cmp(&(&b.metric, &b.model, &b.strategy, b.generation)));
-    let rows = sorted
-        .iter()
-        .map(|v| {
-            let signed = v.metric == "boundary_offset";
-            vec![
-                cell(bias_name(&v.metric)),
-                cell(&v.model),
-                cell(&v.strategy),
-                cell(&v.generation.to_string()),
-                interval_cell(Some(v.before), 2, signed),
-                interval_cell(Some(v.after), 2, signed),
-                interval_cell(Some(v.change), 2, true),
-                interval_cell(v.factor, 2, false),
-                format!("<td class=\"verdict {}\">{}</td>", escape(&v.verdict), escape(&v.verdict)),
-            ]
+        .filter_map(|&(b, strategy)| {
+            let metric = *BIAS_ORDER.get(b)?;
+            let signed = metric == "boundary_offset";
+            let mut cells = vec![cell(bias_name(metric)), cell(strategy)];
+            for m in &columns {
+                cells.push(match at_last.iter().find(|v| v.metric == metric && v.strategy == strategy && &v.model == *m) {
+                    Some(v) => {
+                        let before = if signed { format!("{:+.2}", v.before[0]) } else { format!("{:.2}", v.before[0]) };
+                        let factor = v.factor.map(|f| format!(", ×{}", with_interval(f, 2, false))).unwrap_or_default();
+                        format!(
+                            "<td class=\"verdict {}\">{before} → {}<br><small>{}{}</small></td>",
+                            escape(&v.verdict),
+                            escape(&with_interval(v.after, 2, signed)),
+                            escape(&v.verdict),
+                            escape(&factor)
+                        )
+                    }
+                    None => cell("–"),
+                });
+            }
+            Some(cells)
         })
         .collect();
     Table { header, rows }
@@ -225,6 +248,134 @@ fn scores_table(rows: &[ResultRow], summary: &[SummaryRow], models: &[String], c
     Table { header, rows: table_rows }
 }
 
+/// Per target, one sentence: how many configurations met it and the best one.
+fn target_sentences(targets: &[TargetRow]) -> Vec<String> {
+    let mut names: Vec<&str> = Vec::new();
+    for t in targets {
+        if !names.contains(&t.target.as_str()) {
+            names.push(&t.target);
+        }
+    }
+    names
+        .iter()
+        .map(|name| {
+            let mine: Vec<&TargetRow> = targets.iter().filter(|t| t.target == *name).collect();
+            let count = |j: &str| mine.iter().filter(|t| t.judgement == j).count();
+            // The best configuration is the one furthest on the target's good side.
+            let lower_is_better = name.contains('<');
+            let best = mine.iter().max_by(|a, b| {
+                let (x, y) = if lower_is_better { (-a.value[0], -b.value[0]) } else { (a.value[0], b.value[0]) };
+                x.total_cmp(&y)
+            });
+            let best = best
+                .map(|t| {
+                    let from = if t.teacher.is_empty() { String::new() } else { format!(" from {}", t.teacher) };
+                    format!(
+                        "; best: {} at generation {} ({}{from}) with {}",
+                        t.model,
+                        t.generation,
+                        t.strategy,
+                        with_interval(t.value, 3, false)
+                    )
+                })
+                .unwrap_or_default();
+            format!(
+                "{name}: met by {} of {} configurations, missed by {}, undecided for {} (the interval straddles the target){best}.",
+                count("met"),
+                mine.len(),
+                count("missed"),
+                count("undecided")
+            )
+        })
+        .collect()
+}
+
+fn targets_table(targets: &[TargetRow]) -> Table {
+    let last = targets.iter().map(|t| t.generation).max().unwrap_or(0);
+    let header = ["target", "model", "generation", "strategy", "teacher", "value", "judgement"].iter().map(|s| s.to_string()).collect();
+    let rows = targets
+        .iter()
+        .filter(|t| t.generation == 0 || t.generation == last)
+        .map(|t| {
+            vec![
+                cell(&t.target),
+                cell(&t.model),
+                cell(&t.generation.to_string()),
+                cell(&t.strategy),
+                cell(&t.teacher),
+                interval_cell(Some(t.value), 3, false),
+                format!("<td class=\"judgement {}\">{}</td>", escape(&t.judgement), escape(&t.judgement)),
+            ]
+        })
+        .collect();
+    Table { header, rows }
+}
+
+/// Per strategy (with its selection) and generation: what the selection kept, how right the kept
+/// pseudo-labels were, and the chain models' scores and biases (means over architectures and seeds).
+fn selection_table(rows: &[ResultRow]) -> Option<Table> {
+    let mut keys: Vec<(i64, String)> =
+        rows.iter().filter(|r| r.is_model() && r.metric == "kept_fraction").map(|r| (r.generation, r.strategy.clone())).collect();
+    keys.sort();
+    keys.dedup();
+    if keys.is_empty() {
+        return None;
+    }
+    let mut header: Vec<String> = ["strategy", "generation", "kept share", "pseudo-label accuracy before → after selection", "mIoU"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    header.extend(SELECTION_BIASES.iter().map(|(_, name)| name.to_string()));
+    let table_rows = keys
+        .iter()
+        .map(|(g, s)| {
+            let of = |metric: &str| metric_of(rows, |r| r.is_model() && r.chain && r.generation == *g && &r.strategy == s, metric);
+            let accuracy = match (of("pseudo_accuracy_before"), of("pseudo_accuracy_after")) {
+                (Some(a), Some(b)) => cell(&format!("{a:.3} → {b:.3}")),
+                _ => cell("no truth for the pool"),
+            };
+            let mut cells =
+                vec![cell(s), cell(&g.to_string()), number(of("kept_fraction"), 3, false), accuracy, number(of("miou"), 3, false)];
+            cells.extend(
+                SELECTION_BIASES.iter().map(|(m, _)| number(of(m), if *m == "boundary_offset" { 2 } else { 3 }, *m == "boundary_offset")),
+            );
+            cells
+        })
+        .collect();
+    Some(Table { header, rows: table_rows })
+}
+
+/// Per model of each generation and strategy: mean disagreement with the other models and STAPLE's
+/// estimated sensitivity per class (repeat means), the numbers a study without truth can give.
+fn estimates_table(rows: &[ResultRow], models: &[String]) -> Table {
+    let mut classes: Vec<&str> =
+        rows.iter().filter_map(|r| r.metric.strip_prefix("staple_sensitivity_")).collect::<BTreeSet<_>>().into_iter().collect();
+    classes.sort();
+    let mut header: Vec<String> =
+        ["model", "generation", "strategy", "mean disagreement with the others"].iter().map(|s| s.to_string()).collect();
+    header.extend(classes.iter().map(|c| format!("STAPLE sensitivity {c}")));
+    let table_rows = groups(rows)
+        .iter()
+        .flat_map(|(g, s)| models.iter().map(move |m| (*g, s.clone(), m)))
+        .filter_map(|(g, s, m)| {
+            let disagreement =
+                metric_of(rows, |r| r.is_pair() && r.generation == g && r.strategy == s && (&r.model == m || &r.peer == m), "agreement")
+                    .map(|a| 1.0 - a);
+            let of = |metric: &str| {
+                metric_of(rows, |r| r.is_model() && r.chain && r.generation == g && r.strategy == s && &r.model == m, metric)
+            };
+            let sensitivities: Vec<Option<f64>> = classes.iter().map(|c| of(&format!("staple_sensitivity_{c}"))).collect();
+            if disagreement.is_none() && sensitivities.iter().all(Option::is_none) {
+                return None;
+            }
+            let mut cells = vec![cell(m), cell(&g.to_string()), cell(&s), number(disagreement, 3, false)];
+            cells.extend(sensitivities.into_iter().map(|v| number(v, 3, false)));
+            Some(cells)
+        })
+        .collect();
+    Table { header, rows: table_rows }
+}
+
 fn sources_table(rows: &[ResultRow], class_metrics: &[String]) -> Table {
     let mut names: Vec<String> = rows.iter().filter(|r| r.is_source()).map(|r| r.model.clone()).collect();
     names.dedup();
@@ -251,6 +402,18 @@ fn column_title(metric: &str) -> String {
     }
 }
 
+/// Power drawn by one busy CPU core, package share included: a round figure for current server
+/// and laptop cores (about 5 to 15 W), not a measurement of this machine.
+const WATTS_PER_BUSY_CORE: f64 = 10.0;
+/// Carbon intensity of electricity: about the world average of recent years.
+const GRAMS_CO2E_PER_KWH: f64 = 400.0;
+
+/// Energy in Wh and emissions in g CO2e of `cpu_seconds` of busy CPU time.
+fn energy_estimate(cpu_seconds: f64) -> (f64, f64) {
+    let watt_hours = cpu_seconds * WATTS_PER_BUSY_CORE / 3600.0;
+    (watt_hours, watt_hours / 1000.0 * GRAMS_CO2E_PER_KWH)
+}
+
 fn provenance_table(p: &Provenance) -> Table {
     let row = |k: &str, v: String| vec![cell(k), cell(&v)];
     let mut rows = vec![
@@ -265,6 +428,14 @@ fn provenance_table(p: &Provenance) -> Table {
     ];
     if let Some(cpu) = p.cpu_seconds {
         rows.push(row("CPU time", format!("{cpu:.1} s")));
+        let (watt_hours, grams) = energy_estimate(cpu);
+        rows.push(row(
+            "energy and CO2 (estimate)",
+            format!(
+                "{watt_hours:.2} Wh, {grams:.1} g CO2e: CPU time × {WATTS_PER_BUSY_CORE} W per busy core, \
+                 {GRAMS_CO2E_PER_KWH} g CO2e per kWh; not measured"
+            ),
+        ));
     }
     Table { header: vec!["what".into(), "value".into()], rows }
 }
@@ -281,6 +452,7 @@ pub fn render(dir: &StudyDir) -> Result<PathBuf, ReportError> {
     let history = read_history(&dir.history_parquet())?;
     let summary = read_summary(&dir.summary_parquet())?;
     let verdicts = read_verdicts(&dir.verdicts_parquet())?;
+    let targets = read_targets(&dir.targets_parquet())?;
     let provenance: Option<Provenance> = read_json(&dir.provenance()).ok();
     let name = dir.root().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let models = model_names(&rows);
@@ -299,46 +471,161 @@ pub fn render(dir: &StudyDir) -> Result<PathBuf, ReportError> {
     let mut written = Written { files: BTreeSet::new() };
     let fingerprint = LineGrid {
         panels: vec![
-            trajectory(&rows, "boundary_offset", "boundary offset by generation", "boundary offset (px, + = over-segmented)", &models),
-            trajectory(&rows, "miou", "mIoU by generation", "mIoU against truth", &models),
+            trajectory(
+                &rows,
+                &summary,
+                "boundary_offset",
+                "boundary offset by generation",
+                "boundary offset (px, + = over-segmented)",
+                &models,
+            ),
+            trajectory(&rows, &summary, "miou", "mIoU by generation", "mIoU against truth", &models),
         ],
         columns: 2,
     };
     let fingerprint_src = written.figure(dir, "fingerprint", &fingerprint, true)?;
-    let kappa_src = written.figure(dir, "kappa", &agreement_heatmaps(&rows, &models, "kappa"), false)?;
+    // Subgroup scores: every subgroup recall and false-positive rate the data could measure.
+    let subgroup_panels: Vec<_> = [
+        ("thin_recall", "thin-structure recall"),
+        ("small_object_recall", "small-object recall"),
+        ("low_contrast_recall", "low-contrast recall"),
+        ("shadow_fp_rate", "shadow false-positive rate"),
+    ]
+    .iter()
+    .filter(|(m, _)| rows.iter().any(|r| r.is_model() && r.metric == *m))
+    .map(|&(m, title)| trajectory(&rows, &summary, m, title, title, &models))
+    .collect();
+    let subgroups_src = if subgroup_panels.is_empty() {
+        None
+    } else {
+        Some(written.figure(dir, "subgroups", &LineGrid { panels: subgroup_panels, columns: 2 }, true)?)
+    };
+    let kappa_src = written.figure(dir, "kappa", &agreement_heatmaps(&rows, &models, "kappa"), true)?;
+    let error_phi_src = if rows.iter().any(|r| r.is_pair() && r.metric == "error_phi") {
+        Some(written.figure(dir, "error-correlation", &agreement_heatmaps(&rows, &models, "error_phi"), true)?)
+    } else {
+        None
+    };
+    let transfer_src = match transfer_matrices(&rows, &models) {
+        Some(chart) => Some(written.figure(dir, "transfer", &chart, true)?),
+        None => None,
+    };
     let loss_src = written.figure(dir, "loss", &loss_curves(&history, &models), true)?;
     let scatter_src = match agreement_without_truth(&rows) {
         Some(chart) => Some(written.figure(dir, "without-truth", &chart, true)?),
         None => None,
     };
+    // Panels are pixel art: PNG only.
+    let samples_src = match samples::sample_panels(dir, &rows, &models) {
+        Some(chart) => Some(written.figure(dir, "samples", &chart, false)?),
+        None => None,
+    };
+    let reliability_src = match reliability::reliability_diagrams(dir, &rows, &models) {
+        Some(chart) => Some(written.figure(dir, "calibration", &chart, true)?),
+        None => None,
+    };
+    let selection_src = match selection_effect(&rows) {
+        Some(chart) => Some(written.figure(dir, "selection", &chart, true)?),
+        None => None,
+    };
 
     let mut page = Page::new(&format!("echoseg report: {name}"));
-    page.raw(&format!("<p class=\"lead\">{}</p>", escape(&lead(&rows, &models))));
-    page.heading("verdict", "Verdict: which biases amplify, which cancel");
-    if verdicts.is_empty() {
-        page.paragraph("The study has no pseudo-label generation (or no truth), so there is no change of bias to judge.");
-    } else {
-        for sentence in verdict_sentences(&verdicts) {
-            page.paragraph(&sentence);
+    // Without truth (real folder data) nothing can be scored against it: say so, and lead with what
+    // agreement alone can estimate.
+    let has_truth = rows.iter().any(|r| r.is_model() && r.metric == "miou");
+    if has_truth {
+        page.raw(&format!("<p class=\"lead\">{}</p>", escape(&lead(&rows, &models))));
+        page.heading("verdict", "Verdict: which biases amplify, which cancel");
+        if verdicts.is_empty() {
+            page.paragraph("The study has no pseudo-label generation (or no truth), so there is no change of bias to judge.");
+        } else {
+            for sentence in verdict_sentences(&verdicts) {
+                page.paragraph(&sentence);
+            }
+            page.paragraph(
+                "Each bias of each architecture after pseudo-labelling, against the same architecture and seed at generation 0, \
+                 on the same test images. Intervals are 95 % bootstrap intervals over test images and seeds (1000 resamples). \
+                 A bias amplifies or cancels only when the interval of the change in its size excludes zero; otherwise it holds. \
+                 Bias size: |offset| for the boundary offset, 1 − F1 for the boundary F1, 1 − recall for recalls, the rate for false positives.",
+            );
+            page.raw(&verdict_table(&verdicts, &models).html());
         }
-        page.paragraph(
-            "Each bias of each architecture after pseudo-labelling, against the same architecture and seed at generation 0, \
-             on the same test images. Intervals are 95 % bootstrap intervals over test images and seeds (1000 resamples). \
-             A bias amplifies or cancels only when the interval of the change in its size excludes zero; otherwise it holds. \
-             Bias size: |offset| for the boundary offset, 1 − F1 for the boundary F1, 1 − recall for recalls, the rate for false positives.",
+        if !targets.is_empty() {
+            page.heading("targets", "Targets");
+            for sentence in target_sentences(&targets) {
+                page.paragraph(&sentence);
+            }
+            page.paragraph(
+                "A target is met when the whole 95 % interval of the configuration's value meets it, missed when none of it \
+                 does, and undecided otherwise. The table shows generation 0 and the last generation; targets.csv has every \
+                 configuration.",
+            );
+            page.raw(&targets_table(&targets).html());
+        }
+        if let Some(src) = &samples_src {
+            page.heading("samples", "Sample test images");
+            page.figure(
+                src,
+                "test images with their truth, each source's labels, each model's prediction and the models' disagreement",
+                "Each row is a test image. After the image: the exact truth, then what each label source draws on it (its \
+                 bias is visible at the object edges and on faint objects), then each architecture's prediction at \
+                 generation 0 and at the last generation (first seed), and in red where those models disagree (darker = \
+                 more models outvoted). Disagreement marks only where models differ; where they share a bias it stays white.",
+            );
+        }
+        page.heading("fingerprints", "Bias fingerprints across generations");
+        page.figure(
+            &fingerprint_src,
+            "boundary offset and mIoU per model and strategy across generations",
+            "Left: the signed boundary offset of each model's test predictions against truth (+ = objects drawn too large), \
+             generation 0 trained on the mixed source labels, later generations on pseudo-labels; dashed grey lines are the \
+             sources' own offsets. Shaded bands: 95 % intervals over test images and seeds. A line moving away from zero \
+             means the bias amplifies; towards zero, it cancels. Right: mIoU against truth.",
         );
-        page.raw(&verdict_table(&verdicts).html());
+        if let Some(src) = &subgroups_src {
+            page.figure(
+                src,
+                "subgroup scores per model and strategy across generations",
+                "Recall on thin structures, small objects and low-contrast objects, and the false-positive rate on cast \
+                 shadows, of each model's test predictions against truth, with 95 % interval bands; dashed grey lines are \
+                 the sources' own values. These are where label biases hide: a source that skips faint objects teaches \
+                 models to skip them, and pseudo-labelling can make it worse.",
+            );
+        }
+        if let Some(src) = &transfer_src {
+            page.figure(
+                src,
+                "teacher to student bias transfer at generation 1",
+                "Rows: teacher; columns: student. Each cell: the student's bias on the test images after one generation of \
+                 learning from the teacher's pseudo-labels, every pool pixel kept; the diagonal is self-training, the rest cross-training. \
+                 A column that changes along its rows says the student inherits the teacher's bias; a row that looks alike \
+                 across columns says the teacher imposes it whatever the student's architecture.",
+            );
+        }
+        page.raw(&scores_table(&rows, &summary, &models, &class_metrics).html());
+    } else {
+        page.raw(
+            "<p class=\"lead\">The test images of this study have no ground truth, so everything measured against \
+             truth is left out: the verdict on biases, targets, fingerprints, scores and calibration. What follows \
+             judges the models from their outputs alone.</p>",
+        );
+        page.heading("estimates", "Estimates without truth");
+        page.paragraph(
+            "Per model: its mean disagreement with the other architectures of its generation and strategy (the share of \
+             pixels labelled differently; it estimates the error rate only where models err independently, and \
+             underestimates errors they share), and STAPLE's estimate of its sensitivity per class from all the models' \
+             outputs. Means over seeds.",
+        );
+        page.raw(&estimates_table(&rows, &models).html());
+        if let Some(src) = &samples_src {
+            page.figure(
+                src,
+                "test images with each model's prediction and the models' disagreement",
+                "Each row is a test image, then each architecture's prediction at generation 0 and at the last \
+                 generation (first seed), and in red where those models disagree. Without truth, the truth column is empty.",
+            );
+        }
     }
-    page.heading("fingerprints", "Bias fingerprints across generations");
-    page.figure(
-        &fingerprint_src,
-        "boundary offset and mIoU per model and strategy across generations",
-        "Left: the signed boundary offset of each model's test predictions against truth (+ = objects drawn too large), \
-         generation 0 trained on the mixed source labels, later generations on pseudo-labels; dashed grey lines are the \
-         sources' own offsets. A line moving away from zero means the bias amplifies; towards zero, it cancels. \
-         Right: mIoU against truth.",
-    );
-    page.raw(&scores_table(&rows, &summary, &models, &class_metrics).html());
     page.heading("agreement", "Agreement between architectures");
     page.figure(
         &kappa_src,
@@ -347,6 +634,15 @@ pub fn render(dir: &StudyDir) -> Result<PathBuf, ReportError> {
          (1 = identical, 0 = chance-level agreement). Rising kappa across generations means the models converge; \
          whether they converge on the truth or on a shared bias, the fingerprints above tell.",
     );
+    if let Some(src) = &error_phi_src {
+        page.figure(
+            src,
+            "correlation of the models' per-pixel errors per generation and strategy",
+            "Phi correlation between two models' per-pixel error indicators on the test images (1 = they err on exactly \
+             the same pixels, 0 = independent errors). High values mean a committee of these models cannot outvote \
+             their mistakes, and disagreement underestimates their error.",
+        );
+    }
     if let Some(src) = &scatter_src {
         page.heading("without-truth", "What agreement tells without truth");
         page.figure(
@@ -364,6 +660,38 @@ pub fn render(dir: &StudyDir) -> Result<PathBuf, ReportError> {
                  pairwise error correlations (phi) are in results.csv (metric error_phi)."
             ));
         }
+    }
+    if let Some(table) = selection_table(&rows) {
+        page.heading("selection", "Selection of pseudo-labels");
+        page.paragraph(
+            "Which of the teachers' pool labels each student learned from. Strategies are named with their selection \
+             (self + confidence0.9: self-training on the pixels whose teacher probability is at least 0.9); rejected \
+             pixels carry no loss. Kept share: pool pixels with a label after selection (an ensemble's split votes are \
+             already missing before it). Accuracy: share of those labels that match the truth. Scores and biases are \
+             means over architectures and seeds of the chain models on the test images.",
+        );
+        page.raw(&table.html());
+        if let Some(src) = &selection_src {
+            page.figure(
+                src,
+                "each bias against the share of pseudo-labels kept, per run, coloured by selection",
+                "Each point is one pseudo-label run: the share of pool pixels its selection kept (x) and its bias on the \
+                 test images (y). A selection that keeps fewer pixels but moves a bias towards its ideal (offset 0, \
+                 recall 1) is filtering out the pixels that carried the bias; one that moves it away is keeping exactly \
+                 those (a confident teacher is often confidently biased).",
+            );
+        }
+    }
+    if let Some(src) = reliability_src.as_ref().filter(|_| has_truth) {
+        page.heading("calibration", "Calibration");
+        page.figure(
+            src,
+            "reliability diagrams: accuracy against confidence per model",
+            "Test pixels binned by the model's top-class probability (15 bins); each point is a bin's mean probability \
+             against how often the top class is right there, pooled over seeds. On the dashed diagonal a model is \
+             calibrated; below it, over-confident. Pseudo-labelling on a model's own confident outputs tends to push \
+             points below the diagonal. The ECE column of the scores table summarises each curve.",
+        );
     }
     page.heading("training", "Training");
     page.figure(
@@ -385,6 +713,7 @@ pub fn render(dir: &StudyDir) -> Result<PathBuf, ReportError> {
         "<p>Files: <a href=\"results.csv\">results.csv</a> and <a href=\"results.parquet\">results.parquet</a> \
          (one row per model × generation × strategy × repeat × metric), <a href=\"summary.csv\">summary.csv</a> \
          (each configuration's metrics with intervals), <a href=\"verdicts.csv\">verdicts.csv</a> (bias changes and verdicts), \
+         <a href=\"targets.csv\">targets.csv</a> (targets judged per configuration), \
          <a href=\"history.csv\">history.csv</a> \
          (loss per epoch), <a href=\"manifest.toml\">manifest.toml</a> (the manifest that produced them), \
          <a href=\"splits.json\">splits.json</a> (image ids per split).</p>",
@@ -403,7 +732,10 @@ pub fn render(dir: &StudyDir) -> Result<PathBuf, ReportError> {
          <li>Intervals: 95 % percentile bootstrap, 1000 resamples; each draws the seeds with replacement, then within each \
          seed the test images with replacement (pairing the two generations image by image for verdicts).</li>\
          <li>Pixel agreement: share of pixels two models label alike. Cohen's kappa: (p<sub>o</sub> − p<sub>e</sub>) / (1 − p<sub>e</sub>), \
-         p<sub>e</sub> from the two models' label frequencies.</li></ul>",
+         p<sub>e</sub> from the two models' label frequencies.</li>\
+         <li>Angular hardness of a pool pixel: the angle between its embedding (the network's last features) and the mean \
+         unit embedding of all pool pixels predicted as its class; a hardness selection keeps, per class, the share of \
+         pixels with the smallest angle. Confidence: the teachers' mean top-class probability.</li></ul>",
     );
 
     write_atomic(&dir.index_html(), page.finish().as_bytes())?;

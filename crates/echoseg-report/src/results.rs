@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use echoseg_study::plan::treatment;
 use echoseg_study::tables::{columns, read_table, subjects};
 use polars::prelude::*;
 
@@ -14,8 +15,10 @@ pub struct ResultRow {
     pub subject: String,
     /// Generation.
     pub generation: i64,
-    /// `labels`, `self`, `cross`.
+    /// `labels`, `self`, `cross`, …, followed by the selection when it is not `all` ([`treatment`]).
     pub strategy: String,
+    /// The selection alone (`all` when every pseudo-label was kept, and for generation 0).
+    pub selection: String,
     /// Architecture or source name.
     pub model: String,
     /// Teacher architecture (empty when none).
@@ -30,6 +33,8 @@ pub struct ResultRow {
     pub value: f64,
     /// Part of its strategy's chain (see the study's `chain` column).
     pub chain: bool,
+    /// The run id (empty for sources and committees).
+    pub run: String,
 }
 
 impl ResultRow {
@@ -47,6 +52,12 @@ impl ResultRow {
     pub fn is_pair(&self) -> bool {
         self.subject == subjects::PAIR
     }
+
+    /// True when `other` describes the same run or pair (any metric).
+    pub fn same_subject(&self, other: &ResultRow) -> bool {
+        (&self.subject, self.generation, &self.strategy, &self.model, &self.peer, &self.teacher, self.repeat)
+            == (&other.subject, other.generation, &other.strategy, &other.model, &other.peer, &other.teacher, other.repeat)
+    }
 }
 
 /// One row of `history.parquet`.
@@ -58,7 +69,7 @@ pub struct HistoryRow {
     pub model: String,
     /// Generation.
     pub generation: i64,
-    /// Strategy.
+    /// Strategy, with its selection ([`treatment`]).
     pub strategy: String,
     /// Teacher architecture (empty when none).
     pub teacher: String,
@@ -80,6 +91,17 @@ fn strings(df: &DataFrame, name: &str) -> PolarsResult<Vec<String>> {
     Ok(df.column(name)?.str()?.iter().map(|s| s.unwrap_or_default().to_string()).collect())
 }
 
+/// A text column that older studies did not write: `default` for every row then.
+fn strings_or(df: &DataFrame, name: &str, default: &str) -> PolarsResult<Vec<String>> {
+    if df.get_column_names().iter().any(|c| c.as_str() == name) { strings(df, name) } else { Ok(vec![default.to_string(); df.height()]) }
+}
+
+/// The strategy column of a table, each value followed by its row's selection (see [`treatment`]).
+fn treatments(df: &DataFrame) -> PolarsResult<Vec<String>> {
+    let (strategy, selection) = (strings(df, "strategy")?, strings_or(df, "selection", "all")?);
+    Ok(strategy.iter().zip(&selection).map(|(s, sel)| treatment(s, sel)).collect())
+}
+
 fn ints(df: &DataFrame, name: &str) -> PolarsResult<Vec<i64>> {
     Ok(df.column(name)?.i64()?.iter().map(Option::unwrap_or_default).collect())
 }
@@ -94,15 +116,18 @@ pub fn read_results(path: &Path) -> Result<Vec<ResultRow>, ReportError> {
     let read = || -> PolarsResult<Vec<ResultRow>> {
         use columns::*;
         let (subject, generation, strategy, model) =
-            (strings(&df, SUBJECT)?, ints(&df, GENERATION)?, strings(&df, STRATEGY)?, strings(&df, MODEL)?);
+            (strings(&df, SUBJECT)?, ints(&df, GENERATION)?, treatments(&df)?, strings(&df, MODEL)?);
         let (teacher, peer, repeat, metric, value) =
             (strings(&df, TEACHER)?, strings(&df, PEER)?, ints(&df, REPEAT)?, strings(&df, METRIC)?, floats(&df, VALUE)?);
         let chain: Vec<bool> = df.column(CHAIN)?.bool()?.iter().map(|b| b.unwrap_or(true)).collect();
+        let selection = strings_or(&df, SELECTION, "all")?;
+        let run = strings(&df, RUN)?;
         Ok((0..df.height())
             .map(|i| ResultRow {
                 subject: subject[i].clone(),
                 generation: generation[i],
                 strategy: strategy[i].clone(),
+                selection: selection[i].clone(),
                 model: model[i].clone(),
                 teacher: teacher[i].clone(),
                 peer: peer[i].clone(),
@@ -110,6 +135,7 @@ pub fn read_results(path: &Path) -> Result<Vec<ResultRow>, ReportError> {
                 metric: metric[i].clone(),
                 value: value[i].unwrap_or(f64::NAN),
                 chain: chain[i],
+                run: run[i].clone(),
             })
             .collect())
     };
@@ -122,7 +148,7 @@ pub fn read_history(path: &Path) -> Result<Vec<HistoryRow>, ReportError> {
     let read = || -> PolarsResult<Vec<HistoryRow>> {
         use columns::*;
         let (run, model, generation, strategy, teacher) =
-            (strings(&df, RUN)?, strings(&df, MODEL)?, ints(&df, GENERATION)?, strings(&df, STRATEGY)?, strings(&df, TEACHER)?);
+            (strings(&df, RUN)?, strings(&df, MODEL)?, ints(&df, GENERATION)?, treatments(&df)?, strings(&df, TEACHER)?);
         let (repeat, epoch, train, val) = (ints(&df, REPEAT)?, ints(&df, EPOCH)?, floats(&df, TRAIN_LOSS)?, floats(&df, VAL_LOSS)?);
         Ok((0..df.height())
             .map(|i| HistoryRow {
@@ -146,7 +172,7 @@ pub fn read_history(path: &Path) -> Result<Vec<HistoryRow>, ReportError> {
 pub struct SummaryRow {
     /// Generation.
     pub generation: i64,
-    /// Strategy.
+    /// Strategy, with its selection ([`treatment`]).
     pub strategy: String,
     /// Architecture.
     pub model: String,
@@ -166,7 +192,7 @@ pub struct SummaryRow {
 /// against generation 0.
 #[derive(Clone, Debug, PartialEq)]
 pub struct VerdictRow {
-    /// Strategy.
+    /// Strategy, with its selection ([`treatment`]).
     pub strategy: String,
     /// Architecture.
     pub model: String,
@@ -205,13 +231,8 @@ fn read_optional(path: &Path) -> Result<Option<DataFrame>, ReportError> {
 pub fn read_summary(path: &Path) -> Result<Vec<SummaryRow>, ReportError> {
     let Some(df) = read_optional(path)? else { return Ok(Vec::new()) };
     let read = || -> PolarsResult<Vec<SummaryRow>> {
-        let (generation, strategy, model, teacher, metric) = (
-            ints(&df, "generation")?,
-            strings(&df, "strategy")?,
-            strings(&df, "model")?,
-            strings(&df, "teacher")?,
-            strings(&df, "metric")?,
-        );
+        let (generation, strategy, model, teacher, metric) =
+            (ints(&df, "generation")?, treatments(&df)?, strings(&df, "model")?, strings(&df, "teacher")?, strings(&df, "metric")?);
         let values = triple(&df, ["estimate", "low", "high"])?;
         Ok((0..df.height())
             .filter_map(|i| {
@@ -236,13 +257,8 @@ pub fn read_summary(path: &Path) -> Result<Vec<SummaryRow>, ReportError> {
 pub fn read_verdicts(path: &Path) -> Result<Vec<VerdictRow>, ReportError> {
     let Some(df) = read_optional(path)? else { return Ok(Vec::new()) };
     let read = || -> PolarsResult<Vec<VerdictRow>> {
-        let (strategy, model, generation, metric, verdict) = (
-            strings(&df, "strategy")?,
-            strings(&df, "model")?,
-            ints(&df, "generation")?,
-            strings(&df, "metric")?,
-            strings(&df, "verdict")?,
-        );
+        let (strategy, model, generation, metric, verdict) =
+            (treatments(&df)?, strings(&df, "model")?, ints(&df, "generation")?, strings(&df, "metric")?, strings(&df, "verdict")?);
         let before = triple(&df, ["before", "before_low", "before_high"])?;
         let after = triple(&df, ["after", "after_low", "after_high"])?;
         let change = triple(&df, ["change", "change_low", "change_high"])?;
@@ -259,6 +275,55 @@ pub fn read_verdicts(path: &Path) -> Result<Vec<VerdictRow>, ReportError> {
                     change: change[i]?,
                     factor: factor[i],
                     verdict: verdict[i].clone(),
+                })
+            })
+            .collect())
+    };
+    read().map_err(table_error(path))
+}
+
+/// One row of `targets.parquet`: a target judged for one configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TargetRow {
+    /// The target (`miou >= 0.8`).
+    pub target: String,
+    /// Generation.
+    pub generation: i64,
+    /// Strategy, with its selection ([`treatment`]).
+    pub strategy: String,
+    /// Architecture.
+    pub model: String,
+    /// Teacher architecture (empty when none).
+    pub teacher: String,
+    /// The metric with its interval.
+    pub value: [f64; 3],
+    /// `met`, `missed` or `undecided`.
+    pub judgement: String,
+}
+
+/// Reads `targets.parquet`; empty when the manifest sets no targets.
+pub fn read_targets(path: &Path) -> Result<Vec<TargetRow>, ReportError> {
+    let Some(df) = read_optional(path)? else { return Ok(Vec::new()) };
+    let read = || -> PolarsResult<Vec<TargetRow>> {
+        let (target, generation, strategy, model, teacher, judgement) = (
+            strings(&df, "target")?,
+            ints(&df, "generation")?,
+            treatments(&df)?,
+            strings(&df, "model")?,
+            strings(&df, "teacher")?,
+            strings(&df, "judgement")?,
+        );
+        let values = triple(&df, ["estimate", "low", "high"])?;
+        Ok((0..df.height())
+            .filter_map(|i| {
+                Some(TargetRow {
+                    target: target[i].clone(),
+                    generation: generation[i],
+                    strategy: strategy[i].clone(),
+                    model: model[i].clone(),
+                    teacher: teacher[i].clone(),
+                    value: values[i]?,
+                    judgement: judgement[i].clone(),
                 })
             })
             .collect())

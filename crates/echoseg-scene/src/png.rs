@@ -42,6 +42,20 @@ pub fn write_image(path: &Path, image: &Image) -> Result<(), ImageFileError> {
         .map_err(|e| unreadable(path, e))
 }
 
+/// An image encoded as 8-bit RGB PNG bytes (for writers that place the file themselves, atomically).
+pub fn encode_image(image: &Image) -> Result<Vec<u8>, ImageFileError> {
+    let mut out = Vec::new();
+    image::ImageEncoder::write_image(
+        image::codecs::png::PngEncoder::new(&mut out),
+        &image.to_rgb8(),
+        image.width as u32,
+        image.height as u32,
+        image::ExtendedColorType::Rgb8,
+    )
+    .map_err(|e| ImageFileError::Unreadable { path: "(in memory)".into(), message: e.to_string() })?;
+    Ok(out)
+}
+
 /// Reads a label map stored as class indices in a grey PNG.
 pub fn read_label_map(path: &Path) -> Result<LabelMap, ImageFileError> {
     let img = image::open(path).map_err(|e| unreadable(path, e))?.to_luma8();

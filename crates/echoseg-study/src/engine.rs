@@ -4,7 +4,10 @@
 use std::time::Instant;
 
 use echoseg_agree::{Calibration, Fingerprint, StapleConfig, TruthScores, staple, truth_scores};
-use echoseg_nets::{Device, IGNORE, Probabilities, Progress, Sample, TrainReport, load_network, predict, save_network, train_resumable};
+use echoseg_nets::{
+    Device, IGNORE, Probabilities, Progress, Sample, TrainReport, load_network, predict, predict_with_hardness, save_network,
+    train_resumable,
+};
 use echoseg_scene::Scene;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -12,8 +15,9 @@ use serde::{Deserialize, Serialize};
 use crate::StudyError;
 use crate::data::StudyData;
 use crate::fingerprints::{cue_reliance, fingerprint_of};
-use crate::manifest::{Manifest, PseudoLabels, Strategy};
+use crate::manifest::{Manifest, Strategy};
 use crate::plan::{Plan, PlannedRun, Teaching, plan};
+use crate::selection::{SelectionRecord, pseudo_weight};
 use crate::store::{RunDir, StudyDir, read_json, read_labels, write_json, write_labels};
 use crate::tables;
 
@@ -40,17 +44,31 @@ impl Observer for Silent {}
 pub struct RunOutcome {
     /// The run's id.
     pub id: String,
-    /// Scores of its test predictions against truth.
+    /// Scores of its test predictions against truth (meaningless when `scored` is false).
     pub test: TruthScores,
+    /// True when the test images had truth to score against (real folder data may have none).
+    #[serde(default = "scored_by_default")]
+    pub scored: bool,
     /// Its bias fingerprint on the test images.
     pub fingerprint: Fingerprint,
     /// Expected calibration error of its test probabilities against truth (15 bins).
     #[serde(default)]
     pub calibration_error: Option<f64>,
+    /// The reliability bins behind it (for the report's calibration diagrams).
+    #[serde(default)]
+    pub calibration: Option<Calibration>,
+    /// What the selection kept of its pseudo-labels and how right they were (later generations).
+    #[serde(default)]
+    pub selection: Option<SelectionRecord>,
     /// Its training record.
     pub training: TrainReport,
     /// Wall time of training and prediction, in seconds.
     pub seconds: f64,
+}
+
+/// Outcomes written before `scored` existed were all scored against truth.
+fn scored_by_default() -> bool {
+    true
 }
 
 /// How a study should treat runs already in the store.
@@ -200,36 +218,111 @@ pub fn merge_study(manifest: &Manifest, dir: &StudyDir) -> Result<StudySummary, 
     Ok(StudySummary { plan, outcomes, trained: 0, seconds: started.elapsed().as_secs_f64() })
 }
 
+/// What a teacher says about the pool: labels, top-class probability and angular hardness.
+struct PoolEvidence {
+    labels: Vec<Vec<u8>>,
+    confidence: Vec<Vec<u8>>,
+    hardness: Vec<Vec<u8>>,
+}
+
+const RADIANS_PER_STEP: f32 = std::f32::consts::PI / 255.0;
+
+/// Predicts the pool with `network` (of run `id`) and writes the teacher's evidence into the run store.
+fn write_pool_evidence(
+    network: &echoseg_nets::Network,
+    id: &str,
+    manifest: &Manifest,
+    data: &StudyData,
+    dir: &StudyDir,
+    device: &Device,
+) -> Result<(), StudyError> {
+    let run_dir = dir.run(id);
+    let images: Vec<_> = data.pool.iter().map(|s| &s.image).collect();
+    let (probabilities, hardness) = predict_with_hardness(network, &images, manifest.inference_batch, device)
+        .map_err(|source| StudyError::Nets { run: id.to_string(), source })?;
+    let quantise = |v: &[f32], step: f32| v.iter().map(|x| (x / step).round().clamp(0.0, 255.0) as u8).collect::<Vec<u8>>();
+    let labels: Vec<Vec<u8>> = probabilities.iter().map(Probabilities::argmax).collect();
+    let confidence: Vec<Vec<u8>> = probabilities.iter().map(|p| quantise(&p.confidence(), 1.0 / 255.0)).collect();
+    let hardness: Vec<Vec<u8>> = hardness.iter().map(|h| quantise(h, RADIANS_PER_STEP)).collect();
+    write_labels(&run_dir.pool_confidence(), data.width, data.height, &confidence)?;
+    write_labels(&run_dir.pool_hardness(), data.width, data.height, &hardness)?;
+    write_labels(&run_dir.pool_labels(), data.width, data.height, &labels)
+}
+
+/// A teacher's pool evidence; a teacher finished before confidence and hardness were stored
+/// predicts the pool again from its checkpoint.
+fn pool_evidence(
+    manifest: &Manifest,
+    teacher: &PlannedRun,
+    data: &StudyData,
+    dir: &StudyDir,
+    device: &Device,
+) -> Result<PoolEvidence, StudyError> {
+    let run_dir = dir.run(&teacher.id);
+    if !run_dir.pool_confidence().exists() || !run_dir.pool_hardness().exists() {
+        let network = load_network(&teacher.network, &run_dir.checkpoint(), device)
+            .map_err(|source| StudyError::Nets { run: teacher.id.clone(), source })?
+            .for_inference();
+        write_pool_evidence(&network, &teacher.id, manifest, data, dir, device)?;
+    }
+    Ok(PoolEvidence {
+        labels: read_labels(&run_dir.pool_labels())?.2,
+        confidence: read_labels(&run_dir.pool_confidence())?.2,
+        hardness: read_labels(&run_dir.pool_hardness())?.2,
+    })
+}
+
+/// The per-pixel mean over teachers of quantised maps, in units of `step`.
+fn mean_of(maps: &[&Vec<Vec<u8>>], step: f32) -> Vec<Vec<f32>> {
+    (0..maps[0].len())
+        .map(|i| (0..maps[0][i].len()).map(|p| maps.iter().map(|m| f32::from(m[i][p])).sum::<f32>() * step / maps.len() as f32).collect())
+        .collect()
+}
+
 fn training_samples(
     manifest: &Manifest,
     plan: &Plan,
     run: &PlannedRun,
     data: &StudyData,
     dir: &StudyDir,
-) -> Result<Vec<Sample>, StudyError> {
+    device: &Device,
+) -> Result<(Vec<Sample>, Option<SelectionRecord>), StudyError> {
     let originals = || data.train.iter().map(|l| Sample::hard(l.scene.image.clone(), l.labels.labels.clone()));
-    match &run.teaching {
-        Teaching::Labels => Ok(originals().collect()),
-        Teaching::PseudoLabels { strategy, .. } => {
-            let teachers = plan.teachers_of(run);
-            if teachers.is_empty() {
-                return Err(StudyError::Format {
-                    path: dir.run(&run.id).settings(),
-                    message: "a pseudo-label run without a teacher".into(),
-                });
-            }
-            let mut teacher_labels = Vec::with_capacity(teachers.len());
-            for t in &teachers {
-                teacher_labels.push(read_labels(&dir.run(&t.id).pool_labels())?.2);
-            }
-            let labels = combine(*strategy, &teacher_labels, data.classes.len());
-            let pseudo = data.pool.iter().zip(labels).map(|(scene, l)| Sample::hard(scene.image.clone(), l));
-            Ok(match manifest.study.pseudo_labels {
-                PseudoLabels::Replace => pseudo.collect(),
-                PseudoLabels::Accumulate => originals().chain(pseudo).collect(),
-            })
-        }
+    let Teaching::PseudoLabels { strategy, selection, .. } = &run.teaching else {
+        return Ok((originals().collect(), None));
+    };
+    let teachers = plan.teachers_of(run);
+    if teachers.is_empty() {
+        return Err(StudyError::Format { path: dir.run(&run.id).settings(), message: "a pseudo-label run without a teacher".into() });
     }
+    let evidence = teachers.iter().map(|t| pool_evidence(manifest, t, data, dir, device)).collect::<Result<Vec<_>, _>>()?;
+    let teacher_labels: Vec<Vec<Vec<u8>>> = evidence.iter().map(|e| e.labels.clone()).collect();
+    let offered = combine(*strategy, &teacher_labels, data.classes.len());
+    let mut labels = offered.clone();
+    if !selection.is_all() {
+        let confidence = mean_of(&evidence.iter().map(|e| &e.confidence).collect::<Vec<_>>(), 1.0 / 255.0);
+        let hardness = mean_of(&evidence.iter().map(|e| &e.hardness).collect::<Vec<_>>(), RADIANS_PER_STEP);
+        selection.apply(&mut labels, &confidence, &hardness, data.width, data.height);
+    }
+    let truth: Vec<Option<&[u8]>> = data.pool.iter().map(|s| s.truth_labels().map(|t| t.labels.as_slice())).collect();
+    let mut record = SelectionRecord::of(&offered, &labels, &truth);
+
+    let labelled = |maps: &mut dyn Iterator<Item = &Vec<u8>>| maps.map(|m| m.iter().filter(|&&c| c != IGNORE).count()).sum::<usize>();
+    let (original_pixels, pseudo_pixels) = (labelled(&mut data.train.iter().map(|l| &l.labels.labels)), labelled(&mut labels.iter()));
+    let weight = pseudo_weight(manifest.study.mix, original_pixels, pseudo_pixels);
+    if manifest.study.mix < 1.0 {
+        record.training_images += data.train.len();
+        let pseudo = f64::from(weight.unwrap_or(0.0)) * pseudo_pixels as f64;
+        record.pseudo_share = pseudo / (pseudo + original_pixels as f64).max(f64::MIN_POSITIVE);
+    }
+    let pseudo = data.pool.iter().zip(labels).map(|(scene, l)| {
+        let plane = l.len();
+        let mut sample = Sample::hard(scene.image.clone(), l);
+        sample.weight = weight.map(|w| vec![w; plane]);
+        sample
+    });
+    let samples = if manifest.study.mix < 1.0 { originals().chain(pseudo).collect() } else { pseudo.collect() };
+    Ok((samples, Some(record)))
 }
 
 /// The pseudo-labels a student learns from, per pool image, from its teachers' pool labels
@@ -285,7 +378,7 @@ fn execute(
     let started = Instant::now();
     let run_dir: RunDir = dir.run(&run.id);
     write_json(&run_dir.settings(), run)?;
-    let samples = training_samples(manifest, plan, run, data, dir)?;
+    let (samples, selection) = training_samples(manifest, plan, run, data, dir, device)?;
     let validation: Vec<Sample> = data.validation.iter().map(|l| Sample::hard(l.scene.image.clone(), l.labels.labels.clone())).collect();
     let nets_error = |source| StudyError::Nets { run: run.id.clone(), source };
     // A run killed mid-training continues from its last finished epoch on `--resume`.
@@ -326,7 +419,7 @@ fn execute(
     drop(test_probabilities);
     write_labels(&run_dir.test_labels(), data.width, data.height, &test_labels)?;
     if run.generation < manifest.study.generations {
-        write_labels(&run_dir.pool_labels(), data.width, data.height, &labels_of(&data.pool)?)?;
+        write_pool_evidence(&network, &run.id, manifest, data, dir, device)?;
     }
     let test = score_set(&test_labels, &data.test, data);
     let mut fingerprint = fingerprint_of(&as_slices(&test_labels), &data.test.iter().collect::<Vec<_>>(), &data.classes);
@@ -340,8 +433,11 @@ fn execute(
     let outcome = RunOutcome {
         id: run.id.clone(),
         test,
+        scored: data.test_has_truth(),
         fingerprint,
         calibration_error: calibration.ece(),
+        calibration: calibration.ece().map(|_| calibration),
+        selection,
         training,
         seconds: started.elapsed().as_secs_f64(),
     };

@@ -13,6 +13,7 @@ use crate::data::StudyData;
 use crate::fingerprints::image_counts;
 use crate::plan::Plan;
 use crate::store::StudyDir;
+use crate::targets::Target;
 
 /// Metrics that have per-image counts, so intervals over images.
 pub const METRICS: [&str; 7] =
@@ -137,37 +138,53 @@ fn compare(groups: &[Vec<(ImageCounts, ImageCounts)>], bias: &str, config: &Boot
     Some(Comparison { before, after, change, factor, verdict: Verdict::of_change(&change) })
 }
 
-/// Strategy, architecture and generation of a chain run.
-type ChainKey<'a> = (&'a str, &'a str, u32);
+/// Strategy, selection, architecture and generation of a chain run.
+type ChainKey<'a> = (&'a str, &'a str, &'a str, u32);
 
-/// The summary and verdict tables of a finished study; `test_labels[i]` are the test predictions
-/// of `plan.runs[i]`.
+/// Generation, strategy, selection, architecture and teachers of a configuration.
+type ConfigurationKey<'a> = (u32, &'a str, &'a str, &'a str, &'a str);
+
+/// The summary, verdict and target tables of a finished study; `test_labels[i]` are the test
+/// predictions of `plan.runs[i]`.
 pub fn interval_frames(
     plan: &Plan,
     data: &StudyData,
     test_labels: &[Vec<Vec<u8>>],
     dir: &StudyDir,
     seed: u64,
-) -> Result<(DataFrame, DataFrame), StudyError> {
+    targets: &[Target],
+) -> Result<(DataFrame, DataFrame, DataFrame), StudyError> {
     let config = BootstrapConfig { seed, ..BootstrapConfig::default() };
     let counts: Vec<Vec<ImageCounts>> = test_labels.iter().map(|l| run_counts(l, data)).collect();
     let teacher_names: Vec<String> = plan.runs.iter().map(|r| plan.teacher_name(r)).collect();
 
     // Summary: runs that differ only in their repeat are one configuration.
-    let mut configurations: BTreeMap<(u32, &str, &str, &str), Vec<usize>> = BTreeMap::new();
+    let mut configurations: BTreeMap<ConfigurationKey<'_>, Vec<usize>> = BTreeMap::new();
     for (i, r) in plan.runs.iter().enumerate() {
         configurations
-            .entry((r.generation, r.strategy_name(), r.network.architecture.name(), teacher_names[i].as_str()))
+            .entry((r.generation, r.strategy_name(), r.selection_name(), r.network.architecture.name(), teacher_names[i].as_str()))
             .or_default()
             .push(i);
     }
     let mut summary = Columns::default();
-    for ((generation, strategy, model, teacher), runs) in &configurations {
+    let mut judged = Columns::default();
+    for ((generation, strategy, selection, model, teacher), runs) in &configurations {
         let groups: Vec<Vec<ImageCounts>> = runs.iter().map(|&i| counts[i].clone()).collect();
         for name in METRICS {
             let Some(interval) = bootstrap(&groups, &config, |u| metric(name, u)) else { continue };
+            for target in targets.iter().filter(|t| t.metric == name) {
+                judged.text("target", &target.text);
+                judged.int("generation", i64::from(*generation));
+                judged.text("strategy", strategy);
+                judged.text("selection", selection);
+                judged.text("model", model);
+                judged.text("teacher", teacher);
+                judged.interval(["estimate", "low", "high"], Some(interval));
+                judged.text("judgement", target.judge(interval.low, interval.high).name());
+            }
             summary.int("generation", i64::from(*generation));
             summary.text("strategy", strategy);
+            summary.text("selection", selection);
             summary.text("model", model);
             summary.text("teacher", teacher);
             summary.text("metric", name);
@@ -187,16 +204,17 @@ pub fn interval_frames(
         let base =
             plan.runs.iter().position(|b| b.generation == 0 && b.repeat == r.repeat && b.network.architecture == r.network.architecture);
         if let Some(b) = base {
-            chains.entry((r.strategy_name(), r.network.architecture.name(), r.generation)).or_default().push((b, i));
+            chains.entry((r.strategy_name(), r.selection_name(), r.network.architecture.name(), r.generation)).or_default().push((b, i));
         }
     }
     let mut verdicts = Columns::default();
-    for ((strategy, model, generation), pairs) in &chains {
+    for ((strategy, selection, model, generation), pairs) in &chains {
         let groups: Vec<Vec<(ImageCounts, ImageCounts)>> =
             pairs.iter().map(|&(b, a)| counts[b].iter().cloned().zip(counts[a].iter().cloned()).collect()).collect();
         for bias in BIASES {
             let Some(c) = compare(&groups, bias, &config) else { continue };
             verdicts.text("strategy", strategy);
+            verdicts.text("selection", selection);
             verdicts.text("model", model);
             verdicts.int("generation", i64::from(*generation));
             verdicts.text("metric", bias);
@@ -209,7 +227,11 @@ pub fn interval_frames(
         }
     }
     let error = |path: std::path::PathBuf| move |e: PolarsError| StudyError::Table { path: path.clone(), message: e.to_string() };
-    Ok((summary.frame().map_err(error(dir.summary_parquet()))?, verdicts.frame().map_err(error(dir.verdicts_parquet()))?))
+    Ok((
+        summary.frame().map_err(error(dir.summary_parquet()))?,
+        verdicts.frame().map_err(error(dir.verdicts_parquet()))?,
+        judged.frame().map_err(error(dir.targets_parquet()))?,
+    ))
 }
 
 #[cfg(test)]

@@ -13,8 +13,11 @@ pub mod intervals;
 pub mod manifest;
 pub mod plan;
 pub mod provenance;
+pub mod samples;
+pub mod selection;
 pub mod store;
 pub mod tables;
+pub mod targets;
 
 pub use engine::{Observer, Reuse, RunOutcome, Shard, Silent, StudySummary, merge_study, run_study, run_study_shard};
 pub use error::StudyError;

@@ -4,9 +4,10 @@ use echoseg_nets::NetworkSpec;
 use serde::Serialize;
 
 use crate::manifest::{Manifest, Strategy, StudentStart};
+use crate::selection::Selection;
 
 /// What a run learns from.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub enum Teaching {
     /// Generation 0: the mixed-source labels.
     Labels,
@@ -17,6 +18,8 @@ pub enum Teaching {
         teachers: Vec<usize>,
         /// The strategy that chose the teachers and combines their labels.
         strategy: Strategy,
+        /// Which of the combined labels the student learns from.
+        selection: Selection,
     },
 }
 
@@ -51,6 +54,25 @@ impl PlannedRun {
             Teaching::PseudoLabels { strategy, .. } => strategy.name(),
         }
     }
+
+    /// The strategy with its selection, as the report and progress lines name it ([`treatment`]).
+    pub fn treatment(&self) -> String {
+        treatment(self.strategy_name(), self.selection_name())
+    }
+
+    /// The selection name as shown in tables (`all` for generation 0, which learns from every label).
+    pub fn selection_name(&self) -> &str {
+        match &self.teaching {
+            Teaching::Labels => "all",
+            Teaching::PseudoLabels { selection, .. } => &selection.name,
+        }
+    }
+}
+
+/// How a strategy run with a selection is named for readers: `self` when every pseudo-label is
+/// kept, `self + confidence0.9` for a selection of them.
+pub fn treatment(strategy: &str, selection: &str) -> String {
+    if selection == "all" || selection.is_empty() { strategy.to_string() } else { format!("{strategy} + {selection}") }
 }
 
 /// All runs of a study, teachers before their students.
@@ -96,7 +118,8 @@ struct PseudoKey<'a> {
     strategy: Strategy,
     network: &'a NetworkSpec,
     train: &'a echoseg_nets::TrainConfig,
-    pseudo_labels: crate::manifest::PseudoLabels,
+    mix: f32,
+    selection: &'a Selection,
     repeat: u32,
     // Left out when false, so the ids of fresh students stay what they were before the option existed.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -111,6 +134,8 @@ fn run_seed(manifest_seed: u64, repeat: u32, generation: u32, spec: &NetworkSpec
 fn readable_id(generation: u32, strategy: &str, spec: &NetworkSpec, teachers: &[&PlannedRun], repeat: u32, hash: &str) -> String {
     let names: Vec<&str> = teachers.iter().map(|t| t.network.architecture.name()).collect();
     let from = if names.is_empty() { String::new() } else { format!("-from-{}", names.join("+")) };
+    // Selection names are free text; an id is a directory name, so only safe characters stay.
+    let strategy: String = strategy.chars().map(|c| if c.is_ascii_alphanumeric() || ".-_+".contains(c) { c } else { '_' }).collect();
     format!("g{generation}-{strategy}-{}{from}-r{repeat}-{}", spec.architecture, &hash[..8])
 }
 
@@ -138,8 +163,9 @@ pub fn plan(manifest: &Manifest) -> Plan {
                 runs.len() - 1
             })
             .collect();
-        for &strategy in &manifest.study.strategies {
-            // chain[a] is the latest run of architecture a in this strategy's chain.
+        let treatments = manifest.study.strategies.iter().flat_map(|&s| manifest.selections.iter().map(move |sel| (s, sel)));
+        for (strategy, selection) in treatments {
+            // chain[a] is the latest run of architecture a in this strategy's (and selection's) chain.
             let mut chain = gen0.clone();
             for generation in 1..=manifest.study.generations {
                 let mut next = chain.clone();
@@ -163,16 +189,22 @@ pub fn plan(manifest: &Manifest) -> Plan {
                             strategy,
                             network: spec,
                             train: &manifest.train,
-                            pseudo_labels: manifest.study.pseudo_labels,
+                            mix: manifest.study.mix,
+                            selection,
                             repeat,
                         };
                         let hash = settings_hash(&key);
                         let teacher_runs: Vec<&PlannedRun> = teachers.iter().map(|&t| &runs[t]).collect();
-                        let id = readable_id(generation, strategy.name(), spec, &teacher_runs, repeat, &hash);
+                        let label = if selection.is_all() {
+                            strategy.name().to_string()
+                        } else {
+                            format!("{}.{}", strategy.name(), selection.name)
+                        };
+                        let id = readable_id(generation, &label, spec, &teacher_runs, repeat, &hash);
                         runs.push(PlannedRun {
                             id,
                             generation,
-                            teaching: Teaching::PseudoLabels { teachers, strategy },
+                            teaching: Teaching::PseudoLabels { teachers, strategy, selection: selection.clone() },
                             network: *spec,
                             repeat,
                             seed: run_seed(manifest.seed, repeat, generation, spec),

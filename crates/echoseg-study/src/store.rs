@@ -34,6 +34,21 @@ impl StudyDir {
         self.root.join("verdicts.csv")
     }
 
+    /// Every target judged for every configuration (Parquet).
+    pub fn targets_parquet(&self) -> PathBuf {
+        self.root.join("targets.parquet")
+    }
+
+    /// The same as CSV.
+    pub fn targets_csv(&self) -> PathBuf {
+        self.root.join("targets.csv")
+    }
+
+    /// Sample test images with their truth and source labels, for the report's panels.
+    pub fn samples(&self) -> PathBuf {
+        self.root.join("samples")
+    }
+
     /// What `echoseg run --shard` was given (manifest and overrides), for `echoseg merge`.
     pub fn invocation(&self) -> PathBuf {
         self.root.join("invocation.json")
@@ -145,6 +160,16 @@ impl RunDir {
     /// Predicted labels on the unlabelled pool (the next generation's pseudo-labels).
     pub fn pool_labels(&self) -> PathBuf {
         self.root.join("pool.labels")
+    }
+
+    /// The top-class probability of every pool pixel, in 1/255 steps (for confidence selection).
+    pub fn pool_confidence(&self) -> PathBuf {
+        self.root.join("pool-confidence.labels")
+    }
+
+    /// The angular hardness of every pool pixel, in π/255 steps (for hardness selection).
+    pub fn pool_hardness(&self) -> PathBuf {
+        self.root.join("pool-hardness.labels")
     }
 
     /// The finished run's metrics and history; written last, so its presence means "done".

@@ -22,6 +22,8 @@ pub mod columns {
     pub const GENERATION: &str = "generation";
     /// `labels` (generation 0), `self`, `cross`.
     pub const STRATEGY: &str = "strategy";
+    /// Which pseudo-labelled pixels the student learned from (`all` for generation 0).
+    pub const SELECTION: &str = "selection";
     /// Architecture of the model, or the source name.
     pub const MODEL: &str = "model";
     /// Architecture of the teacher (empty for generation 0 and sources).
@@ -32,7 +34,9 @@ pub mod columns {
     pub const REPEAT: &str = "repeat";
     /// Metric name: `miou`, `accuracy`, `iou_CLASS`, the fingerprints, `ece`, `agreement`, `kappa`,
     /// `mean_error`, `error_phi`, `fleiss_kappa`, `vote_entropy`, `sensitivity_CLASS`,
-    /// `staple_sensitivity_CLASS`.
+    /// `staple_sensitivity_CLASS`, and for pseudo-label runs `offered_fraction`, `kept_fraction`,
+    /// `pseudo_accuracy_before`, `pseudo_accuracy_after` (of the pool's pseudo-labels) and
+    /// `pseudo_share` (their share of the student's loss weight).
     pub const METRIC: &str = "metric";
     /// The value.
     pub const VALUE: &str = "value";
@@ -66,6 +70,7 @@ struct Rows {
     subject: Vec<&'static str>,
     generation: Vec<i64>,
     strategy: Vec<String>,
+    selection: Vec<String>,
     model: Vec<String>,
     teacher: Vec<String>,
     peer: Vec<String>,
@@ -80,6 +85,7 @@ struct RowKey<'a> {
     subject: &'static str,
     generation: i64,
     strategy: &'a str,
+    selection: &'a str,
     model: &'a str,
     teacher: &'a str,
     peer: &'a str,
@@ -93,6 +99,7 @@ impl Rows {
         self.subject.push(key.subject);
         self.generation.push(key.generation);
         self.strategy.push(key.strategy.to_string());
+        self.selection.push(key.selection.to_string());
         self.model.push(key.model.to_string());
         self.teacher.push(key.teacher.to_string());
         self.peer.push(key.peer.to_string());
@@ -129,6 +136,7 @@ impl Rows {
             Column::new(SUBJECT.into(), self.subject),
             Column::new(GENERATION.into(), self.generation),
             Column::new(STRATEGY.into(), self.strategy),
+            Column::new(SELECTION.into(), self.selection),
             Column::new(MODEL.into(), self.model),
             Column::new(TEACHER.into(), self.teacher),
             Column::new(PEER.into(), self.peer),
@@ -146,6 +154,7 @@ fn model_key<'a>(run: &'a PlannedRun, teacher: &'a str, subject: &'static str, p
         subject,
         generation: i64::from(run.generation),
         strategy: run.strategy_name(),
+        selection: run.selection_name(),
         model: run.network.architecture.name(),
         teacher,
         peer,
@@ -158,6 +167,7 @@ fn model_key<'a>(run: &'a PlannedRun, teacher: &'a str, subject: &'static str, p
 /// Builds the results and history tables from finished runs and writes them (Parquet and CSV).
 pub fn write_tables(manifest: &Manifest, plan: &Plan, outcomes: &[RunOutcome], data: &StudyData, dir: &StudyDir) -> Result<(), StudyError> {
     let class_names = data.classes.names().to_vec();
+    crate::samples::write_samples(manifest, data, dir)?;
     let mut rows = Rows::default();
 
     // Each source's labels against truth, on the training images it labelled.
@@ -174,6 +184,7 @@ pub fn write_tables(manifest: &Manifest, plan: &Plan, outcomes: &[RunOutcome], d
             subject: subjects::SOURCE,
             generation: 0,
             strategy: "labels",
+            selection: "all",
             model: &spec.name,
             teacher: "",
             peer: "",
@@ -187,9 +198,22 @@ pub fn write_tables(manifest: &Manifest, plan: &Plan, outcomes: &[RunOutcome], d
     for (run, outcome) in plan.runs.iter().zip(outcomes) {
         let teacher = plan.teacher_name(run);
         let key = model_key(run, &teacher, subjects::MODEL, "");
-        rows.push_scores(&key, &outcome.test, &outcome.fingerprint, &class_names);
+        // Without truth there is nothing to score: no row rather than a vacuous mIoU of 1.
+        if outcome.scored {
+            rows.push_scores(&key, &outcome.test, &outcome.fingerprint, &class_names);
+        }
         if let Some(ece) = outcome.calibration_error {
             rows.push(&key, "ece", ece);
+        }
+        if let Some(s) = &outcome.selection {
+            rows.push(&key, "offered_fraction", s.offered);
+            rows.push(&key, "kept_fraction", s.kept);
+            rows.push(&key, "pseudo_share", s.pseudo_share);
+            for (name, value) in [("pseudo_accuracy_before", s.accuracy_before), ("pseudo_accuracy_after", s.accuracy_after)] {
+                if let Some(v) = value {
+                    rows.push(&key, name, v);
+                }
+            }
         }
     }
 
@@ -202,12 +226,14 @@ pub fn write_tables(manifest: &Manifest, plan: &Plan, outcomes: &[RunOutcome], d
     write_frame(&mut results, &dir.results_parquet(), &dir.results_csv())?;
     let mut history = history_frame(plan, outcomes).map_err(table_error(&dir.history_parquet()))?;
     write_frame(&mut history, &dir.history_parquet(), &dir.history_csv())?;
-    let (mut summary, mut verdicts) = crate::intervals::interval_frames(plan, data, &test_labels, dir, manifest.seed)?;
+    let (mut summary, mut verdicts, mut targets) =
+        crate::intervals::interval_frames(plan, data, &test_labels, dir, manifest.seed, &manifest.targets)?;
     write_frame(&mut summary, &dir.summary_parquet(), &dir.summary_csv())?;
-    write_frame(&mut verdicts, &dir.verdicts_parquet(), &dir.verdicts_csv())
+    write_frame(&mut verdicts, &dir.verdicts_parquet(), &dir.verdicts_csv())?;
+    write_frame(&mut targets, &dir.targets_parquet(), &dir.targets_csv())
 }
 
-/// Per chain group (repeat, generation, strategy) of two or more models: Fleiss' kappa and vote
+/// Per chain group (repeat, generation, strategy, selection) of two or more models: Fleiss' kappa and vote
 /// entropy; per pair their pixel agreement, Cohen's kappa and, with truth, the phi correlation of
 /// their errors and their mean error; per model and class STAPLE's estimated sensitivity beside
 /// the true one, so the report can show how well agreement alone judges the models.
@@ -219,7 +245,8 @@ fn committee_rows(rows: &mut Rows, plan: &Plan, test_labels: &[Vec<Vec<u8>>], da
     for (i, r) in plan.runs.iter().enumerate().filter(|(_, r)| r.chain) {
         match groups.iter_mut().find(|g| {
             let f = &plan.runs[g[0]];
-            (f.repeat, f.generation, f.strategy_name()) == (r.repeat, r.generation, r.strategy_name())
+            (f.repeat, f.generation, f.strategy_name(), f.selection_name())
+                == (r.repeat, r.generation, r.strategy_name(), r.selection_name())
         }) {
             Some(g) => g.push(i),
             None => groups.push(vec![i]),
@@ -285,6 +312,7 @@ fn table_error(path: &Path) -> impl Fn(PolarsError) -> StudyError + '_ {
 fn history_frame(plan: &Plan, outcomes: &[RunOutcome]) -> PolarsResult<DataFrame> {
     use columns::*;
     let (mut run, mut model, mut generation, mut strategy, mut teacher, mut repeat) = (vec![], vec![], vec![], vec![], vec![], vec![]);
+    let mut selection = vec![];
     let (mut epoch, mut train_loss, mut val_loss) = (vec![], vec![], vec![]);
     for (r, o) in plan.runs.iter().zip(outcomes) {
         for e in &o.training.history {
@@ -292,6 +320,7 @@ fn history_frame(plan: &Plan, outcomes: &[RunOutcome]) -> PolarsResult<DataFrame
             model.push(r.network.architecture.name());
             generation.push(i64::from(r.generation));
             strategy.push(r.strategy_name());
+            selection.push(r.selection_name().to_string());
             teacher.push(plan.teacher_name(r));
             repeat.push(i64::from(r.repeat));
             epoch.push(e.epoch as i64);
@@ -304,6 +333,7 @@ fn history_frame(plan: &Plan, outcomes: &[RunOutcome]) -> PolarsResult<DataFrame
         Column::new(MODEL.into(), model),
         Column::new(GENERATION.into(), generation),
         Column::new(STRATEGY.into(), strategy),
+        Column::new(SELECTION.into(), selection),
         Column::new(TEACHER.into(), teacher),
         Column::new(REPEAT.into(), repeat),
         Column::new(EPOCH.into(), epoch),

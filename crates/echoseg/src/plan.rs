@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use echoseg_nets::{BenchCase, bench};
 use echoseg_study::data::StudyData;
-use echoseg_study::manifest::{self, PseudoLabels};
+use echoseg_study::manifest;
 use echoseg_study::plan::{PlannedRun, Teaching};
 
 /// Images one run trains on and predicts, which with a timing give its estimated seconds.
@@ -25,10 +25,9 @@ pub fn print(path: &Path, overrides: &[String], timing: bool) -> Result<()> {
     let workload = |run: &PlannedRun| {
         let training_images = match run.teaching {
             Teaching::Labels => data.train.len(),
-            Teaching::PseudoLabels { .. } => match m.study.pseudo_labels {
-                PseudoLabels::Replace => data.pool.len(),
-                PseudoLabels::Accumulate => data.train.len() + data.pool.len(),
-            },
+            // With a mix below 1 the original labels are trained on beside the pool's.
+            Teaching::PseudoLabels { .. } if m.study.mix < 1.0 => data.train.len() + data.pool.len(),
+            Teaching::PseudoLabels { .. } => data.pool.len(),
         };
         let pool = if run.generation < m.study.generations { data.pool.len() } else { 0 };
         // Validation is predicted once per epoch; the test sets and the pool once after training.
@@ -52,8 +51,8 @@ pub fn print(path: &Path, overrides: &[String], timing: bool) -> Result<()> {
     println!("study `{}`: {} run(s), {} epoch(s) each at most, on {}", m.name, plan.runs.len(), m.train.epochs, m.device.name());
     let id_width = plan.runs.iter().map(|r| r.id.len()).max().unwrap_or(3);
     println!(
-        "{:<id_width$} {:>3} {:>6} {:<8} {:<10} {:<8} {:>6} {:>8}",
-        "run", "gen", "repeat", "arch", "strategy", "teacher", "images", "estimate"
+        "{:<id_width$} {:>3} {:>6} {:<8} {:<10} {:<14} {:<8} {:>6} {:>8}",
+        "run", "gen", "repeat", "arch", "strategy", "selection", "teacher", "images", "estimate"
     );
     let mut total = 0.0;
     for run in &plan.runs {
@@ -65,12 +64,13 @@ pub fn print(path: &Path, overrides: &[String], timing: bool) -> Result<()> {
         });
         total += estimate.unwrap_or(0.0);
         println!(
-            "{:<id_width$} {:>3} {:>6} {:<8} {:<10} {:<8} {:>6} {:>8}",
+            "{:<id_width$} {:>3} {:>6} {:<8} {:<10} {:<14} {:<8} {:>6} {:>8}",
             run.id,
             run.generation,
             run.repeat,
             run.network.architecture.name(),
             run.strategy_name(),
+            run.selection_name(),
             teacher,
             work.training_images,
             estimate.map(|s| format!("{s:.0} s")).unwrap_or_else(|| "-".into())

@@ -43,9 +43,9 @@ impl Terminal {
 fn describe(run: &PlannedRun, plan: &Plan) -> String {
     let teacher = plan.teacher_name(run);
     if teacher.is_empty() {
-        format!("g{} {} ({}) r{}", run.generation, run.network.architecture, run.strategy_name(), run.repeat)
+        format!("g{} {} ({}) r{}", run.generation, run.network.architecture, run.treatment(), run.repeat)
     } else {
-        format!("g{} {} ← {} ({}) r{}", run.generation, run.network.architecture, teacher, run.strategy_name(), run.repeat)
+        format!("g{} {} ← {} ({}) r{}", run.generation, run.network.architecture, teacher, run.treatment(), run.repeat)
     }
 }
 
@@ -86,12 +86,15 @@ impl Observer for Terminal {
             return;
         }
         let offset = outcome.fingerprint.boundary_offset.map_or("–".to_string(), |o| format!("{o:+.2} px"));
+        let scores = if outcome.scored {
+            format!("mIoU {:.3}, boundary offset {offset}", outcome.test.miou)
+        } else {
+            "no truth to score against".into()
+        };
         let line = format!(
-            "{} {}: mIoU {:.3}, boundary offset {}, {}",
+            "{} {}: {scores}, {}",
             if reused { "=" } else { "✓" },
             self.label(run),
-            outcome.test.miou,
-            offset,
             if reused { "reused".to_string() } else { format!("{:.1} s", outcome.seconds) }
         );
         self.finish();

@@ -12,6 +12,9 @@ use serde::Serialize;
 
 pub use raw::*;
 
+use crate::selection::{Selection, SelectionRule, ShapeRule, VerifierRules};
+use crate::targets::Target;
+
 /// A problem found while validating a manifest.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Problem {
@@ -154,6 +157,10 @@ pub struct Manifest {
     pub train: TrainConfig,
     /// Generations, strategies and repeats.
     pub study: StudySettings,
+    /// The selections of pseudo-labelled pixels, at least `all` (validated `study.selections`).
+    pub selections: Vec<Selection>,
+    /// Targets judged in the report.
+    pub targets: Vec<Target>,
     /// Everything that decides the images and their labels, as stable text (part of every run id).
     pub data_key: String,
 }
@@ -549,6 +556,21 @@ pub fn validate(path: &Path, text: &str, raw: RawManifest) -> Result<Manifest, M
         p.add("study.repeats", format!("must be between 1 and 100, got {}", raw.study.repeats));
     }
 
+    if !(raw.study.mix > 0.0 && raw.study.mix <= 1.0) {
+        p.add(
+            "study.mix",
+            format!("is the pseudo-labels' share of the loss weight in (0, 1] (1 = pseudo-labels only), got {}", raw.study.mix),
+        );
+    }
+    let selections = selections(&raw.study.selections, &classes, &mut p);
+    let mut targets = Vec::new();
+    for (i, t) in raw.targets.iter().enumerate() {
+        match Target::parse(t) {
+            Ok(t) => targets.push(t),
+            Err(e) => p.add(format!("targets[{i}]"), e),
+        }
+    }
+
     if !p.list.is_empty() {
         return Err(ManifestError::Invalid { path: path.to_path_buf(), problems: p.list });
     }
@@ -587,8 +609,86 @@ pub fn validate(path: &Path, text: &str, raw: RawManifest) -> Result<Manifest, M
         inference_batch: raw.nets.inference_batch,
         train: raw.train,
         study: raw.study,
+        selections,
+        targets,
         data_key,
     })
+}
+
+/// Validates `study.selections`; none written means `all`.
+fn selections(raw: &[RawSelection], classes: &ClassTable, p: &mut Problems<'_>) -> Vec<Selection> {
+    if raw.is_empty() {
+        return vec![Selection::all()];
+    }
+    let mut out: Vec<Selection> = Vec::new();
+    for (i, s) in raw.iter().enumerate() {
+        let at = |k: &str| format!("study.selections[{i}].{k}");
+        let Some(kind) = s.kind else {
+            p.add(at("kind"), "is missing; allowed: \"all\", \"confidence\", \"hardness\", \"verifier\"");
+            continue;
+        };
+        let only = |key: &str, set: bool, allowed: SelectionKind, p: &mut Problems<'_>| {
+            if set && kind != allowed {
+                p.add(at(key), format!("applies only to kind = \"{}\"", format!("{allowed:?}").to_lowercase()));
+            }
+        };
+        only("threshold", s.threshold.is_some(), SelectionKind::Confidence, p);
+        only("keep", s.keep.is_some(), SelectionKind::Hardness, p);
+        for (key, set) in [("min_area", s.min_area.is_some()), ("max_components", s.max_components.is_some()), ("shape", s.shape.is_some())]
+        {
+            only(key, set, SelectionKind::Verifier, p);
+        }
+        let share = |key: &str, v: f32, p: &mut Problems<'_>| {
+            if !(v > 0.0 && v <= 1.0) {
+                p.add(at(key), format!("must lie in (0, 1], got {v}"));
+            }
+            v
+        };
+        let (rule, default_name) = match kind {
+            SelectionKind::All => (SelectionRule::All, "all".to_string()),
+            SelectionKind::Confidence => {
+                let threshold = share("threshold", s.threshold.unwrap_or(0.9), p);
+                (SelectionRule::Confidence { threshold }, format!("confidence{threshold}"))
+            }
+            SelectionKind::Hardness => {
+                let keep = share("keep", s.keep.unwrap_or(0.5), p);
+                (SelectionRule::Hardness { keep }, format!("easiest{keep}"))
+            }
+            SelectionKind::Verifier => {
+                let mut shapes = Vec::new();
+                for (class, rule) in s.shape.iter().flatten() {
+                    let Some(id) = classes.index_of(class).filter(|&c| c > 0) else {
+                        p.add(at(&format!("shape.{class}")), format!("names no object class ({})", classes.names()[1..].join(", ")));
+                        continue;
+                    };
+                    let (min_fill, max_fill) = (rule.min_fill.unwrap_or(0.0), rule.max_fill.unwrap_or(1.0));
+                    if !(0.0..=1.0).contains(&min_fill) || !(0.0..=1.0).contains(&max_fill) || min_fill > max_fill {
+                        p.add(
+                            at(&format!("shape.{class}")),
+                            format!("needs 0 <= min_fill <= max_fill <= 1 (shares of the bounding box), got {min_fill} and {max_fill}"),
+                        );
+                    }
+                    shapes.push(ShapeRule { class: id, min_fill, max_fill });
+                }
+                if s.max_components == Some(0) {
+                    p.add(at("max_components"), "must be at least 1 (leave it out for no limit)");
+                }
+                let rules = VerifierRules { min_area: s.min_area.unwrap_or(0), max_components: s.max_components, shapes };
+                if rules == VerifierRules::default() {
+                    p.add(format!("study.selections[{i}]"), "a verifier needs at least one rule: min_area, max_components or shape");
+                }
+                (SelectionRule::Verifier(rules), "verifier".to_string())
+            }
+        };
+        let name = s.name.clone().unwrap_or(default_name);
+        if let Some(msg) = name_problem(&name) {
+            p.add(at("name"), msg);
+        } else if out.iter().any(|o| o.name == name) {
+            p.add(at("name"), format!("\"{name}\" names two selections; give each its own name"));
+        }
+        out.push(Selection { name, rule });
+    }
+    out
 }
 
 /// Names become directory names: no separators, no leading dot, nothing invisible.
@@ -681,5 +781,42 @@ images = 10
         let m = parse(Path::new("t.toml"), &text).unwrap();
         assert_eq!(m.synthetic_test, m.split.test);
         assert_eq!(parse(Path::new("t.toml"), GOOD).unwrap().synthetic_test, 0);
+    }
+
+    #[test]
+    fn selections_mix_and_targets_are_validated_with_what_is_allowed() {
+        let m = parse(Path::new("t.toml"), GOOD).unwrap();
+        assert_eq!((m.selections.clone(), m.study.mix, m.targets.len()), (vec![Selection::all()], 1.0, 0));
+        let good = format!(
+            "targets = [\"miou >= 0.8\"]\n{GOOD}\n[study]\nmix = 0.5\n[[study.selections]]\nkind = \"confidence\"\n\
+             [[study.selections]]\nkind = \"hardness\"\nkeep = 0.3\n[[study.selections]]\nkind = \"verifier\"\nmin_area = 5\n\
+             shape = {{ thin = {{ max_fill = 0.5 }} }}\n"
+        );
+        let m = parse(Path::new("t.toml"), &good).unwrap();
+        let names: Vec<&str> = m.selections.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["confidence0.9", "easiest0.3", "verifier"]);
+        let SelectionRule::Verifier(rules) = &m.selections[2].rule else { panic!() };
+        assert_eq!(rules.shapes, [ShapeRule { class: 2, min_fill: 0.0, max_fill: 0.5 }]);
+        assert_eq!((m.study.mix, m.targets[0].text.as_str()), (0.5, "miou >= 0.8"));
+
+        let bad = format!(
+            "targets = [\"iou > 1\"]\n{GOOD}\n[study]\nmix = 0\n[[study.selections]]\nkind = \"confidence\"\nkeep = 0.5\n\
+             [[study.selections]]\nkind = \"hardness\"\nkeep = 1.5\n[[study.selections]]\nkind = \"verifier\"\n\
+             [[study.selections]]\nkind = \"verifier\"\nname = \"verifier\"\nshape = {{ tree = {{ min_fill = 0.5 }} }}\n\
+             [[study.selections]]\nthreshold = 0.5\n"
+        );
+        let err = parse(Path::new("t.toml"), &bad).unwrap_err().to_string();
+        for needle in [
+            "`study.mix` is the pseudo-labels' share of the loss weight in (0, 1]",
+            "`study.selections[0].keep` applies only to kind = \"hardness\"",
+            "`study.selections[1].keep` must lie in (0, 1], got 1.5",
+            "`study.selections[2]` a verifier needs at least one rule",
+            "`study.selections[3].shape.tree` names no object class (blob, thin)",
+            "`study.selections[3].name` \"verifier\" names two selections",
+            "`study.selections[4].kind` is missing; allowed: \"all\", \"confidence\", \"hardness\", \"verifier\"",
+            "`targets[0]` \"iou > 1\": unknown metric `iou`; allowed: miou,",
+        ] {
+            assert!(err.contains(needle), "missing {needle} in {err}");
+        }
     }
 }

@@ -214,15 +214,48 @@ impl Strategy {
     }
 }
 
-/// Whether pseudo-labels replace the original labels or are added to them.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// How pseudo-labelled pixels are chosen, as written in `[[study.selections]] kind = ...`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum PseudoLabels {
-    /// Train on the pool's pseudo-labels only.
-    #[default]
-    Replace,
-    /// Train on the original labelled images plus the pool's pseudo-labels.
-    Accumulate,
+pub enum SelectionKind {
+    /// Every pixel.
+    All,
+    /// Pixels the teachers are confident about.
+    Confidence,
+    /// The easiest share by angular hardness.
+    Hardness,
+    /// Pixels no verifier rule rejects.
+    Verifier,
+}
+
+/// A `[[study.selections]]` table as written.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSelection {
+    /// Name in tables and the report (default from the kind and its value).
+    pub name: Option<String>,
+    /// The kind.
+    pub kind: Option<SelectionKind>,
+    /// confidence: the mean top-class probability a pixel needs (default 0.9).
+    pub threshold: Option<f32>,
+    /// hardness: the share of each class's pixels kept (default 0.5).
+    pub keep: Option<f32>,
+    /// verifier: components with fewer pixels are rejected.
+    pub min_area: Option<u32>,
+    /// verifier: at most this many components per class and image are kept (the largest).
+    pub max_components: Option<u32>,
+    /// verifier: per class name, the share of its bounding box a component must fill.
+    pub shape: Option<std::collections::BTreeMap<String, RawShapeRule>>,
+}
+
+/// A class-shape rule as written: `shape = { box = { min_fill = 0.8 } }`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawShapeRule {
+    /// Smallest share of the bounding box a component fills (default 0).
+    pub min_fill: Option<f32>,
+    /// Largest share (default 1).
+    pub max_fill: Option<f32>,
 }
 
 /// How a student's weights start.
@@ -247,10 +280,12 @@ pub struct StudySettings {
     pub strategies: Vec<Strategy>,
     /// Repeats of every configuration with different seeds.
     pub repeats: u32,
-    /// Replace or accumulate.
-    pub pseudo_labels: PseudoLabels,
+    /// Share of a student's loss weight carried by pseudo-labels; 1 = pseudo-labels only.
+    pub mix: f32,
     /// Whether a student starts fresh or from its teacher's weights.
     pub student: StudentStart,
+    /// Which pseudo-labelled pixels students learn from; each selection is run with every strategy.
+    pub selections: Vec<RawSelection>,
 }
 
 impl Default for StudySettings {
@@ -259,8 +294,9 @@ impl Default for StudySettings {
             generations: 1,
             strategies: vec![Strategy::SelfTraining, Strategy::Cross],
             repeats: 1,
-            pseudo_labels: PseudoLabels::Replace,
+            mix: 1.0,
             student: StudentStart::Reinit,
+            selections: Vec::new(),
         }
     }
 }
@@ -301,6 +337,9 @@ pub struct RawManifest {
     /// Generations, strategies and repeats.
     #[serde(default)]
     pub study: StudySettings,
+    /// Goals such as `"miou >= 0.8"`, each judged met, missed or undecided in the report.
+    #[serde(default)]
+    pub targets: Vec<String>,
 }
 
 fn default_seed() -> u64 {

@@ -1,0 +1,181 @@
+//! Sample panels: for a few test images, the image, its truth, each source's labels, each
+//! model's prediction at generation 0 and at the last generation, and where the models disagree.
+
+use echoseg_study::StudyDir;
+use echoseg_study::samples::SampleIndex;
+use echoseg_study::store::{read_json, read_labels};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+use crate::chart::{Chart, series_colour, text};
+use crate::results::ResultRow;
+
+/// One tile of the panel grid.
+#[derive(Clone, Debug)]
+pub enum Tile {
+    /// An RGB image, 8 bits per channel, row-major interleaved.
+    Image(Vec<u8>),
+    /// A label map (class per pixel; 255 = unknown).
+    Labels(Vec<u8>),
+    /// Share of models disagreeing with the per-pixel majority, 0 ..= 1.
+    Disagreement(Vec<f32>),
+}
+
+/// Rows of tiles under column titles.
+#[derive(Clone, Debug)]
+pub struct SamplePanels {
+    /// Tile width and height in image pixels.
+    pub width: usize,
+    /// Tile height.
+    pub height: usize,
+    /// Column titles.
+    pub columns: Vec<String>,
+    /// One row per sample image.
+    pub rows: Vec<Vec<Tile>>,
+    /// Class names, for the legend.
+    pub classes: Vec<String>,
+}
+
+const SCALE: usize = 3;
+const GAP: usize = 6;
+const TITLE: usize = 34;
+const LEGEND: usize = 30;
+
+fn class_colour(c: u8) -> RGBColor {
+    match c {
+        0 => RGBColor(40, 40, 40),
+        255 => RGBColor(255, 255, 255),
+        c => series_colour(usize::from(c) - 1),
+    }
+}
+
+impl Chart for SamplePanels {
+    fn size(&self) -> (u32, u32) {
+        let w = self.columns.len() * (self.width * SCALE + GAP) + GAP;
+        let h = TITLE + self.rows.len() * (self.height * SCALE + GAP) + LEGEND;
+        (w as u32, h as u32)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> Result<(), String> {
+        let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+        let (tw, th) = (self.width * SCALE, self.height * SCALE);
+        let centred = text(12).pos(Pos::new(HPos::Center, VPos::Center));
+        for (c, title) in self.columns.iter().enumerate() {
+            let x = GAP + c * (tw + GAP) + tw / 2;
+            area.draw(&Text::new(title.clone(), (x as i32, (TITLE / 2) as i32), centred.clone())).map_err(err)?;
+        }
+        for (r, row) in self.rows.iter().enumerate() {
+            for (c, tile) in row.iter().enumerate() {
+                let (x0, y0) = (GAP + c * (tw + GAP), TITLE + r * (th + GAP));
+                for y in 0..self.height {
+                    for x in 0..self.width {
+                        let p = y * self.width + x;
+                        let colour = match tile {
+                            Tile::Image(rgb) => RGBColor(rgb[3 * p], rgb[3 * p + 1], rgb[3 * p + 2]),
+                            Tile::Labels(l) => class_colour(l[p]),
+                            Tile::Disagreement(d) => {
+                                let v = (255.0 * (1.0 - d[p].clamp(0.0, 1.0))) as u8;
+                                RGBColor(255, v, v)
+                            }
+                        };
+                        let (px, py) = ((x0 + x * SCALE) as i32, (y0 + y * SCALE) as i32);
+                        area.draw(&Rectangle::new([(px, py), (px + SCALE as i32, py + SCALE as i32)], colour.filled())).map_err(err)?;
+                    }
+                }
+            }
+        }
+        let y = (TITLE + self.rows.len() * (th + GAP) + LEGEND / 2) as i32;
+        let mut x = GAP as i32;
+        let left = text(12).pos(Pos::new(HPos::Left, VPos::Center));
+        let mut entries: Vec<(String, RGBColor)> =
+            self.classes.iter().enumerate().map(|(i, n)| (n.clone(), class_colour(i.min(254) as u8))).collect();
+        entries.push(("no label".into(), class_colour(255)));
+        entries.push(("models disagree".into(), RGBColor(255, 0, 0)));
+        for (name, colour) in entries {
+            area.draw(&Rectangle::new([(x, y - 6), (x + 12, y + 6)], colour.filled())).map_err(err)?;
+            area.draw(&Rectangle::new([(x, y - 6), (x + 12, y + 6)], BLACK.stroke_width(1))).map_err(err)?;
+            area.draw(&Text::new(name.clone(), (x + 16, y), left.clone())).map_err(err)?;
+            x += 16 + 8 * name.len() as i32 + 16;
+        }
+        Ok(())
+    }
+}
+
+/// Per pixel, the share of `maps` that differ from the most common label there.
+fn disagreement(maps: &[&Vec<u8>]) -> Vec<f32> {
+    let n = maps.len().max(1) as f32;
+    (0..maps.first().map_or(0, |m| m.len()))
+        .map(|p| {
+            let mut counts = [0u16; 256];
+            maps.iter().for_each(|m| counts[usize::from(m[p])] += 1);
+            let top = counts.iter().copied().max().unwrap_or(0);
+            (n - f32::from(top)) / n
+        })
+        .collect()
+}
+
+/// The panels of a finished study: repeat 0's chain models at generation 0 and at the last
+/// generation of the first strategy (`self` when run); `None` when the study wrote no samples.
+pub fn sample_panels(dir: &StudyDir, rows: &[ResultRow], models: &[String]) -> Option<SamplePanels> {
+    let index: SampleIndex = read_json(&dir.samples().join("samples.json")).ok()?;
+    let (width, height, maps) = read_labels(&dir.samples().join("labels.labels")).ok()?;
+    let run_of = |model: &str, generation: i64, strategy: &str| {
+        rows.iter()
+            .find(|r| r.is_model() && r.chain && r.repeat == 0 && r.model == model && r.generation == generation && r.strategy == strategy)
+            .map(|r| r.run.clone())
+    };
+    let last = rows.iter().filter(|r| r.is_model()).map(|r| r.generation).max().unwrap_or(0);
+    let mut strategies: Vec<&str> = rows.iter().filter(|r| r.is_model() && r.generation == last).map(|r| r.strategy.as_str()).collect();
+    strategies.sort_by_key(|s| (*s != "self", *s));
+    let later = strategies.first().copied().filter(|_| last > 0);
+    let mut columns: Vec<String> = vec!["image".into()];
+    columns.extend(index.maps.iter().cloned());
+    let mut generations: Vec<(i64, &str)> = vec![(0, "labels")];
+    generations.extend(later.map(|s| (last, s)));
+    let mut predictions: Vec<Vec<Vec<u8>>> = Vec::new();
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    for &(g, s) in &generations {
+        let mut group = Vec::new();
+        for m in models {
+            let Some(run) = run_of(m, g, s) else { continue };
+            let Ok((_, _, labels)) = read_labels(&dir.run(&run).test_labels()) else { continue };
+            columns.push(if g == 0 { format!("{m}, gen 0") } else { format!("{m}, gen {g} {s}") });
+            group.push(predictions.len());
+            predictions.push(labels);
+        }
+        if group.len() >= 2 {
+            columns.push(format!("disagree, gen {g}"));
+        }
+        groups.push(group);
+    }
+    let per_sample = index.maps.len();
+    let mut out_rows = Vec::new();
+    for (k, &position) in index.test_positions.iter().enumerate() {
+        let rgb = image::open(dir.samples().join(format!("image-{k}.png"))).ok()?.to_rgb8().into_raw();
+        let mut row = vec![Tile::Image(rgb)];
+        row.extend(maps[k * per_sample..(k + 1) * per_sample].iter().cloned().map(Tile::Labels));
+        for group in &groups {
+            let of = |i: usize| predictions[i].get(position);
+            row.extend(group.iter().filter_map(|&i| of(i).cloned().map(Tile::Labels)));
+            if group.len() >= 2 {
+                let maps: Vec<&Vec<u8>> = group.iter().filter_map(|&i| of(i)).collect();
+                row.push(Tile::Disagreement(disagreement(&maps)));
+            }
+        }
+        out_rows.push(row);
+    }
+    Some(SamplePanels { width, height, columns, rows: out_rows, classes: index.classes })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn disagreement_is_the_share_outvoted_by_the_majority() {
+        let (a, b, c) = (vec![0, 1, 2], vec![0, 1, 1], vec![0, 2, 0]);
+        let d = disagreement(&[&a, &b, &c]);
+        assert_eq!(d, vec![0.0, 1.0 / 3.0, 2.0 / 3.0]);
+    }
+}

@@ -1,0 +1,64 @@
+//! Sample test images for the report's panels: each image, its truth and what every simulated
+//! source would have drawn on it, stored beside the run store so the report never regenerates data.
+
+use echoseg_nets::IGNORE;
+use serde::{Deserialize, Serialize};
+
+use crate::StudyError;
+use crate::data::StudyData;
+use crate::manifest::{Labeller, Manifest};
+use crate::store::{StudyDir, write_atomic, write_json, write_labels};
+
+/// How many test images the report shows.
+pub const SAMPLES: usize = 3;
+
+/// What `samples/samples.json` lists.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SampleIndex {
+    /// Test-split positions of the samples (the rows of every run's `test.labels`).
+    pub test_positions: Vec<usize>,
+    /// Scene names, for captions.
+    pub names: Vec<String>,
+    /// Names of the label maps stored per sample, in order: `truth`, then each simulated source.
+    pub maps: Vec<String>,
+    /// Class names, background first.
+    pub classes: Vec<String>,
+}
+
+/// Writes the first [`SAMPLES`] test images (`image-K.png`), their label maps (`labels.labels`,
+/// sample-major, [`IGNORE`] where a map is unknown) and `samples.json` under `samples/`.
+pub fn write_samples(manifest: &Manifest, data: &StudyData, dir: &StudyDir) -> Result<(), StudyError> {
+    let root = dir.samples();
+    let chosen: Vec<usize> = (0..data.test.len().min(SAMPLES)).collect();
+    let sources: Vec<(&str, &echoseg_scene::LabelSource)> = manifest
+        .sources
+        .iter()
+        .filter_map(|s| match &s.labeller {
+            Labeller::Simulated(l) => Some((s.name.as_str(), l)),
+            Labeller::Masks(_) => None,
+        })
+        .collect();
+    let mut maps = Vec::new();
+    for (k, &i) in chosen.iter().enumerate() {
+        let scene = &data.test[i];
+        let path = root.join(format!("image-{k}.png"));
+        let png = echoseg_scene::png::encode_image(&scene.image)
+            .map_err(|e| StudyError::Format { path: path.clone(), message: e.to_string() })?;
+        write_atomic(&path, &png)?;
+        let unknown = || vec![IGNORE; data.width * data.height];
+        maps.push(scene.truth_labels().map(|t| t.labels.clone()).unwrap_or_else(unknown));
+        for (_, labeller) in &sources {
+            // A source that cannot label this image (it needs truth the image lacks) shows as unknown.
+            let labels = labeller.label(scene, &manifest.classes, manifest.seed).map(|l| l.labels).unwrap_or_else(|_| unknown());
+            maps.push(labels);
+        }
+    }
+    write_labels(&root.join("labels.labels"), data.width, data.height, &maps)?;
+    let index = SampleIndex {
+        test_positions: chosen.clone(),
+        names: chosen.iter().map(|&i| data.test[i].name.clone()).collect(),
+        maps: std::iter::once("truth".to_string()).chain(sources.iter().map(|(n, _)| n.to_string())).collect(),
+        classes: data.classes.names().to_vec(),
+    };
+    write_json(&root.join("samples.json"), &index)
+}
