@@ -400,7 +400,10 @@ pub fn trajectory(rows: &[ResultRow], summary: &[SummaryRow], metric: &str, titl
     let references = rows
         .iter()
         .filter(|r| r.is_source() && r.metric == metric)
-        .map(|r| Reference { label: format!("{} labels ({:+.2})", r.model, r.value), value: r.value })
+        .map(|r| {
+            let value = if metric == "boundary_offset" { format!("{:+.2}", r.value) } else { format!("{:.2}", r.value) };
+            Reference { label: format!("{} labels ({value})", r.model), value: r.value }
+        })
         .collect();
     LinePanel { title: title.into(), x_label: "generation".into(), y_label: y_label.into(), series, references, integer_x: true }
 }

@@ -423,6 +423,11 @@ fn provenance_table(p: &Provenance) -> Table {
         row("device", p.device.clone()),
         row("threads", p.threads.to_string()),
         row("command", p.command.clone()),
+        row("architectures", p.architectures.join(", ")),
+        row(
+            "generations and seeds",
+            format!("{} generation(s) after generation 0, {} seed(s), manifest seed {}", p.generations, p.repeats, p.seed),
+        ),
         row("wall time", format!("{:.1} s", p.wall_seconds)),
         row("runs trained / reused", format!("{} / {}", p.runs_trained, p.runs_reused)),
     ];

@@ -27,6 +27,18 @@ pub struct Provenance {
     pub runs_trained: usize,
     /// Runs found finished in the store and reused.
     pub runs_reused: usize,
+    /// The manifest's seed.
+    #[serde(default)]
+    pub seed: u64,
+    /// Each architecture with its size (`unet (width 12, depth 2)`).
+    #[serde(default)]
+    pub architectures: Vec<String>,
+    /// Pseudo-labelling generations after generation 0.
+    #[serde(default)]
+    pub generations: u32,
+    /// Seeds every configuration ran with.
+    #[serde(default)]
+    pub repeats: u32,
 }
 
 /// burn's version, as pinned in the workspace.

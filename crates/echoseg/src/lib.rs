@@ -276,6 +276,14 @@ pub fn run(invocation: &Invocation, reports: &Path, options: &RunOptions, comman
         cpu_seconds: cpu_seconds(),
         runs_trained: summary.trained,
         runs_reused: summary.plan.runs.len() - summary.trained,
+        seed: manifest.seed,
+        architectures: manifest
+            .networks
+            .iter()
+            .map(|n| format!("{} (width {}, depth {})", n.architecture.name(), n.width, n.depth))
+            .collect(),
+        generations: manifest.study.generations,
+        repeats: manifest.study.repeats,
     };
     write_json(&dir.provenance(), &provenance)?;
     let page = echoseg_report::render(&dir)?;
