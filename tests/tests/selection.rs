@@ -106,3 +106,34 @@ fn a_mix_below_one_trains_on_originals_and_pseudo_labels_in_that_ratio() {
     // 2 sources × 32 images, a quarter held out for validation, plus the 16 pool images.
     assert!(outcome.contains("\"training_images\": 64"), "{outcome}");
 }
+
+#[test]
+fn an_ema_student_is_judged_beside_self_training_and_ignores_selections() {
+    let scratch = Scratch::new("ema");
+    let text = TINY_MANIFEST
+        .replace(
+            "strategies = [\"self\", \"cross\"]",
+            "strategies = [\"self\", \"ema\"]\nselections = [{ kind = \"all\" }, { kind = \"confidence\" }]\nema = { decay = 0.9, ramp_up = 1 }",
+        )
+        .replace("epochs = 12", "epochs = 4");
+    let path = scratch.write("tiny.toml", &text);
+    let reports = scratch.path().join("reports");
+    let page = run_quietly(&path, &reports).unwrap();
+    let m = echoseg_study::manifest::load(&path).unwrap();
+    let plan = echoseg_study::plan(&m);
+    // 2 at generation 0, self × 2 selections, ema once (it has its own threshold): 8 runs.
+    let ema: Vec<_> = plan.runs.iter().filter(|r| r.strategy_name() == "ema").collect();
+    assert_eq!((plan.runs.len(), ema.len()), (2 + 2 * 2 + 2, 2));
+    assert!(ema.iter().all(|r| r.continues && r.selection_name() == "all"), "an ema run goes on from its generation-0 weights");
+    // Each ema run trained its epochs and is scored and judged like the other strategies.
+    let metrics = model_metrics(&reports.join("tiny/results.csv"));
+    for model in ["unet", "fcn"] {
+        assert!(metrics.contains_key(&("all".to_string(), model.to_string())), "no generation-1 row for {model}");
+    }
+    let verdicts = std::fs::read_to_string(reports.join("tiny/verdicts.csv")).unwrap();
+    assert!(verdicts.lines().filter(|l| l.starts_with("ema,all,")).count() >= 2, "{verdicts}");
+    let html = std::fs::read_to_string(page).unwrap();
+    assert!(html.contains(">ema<"), "the verdict table has no ema row");
+    let changed = echoseg_study::manifest::parse(Path::new("t.toml"), &text.replace("decay = 0.9", "decay = 1.5")).unwrap_err();
+    assert!(changed.to_string().contains("`study.ema.decay` must lie in [0, 1), got 1.5"), "{changed}");
+}

@@ -11,6 +11,7 @@ pub mod data;
 pub mod device;
 pub mod error;
 pub mod infer;
+pub mod mean_teacher;
 pub mod train;
 
 pub use arch::{Architecture, Network, NetworkSpec, ParameterValues, SegmenterOutput};
@@ -22,4 +23,5 @@ pub use data::{IGNORE, Sample, Target};
 pub use device::DeviceChoice;
 pub use error::NetsError;
 pub use infer::{Probabilities, predict, predict_with_hardness};
+pub use mean_teacher::{Augmentation, EmaConfig, ema_update, train_mean_teacher};
 pub use train::{EpochRecord, Progress, TrainConfig, TrainReport, init_network, train, train_resumable};

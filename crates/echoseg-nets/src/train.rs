@@ -59,7 +59,7 @@ impl TrainConfig {
         out
     }
 
-    fn learning_rate_at(&self, step: usize, total: usize) -> f64 {
+    pub(crate) fn learning_rate_at(&self, step: usize, total: usize) -> f64 {
         let progress = step as f64 / total.max(1) as f64;
         let floor = self.learning_rate * self.min_lr_ratio;
         floor + 0.5 * (self.learning_rate - floor) * (1.0 + (std::f64::consts::PI * progress).cos())
@@ -298,35 +298,19 @@ fn run_epochs(
         let mut order: Vec<usize> = (0..train.len()).collect();
         Rng::with_index(seed, "shuffle", epoch as u64).shuffle(&mut order);
         let mut flips = Rng::with_index(seed, "flips", epoch as u64);
-        let started = Instant::now();
-        let (mut loss_sum, mut seen) = (0.0f64, 0usize);
+        let mut meter = EpochMeter::new(epoch);
         for (step, chunk) in order.chunks(config.batch_size).enumerate() {
             let lr = config.learning_rate_at((epoch - 1) * steps + step, total_steps);
             let batch = make_batch(train, chunk, spec.classes, config.augment.then_some(&mut flips), &train_device);
             let n = batch.len;
             let loss = batch_loss(&network, batch);
-            let value = loss.clone().into_scalar::<f32>();
-            // A sound run never climbs a thousand times above the loss of its very first step.
-            let reference = *state.first_loss.get_or_insert(value);
-            if !value.is_finite() || value > 1e3 * reference.max(1.0) {
-                return Err(NetsError::Diverged { epoch, step: step + 1, loss: value, learning_rate: config.learning_rate });
-            }
+            meter.add(loss.clone().into_scalar::<f32>(), n, &mut state.first_loss, step, config)?;
             let grads = GradientsParams::from_grads(loss.backward(), &network);
             network = optimiser.step(lr, network, grads);
-            loss_sum += f64::from(value) * n as f64;
-            seen += n;
-            progress(&Progress {
-                epoch,
-                epochs: config.epochs,
-                step: step + 1,
-                steps,
-                loss: (loss_sum / seen as f64) as f32,
-                images_per_second: seen as f32 / started.elapsed().as_secs_f32().max(1e-6),
-            });
+            progress(&meter.progress(step, steps, config));
         }
-        let images_per_second = seen as f32 / started.elapsed().as_secs_f32().max(1e-6);
         let val_loss = (!val.is_empty()).then(|| mean_loss(&network.valid(), val, spec.classes, config.batch_size, device));
-        state.history.push(EpochRecord { epoch, train_loss: (loss_sum / seen as f64) as f32, val_loss, images_per_second });
+        state.history.push(meter.record(val_loss));
         state.epochs_done = epoch;
         let mut stop = false;
         if config.patience > 0
@@ -352,6 +336,63 @@ fn run_epochs(
         _ => (network.valid(), state.history.len()),
     };
     Ok((network, TrainReport { history: state.history, best_epoch, stopped_early: state.stopped_early }))
+}
+
+/// One epoch's running loss and throughput, with the divergence guard.
+pub(crate) struct EpochMeter {
+    epoch: usize,
+    started: Instant,
+    loss_sum: f64,
+    seen: usize,
+}
+
+impl EpochMeter {
+    pub(crate) fn new(epoch: usize) -> Self {
+        Self { epoch, started: Instant::now(), loss_sum: 0.0, seen: 0 }
+    }
+
+    /// Counts a step's loss over `n` images; fails when it is not finite or has climbed a
+    /// thousand times above the loss of the training's first step (a sound run never does).
+    pub(crate) fn add(
+        &mut self,
+        value: f32,
+        n: usize,
+        first_loss: &mut Option<f32>,
+        step: usize,
+        config: &TrainConfig,
+    ) -> Result<(), NetsError> {
+        let reference = *first_loss.get_or_insert(value);
+        if !value.is_finite() || value > 1e3 * reference.max(1.0) {
+            return Err(NetsError::Diverged { epoch: self.epoch, step: step + 1, loss: value, learning_rate: config.learning_rate });
+        }
+        self.loss_sum += f64::from(value) * n as f64;
+        self.seen += n;
+        Ok(())
+    }
+
+    fn images_per_second(&self) -> f32 {
+        self.seen as f32 / self.started.elapsed().as_secs_f32().max(1e-6)
+    }
+
+    pub(crate) fn progress(&self, step: usize, steps: usize, config: &TrainConfig) -> Progress {
+        Progress {
+            epoch: self.epoch,
+            epochs: config.epochs,
+            step: step + 1,
+            steps,
+            loss: (self.loss_sum / self.seen.max(1) as f64) as f32,
+            images_per_second: self.images_per_second(),
+        }
+    }
+
+    pub(crate) fn record(&self, val_loss: Option<f32>) -> EpochRecord {
+        EpochRecord {
+            epoch: self.epoch,
+            train_loss: (self.loss_sum / self.seen.max(1) as f64) as f32,
+            val_loss,
+            images_per_second: self.images_per_second(),
+        }
+    }
 }
 
 /// Mean weighted loss of an inference-mode network over `samples`.

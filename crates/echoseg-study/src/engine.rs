@@ -6,7 +6,7 @@ use std::time::Instant;
 use echoseg_agree::{Calibration, Fingerprint, StapleConfig, TruthScores, staple, truth_scores};
 use echoseg_nets::{
     Device, IGNORE, Probabilities, Progress, Sample, TrainReport, load_network, predict, predict_with_hardness, save_network,
-    train_resumable,
+    train_mean_teacher, train_resumable,
 };
 use echoseg_scene::Scene;
 use rayon::prelude::*;
@@ -291,6 +291,10 @@ fn training_samples(
     let Teaching::PseudoLabels { strategy, selection, .. } = &run.teaching else {
         return Ok((originals().collect(), None));
     };
+    // The mean teacher makes its pool targets online, from the labelled images plus the pool.
+    if *strategy == Strategy::Ema {
+        return Ok((originals().collect(), None));
+    }
     let teachers = plan.teachers_of(run);
     if teachers.is_empty() {
         return Err(StudyError::Format { path: dir.run(&run.id).settings(), message: "a pseudo-label run without a teacher".into() });
@@ -387,11 +391,20 @@ fn execute(
         [teacher] if run.continues => Some(load_network(&teacher.network, &dir.run(&teacher.id).checkpoint(), device).map_err(nets_error)?),
         _ => None,
     };
-    let (network, training) =
-        train_resumable(initial, &run.network, &manifest.train, run.seed, &samples, &validation, device, &state, &mut |p| {
+    let ema = matches!(run.teaching, Teaching::PseudoLabels { strategy: Strategy::Ema, .. });
+    let (network, training) = match initial {
+        // No per-epoch checkpoints here: a killed ema run starts over on --resume.
+        Some(initial) if ema => {
+            let pool: Vec<&echoseg_scene::Image> = data.pool.iter().map(|s| &s.image).collect();
+            let progress = &mut |p: &Progress| observer.progress(run, p);
+            let config = &manifest.study.ema;
+            train_mean_teacher(initial, &run.network, &manifest.train, config, run.seed, &samples, &pool, &validation, device, progress)
+        }
+        initial => train_resumable(initial, &run.network, &manifest.train, run.seed, &samples, &validation, device, &state, &mut |p| {
             observer.progress(run, p)
-        })
-        .map_err(nets_error)?;
+        }),
+    }
+    .map_err(nets_error)?;
     save_network(&network, &run_dir.checkpoint()).map_err(nets_error)?;
     // The final weights are saved; the per-epoch state is only needed by an unfinished run.
     let _ = std::fs::remove_dir_all(&state);

@@ -124,6 +124,8 @@ struct PseudoKey<'a> {
     // Left out when false, so the ids of fresh students stay what they were before the option existed.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     continues: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ema: Option<&'a echoseg_nets::EmaConfig>,
 }
 
 fn run_seed(manifest_seed: u64, repeat: u32, generation: u32, spec: &NetworkSpec) -> u64 {
@@ -142,6 +144,7 @@ fn readable_id(generation: u32, strategy: &str, spec: &NetworkSpec, teachers: &[
 /// Expands a manifest into its runs.
 pub fn plan(manifest: &Manifest) -> Plan {
     let mut runs: Vec<PlannedRun> = Vec::new();
+    let every = Selection::all();
     let archs = manifest.networks.len();
     for repeat in 0..manifest.study.repeats {
         let gen0: Vec<usize> = manifest
@@ -163,7 +166,11 @@ pub fn plan(manifest: &Manifest) -> Plan {
                 runs.len() - 1
             })
             .collect();
-        let treatments = manifest.study.strategies.iter().flat_map(|&s| manifest.selections.iter().map(move |sel| (s, sel)));
+        // `ema` chooses its own pixels (a confidence threshold), so it runs once, keeping all.
+        let treatments = manifest.study.strategies.iter().flat_map(|&s| {
+            let selections: Vec<&Selection> = if s == Strategy::Ema { vec![&every] } else { manifest.selections.iter().collect() };
+            selections.into_iter().map(move |sel| (s, sel))
+        });
         for (strategy, selection) in treatments {
             // chain[a] is the latest run of architecture a in this strategy's (and selection's) chain.
             let mut chain = gen0.clone();
@@ -179,10 +186,13 @@ pub fn plan(manifest: &Manifest) -> Plan {
                         Strategy::Cross if generation == 1 => (1..archs).map(|k| (vec![chain[(a + k) % archs]], k == 1)).collect(),
                         Strategy::Cross => vec![(vec![chain[(a + 1) % archs]], true)],
                         Strategy::Ensemble | Strategy::Consensus => vec![(others(), true)],
+                        Strategy::Ema => vec![(vec![chain[a]], true)],
                     };
                     for (teachers, in_chain) in teachings {
-                        let continues = manifest.study.student == StudentStart::Continue
-                            && matches!(teachers.as_slice(), [t] if runs[*t].network == *spec);
+                        // An ema run always goes on from its predecessor: student and teacher start from its weights.
+                        let continues = strategy == Strategy::Ema
+                            || (manifest.study.student == StudentStart::Continue
+                                && matches!(teachers.as_slice(), [t] if runs[*t].network == *spec));
                         let key = PseudoKey {
                             continues,
                             teachers: teachers.iter().map(|&t| runs[t].id.as_str()).collect(),
@@ -192,6 +202,7 @@ pub fn plan(manifest: &Manifest) -> Plan {
                             mix: manifest.study.mix,
                             selection,
                             repeat,
+                            ema: (strategy == Strategy::Ema).then_some(&manifest.study.ema),
                         };
                         let hash = settings_hash(&key);
                         let teacher_runs: Vec<&PlannedRun> = teachers.iter().map(|&t| &runs[t]).collect();

@@ -536,7 +536,10 @@ pub fn validate(path: &Path, text: &str, raw: RawManifest) -> Result<Manifest, M
     }
 
     if raw.study.generations > 0 && raw.study.strategies.is_empty() {
-        p.add("study.strategies", "needs at least one of \"self\", \"cross\", \"ensemble\", \"consensus\" when study.generations > 0");
+        p.add(
+            "study.strategies",
+            "needs at least one of \"self\", \"cross\", \"ensemble\", \"consensus\", \"ema\" when study.generations > 0",
+        );
     }
     for committee in [Strategy::Ensemble, Strategy::Consensus] {
         if raw.study.strategies.contains(&committee) && networks.len() < 3 {
@@ -563,6 +566,9 @@ pub fn validate(path: &Path, text: &str, raw: RawManifest) -> Result<Manifest, M
         );
     }
     let selections = selections(&raw.study.selections, &classes, &mut p);
+    for (key, msg) in raw.study.ema.problems() {
+        p.add(format!("study.ema.{key}"), msg);
+    }
     let mut targets = Vec::new();
     for (i, t) in raw.targets.iter().enumerate() {
         match Target::parse(t) {

@@ -200,6 +200,9 @@ pub enum Strategy {
     Ensemble,
     /// A model learns from the STAPLE consensus of the other architectures.
     Consensus,
+    /// A model keeps learning from the labels plus the pool, the pool's targets coming online
+    /// from a moving-average teacher of itself (mean teacher).
+    Ema,
 }
 
 impl Strategy {
@@ -210,6 +213,7 @@ impl Strategy {
             Strategy::Cross => "cross",
             Strategy::Ensemble => "ensemble",
             Strategy::Consensus => "consensus",
+            Strategy::Ema => "ema",
         }
     }
 }
@@ -284,8 +288,11 @@ pub struct StudySettings {
     pub mix: f32,
     /// Whether a student starts fresh or from its teacher's weights.
     pub student: StudentStart,
-    /// Which pseudo-labelled pixels students learn from; each selection is run with every strategy.
+    /// Which pseudo-labelled pixels students learn from; each selection is run with every strategy
+    /// except `ema`, which has its own confidence threshold.
     pub selections: Vec<RawSelection>,
+    /// Settings of the `ema` strategy.
+    pub ema: echoseg_nets::EmaConfig,
 }
 
 impl Default for StudySettings {
@@ -297,6 +304,7 @@ impl Default for StudySettings {
             mix: 1.0,
             student: StudentStart::Reinit,
             selections: Vec::new(),
+            ema: echoseg_nets::EmaConfig::default(),
         }
     }
 }

@@ -1,0 +1,424 @@
+//! Mean teacher: a student trained on the labelled images plus the unlabelled pool, whose pool
+//! targets come online from a teacher whose weights are an exponential moving average of the
+//! student's (Tarvainen & Valpola 2017; BYOL's target network is the same average).
+
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::tensor::activation::softmax;
+use burn::tensor::{Device, Tensor, TensorData};
+use echoseg_scene::{Image, Rng};
+use serde::{Deserialize, Serialize};
+
+use crate::NetsError;
+use crate::arch::{Network, NetworkSpec};
+use crate::data::{Sample, check_samples, make_batch};
+use crate::train::{EpochMeter, Progress, TrainConfig, TrainReport, batch_loss, mean_loss, soft_cross_entropy};
+
+/// A random change applied to a pool image before a network sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Augmentation {
+    /// Horizontal and vertical flips (geometric: drawn once per image, shared by both views).
+    Flip,
+    /// A shift of up to 4 px with the uncovered border left unlabelled (geometric, shared).
+    Shift,
+    /// Contrast × [0.8, 1.2] and brightness ± 0.1 (photometric: drawn per view).
+    Jitter,
+    /// A 3 × 3 binomial blur, half of the time (photometric: drawn per view).
+    Blur,
+}
+
+impl Augmentation {
+    /// Geometric augmentations move pixels, so both views must share them for the teacher's
+    /// labels to line up with the student's pixels.
+    pub fn is_geometric(self) -> bool {
+        matches!(self, Augmentation::Flip | Augmentation::Shift)
+    }
+
+    /// The manifest name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Augmentation::Flip => "flip",
+            Augmentation::Shift => "shift",
+            Augmentation::Jitter => "jitter",
+            Augmentation::Blur => "blur",
+        }
+    }
+}
+
+/// Settings of a mean-teacher training.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmaConfig {
+    /// teacher ← decay · teacher + (1 − decay) · student after every step.
+    pub decay: f64,
+    /// Weight of the pool's consistency loss against the labelled loss, once ramped up.
+    pub consistency: f32,
+    /// Epochs over which the consistency weight rises to `consistency` (exp(−5(1 − t)²)).
+    pub ramp_up: usize,
+    /// Pool pixels whose teacher probability is below this carry no loss.
+    pub threshold: f32,
+    /// Augmentations of the student's view of a pool image.
+    pub student_view: Vec<Augmentation>,
+    /// Augmentations of the teacher's view (geometric ones must match the student's).
+    pub teacher_view: Vec<Augmentation>,
+}
+
+impl Default for EmaConfig {
+    fn default() -> Self {
+        Self {
+            decay: 0.99,
+            consistency: 1.0,
+            ramp_up: 2,
+            threshold: 0.7,
+            student_view: vec![Augmentation::Flip, Augmentation::Shift, Augmentation::Jitter, Augmentation::Blur],
+            teacher_view: vec![Augmentation::Flip, Augmentation::Shift],
+        }
+    }
+}
+
+impl EmaConfig {
+    /// Every problem with the settings, as (key, message) pairs.
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        if !(0.0..1.0).contains(&self.decay) {
+            out.push(("decay".into(), format!("must lie in [0, 1), got {}", self.decay)));
+        }
+        if !(self.consistency >= 0.0 && self.consistency.is_finite()) {
+            out.push(("consistency".into(), format!("must be a non-negative number, got {}", self.consistency)));
+        }
+        if !(0.0..=1.0).contains(&self.threshold) {
+            out.push(("threshold".into(), format!("is a probability in [0, 1], got {}", self.threshold)));
+        }
+        let geometric = |v: &[Augmentation]| {
+            let mut g: Vec<Augmentation> = v.iter().copied().filter(|a| a.is_geometric()).collect();
+            g.sort();
+            g.dedup();
+            g
+        };
+        if geometric(&self.student_view) != geometric(&self.teacher_view) {
+            out.push((
+                "teacher_view".into(),
+                "must list the same geometric augmentations (flip, shift) as student_view: the teacher's labels must line up with the student's pixels".into(),
+            ));
+        }
+        out
+    }
+
+    /// The consistency weight at `step` of `steps_per_epoch`.
+    fn weight_at(&self, step: usize, steps_per_epoch: usize) -> f32 {
+        let ramp = (self.ramp_up * steps_per_epoch) as f32;
+        let t = if ramp <= 0.0 { 1.0 } else { (step as f32 / ramp).min(1.0) };
+        self.consistency * (-5.0 * (1.0 - t) * (1.0 - t)).exp()
+    }
+}
+
+/// An independent copy of `network` in inference mode on `device`: its own parameters and
+/// BatchNorm statistics (a clone would share the statistics with the original).
+pub fn detached_copy(network: &Network, spec: &NetworkSpec, device: &Device) -> Network {
+    Network::new(spec, device).load_record(network.valid().into_record()).valid()
+}
+
+/// One step of the moving average: every float tensor of `teacher` (weights and BatchNorm
+/// running statistics) becomes `decay · teacher + (1 − decay) · student`, paired in module order.
+pub fn ema_update(teacher: Network, student: &Network, decay: f64) -> Network {
+    struct Collect(Vec<Tensor<1>>);
+    impl ModuleVisitor for Collect {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let t = param.val();
+            let n = t.dims().iter().product::<usize>();
+            self.0.push(t.reshape([n]));
+        }
+    }
+    struct Blend {
+        student: std::vec::IntoIter<Tensor<1>>,
+        decay: f64,
+    }
+    impl ModuleMapper for Blend {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            let Some(s) = self.student.next() else { return param };
+            let decay = self.decay;
+            param.map(|t| {
+                let dims = t.dims();
+                t * decay + s.reshape(dims) * (1.0 - decay)
+            })
+        }
+    }
+    let mut collect = Collect(Vec::new());
+    student.valid().visit(&mut collect);
+    teacher.map(&mut Blend { student: collect.0.into_iter(), decay })
+}
+
+/// The geometry drawn for one pool image: flips and shift.
+#[derive(Clone, Copy, Default)]
+struct Geometry {
+    flip_x: bool,
+    flip_y: bool,
+    dx: i64,
+    dy: i64,
+}
+
+impl Geometry {
+    fn draw(view: &[Augmentation], rng: &mut Rng) -> Self {
+        let mut g = Geometry::default();
+        if view.contains(&Augmentation::Flip) {
+            (g.flip_x, g.flip_y) = (rng.chance(0.5), rng.chance(0.5));
+        }
+        if view.contains(&Augmentation::Shift) {
+            (g.dx, g.dy) = (rng.int(-4, 4), rng.int(-4, 4));
+        }
+        g
+    }
+
+    /// The source pixel of output pixel (`x`, `y`), `None` where the shift uncovered the border.
+    fn source(&self, x: usize, y: usize, w: usize, h: usize) -> Option<usize> {
+        let (sx, sy) = (x as i64 - self.dx, y as i64 - self.dy);
+        if sx < 0 || sy < 0 || sx >= w as i64 || sy >= h as i64 {
+            return None;
+        }
+        let sx = if self.flip_x { w as i64 - 1 - sx } else { sx };
+        let sy = if self.flip_y { h as i64 - 1 - sy } else { sy };
+        Some(sy as usize * w + sx as usize)
+    }
+}
+
+/// One view of `image` (planar RGB) under `geometry` and the photometric augmentations of `view`.
+fn view_of(image: &Image, geometry: &Geometry, view: &[Augmentation], rng: &mut Rng) -> Vec<f32> {
+    let (w, h) = (image.width, image.height);
+    let plane = w * h;
+    let mut x = vec![0.0f32; 3 * plane];
+    let mut covered = vec![false; plane];
+    for y in 0..h {
+        for xx in 0..w {
+            if let Some(q) = geometry.source(xx, y, w, h) {
+                covered[y * w + xx] = true;
+                for c in 0..3 {
+                    x[c * plane + y * w + xx] = image.pixels[c * plane + q];
+                }
+            }
+        }
+    }
+    if view.contains(&Augmentation::Jitter) {
+        let (contrast, brightness) = (rng.range(0.8, 1.2), rng.range(-0.1, 0.1));
+        for (i, v) in x.iter_mut().enumerate() {
+            if covered[i % plane] {
+                *v = ((*v - 0.5) * contrast + 0.5 + brightness).clamp(0.0, 1.0);
+            }
+        }
+    }
+    if view.contains(&Augmentation::Blur) && rng.chance(0.5) {
+        for c in 0..3 {
+            let p = &mut x[c * plane..(c + 1) * plane];
+            let at = |p: &[f32], x: i64, y: i64| p[y.clamp(0, h as i64 - 1) as usize * w + x.clamp(0, w as i64 - 1) as usize];
+            let horizontal: Vec<f32> = (0..plane)
+                .map(|i| {
+                    (at(p, i as i64 % w as i64 - 1, (i / w) as i64) + 2.0 * p[i] + at(p, i as i64 % w as i64 + 1, (i / w) as i64)) / 4.0
+                })
+                .collect();
+            for (i, out) in p.iter_mut().enumerate() {
+                let (xx, y) = ((i % w) as i64, (i / w) as i64);
+                *out = (at(&horizontal, xx, y - 1) + 2.0 * horizontal[i] + at(&horizontal, xx, y + 1)) / 4.0;
+            }
+        }
+    }
+    x
+}
+
+/// Trains a student from `initial` (its weights also start the teacher) on the labelled `train`
+/// samples and the unlabelled `pool`, the pool's targets coming from the moving-average teacher.
+/// Returns the teacher (in inference mode), which is what the mean-teacher method evaluates.
+#[allow(clippy::too_many_arguments)]
+pub fn train_mean_teacher(
+    initial: Network,
+    spec: &NetworkSpec,
+    config: &TrainConfig,
+    ema: &EmaConfig,
+    seed: u64,
+    train: &[Sample],
+    pool: &[&Image],
+    val: &[Sample],
+    device: &Device,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<(Network, TrainReport), NetsError> {
+    check_samples(train, spec.classes)?;
+    if !val.is_empty() {
+        check_samples(val, spec.classes)?;
+    }
+    let train_device = device.clone().autodiff();
+    let mut student = initial.train().fork(&train_device);
+    let mut teacher = detached_copy(&student, spec, device);
+    let mut optimiser = AdamConfig::new().init();
+    let steps = train.len().div_ceil(config.batch_size);
+    let total_steps = steps * config.epochs;
+    let mut history = Vec::new();
+    let mut first_loss: Option<f32> = None;
+    let mut pool_order: Vec<usize> = (0..pool.len()).collect();
+    let mut pool_cursor = pool.len();
+    for epoch in 1..=config.epochs {
+        let mut order: Vec<usize> = (0..train.len()).collect();
+        Rng::with_index(seed, "shuffle", epoch as u64).shuffle(&mut order);
+        let mut flips = Rng::with_index(seed, "flips", epoch as u64);
+        let mut views = Rng::with_index(seed, "views", epoch as u64);
+        let mut meter = EpochMeter::new(epoch);
+        for (step, chunk) in order.chunks(config.batch_size).enumerate() {
+            let global = (epoch - 1) * steps + step;
+            let lr = config.learning_rate_at(global, total_steps);
+            let batch = make_batch(train, chunk, spec.classes, config.augment.then_some(&mut flips), &train_device);
+            let n = batch.len;
+            let mut loss = batch_loss(&student, batch);
+            let weight = ema.weight_at(global, steps);
+            if !pool.is_empty() && weight > 0.0 {
+                // The next pool images, reshuffled at every pass through the pool.
+                let mut picked = Vec::with_capacity(n);
+                while picked.len() < n.min(pool.len()) {
+                    if pool_cursor >= pool.len() {
+                        Rng::with_index(seed, "pool-order", global as u64).shuffle(&mut pool_order);
+                        pool_cursor = 0;
+                    }
+                    picked.push(pool_order[pool_cursor]);
+                    pool_cursor += 1;
+                }
+                loss = loss
+                    + consistency_loss(&student, &teacher, pool, &picked, spec.classes, ema, &mut views, device, &train_device)? * weight;
+            }
+            meter.add(loss.clone().into_scalar::<f32>(), n, &mut first_loss, step, config)?;
+            let grads = GradientsParams::from_grads(loss.backward(), &student);
+            student = optimiser.step(lr, student, grads);
+            teacher = ema_update(teacher, &student, ema.decay);
+            progress(&meter.progress(step, steps, config));
+        }
+        let val_loss = (!val.is_empty()).then(|| mean_loss(&teacher, val, spec.classes, config.batch_size, device));
+        history.push(meter.record(val_loss));
+    }
+    let epochs = history.len();
+    Ok((teacher, TrainReport { history, best_epoch: epochs, stopped_early: false }))
+}
+
+/// The student's cross-entropy on its view of the `picked` pool images against the teacher's
+/// confident labels on the teacher's view (same geometry, own photometric changes).
+#[allow(clippy::too_many_arguments)]
+fn consistency_loss(
+    student: &Network,
+    teacher: &Network,
+    pool: &[&Image],
+    picked: &[usize],
+    classes: usize,
+    ema: &EmaConfig,
+    rng: &mut Rng,
+    device: &Device,
+    train_device: &Device,
+) -> Result<Tensor<1>, NetsError> {
+    let (w, h) = (pool[0].width, pool[0].height);
+    let plane = w * h;
+    let n = picked.len();
+    let (mut student_x, mut teacher_x, mut inside) = (Vec::with_capacity(n * 3 * plane), Vec::with_capacity(n * 3 * plane), Vec::new());
+    for &i in picked {
+        let geometry = Geometry::draw(&ema.student_view, rng);
+        student_x.extend(view_of(pool[i], &geometry, &ema.student_view, rng));
+        teacher_x.extend(view_of(pool[i], &geometry, &ema.teacher_view, rng));
+        inside.extend((0..plane).map(|p| geometry.source(p % w, p / w, w, h).is_some()));
+    }
+    let probabilities = softmax(teacher.forward(Tensor::from_data(TensorData::new(teacher_x, [n, 3, h, w]), device)).logits, 1)
+        .into_data()
+        .try_into_vec::<f32>()
+        .map_err(|e| NetsError::Readback(format!("{e:?}")))?;
+    let mut targets = vec![0.0f32; n * classes * plane];
+    let mut weights = vec![0.0f32; n * plane];
+    for b in 0..n {
+        for p in 0..plane {
+            let (best, confidence) = (0..classes)
+                .map(|c| (c, probabilities[(b * classes + c) * plane + p]))
+                .fold((0, f32::MIN), |a, x| if x.1 > a.1 { x } else { a });
+            if inside[b * plane + p] && confidence >= ema.threshold {
+                targets[(b * classes + best) * plane + p] = 1.0;
+                weights[b * plane + p] = 1.0;
+            }
+        }
+    }
+    // Pixels below the threshold or outside the shifted image keep weight 0: no loss.
+    let logits = student.forward(Tensor::from_data(TensorData::new(student_x, [n, 3, h, w]), train_device)).logits;
+    Ok(soft_cross_entropy(
+        logits,
+        Tensor::from_data(TensorData::new(targets, [n, classes, h, w]), train_device),
+        Tensor::from_data(TensorData::new(weights, [n, 1, h, w]), train_device),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::arch::Architecture;
+    use crate::train::init_network;
+
+    fn spec() -> NetworkSpec {
+        NetworkSpec { architecture: Architecture::Fcn, width: 4, depth: 2, inputs: 3, classes: 2 }
+    }
+
+    #[test]
+    fn the_teacher_is_the_documented_moving_average_after_k_steps() {
+        let device = Device::flex();
+        let train_device = device.clone().autodiff();
+        let mut student = init_network(&spec(), 3, &train_device);
+        let mut teacher = detached_copy(&student, &spec(), &device);
+        // Hand computation: t_k = d · t_{k−1} + (1 − d) · s_k, on every value.
+        let mut expected: Vec<Vec<f32>> = teacher.parameter_values().into_iter().map(|p| p.values).collect();
+        let decay = 0.9;
+        let images: Vec<Sample> = (0..4)
+            .map(|i| {
+                let image = Image { width: 8, height: 8, pixels: (0..192).map(|p| ((p * 7 + i * 13) % 17) as f32 / 17.0).collect() };
+                Sample::hard(image, (0..64).map(|p| u8::from((p + i) % 3 == 0)).collect())
+            })
+            .collect();
+        let mut optimiser = AdamConfig::new().init();
+        for k in 0..3 {
+            let batch = make_batch(&images, &[k, k + 1], 2, None, &train_device);
+            let grads = GradientsParams::from_grads(batch_loss(&student, batch).backward(), &student);
+            student = optimiser.step(0.05, student, grads);
+            teacher = ema_update(teacher, &student, decay);
+            let s: Vec<Vec<f32>> = student.valid().parameter_values().into_iter().map(|p| p.values).collect();
+            for (e, s) in expected.iter_mut().zip(&s) {
+                e.iter_mut().zip(s).for_each(|(e, s)| *e = (decay as f32) * *e + (1.0 - decay as f32) * s);
+            }
+        }
+        let got = teacher.parameter_values();
+        assert_eq!(got.len(), expected.len());
+        for (g, e) in got.iter().zip(&expected) {
+            for (a, b) in g.values.iter().zip(e) {
+                assert!((a - b).abs() < 1e-5, "teacher {a} against the hand-computed average {b}");
+            }
+        }
+        // The student moved, and the teacher sits strictly between its start and the student.
+        let start: Vec<f32> = init_network(&spec(), 3, &device).parameter_values().into_iter().flat_map(|p| p.values).collect();
+        let now: Vec<f32> = student.valid().parameter_values().into_iter().flat_map(|p| p.values).collect();
+        let teacher: Vec<f32> = got.into_iter().flat_map(|p| p.values).collect();
+        assert!(start.iter().zip(&now).any(|(a, b)| (a - b).abs() > 1e-3), "the student did not train");
+        assert!(teacher.iter().zip(&now).any(|(t, s)| (t - s).abs() > 1e-4), "the teacher copied the student");
+    }
+
+    #[test]
+    fn views_share_geometry_and_mismatched_geometric_augmentations_are_refused() {
+        let image = Image { width: 6, height: 6, pixels: (0..108).map(|p| p as f32 / 108.0).collect() };
+        let g = Geometry { flip_x: true, flip_y: false, dx: 2, dy: -1 };
+        let a = view_of(&image, &g, &[Augmentation::Flip, Augmentation::Shift, Augmentation::Jitter], &mut Rng::new(1, "a"));
+        let b = view_of(&image, &g, &[Augmentation::Flip, Augmentation::Shift], &mut Rng::new(1, "b"));
+        // Both views move pixels the same way: the plain view is the source pixel, the uncovered
+        // border (2 columns, 1 row) is zero in both, and the jittered view differs only inside.
+        let mut uncovered = 0;
+        for p in 0..36 {
+            match g.source(p % 6, p / 6, 6, 6) {
+                Some(q) => assert_eq!(b[p], image.pixels[q], "pixel {p}"),
+                None => {
+                    assert_eq!((a[p], b[p]), (0.0, 0.0), "pixel {p}");
+                    uncovered += 1;
+                }
+            }
+        }
+        assert_eq!(uncovered, 2 * 6 + 6 - 2, "two uncovered columns and one row");
+        let bad = EmaConfig { teacher_view: vec![Augmentation::Flip], ..EmaConfig::default() };
+        assert!(bad.problems().iter().any(|(k, m)| k == "teacher_view" && m.contains("same geometric augmentations")));
+        assert!(EmaConfig::default().problems().is_empty());
+        // The ramp rises from exp(−5) to the full weight.
+        let e = EmaConfig::default();
+        assert!((e.weight_at(0, 10) - (-5.0f32).exp()).abs() < 1e-6 && (e.weight_at(20, 10) - 1.0).abs() < 1e-6);
+    }
+}
