@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::NetsError;
 use crate::arch::{Network, NetworkSpec};
-use crate::data::{Sample, check_samples, make_batch};
-use crate::train::{EpochMeter, Progress, TrainConfig, TrainReport, batch_loss, mean_loss, soft_cross_entropy};
+use crate::data::{Sample, make_batch};
+use crate::train::{EpochMeter, Progress, TrainConfig, TrainReport, batch_loss, check_train_and_val, mean_loss, soft_cross_entropy};
 
 /// A random change applied to a pool image before a network sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -240,10 +240,7 @@ pub fn train_mean_teacher(
     device: &Device,
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<(Network, TrainReport), NetsError> {
-    check_samples(train, spec.classes)?;
-    if !val.is_empty() {
-        check_samples(val, spec.classes)?;
-    }
+    check_train_and_val(train, val, spec.classes)?;
     let train_device = device.clone().autodiff();
     let mut student = initial.train().fork(&train_device);
     let mut teacher = detached_copy(&student, spec, device);

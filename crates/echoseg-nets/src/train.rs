@@ -273,10 +273,7 @@ fn run_epochs(
     device: &Device,
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<(Network, TrainReport), NetsError> {
-    check_samples(train, spec.classes)?;
-    if !val.is_empty() {
-        check_samples(val, spec.classes)?;
-    }
+    check_train_and_val(train, val, spec.classes)?;
     let train_device = device.clone().autodiff();
     let mut network = network.train().fork(&train_device);
     let mut optimiser = AdamConfig::new().init();
@@ -336,6 +333,15 @@ fn run_epochs(
         _ => (network.valid(), state.history.len()),
     };
     Ok((network, TrainReport { history: state.history, best_epoch, stopped_early: state.stopped_early }))
+}
+
+/// Checks the training samples and, when there are any, the validation samples.
+pub(crate) fn check_train_and_val(train: &[Sample], val: &[Sample], classes: usize) -> Result<(), NetsError> {
+    check_samples(train, classes)?;
+    if !val.is_empty() {
+        check_samples(val, classes)?;
+    }
+    Ok(())
 }
 
 /// One epoch's running loss and throughput, with the divergence guard.
