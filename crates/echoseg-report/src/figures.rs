@@ -1,6 +1,7 @@
 //! The report's figures, each built from the results tables only.
 
 use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
@@ -66,6 +67,22 @@ fn bounds(values: impl Iterator<Item = f64>) -> (f64, f64) {
     (lo - pad, hi + pad)
 }
 
+/// A chart with linear axes over `x` and `y` under `title`, laid out like every panel of the report.
+fn cartesian<'a, DB: DrawingBackend>(
+    area: &'a DrawingArea<DB, Shift>,
+    title: &str,
+    (x0, x1): (f64, f64),
+    (y0, y1): (f64, f64),
+) -> Result<ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>, String> {
+    ChartBuilder::on(area)
+        .caption(title, text(16))
+        .margin(8)
+        .x_label_area_size(34)
+        .y_label_area_size(52)
+        .build_cartesian_2d(x0..x1, y0..y1)
+        .map_err(|e| e.to_string())
+}
+
 fn draw_panel<DB: DrawingBackend>(panel: &LinePanel, area: &DrawingArea<DB, Shift>) -> Result<(), String> {
     let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
     let (x0, x1) = bounds(panel.series.iter().flat_map(|s| s.points.iter().map(|p| p.0)));
@@ -82,13 +99,7 @@ fn draw_panel<DB: DrawingBackend>(panel: &LinePanel, area: &DrawingArea<DB, Shif
             .flat_map(|s| s.points.iter().map(|p| p.1).chain(s.band.iter().flat_map(|b| [b.1, b.2])))
             .chain(panel.references.iter().map(|r| r.value)),
     );
-    let mut chart = ChartBuilder::on(area)
-        .caption(&panel.title, text(16))
-        .margin(8)
-        .x_label_area_size(34)
-        .y_label_area_size(52)
-        .build_cartesian_2d(x0..x1, y0..y1)
-        .map_err(err)?;
+    let mut chart = cartesian(area, &panel.title, (x0, x1), (y0, y1))?;
     let integer_x = panel.integer_x;
     chart
         .configure_mesh()
@@ -495,13 +506,7 @@ fn draw_scatter<DB: DrawingBackend>(panel: &ScatterPanel, area: &DrawingArea<DB,
         let (y0, y1) = bounds(panel.points.iter().map(|p| p.1));
         (bounds(panel.points.iter().map(|p| p.0)), (y0, y1 + 0.45 * (y1 - y0)))
     };
-    let mut chart = ChartBuilder::on(area)
-        .caption(&panel.title, text(16))
-        .margin(8)
-        .x_label_area_size(34)
-        .y_label_area_size(52)
-        .build_cartesian_2d(x0..x1, y0..y1)
-        .map_err(err)?;
+    let mut chart = cartesian(area, &panel.title, (x0, x1), (y0, y1))?;
     chart
         .configure_mesh()
         .x_desc(panel.x_label.as_str())

@@ -68,6 +68,11 @@ impl Written {
         }
         Ok(format!("figures/{name}"))
     }
+
+    /// Writes `chart` when there is one (see [`Written::figure`]).
+    fn figure_if<C: Chart>(&mut self, dir: &StudyDir, stem: &str, chart: Option<C>, with_svg: bool) -> Result<Option<String>, ReportError> {
+        chart.map(|c| self.figure(dir, stem, &c, with_svg)).transpose()
+    }
 }
 
 fn metric_of(rows: &[ResultRow], subject: impl Fn(&ResultRow) -> bool, metric: &str) -> Option<f64> {
@@ -473,8 +478,11 @@ pub fn render(dir: &StudyDir) -> Result<PathBuf, ReportError> {
         }
     }
 
+    // Without truth (real folder data) nothing can be scored against it: the page says so and
+    // leads with what agreement alone can estimate; figures of scores are not drawn.
+    let has_truth = rows.iter().any(|r| r.is_model() && r.metric == "miou");
     let mut written = Written { files: BTreeSet::new() };
-    let fingerprint = LineGrid {
+    let fingerprint = has_truth.then(|| LineGrid {
         panels: vec![
             trajectory(
                 &rows,
@@ -487,8 +495,8 @@ pub fn render(dir: &StudyDir) -> Result<PathBuf, ReportError> {
             trajectory(&rows, &summary, "miou", "mIoU by generation", "mIoU against truth", &models),
         ],
         columns: 2,
-    };
-    let fingerprint_src = written.figure(dir, "fingerprint", &fingerprint, true)?;
+    });
+    let fingerprint_src = written.figure_if(dir, "fingerprint", fingerprint, true)?;
     // Subgroup scores: every subgroup recall and false-positive rate the data could measure.
     let subgroup_panels: Vec<_> = [
         ("thin_recall", "thin-structure recall"),
@@ -500,45 +508,22 @@ pub fn render(dir: &StudyDir) -> Result<PathBuf, ReportError> {
     .filter(|(m, _)| rows.iter().any(|r| r.is_model() && r.metric == *m))
     .map(|&(m, title)| trajectory(&rows, &summary, m, title, title, &models))
     .collect();
-    let subgroups_src = if subgroup_panels.is_empty() {
-        None
-    } else {
-        Some(written.figure(dir, "subgroups", &LineGrid { panels: subgroup_panels, columns: 2 }, true)?)
-    };
+    let subgroups = (!subgroup_panels.is_empty()).then_some(LineGrid { panels: subgroup_panels, columns: 2 });
+    let subgroups_src = written.figure_if(dir, "subgroups", subgroups, true)?;
     let kappa_src = written.figure(dir, "kappa", &agreement_heatmaps(&rows, &models, "kappa"), true)?;
-    let error_phi_src = if rows.iter().any(|r| r.is_pair() && r.metric == "error_phi") {
-        Some(written.figure(dir, "error-correlation", &agreement_heatmaps(&rows, &models, "error_phi"), true)?)
-    } else {
-        None
-    };
-    let transfer_src = match transfer_matrices(&rows, &models) {
-        Some(chart) => Some(written.figure(dir, "transfer", &chart, true)?),
-        None => None,
-    };
+    let error_phi = rows.iter().any(|r| r.is_pair() && r.metric == "error_phi").then(|| agreement_heatmaps(&rows, &models, "error_phi"));
+    let error_phi_src = written.figure_if(dir, "error-correlation", error_phi, true)?;
+    let transfer_src = written.figure_if(dir, "transfer", transfer_matrices(&rows, &models), true)?;
     let loss_src = written.figure(dir, "loss", &loss_curves(&history, &models), true)?;
-    let scatter_src = match agreement_without_truth(&rows) {
-        Some(chart) => Some(written.figure(dir, "without-truth", &chart, true)?),
-        None => None,
-    };
+    let scatter_src = written.figure_if(dir, "without-truth", agreement_without_truth(&rows), true)?;
     // Panels are pixel art: PNG only.
-    let samples_src = match samples::sample_panels(dir, &rows, &models) {
-        Some(chart) => Some(written.figure(dir, "samples", &chart, false)?),
-        None => None,
-    };
-    let reliability_src = match reliability::reliability_diagrams(dir, &rows, &models) {
-        Some(chart) => Some(written.figure(dir, "calibration", &chart, true)?),
-        None => None,
-    };
-    let selection_src = match selection_effect(&rows) {
-        Some(chart) => Some(written.figure(dir, "selection", &chart, true)?),
-        None => None,
-    };
+    let samples_src = written.figure_if(dir, "samples", samples::sample_panels(dir, &rows, &models), false)?;
+    let reliability_src = written.figure_if(dir, "calibration", reliability::reliability_diagrams(dir, &rows, &models), true)?;
+    let selection_src = written.figure_if(dir, "selection", selection_effect(&rows), true)?;
 
     let mut page = Page::new(&format!("echoseg report: {name}"));
-    // Without truth (real folder data) nothing can be scored against it: say so, and lead with what
-    // agreement alone can estimate.
-    let has_truth = rows.iter().any(|r| r.is_model() && r.metric == "miou");
-    if has_truth {
+    // The fingerprint figure exists exactly when the study has truth.
+    if let Some(fingerprint_src) = &fingerprint_src {
         page.raw(&format!("<p class=\"lead\">{}</p>", escape(&lead(&rows, &models))));
         page.heading("verdict", "Verdict: which biases amplify, which cancel");
         if verdicts.is_empty() {
@@ -580,7 +565,7 @@ pub fn render(dir: &StudyDir) -> Result<PathBuf, ReportError> {
         }
         page.heading("fingerprints", "Bias fingerprints across generations");
         page.figure(
-            &fingerprint_src,
+            fingerprint_src,
             "boundary offset and mIoU per model and strategy across generations",
             "Left: the signed boundary offset of each model's test predictions against truth (+ = objects drawn too large), \
              generation 0 trained on the mixed source labels, later generations on pseudo-labels; dashed grey lines are the \
