@@ -35,7 +35,7 @@ fn spec(architecture: Architecture, classes: usize) -> NetworkSpec {
         Architecture::Bnonly => (32, 4),
         Architecture::Pixel => (16, 2),
     };
-    NetworkSpec { architecture, width, depth, inputs: 3, classes }
+    NetworkSpec { architecture, width, depth, inputs: 3, classes, pretrain: None }
 }
 
 fn config(epochs: usize) -> TrainConfig {

@@ -123,7 +123,7 @@ pub fn bench(case: &BenchCase, device: &Device) -> Result<BenchResult, NetsError
 /// The reference case of the nets issue: `unet`, width 16, 3 levels, 64×64, batch 16.
 pub fn reference_case() -> BenchCase {
     BenchCase {
-        network: NetworkSpec { architecture: Architecture::Unet, width: 16, depth: 3, inputs: 3, classes: 4 },
+        network: NetworkSpec { architecture: Architecture::Unet, width: 16, depth: 3, inputs: 3, classes: 4, pretrain: None },
         size: 64,
         batch: 16,
         steps: 20,

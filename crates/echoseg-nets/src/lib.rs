@@ -5,7 +5,9 @@
 //! (from `echoseg-scene`) but nothing of label sources, studies, metrics or reports.
 
 pub mod arch;
+pub mod augment;
 pub mod bench;
+pub mod byol;
 pub mod checkpoint;
 pub mod data;
 pub mod device;
@@ -15,13 +17,15 @@ pub mod mean_teacher;
 pub mod train;
 
 pub use arch::{Architecture, Network, NetworkSpec, ParameterValues, SegmenterOutput};
+pub use augment::Augmentation;
 pub use bench::{BenchCase, BenchResult, bench, peak_rss_mib, reference_case};
 /// burn's runtime device, re-exported so callers need not depend on burn.
 pub use burn::tensor::Device;
+pub use byol::{ByolConfig, ByolEpoch, ByolReport, Pretrain, embedding_std, pretrain_byol, pretrained_network};
 pub use checkpoint::{load_network, save_network};
 pub use data::{IGNORE, Sample, Target};
 pub use device::DeviceChoice;
 pub use error::NetsError;
 pub use infer::{Probabilities, predict, predict_with_hardness};
-pub use mean_teacher::{Augmentation, EmaConfig, ema_update, train_mean_teacher};
+pub use mean_teacher::{EmaConfig, ema_update, train_mean_teacher};
 pub use train::{EpochRecord, Progress, TrainConfig, TrainReport, init_network, train, train_resumable};

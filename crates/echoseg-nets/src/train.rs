@@ -81,6 +81,8 @@ pub struct Progress {
     pub loss: f32,
     /// Training throughput of this epoch so far.
     pub images_per_second: f32,
+    /// True while pre-training (BYOL on the pool), before the supervised epochs.
+    pub pretraining: bool,
 }
 
 /// The record of one epoch.
@@ -121,12 +123,18 @@ impl ModuleVisitor for Materialise {
 
 /// A network whose initial weights depend only on `spec`, `seed` and the device.
 pub fn init_network(spec: &NetworkSpec, seed: u64, device: &Device) -> Network {
+    seeded(seed, device, || Network::new(spec, device))
+}
+
+/// Builds modules with `make` from the device's generator seeded with `seed`, drawing every
+/// parameter before another training may draw, so their values depend only on the seed.
+pub(crate) fn seeded<M: Module>(seed: u64, device: &Device, make: impl FnOnce() -> M) -> M {
     let _guard = INIT_LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     device.seed(seed);
-    let network = Network::new(spec, device);
+    let modules = make();
     // Parameters are lazy: draw them now, in module order, while the seed is ours.
-    network.visit(&mut Materialise);
-    network
+    modules.visit(&mut Materialise);
+    modules
 }
 
 /// Weighted cross-entropy against soft targets: Σ w·(−Σ_k t_k log p_k) / Σ w.
@@ -388,6 +396,7 @@ impl EpochMeter {
             steps,
             loss: (self.loss_sum / self.seen.max(1) as f64) as f32,
             images_per_second: self.images_per_second(),
+            pretraining: false,
         }
     }
 

@@ -24,7 +24,10 @@ use crate::figures::{
     trajectory, transfer_matrices,
 };
 use crate::html::{Page, Table, cell, escape, interval_cell, number, with_interval};
-use crate::results::{ResultRow, SummaryRow, TargetRow, VerdictRow, read_history, read_results, read_summary, read_targets, read_verdicts};
+use crate::results::{
+    PretrainingRow, ResultRow, SummaryRow, TargetRow, VerdictRow, read_history, read_pretraining, read_results, read_summary, read_targets,
+    read_verdicts,
+};
 
 /// Why a report could not be rendered.
 #[derive(Debug, thiserror::Error)]
@@ -316,6 +319,76 @@ fn targets_table(targets: &[TargetRow]) -> Table {
     Table { header, rows }
 }
 
+/// One sentence per pre-trained model: what pre-training did at generation 0 to mIoU and to the
+/// biases it changed, then what BYOL itself did (its loss and the spread of the embeddings).
+fn pretraining_sentences(pretraining: &[PretrainingRow], rows: &[ResultRow]) -> Vec<String> {
+    let mut models: Vec<(&str, &str)> = pretraining.iter().map(|p| (p.model.as_str(), p.pretrained.as_str())).collect();
+    models.dedup();
+    models.sort();
+    models.dedup();
+    models
+        .into_iter()
+        .map(|(model, pretrained)| {
+            let at0: Vec<&PretrainingRow> =
+                pretraining.iter().filter(|p| p.pretrained == pretrained && p.generation == 0 && p.strategy == "labels").collect();
+            let mut parts = Vec::new();
+            if let Some(m) = at0.iter().find(|p| p.metric == "miou") {
+                parts.push(format!(
+                    "mIoU {:.3} → {:.3} ({}, {})",
+                    m.without[0],
+                    m.with[0],
+                    with_interval(m.change, 3, true),
+                    m.verdict
+                ));
+            }
+            let changed: Vec<String> = at0
+                .iter()
+                .filter(|p| p.metric != "miou" && p.verdict != "holds")
+                .map(|p| format!("{} {} ({:.2} → {:.2})", p.metric.replace('_', " "), p.verdict, p.without[0], p.with[0]))
+                .collect();
+            parts.push(if changed.is_empty() { "no bias changed beyond its interval".into() } else { changed.join(", ") });
+            let mean = |metric: &str| {
+                let v: Vec<f64> =
+                    rows.iter().filter(|r| r.is_model() && r.model == pretrained && r.generation == 0 && r.metric == metric).map(|r| r.value).collect();
+                (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+            };
+            let byol = match (mean("byol_loss_first"), mean("byol_loss_last"), mean("byol_embedding_std_initial"), mean("byol_embedding_std_last")) {
+                (Some(a), Some(b), Some(c), Some(d)) => format!(
+                    " BYOL's loss fell from {a:.2} to {b:.2} (first to last epoch, mean over seeds; 2 = unrelated, 0 = aligned) \
+                     while the per-channel spread of the unit embeddings went from {c:.3} to {d:.3} (0 would be a collapsed representation)."
+                ),
+                _ => String::new(),
+            };
+            format!("{pretrained} against {model} at generation 0: {}.{byol}", parts.join("; "))
+        })
+        .collect()
+}
+
+/// The pre-training comparisons at generation 0 and the last generation.
+fn pretraining_table(pretraining: &[PretrainingRow]) -> Table {
+    let last = pretraining.iter().map(|p| p.generation).max().unwrap_or(0);
+    let header =
+        ["model", "generation", "strategy", "metric", "without", "with", "change", "verdict"].iter().map(|s| s.to_string()).collect();
+    let rows = pretraining
+        .iter()
+        .filter(|p| p.generation == 0 || p.generation == last)
+        .map(|p| {
+            let signed = p.metric == "boundary_offset";
+            vec![
+                cell(&format!("{} vs {}", p.pretrained, p.model)),
+                cell(&p.generation.to_string()),
+                cell(&p.strategy),
+                cell(&p.metric),
+                interval_cell(Some(p.without), 3, signed),
+                interval_cell(Some(p.with), 3, signed),
+                interval_cell(Some(p.change), 3, true),
+                format!("<td class=\"verdict {}\">{}</td>", escape(&p.verdict), escape(&p.verdict)),
+            ]
+        })
+        .collect();
+    Table { header, rows }
+}
+
 /// Per strategy (with its selection) and generation: what the selection kept, how right the kept
 /// pseudo-labels were, and the chain models' scores and biases (means over architectures and seeds).
 fn selection_table(rows: &[ResultRow]) -> Option<Table> {
@@ -463,6 +536,7 @@ pub fn render(dir: &StudyDir) -> Result<PathBuf, ReportError> {
     let summary = read_summary(&dir.summary_parquet())?;
     let verdicts = read_verdicts(&dir.verdicts_parquet())?;
     let targets = read_targets(&dir.targets_parquet())?;
+    let pretraining = read_pretraining(&dir.pretraining_parquet())?;
     let provenance: Option<Provenance> = read_json(&dir.provenance()).ok();
     let name = dir.root().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let models = model_names(&rows);
@@ -551,6 +625,20 @@ pub fn render(dir: &StudyDir) -> Result<PathBuf, ReportError> {
                  configuration.",
             );
             page.raw(&targets_table(&targets).html());
+        }
+        if !pretraining.is_empty() {
+            page.heading("pretraining", "Pre-training");
+            for sentence in pretraining_sentences(&pretraining, &rows) {
+                page.paragraph(&sentence);
+            }
+            page.paragraph(
+                "Each pre-trained model against the same architecture trained from random weights, with the same data, \
+                 seeds and place in the study (generation, strategy), paired image by image on the test images. Intervals \
+                 are 95 % bootstrap intervals over test images and seeds. For mIoU the change is with − without; for a \
+                 bias it is the change in its size (as in the verdict), so amplifies means pre-training made the bias \
+                 larger. The table shows generation 0 and the last generation; pretraining.csv has every generation.",
+            );
+            page.raw(&pretraining_table(&pretraining).html());
         }
         if let Some(src) = &samples_src {
             page.heading("samples", "Sample test images");

@@ -282,6 +282,59 @@ pub fn read_verdicts(path: &Path) -> Result<Vec<VerdictRow>, ReportError> {
     read().map_err(table_error(path))
 }
 
+/// One row of `pretraining.parquet`: a metric of a pre-trained model against the same
+/// architecture without pre-training, at the same place in the study.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PretrainingRow {
+    /// The architecture without pre-training (`unet`).
+    pub model: String,
+    /// The pre-trained model (`unet+byol`).
+    pub pretrained: String,
+    /// Generation.
+    pub generation: i64,
+    /// Strategy, with its selection ([`treatment`]).
+    pub strategy: String,
+    /// Metric name (`miou` or a bias).
+    pub metric: String,
+    /// Value without pre-training, with its interval.
+    pub without: [f64; 3],
+    /// Value with pre-training, with its interval.
+    pub with: [f64; 3],
+    /// Change (of mIoU, or of the bias size) with its interval.
+    pub change: [f64; 3],
+    /// `raises` / `lowers` for mIoU, `amplifies` / `cancels` for a bias, or `holds`.
+    pub verdict: String,
+}
+
+/// Reads `pretraining.parquet`; empty when the study has no pre-trained model.
+pub fn read_pretraining(path: &Path) -> Result<Vec<PretrainingRow>, ReportError> {
+    let Some(df) = read_optional(path)? else { return Ok(Vec::new()) };
+    let read = || -> PolarsResult<Vec<PretrainingRow>> {
+        let (model, pretrained, generation, strategy) =
+            (strings(&df, "model")?, strings(&df, "pretrained")?, ints(&df, "generation")?, treatments(&df)?);
+        let (metric, verdict) = (strings(&df, "metric")?, strings(&df, "verdict")?);
+        let without = triple(&df, ["without", "without_low", "without_high"])?;
+        let with = triple(&df, ["with", "with_low", "with_high"])?;
+        let change = triple(&df, ["change", "change_low", "change_high"])?;
+        Ok((0..df.height())
+            .filter_map(|i| {
+                Some(PretrainingRow {
+                    model: model[i].clone(),
+                    pretrained: pretrained[i].clone(),
+                    generation: generation[i],
+                    strategy: strategy[i].clone(),
+                    metric: metric[i].clone(),
+                    without: without[i]?,
+                    with: with[i]?,
+                    change: change[i]?,
+                    verdict: verdict[i].clone(),
+                })
+            })
+            .collect())
+    };
+    read().map_err(table_error(path))
+}
+
 /// One row of `targets.parquet`: a target judged for one configuration.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TargetRow {

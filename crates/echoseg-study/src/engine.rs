@@ -5,8 +5,8 @@ use std::time::Instant;
 
 use echoseg_agree::{Calibration, Fingerprint, StapleConfig, TruthScores, staple, truth_scores};
 use echoseg_nets::{
-    Device, IGNORE, Probabilities, Progress, Sample, TrainReport, load_network, predict, predict_with_hardness, save_network,
-    train_mean_teacher, train_resumable,
+    ByolReport, Device, IGNORE, Network, Probabilities, Progress, Sample, TrainReport, load_network, predict, predict_with_hardness,
+    pretrained_network, save_network, train_mean_teacher, train_resumable,
 };
 use echoseg_scene::Scene;
 use rayon::prelude::*;
@@ -60,6 +60,9 @@ pub struct RunOutcome {
     /// What the selection kept of its pseudo-labels and how right they were (later generations).
     #[serde(default)]
     pub selection: Option<SelectionRecord>,
+    /// Its BYOL pre-training, for a pre-trained model that did not start from a teacher.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pretraining: Option<ByolReport>,
     /// Its training record.
     pub training: TrainReport,
     /// Wall time of training and prediction, in seconds.
@@ -387,9 +390,15 @@ fn execute(
     let nets_error = |source| StudyError::Nets { run: run.id.clone(), source };
     // A run killed mid-training continues from its last finished epoch on `--resume`.
     let state = run_dir.training_state();
-    let initial = match plan.teachers_of(run).as_slice() {
-        [teacher] if run.continues => Some(load_network(&teacher.network, &dir.run(&teacher.id).checkpoint(), device).map_err(nets_error)?),
-        _ => None,
+    let (initial, pretraining) = match plan.teachers_of(run).as_slice() {
+        [teacher] if run.continues => {
+            (Some(load_network(&teacher.network, &dir.run(&teacher.id).checkpoint(), device).map_err(nets_error)?), None)
+        }
+        _ if run.network.pretrain.is_some() => {
+            let (network, report) = pretrained(manifest, run, data, dir, device, observer)?;
+            (Some(network), Some(report))
+        }
+        _ => (None, None),
     };
     let ema = matches!(run.teaching, Teaching::PseudoLabels { strategy: Strategy::Ema, .. });
     let (network, training) = match initial {
@@ -451,11 +460,50 @@ fn execute(
         calibration_error: calibration.ece(),
         calibration: calibration.ece().map(|_| calibration),
         selection,
+        pretraining,
         training,
         seconds: started.elapsed().as_secs_f64(),
     };
     write_json(&run_dir.outcome(), &outcome)?;
     Ok(outcome)
+}
+
+/// The BYOL-pre-trained starting weights of `run`'s model in its repeat: pre-trained once, from
+/// the seed its architecture's generation-0 run starts from, and kept in the run store, so every
+/// fresh student of the model starts from the same weights.
+fn pretrained(
+    manifest: &Manifest,
+    run: &PlannedRun,
+    data: &StudyData,
+    dir: &StudyDir,
+    device: &Device,
+    observer: &mut dyn Observer,
+) -> Result<(Network, ByolReport), StudyError> {
+    #[derive(Serialize)]
+    struct PretrainKey<'a> {
+        data: &'a str,
+        network: &'a echoseg_nets::NetworkSpec,
+        byol: &'a echoseg_nets::ByolConfig,
+        seed: u64,
+    }
+    let seed = crate::plan::run_seed(manifest.seed, run.repeat, 0, &run.network);
+    let key = PretrainKey { data: &manifest.data_key, network: &run.network, byol: &manifest.byol, seed };
+    let id = format!("pretrain-{}-r{}-{}", run.model, run.repeat, &crate::plan::settings_hash(&key)[..8]);
+    let store = dir.run(&id);
+    let nets_error = |source| StudyError::Nets { run: id.clone(), source };
+    if let Ok(report) = read_json::<ByolReport>(&store.pretraining()) {
+        return Ok((load_network(&run.network, &store.checkpoint(), device).map_err(nets_error)?, report));
+    }
+    let pool: Vec<&echoseg_scene::Image> = data.pool.iter().map(|s| &s.image).collect();
+    if pool.is_empty() {
+        return Err(StudyError::Config(format!("{} pre-trains on the unlabelled pool, which is empty: raise split.pool", run.model)));
+    }
+    let (network, report) =
+        pretrained_network(&run.network, &manifest.byol, seed, &pool, device, &mut |p| observer.progress(run, p)).map_err(nets_error)?;
+    std::fs::create_dir_all(store.root()).map_err(|source| StudyError::Io { path: store.root().to_path_buf(), source })?;
+    save_network(&network, &store.checkpoint()).map_err(nets_error)?;
+    write_json(&store.pretraining(), &report)?;
+    Ok((network, report))
 }
 
 /// Scores label maps against the truth of those `scenes` that have it.

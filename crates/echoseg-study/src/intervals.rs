@@ -144,8 +144,8 @@ type ChainKey<'a> = (&'a str, &'a str, &'a str, u32);
 /// Generation, strategy, selection, architecture and teachers of a configuration.
 type ConfigurationKey<'a> = (u32, &'a str, &'a str, &'a str, &'a str);
 
-/// The summary, verdict and target tables of a finished study; `test_labels[i]` are the test
-/// predictions of `plan.runs[i]`.
+/// The summary, verdict, target and pre-training tables of a finished study; `test_labels[i]`
+/// are the test predictions of `plan.runs[i]`.
 pub fn interval_frames(
     plan: &Plan,
     data: &StudyData,
@@ -153,7 +153,7 @@ pub fn interval_frames(
     dir: &StudyDir,
     seed: u64,
     targets: &[Target],
-) -> Result<(DataFrame, DataFrame, DataFrame), StudyError> {
+) -> Result<(DataFrame, DataFrame, DataFrame, DataFrame), StudyError> {
     let config = BootstrapConfig { seed, ..BootstrapConfig::default() };
     let counts: Vec<Vec<ImageCounts>> = test_labels.iter().map(|l| run_counts(l, data)).collect();
     let teacher_names: Vec<String> = plan.runs.iter().map(|r| plan.teacher_name(r)).collect();
@@ -162,7 +162,7 @@ pub fn interval_frames(
     let mut configurations: BTreeMap<ConfigurationKey<'_>, Vec<usize>> = BTreeMap::new();
     for (i, r) in plan.runs.iter().enumerate() {
         configurations
-            .entry((r.generation, r.strategy_name(), r.selection_name(), r.network.architecture.name(), teacher_names[i].as_str()))
+            .entry((r.generation, r.strategy_name(), r.selection_name(), r.model.as_str(), teacher_names[i].as_str()))
             .or_default()
             .push(i);
     }
@@ -201,10 +201,9 @@ pub fn interval_frames(
         if r.generation == 0 || !r.chain {
             continue;
         }
-        let base =
-            plan.runs.iter().position(|b| b.generation == 0 && b.repeat == r.repeat && b.network.architecture == r.network.architecture);
+        let base = plan.runs.iter().position(|b| b.generation == 0 && b.repeat == r.repeat && b.network == r.network);
         if let Some(b) = base {
-            chains.entry((r.strategy_name(), r.selection_name(), r.network.architecture.name(), r.generation)).or_default().push((b, i));
+            chains.entry((r.strategy_name(), r.selection_name(), r.model.as_str(), r.generation)).or_default().push((b, i));
         }
     }
     let mut verdicts = Columns::default();
@@ -226,12 +225,62 @@ pub fn interval_frames(
             verdicts.int("repeats", groups.len() as i64);
         }
     }
+    let pretraining = pretraining_columns(plan, &counts, &config);
     let error = |path: std::path::PathBuf| move |e: PolarsError| StudyError::Table { path: path.clone(), message: e.to_string() };
     Ok((
         summary.frame().map_err(error(dir.summary_parquet()))?,
         verdicts.frame().map_err(error(dir.verdicts_parquet()))?,
         judged.frame().map_err(error(dir.targets_parquet()))?,
+        pretraining.frame().map_err(error(dir.pretraining_parquet()))?,
     ))
+}
+
+/// Generation, strategy, selection, model and pre-trained model of a pre-training comparison.
+type PretrainKey<'a> = (u32, &'a str, &'a str, String, &'a str);
+
+/// Every pre-trained chain run against the run of the same architecture without pre-training at
+/// the same place (generation, strategy, selection, repeat), paired image by image: what the
+/// pre-training did to mIoU and to each bias.
+fn pretraining_columns(plan: &Plan, counts: &[Vec<ImageCounts>], config: &BootstrapConfig) -> Columns {
+    let mut pairs: BTreeMap<PretrainKey<'_>, Vec<(usize, usize)>> = BTreeMap::new();
+    for (i, r) in plan.runs.iter().enumerate().filter(|(_, r)| r.chain && r.network.pretrain.is_some()) {
+        let plain = echoseg_nets::NetworkSpec { pretrain: None, ..r.network };
+        let base = plan.runs.iter().position(|b| {
+            b.chain
+                && b.network == plain
+                && (b.generation, b.repeat, b.strategy_name(), b.selection_name())
+                    == (r.generation, r.repeat, r.strategy_name(), r.selection_name())
+        });
+        if let Some(b) = base {
+            pairs.entry((r.generation, r.strategy_name(), r.selection_name(), plain.name(), r.model.as_str())).or_default().push((b, i));
+        }
+    }
+    let mut out = Columns::default();
+    for ((generation, strategy, selection, model, pretrained), pairs) in &pairs {
+        let groups: Vec<Vec<(ImageCounts, ImageCounts)>> =
+            pairs.iter().map(|&(b, a)| counts[b].iter().cloned().zip(counts[a].iter().cloned()).collect()).collect();
+        for name in METRICS {
+            let Some(c) = compare(&groups, name, config) else { continue };
+            out.text("model", model);
+            out.text("pretrained", pretrained);
+            out.int("generation", i64::from(*generation));
+            out.text("strategy", strategy);
+            out.text("selection", selection);
+            out.text("metric", name);
+            out.interval(["without", "without_low", "without_high"], Some(c.before));
+            out.interval(["with", "with_low", "with_high"], Some(c.after));
+            out.interval(["change", "change_low", "change_high"], Some(c.change));
+            // For mIoU a larger value is better, not a larger bias.
+            let verdict = match (name, c.verdict) {
+                ("miou", Verdict::Amplifies) => "raises",
+                ("miou", Verdict::Cancels) => "lowers",
+                (_, v) => v.name(),
+            };
+            out.text("verdict", verdict);
+            out.int("repeats", groups.len() as i64);
+        }
+    }
+    out
 }
 
 #[cfg(test)]

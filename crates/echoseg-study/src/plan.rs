@@ -34,6 +34,8 @@ pub struct PlannedRun {
     pub teaching: Teaching,
     /// The student network.
     pub network: NetworkSpec,
+    /// The model's name in tables and the report (`unet`, `unet+byol`).
+    pub model: String,
     /// Repeat index (0-based).
     pub repeat: u32,
     /// Seed of this run's initialisation and shuffling.
@@ -94,7 +96,7 @@ impl Plan {
     /// The teachers' architectures as shown in tables: `fcn`, or `fcn+dilated` for a committee;
     /// empty at generation 0.
     pub fn teacher_name(&self, run: &PlannedRun) -> String {
-        self.teachers_of(run).iter().map(|t| t.network.architecture.name()).collect::<Vec<_>>().join("+")
+        self.teachers_of(run).iter().map(|t| t.model.as_str()).collect::<Vec<_>>().join("+")
     }
 }
 
@@ -110,6 +112,8 @@ struct Gen0Key<'a> {
     network: &'a NetworkSpec,
     train: &'a echoseg_nets::TrainConfig,
     repeat: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    byol: Option<&'a echoseg_nets::ByolConfig>,
 }
 
 #[derive(Serialize)]
@@ -126,19 +130,23 @@ struct PseudoKey<'a> {
     continues: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     ema: Option<&'a echoseg_nets::EmaConfig>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    byol: Option<&'a echoseg_nets::ByolConfig>,
 }
 
-fn run_seed(manifest_seed: u64, repeat: u32, generation: u32, spec: &NetworkSpec) -> u64 {
+/// The seed of a run; a pre-trained model shares its architecture's seeds, so the two differ
+/// only by the pre-training.
+pub fn run_seed(manifest_seed: u64, repeat: u32, generation: u32, spec: &NetworkSpec) -> u64 {
     let stream = format!("run/{repeat}/{generation}/{}", spec.architecture);
     echoseg_scene::Rng::new(manifest_seed, &stream).next_u64()
 }
 
 fn readable_id(generation: u32, strategy: &str, spec: &NetworkSpec, teachers: &[&PlannedRun], repeat: u32, hash: &str) -> String {
-    let names: Vec<&str> = teachers.iter().map(|t| t.network.architecture.name()).collect();
+    let names: Vec<&str> = teachers.iter().map(|t| t.model.as_str()).collect();
     let from = if names.is_empty() { String::new() } else { format!("-from-{}", names.join("+")) };
     // Selection names are free text; an id is a directory name, so only safe characters stay.
     let strategy: String = strategy.chars().map(|c| if c.is_ascii_alphanumeric() || ".-_+".contains(c) { c } else { '_' }).collect();
-    format!("g{generation}-{strategy}-{}{from}-r{repeat}-{}", spec.architecture, &hash[..8])
+    format!("g{generation}-{strategy}-{}{from}-r{repeat}-{}", spec.name(), &hash[..8])
 }
 
 /// Expands a manifest into its runs.
@@ -151,13 +159,15 @@ pub fn plan(manifest: &Manifest) -> Plan {
             .networks
             .iter()
             .map(|spec| {
-                let key = Gen0Key { data: &manifest.data_key, network: spec, train: &manifest.train, repeat };
+                let byol = spec.pretrain.map(|_| &manifest.byol);
+                let key = Gen0Key { data: &manifest.data_key, network: spec, train: &manifest.train, repeat, byol };
                 let hash = settings_hash(&key);
                 runs.push(PlannedRun {
                     id: readable_id(0, "labels", spec, &[], repeat, &hash),
                     generation: 0,
                     teaching: Teaching::Labels,
                     network: *spec,
+                    model: spec.name(),
                     repeat,
                     seed: run_seed(manifest.seed, repeat, 0, spec),
                     chain: true,
@@ -203,6 +213,7 @@ pub fn plan(manifest: &Manifest) -> Plan {
                             selection,
                             repeat,
                             ema: (strategy == Strategy::Ema).then_some(&manifest.study.ema),
+                            byol: spec.pretrain.map(|_| &manifest.byol),
                         };
                         let hash = settings_hash(&key);
                         let teacher_runs: Vec<&PlannedRun> = teachers.iter().map(|&t| &runs[t]).collect();
@@ -217,6 +228,7 @@ pub fn plan(manifest: &Manifest) -> Plan {
                             generation,
                             teaching: Teaching::PseudoLabels { teachers, strategy, selection: selection.clone() },
                             network: *spec,
+                            model: spec.name(),
                             repeat,
                             seed: run_seed(manifest.seed, repeat, generation, spec),
                             chain: in_chain,

@@ -34,6 +34,16 @@ impl StudyDir {
         self.root.join("verdicts.csv")
     }
 
+    /// Each pre-trained model against its architecture without pre-training, per metric (Parquet).
+    pub fn pretraining_parquet(&self) -> PathBuf {
+        self.root.join("pretraining.parquet")
+    }
+
+    /// The same as CSV.
+    pub fn pretraining_csv(&self) -> PathBuf {
+        self.root.join("pretraining.csv")
+    }
+
     /// Every target judged for every configuration (Parquet).
     pub fn targets_parquet(&self) -> PathBuf {
         self.root.join("targets.parquet")
@@ -170,6 +180,12 @@ impl RunDir {
     /// The angular hardness of every pool pixel, in π/255 steps (for hardness selection).
     pub fn pool_hardness(&self) -> PathBuf {
         self.root.join("pool-hardness.labels")
+    }
+
+    /// A pre-training's record (loss and embedding spread per epoch); written after its
+    /// weights, so its presence means the pre-trained weights are complete.
+    pub fn pretraining(&self) -> PathBuf {
+        self.root.join("pretraining.json")
     }
 
     /// The finished run's metrics and history; written last, so its presence means "done".

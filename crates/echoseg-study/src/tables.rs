@@ -155,7 +155,7 @@ fn model_key<'a>(run: &'a PlannedRun, teacher: &'a str, subject: &'static str, p
         generation: i64::from(run.generation),
         strategy: run.strategy_name(),
         selection: run.selection_name(),
-        model: run.network.architecture.name(),
+        model: run.model.as_str(),
         teacher,
         peer,
         repeat: i64::from(run.repeat),
@@ -205,6 +205,14 @@ pub fn write_tables(manifest: &Manifest, plan: &Plan, outcomes: &[RunOutcome], d
         if let Some(ece) = outcome.calibration_error {
             rows.push(&key, "ece", ece);
         }
+        if let Some(p) = &outcome.pretraining {
+            rows.push(&key, "byol_embedding_std_initial", f64::from(p.initial_embedding_std));
+            if let (Some(first), Some(last)) = (p.history.first(), p.history.last()) {
+                rows.push(&key, "byol_loss_first", f64::from(first.loss));
+                rows.push(&key, "byol_loss_last", f64::from(last.loss));
+                rows.push(&key, "byol_embedding_std_last", f64::from(last.embedding_std));
+            }
+        }
         if let Some(s) = &outcome.selection {
             rows.push(&key, "offered_fraction", s.offered);
             rows.push(&key, "kept_fraction", s.kept);
@@ -226,11 +234,18 @@ pub fn write_tables(manifest: &Manifest, plan: &Plan, outcomes: &[RunOutcome], d
     write_frame(&mut results, &dir.results_parquet(), &dir.results_csv())?;
     let mut history = history_frame(plan, outcomes).map_err(table_error(&dir.history_parquet()))?;
     write_frame(&mut history, &dir.history_parquet(), &dir.history_csv())?;
-    let (mut summary, mut verdicts, mut targets) =
-        crate::intervals::interval_frames(plan, data, &test_labels, dir, manifest.seed, &manifest.targets)?;
+    let frames = crate::intervals::interval_frames(plan, data, &test_labels, dir, manifest.seed, &manifest.targets)?;
+    let (mut summary, mut verdicts, mut targets, mut pretraining) = frames;
     write_frame(&mut summary, &dir.summary_parquet(), &dir.summary_csv())?;
     write_frame(&mut verdicts, &dir.verdicts_parquet(), &dir.verdicts_csv())?;
-    write_frame(&mut targets, &dir.targets_parquet(), &dir.targets_csv())
+    write_frame(&mut targets, &dir.targets_parquet(), &dir.targets_csv())?;
+    // Only studies with pre-trained models have the table.
+    let _ = std::fs::remove_file(dir.pretraining_parquet());
+    let _ = std::fs::remove_file(dir.pretraining_csv());
+    if pretraining.height() > 0 {
+        write_frame(&mut pretraining, &dir.pretraining_parquet(), &dir.pretraining_csv())?;
+    }
+    Ok(())
 }
 
 /// Per chain group (repeat, generation, strategy, selection) of two or more models: Fleiss' kappa and vote
@@ -271,7 +286,7 @@ fn committee_rows(rows: &mut Rows, plan: &Plan, test_labels: &[Vec<Vec<u8>>], da
             for y in x + 1..members.len() {
                 let (a, b) = (&plan.runs[members[x]], &plan.runs[members[y]]);
                 let teacher = plan.teacher_name(a);
-                let key = model_key(a, &teacher, subjects::PAIR, b.network.architecture.name());
+                let key = model_key(a, &teacher, subjects::PAIR, b.model.as_str());
                 rows.push(&key, "agreement", analysis.agreement[x][y]);
                 rows.push(&key, "kappa", analysis.kappa[x][y]);
                 if let Some(t) = &analysis.truth {
@@ -317,7 +332,7 @@ fn history_frame(plan: &Plan, outcomes: &[RunOutcome]) -> PolarsResult<DataFrame
     for (r, o) in plan.runs.iter().zip(outcomes) {
         for e in &o.training.history {
             run.push(r.id.clone());
-            model.push(r.network.architecture.name());
+            model.push(r.model.as_str());
             generation.push(i64::from(r.generation));
             strategy.push(r.strategy_name());
             selection.push(r.selection_name().to_string());

@@ -277,11 +277,7 @@ pub fn run(invocation: &Invocation, reports: &Path, options: &RunOptions, comman
         runs_trained: summary.trained,
         runs_reused: summary.plan.runs.len() - summary.trained,
         seed: manifest.seed,
-        architectures: manifest
-            .networks
-            .iter()
-            .map(|n| format!("{} (width {}, depth {})", n.architecture.name(), n.width, n.depth))
-            .collect(),
+        architectures: manifest.networks.iter().map(|n| format!("{} (width {}, depth {})", n.name(), n.width, n.depth)).collect(),
         generations: manifest.study.generations,
         repeats: manifest.study.repeats,
     };

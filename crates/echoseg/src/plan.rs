@@ -14,6 +14,8 @@ use echoseg_study::plan::{PlannedRun, Teaching};
 struct Workload {
     training_images: usize,
     predicted_images: usize,
+    /// Images seen by BYOL pre-training (each trained on and predicted by the target once).
+    pretraining_images: usize,
 }
 
 /// Prints the plan of `manifest` (with `overrides` applied); with `timing`, times two training
@@ -33,7 +35,10 @@ pub fn print(path: &Path, overrides: &[String], timing: bool) -> Result<()> {
         // Validation is predicted once per epoch; the test sets and the pool once after training.
         let predicted_images =
             data.validation.len() * m.train.epochs + data.test.len() + data.test_twins.len() + data.synthetic_test.len() + pool;
-        Workload { training_images, predicted_images }
+        // A pre-trained model's generation 0 pre-trains; later runs reuse its weights.
+        let pretraining_images =
+            if run.generation == 0 && run.network.pretrain.is_some() { 2 * m.byol.epochs * data.pool.len() } else { 0 };
+        Workload { training_images, predicted_images, pretraining_images }
     };
 
     // Images per second for training and for inference, per architecture.
@@ -41,6 +46,9 @@ pub fn print(path: &Path, overrides: &[String], timing: bool) -> Result<()> {
     if timing {
         let device = m.device.open()?;
         for network in &m.networks {
+            if speed.contains_key(network.architecture.name()) {
+                continue;
+            }
             eprintln!("timing {} ({}×{} px, batch {})…", network.architecture.name(), data.width, data.height, m.train.batch_size);
             let case = BenchCase { network: *network, size: data.width.max(data.height), batch: m.train.batch_size, steps: 2 };
             let result = bench(&case, &device).with_context(|| format!("timing {} failed", network.architecture.name()))?;
@@ -51,8 +59,8 @@ pub fn print(path: &Path, overrides: &[String], timing: bool) -> Result<()> {
     println!("study `{}`: {} run(s), {} epoch(s) each at most, on {}", m.name, plan.runs.len(), m.train.epochs, m.device.name());
     let id_width = plan.runs.iter().map(|r| r.id.len()).max().unwrap_or(3);
     println!(
-        "{:<id_width$} {:>3} {:>6} {:<8} {:<10} {:<14} {:<8} {:>6} {:>8}",
-        "run", "gen", "repeat", "arch", "strategy", "selection", "teacher", "images", "estimate"
+        "{:<id_width$} {:>3} {:>6} {:<10} {:<10} {:<14} {:<10} {:>6} {:>8}",
+        "run", "gen", "repeat", "model", "strategy", "selection", "teacher", "images", "estimate"
     );
     let mut total = 0.0;
     for run in &plan.runs {
@@ -60,15 +68,16 @@ pub fn print(path: &Path, overrides: &[String], timing: bool) -> Result<()> {
         let teacher = plan.teacher_name(run);
         let teacher = if teacher.is_empty() { "-".to_string() } else { teacher };
         let estimate = speed.get(run.network.architecture.name()).map(|&(train_ips, infer_ips)| {
-            (m.train.epochs * work.training_images) as f64 / train_ips + work.predicted_images as f64 / infer_ips
+            (m.train.epochs * work.training_images + work.pretraining_images) as f64 / train_ips
+                + (work.predicted_images + work.pretraining_images) as f64 / infer_ips
         });
         total += estimate.unwrap_or(0.0);
         println!(
-            "{:<id_width$} {:>3} {:>6} {:<8} {:<10} {:<14} {:<8} {:>6} {:>8}",
+            "{:<id_width$} {:>3} {:>6} {:<10} {:<10} {:<14} {:<10} {:>6} {:>8}",
             run.id,
             run.generation,
             run.repeat,
-            run.network.architecture.name(),
+            run.model,
             run.strategy_name(),
             run.selection_name(),
             teacher,

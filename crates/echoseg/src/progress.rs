@@ -43,9 +43,9 @@ impl Terminal {
 fn describe(run: &PlannedRun, plan: &Plan) -> String {
     let teacher = plan.teacher_name(run);
     if teacher.is_empty() {
-        format!("g{} {} ({}) r{}", run.generation, run.network.architecture, run.treatment(), run.repeat)
+        format!("g{} {} ({}) r{}", run.generation, run.model, run.treatment(), run.repeat)
     } else {
-        format!("g{} {} ← {} ({}) r{}", run.generation, run.network.architecture, teacher, run.treatment(), run.repeat)
+        format!("g{} {} ← {} ({}) r{}", run.generation, run.model, teacher, run.treatment(), run.repeat)
     }
 }
 
@@ -77,7 +77,8 @@ impl Observer for Terminal {
         if let Some(bar) = &self.bar {
             bar.set_length((p.steps * p.epochs) as u64);
             bar.set_position(((p.epoch - 1) * p.steps + p.step) as u64);
-            bar.set_message(format!("epoch {}/{} loss {:.3} {:.0} img/s", p.epoch, p.epochs, p.loss, p.images_per_second));
+            let stage = if p.pretraining { "BYOL " } else { "" };
+            bar.set_message(format!("{stage}epoch {}/{} loss {:.3} {:.0} img/s", p.epoch, p.epochs, p.loss, p.images_per_second));
         }
     }
 

@@ -1,6 +1,6 @@
 //! The architecture zoo: differently-biased segmenters behind one [`Network`] type.
 
-mod block;
+pub(crate) mod block;
 mod bnonly;
 mod dilated;
 mod fcn;
@@ -9,6 +9,8 @@ mod unet;
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
+
+use crate::byol::Pretrain;
 
 pub use bnonly::BnOnly;
 pub use dilated::Dilated;
@@ -78,9 +80,21 @@ pub struct NetworkSpec {
     pub inputs: usize,
     /// Output classes.
     pub classes: usize,
+    /// How the weights start before supervised training (`None`: randomly initialised).
+    // Left out of the serialised form when absent, so run ids from before the option stay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pretrain: Option<Pretrain>,
 }
 
 impl NetworkSpec {
+    /// The model's name in manifests and reports: the architecture, then `+byol` when pre-trained.
+    pub fn name(&self) -> String {
+        match self.pretrain {
+            None => self.architecture.name().to_string(),
+            Some(p) => format!("{}+{}", self.architecture.name(), p.name()),
+        }
+    }
+
     /// Every problem with the size, as (key, message) pairs.
     pub fn problems(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();

@@ -6,7 +6,7 @@ mod raw;
 
 use std::path::{Path, PathBuf};
 
-use echoseg_nets::{DeviceChoice, NetworkSpec, TrainConfig};
+use echoseg_nets::{Architecture, ByolConfig, DeviceChoice, NetworkSpec, Pretrain, TrainConfig};
 use echoseg_scene::{ClassId, ClassTable, FolderSpec, HeuristicRules, LabelSource, ManualBias, Threshold, WorldConfig};
 use serde::Serialize;
 
@@ -149,8 +149,10 @@ pub struct Manifest {
     pub split: Split,
     /// Synthetic-style test images (resolved from `split.synthetic_test`).
     pub synthetic_test: usize,
-    /// One network per architecture, in manifest order.
+    /// One network per model (`unet`, `unet+byol`), in manifest order.
     pub networks: Vec<NetworkSpec>,
+    /// Settings of BYOL pre-training, for the `+byol` models.
+    pub byol: ByolConfig,
     /// Images per inference batch.
     pub inference_batch: usize,
     /// Training settings.
@@ -508,15 +510,23 @@ pub fn validate(path: &Path, text: &str, raw: RawManifest) -> Result<Manifest, M
         (None, _) => 0,
     };
 
-    let mut networks = Vec::new();
+    let mut networks: Vec<NetworkSpec> = Vec::new();
     if raw.nets.architectures.is_empty() {
         p.add("nets.architectures", "needs at least one of \"unet\", \"fcn\", \"dilated\", \"bnonly\", \"pixel\"");
     }
-    for (i, &a) in raw.nets.architectures.iter().enumerate() {
-        if raw.nets.architectures[..i].contains(&a) {
-            p.add("nets.architectures", format!("lists \"{a}\" twice"));
+    for written in &raw.nets.architectures {
+        let Some((a, pretrain)) = model_name(written) else {
+            let names: Vec<&str> = Architecture::ALL.iter().map(|a| a.name()).collect();
+            p.add(
+                "nets.architectures",
+                format!(
+                    "\"{written}\" is not a model: write an architecture ({}), optionally followed by +{} for pre-training",
+                    names.join(", "),
+                    Pretrain::ALL.map(|p| p.name()).join(" or +")
+                ),
+            );
             continue;
-        }
+        };
         let (w, d) = a.default_shape();
         let shape = raw.nets.shape(a);
         let spec = NetworkSpec {
@@ -525,11 +535,26 @@ pub fn validate(path: &Path, text: &str, raw: RawManifest) -> Result<Manifest, M
             depth: shape.and_then(|s| s.depth).unwrap_or(d),
             inputs: 3,
             classes: classes.len(),
+            pretrain,
         };
-        for (key, msg) in spec.problems() {
-            p.add(format!("nets.{a}.{key}"), msg);
+        if networks.iter().any(|n| n.name() == spec.name()) {
+            p.add("nets.architectures", format!("lists \"{}\" twice", spec.name()));
+            continue;
+        }
+        if !networks.iter().any(|n| n.architecture == a) {
+            for (key, msg) in spec.problems() {
+                p.add(format!("nets.{a}.{key}"), msg);
+            }
         }
         networks.push(spec);
+    }
+    if networks.iter().any(|n| n.pretrain.is_some()) {
+        for (key, msg) in raw.nets.byol.problems() {
+            p.add(format!("nets.byol.{key}"), msg);
+        }
+        if raw.split.pool == 0 {
+            p.add("split.pool", "must be at least 1: BYOL pre-trains on the unlabelled pool");
+        }
     }
     if raw.nets.inference_batch == 0 {
         p.add("nets.inference_batch", "must be at least 1");
@@ -613,12 +638,22 @@ pub fn validate(path: &Path, text: &str, raw: RawManifest) -> Result<Manifest, M
         synthetic_test,
         networks,
         inference_batch: raw.nets.inference_batch,
+        byol: raw.nets.byol,
         train: raw.train,
         study: raw.study,
         selections,
         targets,
         data_key,
     })
+}
+
+/// An architecture and pre-training from a model name as written (`unet`, `unet+byol`).
+fn model_name(written: &str) -> Option<(Architecture, Option<Pretrain>)> {
+    let (architecture, pretrain) = match written.split_once('+') {
+        Some((a, p)) => (a, Some(Pretrain::ALL.into_iter().find(|x| x.name() == p)?)),
+        None => (written, None),
+    };
+    Some((Architecture::ALL.into_iter().find(|a| a.name() == architecture)?, pretrain))
 }
 
 /// Validates `study.selections`; none written means `all`.

@@ -144,8 +144,9 @@ pub struct ArchitectureShape {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RawNets {
-    /// The architectures to train, each on the same data.
-    pub architectures: Vec<Architecture>,
+    /// The models to train, each on the same data: an architecture, optionally followed by a
+    /// pre-training (`"unet+byol"`: the unet pre-trained with BYOL on the pool).
+    pub architectures: Vec<String>,
     /// Size of the `unet`.
     pub unet: Option<ArchitectureShape>,
     /// Size of the `fcn`.
@@ -158,18 +159,21 @@ pub struct RawNets {
     pub pixel: Option<ArchitectureShape>,
     /// Images per inference batch.
     pub inference_batch: usize,
+    /// Settings of BYOL pre-training (models named `ARCHITECTURE+byol`).
+    pub byol: echoseg_nets::ByolConfig,
 }
 
 impl Default for RawNets {
     fn default() -> Self {
         Self {
-            architectures: vec![Architecture::Unet, Architecture::Fcn],
+            architectures: vec!["unet".into(), "fcn".into()],
             unet: None,
             fcn: None,
             dilated: None,
             bnonly: None,
             pixel: None,
             inference_batch: 32,
+            byol: echoseg_nets::ByolConfig::default(),
         }
     }
 }
