@@ -75,6 +75,13 @@ fn a_pretrained_model_is_compared_with_its_twin_and_its_students_reuse_the_pretr
         let m = values(&results, "fcn+byol", generation, "miou");
         assert!((with - m.iter().sum::<f64>() / m.len() as f64).abs() < 0.02, "{with} against {m:?}");
     }
+    // A fresh run (the default, without --resume) pre-trains again, and gets the same numbers.
+    let pretrain_dir = study.join("runs").join(runs.iter().find(|r| r.starts_with("pretrain-")).unwrap());
+    std::fs::write(pretrain_dir.join("marker"), "").unwrap();
+    run_quietly(&path, &reports).unwrap();
+    assert!(!pretrain_dir.join("marker").exists(), "a fresh run reused an earlier pre-training");
+    assert_eq!(std::fs::read_to_string(study.join("pretraining.csv")).unwrap(), table, "a fresh run differs");
+
     let html = std::fs::read_to_string(page).unwrap();
     assert!(html.contains("id=\"pretraining\"") && html.contains("fcn+byol against fcn at generation 0: mIoU"), "no pre-training section");
     assert!(html.contains("BYOL&#39;s loss fell from") || html.contains("BYOL's loss fell from"), "no BYOL record in the report");

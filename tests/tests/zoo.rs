@@ -1,13 +1,13 @@
 //! The architecture zoo and the training loop: every architecture learns, bnonly trains only
-//! BatchNorm, a seed fixes the weights, a resumed training equals an uninterrupted one, and an
-//! absurd learning rate is stopped with a clear error.
+//! BatchNorm, a seed fixes the weights, a resumed training (plain or mean teacher) equals an
+//! uninterrupted one, and an absurd learning rate is stopped with a clear error.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers fail loudly
 
 use echoseg_agree::truth_scores;
 use echoseg_nets::{
-    Architecture, Device, DeviceChoice, NetsError, Network, NetworkSpec, Probabilities, Sample, TrainConfig, init_network, predict, train,
-    train_resumable,
+    Architecture, Device, DeviceChoice, EmaConfig, NetsError, Network, NetworkSpec, Probabilities, Sample, TrainConfig, init_network,
+    predict, train, train_mean_teacher, train_resumable,
 };
 use echoseg_scene::{CueRule, Scene, Style, WorldConfig, generate_world};
 use echoseg_tests::Scratch;
@@ -159,6 +159,33 @@ fn a_resumed_training_equals_an_uninterrupted_one() {
     for (a, b) in resumed_report.history.iter().zip(&whole_report.history) {
         assert_eq!((a.train_loss, a.val_loss), (b.train_loss, b.val_loss));
     }
+}
+
+#[test]
+fn a_resumed_mean_teacher_equals_an_uninterrupted_one() {
+    let world = tiny_world();
+    let (labelled, val) = (&world.train[8..24], &world.train[..8]);
+    let pool: Vec<_> = world.test.iter().map(|s| &s.image).collect();
+    let spec = spec(Architecture::Fcn, world.classes);
+    let ema = EmaConfig { ramp_up: 1, ..EmaConfig::default() };
+    let scratch = Scratch::new("resume-ema");
+    let run = |dir: &str, kill_at: Option<usize>, epochs_seen: &mut Vec<usize>| {
+        let initial = init_network(&spec, 4, &device());
+        train_mean_teacher(initial, &spec, &config(4), &ema, 5, labelled, &pool, val, &device(), &scratch.path().join(dir), &mut |p| {
+            epochs_seen.push(p.epoch);
+            assert!(kill_at != Some(p.epoch) || p.step < 2, "killed");
+        })
+    };
+    let (whole, whole_report) = run("whole", None, &mut Vec::new()).unwrap();
+    // Killed in the middle of epoch 3: the student, the teacher, the optimiser and the place in
+    // the pool must all come back for the result to be the same.
+    assert!(std::panic::catch_unwind(|| run("killed", Some(3), &mut Vec::new())).is_err());
+    let mut epochs_seen = Vec::new();
+    let (resumed, resumed_report) = run("killed", None, &mut epochs_seen).unwrap();
+    assert_eq!(epochs_seen.first(), Some(&3), "the resumed mean teacher should start at epoch 3");
+    assert_eq!(first_difference(&values(&resumed), &values(&whole)), None, "resumed teacher differs from an uninterrupted one");
+    let losses = |r: &echoseg_nets::TrainReport| r.history.iter().map(|e| (e.train_loss, e.val_loss)).collect::<Vec<_>>();
+    assert_eq!(losses(&resumed_report), losses(&whole_report));
 }
 
 #[test]

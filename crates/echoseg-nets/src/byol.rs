@@ -161,10 +161,10 @@ struct Online {
     predictor: PixelMlp,
 }
 
-/// Pre-trains `network` (of `spec`, freshly initialised) with BYOL on the unlabelled `pool` and
-/// returns it (in inference mode) with the loss and embedding spread per epoch.
+/// Initialises a network of `spec` from `seed`, pre-trains it with BYOL on the unlabelled `pool`
+/// and returns it (in inference mode) with the loss and embedding spread per epoch; the same
+/// arguments give the same network.
 pub fn pretrain_byol(
-    network: Network,
     spec: &NetworkSpec,
     config: &ByolConfig,
     seed: u64,
@@ -182,6 +182,7 @@ pub fn pretrain_byol(
         });
     }
     let train_device = device.clone().autodiff();
+    let network = init_network(spec, seed, &train_device);
     let probe = &pool[..pool.len().min(16)];
     let initial_embedding_std = embedding_std(&network.valid(), probe, device)?;
     let channels = network.valid().forward(Tensor::zeros([1, spec.inputs, h, w], device)).embedding.dims()[1];
@@ -265,20 +266,6 @@ pub fn pretrain_byol(
         history.push(ByolEpoch { epoch, loss: (sum / images.max(1) as f64) as f32, embedding_std });
     }
     Ok((online.encoder.network.valid(), ByolReport { initial_embedding_std, history }))
-}
-
-/// Pre-trains a freshly initialised network of `spec` (from `seed`), the same network every time
-/// for the same arguments.
-pub fn pretrained_network(
-    spec: &NetworkSpec,
-    config: &ByolConfig,
-    seed: u64,
-    pool: &[&Image],
-    device: &Device,
-    progress: &mut dyn FnMut(&Progress),
-) -> Result<(Network, ByolReport), NetsError> {
-    let network = init_network(spec, seed, &device.clone().autodiff());
-    pretrain_byol(network, spec, config, seed, pool, device, progress)
 }
 
 /// Mean over dimensions of 2 − 2·cos(prediction, target) at the pixels where `mask` is 1;
@@ -403,7 +390,7 @@ mod tests {
         let images = pool();
         let refs: Vec<&Image> = images.iter().collect();
         let config = ByolConfig { epochs: 8, batch_size: 6, ..ByolConfig::default() };
-        let (network, report) = pretrained_network(&spec, &config, 3, &refs, &device, &mut |_| {}).unwrap();
+        let (network, report) = pretrain_byol(&spec, &config, 3, &refs, &device, &mut |_| {}).unwrap();
         let losses: Vec<f32> = report.history.iter().map(|e| e.loss).collect();
         assert!(losses.iter().all(|l| l.is_finite() && (0.0..=4.0).contains(l)), "{losses:?}");
         assert!(losses[losses.len() - 1] < 0.8 * losses[0], "the BYOL loss did not fall: {losses:?}");
@@ -412,11 +399,31 @@ mod tests {
         assert!(last > 0.05, "embedding std {last} (collapsed), initially {}", report.initial_embedding_std);
         // The same arguments give the same network.
         let values = |n: &Network| n.parameter_values().into_iter().map(|p| p.values).collect::<Vec<_>>();
-        let (again, _) = pretrained_network(&spec, &config, 3, &refs, &device, &mut |_| {}).unwrap();
+        let (again, _) = pretrain_byol(&spec, &config, 3, &refs, &device, &mut |_| {}).unwrap();
         assert!(values(&network) == values(&again), "two pre-trainings with the same seed differ");
         // The weights moved from their initialisation.
         assert!(values(&init_network(&spec, 3, &device)) != values(&network), "pre-training changed nothing");
         eprintln!("byol losses {losses:?}, embedding std {} -> {last}", report.initial_embedding_std);
+    }
+
+    #[test]
+    fn every_architecture_pretrains_and_frozen_weights_stay_frozen() {
+        let device = Device::flex();
+        let images = pool();
+        let refs: Vec<&Image> = images.iter().take(4).collect();
+        let config = ByolConfig { epochs: 1, batch_size: 2, hidden: 8, projection: 4, ..ByolConfig::default() };
+        for architecture in Architecture::ALL {
+            let spec = NetworkSpec { architecture, width: 4, depth: 2, inputs: 3, classes: 2, pretrain: Some(Pretrain::Byol) };
+            let (network, report) = pretrain_byol(&spec, &config, 1, &refs, &device, &mut |_| {}).unwrap();
+            assert!(report.history[0].loss.is_finite(), "{architecture}");
+            let before = init_network(&spec, 1, &device.clone().autodiff()).parameter_values();
+            let after = network.parameter_values();
+            let moved =
+                |keep: &dyn Fn(&crate::ParameterValues) -> bool| before.iter().zip(&after).any(|(b, a)| keep(b) && b.values != a.values);
+            assert!(moved(&|p| p.trainable), "{architecture}: pre-training moved no trainable weight");
+            // bnonly's random convolution kernels are frozen: BYOL may move its BatchNorm only.
+            assert!(!moved(&|p| !p.trainable && p.shape.len() == 4), "{architecture}: a frozen kernel moved");
+        }
     }
 
     #[test]

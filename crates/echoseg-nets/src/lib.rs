@@ -21,7 +21,7 @@ pub use augment::Augmentation;
 pub use bench::{BenchCase, BenchResult, bench, peak_rss_mib, reference_case};
 /// burn's runtime device, re-exported so callers need not depend on burn.
 pub use burn::tensor::Device;
-pub use byol::{ByolConfig, ByolEpoch, ByolReport, Pretrain, embedding_std, pretrain_byol, pretrained_network};
+pub use byol::{ByolConfig, ByolEpoch, ByolReport, Pretrain, embedding_std, pretrain_byol};
 pub use checkpoint::{load_network, save_network};
 pub use data::{IGNORE, Sample, Target};
 pub use device::DeviceChoice;

@@ -2,6 +2,8 @@
 //! targets come online from a teacher whose weights are an exponential moving average of the
 //! student's (Tarvainen & Valpola 2017; BYOL's target network is the same average).
 
+use std::path::Path;
+
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::activation::softmax;
@@ -14,7 +16,10 @@ use crate::augment::{Augmentation, Geometry, view_of};
 use crate::NetsError;
 use crate::arch::{Network, NetworkSpec};
 use crate::data::{Sample, make_batch};
-use crate::train::{EpochMeter, Progress, TrainConfig, TrainReport, batch_loss, check_train_and_val, mean_loss, soft_cross_entropy};
+use crate::train::{
+    CheckpointStore, EpochMeter, LoopState, PoolPosition, Progress, TrainConfig, TrainReport, batch_loss, check_train_and_val, mean_loss,
+    resume_key, soft_cross_entropy,
+};
 
 /// Settings of a mean-teacher training.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -123,6 +128,8 @@ pub fn ema_update<M: Module>(teacher: M, student: &M, decay: f64) -> M {
 /// Trains a student from `initial` (its weights also start the teacher) on the labelled `train`
 /// samples and the unlabelled `pool`, the pool's targets coming from the moving-average teacher.
 /// Returns the teacher (in inference mode), which is what the mean-teacher method evaluates.
+/// Like [`crate::train_resumable`], it keeps its state (student, teacher, optimiser, its place in
+/// the pool) in `checkpoint` after every epoch and continues from there when killed.
 #[allow(clippy::too_many_arguments)]
 pub fn train_mean_teacher(
     initial: Network,
@@ -134,20 +141,28 @@ pub fn train_mean_teacher(
     pool: &[&Image],
     val: &[Sample],
     device: &Device,
+    checkpoint: &Path,
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<(Network, TrainReport), NetsError> {
     check_train_and_val(train, val, spec.classes)?;
+    let key = format!("{}|mean teacher {ema:?}|pool {}", resume_key(spec, config, seed, train.len(), val.len()), pool.len());
+    let store = CheckpointStore { dir: checkpoint, key };
     let train_device = device.clone().autodiff();
     let mut student = initial.train().fork(&train_device);
     let mut teacher = detached_copy(&student, spec, device);
     let mut optimiser = AdamConfig::new().init();
+    let fresh_pool = PoolPosition { order: (0..pool.len()).collect(), cursor: pool.len() };
+    let mut state = LoopState { key: store.key.clone(), pool: Some(fresh_pool.clone()), ..LoopState::default() };
+    if let Some((saved, weights, record)) = store.load(spec, device)? {
+        student = weights.train().fork(&train_device);
+        teacher = store.load_network(saved.epochs_done, "teacher", spec, device)?.valid();
+        optimiser = optimiser.load_record(record);
+        state = saved;
+    }
     let steps = train.len().div_ceil(config.batch_size);
     let total_steps = steps * config.epochs;
-    let mut history = Vec::new();
-    let mut first_loss: Option<f32> = None;
-    let mut pool_order: Vec<usize> = (0..pool.len()).collect();
-    let mut pool_cursor = pool.len();
-    for epoch in 1..=config.epochs {
+    let mut position = state.pool.take().unwrap_or(fresh_pool);
+    for epoch in state.epochs_done + 1..=config.epochs {
         let mut order: Vec<usize> = (0..train.len()).collect();
         Rng::with_index(seed, "shuffle", epoch as u64).shuffle(&mut order);
         let mut flips = Rng::with_index(seed, "flips", epoch as u64);
@@ -164,27 +179,30 @@ pub fn train_mean_teacher(
                 // The next pool images, reshuffled at every pass through the pool.
                 let mut picked = Vec::with_capacity(n);
                 while picked.len() < n.min(pool.len()) {
-                    if pool_cursor >= pool.len() {
-                        Rng::with_index(seed, "pool-order", global as u64).shuffle(&mut pool_order);
-                        pool_cursor = 0;
+                    if position.cursor >= pool.len() {
+                        Rng::with_index(seed, "pool-order", global as u64).shuffle(&mut position.order);
+                        position.cursor = 0;
                     }
-                    picked.push(pool_order[pool_cursor]);
-                    pool_cursor += 1;
+                    picked.push(position.order[position.cursor]);
+                    position.cursor += 1;
                 }
                 loss = loss
                     + consistency_loss(&student, &teacher, pool, &picked, spec.classes, ema, &mut views, device, &train_device)? * weight;
             }
-            meter.add(loss.clone().into_scalar::<f32>(), n, &mut first_loss, step, config)?;
+            meter.add(loss.clone().into_scalar::<f32>(), n, &mut state.first_loss, step, config)?;
             let grads = GradientsParams::from_grads(loss.backward(), &student);
             student = optimiser.step(lr, student, grads);
             teacher = ema_update(teacher, &student, ema.decay);
             progress(&meter.progress(step, steps, config));
         }
         let val_loss = (!val.is_empty()).then(|| mean_loss(&teacher, val, spec.classes, config.batch_size, device));
-        history.push(meter.record(val_loss));
+        state.history.push(meter.record(val_loss));
+        state.epochs_done = epoch;
+        state.pool = Some(position.clone());
+        store.save(&state, &student, optimiser.to_record(), &[("teacher", &teacher)])?;
     }
-    let epochs = history.len();
-    Ok((teacher, TrainReport { history, best_epoch: epochs, stopped_early: false }))
+    let epochs = state.history.len();
+    Ok((teacher, TrainReport { history: state.history, best_epoch: epochs, stopped_early: false }))
 }
 
 /// The student's cross-entropy on its view of the `picked` pool images against the teacher's

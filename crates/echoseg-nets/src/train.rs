@@ -187,28 +187,38 @@ pub fn train_resumable(
 }
 
 /// What identifies one training, so a checkpoint of another one is never resumed by mistake.
-fn resume_key(spec: &NetworkSpec, config: &TrainConfig, seed: u64, train: usize, val: usize) -> String {
+pub(crate) fn resume_key(spec: &NetworkSpec, config: &TrainConfig, seed: u64, train: usize, val: usize) -> String {
     format!("{spec:?}|{config:?}|seed {seed}|train {train}|val {val}")
 }
 
 /// The loop's state between epochs; with the weights and optimiser state it is all a resume needs.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
-struct LoopState {
-    key: String,
-    epochs_done: usize,
-    history: Vec<EpochRecord>,
-    first_loss: Option<f32>,
-    best: Option<(f32, usize)>,
-    stopped_early: bool,
+pub(crate) struct LoopState {
+    pub(crate) key: String,
+    pub(crate) epochs_done: usize,
+    pub(crate) history: Vec<EpochRecord>,
+    pub(crate) first_loss: Option<f32>,
+    pub(crate) best: Option<(f32, usize)>,
+    pub(crate) stopped_early: bool,
+    /// The mean teacher's place in its shuffled pool (absent for plain training).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) pool: Option<PoolPosition>,
 }
 
-struct CheckpointStore<'a> {
-    dir: &'a Path,
-    key: String,
+/// The order the pool is drawn in and how far into it the draws are.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub(crate) struct PoolPosition {
+    pub(crate) order: Vec<usize>,
+    pub(crate) cursor: usize,
 }
 
-/// A training restored from its last checkpoint: loop state, network, optimiser and best network so far.
-type Restored = (LoopState, Network, OptimizerRecord, Option<Network>);
+pub(crate) struct CheckpointStore<'a> {
+    pub(crate) dir: &'a Path,
+    pub(crate) key: String,
+}
+
+/// A training restored from its last checkpoint: loop state, network and optimiser.
+type Restored = (LoopState, Network, OptimizerRecord);
 
 impl CheckpointStore<'_> {
     const STATE: &'static str = "train-state.json";
@@ -222,28 +232,35 @@ impl CheckpointStore<'_> {
     }
 
     /// The saved state of this training, if any; a state of another training is ignored.
-    fn load(&self, spec: &NetworkSpec, device: &Device) -> Result<Option<Restored>, NetsError> {
+    pub(crate) fn load(&self, spec: &NetworkSpec, device: &Device) -> Result<Option<Restored>, NetsError> {
         let path = self.dir.join(Self::STATE);
         let Ok(text) = std::fs::read_to_string(&path) else { return Ok(None) };
         let state: LoopState = serde_json::from_str(&text).map_err(|e| Self::error(&path, e))?;
         if state.key != self.key {
             return Ok(None);
         }
-        let epoch = state.epochs_done;
-        let load = |what: &str| {
-            let file = self.file(epoch, what);
-            Network::new(spec, device).try_load_file(&file).map_err(|e| Self::error(&file, e))
-        };
-        let network = load("model")?;
-        let optimiser_file = self.file(epoch, "optimizer");
+        let network = self.load_network(state.epochs_done, "model", spec, device)?;
+        let optimiser_file = self.file(state.epochs_done, "optimizer");
         let optimiser = OptimizerRecord::load(&optimiser_file).map_err(|e| Self::error(&optimiser_file, e))?;
-        let best = if state.best.is_some() { Some(load("best")?.valid()) } else { None };
-        Ok(Some((state, network, optimiser, best)))
+        Ok(Some((state, network, optimiser)))
     }
 
-    /// Writes the files of `state.epochs_done`, then the state file that points at them (the
-    /// commit), then removes the previous epoch's files: a kill at any moment leaves one whole state.
-    fn save(&self, state: &LoopState, network: &Network, optimiser: OptimizerRecord, best: Option<&Network>) -> Result<(), NetsError> {
+    /// A network saved beside the state of `epoch` under `what` (`model`, `best`, `teacher`).
+    pub(crate) fn load_network(&self, epoch: usize, what: &str, spec: &NetworkSpec, device: &Device) -> Result<Network, NetsError> {
+        let file = self.file(epoch, what);
+        Network::new(spec, device).try_load_file(&file).map_err(|e| Self::error(&file, e))
+    }
+
+    /// Writes the files of `state.epochs_done` (the network, the optimiser and the `extra`
+    /// networks by name), then the state file that points at them (the commit), then removes the
+    /// previous epoch's files: a kill at any moment leaves one whole state.
+    pub(crate) fn save(
+        &self,
+        state: &LoopState,
+        network: &Network,
+        optimiser: OptimizerRecord,
+        extra: &[(&str, &Network)],
+    ) -> Result<(), NetsError> {
         std::fs::create_dir_all(self.dir).map_err(|e| Self::error(self.dir, e))?;
         let epoch = state.epochs_done;
         let model = self.file(epoch, "model");
@@ -252,16 +269,16 @@ impl CheckpointStore<'_> {
         network.valid().save_file(&model).map_err(|e| Self::error(&model, e))?;
         let optimiser_file = self.file(epoch, "optimizer");
         optimiser.save(&optimiser_file).map_err(|e| Self::error(&optimiser_file, e))?;
-        if let Some(best) = best {
-            let file = self.file(epoch, "best");
-            best.clone().save_file(&file).map_err(|e| Self::error(&file, e))?;
+        for (what, other) in extra {
+            let file = self.file(epoch, what);
+            other.valid().save_file(&file).map_err(|e| Self::error(&file, e))?;
         }
         let path = self.dir.join(Self::STATE);
         let partial = self.dir.join(format!("{}.partial", Self::STATE));
         let text = serde_json::to_string(state).map_err(|e| Self::error(&path, e))?;
         std::fs::write(&partial, text).and_then(|()| std::fs::rename(&partial, &path)).map_err(|e| Self::error(&path, e))?;
         if epoch > 0 {
-            for what in ["model", "optimizer", "best"] {
+            for what in ["model", "optimizer", "best", "teacher"] {
                 let _ = std::fs::remove_file(self.file(epoch - 1, what));
             }
         }
@@ -288,12 +305,14 @@ fn run_epochs(
     let mut state = LoopState { key: store.map(|s| s.key.clone()).unwrap_or_default(), ..LoopState::default() };
     let mut best: Option<Network> = None;
     if let Some(store) = store
-        && let Some((saved, weights, record, saved_best)) = store.load(spec, device)?
+        && let Some((saved, weights, record)) = store.load(spec, device)?
     {
         network = weights.train().fork(&train_device);
         optimiser = optimiser.load_record(record);
+        if saved.best.is_some() {
+            best = Some(store.load_network(saved.epochs_done, "best", spec, device)?.valid());
+        }
         state = saved;
-        best = saved_best;
     }
     let steps = train.len().div_ceil(config.batch_size);
     let total_steps = steps * config.epochs;
@@ -330,7 +349,8 @@ fn run_epochs(
             }
         }
         if let Some(store) = store {
-            store.save(&state, &network, optimiser.to_record(), best.as_ref())?;
+            let best: Vec<(&str, &Network)> = best.iter().map(|b| ("best", b)).collect();
+            store.save(&state, &network, optimiser.to_record(), &best)?;
         }
         if stop {
             break;

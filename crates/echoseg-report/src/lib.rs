@@ -323,7 +323,6 @@ fn targets_table(targets: &[TargetRow]) -> Table {
 /// biases it changed, then what BYOL itself did (its loss and the spread of the embeddings).
 fn pretraining_sentences(pretraining: &[PretrainingRow], rows: &[ResultRow]) -> Vec<String> {
     let mut models: Vec<(&str, &str)> = pretraining.iter().map(|p| (p.model.as_str(), p.pretrained.as_str())).collect();
-    models.dedup();
     models.sort();
     models.dedup();
     models
@@ -787,15 +786,20 @@ pub fn render(dir: &StudyDir) -> Result<PathBuf, ReportError> {
     if let Some(p) = &provenance {
         page.raw(&provenance_table(p).html());
     }
-    page.raw(
+    let pretraining_file = if pretraining.is_empty() {
+        ""
+    } else {
+        "<a href=\"pretraining.csv\">pretraining.csv</a> (pre-trained models against their architecture), "
+    };
+    page.raw(&format!(
         "<p>Files: <a href=\"results.csv\">results.csv</a> and <a href=\"results.parquet\">results.parquet</a> \
          (one row per model × generation × strategy × repeat × metric), <a href=\"summary.csv\">summary.csv</a> \
          (each configuration's metrics with intervals), <a href=\"verdicts.csv\">verdicts.csv</a> (bias changes and verdicts), \
-         <a href=\"targets.csv\">targets.csv</a> (targets judged per configuration), \
+         <a href=\"targets.csv\">targets.csv</a> (targets judged per configuration), {pretraining_file}\
          <a href=\"history.csv\">history.csv</a> \
          (loss per epoch), <a href=\"manifest.toml\">manifest.toml</a> (the manifest that produced them), \
-         <a href=\"splits.json\">splits.json</a> (image ids per split).</p>",
-    );
+         <a href=\"splits.json\">splits.json</a> (image ids per split).</p>"
+    ));
     page.heading("definitions", "Definitions");
     page.raw(
         "<ul><li>IoU<sub>c</sub> = TP<sub>c</sub> / (TP<sub>c</sub> + FP<sub>c</sub> + FN<sub>c</sub>), pooled over the test images; \
@@ -813,7 +817,13 @@ pub fn render(dir: &StudyDir) -> Result<PathBuf, ReportError> {
          p<sub>e</sub> from the two models' label frequencies.</li>\
          <li>Angular hardness of a pool pixel: the angle between its embedding (the network's last features) and the mean \
          unit embedding of all pool pixels predicted as its class; a hardness selection keeps, per class, the share of \
-         pixels with the smallest angle. Confidence: the teachers' mean top-class probability.</li></ul>",
+         pixels with the smallest angle. Confidence: the teachers' mean top-class probability.</li>\
+         <li>Mean teacher (strategy ema): a student trained on the labels plus the pool, the pool's targets being the \
+         confident predictions of a teacher whose weights are the moving average of the student's.</li>\
+         <li>BYOL pre-training (models named ARCHITECTURE+byol): before supervised training, the network learns on the \
+         unlabelled pool alone that every pixel's embedding, through a projector and a predictor, predicts the moving-average \
+         target network's projection of the same scene point in another random view; loss 2 − 2·cos. Embedding spread: \
+         the mean over channels of the standard deviation, over pool pixels, of the unit-length embedding (0 = collapsed).</li></ul>",
     );
 
     write_atomic(&dir.index_html(), page.finish().as_bytes())?;

@@ -6,7 +6,7 @@ use std::time::Instant;
 use echoseg_agree::{Calibration, Fingerprint, StapleConfig, TruthScores, staple, truth_scores};
 use echoseg_nets::{
     ByolReport, Device, IGNORE, Network, Probabilities, Progress, Sample, TrainReport, load_network, predict, predict_with_hardness,
-    pretrained_network, save_network, train_mean_teacher, train_resumable,
+    pretrain_byol, save_network, train_mean_teacher, train_resumable,
 };
 use echoseg_scene::Scene;
 use rayon::prelude::*;
@@ -181,8 +181,12 @@ pub fn run_study_shard(
             }
             None => {
                 if reuse == Reuse::Nothing {
-                    // A fresh study must not continue a half-trained run left by an earlier one.
+                    // A fresh study must not continue a half-trained run left by an earlier one,
+                    // nor start from an earlier study's pre-training (its generation 0 comes first).
                     let _ = std::fs::remove_dir_all(dir.run(&run.id).training_state());
+                    if run.generation == 0 && run.network.pretrain.is_some() {
+                        let _ = std::fs::remove_dir_all(dir.run(&pretraining_id(manifest, run).0).root());
+                    }
                 }
                 observer.run_started(run, position, total);
                 let outcome = execute(manifest, &plan, run, &data, dir, device, observer)?;
@@ -402,12 +406,11 @@ fn execute(
     };
     let ema = matches!(run.teaching, Teaching::PseudoLabels { strategy: Strategy::Ema, .. });
     let (network, training) = match initial {
-        // No per-epoch checkpoints here: a killed ema run starts over on --resume.
         Some(initial) if ema => {
             let pool: Vec<&echoseg_scene::Image> = data.pool.iter().map(|s| &s.image).collect();
             let progress = &mut |p: &Progress| observer.progress(run, p);
-            let config = &manifest.study.ema;
-            train_mean_teacher(initial, &run.network, &manifest.train, config, run.seed, &samples, &pool, &validation, device, progress)
+            let (config, train) = (&manifest.study.ema, &manifest.train);
+            train_mean_teacher(initial, &run.network, train, config, run.seed, &samples, &pool, &validation, device, &state, progress)
         }
         initial => train_resumable(initial, &run.network, &manifest.train, run.seed, &samples, &validation, device, &state, &mut |p| {
             observer.progress(run, p)
@@ -468,6 +471,20 @@ fn execute(
     Ok(outcome)
 }
 
+/// The run-store id of the pre-training `run`'s model starts from, and its seed.
+fn pretraining_id(manifest: &Manifest, run: &PlannedRun) -> (String, u64) {
+    #[derive(Serialize)]
+    struct PretrainKey<'a> {
+        data: &'a str,
+        network: &'a echoseg_nets::NetworkSpec,
+        byol: &'a echoseg_nets::ByolConfig,
+        seed: u64,
+    }
+    let seed = crate::plan::run_seed(manifest.seed, run.repeat, 0, &run.network);
+    let key = PretrainKey { data: &manifest.data_key, network: &run.network, byol: &manifest.byol, seed };
+    (format!("pretrain-{}-r{}-{}", run.model, run.repeat, &crate::plan::settings_hash(&key)[..8]), seed)
+}
+
 /// The BYOL-pre-trained starting weights of `run`'s model in its repeat: pre-trained once, from
 /// the seed its architecture's generation-0 run starts from, and kept in the run store, so every
 /// fresh student of the model starts from the same weights.
@@ -479,16 +496,7 @@ fn pretrained(
     device: &Device,
     observer: &mut dyn Observer,
 ) -> Result<(Network, ByolReport), StudyError> {
-    #[derive(Serialize)]
-    struct PretrainKey<'a> {
-        data: &'a str,
-        network: &'a echoseg_nets::NetworkSpec,
-        byol: &'a echoseg_nets::ByolConfig,
-        seed: u64,
-    }
-    let seed = crate::plan::run_seed(manifest.seed, run.repeat, 0, &run.network);
-    let key = PretrainKey { data: &manifest.data_key, network: &run.network, byol: &manifest.byol, seed };
-    let id = format!("pretrain-{}-r{}-{}", run.model, run.repeat, &crate::plan::settings_hash(&key)[..8]);
+    let (id, seed) = pretraining_id(manifest, run);
     let store = dir.run(&id);
     let nets_error = |source| StudyError::Nets { run: id.clone(), source };
     if let Ok(report) = read_json::<ByolReport>(&store.pretraining()) {
@@ -499,7 +507,7 @@ fn pretrained(
         return Err(StudyError::Config(format!("{} pre-trains on the unlabelled pool, which is empty: raise split.pool", run.model)));
     }
     let (network, report) =
-        pretrained_network(&run.network, &manifest.byol, seed, &pool, device, &mut |p| observer.progress(run, p)).map_err(nets_error)?;
+        pretrain_byol(&run.network, &manifest.byol, seed, &pool, device, &mut |p| observer.progress(run, p)).map_err(nets_error)?;
     std::fs::create_dir_all(store.root()).map_err(|source| StudyError::Io { path: store.root().to_path_buf(), source })?;
     save_network(&network, &store.checkpoint()).map_err(nets_error)?;
     write_json(&store.pretraining(), &report)?;

@@ -93,7 +93,7 @@ impl Plan {
         }
     }
 
-    /// The teachers' architectures as shown in tables: `fcn`, or `fcn+dilated` for a committee;
+    /// The teachers' models as shown in tables: `fcn`, or `fcn+dilated` for a committee;
     /// empty at generation 0.
     pub fn teacher_name(&self, run: &PlannedRun) -> String {
         self.teachers_of(run).iter().map(|t| t.model.as_str()).collect::<Vec<_>>().join("+")

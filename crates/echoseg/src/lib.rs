@@ -160,7 +160,7 @@ where
             let m = manifest::load_with(&manifest, &overrides)?;
             let data = StudyData::load(&m).with_context(|| format!("{}: the data does not fit the manifest", manifest.display()))?;
             println!(
-                "{}: valid — study `{}`: {} source(s) labelling {} training and {} validation images, {} test, {} pool, {} {}×{} images; {} architecture(s), {} run(s)",
+                "{}: valid — study `{}`: {} source(s) labelling {} training and {} validation images, {} test, {} pool, {} {}×{} images; {} model(s), {} run(s)",
                 manifest.display(),
                 m.name,
                 m.sources.len(),

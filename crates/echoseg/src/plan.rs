@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use echoseg_nets::{BenchCase, bench};
 use echoseg_study::data::StudyData;
-use echoseg_study::manifest;
+use echoseg_study::manifest::{self, Strategy};
 use echoseg_study::plan::{PlannedRun, Teaching};
 
 /// Images one run trains on and predicts, which with a timing give its estimated seconds.
@@ -28,6 +28,8 @@ pub fn print(path: &Path, overrides: &[String], timing: bool) -> Result<()> {
         let training_images = match run.teaching {
             Teaching::Labels => data.train.len(),
             // With a mix below 1 the original labels are trained on beside the pool's.
+            // A mean teacher pairs every labelled batch with as many pool images.
+            Teaching::PseudoLabels { strategy: Strategy::Ema, .. } => 2 * data.train.len(),
             Teaching::PseudoLabels { .. } if m.study.mix < 1.0 => data.train.len() + data.pool.len(),
             Teaching::PseudoLabels { .. } => data.pool.len(),
         };
