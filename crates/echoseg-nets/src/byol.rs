@@ -3,6 +3,8 @@
 //! the same scene point in another view. The classification head is left alone; supervised
 //! training fine-tunes everything afterwards.
 
+use std::path::Path;
+
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::optim::{AdamConfig, GradientsParams};
@@ -15,7 +17,7 @@ use crate::arch::block::ConvBnRelu;
 use crate::arch::{Network, NetworkSpec};
 use crate::augment::{Augmentation, Geometry, view_of};
 use crate::mean_teacher::ema_update;
-use crate::train::{Progress, init_network, seeded};
+use crate::train::{CheckpointStore, Progress, init_network, seeded};
 
 /// How a network's weights start before supervised training.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -161,15 +163,26 @@ struct Online {
     predictor: PixelMlp,
 }
 
+/// What a pre-training keeps between epochs besides its modules and optimiser.
+#[derive(Serialize, Deserialize)]
+struct ByolState {
+    key: String,
+    epochs_done: usize,
+    report: ByolReport,
+}
+
 /// Initialises a network of `spec` from `seed`, pre-trains it with BYOL on the unlabelled `pool`
 /// and returns it (in inference mode) with the loss and embedding spread per epoch; the same
-/// arguments give the same network.
+/// arguments give the same network. With a `checkpoint` directory it keeps its state there after
+/// every epoch and, killed, continues from it to the same result.
+#[allow(clippy::too_many_arguments)]
 pub fn pretrain_byol(
     spec: &NetworkSpec,
     config: &ByolConfig,
     seed: u64,
     pool: &[&Image],
     device: &Device,
+    checkpoint: Option<&Path>,
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<(Network, ByolReport), NetsError> {
     let Some(first) = pool.first() else { return Err(NetsError::EmptyTrainingSet) };
@@ -196,9 +209,28 @@ pub fn pretrain_byol(
     // `valid()` gives the target its own BatchNorm statistics (a clone would share them).
     let mut target = online.encoder.valid();
     let mut optimiser = AdamConfig::new().init();
+    let mut state = ByolState {
+        key: format!("{spec:?}|{config:?}|seed {seed}|pool {}", pool.len()),
+        epochs_done: 0,
+        report: ByolReport { initial_embedding_std, history: Vec::with_capacity(config.epochs) },
+    };
+    let store = checkpoint.map(|dir| CheckpointStore { dir, key: state.key.clone() });
+    if let Some(store) = &store
+        && let Some(saved) = store.load_state::<ByolState>()?
+    {
+        // Blank modules of the same shapes; loading fills every value.
+        let encoder = || Encoder {
+            network: Network::new(spec, device),
+            projector: PixelMlp::new(channels, config.hidden, config.projection, device),
+        };
+        let blank = Online { encoder: encoder(), predictor: PixelMlp::new(config.projection, config.hidden, config.projection, device) };
+        online = store.load_module(saved.epochs_done, "online", blank)?.train().fork(&train_device);
+        target = store.load_module(saved.epochs_done, "target", encoder())?.valid();
+        optimiser = optimiser.load_record(store.load_optimiser(saved.epochs_done)?);
+        state = saved;
+    }
     let steps = pool.len().div_ceil(config.batch_size);
-    let mut history = Vec::with_capacity(config.epochs);
-    for epoch in 1..=config.epochs {
+    for epoch in state.epochs_done + 1..=config.epochs {
         let mut order: Vec<usize> = (0..pool.len()).collect();
         Rng::with_index(seed, "byol-shuffle", epoch as u64).shuffle(&mut order);
         let mut rng = Rng::with_index(seed, "byol-views", epoch as u64);
@@ -263,9 +295,16 @@ pub fn pretrain_byol(
             });
         }
         let embedding_std = embedding_std(&online.encoder.network.valid(), probe, device)?;
-        history.push(ByolEpoch { epoch, loss: (sum / images.max(1) as f64) as f32, embedding_std });
+        state.report.history.push(ByolEpoch { epoch, loss: (sum / images.max(1) as f64) as f32, embedding_std });
+        state.epochs_done = epoch;
+        if let Some(store) = &store {
+            store.save_module(epoch, "online", &online)?;
+            store.save_module(epoch, "target", &target)?;
+            store.save_optimiser(epoch, optimiser.to_record())?;
+            store.commit(epoch, &state)?;
+        }
     }
-    Ok((online.encoder.network.valid(), ByolReport { initial_embedding_std, history }))
+    Ok((online.encoder.network.valid(), state.report))
 }
 
 /// Mean over dimensions of 2 − 2·cos(prediction, target) at the pixels where `mask` is 1;
@@ -390,7 +429,7 @@ mod tests {
         let images = pool();
         let refs: Vec<&Image> = images.iter().collect();
         let config = ByolConfig { epochs: 8, batch_size: 6, ..ByolConfig::default() };
-        let (network, report) = pretrain_byol(&spec, &config, 3, &refs, &device, &mut |_| {}).unwrap();
+        let (network, report) = pretrain_byol(&spec, &config, 3, &refs, &device, None, &mut |_| {}).unwrap();
         let losses: Vec<f32> = report.history.iter().map(|e| e.loss).collect();
         assert!(losses.iter().all(|l| l.is_finite() && (0.0..=4.0).contains(l)), "{losses:?}");
         assert!(losses[losses.len() - 1] < 0.8 * losses[0], "the BYOL loss did not fall: {losses:?}");
@@ -399,7 +438,7 @@ mod tests {
         assert!(last > 0.05, "embedding std {last} (collapsed), initially {}", report.initial_embedding_std);
         // The same arguments give the same network.
         let values = |n: &Network| n.parameter_values().into_iter().map(|p| p.values).collect::<Vec<_>>();
-        let (again, _) = pretrain_byol(&spec, &config, 3, &refs, &device, &mut |_| {}).unwrap();
+        let (again, _) = pretrain_byol(&spec, &config, 3, &refs, &device, None, &mut |_| {}).unwrap();
         assert!(values(&network) == values(&again), "two pre-trainings with the same seed differ");
         // The weights moved from their initialisation.
         assert!(values(&init_network(&spec, 3, &device)) != values(&network), "pre-training changed nothing");
@@ -414,7 +453,7 @@ mod tests {
         let config = ByolConfig { epochs: 1, batch_size: 2, hidden: 8, projection: 4, ..ByolConfig::default() };
         for architecture in Architecture::ALL {
             let spec = NetworkSpec { architecture, width: 4, depth: 2, inputs: 3, classes: 2, pretrain: Some(Pretrain::Byol) };
-            let (network, report) = pretrain_byol(&spec, &config, 1, &refs, &device, &mut |_| {}).unwrap();
+            let (network, report) = pretrain_byol(&spec, &config, 1, &refs, &device, None, &mut |_| {}).unwrap();
             assert!(report.history[0].loss.is_finite(), "{architecture}");
             let before = init_network(&spec, 1, &device.clone().autodiff()).parameter_values();
             let after = network.parameter_values();
@@ -424,6 +463,32 @@ mod tests {
             // bnonly's random convolution kernels are frozen: BYOL may move its BatchNorm only.
             assert!(!moved(&|p| !p.trainable && p.shape.len() == 4), "{architecture}: a frozen kernel moved");
         }
+    }
+
+    #[test]
+    fn a_killed_pretraining_resumes_to_the_same_network() {
+        let device = Device::flex();
+        let spec =
+            NetworkSpec { architecture: Architecture::Unet, width: 4, depth: 2, inputs: 3, classes: 2, pretrain: Some(Pretrain::Byol) };
+        let images = pool();
+        let refs: Vec<&Image> = images.iter().collect();
+        let config = ByolConfig { epochs: 3, batch_size: 4, hidden: 8, projection: 4, ..ByolConfig::default() };
+        let dir = std::env::temp_dir().join(format!("echoseg-byol-resume-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (whole, whole_report) = pretrain_byol(&spec, &config, 2, &refs, &device, None, &mut |_| {}).unwrap();
+        // Killed in the middle of epoch 2, as a crash or Ctrl-C would.
+        let killed = std::panic::catch_unwind(|| {
+            pretrain_byol(&spec, &config, 2, &refs, &device, Some(&dir), &mut |p| assert!(!(p.epoch == 2 && p.step == 2), "killed"))
+        });
+        assert!(killed.is_err());
+        let mut epochs = Vec::new();
+        let (resumed, resumed_report) =
+            pretrain_byol(&spec, &config, 2, &refs, &device, Some(&dir), &mut |p| epochs.push(p.epoch)).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(epochs.first(), Some(&2), "the resumed pre-training should start at epoch 2");
+        let values = |n: &Network| n.parameter_values().into_iter().map(|p| p.values).collect::<Vec<_>>();
+        assert!(values(&resumed) == values(&whole), "a resumed pre-training differs from an uninterrupted one");
+        assert_eq!(resumed_report, whole_report);
     }
 
     #[test]

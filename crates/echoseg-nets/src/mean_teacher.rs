@@ -155,7 +155,7 @@ pub fn train_mean_teacher(
     let mut state = LoopState { key: store.key.clone(), pool: Some(fresh_pool.clone()), ..LoopState::default() };
     if let Some((saved, weights, record)) = store.load(spec, device)? {
         student = weights.train().fork(&train_device);
-        teacher = store.load_network(saved.epochs_done, "teacher", spec, device)?.valid();
+        teacher = store.load_module(saved.epochs_done, "teacher", Network::new(spec, device))?.valid();
         optimiser = optimiser.load_record(record);
         state = saved;
     }

@@ -231,29 +231,71 @@ impl CheckpointStore<'_> {
         NetsError::Checkpoint { path: path.to_path_buf(), message: message.to_string() }
     }
 
-    /// The saved state of this training, if any; a state of another training is ignored.
-    pub(crate) fn load(&self, spec: &NetworkSpec, device: &Device) -> Result<Option<Restored>, NetsError> {
+    /// The saved state, if any and if it is this training's (its `key` matches); a state of
+    /// another training is ignored.
+    pub(crate) fn load_state<S: serde::de::DeserializeOwned>(&self) -> Result<Option<S>, NetsError> {
         let path = self.dir.join(Self::STATE);
         let Ok(text) = std::fs::read_to_string(&path) else { return Ok(None) };
-        let state: LoopState = serde_json::from_str(&text).map_err(|e| Self::error(&path, e))?;
-        if state.key != self.key {
+        let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| Self::error(&path, e))?;
+        if value.get("key").and_then(serde_json::Value::as_str) != Some(self.key.as_str()) {
             return Ok(None);
         }
-        let network = self.load_network(state.epochs_done, "model", spec, device)?;
-        let optimiser_file = self.file(state.epochs_done, "optimizer");
-        let optimiser = OptimizerRecord::load(&optimiser_file).map_err(|e| Self::error(&optimiser_file, e))?;
+        serde_json::from_value(value).map(Some).map_err(|e| Self::error(&path, e))
+    }
+
+    /// The module saved at `epoch` under `what` (`model`, `best`, `teacher`, …), loaded into `blank`.
+    pub(crate) fn load_module<M: Module>(&self, epoch: usize, what: &str, blank: M) -> Result<M, NetsError> {
+        let file = self.file(epoch, what);
+        blank.try_load_file(&file).map_err(|e| Self::error(&file, e))
+    }
+
+    /// The optimiser state saved at `epoch`.
+    pub(crate) fn load_optimiser(&self, epoch: usize) -> Result<OptimizerRecord, NetsError> {
+        let file = self.file(epoch, "optimizer");
+        OptimizerRecord::load(&file).map_err(|e| Self::error(&file, e))
+    }
+
+    /// Saves `module` for `epoch` under `what`. `valid` folds BatchNorm's pending running-statistics
+    /// updates into the saved values; a training-mode module would save stale ones.
+    pub(crate) fn save_module<M: Module>(&self, epoch: usize, what: &str, module: &M) -> Result<(), NetsError> {
+        std::fs::create_dir_all(self.dir).map_err(|e| Self::error(self.dir, e))?;
+        let file = self.file(epoch, what);
+        module.valid().save_file(&file).map_err(|e| Self::error(&file, e))
+    }
+
+    /// Saves the optimiser state for `epoch`.
+    pub(crate) fn save_optimiser(&self, epoch: usize, record: OptimizerRecord) -> Result<(), NetsError> {
+        let file = self.file(epoch, "optimizer");
+        record.save(&file).map_err(|e| Self::error(&file, e))
+    }
+
+    /// Writes the state of `epoch`, whose files are saved (the commit), then removes the previous
+    /// epoch's files: a kill at any moment leaves one whole state.
+    pub(crate) fn commit<S: Serialize>(&self, epoch: usize, state: &S) -> Result<(), NetsError> {
+        let path = self.dir.join(Self::STATE);
+        let partial = self.dir.join(format!("{}.partial", Self::STATE));
+        let text = serde_json::to_string(state).map_err(|e| Self::error(&path, e))?;
+        std::fs::write(&partial, text).and_then(|()| std::fs::rename(&partial, &path)).map_err(|e| Self::error(&path, e))?;
+        if epoch > 0 {
+            let previous = format!("epoch-{}-", epoch - 1);
+            for entry in std::fs::read_dir(self.dir).into_iter().flatten().flatten() {
+                if entry.file_name().to_string_lossy().starts_with(&previous) {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The saved state of this training: loop state, network and optimiser.
+    pub(crate) fn load(&self, spec: &NetworkSpec, device: &Device) -> Result<Option<Restored>, NetsError> {
+        let Some(state) = self.load_state::<LoopState>()? else { return Ok(None) };
+        let network = self.load_module(state.epochs_done, "model", Network::new(spec, device))?;
+        let optimiser = self.load_optimiser(state.epochs_done)?;
         Ok(Some((state, network, optimiser)))
     }
 
-    /// A network saved beside the state of `epoch` under `what` (`model`, `best`, `teacher`).
-    pub(crate) fn load_network(&self, epoch: usize, what: &str, spec: &NetworkSpec, device: &Device) -> Result<Network, NetsError> {
-        let file = self.file(epoch, what);
-        Network::new(spec, device).try_load_file(&file).map_err(|e| Self::error(&file, e))
-    }
-
-    /// Writes the files of `state.epochs_done` (the network, the optimiser and the `extra`
-    /// networks by name), then the state file that points at them (the commit), then removes the
-    /// previous epoch's files: a kill at any moment leaves one whole state.
+    /// Saves the network, the optimiser and the `extra` networks by name, then commits `state`.
     pub(crate) fn save(
         &self,
         state: &LoopState,
@@ -261,28 +303,13 @@ impl CheckpointStore<'_> {
         optimiser: OptimizerRecord,
         extra: &[(&str, &Network)],
     ) -> Result<(), NetsError> {
-        std::fs::create_dir_all(self.dir).map_err(|e| Self::error(self.dir, e))?;
         let epoch = state.epochs_done;
-        let model = self.file(epoch, "model");
-        // `valid` folds BatchNorm's pending running-statistics updates into the saved values;
-        // a training-mode module would save stale ones.
-        network.valid().save_file(&model).map_err(|e| Self::error(&model, e))?;
-        let optimiser_file = self.file(epoch, "optimizer");
-        optimiser.save(&optimiser_file).map_err(|e| Self::error(&optimiser_file, e))?;
+        self.save_module(epoch, "model", network)?;
+        self.save_optimiser(epoch, optimiser)?;
         for (what, other) in extra {
-            let file = self.file(epoch, what);
-            other.valid().save_file(&file).map_err(|e| Self::error(&file, e))?;
+            self.save_module(epoch, what, *other)?;
         }
-        let path = self.dir.join(Self::STATE);
-        let partial = self.dir.join(format!("{}.partial", Self::STATE));
-        let text = serde_json::to_string(state).map_err(|e| Self::error(&path, e))?;
-        std::fs::write(&partial, text).and_then(|()| std::fs::rename(&partial, &path)).map_err(|e| Self::error(&path, e))?;
-        if epoch > 0 {
-            for what in ["model", "optimizer", "best", "teacher"] {
-                let _ = std::fs::remove_file(self.file(epoch - 1, what));
-            }
-        }
-        Ok(())
+        self.commit(epoch, state)
     }
 }
 
@@ -310,7 +337,7 @@ fn run_epochs(
         network = weights.train().fork(&train_device);
         optimiser = optimiser.load_record(record);
         if saved.best.is_some() {
-            best = Some(store.load_network(saved.epochs_done, "best", spec, device)?.valid());
+            best = Some(store.load_module(saved.epochs_done, "best", Network::new(spec, device))?.valid());
         }
         state = saved;
     }

@@ -506,11 +506,14 @@ fn pretrained(
     if pool.is_empty() {
         return Err(StudyError::Config(format!("{} pre-trains on the unlabelled pool, which is empty: raise split.pool", run.model)));
     }
-    let (network, report) =
-        pretrain_byol(&run.network, &manifest.byol, seed, &pool, device, &mut |p| observer.progress(run, p)).map_err(nets_error)?;
+    // Killed midway, a pre-training continues from its last finished epoch.
+    let state = store.training_state();
+    let progress = &mut |p: &Progress| observer.progress(run, p);
+    let (network, report) = pretrain_byol(&run.network, &manifest.byol, seed, &pool, device, Some(&state), progress).map_err(nets_error)?;
     std::fs::create_dir_all(store.root()).map_err(|source| StudyError::Io { path: store.root().to_path_buf(), source })?;
     save_network(&network, &store.checkpoint()).map_err(nets_error)?;
     write_json(&store.pretraining(), &report)?;
+    let _ = std::fs::remove_dir_all(&state);
     Ok((network, report))
 }
 
