@@ -197,8 +197,9 @@ pub fn pretrain_byol(
     let train_device = device.clone().autodiff();
     let network = init_network(spec, seed, &train_device);
     let probe = &pool[..pool.len().min(16)];
-    let initial_embedding_std = embedding_std(&network.valid(), probe, device)?;
-    let channels = network.valid().forward(Tensor::zeros([1, spec.inputs, h, w], device)).embedding.dims()[1];
+    let initial = network.valid();
+    let initial_embedding_std = embedding_std(&initial, probe, device)?;
+    let channels = initial.forward(Tensor::zeros([1, spec.inputs, h, w], device)).embedding.dims()[1];
     let (projector, predictor) = seeded(seed ^ 0x6279_6f6c, &train_device, || {
         (
             PixelMlp::new(channels, config.hidden, config.projection, &train_device),
