@@ -346,11 +346,7 @@ fn pretraining_sentences(pretraining: &[PretrainingRow], rows: &[ResultRow]) -> 
                 .map(|p| format!("{} {} ({:.2} → {:.2})", p.metric.replace('_', " "), p.verdict, p.without[0], p.with[0]))
                 .collect();
             parts.push(if changed.is_empty() { "no bias changed beyond its interval".into() } else { changed.join(", ") });
-            let mean = |metric: &str| {
-                let v: Vec<f64> =
-                    rows.iter().filter(|r| r.is_model() && r.model == pretrained && r.generation == 0 && r.metric == metric).map(|r| r.value).collect();
-                (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
-            };
+            let mean = |metric: &str| metric_of(rows, |r| r.is_model() && r.model == pretrained && r.generation == 0, metric);
             let byol = match (mean("byol_loss_first"), mean("byol_loss_last"), mean("byol_embedding_std_initial"), mean("byol_embedding_std_last")) {
                 (Some(a), Some(b), Some(c), Some(d)) => format!(
                     " BYOL's loss fell from {a:.2} to {b:.2} (first to last epoch, mean over seeds; 2 = unrelated, 0 = aligned) \

@@ -17,7 +17,7 @@ use crate::data::StudyData;
 use crate::fingerprints::{cue_reliance, fingerprint_of};
 use crate::manifest::{Manifest, Strategy};
 use crate::plan::{Plan, PlannedRun, Teaching, plan};
-use crate::selection::{SelectionRecord, pseudo_weight};
+use crate::selection::{SelectionRecord, labelled_pixels, pseudo_weight};
 use crate::store::{RunDir, StudyDir, read_json, read_labels, write_json, write_labels};
 use crate::tables;
 
@@ -225,9 +225,8 @@ pub fn merge_study(manifest: &Manifest, dir: &StudyDir) -> Result<StudySummary, 
     Ok(StudySummary { plan, outcomes, trained: 0, seconds: started.elapsed().as_secs_f64() })
 }
 
-/// What a teacher says about the pool: labels, top-class probability and angular hardness.
+/// What a teacher says about how sure it is of its pool labels: top-class probability and angular hardness.
 struct PoolEvidence {
-    labels: Vec<Vec<u8>>,
     confidence: Vec<Vec<u8>>,
     hardness: Vec<Vec<u8>>,
 }
@@ -256,8 +255,8 @@ fn write_pool_evidence(
     write_labels(&run_dir.pool_labels(), data.width, data.height, &labels)
 }
 
-/// A teacher's pool evidence; a teacher finished before confidence and hardness were stored
-/// predicts the pool again from its checkpoint.
+/// A teacher's pool evidence, for selections; a teacher finished before confidence and hardness
+/// were stored predicts the pool again from its checkpoint.
 fn pool_evidence(
     manifest: &Manifest,
     teacher: &PlannedRun,
@@ -272,11 +271,7 @@ fn pool_evidence(
             .for_inference();
         write_pool_evidence(&network, &teacher.id, manifest, data, dir, device)?;
     }
-    Ok(PoolEvidence {
-        labels: read_labels(&run_dir.pool_labels())?.2,
-        confidence: read_labels(&run_dir.pool_confidence())?.2,
-        hardness: read_labels(&run_dir.pool_hardness())?.2,
-    })
+    Ok(PoolEvidence { confidence: read_labels(&run_dir.pool_confidence())?.2, hardness: read_labels(&run_dir.pool_hardness())?.2 })
 }
 
 /// The per-pixel mean over teachers of quantised maps, in units of `step`.
@@ -306,11 +301,13 @@ fn training_samples(
     if teachers.is_empty() {
         return Err(StudyError::Format { path: dir.run(&run.id).settings(), message: "a pseudo-label run without a teacher".into() });
     }
-    let evidence = teachers.iter().map(|t| pool_evidence(manifest, t, data, dir, device)).collect::<Result<Vec<_>, _>>()?;
-    let teacher_labels: Vec<Vec<Vec<u8>>> = evidence.iter().map(|e| e.labels.clone()).collect();
+    let teacher_labels =
+        teachers.iter().map(|t| Ok(read_labels(&dir.run(&t.id).pool_labels())?.2)).collect::<Result<Vec<_>, StudyError>>()?;
     let offered = combine(*strategy, &teacher_labels, data.classes.len());
     let mut labels = offered.clone();
+    // Confidence and hardness are read only when a selection needs them.
     if !selection.is_all() {
+        let evidence = teachers.iter().map(|t| pool_evidence(manifest, t, data, dir, device)).collect::<Result<Vec<_>, _>>()?;
         let confidence = mean_of(&evidence.iter().map(|e| &e.confidence).collect::<Vec<_>>(), 1.0 / 255.0);
         let hardness = mean_of(&evidence.iter().map(|e| &e.hardness).collect::<Vec<_>>(), RADIANS_PER_STEP);
         selection.apply(&mut labels, &confidence, &hardness, data.width, data.height);
@@ -318,8 +315,7 @@ fn training_samples(
     let truth: Vec<Option<&[u8]>> = data.pool.iter().map(|s| s.truth_labels().map(|t| t.labels.as_slice())).collect();
     let mut record = SelectionRecord::of(&offered, &labels, &truth);
 
-    let labelled = |maps: &mut dyn Iterator<Item = &Vec<u8>>| maps.map(|m| m.iter().filter(|&&c| c != IGNORE).count()).sum::<usize>();
-    let (original_pixels, pseudo_pixels) = (labelled(&mut data.train.iter().map(|l| &l.labels.labels)), labelled(&mut labels.iter()));
+    let (original_pixels, pseudo_pixels) = (labelled_pixels(data.train.iter().map(|l| &l.labels.labels)), labelled_pixels(&labels));
     let weight = pseudo_weight(manifest.study.mix, original_pixels, pseudo_pixels);
     if manifest.study.mix < 1.0 {
         record.training_images += data.train.len();

@@ -161,7 +161,6 @@ impl SelectionRecord {
     /// Compares pseudo-labels `before` and `after` selection, against `truth` where a pool image has it.
     pub fn of(before: &[Vec<u8>], after: &[Vec<u8>], truth: &[Option<&[u8]>]) -> Self {
         let pixels: usize = before.iter().map(Vec::len).sum();
-        let labelled = |maps: &[Vec<u8>]| maps.iter().flatten().filter(|&&c| c != IGNORE).count();
         let accuracy = |maps: &[Vec<u8>]| {
             let (mut right, mut total) = (0usize, 0usize);
             for (m, t) in maps.iter().zip(truth) {
@@ -179,8 +178,8 @@ impl SelectionRecord {
         Self {
             training_images: before.len(),
             pseudo_share: 1.0,
-            offered: share(labelled(before)),
-            kept: share(labelled(after)),
+            offered: share(labelled_pixels(before)),
+            kept: share(labelled_pixels(after)),
             accuracy_before: accuracy(before),
             accuracy_after: accuracy(after),
         }
@@ -195,6 +194,11 @@ pub fn pseudo_weight(mix: f32, original_pixels: usize, pseudo_pixels: usize) -> 
         return None;
     }
     Some(mix / (1.0 - mix) * original_pixels as f32 / pseudo_pixels as f32)
+}
+
+/// Pixels of `maps` that carry a label (not [`IGNORE`]).
+pub fn labelled_pixels<'a>(maps: impl IntoIterator<Item = &'a Vec<u8>>) -> usize {
+    maps.into_iter().map(|m| m.iter().filter(|&&c| c != IGNORE).count()).sum()
 }
 
 #[cfg(test)]
