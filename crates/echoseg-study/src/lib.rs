@@ -16,12 +16,14 @@ pub mod provenance;
 pub mod samples;
 pub mod selection;
 pub mod store;
+pub mod strategy;
 pub mod tables;
 pub mod targets;
 
 pub use engine::{Observer, Reuse, RunOutcome, Shard, Silent, StudySummary, merge_study, run_study, run_study_shard};
 pub use error::StudyError;
-pub use manifest::{Manifest, ManifestError, Strategy};
+pub use manifest::{Manifest, ManifestError};
+pub use strategy::{Strategy, Treatment};
 pub use plan::{Plan, PlannedRun, plan};
 pub use provenance::Provenance;
 pub use store::StudyDir;

@@ -12,6 +12,8 @@ use serde::Serialize;
 
 pub use raw::*;
 
+pub use crate::strategy::Strategy;
+
 use crate::selection::{Selection, SelectionRule, ShapeRule, VerifierRules};
 use crate::targets::Target;
 

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use echoseg_nets::{Architecture, DeviceChoice, TrainConfig};
 use echoseg_scene::WorldConfig;
+
+use crate::strategy::Strategy;
 use serde::{Deserialize, Serialize};
 
 /// The kind of a label source, as written in `[[sources]] kind = ...`.
@@ -187,37 +189,6 @@ impl RawNets {
             Architecture::Dilated => self.dilated.as_ref(),
             Architecture::Bnonly => self.bnonly.as_ref(),
             Architecture::Pixel => self.pixel.as_ref(),
-        }
-    }
-}
-
-/// Who teaches whom in generations after the first.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Strategy {
-    /// A model learns from its own outputs.
-    #[serde(rename = "self")]
-    SelfTraining,
-    /// A model learns from another architecture's outputs.
-    Cross,
-    /// A model learns from the per-pixel majority of the other architectures (ties carry no loss).
-    Ensemble,
-    /// A model learns from the STAPLE consensus of the other architectures.
-    Consensus,
-    /// A model keeps learning from the labels plus the pool, the pool's targets coming online
-    /// from a moving-average teacher of itself (mean teacher).
-    Ema,
-}
-
-impl Strategy {
-    /// The manifest and report name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Strategy::SelfTraining => "self",
-            Strategy::Cross => "cross",
-            Strategy::Ensemble => "ensemble",
-            Strategy::Consensus => "consensus",
-            Strategy::Ema => "ema",
         }
     }
 }
