@@ -6,8 +6,8 @@
 
 use echoseg_agree::truth_scores;
 use echoseg_nets::{
-    Architecture, Device, DeviceChoice, EmaConfig, NetsError, Network, NetworkSpec, Probabilities, Sample, TrainConfig, init_network,
-    predict, train, train_mean_teacher, train_resumable,
+    Architecture, Device, DeviceChoice, EmaConfig, NetsError, Network, NetworkSpec, Probabilities, Sample, Settings, TrainConfig, Valid,
+    init_network, predict, train, train_mean_teacher, train_resumable,
 };
 use echoseg_scene::{CueRule, Scene, Style, WorldConfig, generate_world};
 use echoseg_tests::Scratch;
@@ -40,6 +40,10 @@ fn spec(architecture: Architecture, classes: usize) -> NetworkSpec {
 
 fn config(epochs: usize) -> TrainConfig {
     TrainConfig { epochs, batch_size: 8, learning_rate: 0.01, ..TrainConfig::default() }
+}
+
+fn valid<S: Settings>(settings: S) -> Valid<S> {
+    settings.validate().unwrap()
 }
 
 /// The values of every parameter, without burn's random parameter ids.
@@ -80,7 +84,7 @@ fn every_architecture_learns_a_tiny_world() {
     let mut scores = Vec::new();
     for architecture in Architecture::ALL {
         let (network, report) =
-            train(&spec(architecture, world.classes), &config(10), 1, &world.train, &[], &device(), &mut |_| {}).unwrap();
+            train(&spec(architecture, world.classes), &valid(config(10)), 1, &world.train, &[], &device(), &mut |_| {}).unwrap();
         let first = report.history.first().unwrap().train_loss;
         let last = report.history.last().unwrap().train_loss;
         scores.push((architecture, miou(&network, &world), first, last));
@@ -98,7 +102,7 @@ fn bnonly_trains_only_batchnorm() {
     let world = tiny_world();
     let spec = spec(Architecture::Bnonly, world.classes);
     let initial = init_network(&spec, 4, &device().autodiff()).parameter_values();
-    let (trained, _) = train(&spec, &config(6), 4, &world.train, &[], &device(), &mut |_| {}).unwrap();
+    let (trained, _) = train(&spec, &valid(config(6)), 4, &world.train, &[], &device(), &mut |_| {}).unwrap();
     let trained = trained.parameter_values();
     assert_eq!(initial.len(), trained.len());
     let (mut kernels, mut trainable) = (0, 0);
@@ -124,7 +128,7 @@ fn bnonly_trains_only_batchnorm() {
 fn a_seed_fixes_the_weights() {
     let world = tiny_world();
     let spec = spec(Architecture::Dilated, world.classes);
-    let run = |seed| values(&train(&spec, &config(2), seed, &world.train, &[], &device(), &mut |_| {}).unwrap().0);
+    let run = |seed| values(&train(&spec, &valid(config(2)), seed, &world.train, &[], &device(), &mut |_| {}).unwrap().0);
     let (a, b, c) = (run(7), run(7), run(8));
     assert_eq!(first_difference(&a, &b), None, "the same seed gave different weights");
     assert!(first_difference(&a, &c).is_some(), "different seeds gave the same weights");
@@ -139,20 +143,22 @@ fn a_resumed_training_equals_an_uninterrupted_one() {
     let scratch = Scratch::new("resume");
     let (whole_dir, killed_dir) = (scratch.path().join("whole"), scratch.path().join("killed"));
 
-    let (whole, whole_report) = train_resumable(None, &spec, &config, 5, &world.train, val, &device(), &whole_dir, &mut |_| {}).unwrap();
+    let (whole, whole_report) =
+        train_resumable(None, &spec, &valid(config.clone()), 5, &world.train, val, &device(), &whole_dir, &mut |_| {}).unwrap();
 
     // Kill the second training in the middle of epoch 3, as a crash or Ctrl-C would.
     let killed = std::panic::catch_unwind(|| {
-        train_resumable(None, &spec, &config, 5, &world.train, val, &device(), &killed_dir, &mut |p| {
+        train_resumable(None, &spec, &valid(config.clone()), 5, &world.train, val, &device(), &killed_dir, &mut |p| {
             assert!(!(p.epoch == 3 && p.step == 2), "killed");
         })
     });
     assert!(killed.is_err());
     let mut epochs_seen = Vec::new();
-    let (resumed, resumed_report) = train_resumable(None, &spec, &config, 5, &world.train, val, &device(), &killed_dir, &mut |p| {
-        epochs_seen.push(p.epoch);
-    })
-    .unwrap();
+    let (resumed, resumed_report) =
+        train_resumable(None, &spec, &valid(config.clone()), 5, &world.train, val, &device(), &killed_dir, &mut |p| {
+            epochs_seen.push(p.epoch);
+        })
+        .unwrap();
     assert_eq!(epochs_seen.first(), Some(&3), "the resumed training should start at epoch 3");
     assert_eq!(first_difference(&values(&resumed), &values(&whole)), None, "resumed weights differ from an uninterrupted training");
     assert_eq!(resumed_report.history.len(), whole_report.history.len());
@@ -171,10 +177,22 @@ fn a_resumed_mean_teacher_equals_an_uninterrupted_one() {
     let scratch = Scratch::new("resume-ema");
     let run = |dir: &str, kill_at: Option<usize>, epochs_seen: &mut Vec<usize>| {
         let initial = init_network(&spec, 4, &device());
-        train_mean_teacher(initial, &spec, &config(4), &ema, 5, labelled, &pool, val, &device(), &scratch.path().join(dir), &mut |p| {
-            epochs_seen.push(p.epoch);
-            assert!(kill_at != Some(p.epoch) || p.step < 2, "killed");
-        })
+        train_mean_teacher(
+            initial,
+            &spec,
+            &valid(config(4)),
+            &valid(ema.clone()),
+            5,
+            labelled,
+            &pool,
+            val,
+            &device(),
+            &scratch.path().join(dir),
+            &mut |p| {
+                epochs_seen.push(p.epoch);
+                assert!(kill_at != Some(p.epoch) || p.step < 2, "killed");
+            },
+        )
     };
     let (whole, whole_report) = run("whole", None, &mut Vec::new()).unwrap();
     // Killed in the middle of epoch 3: the student, the teacher, the optimiser and the place in
@@ -192,7 +210,7 @@ fn a_resumed_mean_teacher_equals_an_uninterrupted_one() {
 fn an_absurd_learning_rate_is_stopped_with_a_clear_error() {
     let world = tiny_world();
     let config = TrainConfig { learning_rate: 1e9, ..config(3) };
-    let err = train(&spec(Architecture::Fcn, world.classes), &config, 1, &world.train, &[], &device(), &mut |_| {}).unwrap_err();
+    let err = train(&spec(Architecture::Fcn, world.classes), &valid(config), 1, &world.train, &[], &device(), &mut |_| {}).unwrap_err();
     assert!(matches!(err, NetsError::Diverged { .. }), "{err:?}");
     assert!(err.to_string().contains("lower train.learning_rate"), "{err}");
 }
@@ -201,7 +219,8 @@ fn an_absurd_learning_rate_is_stopped_with_a_clear_error() {
 fn folding_batchnorm_for_inference_keeps_the_predictions() {
     let world = tiny_world();
     for architecture in Architecture::ALL {
-        let (network, _) = train(&spec(architecture, world.classes), &config(2), 3, &world.train, &[], &device(), &mut |_| {}).unwrap();
+        let (network, _) =
+            train(&spec(architecture, world.classes), &valid(config(2)), 3, &world.train, &[], &device(), &mut |_| {}).unwrap();
         let images: Vec<_> = world.test.iter().map(|s| &s.image).collect();
         let plain = predict(&network, &images, 8, &device()).unwrap();
         let fused = predict(&network.for_inference(), &images, 8, &device()).unwrap();

@@ -7,7 +7,6 @@ use std::path::Path;
 
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Device, Tensor, TensorData};
 use echoseg_scene::{Image, Rng};
 use serde::{Deserialize, Serialize};
@@ -16,28 +15,12 @@ use crate::NetsError;
 use crate::arch::block::ConvBnRelu;
 use crate::arch::{Network, NetworkSpec};
 use crate::augment::{Augmentation, Geometry, view_of};
-use crate::mean_teacher::ema_update;
-use crate::train::{CheckpointStore, Progress, init_network, seeded};
-
-/// How a network's weights start before supervised training.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Pretrain {
-    /// BYOL on the unlabelled pool ([`pretrain_byol`]).
-    Byol,
-}
-
-impl Pretrain {
-    /// The manifest name, also the suffix of the model's name (`unet+byol`).
-    pub fn name(self) -> &'static str {
-        match self {
-            Pretrain::Byol => "byol",
-        }
-    }
-
-    /// Every pre-training, for error messages.
-    pub const ALL: [Pretrain; 1] = [Pretrain::Byol];
-}
+use crate::checkpoint::CheckpointStore;
+use crate::data::read_back;
+use crate::ema::ema_update;
+use crate::epochs::{Course, LearningRate, Objective, Progress, Step, drive};
+use crate::settings::{SettingProblem, Settings, Valid};
+use crate::train::{init_network, seeded};
 
 /// Settings of BYOL pre-training.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -74,9 +57,8 @@ impl Default for ByolConfig {
     }
 }
 
-impl ByolConfig {
-    /// Every problem with the settings, as (key, message) pairs.
-    pub fn problems(&self) -> Vec<(String, String)> {
+impl Settings for ByolConfig {
+    fn problems(&self) -> Vec<SettingProblem> {
         let mut out = Vec::new();
         if !(1..=10_000).contains(&self.epochs) {
             out.push(("epochs".into(), format!("must be between 1 and 10000, got {}", self.epochs)));
@@ -118,7 +100,7 @@ pub struct ByolEpoch {
 }
 
 /// What a finished pre-training reports.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ByolReport {
     /// The embedding spread before the first step.
     pub initial_embedding_std: f32,
@@ -163,22 +145,13 @@ struct Online {
     predictor: PixelMlp,
 }
 
-/// What a pre-training keeps between epochs besides its modules and optimiser.
-#[derive(Serialize, Deserialize)]
-struct ByolState {
-    key: String,
-    epochs_done: usize,
-    report: ByolReport,
-}
-
 /// Initialises a network of `spec` from `seed`, pre-trains it with BYOL on the unlabelled `pool`
 /// and returns it (in inference mode) with the loss and embedding spread per epoch; the same
 /// arguments give the same network. With a `checkpoint` directory it keeps its state there after
 /// every epoch and, killed, continues from it to the same result.
-#[allow(clippy::too_many_arguments)]
 pub fn pretrain_byol(
     spec: &NetworkSpec,
-    config: &ByolConfig,
+    config: &Valid<ByolConfig>,
     seed: u64,
     pool: &[&Image],
     device: &Device,
@@ -206,106 +179,143 @@ pub fn pretrain_byol(
             PixelMlp::new(config.projection, config.hidden, config.projection, &train_device),
         )
     });
-    let mut online = Online { encoder: Encoder { network: network.train().fork(&train_device), projector }, predictor };
-    // `valid()` gives the target its own BatchNorm statistics (a clone would share them).
-    let mut target = online.encoder.valid();
-    let mut optimiser = AdamConfig::new().init();
-    let mut state = ByolState {
-        key: format!("{spec:?}|{config:?}|seed {seed}|pool {}", pool.len()),
-        epochs_done: 0,
+    let online = Online { encoder: Encoder { network: network.train().fork(&train_device), projector }, predictor };
+    let objective = Byol {
+        // `valid()` gives the target its own BatchNorm statistics (a clone would share them).
+        target: online.encoder.valid(),
+        config,
+        spec,
+        seed,
+        pool,
+        probe,
+        size: (w, h),
+        channels,
+        views: Rng::with_index(seed, "byol-views", 0),
         report: ByolReport { initial_embedding_std, history: Vec::with_capacity(config.epochs) },
+        device,
+        train_device: train_device.clone(),
     };
-    let store = checkpoint.map(|dir| CheckpointStore { dir, key: state.key.clone() });
-    if let Some(store) = &store
-        && let Some(saved) = store.load_state::<ByolState>()?
-    {
-        // Blank modules of the same shapes; loading fills every value.
-        let encoder = || Encoder {
-            network: Network::new(spec, device),
-            projector: PixelMlp::new(channels, config.hidden, config.projection, device),
-        };
-        let blank = Online { encoder: encoder(), predictor: PixelMlp::new(config.projection, config.hidden, config.projection, device) };
-        online = store.load_module(saved.epochs_done, "online", blank)?.train().fork(&train_device);
-        target = store.load_module(saved.epochs_done, "target", encoder())?.valid();
-        optimiser = optimiser.load_record(store.load_optimiser(saved.epochs_done)?);
-        state = saved;
-    }
-    let steps = pool.len().div_ceil(config.batch_size);
-    for epoch in state.epochs_done + 1..=config.epochs {
-        let mut order: Vec<usize> = (0..pool.len()).collect();
-        Rng::with_index(seed, "byol-shuffle", epoch as u64).shuffle(&mut order);
-        let mut rng = Rng::with_index(seed, "byol-views", epoch as u64);
-        let started = std::time::Instant::now();
-        let (mut sum, mut images) = (0.0f64, 0usize);
-        for (step, chunk) in order.chunks(config.batch_size).enumerate() {
-            let n = chunk.len();
-            let (mut x1, mut x2) = (Vec::with_capacity(n * 3 * w * h), Vec::with_capacity(n * 3 * w * h));
-            let mut geometries = Vec::with_capacity(n);
-            for &i in chunk {
-                let (g1, g2) = (Geometry::draw(&config.views, &mut rng), Geometry::draw(&config.views, &mut rng));
-                x1.extend(view_of(pool[i], &g1, &config.views, &mut rng));
-                x2.extend(view_of(pool[i], &g2, &config.views, &mut rng));
-                geometries.push((g1, g2));
-            }
-            let project = |x: &[f32]| -> Result<Vec<f32>, NetsError> {
-                target
-                    .project(Tensor::from_data(TensorData::new(x.to_vec(), [n, 3, h, w]), device))
-                    .into_data()
-                    .try_into_vec::<f32>()
-                    .map_err(|e| NetsError::Readback(format!("{e:?}")))
-            };
-            let (z1, z2) = (project(&x1)?, project(&x2)?);
-            // Symmetric loss: view 1 predicts the target's view 2 and the other way round,
-            // compared at the pixels both views show.
-            let d = config.projection;
-            let per_image = d * w * h;
-            let (mut targets, mut masks) = (Vec::with_capacity(2 * n * per_image), Vec::with_capacity(2 * n * w * h));
-            for flip in [false, true] {
-                for (b, (g1, g2)) in geometries.iter().enumerate() {
-                    let (z, from, to) = if flip { (&z1, g1, g2) } else { (&z2, g2, g1) };
-                    let (values, mask) = warp(&z[b * per_image..(b + 1) * per_image], d, w, h, from, to);
-                    targets.extend(normalised(values, d, w * h));
-                    masks.extend(mask);
-                }
-            }
-            x1.extend(x2);
-            let x = Tensor::from_data(TensorData::new(x1, [2 * n, 3, h, w]), &train_device);
-            let prediction = online.predictor.forward(online.encoder.project(x));
-            let loss = byol_loss(
-                prediction,
-                Tensor::from_data(TensorData::new(targets, [2 * n, d, h, w]), &train_device),
-                Tensor::from_data(TensorData::new(masks, [2 * n, 1, h, w]), &train_device),
-            );
-            let value = loss.clone().into_scalar::<f32>();
-            if !value.is_finite() {
-                return Err(NetsError::Diverged { epoch, step: step + 1, loss: value, learning_rate: config.learning_rate });
-            }
-            let grads = GradientsParams::from_grads(loss.backward(), &online);
-            online = optimiser.step(config.learning_rate, online, grads);
-            target = ema_update(target, &online.encoder, config.decay);
-            sum += f64::from(value) * n as f64;
-            images += n;
-            progress(&Progress {
-                epoch,
-                epochs: config.epochs,
-                step: step + 1,
-                steps,
-                loss: (sum / images as f64) as f32,
-                images_per_second: images as f32 / started.elapsed().as_secs_f32().max(1e-6),
-                pretraining: true,
-            });
-        }
-        let embedding_std = embedding_std(&online.encoder.network.valid(), probe, device)?;
-        state.report.history.push(ByolEpoch { epoch, loss: (sum / images.max(1) as f64) as f32, embedding_std });
-        state.epochs_done = epoch;
-        if let Some(store) = &store {
-            store.save_module(epoch, "online", &online)?;
-            store.save_module(epoch, "target", &target)?;
-            store.save_optimiser(epoch, optimiser.to_record())?;
-            store.commit(epoch, &state)?;
+    let key = format!("{spec:?}|{config:?}|seed {seed}|pool {}", pool.len());
+    let course = Course {
+        epochs: config.epochs,
+        batch_size: config.batch_size,
+        items: pool.len(),
+        learning_rate: LearningRate::Constant(config.learning_rate),
+        seed,
+        shuffle: "byol-shuffle",
+        patience: 0,
+        pretraining: true,
+        store: checkpoint.map(|dir| CheckpointStore { dir, key }),
+        spec,
+        device,
+    };
+    let trained = drive(course, online, objective, progress)?;
+    Ok((trained.network, trained.objective.report))
+}
+
+/// Dense BYOL on the pool: each image in two views, each view's prediction against the target's
+/// projection of the other.
+struct Byol<'a> {
+    /// The moving average of the online encoder, whose projections are the targets.
+    target: Encoder,
+    config: &'a ByolConfig,
+    spec: &'a NetworkSpec,
+    seed: u64,
+    pool: &'a [&'a Image],
+    probe: &'a [&'a Image],
+    size: (usize, usize),
+    channels: usize,
+    views: Rng,
+    report: ByolReport,
+    device: &'a Device,
+    train_device: Device,
+}
+
+impl Byol<'_> {
+    /// A blank encoder (network and projector) of the pre-training's shapes; loading fills it.
+    fn blank_encoder(&self) -> Encoder {
+        let c = self.config;
+        Encoder {
+            network: Network::new(self.spec, self.device),
+            projector: PixelMlp::new(self.channels, c.hidden, c.projection, self.device),
         }
     }
-    Ok((online.encoder.network.valid(), state.report))
+}
+
+impl Objective for Byol<'_> {
+    type Model = Online;
+    type State = ByolReport;
+
+    fn start_epoch(&mut self, epoch: usize) {
+        self.views = Rng::with_index(self.seed, "byol-views", epoch as u64);
+    }
+
+    fn loss(&mut self, online: &Online, chunk: &[usize], _step: Step) -> Result<Tensor<1>, NetsError> {
+        let target = &self.target;
+        let ((w, h), views, rng) = (self.size, &self.config.views, &mut self.views);
+        let n = chunk.len();
+        let (mut x1, mut x2) = (Vec::with_capacity(n * 3 * w * h), Vec::with_capacity(n * 3 * w * h));
+        let mut geometries = Vec::with_capacity(n);
+        for &i in chunk {
+            let (g1, g2) = (Geometry::draw(views, rng), Geometry::draw(views, rng));
+            x1.extend(view_of(self.pool[i], &g1, views, rng));
+            x2.extend(view_of(self.pool[i], &g2, views, rng));
+            geometries.push((g1, g2));
+        }
+        let project = |x: &[f32]| read_back(target.project(Tensor::from_data(TensorData::new(x.to_vec(), [n, 3, h, w]), self.device)));
+        let (z1, z2) = (project(&x1)?, project(&x2)?);
+        // Symmetric loss: view 1 predicts the target's view 2 and the other way round,
+        // compared at the pixels both views show.
+        let d = self.config.projection;
+        let per_image = d * w * h;
+        let (mut targets, mut masks) = (Vec::with_capacity(2 * n * per_image), Vec::with_capacity(2 * n * w * h));
+        for flip in [false, true] {
+            for (b, (g1, g2)) in geometries.iter().enumerate() {
+                let (z, from, to) = if flip { (&z1, g1, g2) } else { (&z2, g2, g1) };
+                let (values, mask) = warp(&z[b * per_image..(b + 1) * per_image], d, w, h, from, to);
+                targets.extend(normalised(values, d, w * h));
+                masks.extend(mask);
+            }
+        }
+        x1.extend(x2);
+        let device = &self.train_device;
+        let x = Tensor::from_data(TensorData::new(x1, [2 * n, 3, h, w]), device);
+        let prediction = online.predictor.forward(online.encoder.project(x));
+        Ok(byol_loss(
+            prediction,
+            Tensor::from_data(TensorData::new(targets, [2 * n, d, h, w]), device),
+            Tensor::from_data(TensorData::new(masks, [2 * n, 1, h, w]), device),
+        ))
+    }
+
+    fn after_step(&mut self, online: &Online) {
+        self.target = ema_update(self.target.clone(), &online.encoder, self.config.decay);
+    }
+
+    fn end_epoch(&mut self, online: &Online, epoch: usize, loss: f32) -> Result<Option<f32>, NetsError> {
+        let embedding_std = embedding_std(&online.encoder.network.valid(), self.probe, self.device)?;
+        self.report.history.push(ByolEpoch { epoch, loss, embedding_std });
+        Ok(None)
+    }
+
+    fn output(&self, online: &Online) -> Network {
+        online.encoder.network.valid()
+    }
+
+    fn state(&self) -> ByolReport {
+        self.report.clone()
+    }
+
+    fn save_modules(&self, store: &CheckpointStore<'_>, epoch: usize) -> Result<(), NetsError> {
+        store.save_module(epoch, "target", &self.target)
+    }
+
+    fn restore(&mut self, store: &CheckpointStore<'_>, epoch: usize, report: ByolReport) -> Result<Online, NetsError> {
+        self.target = store.load_module(epoch, "target", self.blank_encoder())?.valid();
+        self.report = report;
+        let c = self.config;
+        Ok(Online { encoder: self.blank_encoder(), predictor: PixelMlp::new(c.projection, c.hidden, c.projection, self.device) })
+    }
 }
 
 /// Mean over dimensions of 2 − 2·cos(prediction, target) at the pixels where `mask` is 1;
@@ -358,7 +368,7 @@ pub fn embedding_std(network: &Network, images: &[&Image], device: &Device) -> R
     let pixels: Vec<f32> = images.iter().flat_map(|i| i.pixels.iter().copied()).collect();
     let embedding = network.forward(Tensor::from_data(TensorData::new(pixels, [images.len(), 3, h, w]), device)).embedding;
     let [n, d, _, _] = embedding.dims();
-    let values = embedding.into_data().try_into_vec::<f32>().map_err(|e| NetsError::Readback(format!("{e:?}")))?;
+    let values = read_back(embedding)?;
     let plane = w * h;
     let mut unit = Vec::with_capacity(values.len());
     for b in 0..n {
@@ -377,7 +387,7 @@ pub fn embedding_std(network: &Network, images: &[&Image], device: &Device) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::arch::Architecture;
+    use crate::arch::{Architecture, Pretrain};
 
     #[test]
     fn warping_finds_the_same_scene_point_in_the_other_view() {
@@ -429,7 +439,7 @@ mod tests {
         let spec = NetworkSpec { architecture: Architecture::Fcn, width: 8, depth: 2, inputs: 3, classes: 2, pretrain: None };
         let images = pool();
         let refs: Vec<&Image> = images.iter().collect();
-        let config = ByolConfig { epochs: 8, batch_size: 6, ..ByolConfig::default() };
+        let config = ByolConfig { epochs: 8, batch_size: 6, ..ByolConfig::default() }.validate().unwrap();
         let (network, report) = pretrain_byol(&spec, &config, 3, &refs, &device, None, &mut |_| {}).unwrap();
         let losses: Vec<f32> = report.history.iter().map(|e| e.loss).collect();
         assert!(losses.iter().all(|l| l.is_finite() && (0.0..=4.0).contains(l)), "{losses:?}");
@@ -451,7 +461,7 @@ mod tests {
         let device = Device::flex();
         let images = pool();
         let refs: Vec<&Image> = images.iter().take(4).collect();
-        let config = ByolConfig { epochs: 1, batch_size: 2, hidden: 8, projection: 4, ..ByolConfig::default() };
+        let config = ByolConfig { epochs: 1, batch_size: 2, hidden: 8, projection: 4, ..ByolConfig::default() }.validate().unwrap();
         for architecture in Architecture::ALL {
             let spec = NetworkSpec { architecture, width: 4, depth: 2, inputs: 3, classes: 2, pretrain: Some(Pretrain::Byol) };
             let (network, report) = pretrain_byol(&spec, &config, 1, &refs, &device, None, &mut |_| {}).unwrap();
@@ -473,7 +483,7 @@ mod tests {
             NetworkSpec { architecture: Architecture::Unet, width: 4, depth: 2, inputs: 3, classes: 2, pretrain: Some(Pretrain::Byol) };
         let images = pool();
         let refs: Vec<&Image> = images.iter().collect();
-        let config = ByolConfig { epochs: 3, batch_size: 4, hidden: 8, projection: 4, ..ByolConfig::default() };
+        let config = ByolConfig { epochs: 3, batch_size: 4, hidden: 8, projection: 4, ..ByolConfig::default() }.validate().unwrap();
         let dir = std::env::temp_dir().join(format!("echoseg-byol-resume-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let (whole, whole_report) = pretrain_byol(&spec, &config, 2, &refs, &device, None, &mut |_| {}).unwrap();

@@ -127,3 +127,8 @@ pub(crate) fn image_batch(images: &[&Image], device: &Device) -> Tensor<4> {
     }
     Tensor::from_data(TensorData::new(x, [images.len(), 3, h, w]), device)
 }
+
+/// A tensor's values read back from the device, row-major.
+pub(crate) fn read_back<const D: usize>(x: Tensor<D>) -> Result<Vec<f32>, NetsError> {
+    x.into_data().try_into_vec::<f32>().map_err(|e| NetsError::Readback(format!("{e:?}")))
+}

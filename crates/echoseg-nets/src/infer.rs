@@ -6,7 +6,7 @@ use echoseg_scene::Image;
 
 use crate::NetsError;
 use crate::arch::Network;
-use crate::data::image_batch;
+use crate::data::{image_batch, read_back};
 
 /// Per-pixel class probabilities of one image, class-planar (classes × height × width).
 #[derive(Clone, Debug, PartialEq)]
@@ -59,10 +59,6 @@ fn probabilities_of(logits: Tensor<4>) -> Result<Vec<Probabilities>, NetsError> 
     let values = read_back(softmax(logits, 1))?;
     let per = k * h * w;
     Ok((0..n).map(|i| Probabilities { classes: k, width: w, height: h, values: values[i * per..(i + 1) * per].to_vec() }).collect())
-}
-
-fn read_back(x: Tensor<4>) -> Result<Vec<f32>, NetsError> {
-    x.into_data().try_into_vec::<f32>().map_err(|e| NetsError::Readback(format!("{e:?}")))
 }
 
 /// Embeddings of one batch as unit vectors, pixel-major (`[image][pixel][channel]`); a zero

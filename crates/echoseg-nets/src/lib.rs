@@ -1,5 +1,5 @@
-//! Segmenter architectures on burn, the training loop, batched inference, checkpoints and
-//! the device choice.
+//! Segmenter architectures on burn, the training loop (one epoch driver for supervised
+//! training, the mean teacher and BYOL), batched inference, checkpoints and the device choice.
 //!
 //! Architecture invariant: tensors in, tensors out. This crate knows images and targets
 //! (from `echoseg-scene`) but nothing of label sources, studies, metrics or reports.
@@ -11,21 +11,27 @@ pub mod byol;
 pub mod checkpoint;
 pub mod data;
 pub mod device;
+pub mod ema;
+pub mod epochs;
 pub mod error;
 pub mod infer;
 pub mod mean_teacher;
+pub mod settings;
 pub mod train;
 
-pub use arch::{Architecture, Network, NetworkSpec, ParameterValues, SegmenterOutput};
+pub use arch::{Architecture, Network, NetworkSpec, ParameterValues, Pretrain, SegmenterOutput};
 pub use augment::Augmentation;
 pub use bench::{BenchCase, BenchResult, bench, peak_rss_mib, reference_case};
 /// burn's runtime device, re-exported so callers need not depend on burn.
 pub use burn::tensor::Device;
-pub use byol::{ByolConfig, ByolEpoch, ByolReport, Pretrain, embedding_std, pretrain_byol};
+pub use byol::{ByolConfig, ByolEpoch, ByolReport, embedding_std, pretrain_byol};
 pub use checkpoint::{load_network, save_network};
 pub use data::{IGNORE, Sample, Target};
 pub use device::DeviceChoice;
+pub use ema::{detached_copy, ema_update};
+pub use epochs::{EpochRecord, Progress, TrainReport};
 pub use error::NetsError;
 pub use infer::{Probabilities, predict, predict_with_hardness};
-pub use mean_teacher::{EmaConfig, ema_update, train_mean_teacher};
-pub use train::{EpochRecord, Progress, TrainConfig, TrainReport, init_network, train, train_resumable};
+pub use mean_teacher::{EmaConfig, train_mean_teacher};
+pub use settings::{SettingProblem, Settings, Valid};
+pub use train::{TrainConfig, init_network, train, train_resumable};

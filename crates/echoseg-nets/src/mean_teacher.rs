@@ -4,22 +4,21 @@
 
 use std::path::Path;
 
-use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::module::Module;
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor, TensorData};
 use echoseg_scene::{Image, Rng};
 use serde::{Deserialize, Serialize};
 
-use crate::augment::{Augmentation, Geometry, view_of};
-
 use crate::NetsError;
 use crate::arch::{Network, NetworkSpec};
-use crate::data::{Sample, make_batch};
-use crate::train::{
-    CheckpointStore, EpochMeter, LoopState, PoolPosition, Progress, TrainConfig, TrainReport, batch_loss, check_train_and_val, mean_loss,
-    resume_key, soft_cross_entropy,
-};
+use crate::augment::{Augmentation, Geometry, view_of};
+use crate::checkpoint::CheckpointStore;
+use crate::data::{Sample, read_back};
+use crate::ema::{detached_copy, ema_update};
+use crate::epochs::{Objective, Progress, Step, TrainReport, drive};
+use crate::settings::{SettingProblem, Settings, Valid};
+use crate::train::{Labelled, TrainConfig, check_train_and_val, course, resume_key, soft_cross_entropy};
 
 /// Settings of a mean-teacher training.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -52,9 +51,8 @@ impl Default for EmaConfig {
     }
 }
 
-impl EmaConfig {
-    /// Every problem with the settings, as (key, message) pairs.
-    pub fn problems(&self) -> Vec<(String, String)> {
+impl Settings for EmaConfig {
+    fn problems(&self) -> Vec<SettingProblem> {
         let mut out = Vec::new();
         if !(0.0..1.0).contains(&self.decay) {
             out.push(("decay".into(), format!("must lie in [0, 1), got {}", self.decay)));
@@ -79,50 +77,15 @@ impl EmaConfig {
         }
         out
     }
+}
 
+impl EmaConfig {
     /// The consistency weight at `step` of `steps_per_epoch`.
     fn weight_at(&self, step: usize, steps_per_epoch: usize) -> f32 {
         let ramp = (self.ramp_up * steps_per_epoch) as f32;
         let t = if ramp <= 0.0 { 1.0 } else { (step as f32 / ramp).min(1.0) };
         self.consistency * (-5.0 * (1.0 - t) * (1.0 - t)).exp()
     }
-}
-
-/// An independent copy of `network` in inference mode on `device`: its own parameters and
-/// BatchNorm statistics (a clone would share the statistics with the original).
-pub fn detached_copy(network: &Network, spec: &NetworkSpec, device: &Device) -> Network {
-    Network::new(spec, device).load_record(network.valid().into_record()).valid()
-}
-
-/// One step of the moving average: every float tensor of `teacher` (weights and BatchNorm
-/// running statistics) becomes `decay · teacher + (1 − decay) · student`, paired in module order.
-/// Any module works: the BYOL target averages a network with its projector.
-pub fn ema_update<M: Module>(teacher: M, student: &M, decay: f64) -> M {
-    struct Collect(Vec<Tensor<1>>);
-    impl ModuleVisitor for Collect {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            let t = param.val();
-            let n = t.dims().iter().product::<usize>();
-            self.0.push(t.reshape([n]));
-        }
-    }
-    struct Blend {
-        student: std::vec::IntoIter<Tensor<1>>,
-        decay: f64,
-    }
-    impl ModuleMapper for Blend {
-        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-            let Some(s) = self.student.next() else { return param };
-            let decay = self.decay;
-            param.map(|t| {
-                let dims = t.dims();
-                t * decay + s.reshape(dims) * (1.0 - decay)
-            })
-        }
-    }
-    let mut collect = Collect(Vec::new());
-    student.valid().visit(&mut collect);
-    teacher.map(&mut Blend { student: collect.0.into_iter(), decay })
 }
 
 /// Trains a student from `initial` (its weights also start the teacher) on the labelled `train`
@@ -134,8 +97,8 @@ pub fn ema_update<M: Module>(teacher: M, student: &M, decay: f64) -> M {
 pub fn train_mean_teacher(
     initial: Network,
     spec: &NetworkSpec,
-    config: &TrainConfig,
-    ema: &EmaConfig,
+    config: &Valid<TrainConfig>,
+    ema: &Valid<EmaConfig>,
     seed: u64,
     train: &[Sample],
     pool: &[&Image],
@@ -147,78 +110,132 @@ pub fn train_mean_teacher(
     check_train_and_val(train, val, spec.classes)?;
     let key = format!("{}|mean teacher {ema:?}|pool {}", resume_key(spec, config, seed, train.len(), val.len()), pool.len());
     let store = CheckpointStore { dir: checkpoint, key };
-    let train_device = device.clone().autodiff();
-    let mut student = initial.train().fork(&train_device);
-    let mut teacher = detached_copy(&student, spec, device);
-    let mut optimiser = AdamConfig::new().init();
-    let fresh_pool = PoolPosition { order: (0..pool.len()).collect(), cursor: pool.len() };
-    let mut state = LoopState { key: store.key.clone(), pool: Some(fresh_pool.clone()), ..LoopState::default() };
-    if let Some((saved, weights, record)) = store.load(spec, device)? {
-        student = weights.train().fork(&train_device);
-        teacher = store.load_module(saved.epochs_done, "teacher", Network::new(spec, device))?.valid();
-        optimiser = optimiser.load_record(record);
-        state = saved;
-    }
-    let steps = train.len().div_ceil(config.batch_size);
-    let total_steps = steps * config.epochs;
-    let mut position = state.pool.take().unwrap_or(fresh_pool);
-    for epoch in state.epochs_done + 1..=config.epochs {
-        let mut order: Vec<usize> = (0..train.len()).collect();
-        Rng::with_index(seed, "shuffle", epoch as u64).shuffle(&mut order);
-        let mut flips = Rng::with_index(seed, "flips", epoch as u64);
-        let mut views = Rng::with_index(seed, "views", epoch as u64);
-        let mut meter = EpochMeter::new(epoch);
-        for (step, chunk) in order.chunks(config.batch_size).enumerate() {
-            let global = (epoch - 1) * steps + step;
-            let lr = config.learning_rate_at(global, total_steps);
-            let batch = make_batch(train, chunk, spec.classes, config.augment.then_some(&mut flips), &train_device);
-            let n = batch.len;
-            let mut loss = batch_loss(&student, batch);
-            let weight = ema.weight_at(global, steps);
-            if !pool.is_empty() && weight > 0.0 {
-                // The next pool images, reshuffled at every pass through the pool.
-                let mut picked = Vec::with_capacity(n);
-                while picked.len() < n.min(pool.len()) {
-                    if position.cursor >= pool.len() {
-                        Rng::with_index(seed, "pool-order", global as u64).shuffle(&mut position.order);
-                        position.cursor = 0;
-                    }
-                    picked.push(position.order[position.cursor]);
-                    position.cursor += 1;
-                }
-                loss = loss
-                    + consistency_loss(&student, &teacher, pool, &picked, spec.classes, ema, &mut views, device, &train_device)? * weight;
-            }
-            meter.add(loss.clone().into_scalar::<f32>(), n, &mut state.first_loss, step, config)?;
-            let grads = GradientsParams::from_grads(loss.backward(), &student);
-            student = optimiser.step(lr, student, grads);
-            teacher = ema_update(teacher, &student, ema.decay);
-            progress(&meter.progress(step, steps, config));
-        }
-        let val_loss = (!val.is_empty()).then(|| mean_loss(&teacher, val, spec.classes, config.batch_size, device));
-        state.history.push(meter.record(val_loss));
-        state.epochs_done = epoch;
-        state.pool = Some(position.clone());
-        store.save(&state, &student, optimiser.to_record(), &[("teacher", &teacher)])?;
-    }
-    let epochs = state.history.len();
-    Ok((teacher, TrainReport { history: state.history, best_epoch: epochs, stopped_early: false }))
+    let labelled = Labelled::new(train, val, spec, config, seed, device);
+    let student = initial.train().fork(&labelled.train_device);
+    let teacher = detached_copy(&student, spec, device);
+    let objective = MeanTeacher {
+        labelled,
+        teacher,
+        ema,
+        pool,
+        position: PoolPosition { order: (0..pool.len()).collect(), cursor: pool.len() },
+        views: Rng::with_index(seed, "views", 0),
+        seed,
+    };
+    // No early stopping: the method evaluates its last teacher.
+    let course = course(spec, config, seed, train.len(), 0, Some(store), device);
+    let trained = drive(course, student, objective, progress)?;
+    Ok((trained.network, trained.report))
 }
 
-/// The student's cross-entropy on its view of the `picked` pool images against the teacher's
+/// The order the pool is drawn in and how far into it the draws are.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct PoolPosition {
+    order: Vec<usize>,
+    cursor: usize,
+}
+
+/// The labelled loss plus the consistency of the student with its moving-average teacher on
+/// the pool.
+struct MeanTeacher<'a> {
+    labelled: Labelled<'a>,
+    /// The moving average of the student, in inference mode.
+    teacher: Network,
+    ema: &'a EmaConfig,
+    pool: &'a [&'a Image],
+    position: PoolPosition,
+    views: Rng,
+    seed: u64,
+}
+
+impl MeanTeacher<'_> {
+    /// The next `n` pool images, reshuffled at every pass through the pool.
+    fn next_pool_images(&mut self, n: usize, global: usize) -> Vec<usize> {
+        let (pool, position) = (self.pool.len(), &mut self.position);
+        let mut picked = Vec::with_capacity(n);
+        while picked.len() < n.min(pool) {
+            if position.cursor >= pool {
+                Rng::with_index(self.seed, "pool-order", global as u64).shuffle(&mut position.order);
+                position.cursor = 0;
+            }
+            picked.push(position.order[position.cursor]);
+            position.cursor += 1;
+        }
+        picked
+    }
+}
+
+impl Objective for MeanTeacher<'_> {
+    type Model = Network;
+    type State = PoolPosition;
+
+    fn start_epoch(&mut self, epoch: usize) {
+        self.labelled.start_epoch(epoch);
+        self.views = Rng::with_index(self.seed, "views", epoch as u64);
+    }
+
+    fn loss(&mut self, student: &Network, batch: &[usize], step: Step) -> Result<Tensor<1>, NetsError> {
+        let mut loss = self.labelled.loss(student, batch);
+        let weight = self.ema.weight_at(step.global, step.per_epoch);
+        if !self.pool.is_empty() && weight > 0.0 {
+            let picked = self.next_pool_images(batch.len(), step.global);
+            let teacher = &self.teacher;
+            let views = Views { pool: self.pool, picked: &picked, classes: self.labelled.spec.classes, ema: self.ema };
+            let consistency =
+                consistency_loss(student, teacher, &views, &mut self.views, self.labelled.device, &self.labelled.train_device)?;
+            loss = loss + consistency * weight;
+        }
+        Ok(loss)
+    }
+
+    fn after_step(&mut self, student: &Network) {
+        self.teacher = ema_update(self.teacher.clone(), student, self.ema.decay);
+    }
+
+    fn end_epoch(&mut self, _student: &Network, _epoch: usize, _train_loss: f32) -> Result<Option<f32>, NetsError> {
+        Ok(self.labelled.val_loss(&self.teacher))
+    }
+
+    fn output(&self, _student: &Network) -> Network {
+        // The teacher is only ever in inference mode, so a clone shares no statistics that move.
+        self.teacher.clone()
+    }
+
+    fn state(&self) -> PoolPosition {
+        self.position.clone()
+    }
+
+    fn save_modules(&self, store: &CheckpointStore<'_>, epoch: usize) -> Result<(), NetsError> {
+        store.save_module(epoch, "teacher", &self.teacher)
+    }
+
+    fn restore(&mut self, store: &CheckpointStore<'_>, epoch: usize, position: PoolPosition) -> Result<Network, NetsError> {
+        let (spec, device) = (self.labelled.spec, self.labelled.device);
+        self.teacher = store.load_module(epoch, "teacher", Network::new(spec, device))?.valid();
+        self.position = position;
+        Ok(Network::new(spec, device))
+    }
+}
+
+/// The pool images one consistency step looks at.
+struct Views<'a> {
+    pool: &'a [&'a Image],
+    picked: &'a [usize],
+    classes: usize,
+    ema: &'a EmaConfig,
+}
+
+/// The student's cross-entropy on its view of the picked pool images against the teacher's
 /// confident labels on the teacher's view (same geometry, own photometric changes).
-#[allow(clippy::too_many_arguments)]
 fn consistency_loss(
     student: &Network,
     teacher: &Network,
-    pool: &[&Image],
-    picked: &[usize],
-    classes: usize,
-    ema: &EmaConfig,
+    views: &Views<'_>,
     rng: &mut Rng,
     device: &Device,
     train_device: &Device,
 ) -> Result<Tensor<1>, NetsError> {
+    let Views { pool, picked, classes, ema } = *views;
     let (w, h) = (pool[0].width, pool[0].height);
     let plane = w * h;
     let n = picked.len();
@@ -229,10 +246,7 @@ fn consistency_loss(
         teacher_x.extend(view_of(pool[i], &geometry, &ema.teacher_view, rng));
         inside.extend((0..plane).map(|p| geometry.source(p % w, p / w, w, h).is_some()));
     }
-    let probabilities = softmax(teacher.forward(Tensor::from_data(TensorData::new(teacher_x, [n, 3, h, w]), device)).logits, 1)
-        .into_data()
-        .try_into_vec::<f32>()
-        .map_err(|e| NetsError::Readback(format!("{e:?}")))?;
+    let probabilities = read_back(softmax(teacher.forward(Tensor::from_data(TensorData::new(teacher_x, [n, 3, h, w]), device)).logits, 1))?;
     let mut targets = vec![0.0f32; n * classes * plane];
     let mut weights = vec![0.0f32; n * plane];
     for b in 0..n {
@@ -257,9 +271,12 @@ fn consistency_loss(
 
 #[cfg(test)]
 mod tests {
+    use burn::optim::{AdamConfig, GradientsParams};
+
     use super::*;
     use crate::arch::Architecture;
-    use crate::train::init_network;
+    use crate::data::make_batch;
+    use crate::train::{batch_loss, init_network};
 
     fn spec() -> NetworkSpec {
         NetworkSpec { architecture: Architecture::Fcn, width: 4, depth: 2, inputs: 3, classes: 2, pretrain: None }

@@ -5,8 +5,8 @@ use std::time::Instant;
 
 use echoseg_agree::{Calibration, Fingerprint, StapleConfig, TruthScores, staple, truth_scores};
 use echoseg_nets::{
-    ByolReport, Device, IGNORE, Network, Probabilities, Progress, Sample, TrainReport, load_network, predict, predict_with_hardness,
-    pretrain_byol, save_network, train_mean_teacher, train_resumable,
+    ByolConfig, ByolReport, Device, IGNORE, Network, Probabilities, Progress, Sample, TrainReport, Valid, load_network, predict,
+    predict_with_hardness, pretrain_byol, save_network, train_mean_teacher, train_resumable,
 };
 use echoseg_scene::Scene;
 use rayon::prelude::*;
@@ -184,8 +184,11 @@ pub fn run_study_shard(
                     // A fresh study must not continue a half-trained run left by an earlier one,
                     // nor start from an earlier study's pre-training (its generation 0 comes first).
                     let _ = std::fs::remove_dir_all(dir.run(&run.id).training_state());
-                    if run.generation == 0 && run.network.pretrain.is_some() {
-                        let _ = std::fs::remove_dir_all(dir.run(&pretraining_id(manifest, run).0).root());
+                    if run.generation == 0
+                        && run.network.pretrain.is_some()
+                        && let Some(byol) = &manifest.byol
+                    {
+                        let _ = std::fs::remove_dir_all(dir.run(&pretraining_id(manifest, run, byol).0).root());
                     }
                 }
                 observer.run_started(run, position, total);
@@ -405,7 +408,7 @@ fn execute(
         Some(initial) if ema => {
             let pool: Vec<&echoseg_scene::Image> = data.pool.iter().map(|s| &s.image).collect();
             let progress = &mut |p: &Progress| observer.progress(run, p);
-            let (config, train) = (&manifest.study.ema, &manifest.train);
+            let (config, train) = (&manifest.ema, &manifest.train);
             train_mean_teacher(initial, &run.network, train, config, run.seed, &samples, &pool, &validation, device, &state, progress)
         }
         initial => train_resumable(initial, &run.network, &manifest.train, run.seed, &samples, &validation, device, &state, &mut |p| {
@@ -468,16 +471,16 @@ fn execute(
 }
 
 /// The run-store id of the pre-training `run`'s model starts from, and its seed.
-fn pretraining_id(manifest: &Manifest, run: &PlannedRun) -> (String, u64) {
+fn pretraining_id(manifest: &Manifest, run: &PlannedRun, byol: &Valid<ByolConfig>) -> (String, u64) {
     #[derive(Serialize)]
     struct PretrainKey<'a> {
         data: &'a str,
         network: &'a echoseg_nets::NetworkSpec,
-        byol: &'a echoseg_nets::ByolConfig,
+        byol: &'a Valid<ByolConfig>,
         seed: u64,
     }
     let seed = crate::plan::run_seed(manifest.seed, run.repeat, 0, &run.network);
-    let key = PretrainKey { data: &manifest.data_key, network: &run.network, byol: &manifest.byol, seed };
+    let key = PretrainKey { data: &manifest.data_key, network: &run.network, byol, seed };
     (format!("pretrain-{}-r{}-{}", run.model, run.repeat, &crate::plan::settings_hash(&key)[..8]), seed)
 }
 
@@ -492,7 +495,11 @@ fn pretrained(
     device: &Device,
     observer: &mut dyn Observer,
 ) -> Result<(Network, ByolReport), StudyError> {
-    let (id, seed) = pretraining_id(manifest, run);
+    let byol = manifest
+        .byol
+        .as_ref()
+        .ok_or_else(|| StudyError::Config(format!("{} pre-trains but the manifest has no BYOL settings", run.model)))?;
+    let (id, seed) = pretraining_id(manifest, run, byol);
     let store = dir.run(&id);
     let nets_error = |source| StudyError::Nets { run: id.clone(), source };
     if let Ok(report) = read_json::<ByolReport>(&store.pretraining()) {
@@ -505,7 +512,7 @@ fn pretrained(
     // Killed midway, a pre-training continues from its last finished epoch.
     let state = store.training_state();
     let progress = &mut |p: &Progress| observer.progress(run, p);
-    let (network, report) = pretrain_byol(&run.network, &manifest.byol, seed, &pool, device, Some(&state), progress).map_err(nets_error)?;
+    let (network, report) = pretrain_byol(&run.network, byol, seed, &pool, device, Some(&state), progress).map_err(nets_error)?;
     std::fs::create_dir_all(store.root()).map_err(|source| StudyError::Io { path: store.root().to_path_buf(), source })?;
     save_network(&network, &store.checkpoint()).map_err(nets_error)?;
     write_json(&store.pretraining(), &report)?;

@@ -1,6 +1,6 @@
 //! The study planner: a manifest expands into runs (architectures × strategies × generations × repeats).
 
-use echoseg_nets::NetworkSpec;
+use echoseg_nets::{ByolConfig, EmaConfig, NetworkSpec, TrainConfig, Valid};
 use serde::Serialize;
 
 use crate::manifest::{Manifest, Strategy, StudentStart};
@@ -110,10 +110,10 @@ pub fn settings_hash<T: Serialize>(value: &T) -> String {
 struct Gen0Key<'a> {
     data: &'a str,
     network: &'a NetworkSpec,
-    train: &'a echoseg_nets::TrainConfig,
+    train: &'a Valid<TrainConfig>,
     repeat: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
-    byol: Option<&'a echoseg_nets::ByolConfig>,
+    byol: Option<&'a Valid<ByolConfig>>,
 }
 
 #[derive(Serialize)]
@@ -121,7 +121,7 @@ struct PseudoKey<'a> {
     teachers: Vec<&'a str>,
     strategy: Strategy,
     network: &'a NetworkSpec,
-    train: &'a echoseg_nets::TrainConfig,
+    train: &'a Valid<TrainConfig>,
     mix: f32,
     selection: &'a Selection,
     repeat: u32,
@@ -129,9 +129,9 @@ struct PseudoKey<'a> {
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     continues: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
-    ema: Option<&'a echoseg_nets::EmaConfig>,
+    ema: Option<&'a Valid<EmaConfig>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    byol: Option<&'a echoseg_nets::ByolConfig>,
+    byol: Option<&'a Valid<ByolConfig>>,
 }
 
 /// The seed of a run; a pre-trained model shares its architecture's seeds, so the two differ
@@ -159,7 +159,7 @@ pub fn plan(manifest: &Manifest) -> Plan {
             .networks
             .iter()
             .map(|spec| {
-                let byol = spec.pretrain.map(|_| &manifest.byol);
+                let byol = spec.pretrain.and(manifest.byol.as_ref());
                 let key = Gen0Key { data: &manifest.data_key, network: spec, train: &manifest.train, repeat, byol };
                 let hash = settings_hash(&key);
                 runs.push(PlannedRun {
@@ -212,8 +212,8 @@ pub fn plan(manifest: &Manifest) -> Plan {
                             mix: manifest.study.mix,
                             selection,
                             repeat,
-                            ema: (strategy == Strategy::Ema).then_some(&manifest.study.ema),
-                            byol: spec.pretrain.map(|_| &manifest.byol),
+                            ema: (strategy == Strategy::Ema).then_some(&manifest.ema),
+                            byol: spec.pretrain.and(manifest.byol.as_ref()),
                         };
                         let hash = settings_hash(&key);
                         let teacher_runs: Vec<&PlannedRun> = teachers.iter().map(|&t| &runs[t]).collect();

@@ -38,8 +38,10 @@ pub fn print(path: &Path, overrides: &[String], timing: bool) -> Result<()> {
         let predicted_images =
             data.validation.len() * m.train.epochs + data.test.len() + data.test_twins.len() + data.synthetic_test.len() + pool;
         // A pre-trained model's generation 0 pre-trains; later runs reuse its weights.
-        let pretraining_images =
-            if run.generation == 0 && run.network.pretrain.is_some() { 2 * m.byol.epochs * data.pool.len() } else { 0 };
+        let pretraining_images = match &m.byol {
+            Some(byol) if run.generation == 0 && run.network.pretrain.is_some() => 2 * byol.epochs * data.pool.len(),
+            _ => 0,
+        };
         Workload { training_images, predicted_images, pretraining_images }
     };
 

@@ -10,8 +10,6 @@ use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::byol::Pretrain;
-
 pub use bnonly::BnOnly;
 pub use dilated::Dilated;
 pub use fcn::Fcn;
@@ -65,6 +63,26 @@ impl std::fmt::Display for Architecture {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
     }
+}
+
+/// How a network's weights start before supervised training.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pretrain {
+    /// BYOL on the unlabelled pool ([`crate::pretrain_byol`]).
+    Byol,
+}
+
+impl Pretrain {
+    /// The manifest name, also the suffix of the model's name (`unet+byol`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Pretrain::Byol => "byol",
+        }
+    }
+
+    /// Every pre-training, for error messages.
+    pub const ALL: [Pretrain; 1] = [Pretrain::Byol];
 }
 
 /// An architecture with its size.

@@ -6,7 +6,7 @@ mod raw;
 
 use std::path::{Path, PathBuf};
 
-use echoseg_nets::{Architecture, ByolConfig, DeviceChoice, NetworkSpec, Pretrain, TrainConfig};
+use echoseg_nets::{Architecture, ByolConfig, DeviceChoice, EmaConfig, NetworkSpec, Pretrain, Settings, TrainConfig, Valid};
 use echoseg_scene::{ClassId, ClassTable, FolderSpec, HeuristicRules, LabelSource, ManualBias, Threshold, WorldConfig};
 use serde::Serialize;
 
@@ -153,14 +153,16 @@ pub struct Manifest {
     pub synthetic_test: usize,
     /// One network per model (`unet`, `unet+byol`), in manifest order.
     pub networks: Vec<NetworkSpec>,
-    /// Settings of BYOL pre-training, for the `+byol` models.
-    pub byol: ByolConfig,
+    /// Settings of BYOL pre-training, present (and checked) when a `+byol` model is listed.
+    pub byol: Option<Valid<ByolConfig>>,
     /// Images per inference batch.
     pub inference_batch: usize,
     /// Training settings.
-    pub train: TrainConfig,
-    /// Generations, strategies and repeats.
+    pub train: Valid<TrainConfig>,
+    /// Generations, strategies and repeats (`study.ema` as written; the study uses [`Manifest::ema`]).
     pub study: StudySettings,
+    /// Settings of the `ema` strategy, checked.
+    pub ema: Valid<EmaConfig>,
     /// The selections of pseudo-labelled pixels, at least `all` (validated `study.selections`).
     pub selections: Vec<Selection>,
     /// Targets judged in the report.
@@ -437,9 +439,7 @@ pub fn validate(path: &Path, text: &str, raw: RawManifest) -> Result<Manifest, M
             (DataSpec::World(world), classes)
         }
     };
-    for (key, msg) in raw.train.problems() {
-        p.add(format!("train.{key}"), msg);
-    }
+    let train = checked(raw.train.clone(), "train", &mut p);
 
     let mut sources: Vec<SourceSpec> = Vec::new();
     if raw.sources.is_empty() {
@@ -550,10 +550,9 @@ pub fn validate(path: &Path, text: &str, raw: RawManifest) -> Result<Manifest, M
         }
         networks.push(spec);
     }
+    let mut byol = None;
     if networks.iter().any(|n| n.pretrain.is_some()) {
-        for (key, msg) in raw.nets.byol.problems() {
-            p.add(format!("nets.byol.{key}"), msg);
-        }
+        byol = checked(raw.nets.byol.clone(), "nets.byol", &mut p);
         if raw.split.pool == 0 {
             p.add("split.pool", "must be at least 1: BYOL pre-trains on the unlabelled pool");
         }
@@ -593,9 +592,7 @@ pub fn validate(path: &Path, text: &str, raw: RawManifest) -> Result<Manifest, M
         );
     }
     let selections = selections(&raw.study.selections, &classes, &mut p);
-    for (key, msg) in raw.study.ema.problems() {
-        p.add(format!("study.ema.{key}"), msg);
-    }
+    let ema = checked(raw.study.ema.clone(), "study.ema", &mut p);
     let mut targets = Vec::new();
     for (i, t) in raw.targets.iter().enumerate() {
         match Target::parse(t) {
@@ -604,9 +601,10 @@ pub fn validate(path: &Path, text: &str, raw: RawManifest) -> Result<Manifest, M
         }
     }
 
-    if !p.list.is_empty() {
+    // Settings that failed their check are None, and their problems are in the list.
+    let (Some(train), Some(ema), true) = (train, ema, p.list.is_empty()) else {
         return Err(ManifestError::Invalid { path: path.to_path_buf(), problems: p.list });
-    }
+    };
     #[derive(Serialize)]
     struct DataKey<'a> {
         seed: u64,
@@ -640,13 +638,19 @@ pub fn validate(path: &Path, text: &str, raw: RawManifest) -> Result<Manifest, M
         synthetic_test,
         networks,
         inference_batch: raw.nets.inference_batch,
-        byol: raw.nets.byol,
-        train: raw.train,
+        byol,
+        train,
         study: raw.study,
+        ema,
         selections,
         targets,
         data_key,
     })
+}
+
+/// `settings` checked, or None with their problems added under `prefix`.
+fn checked<S: Settings>(settings: S, prefix: &str, p: &mut Problems<'_>) -> Option<Valid<S>> {
+    settings.validate().map_err(|problems| problems.into_iter().for_each(|(key, msg)| p.add(format!("{prefix}.{key}"), msg))).ok()
 }
 
 /// An architecture and pre-training from a model name as written (`unet`, `unet+byol`).
@@ -767,7 +771,7 @@ images = 10
         assert_eq!(m.sources.len(), 2);
         assert_eq!(m.sources[0].name, "manual");
         assert_eq!(m.networks.len(), 2);
-        assert_eq!(m.train, TrainConfig::default());
+        assert_eq!(*m.train, TrainConfig::default());
     }
 
     #[test]

@@ -1,0 +1,316 @@
+//! The epoch driver: the one loop every training runs in. It owns the shuffling, the learning-rate
+//! schedule, the optimiser step, the divergence guard, progress, early stopping, per-epoch
+//! checkpoints and resuming; a training method (supervised, mean teacher, BYOL) supplies only its
+//! [`Objective`]: batches in, loss out, plus whatever extra state it keeps.
+
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::tensor::{Device, Tensor};
+use echoseg_scene::Rng;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::NetsError;
+use crate::arch::{Network, NetworkSpec};
+use crate::checkpoint::CheckpointStore;
+
+/// A report from inside the loop, for progress bars.
+#[derive(Clone, Debug)]
+pub struct Progress {
+    /// Current epoch (1-based).
+    pub epoch: usize,
+    /// Planned epochs.
+    pub epochs: usize,
+    /// Steps done in this epoch.
+    pub step: usize,
+    /// Steps per epoch.
+    pub steps: usize,
+    /// Mean training loss of this epoch so far.
+    pub loss: f32,
+    /// Training throughput of this epoch so far.
+    pub images_per_second: f32,
+    /// True while pre-training (BYOL on the pool), before the supervised epochs.
+    pub pretraining: bool,
+}
+
+/// The record of one epoch.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    /// Epoch (1-based).
+    pub epoch: usize,
+    /// Mean training loss.
+    pub train_loss: f32,
+    /// Mean validation loss (`None` without a validation split).
+    pub val_loss: Option<f32>,
+    /// Training images per second.
+    pub images_per_second: f32,
+}
+
+/// What a finished training reports.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainReport {
+    /// Every epoch run.
+    pub history: Vec<EpochRecord>,
+    /// The epoch whose weights were kept (best validation loss, or the last).
+    pub best_epoch: usize,
+    /// True when early stopping ended training before `epochs`.
+    pub stopped_early: bool,
+}
+
+/// How the learning rate moves over a training.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum LearningRate {
+    /// From `peak` down to `peak · floor` along half a cosine over all steps.
+    Cosine {
+        /// The first step's rate.
+        peak: f64,
+        /// The last step's rate as a share of the peak.
+        floor: f64,
+    },
+    /// The same rate at every step.
+    Constant(f64),
+}
+
+impl LearningRate {
+    /// The rate at `step` of `total` steps.
+    pub(crate) fn at(self, step: usize, total: usize) -> f64 {
+        match self {
+            LearningRate::Cosine { peak, floor } => {
+                let progress = step as f64 / total.max(1) as f64;
+                let floor = peak * floor;
+                floor + 0.5 * (peak - floor) * (1.0 + (std::f64::consts::PI * progress).cos())
+            }
+            LearningRate::Constant(rate) => rate,
+        }
+    }
+
+    /// The largest rate, named when a training diverges.
+    fn peak(self) -> f64 {
+        match self {
+            LearningRate::Cosine { peak, .. } | LearningRate::Constant(peak) => peak,
+        }
+    }
+}
+
+/// How long and how a training runs: the part of its settings the driver needs.
+pub(crate) struct Course<'a> {
+    /// Passes over the items (the most; early stopping may end sooner).
+    pub(crate) epochs: usize,
+    /// Items per optimiser step; at least 1 (the settings are [`crate::Valid`]).
+    pub(crate) batch_size: usize,
+    /// Items shuffled per epoch: training samples, or pool images.
+    pub(crate) items: usize,
+    /// The learning-rate schedule.
+    pub(crate) learning_rate: LearningRate,
+    /// Seed of the shuffling.
+    pub(crate) seed: u64,
+    /// Name of the shuffling's random stream (distinct trainings draw distinct orders).
+    pub(crate) shuffle: &'static str,
+    /// Epochs without a better validation loss before stopping (0 = never stop early).
+    pub(crate) patience: usize,
+    /// Whether progress reports say "pre-training".
+    pub(crate) pretraining: bool,
+    /// Where the state is kept after every epoch (`None`: not resumable).
+    pub(crate) store: Option<CheckpointStore<'a>>,
+    /// The network kept as best is loaded into a blank of this spec on resume…
+    pub(crate) spec: &'a NetworkSpec,
+    /// …on this (inference) device.
+    pub(crate) device: &'a Device,
+}
+
+/// Where in the training one step is.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Step {
+    /// Step within the whole training (0-based).
+    pub(crate) global: usize,
+    /// Steps per epoch.
+    pub(crate) per_epoch: usize,
+}
+
+/// What one training method supplies to the driver.
+pub(crate) trait Objective {
+    /// The module the optimiser trains (on the autodiff device).
+    type Model: Module;
+    /// What the method keeps between epochs besides its modules; saved with every checkpoint.
+    type State: Serialize + DeserializeOwned + Default;
+
+    /// Prepares the random streams of `epoch` (1-based).
+    fn start_epoch(&mut self, epoch: usize);
+
+    /// The loss of the items at `batch` (indices into the items of [`Course::items`]).
+    fn loss(&mut self, model: &Self::Model, batch: &[usize], step: Step) -> Result<Tensor<1>, NetsError>;
+
+    /// After every optimiser step (a moving average follows the model here).
+    fn after_step(&mut self, _model: &Self::Model) {}
+
+    /// After every epoch, with its mean training loss: the validation loss, if the method has one.
+    fn end_epoch(&mut self, model: &Self::Model, epoch: usize, train_loss: f32) -> Result<Option<f32>, NetsError>;
+
+    /// The network the training would hand back now, in inference mode (kept when it is the best).
+    fn output(&self, model: &Self::Model) -> Network;
+
+    /// The method's extra state, for a checkpoint.
+    fn state(&self) -> Self::State;
+
+    /// Saves the method's extra modules for `epoch` (the teacher, the target).
+    fn save_modules(&self, _store: &CheckpointStore<'_>, _epoch: usize) -> Result<(), NetsError> {
+        Ok(())
+    }
+
+    /// Restores the extra state and modules saved at `epoch`, and returns a blank model (on the
+    /// inference device) for the driver to load the trained weights into.
+    fn restore(&mut self, store: &CheckpointStore<'_>, epoch: usize, state: Self::State) -> Result<Self::Model, NetsError>;
+}
+
+/// The driver's state between epochs; with the modules and optimiser state it is all a resume needs.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct LoopState<S> {
+    key: String,
+    epochs_done: usize,
+    history: Vec<EpochRecord>,
+    first_loss: Option<f32>,
+    best: Option<(f32, usize)>,
+    stopped_early: bool,
+    method: S,
+}
+
+/// A finished training: the network it hands back (in inference mode) and its record.
+pub(crate) struct Trained<O: Objective> {
+    pub(crate) network: Network,
+    pub(crate) report: TrainReport,
+    pub(crate) objective: O,
+}
+
+/// Trains `model` (already on the autodiff device, in training mode) with `objective` for
+/// `course`, continuing from the checkpoint store's state when it holds this training's.
+pub(crate) fn drive<O: Objective>(
+    course: Course<'_>,
+    mut model: O::Model,
+    mut objective: O,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<Trained<O>, NetsError> {
+    let train_device = course.device.clone().autodiff();
+    let mut optimiser = AdamConfig::new().init();
+    let key = course.store.as_ref().map(|s| s.key.clone()).unwrap_or_default();
+    let mut state = LoopState::<O::State> { key, ..LoopState::default() };
+    let mut best: Option<Network> = None;
+    if let Some(store) = &course.store
+        && let Some(mut saved) = store.load_state::<LoopState<O::State>>()?
+    {
+        let epoch = saved.epochs_done;
+        let blank = objective.restore(store, epoch, std::mem::take(&mut saved.method))?;
+        model = store.load_module(epoch, "model", blank)?.train().fork(&train_device);
+        optimiser = optimiser.load_record(store.load_optimiser(epoch)?);
+        if saved.best.is_some() {
+            best = Some(store.load_module(epoch, "best", Network::new(course.spec, course.device))?.valid());
+        }
+        state = saved;
+    }
+    let steps = course.items.div_ceil(course.batch_size);
+    let total_steps = steps * course.epochs;
+    let last_epoch = if state.stopped_early { state.epochs_done } else { course.epochs };
+    for epoch in state.epochs_done + 1..=last_epoch {
+        // Per-epoch streams, so a resumed training draws exactly what an uninterrupted one would.
+        let mut order: Vec<usize> = (0..course.items).collect();
+        Rng::with_index(course.seed, course.shuffle, epoch as u64).shuffle(&mut order);
+        objective.start_epoch(epoch);
+        let mut meter = EpochMeter::new(epoch);
+        for (step, chunk) in order.chunks(course.batch_size).enumerate() {
+            let global = (epoch - 1) * steps + step;
+            let rate = course.learning_rate.at(global, total_steps);
+            let loss = objective.loss(&model, chunk, Step { global, per_epoch: steps })?;
+            meter.add(loss.clone().into_scalar::<f32>(), chunk.len(), &mut state.first_loss, step, course.learning_rate)?;
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optimiser.step(rate, model, grads);
+            objective.after_step(&model);
+            progress(&meter.progress(step, steps, course.epochs, course.pretraining));
+        }
+        let train_loss = meter.mean_loss();
+        let val_loss = objective.end_epoch(&model, epoch, train_loss)?;
+        state.history.push(meter.record(val_loss));
+        state.epochs_done = epoch;
+        let mut stop = false;
+        if course.patience > 0
+            && let Some(v) = val_loss
+        {
+            if state.best.is_none_or(|(b, _)| v < b) {
+                state.best = Some((v, epoch));
+                best = Some(objective.output(&model));
+            } else if state.best.is_some_and(|(_, e)| epoch - e >= course.patience) {
+                state.stopped_early = epoch < course.epochs;
+                stop = true;
+            }
+        }
+        if let Some(store) = &course.store {
+            store.save_module(epoch, "model", &model)?;
+            store.save_optimiser(epoch, optimiser.to_record())?;
+            if let Some(best) = &best {
+                store.save_module(epoch, "best", best)?;
+            }
+            objective.save_modules(store, epoch)?;
+            state.method = objective.state();
+            store.commit(epoch, &state)?;
+        }
+        if stop {
+            break;
+        }
+    }
+    let (network, best_epoch) = match (best, state.best) {
+        (Some(kept), Some((_, epoch))) => (kept, epoch),
+        _ => (objective.output(&model), state.history.len()),
+    };
+    let report = TrainReport { history: state.history, best_epoch, stopped_early: state.stopped_early };
+    Ok(Trained { network, report, objective })
+}
+
+/// One epoch's running loss and throughput, with the divergence guard.
+struct EpochMeter {
+    epoch: usize,
+    started: Instant,
+    loss_sum: f64,
+    seen: usize,
+}
+
+impl EpochMeter {
+    fn new(epoch: usize) -> Self {
+        Self { epoch, started: Instant::now(), loss_sum: 0.0, seen: 0 }
+    }
+
+    /// Counts a step's loss over `n` images; fails when it is not finite or has climbed a
+    /// thousand times above the loss of the training's first step (a sound run never does).
+    fn add(&mut self, value: f32, n: usize, first_loss: &mut Option<f32>, step: usize, rate: LearningRate) -> Result<(), NetsError> {
+        let reference = *first_loss.get_or_insert(value);
+        if !value.is_finite() || value > 1e3 * reference.max(1.0) {
+            return Err(NetsError::Diverged { epoch: self.epoch, step: step + 1, loss: value, learning_rate: rate.peak() });
+        }
+        self.loss_sum += f64::from(value) * n as f64;
+        self.seen += n;
+        Ok(())
+    }
+
+    fn mean_loss(&self) -> f32 {
+        (self.loss_sum / self.seen.max(1) as f64) as f32
+    }
+
+    fn images_per_second(&self) -> f32 {
+        self.seen as f32 / self.started.elapsed().as_secs_f32().max(1e-6)
+    }
+
+    fn progress(&self, step: usize, steps: usize, epochs: usize, pretraining: bool) -> Progress {
+        Progress {
+            epoch: self.epoch,
+            epochs,
+            step: step + 1,
+            steps,
+            loss: self.mean_loss(),
+            images_per_second: self.images_per_second(),
+            pretraining,
+        }
+    }
+
+    fn record(&self, val_loss: Option<f32>) -> EpochRecord {
+        EpochRecord { epoch: self.epoch, train_loss: self.mean_loss(), val_loss, images_per_second: self.images_per_second() }
+    }
+}
