@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use burn::module::Module;
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor};
 use echoseg_scene::Rng;
 use serde::de::DeserializeOwned;
@@ -187,82 +187,125 @@ pub(crate) struct Trained<O: Objective> {
 /// `course`, continuing from the checkpoint store's state when it holds this training's.
 pub(crate) fn drive<O: Objective>(
     course: Course<'_>,
-    mut model: O::Model,
-    mut objective: O,
+    model: O::Model,
+    objective: O,
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<Trained<O>, NetsError> {
-    let train_device = course.device.clone().autodiff();
-    let mut optimiser = AdamConfig::new().init();
     let key = course.store.as_ref().map(|s| s.key.clone()).unwrap_or_default();
-    let mut state = LoopState::<O::State> { key, ..LoopState::default() };
-    let mut best: Option<Network> = None;
-    if let Some(store) = &course.store
-        && let Some(mut saved) = store.load_state::<LoopState<O::State>>()?
-    {
-        let epoch = saved.epochs_done;
-        let blank = objective.restore(store, epoch, std::mem::take(&mut saved.method))?;
-        model = store.load_module(epoch, "model", blank)?.train().fork(&train_device);
-        optimiser = optimiser.load_record(store.load_optimiser(epoch)?);
-        if saved.best.is_some() {
-            best = Some(store.load_module(epoch, "best", Network::new(course.spec, course.device))?.valid());
-        }
-        state = saved;
-    }
+    let mut run = Driver { objective, optimiser: AdamConfig::new().init(), state: LoopState { key, ..LoopState::default() }, best: None };
+    let mut model = run.resume(&course)?.unwrap_or(model);
     let steps = course.items.div_ceil(course.batch_size);
-    let total_steps = steps * course.epochs;
-    let last_epoch = if state.stopped_early { state.epochs_done } else { course.epochs };
-    for epoch in state.epochs_done + 1..=last_epoch {
-        // Per-epoch streams, so a resumed training draws exactly what an uninterrupted one would.
-        let mut order: Vec<usize> = (0..course.items).collect();
-        Rng::with_index(course.seed, course.shuffle, epoch as u64).shuffle(&mut order);
-        objective.start_epoch(epoch);
-        let mut meter = EpochMeter::new(epoch);
-        for (step, chunk) in order.chunks(course.batch_size).enumerate() {
-            let global = (epoch - 1) * steps + step;
-            let rate = course.learning_rate.at(global, total_steps);
-            let loss = objective.loss(&model, chunk, Step { global, per_epoch: steps })?;
-            meter.add(loss.clone().into_scalar::<f32>(), chunk.len(), &mut state.first_loss, step, course.learning_rate)?;
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optimiser.step(rate, model, grads);
-            objective.after_step(&model);
-            progress(&meter.progress(step, steps, course.epochs, course.pretraining));
-        }
-        let train_loss = meter.mean_loss();
-        let val_loss = objective.end_epoch(&model, epoch, train_loss)?;
-        state.history.push(meter.record(val_loss));
-        state.epochs_done = epoch;
-        let mut stop = false;
-        if course.patience > 0
-            && let Some(v) = val_loss
-        {
-            if state.best.is_none_or(|(b, _)| v < b) {
-                state.best = Some((v, epoch));
-                best = Some(objective.output(&model));
-            } else if state.best.is_some_and(|(_, e)| epoch - e >= course.patience) {
-                state.stopped_early = epoch < course.epochs;
-                stop = true;
-            }
-        }
-        if let Some(store) = &course.store {
-            store.save_module(epoch, "model", &model)?;
-            store.save_optimiser(epoch, optimiser.to_record())?;
-            if let Some(best) = &best {
-                store.save_module(epoch, "best", best)?;
-            }
-            objective.save_modules(store, epoch)?;
-            state.method = objective.state();
-            store.commit(epoch, &state)?;
-        }
+    let last_epoch = if run.state.stopped_early { run.state.epochs_done } else { course.epochs };
+    for epoch in run.state.epochs_done + 1..=last_epoch {
+        model = run.epoch(&course, model, epoch, steps, progress)?;
+        let stop = run.judge(&course, &model, epoch);
+        run.checkpoint(&course, &model, epoch)?;
         if stop {
             break;
         }
     }
-    let (network, best_epoch) = match (best, state.best) {
-        (Some(kept), Some((_, epoch))) => (kept, epoch),
-        _ => (objective.output(&model), state.history.len()),
-    };
-    let report = TrainReport { history: state.history, best_epoch, stopped_early: state.stopped_early };
-    Ok(Trained { network, report, objective })
+    Ok(run.finish(&model))
+}
+
+/// A training in progress: what the driver carries from step to step besides the model, which
+/// the optimiser takes and gives back at every step.
+struct Driver<O: Objective> {
+    objective: O,
+    optimiser: ModuleOptimizer,
+    state: LoopState<O::State>,
+    /// The network of the best validation loss so far, when stopping early.
+    best: Option<Network>,
+}
+
+impl<O: Objective> Driver<O> {
+    /// Continues from the store's state, when it holds this training's: the saved model.
+    fn resume(&mut self, course: &Course<'_>) -> Result<Option<O::Model>, NetsError> {
+        let Some(store) = &course.store else { return Ok(None) };
+        let Some(mut saved) = store.load_state::<LoopState<O::State>>()? else { return Ok(None) };
+        let epoch = saved.epochs_done;
+        let blank = self.objective.restore(store, epoch, std::mem::take(&mut saved.method))?;
+        let model = store.load_module(epoch, "model", blank)?.train().fork(&course.device.clone().autodiff());
+        let optimiser = std::mem::replace(&mut self.optimiser, AdamConfig::new().init());
+        self.optimiser = optimiser.load_record(store.load_optimiser(epoch)?);
+        if saved.best.is_some() {
+            self.best = Some(store.load_module(epoch, "best", Network::new(course.spec, course.device))?.valid());
+        }
+        self.state = saved;
+        Ok(Some(model))
+    }
+
+    /// One pass over the items, in an order and with random draws that depend only on the seed
+    /// and the epoch, so a resumed training draws exactly what an uninterrupted one would.
+    fn epoch(
+        &mut self,
+        course: &Course<'_>,
+        mut model: O::Model,
+        epoch: usize,
+        steps: usize,
+        progress: &mut dyn FnMut(&Progress),
+    ) -> Result<O::Model, NetsError> {
+        let mut order: Vec<usize> = (0..course.items).collect();
+        Rng::with_index(course.seed, course.shuffle, epoch as u64).shuffle(&mut order);
+        self.objective.start_epoch(epoch);
+        let mut meter = EpochMeter::new(epoch);
+        for (step, chunk) in order.chunks(course.batch_size).enumerate() {
+            let global = (epoch - 1) * steps + step;
+            let rate = course.learning_rate.at(global, steps * course.epochs);
+            let loss = self.objective.loss(&model, chunk, Step { global, per_epoch: steps })?;
+            meter.add(loss.clone().into_scalar::<f32>(), chunk.len(), &mut self.state.first_loss, step, course.learning_rate)?;
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = self.optimiser.step(rate, model, grads);
+            self.objective.after_step(&model);
+            progress(&meter.progress(step, steps, course.epochs, course.pretraining));
+        }
+        let val_loss = self.objective.end_epoch(&model, epoch, meter.mean_loss())?;
+        self.state.history.push(meter.record(val_loss));
+        self.state.epochs_done = epoch;
+        Ok(model)
+    }
+
+    /// Keeps the network when its validation loss is the best so far; true when `patience`
+    /// epochs have passed without a better one.
+    fn judge(&mut self, course: &Course<'_>, model: &O::Model, epoch: usize) -> bool {
+        let Some(v) = self.state.history.last().and_then(|r| r.val_loss) else { return false };
+        if course.patience == 0 {
+            return false;
+        }
+        if self.state.best.is_none_or(|(b, _)| v < b) {
+            self.state.best = Some((v, epoch));
+            self.best = Some(self.objective.output(model));
+            false
+        } else if self.state.best.is_some_and(|(_, e)| epoch - e >= course.patience) {
+            self.state.stopped_early = epoch < course.epochs;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Saves the model, the optimiser, the best network and the method's modules, then commits
+    /// the loop state: a kill at any moment leaves one whole epoch to resume from.
+    fn checkpoint(&mut self, course: &Course<'_>, model: &O::Model, epoch: usize) -> Result<(), NetsError> {
+        let Some(store) = &course.store else { return Ok(()) };
+        store.save_module(epoch, "model", model)?;
+        store.save_optimiser(epoch, self.optimiser.to_record())?;
+        if let Some(best) = &self.best {
+            store.save_module(epoch, "best", best)?;
+        }
+        self.objective.save_modules(store, epoch)?;
+        self.state.method = self.objective.state();
+        store.commit(epoch, &self.state)
+    }
+
+    /// The best network when early stopping kept one, else the last.
+    fn finish(self, model: &O::Model) -> Trained<O> {
+        let (network, best_epoch) = match (self.best, self.state.best) {
+            (Some(kept), Some((_, epoch))) => (kept, epoch),
+            _ => (self.objective.output(model), self.state.history.len()),
+        };
+        let report = TrainReport { history: self.state.history, best_epoch, stopped_early: self.state.stopped_early };
+        Trained { network, report, objective: self.objective }
+    }
 }
 
 /// One epoch's running loss and throughput, with the divergence guard.

@@ -18,7 +18,7 @@ use crate::data::{Sample, read_back};
 use crate::ema::{detached_copy, ema_update};
 use crate::epochs::{Objective, Progress, Step, TrainReport, drive};
 use crate::settings::{SettingProblem, Settings, Valid};
-use crate::train::{Labelled, TrainConfig, check_train_and_val, course, resume_key, soft_cross_entropy};
+use crate::train::{Labelled, TrainConfig, check_train_and_val, resume_key, soft_cross_entropy};
 
 /// Settings of a mean-teacher training.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -111,6 +111,8 @@ pub fn train_mean_teacher(
     let key = format!("{}|mean teacher {ema:?}|pool {}", resume_key(spec, config, seed, train.len(), val.len()), pool.len());
     let store = CheckpointStore { dir: checkpoint, key };
     let labelled = Labelled::new(train, val, spec, config, seed, device);
+    // No early stopping: the method evaluates its last teacher.
+    let course = labelled.course(config, 0, Some(store));
     let student = initial.train().fork(&labelled.train_device);
     let teacher = detached_copy(&student, spec, device);
     let objective = MeanTeacher {
@@ -122,8 +124,6 @@ pub fn train_mean_teacher(
         views: Rng::with_index(seed, "views", 0),
         seed,
     };
-    // No early stopping: the method evaluates its last teacher.
-    let course = course(spec, config, seed, train.len(), 0, Some(store), device);
     let trained = drive(course, student, objective, progress)?;
     Ok((trained.network, trained.report))
 }

@@ -119,7 +119,7 @@ pub fn train(
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<(Network, TrainReport), NetsError> {
     let network = init_network(spec, seed, &device.clone().autodiff());
-    supervise(network, None, spec, config, seed, train, val, device, progress)
+    supervise(network, None, Labelled::new(train, val, spec, config, seed, device), config, progress)
 }
 
 /// Trains like [`train`], but keeps its state in `checkpoint` after every epoch and, when that
@@ -140,7 +140,7 @@ pub fn train_resumable(
 ) -> Result<(Network, TrainReport), NetsError> {
     let store = CheckpointStore { dir: checkpoint, key: resume_key(spec, config, seed, train.len(), val.len()) };
     let network = initial.unwrap_or_else(|| init_network(spec, seed, &device.clone().autodiff()));
-    supervise(network, Some(store), spec, config, seed, train, val, device, progress)
+    supervise(network, Some(store), Labelled::new(train, val, spec, config, seed, device), config, progress)
 }
 
 /// What identifies one training, so a checkpoint of another one is never resumed by mistake.
@@ -148,48 +148,16 @@ pub(crate) fn resume_key(spec: &NetworkSpec, config: &TrainConfig, seed: u64, tr
     format!("{spec:?}|{config:?}|seed {seed}|train {train}|val {val}")
 }
 
-/// The course of a training on `items` labelled samples with these settings.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn course<'a>(
-    spec: &'a NetworkSpec,
-    config: &Valid<TrainConfig>,
-    seed: u64,
-    items: usize,
-    patience: usize,
-    store: Option<CheckpointStore<'a>>,
-    device: &'a Device,
-) -> Course<'a> {
-    Course {
-        epochs: config.epochs,
-        batch_size: config.batch_size,
-        items,
-        learning_rate: config.schedule(),
-        seed,
-        shuffle: "shuffle",
-        patience,
-        pretraining: false,
-        store,
-        spec,
-        device,
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
 fn supervise(
     network: Network,
     store: Option<CheckpointStore<'_>>,
-    spec: &NetworkSpec,
+    labelled: Labelled<'_>,
     config: &Valid<TrainConfig>,
-    seed: u64,
-    train: &[Sample],
-    val: &[Sample],
-    device: &Device,
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<(Network, TrainReport), NetsError> {
-    check_train_and_val(train, val, spec.classes)?;
-    let labelled = Labelled::new(train, val, spec, config, seed, device);
+    check_train_and_val(labelled.train, labelled.val, labelled.spec.classes)?;
     let network = network.train().fork(&labelled.train_device);
-    let course = course(spec, config, seed, train.len(), config.patience, store, device);
+    let course = labelled.course(config, config.patience, store);
     let trained = drive(course, network, Supervised(labelled), progress)?;
     Ok((trained.network, trained.report))
 }
@@ -227,6 +195,24 @@ impl<'a> Labelled<'a> {
             flips: Rng::with_index(seed, "flips", 0),
             device,
             train_device: device.clone().autodiff(),
+        }
+    }
+
+    /// The course of a training on these samples with `config`, stopping early after `patience`
+    /// epochs without a better validation loss (0 = never).
+    pub(crate) fn course(&self, config: &TrainConfig, patience: usize, store: Option<CheckpointStore<'a>>) -> Course<'a> {
+        Course {
+            epochs: config.epochs,
+            batch_size: config.batch_size,
+            items: self.train.len(),
+            learning_rate: config.schedule(),
+            seed: self.seed,
+            shuffle: "shuffle",
+            patience,
+            pretraining: false,
+            store,
+            spec: self.spec,
+            device: self.device,
         }
     }
 
