@@ -426,3 +426,43 @@ pub fn read_targets(path: &Path) -> Result<Vec<TargetRow>, ReportError> {
         })
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A one-row `summary.parquet` with the given strategy and metric, in a fresh folder.
+    fn summary_file(name: &str, strategy: &str, metric: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("echoseg-report-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("summary.parquet");
+        let mut df = DataFrame::new_infer_height(vec![
+            Column::new("generation".into(), vec![1i64]),
+            Column::new("strategy".into(), vec![strategy]),
+            Column::new("selection".into(), vec!["confidence0.9"]),
+            Column::new("model".into(), vec!["unet"]),
+            Column::new("teacher".into(), vec!["unet"]),
+            Column::new("metric".into(), vec![metric]),
+            Column::new("estimate".into(), vec![0.5f64]),
+            Column::new("low".into(), vec![0.4f64]),
+            Column::new("high".into(), vec![0.6f64]),
+        ])
+        .unwrap();
+        ParquetWriter::new(std::fs::File::create(&path).unwrap()).finish(&mut df).unwrap();
+        path
+    }
+
+    #[test]
+    fn names_are_parsed_at_read_time_and_an_unknown_one_names_its_file() {
+        let path = summary_file("known", "self", "thin_recall");
+        let rows = read_summary(&path).unwrap();
+        let treatment = Treatment::Pseudo { strategy: Strategy::SelfTraining, selection: "confidence0.9".into() };
+        assert_eq!((&rows[0].treatment, &rows[0].metric), (&treatment, &Metric::Bias(Bias::ThinRecall)));
+
+        let path = summary_file("strategy", "teach", "miou");
+        let error = read_summary(&path).unwrap_err().to_string();
+        assert!(error.contains("unknown strategy `teach`") && error.contains(&path.display().to_string()), "{error}");
+        let error = read_summary(&summary_file("metric", "self", "mioU")).unwrap_err().to_string();
+        assert!(error.contains("unknown metric `mioU`"), "{error}");
+    }
+}
