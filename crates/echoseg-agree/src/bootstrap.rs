@@ -78,6 +78,14 @@ impl Verdict {
             Verdict::Holds => "holds",
         }
     }
+
+    /// Every verdict.
+    pub const ALL: [Verdict; 3] = [Verdict::Amplifies, Verdict::Cancels, Verdict::Holds];
+
+    /// The verdict a table word stands for.
+    pub fn from_name(name: &str) -> Option<Verdict> {
+        Verdict::ALL.into_iter().find(|v| v.name() == name)
+    }
 }
 
 /// SplitMix64: small, fast and good enough for drawing indices.
@@ -183,5 +191,13 @@ mod tests {
         assert_eq!(Verdict::of_change(&Interval { estimate: -1.0, low: -1.5, high: -0.2 }), Verdict::Cancels);
         assert_eq!(Verdict::of_change(&Interval { estimate: 1.0, low: -0.1, high: 2.0 }), Verdict::Holds);
         assert_eq!(bootstrap::<f64>(&[vec![]], &BootstrapConfig::default(), |_| Some(1.0)), None);
+    }
+
+    #[test]
+    fn verdicts_round_trip_through_their_names() {
+        for v in Verdict::ALL {
+            assert_eq!(Verdict::from_name(v.name()), Some(v));
+        }
+        assert_eq!(Verdict::from_name("grows"), None);
     }
 }

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::calibration::{BoundaryMatch, boundary_match};
 use crate::distance::{is_far, squared_distance};
+use crate::metric::Bias;
 
 /// Tolerance in px of the boundary F1 in fingerprints.
 pub const BOUNDARY_TOLERANCE: f32 = 2.0;
@@ -228,26 +229,24 @@ pub struct Fingerprint {
 }
 
 impl Fingerprint {
-    /// Every bias with its name, in a fixed order.
-    pub fn named(&self) -> [(&'static str, Option<f64>); 8] {
-        [
-            ("boundary_offset", self.boundary_offset),
-            ("boundary_f1", self.boundary_f1),
-            ("thin_recall", self.thin_recall),
-            ("small_object_recall", self.small_object_recall),
-            ("low_contrast_recall", self.low_contrast_recall),
-            ("shadow_fp_rate", self.shadow_fp_rate),
-            ("cue_reliance", self.cue_reliance),
-            ("domain_gap", self.domain_gap),
-        ]
+    /// The value of one bias.
+    pub fn get(&self, bias: Bias) -> Option<f64> {
+        match bias {
+            Bias::BoundaryOffset => self.boundary_offset,
+            Bias::BoundaryF1 => self.boundary_f1,
+            Bias::ThinRecall => self.thin_recall,
+            Bias::SmallObjectRecall => self.small_object_recall,
+            Bias::LowContrastRecall => self.low_contrast_recall,
+            Bias::ShadowFpRate => self.shadow_fp_rate,
+            Bias::CueReliance => self.cue_reliance,
+            Bias::DomainGap => self.domain_gap,
+        }
     }
-}
 
-/// How far a fingerprint value lies from an unbiased model: |offset| for `boundary_offset`,
-/// 1 − recall for the recalls, 1 − F1 for `boundary_f1`, the value itself for `shadow_fp_rate`, `cue_reliance` and
-/// `domain_gap` (absolute). A bias amplifies when this grows.
-pub fn bias_size(metric: &str, value: f64) -> f64 {
-    if metric.ends_with("_recall") || metric.ends_with("_f1") { 1.0 - value } else { value.abs() }
+    /// Every bias with its value, in [`Bias::ALL`] order.
+    pub fn named(&self) -> [(Bias, Option<f64>); 8] {
+        Bias::ALL.map(|b| (b, self.get(b)))
+    }
 }
 
 #[cfg(test)]

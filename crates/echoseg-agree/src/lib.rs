@@ -10,6 +10,7 @@ pub mod confusion;
 pub mod distance;
 pub mod error;
 pub mod fingerprint;
+pub mod metric;
 pub mod raters;
 pub mod staple;
 
@@ -18,9 +19,10 @@ pub use calibration::{BoundaryMatch, CALIBRATION_BINS, Calibration, boundary_mat
 pub use confusion::Confusion;
 pub use error::{AgreeError, Who};
 pub use fingerprint::{
-    BOUNDARY_TOLERANCE, BoundaryOffset, DEFAULT_MAX_OFFSET, Fingerprint, FingerprintCounts, Ratio, Subgroups, bias_size, boundary_offset,
-    change_rate, foreground_rate, subgroup_recall,
+    BOUNDARY_TOLERANCE, BoundaryOffset, DEFAULT_MAX_OFFSET, Fingerprint, FingerprintCounts, Ratio, Subgroups, boundary_offset, change_rate,
+    foreground_rate, subgroup_recall,
 };
+pub use metric::{Bias, Metric, Sense, Unit};
 pub use raters::{DisagreementError, RaterAnalysis, TruthAnalysis, analyse_raters, check_raters, vote_entropy};
 pub use staple::{Staple, StapleConfig, staple};
 pub mod scores;

@@ -5,8 +5,11 @@ use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
+use echoseg_agree::{Bias, Metric};
+use echoseg_study::{Strategy, Treatment};
+
 use crate::chart::{Chart, sequential, series_colour, text};
-use crate::results::{HistoryRow, ResultRow, SummaryRow};
+use crate::results::{HistoryRow, ResultRow, SummaryRow, every_label, sort_by_name};
 
 /// One line of a line panel.
 #[derive(Clone, Debug)]
@@ -286,40 +289,38 @@ pub fn model_names(rows: &[ResultRow]) -> Vec<String> {
     names
 }
 
-/// Whether the per-generation figures show `strategy` among `all` the study ran: strategies that
-/// keep every pseudo-label when there are any (selections have their own section), else all.
-pub fn shown(strategy: &str, all: &[&str]) -> bool {
-    !strategy.contains(" + ") || all.iter().all(|s| s.contains(" + ") || *s == "labels")
+/// Whether the per-generation figures show `treatment` among `all` the study ran: treatments
+/// that keep every pseudo-label when there are any (selections have their own section), else all.
+pub fn shown(treatment: &Treatment, all: &[&Treatment]) -> bool {
+    treatment.keeps_every_label() || all.iter().all(|t| !t.keeps_every_label() || **t == Treatment::Labels)
 }
 
-/// (generation, strategy) groups in order: generation 0 first, then by generation and strategy;
-/// see [`shown`].
-pub fn groups(rows: &[ResultRow]) -> Vec<(i64, String)> {
-    let all: Vec<&str> = rows.iter().filter(|r| r.is_model()).map(|r| r.strategy.as_str()).collect();
-    let mut g: Vec<(i64, String)> =
-        rows.iter().filter(|r| r.is_model() && shown(&r.strategy, &all)).map(|r| (r.generation, r.strategy.clone())).collect();
-    g.sort();
-    g.dedup();
+/// (generation, treatment) groups in order: generation 0 first, then by generation and
+/// treatment name; see [`shown`].
+pub fn groups(rows: &[ResultRow]) -> Vec<(i64, Treatment)> {
+    let all: Vec<&Treatment> = rows.iter().filter(|r| r.is_model()).map(|r| &r.treatment).collect();
+    let mut g: Vec<(i64, Treatment)> =
+        rows.iter().filter(|r| r.is_model() && shown(&r.treatment, &all)).map(|r| (r.generation, r.treatment.clone())).collect();
+    sort_by_name(&mut g);
     g
 }
 
-fn group_title(generation: i64, strategy: &str) -> String {
-    if generation == 0 { "generation 0 (source labels)".into() } else { format!("generation {generation}, {strategy}") }
+fn group_title(generation: i64, treatment: &Treatment) -> String {
+    if generation == 0 { "generation 0 (source labels)".into() } else { format!("generation {generation}, {treatment}") }
 }
 
 /// Training (solid) and validation (dashed) loss per epoch, one panel per generation and strategy.
 pub fn loss_curves(history: &[HistoryRow], models: &[String]) -> LineGrid {
-    let all: Vec<&str> = history.iter().map(|h| h.strategy.as_str()).collect();
-    let mut keys: Vec<(i64, String)> =
-        history.iter().filter(|h| shown(&h.strategy, &all)).map(|h| (h.generation, h.strategy.clone())).collect();
-    keys.sort();
-    keys.dedup();
+    let all: Vec<&Treatment> = history.iter().map(|h| &h.treatment).collect();
+    let mut keys: Vec<(i64, Treatment)> =
+        history.iter().filter(|h| shown(&h.treatment, &all)).map(|h| (h.generation, h.treatment.clone())).collect();
+    sort_by_name(&mut keys);
     let panels = keys
         .iter()
         .map(|(g, s)| {
             let mut runs: Vec<(String, String)> = history
                 .iter()
-                .filter(|h| h.generation == *g && &h.strategy == s && h.repeat == 0)
+                .filter(|h| h.generation == *g && &h.treatment == s && h.repeat == 0)
                 .map(|h| (h.model.clone(), h.teacher.clone()))
                 .collect();
             runs.sort();
@@ -329,7 +330,7 @@ pub fn loss_curves(history: &[HistoryRow], models: &[String]) -> LineGrid {
                 let colour = models.iter().position(|m| *m == model).unwrap_or(0);
                 let mine: Vec<&HistoryRow> = history
                     .iter()
-                    .filter(|h| h.generation == *g && &h.strategy == s && h.repeat == 0 && h.model == model && h.teacher == teacher)
+                    .filter(|h| h.generation == *g && &h.treatment == s && h.repeat == 0 && h.model == model && h.teacher == teacher)
                     .collect();
                 let name = if teacher.is_empty() || teacher == model { model.clone() } else { format!("{model} ← {teacher}") };
                 series.push(Series {
@@ -364,30 +365,35 @@ fn mean(values: impl Iterator<Item = f64>) -> Option<f64> {
 
 /// A metric of the chain runs across generations, one line per model and strategy, with the
 /// sources' own values as reference lines and, where `summary` has them, 95 % interval bands.
-pub fn trajectory(rows: &[ResultRow], summary: &[SummaryRow], metric: &str, title: &str, y_label: &str, models: &[String]) -> LinePanel {
-    let strategies: Vec<String> = {
-        let all: Vec<&str> = rows.iter().filter(|r| r.is_model()).map(|r| r.strategy.as_str()).collect();
-        let mut s: Vec<String> =
-            rows.iter().filter(|r| r.is_model() && r.generation > 0 && shown(&r.strategy, &all)).map(|r| r.strategy.clone()).collect();
-        s.sort();
+pub fn trajectory(rows: &[ResultRow], summary: &[SummaryRow], metric: &Metric, title: &str, y_label: &str, models: &[String]) -> LinePanel {
+    let strategies: Vec<Treatment> = {
+        let all: Vec<&Treatment> = rows.iter().filter(|r| r.is_model()).map(|r| &r.treatment).collect();
+        let mut s: Vec<Treatment> =
+            rows.iter().filter(|r| r.is_model() && r.generation > 0 && shown(&r.treatment, &all)).map(|r| r.treatment.clone()).collect();
+        s.sort_by_cached_key(Treatment::to_string);
         s.dedup();
         s
     };
-    let chain = |model: &str, generation: i64, strategy: &str| -> Vec<&ResultRow> {
+    let chain = |model: &str, generation: i64, treatment: &Treatment| -> Vec<&ResultRow> {
         rows.iter()
             .filter(|r| {
-                r.is_model() && r.chain && r.metric == metric && r.model == model && r.generation == generation && r.strategy == strategy
+                r.is_model()
+                    && r.chain
+                    && &r.metric == metric
+                    && r.model == model
+                    && r.generation == generation
+                    && &r.treatment == treatment
             })
             .collect()
     };
-    let value = |model: &str, generation: i64, strategy: &str| mean(chain(model, generation, strategy).iter().map(|r| r.value));
-    // The chain's configuration in the summary: same generation, strategy, model and teacher.
-    let interval = |model: &str, generation: i64, strategy: &str| {
-        let teacher = chain(model, generation, strategy).first()?.teacher.clone();
+    let value = |model: &str, generation: i64, treatment: &Treatment| mean(chain(model, generation, treatment).iter().map(|r| r.value));
+    // The chain's configuration in the summary: same generation, treatment, model and teacher.
+    let interval = |model: &str, generation: i64, treatment: &Treatment| {
+        let teacher = chain(model, generation, treatment).first()?.teacher.clone();
         summary
             .iter()
             .find(|s| {
-                s.generation == generation && s.strategy == strategy && s.model == model && s.teacher == teacher && s.metric == metric
+                s.generation == generation && &s.treatment == treatment && s.model == model && s.teacher == teacher && &s.metric == metric
             })
             .map(|s| (generation as f64, s.low, s.high))
     };
@@ -395,24 +401,26 @@ pub fn trajectory(rows: &[ResultRow], summary: &[SummaryRow], metric: &str, titl
     let mut series = Vec::new();
     for (si, strategy) in strategies.iter().enumerate() {
         for (mi, model) in models.iter().enumerate() {
-            let mut points: Vec<(f64, f64)> = value(model, 0, "labels").map(|v| vec![(0.0, v)]).unwrap_or_default();
+            let mut points: Vec<(f64, f64)> = value(model, 0, &Treatment::Labels).map(|v| vec![(0.0, v)]).unwrap_or_default();
             points.extend((1..=max_gen).filter_map(|g| value(model, g, strategy).map(|v| (g as f64, v))));
-            let band: Vec<(f64, f64, f64)> =
-                interval(model, 0, "labels").into_iter().chain((1..=max_gen).filter_map(|g| interval(model, g, strategy))).collect();
+            let band: Vec<(f64, f64, f64)> = interval(model, 0, &Treatment::Labels)
+                .into_iter()
+                .chain((1..=max_gen).filter_map(|g| interval(model, g, strategy)))
+                .collect();
             series.push(Series { label: format!("{model}, {strategy}"), colour: mi, dashed: si % 2 == 1, points, band });
         }
     }
     if strategies.is_empty() {
         for (mi, model) in models.iter().enumerate() {
-            let points = value(model, 0, "labels").map(|v| vec![(0.0, v)]).unwrap_or_default();
+            let points = value(model, 0, &Treatment::Labels).map(|v| vec![(0.0, v)]).unwrap_or_default();
             series.push(Series { label: model.clone(), colour: mi, dashed: false, points, band: Vec::new() });
         }
     }
     let references = rows
         .iter()
-        .filter(|r| r.is_source() && r.metric == metric)
+        .filter(|r| r.is_source() && &r.metric == metric)
         .map(|r| {
-            let value = if metric == "boundary_offset" { format!("{:+.2}", r.value) } else { format!("{:.2}", r.value) };
+            let value = if metric.signed() { format!("{:+.2}", r.value) } else { format!("{:.2}", r.value) };
             Reference { label: format!("{} labels ({value})", r.model), value: r.value }
         })
         .collect();
@@ -421,7 +429,7 @@ pub fn trajectory(rows: &[ResultRow], summary: &[SummaryRow], metric: &str, titl
 
 /// A pair metric (Cohen's kappa, error correlation) between the models of each generation and
 /// strategy (repeat means); 1 on the diagonal.
-pub fn agreement_heatmaps(rows: &[ResultRow], models: &[String], metric: &str) -> Heatmaps {
+pub fn agreement_heatmaps(rows: &[ResultRow], models: &[String], metric: &Metric) -> Heatmaps {
     let n = models.len();
     let matrices = groups(rows)
         .into_iter()
@@ -434,7 +442,7 @@ pub fn agreement_heatmaps(rows: &[ResultRow], models: &[String], metric: &str) -
                 for (j, b) in models.iter().enumerate() {
                     let v = mean(
                         rows.iter()
-                            .filter(|r| r.is_pair() && r.generation == g && r.strategy == s && r.metric == metric)
+                            .filter(|r| r.is_pair() && r.generation == g && r.treatment == s && &r.metric == metric)
                             .filter(|r| (&r.model == a && &r.peer == b) || (&r.model == b && &r.peer == a))
                             .map(|r| r.value),
                     );
@@ -549,18 +557,18 @@ pub fn agreement_without_truth(rows: &[ResultRow]) -> Option<Scatters> {
     };
     let colour = |g: i64| generations.iter().position(|&x| x == g).unwrap_or(0);
     let legend: Vec<(String, usize)> = generations.iter().map(|&g| (format!("generation {g}"), colour(g))).collect();
-    let find = |r: &ResultRow, metric: &str| value_of(rows, r, metric);
+    let find = |r: &ResultRow, metric: &Metric| value_of(rows, r, metric);
     let pairs: Vec<(f64, f64, usize)> = rows
         .iter()
-        .filter(|r| r.is_pair() && r.metric == "mean_error")
-        .filter_map(|r| Some((r.value, 1.0 - find(r, "agreement")?, colour(r.generation))))
+        .filter(|r| r.is_pair() && r.metric == Metric::MeanError)
+        .filter_map(|r| Some((r.value, 1.0 - find(r, &Metric::Agreement)?, colour(r.generation))))
         .collect();
     let sensitivity: Vec<(f64, f64, usize)> = rows
         .iter()
-        .filter(|r| r.is_model() && r.metric.starts_with("staple_sensitivity_"))
+        .filter(|r| r.is_model())
         .filter_map(|r| {
-            let class = r.metric.trim_start_matches("staple_sensitivity_");
-            Some((find(r, &format!("sensitivity_{class}"))?, r.value, colour(r.generation)))
+            let Metric::StapleSensitivity(class) = &r.metric else { return None };
+            Some((find(r, &Metric::Sensitivity(class.clone()))?, r.value, colour(r.generation)))
         })
         .collect();
     if pairs.is_empty() && sensitivity.is_empty() {
@@ -589,23 +597,18 @@ pub fn agreement_without_truth(rows: &[ResultRow]) -> Option<Scatters> {
 }
 
 /// The value of `metric` for the run or pair of `row`.
-fn value_of(rows: &[ResultRow], row: &ResultRow, metric: &str) -> Option<f64> {
-    rows.iter().find(|o| o.metric == metric && o.same_subject(row)).map(|o| o.value)
+fn value_of(rows: &[ResultRow], row: &ResultRow, metric: &Metric) -> Option<f64> {
+    rows.iter().find(|o| &o.metric == metric && o.same_subject(row)).map(|o| o.value)
 }
 
 /// The biases a selection is judged on, in the order they are drawn.
-pub const SELECTION_BIASES: [(&str, &str); 4] = [
-    ("boundary_offset", "boundary offset (px)"),
-    ("thin_recall", "thin-structure recall"),
-    ("small_object_recall", "small-object recall"),
-    ("low_contrast_recall", "low-contrast recall"),
-];
+pub const SELECTION_BIASES: [Bias; 4] = [Bias::BoundaryOffset, Bias::ThinRecall, Bias::SmallObjectRecall, Bias::LowContrastRecall];
 
 /// Per bias, every pseudo-label run's kept share of the pool against its bias on the test images,
 /// coloured by selection: what keeping fewer, surer pixels did to each bias.
 pub fn selection_effect(rows: &[ResultRow]) -> Option<Scatters> {
-    let kept: Vec<&ResultRow> = rows.iter().filter(|r| r.is_model() && r.metric == "kept_fraction").collect();
-    let mut selections: Vec<&str> = kept.iter().map(|r| r.selection.as_str()).collect();
+    let kept: Vec<&ResultRow> = rows.iter().filter(|r| r.is_model() && r.metric == Metric::KeptFraction).collect();
+    let mut selections: Vec<&str> = kept.iter().map(|r| r.treatment.selection_column()).collect();
     selections.sort();
     selections.dedup();
     if selections.len() < 2 {
@@ -615,11 +618,14 @@ pub fn selection_effect(rows: &[ResultRow]) -> Option<Scatters> {
     let colour = |s: &str| selections.iter().position(|&x| x == s).unwrap_or(0);
     let panels: Vec<ScatterPanel> = SELECTION_BIASES
         .iter()
-        .map(|&(metric, name)| ScatterPanel {
-            title: format!("{name} vs kept share"),
+        .map(|&bias| ScatterPanel {
+            title: format!("{} vs kept share", bias.display_name()),
             x_label: "share of pool pixels kept".into(),
-            y_label: name.into(),
-            points: kept.iter().filter_map(|r| Some((r.value, value_of(rows, r, metric)?, colour(&r.selection)))).collect(),
+            y_label: bias.display_name(),
+            points: kept
+                .iter()
+                .filter_map(|r| Some((r.value, value_of(rows, r, &Metric::Bias(bias))?, colour(r.treatment.selection_column()))))
+                .collect(),
             legend: legend.clone(),
             diagonal: false,
         })
@@ -632,29 +638,37 @@ pub fn selection_effect(rows: &[ResultRow]) -> Option<Scatters> {
 /// pseudo-labels (`cross` off the diagonal, `self` on it; every pixel kept), repeat means, one
 /// panel per bias; `None` without a `cross` generation.
 pub fn transfer_matrices(rows: &[ResultRow], models: &[String]) -> Option<Heatmaps> {
-    if !rows.iter().any(|r| r.is_model() && r.generation == 1 && r.strategy == "cross") {
+    let (self_training, cross) = (every_label(Strategy::SelfTraining), every_label(Strategy::Cross));
+    if !rows.iter().any(|r| r.is_model() && r.generation == 1 && r.treatment == cross) {
         return None;
     }
     let n = models.len();
     let matrices: Vec<Matrix> = SELECTION_BIASES
         .iter()
-        .filter_map(|&(metric, name)| {
+        .filter_map(|&bias| {
+            let metric = Metric::Bias(bias);
             let mut values = vec![f64::NAN; n * n];
             for (t, teacher) in models.iter().enumerate() {
                 for (s, student) in models.iter().enumerate() {
-                    let strategy = if t == s { "self" } else { "cross" };
+                    let treatment = if t == s { &self_training } else { &cross };
                     let v = mean(
                         rows.iter()
-                            .filter(|r| r.is_model() && r.generation == 1 && r.strategy == strategy && r.metric == metric)
+                            .filter(|r| r.is_model() && r.generation == 1 && &r.treatment == treatment && r.metric == metric)
                             .filter(|r| &r.teacher == teacher && &r.model == student)
                             .map(|r| r.value),
                     );
                     values[t * n + s] = v.unwrap_or(f64::NAN);
                 }
             }
-            let signed = metric == "boundary_offset";
+            let signed = bias.signed();
             let range = if signed { bounds(values.iter().copied()) } else { (0.0, 1.0) };
-            values.iter().any(|v| v.is_finite()).then(|| Matrix { title: name.to_string(), names: models.to_vec(), values, range, signed })
+            values.iter().any(|v| v.is_finite()).then(|| Matrix {
+                title: bias.display_name(),
+                names: models.to_vec(),
+                values,
+                range,
+                signed,
+            })
         })
         .collect();
     (!matrices.is_empty()).then_some(Heatmaps { matrices, columns: 2 })

@@ -13,7 +13,7 @@ use crate::results::ResultRow;
 /// pooled over seeds; `None` when no run kept its bins (older studies, no truth).
 pub fn reliability_diagrams(dir: &StudyDir, rows: &[ResultRow], models: &[String]) -> Option<LineGrid> {
     let last = rows.iter().filter(|r| r.is_model()).map(|r| r.generation).max().unwrap_or(0);
-    let groups: Vec<(i64, String)> = groups(rows).into_iter().filter(|(g, _)| *g == 0 || *g == last).collect();
+    let groups: Vec<(i64, echoseg_study::Treatment)> = groups(rows).into_iter().filter(|(g, _)| *g == 0 || *g == last).collect();
     let panels: Vec<LinePanel> = groups
         .iter()
         .filter_map(|(g, s)| {
@@ -23,7 +23,7 @@ pub fn reliability_diagrams(dir: &StudyDir, rows: &[ResultRow], models: &[String
                 .filter_map(|(mi, m)| {
                     let mut runs: Vec<&str> = rows
                         .iter()
-                        .filter(|r| r.is_model() && r.chain && r.generation == *g && &r.strategy == s && &r.model == m)
+                        .filter(|r| r.is_model() && r.chain && r.generation == *g && &r.treatment == s && &r.model == m)
                         .map(|r| r.run.as_str())
                         .collect();
                     runs.sort();

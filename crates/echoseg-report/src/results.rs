@@ -1,9 +1,16 @@
 //! The results tables, read back from the files the study wrote.
+//!
+//! This is the report's file boundary: strategy, metric, bias and verdict names are parsed into
+//! their enums here, and a name echoseg does not know is an error naming the file.
 
 use std::path::Path;
 
-use echoseg_study::plan::treatment;
+use echoseg_agree::{Bias, Metric, Verdict};
+use echoseg_study::Treatment;
+use echoseg_study::intervals::PretrainingVerdict;
+use echoseg_study::strategy::{EVERY_LABEL, Strategy};
 use echoseg_study::tables::{columns, read_table, subjects};
+use echoseg_study::targets::Judgement;
 use polars::prelude::*;
 
 use crate::ReportError;
@@ -11,14 +18,12 @@ use crate::ReportError;
 /// One row of `results.parquet`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ResultRow {
-    /// `model`, `source` or `pair`.
+    /// `model`, `source`, `pair` or `committee`.
     pub subject: String,
     /// Generation.
     pub generation: i64,
-    /// `labels`, `self`, `cross`, …, followed by the selection when it is not `all` ([`treatment`]).
-    pub strategy: String,
-    /// The selection alone (`all` when every pseudo-label was kept, and for generation 0).
-    pub selection: String,
+    /// What the model learned from (the strategy and selection columns).
+    pub treatment: Treatment,
     /// Architecture or source name.
     pub model: String,
     /// Teacher architecture (empty when none).
@@ -27,8 +32,8 @@ pub struct ResultRow {
     pub peer: String,
     /// Repeat index.
     pub repeat: i64,
-    /// Metric name.
-    pub metric: String,
+    /// The metric.
+    pub metric: Metric,
     /// Value.
     pub value: f64,
     /// Part of its strategy's chain (see the study's `chain` column).
@@ -53,10 +58,15 @@ impl ResultRow {
         self.subject == subjects::PAIR
     }
 
+    /// True for all the models of one generation, strategy and repeat together.
+    pub fn is_committee(&self) -> bool {
+        self.subject == subjects::COMMITTEE
+    }
+
     /// True when `other` describes the same run or pair (any metric).
     pub fn same_subject(&self, other: &ResultRow) -> bool {
-        (&self.subject, self.generation, &self.strategy, &self.model, &self.peer, &self.teacher, self.repeat)
-            == (&other.subject, other.generation, &other.strategy, &other.model, &other.peer, &other.teacher, other.repeat)
+        (&self.subject, self.generation, &self.treatment, &self.model, &self.peer, &self.teacher, self.repeat)
+            == (&other.subject, other.generation, &other.treatment, &other.model, &other.peer, &other.teacher, other.repeat)
     }
 }
 
@@ -69,8 +79,8 @@ pub struct HistoryRow {
     pub model: String,
     /// Generation.
     pub generation: i64,
-    /// Strategy, with its selection ([`treatment`]).
-    pub strategy: String,
+    /// What the run learned from.
+    pub treatment: Treatment,
     /// Teacher architecture (empty when none).
     pub teacher: String,
     /// Repeat index.
@@ -83,88 +93,151 @@ pub struct HistoryRow {
     pub val_loss: Option<f64>,
 }
 
-fn table_error(path: &Path) -> impl Fn(PolarsError) -> ReportError + '_ {
-    move |e| ReportError::Table { path: path.to_path_buf(), message: e.to_string() }
+/// The treatment of `strategy` that keeps every pseudo-label (plain `self`, `cross`, …).
+pub fn every_label(strategy: Strategy) -> Treatment {
+    Treatment::Pseudo { strategy, selection: EVERY_LABEL.to_string() }
 }
 
-fn strings(df: &DataFrame, name: &str) -> PolarsResult<Vec<String>> {
-    Ok(df.column(name)?.str()?.iter().map(|s| s.unwrap_or_default().to_string()).collect())
+/// Sorts keys of (generation, treatment) the way readers look them up: by generation, then by
+/// the treatment's name.
+pub fn sort_by_name(keys: &mut Vec<(i64, Treatment)>) {
+    keys.sort_by_cached_key(|(g, t)| (*g, t.to_string()));
+    keys.dedup();
 }
 
-/// A text column that older studies did not write: `default` for every row then.
-fn strings_or(df: &DataFrame, name: &str, default: &str) -> PolarsResult<Vec<String>> {
-    if df.get_column_names().iter().any(|c| c.as_str() == name) { strings(df, name) } else { Ok(vec![default.to_string(); df.height()]) }
+/// A table read from its file, with the file's path for errors.
+struct Frame<'a> {
+    df: DataFrame,
+    path: &'a Path,
 }
 
-/// The strategy column of a table, each value followed by its row's selection (see [`treatment`]).
-fn treatments(df: &DataFrame) -> PolarsResult<Vec<String>> {
-    let (strategy, selection) = (strings(df, "strategy")?, strings_or(df, "selection", "all")?);
-    Ok(strategy.iter().zip(&selection).map(|(s, sel)| treatment(s, sel)).collect())
-}
+impl<'a> Frame<'a> {
+    fn read(path: &'a Path) -> Result<Self, ReportError> {
+        Ok(Self { df: read_table(path)?, path })
+    }
 
-fn ints(df: &DataFrame, name: &str) -> PolarsResult<Vec<i64>> {
-    Ok(df.column(name)?.i64()?.iter().map(Option::unwrap_or_default).collect())
-}
+    /// A table the study may not have written (older studies) or written without columns
+    /// (nothing to say, e.g. no later generation): `None` in both cases.
+    fn read_optional(path: &'a Path) -> Result<Option<Self>, ReportError> {
+        if !path.exists() {
+            return Ok(None);
+        }
+        let frame = Self::read(path)?;
+        Ok((frame.df.width() > 0).then_some(frame))
+    }
 
-fn floats(df: &DataFrame, name: &str) -> PolarsResult<Vec<Option<f64>>> {
-    Ok(df.column(name)?.f64()?.iter().collect())
+    fn height(&self) -> usize {
+        self.df.height()
+    }
+
+    fn error(&self, e: PolarsError) -> ReportError {
+        ReportError::Table { path: self.path.to_path_buf(), message: e.to_string() }
+    }
+
+    fn strings(&self, name: &str) -> Result<Vec<String>, ReportError> {
+        let column = self.df.column(name).and_then(|c| c.str().cloned()).map_err(|e| self.error(e))?;
+        Ok(column.iter().map(|s| s.unwrap_or_default().to_string()).collect())
+    }
+
+    /// A text column that older studies did not write: `default` for every row then.
+    fn strings_or(&self, name: &str, default: &str) -> Result<Vec<String>, ReportError> {
+        if self.df.get_column_names().iter().any(|c| c.as_str() == name) {
+            self.strings(name)
+        } else {
+            Ok(vec![default.to_string(); self.height()])
+        }
+    }
+
+    fn ints(&self, name: &str) -> Result<Vec<i64>, ReportError> {
+        let column = self.df.column(name).and_then(|c| c.i64().cloned()).map_err(|e| self.error(e))?;
+        Ok(column.iter().map(Option::unwrap_or_default).collect())
+    }
+
+    fn floats(&self, name: &str) -> Result<Vec<Option<f64>>, ReportError> {
+        let column = self.df.column(name).and_then(|c| c.f64().cloned()).map_err(|e| self.error(e))?;
+        Ok(column.iter().collect())
+    }
+
+    fn bools(&self, name: &str, default: bool) -> Result<Vec<bool>, ReportError> {
+        let column = self.df.column(name).and_then(|c| c.bool().cloned()).map_err(|e| self.error(e))?;
+        Ok(column.iter().map(|b| b.unwrap_or(default)).collect())
+    }
+
+    fn triple(&self, names: [&str; 3]) -> Result<Vec<Option<[f64; 3]>>, ReportError> {
+        let (a, b, c) = (self.floats(names[0])?, self.floats(names[1])?, self.floats(names[2])?);
+        Ok((0..self.height()).map(|i| Some([a[i]?, b[i]?, c[i]?])).collect())
+    }
+
+    /// A column of names parsed by `parse`; `what` names the kind of name in the error.
+    fn parsed<T>(&self, name: &str, what: &'static str, parse: impl Fn(&str) -> Option<T>) -> Result<Vec<T>, ReportError> {
+        self.strings(name)?
+            .into_iter()
+            .map(|n| parse(&n).ok_or_else(|| ReportError::UnknownName { path: self.path.to_path_buf(), what, name: n }))
+            .collect()
+    }
+
+    /// The treatments the strategy and selection columns describe.
+    fn treatments(&self) -> Result<Vec<Treatment>, ReportError> {
+        let (strategy, selection) = (self.strings(columns::STRATEGY)?, self.strings_or(columns::SELECTION, EVERY_LABEL)?);
+        strategy
+            .iter()
+            .zip(&selection)
+            .map(|(s, sel)| {
+                Treatment::from_columns(s, sel).ok_or_else(|| ReportError::UnknownName {
+                    path: self.path.to_path_buf(),
+                    what: "strategy",
+                    name: s.clone(),
+                })
+            })
+            .collect()
+    }
 }
 
 /// Reads `results.parquet`.
 pub fn read_results(path: &Path) -> Result<Vec<ResultRow>, ReportError> {
-    let df = read_table(path)?;
-    let read = || -> PolarsResult<Vec<ResultRow>> {
-        use columns::*;
-        let (subject, generation, strategy, model) =
-            (strings(&df, SUBJECT)?, ints(&df, GENERATION)?, treatments(&df)?, strings(&df, MODEL)?);
-        let (teacher, peer, repeat, metric, value) =
-            (strings(&df, TEACHER)?, strings(&df, PEER)?, ints(&df, REPEAT)?, strings(&df, METRIC)?, floats(&df, VALUE)?);
-        let chain: Vec<bool> = df.column(CHAIN)?.bool()?.iter().map(|b| b.unwrap_or(true)).collect();
-        let selection = strings_or(&df, SELECTION, "all")?;
-        let run = strings(&df, RUN)?;
-        Ok((0..df.height())
-            .map(|i| ResultRow {
-                subject: subject[i].clone(),
-                generation: generation[i],
-                strategy: strategy[i].clone(),
-                selection: selection[i].clone(),
-                model: model[i].clone(),
-                teacher: teacher[i].clone(),
-                peer: peer[i].clone(),
-                repeat: repeat[i],
-                metric: metric[i].clone(),
-                value: value[i].unwrap_or(f64::NAN),
-                chain: chain[i],
-                run: run[i].clone(),
-            })
-            .collect())
-    };
-    read().map_err(table_error(path))
+    use columns::*;
+    let f = Frame::read(path)?;
+    let (subject, generation, treatment, model) = (f.strings(SUBJECT)?, f.ints(GENERATION)?, f.treatments()?, f.strings(MODEL)?);
+    let (teacher, peer, repeat, value) = (f.strings(TEACHER)?, f.strings(PEER)?, f.ints(REPEAT)?, f.floats(VALUE)?);
+    let metric = f.parsed(METRIC, "metric", Metric::from_name)?;
+    let (chain, run) = (f.bools(CHAIN, true)?, f.strings(RUN)?);
+    Ok((0..f.height())
+        .map(|i| ResultRow {
+            subject: subject[i].clone(),
+            generation: generation[i],
+            treatment: treatment[i].clone(),
+            model: model[i].clone(),
+            teacher: teacher[i].clone(),
+            peer: peer[i].clone(),
+            repeat: repeat[i],
+            metric: metric[i].clone(),
+            value: value[i].unwrap_or(f64::NAN),
+            chain: chain[i],
+            run: run[i].clone(),
+        })
+        .collect())
 }
 
 /// Reads `history.parquet`.
 pub fn read_history(path: &Path) -> Result<Vec<HistoryRow>, ReportError> {
-    let df = read_table(path)?;
-    let read = || -> PolarsResult<Vec<HistoryRow>> {
-        use columns::*;
-        let (run, model, generation, strategy, teacher) =
-            (strings(&df, RUN)?, strings(&df, MODEL)?, ints(&df, GENERATION)?, treatments(&df)?, strings(&df, TEACHER)?);
-        let (repeat, epoch, train, val) = (ints(&df, REPEAT)?, ints(&df, EPOCH)?, floats(&df, TRAIN_LOSS)?, floats(&df, VAL_LOSS)?);
-        Ok((0..df.height())
-            .map(|i| HistoryRow {
-                run: run[i].clone(),
-                model: model[i].clone(),
-                generation: generation[i],
-                strategy: strategy[i].clone(),
-                teacher: teacher[i].clone(),
-                repeat: repeat[i],
-                epoch: epoch[i],
-                train_loss: train[i].unwrap_or(f64::NAN),
-                val_loss: val[i],
-            })
-            .collect())
-    };
-    read().map_err(table_error(path))
+    use columns::*;
+    let f = Frame::read(path)?;
+    let (run, model, generation, treatment, teacher) =
+        (f.strings(RUN)?, f.strings(MODEL)?, f.ints(GENERATION)?, f.treatments()?, f.strings(TEACHER)?);
+    let (repeat, epoch, train, val) = (f.ints(REPEAT)?, f.ints(EPOCH)?, f.floats(TRAIN_LOSS)?, f.floats(VAL_LOSS)?);
+    Ok((0..f.height())
+        .map(|i| HistoryRow {
+            run: run[i].clone(),
+            model: model[i].clone(),
+            generation: generation[i],
+            treatment: treatment[i].clone(),
+            teacher: teacher[i].clone(),
+            repeat: repeat[i],
+            epoch: epoch[i],
+            train_loss: train[i].unwrap_or(f64::NAN),
+            val_loss: val[i],
+        })
+        .collect())
 }
 
 /// One row of `summary.parquet`: a metric of one configuration with its interval over images and seeds.
@@ -172,14 +245,14 @@ pub fn read_history(path: &Path) -> Result<Vec<HistoryRow>, ReportError> {
 pub struct SummaryRow {
     /// Generation.
     pub generation: i64,
-    /// Strategy, with its selection ([`treatment`]).
-    pub strategy: String,
+    /// What the configuration learned from.
+    pub treatment: Treatment,
     /// Architecture.
     pub model: String,
     /// Teacher architecture (empty when none).
     pub teacher: String,
-    /// Metric name.
-    pub metric: String,
+    /// The metric.
+    pub metric: Metric,
     /// Point estimate.
     pub estimate: f64,
     /// Lower end of the 95 % interval.
@@ -192,14 +265,14 @@ pub struct SummaryRow {
 /// against generation 0.
 #[derive(Clone, Debug, PartialEq)]
 pub struct VerdictRow {
-    /// Strategy, with its selection ([`treatment`]).
-    pub strategy: String,
+    /// What the later generation learned from.
+    pub treatment: Treatment,
     /// Architecture.
     pub model: String,
     /// Generation compared with generation 0.
     pub generation: i64,
-    /// The bias (a fingerprint metric).
-    pub metric: String,
+    /// The bias.
+    pub bias: Bias,
     /// Value at generation 0 with its interval.
     pub before: [f64; 3],
     /// Value at `generation` with its interval.
@@ -208,78 +281,58 @@ pub struct VerdictRow {
     pub change: [f64; 3],
     /// Ratio of bias sizes with its interval (None when the bias was zero at generation 0).
     pub factor: Option<[f64; 3]>,
-    /// `amplifies`, `cancels` or `holds`.
-    pub verdict: String,
-}
-
-fn triple(df: &DataFrame, names: [&str; 3]) -> PolarsResult<Vec<Option<[f64; 3]>>> {
-    let (a, b, c) = (floats(df, names[0])?, floats(df, names[1])?, floats(df, names[2])?);
-    Ok((0..df.height()).map(|i| Some([a[i]?, b[i]?, c[i]?])).collect())
-}
-
-/// A table the study may not have written (older studies) or written without columns (nothing to
-/// say, e.g. no later generation): `None` in both cases.
-fn read_optional(path: &Path) -> Result<Option<DataFrame>, ReportError> {
-    if !path.exists() {
-        return Ok(None);
-    }
-    let df = read_table(path)?;
-    Ok((df.width() > 0).then_some(df))
+    /// What happened to the bias.
+    pub verdict: Verdict,
 }
 
 /// Reads `summary.parquet`; empty when the study predates it or has no truth.
 pub fn read_summary(path: &Path) -> Result<Vec<SummaryRow>, ReportError> {
-    let Some(df) = read_optional(path)? else { return Ok(Vec::new()) };
-    let read = || -> PolarsResult<Vec<SummaryRow>> {
-        let (generation, strategy, model, teacher, metric) =
-            (ints(&df, "generation")?, treatments(&df)?, strings(&df, "model")?, strings(&df, "teacher")?, strings(&df, "metric")?);
-        let values = triple(&df, ["estimate", "low", "high"])?;
-        Ok((0..df.height())
-            .filter_map(|i| {
-                let [estimate, low, high] = values[i]?;
-                Some(SummaryRow {
-                    generation: generation[i],
-                    strategy: strategy[i].clone(),
-                    model: model[i].clone(),
-                    teacher: teacher[i].clone(),
-                    metric: metric[i].clone(),
-                    estimate,
-                    low,
-                    high,
-                })
+    let Some(f) = Frame::read_optional(path)? else { return Ok(Vec::new()) };
+    let (generation, treatment, model, teacher) = (f.ints("generation")?, f.treatments()?, f.strings("model")?, f.strings("teacher")?);
+    let metric = f.parsed("metric", "metric", Metric::from_name)?;
+    let values = f.triple(["estimate", "low", "high"])?;
+    Ok((0..f.height())
+        .filter_map(|i| {
+            let [estimate, low, high] = values[i]?;
+            Some(SummaryRow {
+                generation: generation[i],
+                treatment: treatment[i].clone(),
+                model: model[i].clone(),
+                teacher: teacher[i].clone(),
+                metric: metric[i].clone(),
+                estimate,
+                low,
+                high,
             })
-            .collect())
-    };
-    read().map_err(table_error(path))
+        })
+        .collect())
 }
 
 /// Reads `verdicts.parquet`; empty when the study predates it or has a single generation.
 pub fn read_verdicts(path: &Path) -> Result<Vec<VerdictRow>, ReportError> {
-    let Some(df) = read_optional(path)? else { return Ok(Vec::new()) };
-    let read = || -> PolarsResult<Vec<VerdictRow>> {
-        let (strategy, model, generation, metric, verdict) =
-            (treatments(&df)?, strings(&df, "model")?, ints(&df, "generation")?, strings(&df, "metric")?, strings(&df, "verdict")?);
-        let before = triple(&df, ["before", "before_low", "before_high"])?;
-        let after = triple(&df, ["after", "after_low", "after_high"])?;
-        let change = triple(&df, ["change", "change_low", "change_high"])?;
-        let factor = triple(&df, ["factor", "factor_low", "factor_high"])?;
-        Ok((0..df.height())
-            .filter_map(|i| {
-                Some(VerdictRow {
-                    strategy: strategy[i].clone(),
-                    model: model[i].clone(),
-                    generation: generation[i],
-                    metric: metric[i].clone(),
-                    before: before[i]?,
-                    after: after[i]?,
-                    change: change[i]?,
-                    factor: factor[i],
-                    verdict: verdict[i].clone(),
-                })
+    let Some(f) = Frame::read_optional(path)? else { return Ok(Vec::new()) };
+    let (treatment, model, generation) = (f.treatments()?, f.strings("model")?, f.ints("generation")?);
+    let bias = f.parsed("metric", "bias", Bias::from_name)?;
+    let verdict = f.parsed("verdict", "verdict", Verdict::from_name)?;
+    let before = f.triple(["before", "before_low", "before_high"])?;
+    let after = f.triple(["after", "after_low", "after_high"])?;
+    let change = f.triple(["change", "change_low", "change_high"])?;
+    let factor = f.triple(["factor", "factor_low", "factor_high"])?;
+    Ok((0..f.height())
+        .filter_map(|i| {
+            Some(VerdictRow {
+                treatment: treatment[i].clone(),
+                model: model[i].clone(),
+                generation: generation[i],
+                bias: bias[i],
+                before: before[i]?,
+                after: after[i]?,
+                change: change[i]?,
+                factor: factor[i],
+                verdict: verdict[i],
             })
-            .collect())
-    };
-    read().map_err(table_error(path))
+        })
+        .collect())
 }
 
 /// One row of `pretraining.parquet`: a metric of a pre-trained model against the same
@@ -292,47 +345,45 @@ pub struct PretrainingRow {
     pub pretrained: String,
     /// Generation.
     pub generation: i64,
-    /// Strategy, with its selection ([`treatment`]).
-    pub strategy: String,
-    /// Metric name (`miou` or a bias).
-    pub metric: String,
+    /// What both models learned from.
+    pub treatment: Treatment,
+    /// The metric (mIoU or a bias).
+    pub metric: Metric,
     /// Value without pre-training, with its interval.
     pub without: [f64; 3],
     /// Value with pre-training, with its interval.
     pub with: [f64; 3],
     /// Change (of mIoU, or of the bias size) with its interval.
     pub change: [f64; 3],
-    /// `raises` / `lowers` for mIoU, `amplifies` / `cancels` for a bias, or `holds`.
-    pub verdict: String,
+    /// What pre-training did to the metric.
+    pub verdict: PretrainingVerdict,
 }
 
 /// Reads `pretraining.parquet`; empty when the study has no pre-trained model.
 pub fn read_pretraining(path: &Path) -> Result<Vec<PretrainingRow>, ReportError> {
-    let Some(df) = read_optional(path)? else { return Ok(Vec::new()) };
-    let read = || -> PolarsResult<Vec<PretrainingRow>> {
-        let (model, pretrained, generation, strategy) =
-            (strings(&df, "model")?, strings(&df, "pretrained")?, ints(&df, "generation")?, treatments(&df)?);
-        let (metric, verdict) = (strings(&df, "metric")?, strings(&df, "verdict")?);
-        let without = triple(&df, ["without", "without_low", "without_high"])?;
-        let with = triple(&df, ["with", "with_low", "with_high"])?;
-        let change = triple(&df, ["change", "change_low", "change_high"])?;
-        Ok((0..df.height())
-            .filter_map(|i| {
-                Some(PretrainingRow {
-                    model: model[i].clone(),
-                    pretrained: pretrained[i].clone(),
-                    generation: generation[i],
-                    strategy: strategy[i].clone(),
-                    metric: metric[i].clone(),
-                    without: without[i]?,
-                    with: with[i]?,
-                    change: change[i]?,
-                    verdict: verdict[i].clone(),
-                })
+    let Some(f) = Frame::read_optional(path)? else { return Ok(Vec::new()) };
+    let (model, pretrained, generation, treatment) =
+        (f.strings("model")?, f.strings("pretrained")?, f.ints("generation")?, f.treatments()?);
+    let metric = f.parsed("metric", "metric", Metric::from_name)?;
+    let verdict = f.parsed("verdict", "verdict", PretrainingVerdict::from_name)?;
+    let without = f.triple(["without", "without_low", "without_high"])?;
+    let with = f.triple(["with", "with_low", "with_high"])?;
+    let change = f.triple(["change", "change_low", "change_high"])?;
+    Ok((0..f.height())
+        .filter_map(|i| {
+            Some(PretrainingRow {
+                model: model[i].clone(),
+                pretrained: pretrained[i].clone(),
+                generation: generation[i],
+                treatment: treatment[i].clone(),
+                metric: metric[i].clone(),
+                without: without[i]?,
+                with: with[i]?,
+                change: change[i]?,
+                verdict: verdict[i],
             })
-            .collect())
-    };
-    read().map_err(table_error(path))
+        })
+        .collect())
 }
 
 /// One row of `targets.parquet`: a target judged for one configuration.
@@ -342,44 +393,76 @@ pub struct TargetRow {
     pub target: String,
     /// Generation.
     pub generation: i64,
-    /// Strategy, with its selection ([`treatment`]).
-    pub strategy: String,
+    /// What the configuration learned from.
+    pub treatment: Treatment,
     /// Architecture.
     pub model: String,
     /// Teacher architecture (empty when none).
     pub teacher: String,
     /// The metric with its interval.
     pub value: [f64; 3],
-    /// `met`, `missed` or `undecided`.
-    pub judgement: String,
+    /// Whether the configuration meets the target.
+    pub judgement: Judgement,
 }
 
 /// Reads `targets.parquet`; empty when the manifest sets no targets.
 pub fn read_targets(path: &Path) -> Result<Vec<TargetRow>, ReportError> {
-    let Some(df) = read_optional(path)? else { return Ok(Vec::new()) };
-    let read = || -> PolarsResult<Vec<TargetRow>> {
-        let (target, generation, strategy, model, teacher, judgement) = (
-            strings(&df, "target")?,
-            ints(&df, "generation")?,
-            treatments(&df)?,
-            strings(&df, "model")?,
-            strings(&df, "teacher")?,
-            strings(&df, "judgement")?,
-        );
-        let values = triple(&df, ["estimate", "low", "high"])?;
-        Ok((0..df.height())
-            .filter_map(|i| {
-                Some(TargetRow {
-                    target: target[i].clone(),
-                    generation: generation[i],
-                    strategy: strategy[i].clone(),
-                    model: model[i].clone(),
-                    teacher: teacher[i].clone(),
-                    value: values[i]?,
-                    judgement: judgement[i].clone(),
-                })
+    let Some(f) = Frame::read_optional(path)? else { return Ok(Vec::new()) };
+    let (target, generation, treatment, model, teacher) =
+        (f.strings("target")?, f.ints("generation")?, f.treatments()?, f.strings("model")?, f.strings("teacher")?);
+    let judgement = f.parsed("judgement", "judgement", Judgement::from_name)?;
+    let values = f.triple(["estimate", "low", "high"])?;
+    Ok((0..f.height())
+        .filter_map(|i| {
+            Some(TargetRow {
+                target: target[i].clone(),
+                generation: generation[i],
+                treatment: treatment[i].clone(),
+                model: model[i].clone(),
+                teacher: teacher[i].clone(),
+                value: values[i]?,
+                judgement: judgement[i],
             })
-            .collect())
-    };
-    read().map_err(table_error(path))
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A one-row `summary.parquet` with the given strategy and metric, in a fresh folder.
+    fn summary_file(name: &str, strategy: &str, metric: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("echoseg-report-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("summary.parquet");
+        let mut df = DataFrame::new_infer_height(vec![
+            Column::new("generation".into(), vec![1i64]),
+            Column::new("strategy".into(), vec![strategy]),
+            Column::new("selection".into(), vec!["confidence0.9"]),
+            Column::new("model".into(), vec!["unet"]),
+            Column::new("teacher".into(), vec!["unet"]),
+            Column::new("metric".into(), vec![metric]),
+            Column::new("estimate".into(), vec![0.5f64]),
+            Column::new("low".into(), vec![0.4f64]),
+            Column::new("high".into(), vec![0.6f64]),
+        ])
+        .unwrap();
+        ParquetWriter::new(std::fs::File::create(&path).unwrap()).finish(&mut df).unwrap();
+        path
+    }
+
+    #[test]
+    fn names_are_parsed_at_read_time_and_an_unknown_one_names_its_file() {
+        let path = summary_file("known", "self", "thin_recall");
+        let rows = read_summary(&path).unwrap();
+        let treatment = Treatment::Pseudo { strategy: Strategy::SelfTraining, selection: "confidence0.9".into() };
+        assert_eq!((&rows[0].treatment, &rows[0].metric), (&treatment, &Metric::Bias(Bias::ThinRecall)));
+
+        let path = summary_file("strategy", "teach", "miou");
+        let error = read_summary(&path).unwrap_err().to_string();
+        assert!(error.contains("unknown strategy `teach`") && error.contains(&path.display().to_string()), "{error}");
+        let error = read_summary(&summary_file("metric", "self", "mioU")).unwrap_err().to_string();
+        assert!(error.contains("unknown metric `mioU`"), "{error}");
+    }
 }

@@ -1,15 +1,15 @@
 //! Sample panels: for a few test images, the image, its truth, each source's labels, each
 //! model's prediction at generation 0 and at the last generation, and where the models disagree.
 
-use echoseg_study::StudyDir;
 use echoseg_study::samples::SampleIndex;
 use echoseg_study::store::{read_json, read_labels};
+use echoseg_study::{Strategy, StudyDir, Treatment};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::chart::{Chart, series_colour, text};
-use crate::results::ResultRow;
+use crate::results::{ResultRow, every_label};
 
 /// One tile of the panel grid.
 #[derive(Clone, Debug)]
@@ -120,18 +120,22 @@ fn disagreement(maps: &[&Vec<u8>]) -> Vec<f32> {
 pub fn sample_panels(dir: &StudyDir, rows: &[ResultRow], models: &[String]) -> Option<SamplePanels> {
     let index: SampleIndex = read_json(&dir.samples().join("samples.json")).ok()?;
     let (width, height, maps) = read_labels(&dir.samples().join("labels.labels")).ok()?;
-    let run_of = |model: &str, generation: i64, strategy: &str| {
+    let run_of = |model: &str, generation: i64, treatment: &Treatment| {
         rows.iter()
-            .find(|r| r.is_model() && r.chain && r.repeat == 0 && r.model == model && r.generation == generation && r.strategy == strategy)
+            .find(|r| {
+                r.is_model() && r.chain && r.repeat == 0 && r.model == model && r.generation == generation && &r.treatment == treatment
+            })
             .map(|r| r.run.clone())
     };
     let last = rows.iter().filter(|r| r.is_model()).map(|r| r.generation).max().unwrap_or(0);
-    let mut strategies: Vec<&str> = rows.iter().filter(|r| r.is_model() && r.generation == last).map(|r| r.strategy.as_str()).collect();
-    strategies.sort_by_key(|s| (*s != "self", *s));
+    let mut strategies: Vec<&Treatment> = rows.iter().filter(|r| r.is_model() && r.generation == last).map(|r| &r.treatment).collect();
+    let self_training = every_label(Strategy::SelfTraining);
+    strategies.sort_by_cached_key(|t| (**t != self_training, t.to_string()));
     let later = strategies.first().copied().filter(|_| last > 0);
     let mut columns: Vec<String> = vec!["image".into()];
     columns.extend(index.maps.iter().cloned());
-    let mut generations: Vec<(i64, &str)> = vec![(0, "labels")];
+    let source_labels = Treatment::Labels;
+    let mut generations: Vec<(i64, &Treatment)> = vec![(0, &source_labels)];
     generations.extend(later.map(|s| (last, s)));
     let mut predictions: Vec<Vec<Vec<u8>>> = Vec::new();
     let mut groups: Vec<Vec<usize>> = Vec::new();

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use echoseg_agree::{BootstrapConfig, Confusion, FingerprintCounts, Interval, Verdict, bias_size, bootstrap};
+use echoseg_agree::{Bias, BootstrapConfig, Confusion, FingerprintCounts, Interval, Metric, Verdict, bootstrap};
 use polars::prelude::*;
 use rayon::prelude::*;
 
@@ -15,13 +15,65 @@ use crate::plan::Plan;
 use crate::store::StudyDir;
 use crate::targets::Target;
 
-/// Metrics that have per-image counts, so intervals over images.
-pub const METRICS: [&str; 7] =
-    ["miou", "boundary_offset", "boundary_f1", "thin_recall", "small_object_recall", "low_contrast_recall", "shadow_fp_rate"];
+/// Metrics that have per-image counts, so intervals over images: mIoU and the biases a verdict
+/// is given on ([`Bias::COUNTED`]).
+pub fn interval_metrics() -> impl Iterator<Item = Metric> {
+    std::iter::once(Metric::Miou).chain(Bias::COUNTED.map(Metric::Bias))
+}
 
-/// The biases a verdict is given on (every metric above except mIoU).
-pub const BIASES: [&str; 6] =
-    ["boundary_offset", "boundary_f1", "thin_recall", "small_object_recall", "low_contrast_recall", "shadow_fp_rate"];
+/// What pre-training did to a metric: for mIoU a larger value is better, not a larger bias, so
+/// its directions have their own words.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PretrainingVerdict {
+    /// mIoU rose, and the interval of the change excludes no change.
+    Raises,
+    /// mIoU fell, and the interval of the change excludes no change.
+    Lowers,
+    /// A bias grew, and the interval of the change excludes no change.
+    Amplifies,
+    /// A bias shrank, and the interval of the change excludes no change.
+    Cancels,
+    /// The interval of the change includes no change.
+    Holds,
+}
+
+impl PretrainingVerdict {
+    /// Every pre-training verdict.
+    pub const ALL: [PretrainingVerdict; 5] = [
+        PretrainingVerdict::Raises,
+        PretrainingVerdict::Lowers,
+        PretrainingVerdict::Amplifies,
+        PretrainingVerdict::Cancels,
+        PretrainingVerdict::Holds,
+    ];
+
+    /// The verdict on `metric` from the verdict on the change of its size.
+    pub fn of(metric: &Metric, verdict: Verdict) -> Self {
+        match (metric, verdict) {
+            (Metric::Miou, Verdict::Amplifies) => PretrainingVerdict::Raises,
+            (Metric::Miou, Verdict::Cancels) => PretrainingVerdict::Lowers,
+            (_, Verdict::Amplifies) => PretrainingVerdict::Amplifies,
+            (_, Verdict::Cancels) => PretrainingVerdict::Cancels,
+            (_, Verdict::Holds) => PretrainingVerdict::Holds,
+        }
+    }
+
+    /// The word used in tables and the report.
+    pub fn name(self) -> &'static str {
+        match self {
+            PretrainingVerdict::Raises => "raises",
+            PretrainingVerdict::Lowers => "lowers",
+            PretrainingVerdict::Amplifies => Verdict::Amplifies.name(),
+            PretrainingVerdict::Cancels => Verdict::Cancels.name(),
+            PretrainingVerdict::Holds => Verdict::Holds.name(),
+        }
+    }
+
+    /// The verdict a table word stands for.
+    pub fn from_name(name: &str) -> Option<PretrainingVerdict> {
+        PretrainingVerdict::ALL.into_iter().find(|v| v.name() == name)
+    }
+}
 
 /// One test image's counts for one run.
 #[derive(Clone, Debug)]
@@ -30,17 +82,21 @@ struct ImageCounts {
     fingerprint: FingerprintCounts,
 }
 
-/// A metric's value over a set of image counts.
-fn metric(name: &str, units: &[&ImageCounts]) -> Option<f64> {
-    if name == "miou" {
-        let mut c = Confusion::new(units.first()?.confusion.classes());
-        units.iter().for_each(|u| c.merge(&u.confusion));
-        return Some(c.miou());
+/// A metric's value over a set of image counts (`None` for a metric without per-image counts).
+fn metric(measured: &Metric, units: &[&ImageCounts]) -> Option<f64> {
+    match measured {
+        Metric::Miou => {
+            let mut c = Confusion::new(units.first()?.confusion.classes());
+            units.iter().for_each(|u| c.merge(&u.confusion));
+            Some(c.miou())
+        }
+        Metric::Bias(bias) => {
+            let mut f = FingerprintCounts::default();
+            units.iter().for_each(|u| f.merge(&u.fingerprint));
+            f.fingerprint().get(*bias)
+        }
+        _ => None,
     }
-    let mut f = FingerprintCounts::default();
-    units.iter().for_each(|u| f.merge(&u.fingerprint));
-    let fp = f.fingerprint();
-    fp.named().into_iter().find(|(n, _)| *n == name).and_then(|(_, v)| v)
 }
 
 fn run_counts(labels: &[Vec<u8>], data: &StudyData) -> Vec<ImageCounts> {
@@ -121,19 +177,20 @@ struct Comparison {
     verdict: Verdict,
 }
 
-fn compare(groups: &[Vec<(ImageCounts, ImageCounts)>], bias: &str, config: &BootstrapConfig) -> Option<Comparison> {
+/// `measured` before and after, and the change of its size ([`Metric::size`]).
+fn compare(groups: &[Vec<(ImageCounts, ImageCounts)>], measured: &Metric, config: &BootstrapConfig) -> Option<Comparison> {
     let side = |after: bool| {
         move |u: &[&(ImageCounts, ImageCounts)]| {
             let units: Vec<&ImageCounts> = u.iter().map(|(b, a)| if after { a } else { b }).collect();
-            metric(bias, &units)
+            metric(measured, &units)
         }
     };
     let before = bootstrap(groups, config, side(false))?;
     let after = bootstrap(groups, config, side(true))?;
-    let change = bootstrap(groups, config, |u| Some(bias_size(bias, side(true)(u)?) - bias_size(bias, side(false)(u)?)))?;
+    let change = bootstrap(groups, config, |u| Some(measured.size(side(true)(u)?) - measured.size(side(false)(u)?)))?;
     let factor = bootstrap(groups, config, |u| {
-        let b = bias_size(bias, side(false)(u)?);
-        (b > 1e-9).then_some(bias_size(bias, side(true)(u)?) / b)
+        let b = measured.size(side(false)(u)?);
+        (b > 1e-9).then_some(measured.size(side(true)(u)?) / b)
     });
     Some(Comparison { before, after, change, factor, verdict: Verdict::of_change(&change) })
 }
@@ -170,9 +227,9 @@ pub fn interval_frames(
     let mut judged = Columns::default();
     for ((generation, strategy, selection, model, teacher), runs) in &configurations {
         let groups: Vec<Vec<ImageCounts>> = runs.iter().map(|&i| counts[i].clone()).collect();
-        for name in METRICS {
-            let Some(interval) = bootstrap(&groups, &config, |u| metric(name, u)) else { continue };
-            for target in targets.iter().filter(|t| t.metric == name) {
+        for measured in interval_metrics() {
+            let Some(interval) = bootstrap(&groups, &config, |u| metric(&measured, u)) else { continue };
+            for target in targets.iter().filter(|t| t.metric == measured) {
                 judged.text("target", &target.text);
                 judged.int("generation", i64::from(*generation));
                 judged.text("strategy", strategy);
@@ -187,7 +244,7 @@ pub fn interval_frames(
             summary.text("selection", selection);
             summary.text("model", model);
             summary.text("teacher", teacher);
-            summary.text("metric", name);
+            summary.text("metric", &measured.name());
             summary.interval(["estimate", "low", "high"], Some(interval));
             summary.int("repeats", groups.len() as i64);
             summary.int("images", groups.first().map_or(0, Vec::len) as i64);
@@ -210,13 +267,13 @@ pub fn interval_frames(
     for ((strategy, selection, model, generation), pairs) in &chains {
         let groups: Vec<Vec<(ImageCounts, ImageCounts)>> =
             pairs.iter().map(|&(b, a)| counts[b].iter().cloned().zip(counts[a].iter().cloned()).collect()).collect();
-        for bias in BIASES {
-            let Some(c) = compare(&groups, bias, &config) else { continue };
+        for bias in Bias::COUNTED {
+            let Some(c) = compare(&groups, &Metric::Bias(bias), &config) else { continue };
             verdicts.text("strategy", strategy);
             verdicts.text("selection", selection);
             verdicts.text("model", model);
             verdicts.int("generation", i64::from(*generation));
-            verdicts.text("metric", bias);
+            verdicts.text("metric", bias.name());
             verdicts.interval(["before", "before_low", "before_high"], Some(c.before));
             verdicts.interval(["after", "after_low", "after_high"], Some(c.after));
             verdicts.interval(["change", "change_low", "change_high"], Some(c.change));
@@ -259,24 +316,18 @@ fn pretraining_columns(plan: &Plan, counts: &[Vec<ImageCounts>], config: &Bootst
     for ((generation, strategy, selection, model, pretrained), pairs) in &pairs {
         let groups: Vec<Vec<(ImageCounts, ImageCounts)>> =
             pairs.iter().map(|&(b, a)| counts[b].iter().cloned().zip(counts[a].iter().cloned()).collect()).collect();
-        for name in METRICS {
-            let Some(c) = compare(&groups, name, config) else { continue };
+        for measured in interval_metrics() {
+            let Some(c) = compare(&groups, &measured, config) else { continue };
             out.text("model", model);
             out.text("pretrained", pretrained);
             out.int("generation", i64::from(*generation));
             out.text("strategy", strategy);
             out.text("selection", selection);
-            out.text("metric", name);
+            out.text("metric", &measured.name());
             out.interval(["without", "without_low", "without_high"], Some(c.before));
             out.interval(["with", "with_low", "with_high"], Some(c.after));
             out.interval(["change", "change_low", "change_high"], Some(c.change));
-            // For mIoU a larger value is better, not a larger bias.
-            let verdict = match (name, c.verdict) {
-                ("miou", Verdict::Amplifies) => "raises",
-                ("miou", Verdict::Cancels) => "lowers",
-                (_, v) => v.name(),
-            };
-            out.text("verdict", verdict);
+            out.text("verdict", PretrainingVerdict::of(&measured, c.verdict).name());
             out.int("repeats", groups.len() as i64);
         }
     }
@@ -324,7 +375,7 @@ mod tests {
 
     #[test]
     fn a_dilation_that_grows_from_one_to_two_px_amplifies_with_an_interval_around_one() {
-        let c = compare(&study(1.0, 2.0), "boundary_offset", &BootstrapConfig::default()).unwrap();
+        let c = compare(&study(1.0, 2.0), &Metric::Bias(Bias::BoundaryOffset), &BootstrapConfig::default()).unwrap();
         assert!((c.before.estimate - 1.0).abs() < 0.25, "{c:?}");
         assert!((c.after.estimate - 2.0).abs() < 0.25, "{c:?}");
         assert!(c.change.low > 0.5 && c.change.high < 1.5, "{c:?}");
@@ -335,9 +386,22 @@ mod tests {
 
     #[test]
     fn a_shrinking_offset_cancels_and_an_unchanged_one_holds() {
-        assert_eq!(compare(&study(2.0, 0.0), "boundary_offset", &BootstrapConfig::default()).unwrap().verdict, Verdict::Cancels);
-        let same = compare(&study(1.0, 1.0), "boundary_offset", &BootstrapConfig::default()).unwrap();
+        assert_eq!(
+            compare(&study(2.0, 0.0), &Metric::Bias(Bias::BoundaryOffset), &BootstrapConfig::default()).unwrap().verdict,
+            Verdict::Cancels
+        );
+        let same = compare(&study(1.0, 1.0), &Metric::Bias(Bias::BoundaryOffset), &BootstrapConfig::default()).unwrap();
         assert_eq!(same.verdict, Verdict::Holds);
         assert_eq!((same.change.low, same.change.high), (0.0, 0.0));
+    }
+
+    #[test]
+    fn pretraining_verdicts_name_directions_of_miou_apart_from_biases() {
+        for v in PretrainingVerdict::ALL {
+            assert_eq!(PretrainingVerdict::from_name(v.name()), Some(v));
+        }
+        assert_eq!(PretrainingVerdict::of(&Metric::Miou, Verdict::Amplifies), PretrainingVerdict::Raises);
+        assert_eq!(PretrainingVerdict::of(&Metric::Miou, Verdict::Holds), PretrainingVerdict::Holds);
+        assert_eq!(PretrainingVerdict::of(&Metric::Bias(Bias::ThinRecall), Verdict::Cancels), PretrainingVerdict::Cancels);
     }
 }

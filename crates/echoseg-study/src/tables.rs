@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use echoseg_agree::{Confusion, Fingerprint, StapleConfig, TruthScores, analyse_raters, staple, truth_scores};
+use echoseg_agree::{Confusion, Fingerprint, Metric, StapleConfig, TruthScores, analyse_raters, staple, truth_scores};
 use polars::prelude::*;
 
 use crate::StudyError;
@@ -13,6 +13,7 @@ use crate::fingerprints::fingerprint_of;
 use crate::manifest::Manifest;
 use crate::plan::{Plan, PlannedRun};
 use crate::store::{StudyDir, read_labels, write_atomic};
+use crate::strategy::{EVERY_LABEL, LABELS};
 
 /// Column names of the results table, shared with the report.
 pub mod columns {
@@ -95,7 +96,7 @@ struct RowKey<'a> {
 }
 
 impl Rows {
-    fn push(&mut self, key: &RowKey<'_>, metric: &str, value: f64) {
+    fn push(&mut self, key: &RowKey<'_>, metric: &Metric, value: f64) {
         self.subject.push(key.subject);
         self.generation.push(key.generation);
         self.strategy.push(key.strategy.to_string());
@@ -104,28 +105,28 @@ impl Rows {
         self.teacher.push(key.teacher.to_string());
         self.peer.push(key.peer.to_string());
         self.repeat.push(key.repeat);
-        self.metric.push(metric.to_string());
+        self.metric.push(metric.name());
         self.value.push(value);
         self.run.push(key.run.to_string());
         self.chain.push(key.chain);
     }
 
     fn push_scores(&mut self, key: &RowKey<'_>, scores: &TruthScores, fingerprint: &Fingerprint, class_names: &[String]) {
-        self.push(key, "miou", scores.miou);
-        self.push(key, "accuracy", scores.accuracy);
+        self.push(key, &Metric::Miou, scores.miou);
+        self.push(key, &Metric::Accuracy, scores.accuracy);
         for (name, iou) in class_names.iter().zip(&scores.iou) {
             if let Some(iou) = iou {
-                self.push(key, &format!("iou_{name}"), *iou);
+                self.push(key, &Metric::Iou(name.clone()), *iou);
             }
         }
         for (name, dice) in class_names.iter().zip(&scores.dice) {
             if let Some(dice) = dice {
-                self.push(key, &format!("dice_{name}"), *dice);
+                self.push(key, &Metric::Dice(name.clone()), *dice);
             }
         }
-        for (name, value) in fingerprint.named() {
+        for (bias, value) in fingerprint.named() {
             if let Some(v) = value {
-                self.push(key, name, v);
+                self.push(key, &Metric::Bias(bias), v);
             }
         }
     }
@@ -183,8 +184,8 @@ pub fn write_tables(manifest: &Manifest, plan: &Plan, outcomes: &[RunOutcome], d
         let key = RowKey {
             subject: subjects::SOURCE,
             generation: 0,
-            strategy: "labels",
-            selection: "all",
+            strategy: LABELS,
+            selection: EVERY_LABEL,
             model: &spec.name,
             teacher: "",
             peer: "",
@@ -203,23 +204,23 @@ pub fn write_tables(manifest: &Manifest, plan: &Plan, outcomes: &[RunOutcome], d
             rows.push_scores(&key, &outcome.test, &outcome.fingerprint, &class_names);
         }
         if let Some(ece) = outcome.calibration_error {
-            rows.push(&key, "ece", ece);
+            rows.push(&key, &Metric::Ece, ece);
         }
         if let Some(p) = &outcome.pretraining {
-            rows.push(&key, "byol_embedding_std_initial", f64::from(p.initial_embedding_std));
+            rows.push(&key, &Metric::ByolEmbeddingStdInitial, f64::from(p.initial_embedding_std));
             if let (Some(first), Some(last)) = (p.history.first(), p.history.last()) {
-                rows.push(&key, "byol_loss_first", f64::from(first.loss));
-                rows.push(&key, "byol_loss_last", f64::from(last.loss));
-                rows.push(&key, "byol_embedding_std_last", f64::from(last.embedding_std));
+                rows.push(&key, &Metric::ByolLossFirst, f64::from(first.loss));
+                rows.push(&key, &Metric::ByolLossLast, f64::from(last.loss));
+                rows.push(&key, &Metric::ByolEmbeddingStdLast, f64::from(last.embedding_std));
             }
         }
         if let Some(s) = &outcome.selection {
-            rows.push(&key, "offered_fraction", s.offered);
-            rows.push(&key, "kept_fraction", s.kept);
-            rows.push(&key, "pseudo_share", s.pseudo_share);
-            for (name, value) in [("pseudo_accuracy_before", s.accuracy_before), ("pseudo_accuracy_after", s.accuracy_after)] {
+            rows.push(&key, &Metric::OfferedFraction, s.offered);
+            rows.push(&key, &Metric::KeptFraction, s.kept);
+            rows.push(&key, &Metric::PseudoShare, s.pseudo_share);
+            for (metric, value) in [(Metric::PseudoAccuracyBefore, s.accuracy_before), (Metric::PseudoAccuracyAfter, s.accuracy_after)] {
                 if let Some(v) = value {
-                    rows.push(&key, name, v);
+                    rows.push(&key, &metric, v);
                 }
             }
         }
@@ -279,20 +280,20 @@ fn committee_rows(rows: &mut Rows, plan: &Plan, test_labels: &[Vec<Vec<u8>>], da
             run: "",
             ..model_key(first, "", subjects::COMMITTEE, "")
         };
-        rows.push(&key, "fleiss_kappa", analysis.fleiss_kappa);
-        rows.push(&key, "vote_entropy", analysis.mean_vote_entropy);
+        rows.push(&key, &Metric::FleissKappa, analysis.fleiss_kappa);
+        rows.push(&key, &Metric::VoteEntropy, analysis.mean_vote_entropy);
         let mut pair = 0;
         for x in 0..members.len() {
             for y in x + 1..members.len() {
                 let (a, b) = (&plan.runs[members[x]], &plan.runs[members[y]]);
                 let teacher = plan.teacher_name(a);
                 let key = model_key(a, &teacher, subjects::PAIR, b.model.as_str());
-                rows.push(&key, "agreement", analysis.agreement[x][y]);
-                rows.push(&key, "kappa", analysis.kappa[x][y]);
+                rows.push(&key, &Metric::Agreement, analysis.agreement[x][y]);
+                rows.push(&key, &Metric::Kappa, analysis.kappa[x][y]);
                 if let Some(t) = &analysis.truth {
-                    rows.push(&key, "mean_error", t.disagreement_vs_error[pair].mean_error);
+                    rows.push(&key, &Metric::MeanError, t.disagreement_vs_error[pair].mean_error);
                     if let Some(phi) = t.error_phi[x][y] {
-                        rows.push(&key, "error_phi", phi);
+                        rows.push(&key, &Metric::ErrorPhi, phi);
                     }
                 }
                 pair += 1;
@@ -305,14 +306,14 @@ fn committee_rows(rows: &mut Rows, plan: &Plan, test_labels: &[Vec<Vec<u8>>], da
             let key = model_key(run, &teacher, subjects::MODEL, "");
             for c in 1..classes {
                 let name = &data.classes.names()[c];
-                rows.push(&key, &format!("staple_sensitivity_{name}"), estimate.sensitivity[j][c]);
+                rows.push(&key, &Metric::StapleSensitivity(name.clone()), estimate.sensitivity[j][c]);
                 if let Some(truth) = &truth {
                     let confusion = raters[j].iter().zip(truth).fold(Confusion::new(classes), |mut m, (p, t)| {
                         m.add_maps(t, p);
                         m
                     });
                     if let Some(recall) = confusion.recall(c) {
-                        rows.push(&key, &format!("sensitivity_{name}"), recall);
+                        rows.push(&key, &Metric::Sensitivity(name.clone()), recall);
                     }
                 }
             }

@@ -1,9 +1,10 @@
 //! Targets such as `miou >= 0.8`: a goal a reader sets in the manifest, judged against each
 //! configuration's interval, so "met" means the whole interval meets it.
 
+use echoseg_agree::Metric;
 use serde::Serialize;
 
-use crate::intervals::METRICS;
+use crate::intervals::interval_metrics;
 
 /// How a metric is compared with a target's value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -34,8 +35,8 @@ impl Comparison {
 pub struct Target {
     /// The target as written, normalised (`miou >= 0.8`).
     pub text: String,
-    /// A metric of the summary table.
-    pub metric: String,
+    /// A metric of the summary table (one of [`interval_metrics`]).
+    pub metric: Metric,
     /// The comparison.
     pub comparison: Comparison,
     /// The value compared with.
@@ -62,6 +63,14 @@ impl Judgement {
             Judgement::Undecided => "undecided",
         }
     }
+
+    /// Every judgement.
+    pub const ALL: [Judgement; 3] = [Judgement::Met, Judgement::Missed, Judgement::Undecided];
+
+    /// The judgement a table word stands for.
+    pub fn from_name(name: &str) -> Option<Judgement> {
+        Judgement::ALL.into_iter().find(|j| j.name() == name)
+    }
 }
 
 impl Target {
@@ -71,10 +80,11 @@ impl Target {
         let Some((at, op, comparison)) = ops.iter().find_map(|&(op, c)| text.find(op).map(|at| (at, op, c))) else {
             return Err(format!("\"{}\" is not METRIC OP VALUE such as \"miou >= 0.8\" (OP: >=, <=, >, <)", text.escape_debug()));
         };
-        let metric = text[..at].trim().to_string();
-        if !METRICS.contains(&metric.as_str()) {
-            return Err(format!("\"{}\": unknown metric `{metric}`; allowed: {}", text.escape_debug(), METRICS.join(", ")));
-        }
+        let name = text[..at].trim();
+        let Some(metric) = Metric::from_name(name).filter(|m| interval_metrics().any(|i| i == *m)) else {
+            let allowed: Vec<String> = interval_metrics().map(|m| m.name()).collect();
+            return Err(format!("\"{}\": unknown metric `{name}`; allowed: {}", text.escape_debug(), allowed.join(", ")));
+        };
         let value: f64 = text[at + op.len()..]
             .trim()
             .parse()
@@ -117,5 +127,13 @@ mod tests {
         assert!(Target::parse("miou = 0.8").unwrap_err().contains("OP: >=, <=, >, <"));
         assert!(Target::parse("accuracy >= 0.8").unwrap_err().contains("allowed: miou, boundary_offset"));
         assert!(Target::parse("miou >= high").unwrap_err().contains("`high` is not a number"));
+    }
+
+    #[test]
+    fn judgements_round_trip_through_their_names() {
+        for j in Judgement::ALL {
+            assert_eq!(Judgement::from_name(j.name()), Some(j));
+        }
+        assert_eq!(Target::parse("thin_recall > 0.5").unwrap().metric, Metric::Bias(echoseg_agree::Bias::ThinRecall));
     }
 }

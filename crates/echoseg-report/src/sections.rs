@@ -1,0 +1,323 @@
+//! The report page, one function per section, in page order.
+
+use echoseg_agree::{BOUNDARY_TOLERANCE, BootstrapConfig, CALIBRATION_BINS, DEFAULT_MAX_OFFSET, Metric};
+
+use crate::html::{Page, escape};
+use crate::summaries::{
+    estimates_table, lead, metric_of, pretraining_sentences, pretraining_table, provenance_table, scores_table, selection_table,
+    sources_table, target_sentences, targets_table, verdict_sentences, verdict_table,
+};
+use crate::{Figures, Study};
+
+/// Coverage of the study's intervals in percent, as the prose states it.
+fn confidence_percent() -> f64 {
+    BootstrapConfig::default().confidence * 100.0
+}
+
+/// The whole page: what truth can tell first (or, without truth, what agreement can estimate),
+/// then agreement, selection, calibration, training, sources, setup and definitions.
+pub(crate) fn page(study: &Study, figures: &Figures) -> Page {
+    let mut page = Page::new(&format!("echoseg report: {}", study.name));
+    // The fingerprint figure exists exactly when the study has truth.
+    if let Some(fingerprint) = &figures.fingerprint {
+        page.raw(&format!("<p class=\"lead\">{}</p>", escape(&lead(&study.rows, &study.models))));
+        verdict(&mut page, study);
+        targets(&mut page, study);
+        pretraining(&mut page, study);
+        samples_with_truth(&mut page, figures);
+        fingerprints(&mut page, study, figures, fingerprint);
+    } else {
+        page.raw(
+            "<p class=\"lead\">The test images of this study have no ground truth, so everything measured against \
+             truth is left out: the verdict on biases, targets, fingerprints, scores and calibration. What follows \
+             judges the models from their outputs alone.</p>",
+        );
+        estimates(&mut page, study);
+        samples_without_truth(&mut page, figures);
+    }
+    agreement(&mut page, figures);
+    without_truth(&mut page, study, figures);
+    selection(&mut page, study, figures);
+    calibration(&mut page, study, figures);
+    training(&mut page, figures);
+    sources(&mut page, study);
+    setup(&mut page, study);
+    definitions(&mut page);
+    page
+}
+
+fn verdict(page: &mut Page, study: &Study) {
+    page.heading("verdict", "Verdict: which biases amplify, which cancel");
+    if study.verdicts.is_empty() {
+        page.paragraph("The study has no pseudo-label generation (or no truth), so there is no change of bias to judge.");
+        return;
+    }
+    for sentence in verdict_sentences(&study.verdicts) {
+        page.paragraph(&sentence);
+    }
+    page.paragraph(&format!(
+        "Each bias of each architecture after pseudo-labelling, against the same architecture and seed at generation 0, \
+         on the same test images. Intervals are {} % bootstrap intervals over test images and seeds ({} resamples). \
+         A bias amplifies or cancels only when the interval of the change in its size excludes zero; otherwise it holds. \
+         Bias size: |offset| for the boundary offset, 1 − F1 for the boundary F1, 1 − recall for recalls, the rate for false positives.",
+        confidence_percent(),
+        BootstrapConfig::default().resamples
+    ));
+    page.raw(&verdict_table(&study.verdicts, &study.models).html());
+}
+
+fn targets(page: &mut Page, study: &Study) {
+    if study.targets.is_empty() {
+        return;
+    }
+    page.heading("targets", "Targets");
+    for sentence in target_sentences(&study.targets) {
+        page.paragraph(&sentence);
+    }
+    page.paragraph(&format!(
+        "A target is met when the whole {} % interval of the configuration's value meets it, missed when none of it \
+         does, and undecided otherwise. The table shows generation 0 and the last generation; targets.csv has every \
+         configuration.",
+        confidence_percent()
+    ));
+    page.raw(&targets_table(&study.targets).html());
+}
+
+fn pretraining(page: &mut Page, study: &Study) {
+    if study.pretraining.is_empty() {
+        return;
+    }
+    page.heading("pretraining", "Pre-training");
+    for sentence in pretraining_sentences(&study.pretraining, &study.rows) {
+        page.paragraph(&sentence);
+    }
+    page.paragraph(&format!(
+        "Each pre-trained model against the same architecture trained from random weights, with the same data, \
+         seeds and place in the study (generation, strategy), paired image by image on the test images. Intervals \
+         are {} % bootstrap intervals over test images and seeds. For mIoU the change is with − without; for a \
+         bias it is the change in its size (as in the verdict), so amplifies means pre-training made the bias \
+         larger. The table shows generation 0 and the last generation; pretraining.csv has every generation.",
+        confidence_percent()
+    ));
+    page.raw(&pretraining_table(&study.pretraining).html());
+}
+
+fn samples_with_truth(page: &mut Page, figures: &Figures) {
+    let Some(src) = &figures.samples else { return };
+    page.heading("samples", "Sample test images");
+    page.figure(
+        src,
+        "test images with their truth, each source's labels, each model's prediction and the models' disagreement",
+        "Each row is a test image. After the image: the exact truth, then what each label source draws on it (its \
+         bias is visible at the object edges and on faint objects), then each architecture's prediction at \
+         generation 0 and at the last generation (first seed), and in red where those models disagree (darker = \
+         more models outvoted). Disagreement marks only where models differ; where they share a bias it stays white.",
+    );
+}
+
+fn fingerprints(page: &mut Page, study: &Study, figures: &Figures, fingerprint: &str) {
+    let percent = confidence_percent();
+    page.heading("fingerprints", "Bias fingerprints across generations");
+    page.figure(
+        fingerprint,
+        "boundary offset and mIoU per model and strategy across generations",
+        &format!(
+            "Left: the signed boundary offset of each model's test predictions against truth (+ = objects drawn too large), \
+             generation 0 trained on the mixed source labels, later generations on pseudo-labels; dashed grey lines are the \
+             sources' own offsets. Shaded bands: {percent} % intervals over test images and seeds. A line moving away from zero \
+             means the bias amplifies; towards zero, it cancels. Right: mIoU against truth."
+        ),
+    );
+    if let Some(src) = &figures.subgroups {
+        page.figure(
+            src,
+            "subgroup scores per model and strategy across generations",
+            &format!(
+                "Recall on thin structures, small objects and low-contrast objects, and the false-positive rate on cast \
+                 shadows, of each model's test predictions against truth, with {percent} % interval bands; dashed grey lines are \
+                 the sources' own values. These are where label biases hide: a source that skips faint objects teaches \
+                 models to skip them, and pseudo-labelling can make it worse."
+            ),
+        );
+    }
+    if let Some(src) = &figures.transfer {
+        page.figure(
+            src,
+            "teacher to student bias transfer at generation 1",
+            "Rows: teacher; columns: student. Each cell: the student's bias on the test images after one generation of \
+             learning from the teacher's pseudo-labels, every pool pixel kept; the diagonal is self-training, the rest cross-training. \
+             A column that changes along its rows says the student inherits the teacher's bias; a row that looks alike \
+             across columns says the teacher imposes it whatever the student's architecture.",
+        );
+    }
+    page.raw(&scores_table(&study.rows, &study.summary, &study.models, &study.class_metrics).html());
+}
+
+fn estimates(page: &mut Page, study: &Study) {
+    page.heading("estimates", "Estimates without truth");
+    page.paragraph(
+        "Per model: its mean disagreement with the other architectures of its generation and strategy (the share of \
+         pixels labelled differently; it estimates the error rate only where models err independently, and \
+         underestimates errors they share), and STAPLE's estimate of its sensitivity per class from all the models' \
+         outputs. Means over seeds.",
+    );
+    page.raw(&estimates_table(&study.rows, &study.models).html());
+}
+
+fn samples_without_truth(page: &mut Page, figures: &Figures) {
+    let Some(src) = &figures.samples else { return };
+    page.figure(
+        src,
+        "test images with each model's prediction and the models' disagreement",
+        "Each row is a test image, then each architecture's prediction at generation 0 and at the last \
+         generation (first seed), and in red where those models disagree. Without truth, the truth column is empty.",
+    );
+}
+
+fn agreement(page: &mut Page, figures: &Figures) {
+    page.heading("agreement", "Agreement between architectures");
+    page.figure(
+        &figures.kappa,
+        "Cohen's kappa between each pair of models per generation and strategy",
+        "Cohen's kappa between the test predictions of each pair of architectures, per generation and strategy \
+         (1 = identical, 0 = chance-level agreement). Rising kappa across generations means the models converge; \
+         whether they converge on the truth or on a shared bias, the fingerprints above tell.",
+    );
+    if let Some(src) = &figures.error_phi {
+        page.figure(
+            src,
+            "correlation of the models' per-pixel errors per generation and strategy",
+            "Phi correlation between two models' per-pixel error indicators on the test images (1 = they err on exactly \
+             the same pixels, 0 = independent errors). High values mean a committee of these models cannot outvote \
+             their mistakes, and disagreement underestimates their error.",
+        );
+    }
+}
+
+fn without_truth(page: &mut Page, study: &Study, figures: &Figures) {
+    let Some(src) = &figures.without_truth else { return };
+    page.heading("without-truth", "What agreement tells without truth");
+    page.figure(
+        src,
+        "disagreement vs true error per pair, and STAPLE-estimated vs true sensitivity per model and class",
+        "Left: for every pair of models of a generation and strategy, how often they disagree against their mean \
+         error rate measured with truth. On the dashed y = x line, disagreement alone would estimate the error \
+         (the generalisation-disagreement equality); points below it are pairs that share their errors, which \
+         agreement cannot see. Right: STAPLE's estimate of each model's per-class sensitivity from the models' \
+         outputs alone, against the sensitivity measured with truth: how far a study without truth can trust it.",
+    );
+    if let Some(fleiss) = metric_of(&study.rows, |r| r.is_committee(), &Metric::FleissKappa) {
+        page.paragraph(&format!(
+            "Fleiss' kappa among all architectures, averaged over generations, strategies and seeds: {fleiss:.3}; \
+             pairwise error correlations (phi) are in results.csv (metric {}).",
+            Metric::ErrorPhi
+        ));
+    }
+}
+
+fn selection(page: &mut Page, study: &Study, figures: &Figures) {
+    let Some(table) = selection_table(&study.rows) else { return };
+    page.heading("selection", "Selection of pseudo-labels");
+    page.paragraph(
+        "Which of the teachers' pool labels each student learned from. Strategies are named with their selection \
+         (self + confidence0.9: self-training on the pixels whose teacher probability is at least 0.9); rejected \
+         pixels carry no loss. Kept share: pool pixels with a label after selection (an ensemble's split votes are \
+         already missing before it). Accuracy: share of those labels that match the truth. Scores and biases are \
+         means over architectures and seeds of the chain models on the test images.",
+    );
+    page.raw(&table.html());
+    if let Some(src) = &figures.selection {
+        page.figure(
+            src,
+            "each bias against the share of pseudo-labels kept, per run, coloured by selection",
+            "Each point is one pseudo-label run: the share of pool pixels its selection kept (x) and its bias on the \
+             test images (y). A selection that keeps fewer pixels but moves a bias towards its ideal (offset 0, \
+             recall 1) is filtering out the pixels that carried the bias; one that moves it away is keeping exactly \
+             those (a confident teacher is often confidently biased).",
+        );
+    }
+}
+
+fn calibration(page: &mut Page, study: &Study, figures: &Figures) {
+    let Some(src) = figures.reliability.as_ref().filter(|_| study.has_truth) else { return };
+    page.heading("calibration", "Calibration");
+    page.figure(
+        src,
+        "reliability diagrams: accuracy against confidence per model",
+        &format!(
+            "Test pixels binned by the model's top-class probability ({CALIBRATION_BINS} bins); each point is a bin's mean probability \
+             against how often the top class is right there, pooled over seeds. On the dashed diagonal a model is \
+             calibrated; below it, over-confident. Pseudo-labelling on a model's own confident outputs tends to push \
+             points below the diagonal. The ECE column of the scores table summarises each curve."
+        ),
+    );
+}
+
+fn training(page: &mut Page, figures: &Figures) {
+    page.heading("training", "Training");
+    page.figure(
+        &figures.loss,
+        "training and validation loss per epoch",
+        "Mean training loss (solid) and validation loss (dashed) per epoch. Validation uses held-out images labelled \
+         by the same sources, never the test set.",
+    );
+}
+
+fn sources(page: &mut Page, study: &Study) {
+    page.heading("sources", "Label sources");
+    page.paragraph(
+        "Each source's labels scored against the exact truth on the training images it labelled: the biases the models inherit.",
+    );
+    page.raw(&sources_table(&study.rows, &study.class_metrics).html());
+}
+
+fn setup(page: &mut Page, study: &Study) {
+    page.heading("setup", "Setup and provenance");
+    if let Some(p) = &study.provenance {
+        page.raw(&provenance_table(p).html());
+    }
+    let pretraining_file = if study.pretraining.is_empty() {
+        ""
+    } else {
+        "<a href=\"pretraining.csv\">pretraining.csv</a> (pre-trained models against their architecture), "
+    };
+    page.raw(&format!(
+        "<p>Files: <a href=\"results.csv\">results.csv</a> and <a href=\"results.parquet\">results.parquet</a> \
+         (one row per model × generation × strategy × repeat × metric), <a href=\"summary.csv\">summary.csv</a> \
+         (each configuration's metrics with intervals), <a href=\"verdicts.csv\">verdicts.csv</a> (bias changes and verdicts), \
+         <a href=\"targets.csv\">targets.csv</a> (targets judged per configuration), {pretraining_file}\
+         <a href=\"history.csv\">history.csv</a> \
+         (loss per epoch), <a href=\"manifest.toml\">manifest.toml</a> (the manifest that produced them), \
+         <a href=\"splits.json\">splits.json</a> (image ids per split).</p>"
+    ));
+}
+
+fn definitions(page: &mut Page) {
+    let percent = confidence_percent();
+    let resamples = BootstrapConfig::default().resamples;
+    page.heading("definitions", "Definitions");
+    page.raw(&format!(
+        "<ul><li>IoU<sub>c</sub> = TP<sub>c</sub> / (TP<sub>c</sub> + FP<sub>c</sub> + FN<sub>c</sub>), pooled over the test images; \
+         mIoU is the mean over classes present.</li>\
+         <li>Boundary offset: for every pixel on a predicted region's inner boundary, the distance to the nearest \
+         true boundary pixel of the same class, + outside the true region and − inside; pixels more than {DEFAULT_MAX_OFFSET} px away \
+         (missed or invented objects) are left out. A mask dilated by k px scores about +k.</li>\
+         <li>Boundary F1 ({BOUNDARY_TOLERANCE} px): 2PR / (P + R), P the share of predicted boundary pixels within {BOUNDARY_TOLERANCE} px of a true boundary \
+         of the same class, R the share of true boundary pixels within {BOUNDARY_TOLERANCE} px of a predicted one.</li>\
+         <li>ECE: expected calibration error, Σ<sub>b</sub> (n<sub>b</sub> / N) |accuracy<sub>b</sub> − confidence<sub>b</sub>| \
+         over {CALIBRATION_BINS} equal-width bins of each pixel's top-class probability.</li>\
+         <li>Intervals: {percent} % percentile bootstrap, {resamples} resamples; each draws the seeds with replacement, then within each \
+         seed the test images with replacement (pairing the two generations image by image for verdicts).</li>\
+         <li>Pixel agreement: share of pixels two models label alike. Cohen's kappa: (p<sub>o</sub> − p<sub>e</sub>) / (1 − p<sub>e</sub>), \
+         p<sub>e</sub> from the two models' label frequencies.</li>\
+         <li>Angular hardness of a pool pixel: the angle between its embedding (the network's last features) and the mean \
+         unit embedding of all pool pixels predicted as its class; a hardness selection keeps, per class, the share of \
+         pixels with the smallest angle. Confidence: the teachers' mean top-class probability.</li>\
+         <li>Mean teacher (strategy ema): a student trained on the labels plus the pool, the pool's targets being the \
+         confident predictions of a teacher whose weights are the moving average of the student's.</li>\
+         <li>BYOL pre-training (models named ARCHITECTURE+byol): before supervised training, the network learns on the \
+         unlabelled pool alone that every pixel's embedding, through a projector and a predictor, predicts the moving-average \
+         target network's projection of the same scene point in another random view; loss 2 − 2·cos. Embedding spread: \
+         the mean over channels of the standard deviation, over pool pixels, of the unit-length embedding (0 = collapsed).</li></ul>"
+    ));
+}

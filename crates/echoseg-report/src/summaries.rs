@@ -1,0 +1,466 @@
+//! The tables and sentences the report's sections show, built from the results rows.
+
+use std::collections::BTreeSet;
+
+use echoseg_agree::{Bias, Metric, Verdict};
+use echoseg_study::Treatment;
+use echoseg_study::intervals::PretrainingVerdict;
+use echoseg_study::provenance::Provenance;
+use echoseg_study::targets::Judgement;
+
+use crate::figures::{SELECTION_BIASES, groups};
+use crate::html::{Table, cell, escape, interval_cell, number, with_interval};
+use crate::results::{PretrainingRow, ResultRow, SummaryRow, TargetRow, VerdictRow, sort_by_name};
+
+/// The mean of `metric` over the rows `subject` picks; `None` when there are none.
+pub(crate) fn metric_of(rows: &[ResultRow], subject: impl Fn(&ResultRow) -> bool, metric: &Metric) -> Option<f64> {
+    let values: Vec<f64> = rows.iter().filter(|r| subject(r) && &r.metric == metric).map(|r| r.value).collect();
+    (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+}
+
+/// The lead paragraph of a study with truth: the sources' offsets, then each architecture's
+/// mIoU and offset at generation 0 and at the last generation.
+pub(crate) fn lead(rows: &[ResultRow], models: &[String]) -> String {
+    let boundary_offset = Metric::Bias(Bias::BoundaryOffset);
+    let sources: Vec<String> = rows
+        .iter()
+        .filter(|r| r.is_source() && r.metric == boundary_offset)
+        .map(|r| format!("{} ({:+.2} px boundary offset)", r.model, r.value))
+        .collect();
+    let max_gen = rows.iter().filter(|r| r.is_model()).map(|r| r.generation).max().unwrap_or(0);
+    let mut parts = vec![format!("Trained on mixed labels from {}:", sources.join(" and "))];
+    for m in models {
+        let at = |g: i64, s: &Treatment, metric: &Metric| {
+            metric_of(rows, |r| r.is_model() && r.chain && &r.model == m && r.generation == g && &r.treatment == s, metric)
+        };
+        let labels = Treatment::Labels;
+        let (Some(miou), Some(offset)) = (at(0, &labels, &Metric::Miou), at(0, &labels, &boundary_offset)) else { continue };
+        let mut sentence = format!("{m} reached mIoU {miou:.3} with a boundary offset of {offset:+.2} px");
+        let later: Vec<String> = groups(rows)
+            .into_iter()
+            .filter(|(g, _)| *g == max_gen && max_gen > 0)
+            .filter_map(|(g, s)| {
+                at(g, &s, &boundary_offset).zip(at(g, &s, &Metric::Miou)).map(|(o, q)| format!("{o:+.2} px (mIoU {q:.3}) with {s}"))
+            })
+            .collect();
+        if !later.is_empty() {
+            sentence.push_str(&format!(
+                "; after {max_gen} generation{} of pseudo-labels: {}",
+                if max_gen == 1 { "" } else { "s" },
+                later.join(", ")
+            ));
+        }
+        parts.push(sentence + ".");
+    }
+    parts.join(" ")
+}
+
+fn summary_of(summary: &[SummaryRow], g: i64, s: &Treatment, model: &str, teacher: &str, metric: &Metric) -> Option<[f64; 3]> {
+    summary
+        .iter()
+        .find(|r| r.generation == g && &r.treatment == s && r.model == model && r.teacher == teacher && &r.metric == metric)
+        .map(|r| [r.estimate, r.low, r.high])
+}
+
+/// One row per bias and treatment, one column per architecture, at the last generation: each cell
+/// the value at generation 0 → after, the factor and the verdict (earlier generations are in
+/// verdicts.csv).
+pub(crate) fn verdict_table(verdicts: &[VerdictRow], models: &[String]) -> Table {
+    let last = verdicts.iter().map(|v| v.generation).max().unwrap_or(0);
+    let at_last: Vec<&VerdictRow> = verdicts.iter().filter(|v| v.generation == last).collect();
+    let order = |bias: Bias| Bias::COUNTED.iter().position(|b| *b == bias).unwrap_or(Bias::COUNTED.len());
+    let mut keys: Vec<(usize, &Treatment)> = at_last.iter().map(|v| (order(v.bias), &v.treatment)).collect();
+    keys.sort_by_cached_key(|(b, t)| (*b, t.to_string()));
+    keys.dedup();
+    let columns: Vec<&String> = models.iter().filter(|m| at_last.iter().any(|v| &v.model == *m)).collect();
+    let mut header: Vec<String> = vec!["bias".into(), "strategy".into()];
+    header.extend(columns.iter().map(|m| format!("{m}: generation 0 → {last}")));
+    let rows = keys
+        .iter()
+        .filter_map(|&(b, treatment)| {
+            let bias = *Bias::COUNTED.get(b)?;
+            let signed = bias.signed();
+            let mut cells = vec![cell(&bias.display_name()), cell(&treatment.to_string())];
+            for m in &columns {
+                cells.push(match at_last.iter().find(|v| v.bias == bias && &v.treatment == treatment && &v.model == *m) {
+                    Some(v) => {
+                        let before = if signed { format!("{:+.2}", v.before[0]) } else { format!("{:.2}", v.before[0]) };
+                        let factor = v.factor.map(|f| format!(", ×{}", with_interval(f, 2, false))).unwrap_or_default();
+                        format!(
+                            "<td class=\"verdict {}\">{before} → {}<br><small>{}{}</small></td>",
+                            escape(v.verdict.name()),
+                            escape(&with_interval(v.after, 2, signed)),
+                            escape(v.verdict.name()),
+                            escape(&factor)
+                        )
+                    }
+                    None => cell("–"),
+                });
+            }
+            Some(cells)
+        })
+        .collect();
+    Table { header, rows }
+}
+
+/// One plain sentence per architecture and bias that changed (and always for the boundary offset),
+/// at the last generation.
+pub(crate) fn verdict_sentences(verdicts: &[VerdictRow]) -> Vec<String> {
+    let Some(last) = verdicts.iter().map(|v| v.generation).max() else { return Vec::new() };
+    let mut keys: Vec<(Bias, &str)> = verdicts.iter().map(|v| (v.bias, v.model.as_str())).collect();
+    // Alphabetical by the bias's table name, the order readers of verdicts.csv know.
+    keys.sort_by_key(|(b, m)| (b.name(), *m));
+    keys.dedup();
+    let mut sentences = Vec::new();
+    for (bias, model) in keys {
+        let at_last: Vec<&VerdictRow> = verdicts.iter().filter(|v| v.bias == bias && v.model == model && v.generation == last).collect();
+        if at_last.is_empty() || (bias != Bias::BoundaryOffset && at_last.iter().all(|v| v.verdict == Verdict::Holds)) {
+            continue;
+        }
+        let signed = bias.signed();
+        let parts: Vec<String> = at_last
+            .iter()
+            .map(|v| {
+                let factor = v.factor.map(|f| format!(", ×{}", with_interval(f, 2, false))).unwrap_or_default();
+                format!("{} with {} ({}{factor})", with_interval(v.after, 2, signed), v.treatment, v.verdict.name())
+            })
+            .collect();
+        sentences.push(format!(
+            "The {} of {model} was {} at generation 0; after {last} generation{} of pseudo-labels it is {}.",
+            bias.display_name(),
+            with_interval(at_last[0].before, 2, signed),
+            if last == 1 { "" } else { "s" },
+            parts.join(", and ")
+        ));
+    }
+    sentences
+}
+
+/// Per model, generation, treatment and teacher: mIoU and boundary offset (with intervals where
+/// the summary has them), then the per-class and subgroup columns.
+pub(crate) fn scores_table(rows: &[ResultRow], summary: &[SummaryRow], models: &[String], class_metrics: &[Metric]) -> Table {
+    let offset = Bias::BoundaryOffset;
+    let mut header: Vec<String> = ["model", "generation", "strategy", "teacher", "mIoU"].iter().map(|s| s.to_string()).collect();
+    header.push(offset.display_name());
+    header.extend(class_metrics.iter().map(column_title));
+    let mut keys: Vec<(i64, Treatment, usize, String)> = rows
+        .iter()
+        .filter(|r| r.is_model())
+        .map(|r| (r.generation, r.treatment.clone(), models.iter().position(|m| *m == r.model).unwrap_or(0), r.teacher.clone()))
+        .collect();
+    keys.sort_by_cached_key(|(g, s, mi, t)| (*g, s.to_string(), *mi, t.clone()));
+    keys.dedup();
+    let table_rows = keys
+        .iter()
+        .map(|(g, s, mi, t)| {
+            let of = |metric: &Metric| {
+                metric_of(
+                    rows,
+                    |r| r.is_model() && r.generation == *g && &r.treatment == s && r.model == models[*mi] && &r.teacher == t,
+                    metric,
+                )
+            };
+            let mut cells = vec![
+                cell(&models[*mi]),
+                cell(&g.to_string()),
+                cell(&s.to_string()),
+                cell(t),
+                match summary_of(summary, *g, s, &models[*mi], t, &Metric::Miou) {
+                    Some(v) => interval_cell(Some(v), 3, false),
+                    None => number(of(&Metric::Miou), 3, false),
+                },
+                match summary_of(summary, *g, s, &models[*mi], t, &offset.into()) {
+                    Some(v) => interval_cell(Some(v), offset.decimals(), offset.signed()),
+                    None => number(of(&offset.into()), offset.decimals(), offset.signed()),
+                },
+            ];
+            // The extra columns are compact, unsigned thousandths (the domain gap included).
+            cells.extend(class_metrics.iter().map(|m| number(of(m), 3, false)));
+            cells
+        })
+        .collect();
+    Table { header, rows: table_rows }
+}
+
+/// Per target, one sentence: how many configurations met it and the best one.
+pub(crate) fn target_sentences(targets: &[TargetRow]) -> Vec<String> {
+    let mut names: Vec<&str> = Vec::new();
+    for t in targets {
+        if !names.contains(&t.target.as_str()) {
+            names.push(&t.target);
+        }
+    }
+    names
+        .iter()
+        .map(|name| {
+            let mine: Vec<&TargetRow> = targets.iter().filter(|t| t.target == *name).collect();
+            let count = |j: Judgement| mine.iter().filter(|t| t.judgement == j).count();
+            // The best configuration is the one furthest on the target's good side.
+            let lower_is_better = name.contains('<');
+            let best = mine.iter().max_by(|a, b| {
+                let (x, y) = if lower_is_better { (-a.value[0], -b.value[0]) } else { (a.value[0], b.value[0]) };
+                x.total_cmp(&y)
+            });
+            let best = best
+                .map(|t| {
+                    let from = if t.teacher.is_empty() { String::new() } else { format!(" from {}", t.teacher) };
+                    format!(
+                        "; best: {} at generation {} ({}{from}) with {}",
+                        t.model,
+                        t.generation,
+                        t.treatment,
+                        with_interval(t.value, 3, false)
+                    )
+                })
+                .unwrap_or_default();
+            format!(
+                "{name}: met by {} of {} configurations, missed by {}, undecided for {} (the interval straddles the target){best}.",
+                count(Judgement::Met),
+                mine.len(),
+                count(Judgement::Missed),
+                count(Judgement::Undecided)
+            )
+        })
+        .collect()
+}
+
+/// Every target judged at generation 0 and at the last generation.
+pub(crate) fn targets_table(targets: &[TargetRow]) -> Table {
+    let last = targets.iter().map(|t| t.generation).max().unwrap_or(0);
+    let header = ["target", "model", "generation", "strategy", "teacher", "value", "judgement"].iter().map(|s| s.to_string()).collect();
+    let rows = targets
+        .iter()
+        .filter(|t| t.generation == 0 || t.generation == last)
+        .map(|t| {
+            vec![
+                cell(&t.target),
+                cell(&t.model),
+                cell(&t.generation.to_string()),
+                cell(&t.treatment.to_string()),
+                cell(&t.teacher),
+                interval_cell(Some(t.value), 3, false),
+                format!("<td class=\"judgement {}\">{}</td>", escape(t.judgement.name()), escape(t.judgement.name())),
+            ]
+        })
+        .collect();
+    Table { header, rows }
+}
+
+/// One sentence per pre-trained model: what pre-training did at generation 0 to mIoU and to the
+/// biases it changed, then what BYOL itself did (its loss and the spread of the embeddings).
+pub(crate) fn pretraining_sentences(pretraining: &[PretrainingRow], rows: &[ResultRow]) -> Vec<String> {
+    let mut models: Vec<(&str, &str)> = pretraining.iter().map(|p| (p.model.as_str(), p.pretrained.as_str())).collect();
+    models.sort();
+    models.dedup();
+    models
+        .into_iter()
+        .map(|(model, pretrained)| {
+            let at0: Vec<&PretrainingRow> =
+                pretraining.iter().filter(|p| p.pretrained == pretrained && p.generation == 0 && p.treatment == Treatment::Labels).collect();
+            let mut parts = Vec::new();
+            if let Some(m) = at0.iter().find(|p| p.metric == Metric::Miou) {
+                parts.push(format!(
+                    "mIoU {:.3} → {:.3} ({}, {})",
+                    m.without[0],
+                    m.with[0],
+                    with_interval(m.change, 3, true),
+                    m.verdict.name()
+                ));
+            }
+            let changed: Vec<String> = at0
+                .iter()
+                .filter(|p| p.metric != Metric::Miou && p.verdict != PretrainingVerdict::Holds)
+                .map(|p| format!("{} {} ({:.2} → {:.2})", p.metric.name().replace('_', " "), p.verdict.name(), p.without[0], p.with[0]))
+                .collect();
+            parts.push(if changed.is_empty() { "no bias changed beyond its interval".into() } else { changed.join(", ") });
+            let mean = |metric: Metric| metric_of(rows, |r| r.is_model() && r.model == pretrained && r.generation == 0, &metric);
+            let byol = match (
+                mean(Metric::ByolLossFirst),
+                mean(Metric::ByolLossLast),
+                mean(Metric::ByolEmbeddingStdInitial),
+                mean(Metric::ByolEmbeddingStdLast),
+            ) {
+                (Some(a), Some(b), Some(c), Some(d)) => format!(
+                    " BYOL's loss fell from {a:.2} to {b:.2} (first to last epoch, mean over seeds; 2 = unrelated, 0 = aligned) \
+                     while the per-channel spread of the unit embeddings went from {c:.3} to {d:.3} (0 would be a collapsed representation)."
+                ),
+                _ => String::new(),
+            };
+            format!("{pretrained} against {model} at generation 0: {}.{byol}", parts.join("; "))
+        })
+        .collect()
+}
+
+/// The pre-training comparisons at generation 0 and the last generation.
+pub(crate) fn pretraining_table(pretraining: &[PretrainingRow]) -> Table {
+    let last = pretraining.iter().map(|p| p.generation).max().unwrap_or(0);
+    let header =
+        ["model", "generation", "strategy", "metric", "without", "with", "change", "verdict"].iter().map(|s| s.to_string()).collect();
+    let rows = pretraining
+        .iter()
+        .filter(|p| p.generation == 0 || p.generation == last)
+        .map(|p| {
+            let signed = p.metric.signed();
+            vec![
+                cell(&format!("{} vs {}", p.pretrained, p.model)),
+                cell(&p.generation.to_string()),
+                cell(&p.treatment.to_string()),
+                cell(&p.metric.name()),
+                interval_cell(Some(p.without), 3, signed),
+                interval_cell(Some(p.with), 3, signed),
+                interval_cell(Some(p.change), 3, true),
+                format!("<td class=\"verdict {}\">{}</td>", escape(p.verdict.name()), escape(p.verdict.name())),
+            ]
+        })
+        .collect();
+    Table { header, rows }
+}
+
+/// Per strategy (with its selection) and generation: what the selection kept, how right the kept
+/// pseudo-labels were, and the chain models' scores and biases (means over architectures and seeds).
+pub(crate) fn selection_table(rows: &[ResultRow]) -> Option<Table> {
+    let mut keys: Vec<(i64, Treatment)> =
+        rows.iter().filter(|r| r.is_model() && r.metric == Metric::KeptFraction).map(|r| (r.generation, r.treatment.clone())).collect();
+    sort_by_name(&mut keys);
+    if keys.is_empty() {
+        return None;
+    }
+    let mut header: Vec<String> = ["strategy", "generation", "kept share", "pseudo-label accuracy before → after selection", "mIoU"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    header.extend(SELECTION_BIASES.iter().map(|b| b.display_name()));
+    let table_rows = keys
+        .iter()
+        .map(|(g, s)| {
+            let of = |metric: &Metric| metric_of(rows, |r| r.is_model() && r.chain && r.generation == *g && &r.treatment == s, metric);
+            let accuracy = match (of(&Metric::PseudoAccuracyBefore), of(&Metric::PseudoAccuracyAfter)) {
+                (Some(a), Some(b)) => cell(&format!("{a:.3} → {b:.3}")),
+                _ => cell("no truth for the pool"),
+            };
+            let mut cells = vec![
+                cell(&s.to_string()),
+                cell(&g.to_string()),
+                number(of(&Metric::KeptFraction), 3, false),
+                accuracy,
+                number(of(&Metric::Miou), 3, false),
+            ];
+            cells.extend(SELECTION_BIASES.iter().map(|&b| number(of(&b.into()), b.decimals(), b.signed())));
+            cells
+        })
+        .collect();
+    Some(Table { header, rows: table_rows })
+}
+
+/// Per model of each generation and strategy: mean disagreement with the other models and STAPLE's
+/// estimated sensitivity per class (repeat means), the numbers a study without truth can give.
+pub(crate) fn estimates_table(rows: &[ResultRow], models: &[String]) -> Table {
+    let classes: Vec<&str> = rows
+        .iter()
+        .filter_map(|r| match &r.metric {
+            Metric::StapleSensitivity(class) => Some(class.as_str()),
+            _ => None,
+        })
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let mut header: Vec<String> =
+        ["model", "generation", "strategy", "mean disagreement with the others"].iter().map(|s| s.to_string()).collect();
+    header.extend(classes.iter().map(|c| format!("STAPLE sensitivity {c}")));
+    let table_rows = groups(rows)
+        .iter()
+        .flat_map(|(g, s)| models.iter().map(move |m| (*g, s.clone(), m)))
+        .filter_map(|(g, s, m)| {
+            let disagreement = metric_of(
+                rows,
+                |r| r.is_pair() && r.generation == g && r.treatment == s && (&r.model == m || &r.peer == m),
+                &Metric::Agreement,
+            )
+            .map(|a| 1.0 - a);
+            let of = |metric: &Metric| {
+                metric_of(rows, |r| r.is_model() && r.chain && r.generation == g && r.treatment == s && &r.model == m, metric)
+            };
+            let sensitivities: Vec<Option<f64>> = classes.iter().map(|c| of(&Metric::StapleSensitivity(c.to_string()))).collect();
+            if disagreement.is_none() && sensitivities.iter().all(Option::is_none) {
+                return None;
+            }
+            let mut cells = vec![cell(m), cell(&g.to_string()), cell(&s.to_string()), number(disagreement, 3, false)];
+            cells.extend(sensitivities.into_iter().map(|v| number(v, 3, false)));
+            Some(cells)
+        })
+        .collect();
+    Table { header, rows: table_rows }
+}
+
+/// Each source's labels against truth: mIoU, boundary offset and the extra columns.
+pub(crate) fn sources_table(rows: &[ResultRow], class_metrics: &[Metric]) -> Table {
+    let offset = Bias::BoundaryOffset;
+    let mut names: Vec<String> = rows.iter().filter(|r| r.is_source()).map(|r| r.model.clone()).collect();
+    names.dedup();
+    let mut header: Vec<String> = vec!["source".into(), "mIoU vs truth".into(), offset.display_name()];
+    header.extend(class_metrics.iter().map(column_title));
+    let table_rows = names
+        .iter()
+        .map(|n| {
+            let of = |metric: &Metric| metric_of(rows, |r| r.is_source() && &r.model == n, metric);
+            let mut cells =
+                vec![cell(n), number(of(&Metric::Miou), 3, false), number(of(&offset.into()), offset.decimals(), offset.signed())];
+            cells.extend(class_metrics.iter().map(|m| number(of(m), 3, false)));
+            cells
+        })
+        .collect();
+    Table { header, rows: table_rows }
+}
+
+fn column_title(metric: &Metric) -> String {
+    match metric {
+        Metric::Iou(class) => format!("IoU {class}"),
+        Metric::Ece => "ECE".into(),
+        Metric::Bias(Bias::BoundaryF1) => Bias::BoundaryF1.display_name(),
+        other => other.name().replace('_', " ").replace("fp rate", "FP rate"),
+    }
+}
+
+/// Power drawn by one busy CPU core, package share included: a round figure for current server
+/// and laptop cores (about 5 to 15 W), not a measurement of this machine.
+const WATTS_PER_BUSY_CORE: f64 = 10.0;
+/// Carbon intensity of electricity: about the world average of recent years.
+const GRAMS_CO2E_PER_KWH: f64 = 400.0;
+
+/// Energy in Wh and emissions in g CO2e of `cpu_seconds` of busy CPU time.
+fn energy_estimate(cpu_seconds: f64) -> (f64, f64) {
+    let watt_hours = cpu_seconds * WATTS_PER_BUSY_CORE / 3600.0;
+    (watt_hours, watt_hours / 1000.0 * GRAMS_CO2E_PER_KWH)
+}
+
+/// What ran where, and for how long.
+pub(crate) fn provenance_table(p: &Provenance) -> Table {
+    let row = |k: &str, v: String| vec![cell(k), cell(&v)];
+    let mut rows = vec![
+        row("echoseg", p.echoseg_version.clone()),
+        row("git revision", p.git_revision.clone().unwrap_or_else(|| "not a git checkout".into())),
+        row("burn", p.burn_version.clone()),
+        row("device", p.device.clone()),
+        row("threads", p.threads.to_string()),
+        row("command", p.command.clone()),
+        row("architectures", p.architectures.join(", ")),
+        row(
+            "generations and seeds",
+            format!("{} generation(s) after generation 0, {} seed(s), manifest seed {}", p.generations, p.repeats, p.seed),
+        ),
+        row("wall time", format!("{:.1} s", p.wall_seconds)),
+        row("runs trained / reused", format!("{} / {}", p.runs_trained, p.runs_reused)),
+    ];
+    if let Some(cpu) = p.cpu_seconds {
+        rows.push(row("CPU time", format!("{cpu:.1} s")));
+        let (watt_hours, grams) = energy_estimate(cpu);
+        rows.push(row(
+            "energy and CO2 (estimate)",
+            format!(
+                "{watt_hours:.2} Wh, {grams:.1} g CO2e: CPU time × {WATTS_PER_BUSY_CORE} W per busy core, \
+                 {GRAMS_CO2E_PER_KWH} g CO2e per kWh; not measured"
+            ),
+        ));
+    }
+    Table { header: vec!["what".into(), "value".into()], rows }
+}
