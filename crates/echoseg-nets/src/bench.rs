@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 use crate::NetsError;
 use crate::arch::{Architecture, NetworkSpec};
 use crate::data::{Sample, image_batch, make_batch};
-use crate::train::{batch_loss, init_network};
+use crate::init::init_network;
+use crate::train::batch_loss;
 
 /// One benchmark case: an architecture at a size, on images of `size`² pixels.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

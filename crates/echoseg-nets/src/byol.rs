@@ -19,8 +19,8 @@ use crate::checkpoint::CheckpointStore;
 use crate::data::read_back;
 use crate::ema::ema_update;
 use crate::epochs::{Course, LearningRate, Objective, Progress, Step, drive};
+use crate::init::{init_network, seeded};
 use crate::settings::{SettingProblem, Settings, Valid};
-use crate::train::{init_network, seeded};
 
 /// Settings of BYOL pre-training.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -276,7 +276,8 @@ mod tests {
     use super::*;
     use crate::arch::Architecture;
     use crate::data::make_batch;
-    use crate::train::{batch_loss, init_network};
+    use crate::init::init_network;
+    use crate::train::batch_loss;
 
     fn spec() -> NetworkSpec {
         NetworkSpec { architecture: Architecture::Fcn, width: 4, depth: 2, inputs: 3, classes: 2, pretrain: None }

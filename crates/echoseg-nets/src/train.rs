@@ -2,9 +2,8 @@
 //! stopping on the validation split only. The epoch driver ([`crate::epochs`]) runs the loop.
 
 use std::path::Path;
-use std::sync::Mutex;
 
-use burn::module::{Module, ModuleVisitor, Param};
+use burn::module::Module;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Tensor};
 use echoseg_scene::Rng;
@@ -15,6 +14,7 @@ use crate::arch::{Network, NetworkSpec};
 use crate::checkpoint::CheckpointStore;
 use crate::data::{Batch, Sample, check_samples, make_batch};
 use crate::epochs::{Course, LearningRate, Objective, Progress, Step, TrainReport, drive};
+use crate::init::init_network;
 use crate::settings::{SettingProblem, Settings, Valid};
 
 /// Training settings; every knob has a default suited to the quick study.
@@ -65,34 +65,6 @@ impl TrainConfig {
     pub(crate) fn schedule(&self) -> LearningRate {
         LearningRate::Cosine { peak: self.learning_rate, floor: self.min_lr_ratio }
     }
-}
-
-// Parameter initialisation draws from the backend's global generator; holding this lock while
-// seeding and initialising keeps concurrent trainings from interleaving their draws.
-static INIT_LOCK: Mutex<()> = Mutex::new(());
-
-struct Materialise;
-
-impl ModuleVisitor for Materialise {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let _ = param.val();
-    }
-}
-
-/// A network whose initial weights depend only on `spec`, `seed` and the device.
-pub fn init_network(spec: &NetworkSpec, seed: u64, device: &Device) -> Network {
-    seeded(seed, device, || Network::new(spec, device))
-}
-
-/// Builds modules with `make` from the device's generator seeded with `seed`, drawing every
-/// parameter before another training may draw, so their values depend only on the seed.
-pub(crate) fn seeded<M: Module>(seed: u64, device: &Device, make: impl FnOnce() -> M) -> M {
-    let _guard = INIT_LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    device.seed(seed);
-    let modules = make();
-    // Parameters are lazy: draw them now, in module order, while the seed is ours.
-    modules.visit(&mut Materialise);
-    modules
 }
 
 /// Weighted cross-entropy against soft targets: Σ w·(−Σ_k t_k log p_k) / Σ w.
