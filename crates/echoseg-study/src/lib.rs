@@ -23,7 +23,7 @@ pub mod targets;
 pub use engine::{Observer, Reuse, RunOutcome, Shard, Silent, StudySummary, merge_study, run_study, run_study_shard};
 pub use error::StudyError;
 pub use manifest::{Manifest, ManifestError};
-pub use strategy::{Strategy, Treatment};
 pub use plan::{Plan, PlannedRun, plan};
 pub use provenance::Provenance;
 pub use store::StudyDir;
+pub use strategy::{Strategy, Treatment};
