@@ -831,6 +831,21 @@ images = 10
     }
 
     #[test]
+    fn missing_kinds_and_empty_lists_say_what_is_allowed() {
+        let err = parse(Path::new("t.toml"), "[nets]\narchitectures = []\n[study]\nstrategies = []\n").unwrap_err().to_string();
+        for needle in [
+            "`sources` needs at least one [[sources]] table (kind = \"exact\", \"manual\", \"heuristic\", \"synthetic\" or \"folder\")",
+            "`nets.architectures` needs at least one of \"unet\", \"fcn\", \"dilated\", \"bnonly\", \"pixel\"",
+            "`study.strategies` needs at least one of \"self\", \"cross\", \"ensemble\", \"consensus\", \"ema\" when study.generations > 0",
+        ] {
+            assert!(err.contains(needle), "missing {needle} in {err}");
+        }
+        let err = parse(Path::new("t.toml"), "[[sources]]\nimages = 4\n").unwrap_err().to_string();
+        let needle = "`sources[0].kind` is missing; allowed: \"exact\", \"manual\", \"heuristic\", \"synthetic\", \"folder\"";
+        assert!(err.contains(needle), "missing {needle} in {err}");
+    }
+
+    #[test]
     fn a_good_manifest_validates_with_defaults() {
         let m = parse(Path::new("t.toml"), GOOD).unwrap();
         assert_eq!(m.sources.len(), 2);
