@@ -89,12 +89,12 @@ pub fn treatment(strategy: &str, selection: &str) -> String {
     if selection == EVERY_LABEL || selection.is_empty() { strategy.to_string() } else { format!("{strategy} + {selection}") }
 }
 
-/// Joins a committee's model names (`fcn&dilated`): `+` already belongs to model names
-/// (`unet+byol`), and `&` can appear neither there nor break a directory name.
+/// Joins a committee's model names in run ids (`-from-fcn&dilated`): `+` already belongs to
+/// model names (`unet+byol`), and `&` can appear neither there nor break a directory name.
 pub const COMMITTEE_SEPARATOR: &str = "&";
 
-/// The name of the teachers whose models are `models`: the model, or the committee joined by
-/// [`COMMITTEE_SEPARATOR`]; empty for none.
+/// How a run id names the teachers whose models are `models`: the model, or the committee
+/// joined by [`COMMITTEE_SEPARATOR`]; empty for none.
 pub fn committee_name(models: &[&str]) -> String {
     models.join(COMMITTEE_SEPARATOR)
 }
@@ -120,10 +120,11 @@ impl Plan {
         self.teachers_of(run).into_iter().map(|t| t.model.as_str()).collect()
     }
 
-    /// The teachers' models as shown in tables: `fcn`, or `fcn&dilated` for a committee
-    /// ([`committee_name`]); empty at generation 0.
+    /// The teachers' models as the `teacher` column shows them: `fcn`, or `fcn+dilated` for a
+    /// committee; empty at generation 0. For readers only: `+` also joins a model's pre-training
+    /// (`unet+byol`), so code that needs the teachers asks [`Plan::teacher_models`].
     pub fn teacher_name(&self, run: &PlannedRun) -> String {
-        committee_name(&self.teacher_models(run))
+        self.teacher_models(run).join("+")
     }
 }
 
@@ -271,7 +272,7 @@ mod tests {
         let plan = plan(&manifest);
         let student = plan.runs.iter().find(|r| r.generation == 1 && r.model == "unet").unwrap();
         assert_eq!(plan.teacher_models(student), ["unet+byol", "fcn"]);
-        assert_eq!(plan.teacher_name(student), "unet+byol&fcn");
+        assert_eq!(plan.teacher_name(student), "unet+byol+fcn");
         assert!(student.id.starts_with("g1-ensemble-unet-from-unet+byol&fcn-r0-"), "{}", student.id);
         assert_eq!(student.treatment(), Treatment::Pseudo { strategy: Strategy::Ensemble, selection: "all".into() });
         assert_eq!(plan.runs[0].treatment(), Treatment::Labels);

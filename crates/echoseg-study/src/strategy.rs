@@ -47,8 +47,8 @@ impl Strategy {
         Strategy::ALL.into_iter().find(|s| s.name() == name)
     }
 
-    /// The students architecture `student` trains at `generation` (from 1), each with its
-    /// teachers; `chain[a]` is the latest run of architecture `a` in this strategy's chain.
+    /// The runs architecture `student` trains at `generation` (from 1), one per lesson, each
+    /// with its teachers; `chain[a]` is the latest run of architecture `a` in this strategy's chain.
     pub fn lessons(self, student: usize, generation: u32, chain: &[usize]) -> Vec<Lesson> {
         let archs = chain.len();
         let one = |teacher: usize, chain: bool| Lesson { teachers: vec![teacher], chain };
