@@ -3,9 +3,9 @@
 
 use std::time::Instant;
 
-use echoseg_agree::{Calibration, Fingerprint, StapleConfig, TruthScores, staple, truth_scores};
+use echoseg_agree::{Calibration, Fingerprint, TruthScores, truth_scores};
 use echoseg_nets::{
-    ByolConfig, ByolReport, Device, IGNORE, Network, Probabilities, Progress, Sample, TrainReport, Valid, load_network, predict,
+    ByolConfig, ByolReport, Device, Network, Probabilities, Progress, Sample, TrainReport, Valid, load_network, predict,
     predict_with_hardness, pretrain_byol, save_network, train_mean_teacher, train_resumable,
 };
 use echoseg_scene::Scene;
@@ -155,6 +155,7 @@ pub fn run_study_shard(
     let mine = |r: &PlannedRun| shard.is_none_or(|s| s.owns(r));
     let data = StudyData::load(manifest)?;
     write_json(&dir.splits(), &data.splits(manifest))?;
+    let study = StudyContext { manifest, plan: &plan, data: &data, dir, device };
     let finished: Vec<Option<RunOutcome>> = plan
         .runs
         .iter()
@@ -192,7 +193,7 @@ pub fn run_study_shard(
                     }
                 }
                 observer.run_started(run, position, total);
-                let outcome = execute(manifest, &plan, run, &data, dir, device, observer)?;
+                let outcome = execute(&study, run, observer)?;
                 trained += 1;
                 observer.run_finished(run, &outcome, false);
                 outcome
@@ -228,6 +229,16 @@ pub fn merge_study(manifest: &Manifest, dir: &StudyDir) -> Result<StudySummary, 
     Ok(StudySummary { plan, outcomes, trained: 0, seconds: started.elapsed().as_secs_f64() })
 }
 
+/// What every run of one study shares: the manifest, its plan and data, the run store and the device.
+#[derive(Clone, Copy)]
+struct StudyContext<'a> {
+    manifest: &'a Manifest,
+    plan: &'a Plan,
+    data: &'a StudyData,
+    dir: &'a StudyDir,
+    device: &'a Device,
+}
+
 /// What a teacher says about how sure it is of its pool labels: top-class probability and angular hardness.
 struct PoolEvidence {
     confidence: Vec<Vec<u8>>,
@@ -237,14 +248,8 @@ struct PoolEvidence {
 const RADIANS_PER_STEP: f32 = std::f32::consts::PI / 255.0;
 
 /// Predicts the pool with `network` (of run `id`) and writes the teacher's evidence into the run store.
-fn write_pool_evidence(
-    network: &echoseg_nets::Network,
-    id: &str,
-    manifest: &Manifest,
-    data: &StudyData,
-    dir: &StudyDir,
-    device: &Device,
-) -> Result<(), StudyError> {
+fn write_pool_evidence(study: &StudyContext<'_>, network: &echoseg_nets::Network, id: &str) -> Result<(), StudyError> {
+    let StudyContext { manifest, data, dir, device, .. } = *study;
     let run_dir = dir.run(id);
     let images: Vec<_> = data.pool.iter().map(|s| &s.image).collect();
     let (probabilities, hardness) = predict_with_hardness(network, &images, manifest.inference_batch, device)
@@ -260,19 +265,14 @@ fn write_pool_evidence(
 
 /// A teacher's pool evidence, for selections; a teacher finished before confidence and hardness
 /// were stored predicts the pool again from its checkpoint.
-fn pool_evidence(
-    manifest: &Manifest,
-    teacher: &PlannedRun,
-    data: &StudyData,
-    dir: &StudyDir,
-    device: &Device,
-) -> Result<PoolEvidence, StudyError> {
+fn pool_evidence(study: &StudyContext<'_>, teacher: &PlannedRun) -> Result<PoolEvidence, StudyError> {
+    let StudyContext { dir, device, .. } = *study;
     let run_dir = dir.run(&teacher.id);
     if !run_dir.pool_confidence().exists() || !run_dir.pool_hardness().exists() {
         let network = load_network(&teacher.network, &run_dir.checkpoint(), device)
             .map_err(|source| StudyError::Nets { run: teacher.id.clone(), source })?
             .for_inference();
-        write_pool_evidence(&network, &teacher.id, manifest, data, dir, device)?;
+        write_pool_evidence(study, &network, &teacher.id)?;
     }
     Ok(PoolEvidence { confidence: read_labels(&run_dir.pool_confidence())?.2, hardness: read_labels(&run_dir.pool_hardness())?.2 })
 }
@@ -284,14 +284,8 @@ fn mean_of(maps: &[&Vec<Vec<u8>>], step: f32) -> Vec<Vec<f32>> {
         .collect()
 }
 
-fn training_samples(
-    manifest: &Manifest,
-    plan: &Plan,
-    run: &PlannedRun,
-    data: &StudyData,
-    dir: &StudyDir,
-    device: &Device,
-) -> Result<(Vec<Sample>, Option<SelectionRecord>), StudyError> {
+fn training_samples(study: &StudyContext<'_>, run: &PlannedRun) -> Result<(Vec<Sample>, Option<SelectionRecord>), StudyError> {
+    let StudyContext { manifest, plan, data, dir, .. } = *study;
     let originals = || data.train.iter().map(|l| Sample::hard(l.scene.image.clone(), l.labels.labels.clone()));
     let Teaching::PseudoLabels { strategy, selection, .. } = &run.teaching else {
         return Ok((originals().collect(), None));
@@ -306,11 +300,11 @@ fn training_samples(
     }
     let teacher_labels =
         teachers.iter().map(|t| Ok(read_labels(&dir.run(&t.id).pool_labels())?.2)).collect::<Result<Vec<_>, StudyError>>()?;
-    let offered = combine(*strategy, &teacher_labels, data.classes.len());
+    let offered = strategy.combine(&teacher_labels, data.classes.len());
     let mut labels = offered.clone();
     // Confidence and hardness are read only when a selection needs them.
     if !selection.is_all() {
-        let evidence = teachers.iter().map(|t| pool_evidence(manifest, t, data, dir, device)).collect::<Result<Vec<_>, _>>()?;
+        let evidence = teachers.iter().map(|t| pool_evidence(study, t)).collect::<Result<Vec<_>, _>>()?;
         let confidence = mean_of(&evidence.iter().map(|e| &e.confidence).collect::<Vec<_>>(), 1.0 / 255.0);
         let hardness = mean_of(&evidence.iter().map(|e| &e.hardness).collect::<Vec<_>>(), RADIANS_PER_STEP);
         selection.apply(&mut labels, &confidence, &hardness, data.width, data.height);
@@ -335,60 +329,12 @@ fn training_samples(
     Ok((samples, Some(record)))
 }
 
-/// The pseudo-labels a student learns from, per pool image, from its teachers' pool labels
-/// (`teachers[t][image]`): a single teacher's as they are; `ensemble`: the per-pixel majority,
-/// with pixels where no class has a strict majority set to [`IGNORE`] (no loss), since a split
-/// committee gives no evidence; `consensus`: STAPLE's consensus over the teachers.
-pub fn combine(strategy: Strategy, teachers: &[Vec<Vec<u8>>], classes: usize) -> Vec<Vec<u8>> {
-    if teachers.len() == 1 {
-        return teachers[0].clone();
-    }
-    let images = teachers[0].len();
-    let maps_of = |i: usize| teachers.iter().map(|t| t[i].as_slice()).collect::<Vec<&[u8]>>();
-    // STAPLE estimates each teacher's per-class performance over the whole pool, then labels
-    // every image with it. It fails only on malformed input, which the store's own files are
-    // not; the majority stands in rather than lose the run.
-    let estimate = match strategy {
-        Strategy::Consensus => {
-            let raters: Vec<Vec<&[u8]>> = teachers.iter().map(|t| t.iter().map(Vec::as_slice).collect()).collect();
-            staple(&raters, classes, &StapleConfig::default()).ok()
-        }
-        _ => None,
-    };
-    (0..images)
-        .into_par_iter()
-        .map(|i| match &estimate {
-            Some(estimate) => estimate.consensus_map(&maps_of(i)),
-            None => majority(&maps_of(i), classes),
-        })
-        .collect()
-}
-
-fn majority(maps: &[&[u8]], classes: usize) -> Vec<u8> {
-    let mut votes = vec![0usize; classes];
-    (0..maps[0].len())
-        .map(|p| {
-            votes.iter_mut().for_each(|v| *v = 0);
-            maps.iter().for_each(|m| votes[usize::from(m[p]).min(classes - 1)] += 1);
-            let best = (0..classes).max_by_key(|&c| (votes[c], std::cmp::Reverse(c))).unwrap_or(0);
-            if 2 * votes[best] > maps.len() { best as u8 } else { IGNORE }
-        })
-        .collect()
-}
-
-fn execute(
-    manifest: &Manifest,
-    plan: &Plan,
-    run: &PlannedRun,
-    data: &StudyData,
-    dir: &StudyDir,
-    device: &Device,
-    observer: &mut dyn Observer,
-) -> Result<RunOutcome, StudyError> {
+fn execute(study: &StudyContext<'_>, run: &PlannedRun, observer: &mut dyn Observer) -> Result<RunOutcome, StudyError> {
+    let StudyContext { manifest, plan, data, dir, device } = *study;
     let started = Instant::now();
     let run_dir: RunDir = dir.run(&run.id);
     write_json(&run_dir.settings(), run)?;
-    let (samples, selection) = training_samples(manifest, plan, run, data, dir, device)?;
+    let (samples, selection) = training_samples(study, run)?;
     let validation: Vec<Sample> = data.validation.iter().map(|l| Sample::hard(l.scene.image.clone(), l.labels.labels.clone())).collect();
     let nets_error = |source| StudyError::Nets { run: run.id.clone(), source };
     // A run killed mid-training continues from its last finished epoch on `--resume`.
@@ -398,7 +344,7 @@ fn execute(
             (Some(load_network(&teacher.network, &dir.run(&teacher.id).checkpoint(), device).map_err(nets_error)?), None)
         }
         _ if run.network.pretrain.is_some() => {
-            let (network, report) = pretrained(manifest, run, data, dir, device, observer)?;
+            let (network, report) = pretrained(study, run, observer)?;
             (Some(network), Some(report))
         }
         _ => (None, None),
@@ -443,7 +389,7 @@ fn execute(
     drop(test_probabilities);
     write_labels(&run_dir.test_labels(), data.width, data.height, &test_labels)?;
     if run.generation < manifest.study.generations {
-        write_pool_evidence(&network, &run.id, manifest, data, dir, device)?;
+        write_pool_evidence(study, &network, &run.id)?;
     }
     let test = score_set(&test_labels, &data.test, data);
     let mut fingerprint = fingerprint_of(&as_slices(&test_labels), &data.test.iter().collect::<Vec<_>>(), &data.classes);
@@ -487,14 +433,8 @@ fn pretraining_id(manifest: &Manifest, run: &PlannedRun, byol: &Valid<ByolConfig
 /// The BYOL-pre-trained starting weights of `run`'s model in its repeat: pre-trained once, from
 /// the seed its architecture's generation-0 run starts from, and kept in the run store, so every
 /// fresh student of the model starts from the same weights.
-fn pretrained(
-    manifest: &Manifest,
-    run: &PlannedRun,
-    data: &StudyData,
-    dir: &StudyDir,
-    device: &Device,
-    observer: &mut dyn Observer,
-) -> Result<(Network, ByolReport), StudyError> {
+fn pretrained(study: &StudyContext<'_>, run: &PlannedRun, observer: &mut dyn Observer) -> Result<(Network, ByolReport), StudyError> {
+    let StudyContext { manifest, data, dir, device, .. } = *study;
     let byol = manifest
         .byol
         .as_ref()
@@ -530,28 +470,4 @@ pub fn score_set(labels: &[Vec<u8>], scenes: &[Scene], data: &StudyData) -> Trut
 /// Borrowed views of owned label maps.
 pub fn as_slices(labels: &[Vec<u8>]) -> Vec<&[u8]> {
     labels.iter().map(Vec::as_slice).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_ensemble_keeps_strict_majorities_and_ignores_split_votes() {
-        let teachers = vec![vec![vec![0, 1, 2, 1]], vec![vec![0, 1, 1, 2]], vec![vec![0, 2, 0, 0]]];
-        // Pixel 0: 3 × 0; pixel 1: 2 × 1; pixel 2: one each; pixel 3: one 1, one 2, one 0.
-        assert_eq!(combine(Strategy::Ensemble, &teachers, 3), vec![vec![0, 1, IGNORE, IGNORE]]);
-        // Two teachers: only where they agree.
-        assert_eq!(combine(Strategy::Ensemble, &teachers[..2], 3), vec![vec![0, 1, IGNORE, IGNORE]]);
-        // One teacher: its labels as they are.
-        assert_eq!(combine(Strategy::SelfTraining, &teachers[..1], 3), teachers[0]);
-    }
-
-    #[test]
-    fn a_consensus_outvotes_a_teacher_that_is_always_wrong() {
-        let truth: Vec<u8> = (0..300).map(|i| u8::from(i % 3 == 0)).collect();
-        let wrong: Vec<u8> = truth.iter().map(|&t| 1 - t).collect();
-        let teachers = vec![vec![truth.clone()], vec![truth.clone()], vec![wrong]];
-        assert_eq!(combine(Strategy::Consensus, &teachers, 2), vec![truth]);
-    }
 }

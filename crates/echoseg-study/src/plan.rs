@@ -3,8 +3,9 @@
 use echoseg_nets::{ByolConfig, EmaConfig, NetworkSpec, TrainConfig, Valid};
 use serde::Serialize;
 
-use crate::manifest::{Manifest, Strategy, StudentStart};
+use crate::manifest::{Manifest, StudentStart};
 use crate::selection::Selection;
+use crate::strategy::{EVERY_LABEL, LABELS, Lesson, Strategy, Treatment};
 
 /// What a run learns from.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -49,32 +50,53 @@ pub struct PlannedRun {
 }
 
 impl PlannedRun {
-    /// The strategy name as shown in tables (`labels` for generation 0).
-    pub fn strategy_name(&self) -> &'static str {
+    /// The strategy that teaches it, `None` at generation 0.
+    pub fn strategy(&self) -> Option<Strategy> {
         match &self.teaching {
-            Teaching::Labels => "labels",
-            Teaching::PseudoLabels { strategy, .. } => strategy.name(),
+            Teaching::Labels => None,
+            Teaching::PseudoLabels { strategy, .. } => Some(*strategy),
         }
     }
 
-    /// The strategy with its selection, as the report and progress lines name it ([`treatment`]).
-    pub fn treatment(&self) -> String {
-        treatment(self.strategy_name(), self.selection_name())
+    /// What it learns from: the labels, or its strategy with its selection's name.
+    pub fn treatment(&self) -> Treatment {
+        match &self.teaching {
+            Teaching::Labels => Treatment::Labels,
+            Teaching::PseudoLabels { strategy, selection, .. } => {
+                Treatment::Pseudo { strategy: *strategy, selection: selection.name.clone() }
+            }
+        }
     }
 
-    /// The selection name as shown in tables (`all` for generation 0, which learns from every label).
+    /// The `strategy` column ([`Treatment::strategy_column`]) without building the treatment.
+    pub fn strategy_name(&self) -> &'static str {
+        self.strategy().map_or(LABELS, Strategy::name)
+    }
+
+    /// The `selection` column ([`Treatment::selection_column`]) without building the treatment.
     pub fn selection_name(&self) -> &str {
         match &self.teaching {
-            Teaching::Labels => "all",
+            Teaching::Labels => EVERY_LABEL,
             Teaching::PseudoLabels { selection, .. } => &selection.name,
         }
     }
 }
 
 /// How a strategy run with a selection is named for readers: `self` when every pseudo-label is
-/// kept, `self + confidence0.9` for a selection of them.
+/// kept, `self + confidence0.9` for a selection of them (as [`Treatment`]'s `Display`, for table
+/// columns that may hold a strategy echoseg does not know).
 pub fn treatment(strategy: &str, selection: &str) -> String {
-    if selection == "all" || selection.is_empty() { strategy.to_string() } else { format!("{strategy} + {selection}") }
+    if selection == EVERY_LABEL || selection.is_empty() { strategy.to_string() } else { format!("{strategy} + {selection}") }
+}
+
+/// Joins a committee's model names in run ids (`-from-fcn&dilated`): `+` already belongs to
+/// model names (`unet+byol`), and `&` can appear neither there nor break a directory name.
+pub const COMMITTEE_SEPARATOR: &str = "&";
+
+/// How a run id names the teachers whose models are `models`: the model, or the committee
+/// joined by [`COMMITTEE_SEPARATOR`]; empty for none.
+pub fn committee_name(models: &[&str]) -> String {
+    models.join(COMMITTEE_SEPARATOR)
 }
 
 /// All runs of a study, teachers before their students.
@@ -93,10 +115,16 @@ impl Plan {
         }
     }
 
-    /// The teachers' models as shown in tables: `fcn`, or `fcn+dilated` for a committee;
-    /// empty at generation 0.
+    /// The models of the runs `run` learns from, one per teacher (none at generation 0).
+    pub fn teacher_models(&self, run: &PlannedRun) -> Vec<&str> {
+        self.teachers_of(run).into_iter().map(|t| t.model.as_str()).collect()
+    }
+
+    /// The teachers' models as the `teacher` column shows them: `fcn`, or `fcn+dilated` for a
+    /// committee; empty at generation 0. For readers only: `+` also joins a model's pre-training
+    /// (`unet+byol`), so code that needs the teachers asks [`Plan::teacher_models`].
     pub fn teacher_name(&self, run: &PlannedRun) -> String {
-        self.teachers_of(run).iter().map(|t| t.model.as_str()).collect::<Vec<_>>().join("+")
+        self.teacher_models(run).join("+")
     }
 }
 
@@ -141,11 +169,12 @@ pub fn run_seed(manifest_seed: u64, repeat: u32, generation: u32, spec: &Network
     echoseg_scene::Rng::new(manifest_seed, &stream).next_u64()
 }
 
-fn readable_id(generation: u32, strategy: &str, spec: &NetworkSpec, teachers: &[&PlannedRun], repeat: u32, hash: &str) -> String {
+fn readable_id(generation: u32, treatment: &Treatment, spec: &NetworkSpec, teachers: &[&PlannedRun], repeat: u32, hash: &str) -> String {
     let names: Vec<&str> = teachers.iter().map(|t| t.model.as_str()).collect();
-    let from = if names.is_empty() { String::new() } else { format!("-from-{}", names.join("+")) };
+    let from = if names.is_empty() { String::new() } else { format!("-from-{}", committee_name(&names)) };
     // Selection names are free text; an id is a directory name, so only safe characters stay.
-    let strategy: String = strategy.chars().map(|c| if c.is_ascii_alphanumeric() || ".-_+".contains(c) { c } else { '_' }).collect();
+    let strategy: String =
+        treatment.id_label().chars().map(|c| if c.is_ascii_alphanumeric() || ".-_+".contains(c) { c } else { '_' }).collect();
     format!("g{generation}-{strategy}-{}{from}-r{repeat}-{}", spec.name(), &hash[..8])
 }
 
@@ -153,7 +182,6 @@ fn readable_id(generation: u32, strategy: &str, spec: &NetworkSpec, teachers: &[
 pub fn plan(manifest: &Manifest) -> Plan {
     let mut runs: Vec<PlannedRun> = Vec::new();
     let every = Selection::all();
-    let archs = manifest.networks.len();
     for repeat in 0..manifest.study.repeats {
         let gen0: Vec<usize> = manifest
             .networks
@@ -163,7 +191,7 @@ pub fn plan(manifest: &Manifest) -> Plan {
                 let key = Gen0Key { data: &manifest.data_key, network: spec, train: &manifest.train, repeat, byol };
                 let hash = settings_hash(&key);
                 runs.push(PlannedRun {
-                    id: readable_id(0, "labels", spec, &[], repeat, &hash),
+                    id: readable_id(0, &Treatment::Labels, spec, &[], repeat, &hash),
                     generation: 0,
                     teaching: Teaching::Labels,
                     network: *spec,
@@ -176,9 +204,8 @@ pub fn plan(manifest: &Manifest) -> Plan {
                 runs.len() - 1
             })
             .collect();
-        // `ema` chooses its own pixels (a confidence threshold), so it runs once, keeping all.
         let treatments = manifest.study.strategies.iter().flat_map(|&s| {
-            let selections: Vec<&Selection> = if s == Strategy::Ema { vec![&every] } else { manifest.selections.iter().collect() };
+            let selections: Vec<&Selection> = if s.takes_selections() { manifest.selections.iter().collect() } else { vec![&every] };
             selections.into_iter().map(move |sel| (s, sel))
         });
         for (strategy, selection) in treatments {
@@ -187,18 +214,7 @@ pub fn plan(manifest: &Manifest) -> Plan {
             for generation in 1..=manifest.study.generations {
                 let mut next = chain.clone();
                 for (a, spec) in manifest.networks.iter().enumerate() {
-                    // self: a learns from itself; cross: every other architecture teaches a at
-                    // generation 1 (the full matrix), and the chain rotates a ← a+1 afterwards;
-                    // ensemble and consensus: the other architectures teach a together.
-                    let others = || (1..archs).map(|k| chain[(a + k) % archs]).collect::<Vec<_>>();
-                    let teachings: Vec<(Vec<usize>, bool)> = match strategy {
-                        Strategy::SelfTraining => vec![(vec![chain[a]], true)],
-                        Strategy::Cross if generation == 1 => (1..archs).map(|k| (vec![chain[(a + k) % archs]], k == 1)).collect(),
-                        Strategy::Cross => vec![(vec![chain[(a + 1) % archs]], true)],
-                        Strategy::Ensemble | Strategy::Consensus => vec![(others(), true)],
-                        Strategy::Ema => vec![(vec![chain[a]], true)],
-                    };
-                    for (teachers, in_chain) in teachings {
+                    for Lesson { teachers, chain: in_chain } in strategy.lessons(a, generation, &chain) {
                         // An ema run always goes on from its predecessor: student and teacher start from its weights.
                         let continues = strategy == Strategy::Ema
                             || (manifest.study.student == StudentStart::Continue
@@ -217,12 +233,8 @@ pub fn plan(manifest: &Manifest) -> Plan {
                         };
                         let hash = settings_hash(&key);
                         let teacher_runs: Vec<&PlannedRun> = teachers.iter().map(|&t| &runs[t]).collect();
-                        let label = if selection.is_all() {
-                            strategy.name().to_string()
-                        } else {
-                            format!("{}.{}", strategy.name(), selection.name)
-                        };
-                        let id = readable_id(generation, &label, spec, &teacher_runs, repeat, &hash);
+                        let treatment = Treatment::Pseudo { strategy, selection: selection.name.clone() };
+                        let id = readable_id(generation, &treatment, spec, &teacher_runs, repeat, &hash);
                         runs.push(PlannedRun {
                             id,
                             generation,
@@ -244,4 +256,25 @@ pub fn plan(manifest: &Manifest) -> Plan {
         }
     }
     Plan { runs }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    #[test]
+    fn a_committee_of_pretrained_models_names_each_teacher() {
+        let text = "[[sources]]\nkind = \"manual\"\nimages = 4\n[nets]\narchitectures = [\"unet\", \"unet+byol\", \"fcn\"]\n\
+                    [study]\nstrategies = [\"ensemble\"]\n";
+        let manifest = crate::manifest::parse(Path::new("t.toml"), text).unwrap();
+        let plan = plan(&manifest);
+        let student = plan.runs.iter().find(|r| r.generation == 1 && r.model == "unet").unwrap();
+        assert_eq!(plan.teacher_models(student), ["unet+byol", "fcn"]);
+        assert_eq!(plan.teacher_name(student), "unet+byol+fcn");
+        assert!(student.id.starts_with("g1-ensemble-unet-from-unet+byol&fcn-r0-"), "{}", student.id);
+        assert_eq!(student.treatment(), Treatment::Pseudo { strategy: Strategy::Ensemble, selection: "all".into() });
+        assert_eq!(plan.runs[0].treatment(), Treatment::Labels);
+    }
 }

@@ -1,6 +1,10 @@
-//! Strategies: who teaches whom after generation 0, and the treatment a configuration received
-//! (generation 0's labels, or a strategy with a selection of its pseudo-labels).
+//! Strategies: who teaches whom after generation 0, how the teachers' labels combine, and the
+//! treatment a configuration received (generation 0's labels, or a strategy with a selection of
+//! its pseudo-labels).
 
+use echoseg_agree::{StapleConfig, staple};
+use echoseg_nets::IGNORE;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// Who teaches whom in generations after the first.
@@ -42,6 +46,99 @@ impl Strategy {
     pub fn from_name(name: &str) -> Option<Strategy> {
         Strategy::ALL.into_iter().find(|s| s.name() == name)
     }
+
+    /// The runs architecture `student` trains at `generation` (from 1), one per lesson, each
+    /// with its teachers; `chain[a]` is the latest run of architecture `a` in this strategy's chain.
+    pub fn lessons(self, student: usize, generation: u32, chain: &[usize]) -> Vec<Lesson> {
+        let archs = chain.len();
+        let one = |teacher: usize, chain: bool| Lesson { teachers: vec![teacher], chain };
+        match self {
+            // A model learns from itself; a mean teacher goes on from its own predecessor.
+            Strategy::SelfTraining | Strategy::Ema => vec![one(chain[student], true)],
+            // Every other architecture teaches at generation 1 (the full teacher × student
+            // matrix); afterwards the chain rotates, a ← a+1.
+            Strategy::Cross if generation == 1 => (1..archs).map(|k| one(chain[(student + k) % archs], k == 1)).collect(),
+            Strategy::Cross => vec![one(chain[(student + 1) % archs], true)],
+            // The other architectures teach together, as one committee.
+            Strategy::Ensemble | Strategy::Consensus => {
+                vec![Lesson { teachers: (1..archs).map(|k| chain[(student + k) % archs]).collect(), chain: true }]
+            }
+        }
+    }
+
+    /// Whether the study's selections apply: `ema` chooses its own pixels (a confidence
+    /// threshold), so it runs once, keeping every pseudo-label.
+    pub fn takes_selections(self) -> bool {
+        match self {
+            Strategy::SelfTraining | Strategy::Cross | Strategy::Ensemble | Strategy::Consensus => true,
+            Strategy::Ema => false,
+        }
+    }
+
+    /// The pseudo-labels a student learns from, per pool image, from its teachers' pool labels
+    /// (`teachers[t][image]`): a single teacher's as they are; `ensemble`: the per-pixel majority,
+    /// with pixels where no class has a strict majority set to [`IGNORE`] (no loss), since a split
+    /// committee gives no evidence; `consensus`: STAPLE's consensus over the teachers.
+    pub fn combine(self, teachers: &[Vec<Vec<u8>>], classes: usize) -> Vec<Vec<u8>> {
+        if teachers.len() == 1 {
+            return teachers[0].clone();
+        }
+        let images = teachers[0].len();
+        let maps_of = |i: usize| teachers.iter().map(|t| t[i].as_slice()).collect::<Vec<&[u8]>>();
+        // STAPLE estimates each teacher's per-class performance over the whole pool, then labels
+        // every image with it. It fails only on malformed input, which the store's own files are
+        // not; the majority stands in rather than lose the run.
+        let estimate = match self {
+            Strategy::Consensus => {
+                let raters: Vec<Vec<&[u8]>> = teachers.iter().map(|t| t.iter().map(Vec::as_slice).collect()).collect();
+                staple(&raters, classes, &StapleConfig::default()).ok()
+            }
+            // Only committees have several teachers; any other strategy given several takes their majority.
+            Strategy::Ensemble | Strategy::SelfTraining | Strategy::Cross | Strategy::Ema => None,
+        };
+        (0..images)
+            .into_par_iter()
+            .map(|i| match &estimate {
+                Some(estimate) => estimate.consensus_map(&maps_of(i)),
+                None => majority(&maps_of(i), classes),
+            })
+            .collect()
+    }
+
+    /// Images a student of this strategy trains on per epoch, with `labelled` training images,
+    /// `pool` pool images and the pseudo-labels' share `mix` of the loss weight.
+    pub fn training_images(self, labelled: usize, pool: usize, mix: f32) -> usize {
+        match self {
+            // A mean teacher pairs every labelled batch with as many pool images.
+            Strategy::Ema => 2 * labelled,
+            // With a mix below 1 the original labels are trained on beside the pool's.
+            Strategy::SelfTraining | Strategy::Cross | Strategy::Ensemble | Strategy::Consensus if mix < 1.0 => labelled + pool,
+            Strategy::SelfTraining | Strategy::Cross | Strategy::Ensemble | Strategy::Consensus => pool,
+        }
+    }
+}
+
+/// One student a strategy trains in a generation: the runs that teach it (indices into the plan)
+/// and whether it continues the strategy's chain, which the next generation learns from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lesson {
+    /// The teacher runs; several form a committee.
+    pub teachers: Vec<usize>,
+    /// True for the one student per architecture that continues the chain.
+    pub chain: bool,
+}
+
+/// The per-pixel strict majority of `maps`, [`IGNORE`] where no class has one.
+fn majority(maps: &[&[u8]], classes: usize) -> Vec<u8> {
+    let mut votes = vec![0usize; classes];
+    (0..maps[0].len())
+        .map(|p| {
+            votes.iter_mut().for_each(|v| *v = 0);
+            maps.iter().for_each(|m| votes[usize::from(m[p]).min(classes - 1)] += 1);
+            let best = (0..classes).max_by_key(|&c| (votes[c], std::cmp::Reverse(c))).unwrap_or(0);
+            if 2 * votes[best] > maps.len() { best as u8 } else { IGNORE }
+        })
+        .collect()
 }
 
 impl std::fmt::Display for Strategy {
@@ -147,5 +244,43 @@ mod tests {
         assert_eq!(Treatment::from_columns("labels", "all"), Some(Treatment::Labels));
         assert_eq!(Treatment::Labels.to_string(), "labels");
         assert_eq!(Treatment::from_columns("teach", "all"), None);
+    }
+
+    #[test]
+    fn an_ensemble_keeps_strict_majorities_and_ignores_split_votes() {
+        let teachers = vec![vec![vec![0, 1, 2, 1]], vec![vec![0, 1, 1, 2]], vec![vec![0, 2, 0, 0]]];
+        // Pixel 0: 3 × 0; pixel 1: 2 × 1; pixel 2: one each; pixel 3: one 1, one 2, one 0.
+        assert_eq!(Strategy::Ensemble.combine(&teachers, 3), vec![vec![0, 1, IGNORE, IGNORE]]);
+        // Two teachers: only where they agree.
+        assert_eq!(Strategy::Ensemble.combine(&teachers[..2], 3), vec![vec![0, 1, IGNORE, IGNORE]]);
+        // One teacher: its labels as they are.
+        assert_eq!(Strategy::SelfTraining.combine(&teachers[..1], 3), teachers[0]);
+    }
+
+    #[test]
+    fn a_consensus_outvotes_a_teacher_that_is_always_wrong() {
+        let truth: Vec<u8> = (0..300).map(|i| u8::from(i % 3 == 0)).collect();
+        let wrong: Vec<u8> = truth.iter().map(|&t| 1 - t).collect();
+        let teachers = vec![vec![truth.clone()], vec![truth.clone()], vec![wrong]];
+        assert_eq!(Strategy::Consensus.combine(&teachers, 2), vec![truth]);
+    }
+
+    #[test]
+    fn names_are_the_manifest_names() {
+        for strategy in Strategy::ALL {
+            assert_eq!(serde_json::to_string(&strategy).unwrap(), format!("\"{}\"", strategy.name()));
+        }
+    }
+
+    #[test]
+    fn lessons_follow_each_strategy() {
+        let chain = [10, 11, 12];
+        let lessons = |s: Strategy, g| s.lessons(0, g, &chain).into_iter().map(|l| (l.teachers, l.chain)).collect::<Vec<_>>();
+        assert_eq!(lessons(Strategy::SelfTraining, 1), [(vec![10], true)]);
+        assert_eq!(lessons(Strategy::Ema, 2), [(vec![10], true)]);
+        assert_eq!(lessons(Strategy::Cross, 1), [(vec![11], true), (vec![12], false)]);
+        assert_eq!(lessons(Strategy::Cross, 2), [(vec![11], true)]);
+        assert_eq!(lessons(Strategy::Ensemble, 1), [(vec![11, 12], true)]);
+        assert_eq!(lessons(Strategy::Consensus, 2), [(vec![11, 12], true)]);
     }
 }

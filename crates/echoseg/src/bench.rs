@@ -50,7 +50,7 @@ fn parse_architecture(name: &str) -> Result<Architecture, String> {
     Architecture::ALL
         .into_iter()
         .find(|a| a.name() == name)
-        .ok_or_else(|| format!("unknown architecture `{name}`; use one of unet, fcn, dilated, bnonly, pixel"))
+        .ok_or_else(|| format!("unknown architecture `{name}`; use one of {}", Architecture::ALL.map(Architecture::name).join(", ")))
 }
 
 /// What `--json` prints and `--out` writes.

@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use echoseg_nets::{BenchCase, bench};
 use echoseg_study::data::StudyData;
-use echoseg_study::manifest::{self, Strategy};
+use echoseg_study::manifest;
 use echoseg_study::plan::{PlannedRun, Teaching};
 
 /// Images one run trains on and predicts, which with a timing give its estimated seconds.
@@ -27,11 +27,7 @@ pub fn print(path: &Path, overrides: &[String], timing: bool) -> Result<()> {
     let workload = |run: &PlannedRun| {
         let training_images = match run.teaching {
             Teaching::Labels => data.train.len(),
-            // With a mix below 1 the original labels are trained on beside the pool's.
-            // A mean teacher pairs every labelled batch with as many pool images.
-            Teaching::PseudoLabels { strategy: Strategy::Ema, .. } => 2 * data.train.len(),
-            Teaching::PseudoLabels { .. } if m.study.mix < 1.0 => data.train.len() + data.pool.len(),
-            Teaching::PseudoLabels { .. } => data.pool.len(),
+            Teaching::PseudoLabels { strategy, .. } => strategy.training_images(data.train.len(), data.pool.len(), m.study.mix),
         };
         let pool = if run.generation < m.study.generations { data.pool.len() } else { 0 };
         // Validation is predicted once per epoch; the test sets and the pool once after training.
@@ -71,6 +67,7 @@ pub fn print(path: &Path, overrides: &[String], timing: bool) -> Result<()> {
         let work = workload(run);
         let teacher = plan.teacher_name(run);
         let teacher = if teacher.is_empty() { "-".to_string() } else { teacher };
+        let treatment = run.treatment();
         let estimate = speed.get(run.network.architecture.name()).map(|&(train_ips, infer_ips)| {
             (m.train.epochs * work.training_images + work.pretraining_images) as f64 / train_ips
                 + (work.predicted_images + work.pretraining_images) as f64 / infer_ips
@@ -82,8 +79,8 @@ pub fn print(path: &Path, overrides: &[String], timing: bool) -> Result<()> {
             run.generation,
             run.repeat,
             run.model,
-            run.strategy_name(),
-            run.selection_name(),
+            treatment.strategy_column(),
+            treatment.selection_column(),
             teacher,
             work.training_images,
             estimate.map(|s| format!("{s:.0} s")).unwrap_or_else(|| "-".into())

@@ -280,7 +280,7 @@ impl Problems<'_> {
 fn source_spec(i: usize, s: &RawSource, classes: &ClassTable, p: &mut Problems<'_>) -> Option<SourceSpec> {
     let at = |k: &str| format!("sources[{i}].{k}");
     let Some(kind) = s.kind else {
-        p.add(at("kind"), "is missing; allowed: \"exact\", \"manual\", \"heuristic\", \"synthetic\", \"folder\"");
+        p.add(at("kind"), format!("is missing; allowed: {}", quoted(&SourceKind::ALL.map(SourceKind::name))));
         return None;
     };
     let kind_name = kind.name();
@@ -395,13 +395,74 @@ fn source_spec(i: usize, s: &RawSource, classes: &ClassTable, p: &mut Problems<'
 /// Checks every value of `raw`, collecting all problems before failing.
 pub fn validate(path: &Path, text: &str, raw: RawManifest) -> Result<Manifest, ManifestError> {
     let mut p = Problems { text, list: Vec::new() };
+    // Sections in the order their problems are listed; later ones are checked against earlier ones.
+    let name = study_name(path, &raw, &mut p);
+    let (data, classes) = data_spec(path, &raw, &mut p);
+    let train = checked(raw.train.clone(), "train", &mut p);
+    let sources = source_specs(&raw.sources, &data, &classes, &mut p);
+    let cue = cue_spec(raw.cue.as_ref(), &data, &classes, &sources, &mut p);
+    let synthetic_test = split_problems(&raw, &data, &sources, &mut p);
+    let (networks, byol) = network_specs(&raw, &classes, &mut p);
+    let selections = study_problems(&raw.study, &networks, &classes, &mut p);
+    let ema = checked(raw.study.ema.clone(), "study.ema", &mut p);
+    let targets = targets(&raw.targets, &mut p);
 
+    // Settings that failed their check are None, and their problems are in the list.
+    let (Some(train), Some(ema), true) = (train, ema, p.list.is_empty()) else {
+        return Err(ManifestError::Invalid { path: path.to_path_buf(), problems: p.list });
+    };
+    let data_key = data_key(&raw);
+    Ok(Manifest {
+        path: path.to_path_buf(),
+        text: text.to_string(),
+        name,
+        seed: raw.seed,
+        device: raw.device,
+        threads: raw.threads,
+        data,
+        classes,
+        sources,
+        cue,
+        split: raw.split,
+        synthetic_test,
+        networks,
+        inference_batch: raw.nets.inference_batch,
+        byol,
+        train,
+        study: raw.study,
+        ema,
+        selections,
+        targets,
+        data_key,
+    })
+}
+
+/// Names as a manifest writes them, `"a", "b", "c"`, for messages that say what is allowed.
+fn quoted(names: &[&str]) -> String {
+    names.iter().map(|n| format!("\"{n}\"")).collect::<Vec<_>>().join(", ")
+}
+
+/// Like [`quoted`], the last two joined by "or": `"a", "b" or "c"`.
+fn quoted_or(names: &[&str]) -> String {
+    match names.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} or \"{last}\"", quoted(rest)),
+        _ => quoted(names),
+    }
+}
+
+/// `name`: the study's name, by default the manifest's file name.
+fn study_name(path: &Path, raw: &RawManifest, p: &mut Problems<'_>) -> String {
     let name =
         raw.name.clone().unwrap_or_else(|| path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "study".into()));
     if let Some(msg) = name_problem(&name) {
         p.add("name", msg);
     }
-    let (data, classes) = match (&raw.world, &raw.folder) {
+    name
+}
+
+/// `[world]` or `[folder]`: where the images come from, and their classes.
+fn data_spec(path: &Path, raw: &RawManifest, p: &mut Problems<'_>) -> (DataSpec, ClassTable) {
+    match (&raw.world, &raw.folder) {
         (Some(_), Some(_)) => {
             p.add("folder", "and [world] exclude each other: a study uses either the procedural world or a folder dataset");
             (DataSpec::World(WorldConfig::default()), WorldConfig::default().class_table())
@@ -438,19 +499,28 @@ pub fn validate(path: &Path, text: &str, raw: RawManifest) -> Result<Manifest, M
             let classes = world.class_table();
             (DataSpec::World(world), classes)
         }
-    };
-    let train = checked(raw.train.clone(), "train", &mut p);
-
-    let mut sources: Vec<SourceSpec> = Vec::new();
-    if raw.sources.is_empty() {
-        p.add("sources", "needs at least one [[sources]] table (kind = \"exact\", \"manual\", \"heuristic\", \"synthetic\" or \"folder\")");
     }
-    for (i, s) in raw.sources.iter().enumerate() {
-        let Some(spec) = source_spec(i, s, &classes, &mut p) else { continue };
+}
+
+/// `settings` (`[train]`, `[nets.byol]`, `[study.ema]`) checked, or None with their problems
+/// added under `prefix`.
+fn checked<S: Settings>(settings: S, prefix: &str, p: &mut Problems<'_>) -> Option<Valid<S>> {
+    settings.validate().map_err(|problems| problems.into_iter().for_each(|(key, msg)| p.add(format!("{prefix}.{key}"), msg))).ok()
+}
+
+/// `[[sources]]`: each source on its own, then against the others and the data.
+fn source_specs(raw: &[RawSource], data: &DataSpec, classes: &ClassTable, p: &mut Problems<'_>) -> Vec<SourceSpec> {
+    let mut sources: Vec<SourceSpec> = Vec::new();
+    if raw.is_empty() {
+        let kinds = quoted_or(&SourceKind::ALL.map(SourceKind::name));
+        p.add("sources", format!("needs at least one [[sources]] table (kind = {kinds})"));
+    }
+    for (i, s) in raw.iter().enumerate() {
+        let Some(spec) = source_spec(i, s, classes, p) else { continue };
         if sources.iter().any(|o| o.name == spec.name) {
             p.add(format!("sources[{i}].name"), format!("\"{}\" is used by two sources; give each a distinct name", spec.name));
         }
-        match (&data, spec.kind) {
+        match (data, spec.kind) {
             (DataSpec::World(_), SourceKind::Folder) => p.add(format!("sources[{i}].kind"), "\"folder\" needs a [folder] dataset"),
             (DataSpec::Folder(_), SourceKind::Synthetic) => {
                 p.add(format!("sources[{i}].kind"), "\"synthetic\" renders the procedural world and cannot label a folder dataset")
@@ -463,35 +533,41 @@ pub fn validate(path: &Path, text: &str, raw: RawManifest) -> Result<Manifest, M
         }
         sources.push(spec);
     }
+    sources
+}
 
-    let cue = raw.cue.as_ref().and_then(|c| {
-        if matches!(data, DataSpec::Folder(_)) {
-            p.add("cue", "needs the procedural world: the marker is drawn when images are rendered");
-            return None;
+/// `[cue]`, against the classes and the source names.
+fn cue_spec(raw: Option<&RawCue>, data: &DataSpec, classes: &ClassTable, sources: &[SourceSpec], p: &mut Problems<'_>) -> Option<CueSpec> {
+    let c = raw?;
+    if matches!(data, DataSpec::Folder(_)) {
+        p.add("cue", "needs the procedural world: the marker is drawn when images are rendered");
+        return None;
+    }
+    let class = classes.index_of(&c.class).filter(|&i| i > 0);
+    if class.is_none() {
+        p.add("cue.class", format!("\"{}\" is not an object class ({})", c.class, classes.names()[1..].join(", ")));
+    }
+    if !(0.0..=1.0).contains(&c.strength) {
+        p.add("cue.strength", format!("is a probability in [0, 1], got {}", c.strength));
+    }
+    let mut idx = Vec::new();
+    for n in &c.sources {
+        match sources.iter().position(|s| &s.name == n) {
+            Some(i) => idx.push(i),
+            None => p.add(
+                "cue.sources",
+                format!("\"{n}\" is not a source name ({})", sources.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")),
+            ),
         }
-        let class = classes.index_of(&c.class).filter(|&i| i > 0);
-        if class.is_none() {
-            p.add("cue.class", format!("\"{}\" is not an object class ({})", c.class, classes.names()[1..].join(", ")));
-        }
-        if !(0.0..=1.0).contains(&c.strength) {
-            p.add("cue.strength", format!("is a probability in [0, 1], got {}", c.strength));
-        }
-        let mut idx = Vec::new();
-        for n in &c.sources {
-            match sources.iter().position(|s| &s.name == n) {
-                Some(i) => idx.push(i),
-                None => p.add(
-                    "cue.sources",
-                    format!("\"{n}\" is not a source name ({})", sources.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")),
-                ),
-            }
-        }
-        if c.sources.is_empty() {
-            idx = (0..sources.len()).collect();
-        }
-        class.map(|class| CueSpec { class, sources: idx, strength: c.strength })
-    });
+    }
+    if c.sources.is_empty() {
+        idx = (0..sources.len()).collect();
+    }
+    class.map(|class| CueSpec { class, sources: idx, strength: c.strength })
+}
 
+/// `[split]`; returns the number of synthetic-style test images.
+fn split_problems(raw: &RawManifest, data: &DataSpec, sources: &[SourceSpec], p: &mut Problems<'_>) -> usize {
     if !(0.0..0.9).contains(&raw.split.validation) {
         p.add("split.validation", format!("is a share in [0, 0.9), got {}", raw.split.validation));
     }
@@ -502,7 +578,7 @@ pub fn validate(path: &Path, text: &str, raw: RawManifest) -> Result<Manifest, M
         p.add("split.pool", "must be at least 1 image when study.generations > 0");
     }
     let has_synthetic = sources.iter().any(|s| s.kind == SourceKind::Synthetic);
-    let synthetic_test = match (raw.split.synthetic_test, &data) {
+    match (raw.split.synthetic_test, data) {
         (Some(n), DataSpec::Folder(_)) if n > 0 => {
             p.add("split.synthetic_test", "needs the procedural world");
             0
@@ -510,20 +586,23 @@ pub fn validate(path: &Path, text: &str, raw: RawManifest) -> Result<Manifest, M
         (Some(n), _) => n,
         (None, DataSpec::World(_)) if has_synthetic => raw.split.test,
         (None, _) => 0,
-    };
+    }
+}
 
+/// `[nets]`: the models, their sizes, BYOL pre-training (checked when a model uses it) and inference.
+fn network_specs(raw: &RawManifest, classes: &ClassTable, p: &mut Problems<'_>) -> (Vec<NetworkSpec>, Option<Valid<ByolConfig>>) {
     let mut networks: Vec<NetworkSpec> = Vec::new();
+    let architectures: Vec<&str> = Architecture::ALL.iter().map(|a| a.name()).collect();
     if raw.nets.architectures.is_empty() {
-        p.add("nets.architectures", "needs at least one of \"unet\", \"fcn\", \"dilated\", \"bnonly\", \"pixel\"");
+        p.add("nets.architectures", format!("needs at least one of {}", quoted(&architectures)));
     }
     for written in &raw.nets.architectures {
         let Some((a, pretrain)) = model_name(written) else {
-            let names: Vec<&str> = Architecture::ALL.iter().map(|a| a.name()).collect();
             p.add(
                 "nets.architectures",
                 format!(
                     "\"{written}\" is not a model: write an architecture ({}), optionally followed by +{} for pre-training",
-                    names.join(", "),
+                    architectures.join(", "),
                     Pretrain::ALL.map(|p| p.name()).join(" or +")
                 ),
             );
@@ -552,7 +631,7 @@ pub fn validate(path: &Path, text: &str, raw: RawManifest) -> Result<Manifest, M
     }
     let mut byol = None;
     if networks.iter().any(|n| n.pretrain.is_some()) {
-        byol = checked(raw.nets.byol.clone(), "nets.byol", &mut p);
+        byol = checked(raw.nets.byol.clone(), "nets.byol", p);
         if raw.split.pool == 0 {
             p.add("split.pool", "must be at least 1: BYOL pre-trains on the unlabelled pool");
         }
@@ -560,51 +639,54 @@ pub fn validate(path: &Path, text: &str, raw: RawManifest) -> Result<Manifest, M
     if raw.nets.inference_batch == 0 {
         p.add("nets.inference_batch", "must be at least 1");
     }
+    (networks, byol)
+}
 
-    if raw.study.generations > 0 && raw.study.strategies.is_empty() {
-        p.add(
-            "study.strategies",
-            "needs at least one of \"self\", \"cross\", \"ensemble\", \"consensus\", \"ema\" when study.generations > 0",
-        );
+/// `[study]`: strategies against the models, generations, repeats, mix and selections (`ema` is
+/// checked into its settings apart); returns the validated selections.
+fn study_problems(study: &StudySettings, networks: &[NetworkSpec], classes: &ClassTable, p: &mut Problems<'_>) -> Vec<Selection> {
+    if study.generations > 0 && study.strategies.is_empty() {
+        let strategies = quoted(&Strategy::ALL.map(Strategy::name));
+        p.add("study.strategies", format!("needs at least one of {strategies} when study.generations > 0"));
     }
     for committee in [Strategy::Ensemble, Strategy::Consensus] {
-        if raw.study.strategies.contains(&committee) && networks.len() < 3 {
+        if study.strategies.contains(&committee) && networks.len() < 3 {
             p.add(
                 "study.strategies",
                 format!("\"{}\" needs at least three architectures in nets.architectures (two teachers per student)", committee.name()),
             );
         }
     }
-    if raw.study.strategies.contains(&Strategy::Cross) && networks.len() < 2 {
-        p.add("study.strategies", "\"cross\" needs at least two architectures in nets.architectures");
+    if study.strategies.contains(&Strategy::Cross) && networks.len() < 2 {
+        p.add("study.strategies", format!("\"{}\" needs at least two architectures in nets.architectures", Strategy::Cross.name()));
     }
-    if raw.study.generations > 10 {
-        p.add("study.generations", format!("must be at most 10, got {}", raw.study.generations));
+    if study.generations > 10 {
+        p.add("study.generations", format!("must be at most 10, got {}", study.generations));
     }
-    if !(1..=100).contains(&raw.study.repeats) {
-        p.add("study.repeats", format!("must be between 1 and 100, got {}", raw.study.repeats));
+    if !(1..=100).contains(&study.repeats) {
+        p.add("study.repeats", format!("must be between 1 and 100, got {}", study.repeats));
     }
 
-    if !(raw.study.mix > 0.0 && raw.study.mix <= 1.0) {
-        p.add(
-            "study.mix",
-            format!("is the pseudo-labels' share of the loss weight in (0, 1] (1 = pseudo-labels only), got {}", raw.study.mix),
-        );
+    if !(study.mix > 0.0 && study.mix <= 1.0) {
+        p.add("study.mix", format!("is the pseudo-labels' share of the loss weight in (0, 1] (1 = pseudo-labels only), got {}", study.mix));
     }
-    let selections = selections(&raw.study.selections, &classes, &mut p);
-    let ema = checked(raw.study.ema.clone(), "study.ema", &mut p);
+    selections(&study.selections, classes, p)
+}
+
+/// `targets`.
+fn targets(raw: &[String], p: &mut Problems<'_>) -> Vec<Target> {
     let mut targets = Vec::new();
-    for (i, t) in raw.targets.iter().enumerate() {
+    for (i, t) in raw.iter().enumerate() {
         match Target::parse(t) {
             Ok(t) => targets.push(t),
             Err(e) => p.add(format!("targets[{i}]"), e),
         }
     }
+    targets
+}
 
-    // Settings that failed their check are None, and their problems are in the list.
-    let (Some(train), Some(ema), true) = (train, ema, p.list.is_empty()) else {
-        return Err(ManifestError::Invalid { path: path.to_path_buf(), problems: p.list });
-    };
+/// Everything that decides the images and their labels, as stable text.
+fn data_key(raw: &RawManifest) -> String {
     #[derive(Serialize)]
     struct DataKey<'a> {
         seed: u64,
@@ -614,7 +696,7 @@ pub fn validate(path: &Path, text: &str, raw: RawManifest) -> Result<Manifest, M
         cue: &'a Option<RawCue>,
         split: &'a Split,
     }
-    let data_key = serde_json::to_string(&DataKey {
+    serde_json::to_string(&DataKey {
         seed: raw.seed,
         world: &raw.world,
         folder: &raw.folder,
@@ -622,35 +704,7 @@ pub fn validate(path: &Path, text: &str, raw: RawManifest) -> Result<Manifest, M
         cue: &raw.cue,
         split: &raw.split,
     })
-    .unwrap_or_default();
-    Ok(Manifest {
-        path: path.to_path_buf(),
-        text: text.to_string(),
-        name,
-        seed: raw.seed,
-        device: raw.device,
-        threads: raw.threads,
-        data,
-        classes,
-        sources,
-        cue,
-        split: raw.split,
-        synthetic_test,
-        networks,
-        inference_batch: raw.nets.inference_batch,
-        byol,
-        train,
-        study: raw.study,
-        ema,
-        selections,
-        targets,
-        data_key,
-    })
-}
-
-/// `settings` checked, or None with their problems added under `prefix`.
-fn checked<S: Settings>(settings: S, prefix: &str, p: &mut Problems<'_>) -> Option<Valid<S>> {
-    settings.validate().map_err(|problems| problems.into_iter().for_each(|(key, msg)| p.add(format!("{prefix}.{key}"), msg))).ok()
+    .unwrap_or_default()
 }
 
 /// An architecture and pre-training from a model name as written (`unet`, `unet+byol`).
@@ -671,12 +725,12 @@ fn selections(raw: &[RawSelection], classes: &ClassTable, p: &mut Problems<'_>) 
     for (i, s) in raw.iter().enumerate() {
         let at = |k: &str| format!("study.selections[{i}].{k}");
         let Some(kind) = s.kind else {
-            p.add(at("kind"), "is missing; allowed: \"all\", \"confidence\", \"hardness\", \"verifier\"");
+            p.add(at("kind"), format!("is missing; allowed: {}", quoted(&SelectionKind::ALL.map(SelectionKind::name))));
             continue;
         };
         let only = |key: &str, set: bool, allowed: SelectionKind, p: &mut Problems<'_>| {
             if set && kind != allowed {
-                p.add(at(key), format!("applies only to kind = \"{}\"", format!("{allowed:?}").to_lowercase()));
+                p.add(at(key), format!("applies only to kind = \"{}\"", allowed.name()));
             }
         };
         only("threshold", s.threshold.is_some(), SelectionKind::Confidence, p);
@@ -764,6 +818,31 @@ dilate = 1
 kind = "heuristic"
 images = 10
 "#;
+
+    #[test]
+    fn kind_names_are_the_manifest_names() {
+        for kind in SourceKind::ALL {
+            assert_eq!(serde_json::to_string(&kind).unwrap(), format!("\"{}\"", kind.name()));
+        }
+        for kind in SelectionKind::ALL {
+            assert_eq!(serde_json::to_string(&kind).unwrap(), format!("\"{}\"", kind.name()));
+        }
+    }
+
+    #[test]
+    fn missing_kinds_and_empty_lists_say_what_is_allowed() {
+        let err = parse(Path::new("t.toml"), "[nets]\narchitectures = []\n[study]\nstrategies = []\n").unwrap_err().to_string();
+        for needle in [
+            "`sources` needs at least one [[sources]] table (kind = \"exact\", \"manual\", \"heuristic\", \"synthetic\" or \"folder\")",
+            "`nets.architectures` needs at least one of \"unet\", \"fcn\", \"dilated\", \"bnonly\", \"pixel\"",
+            "`study.strategies` needs at least one of \"self\", \"cross\", \"ensemble\", \"consensus\", \"ema\" when study.generations > 0",
+        ] {
+            assert!(err.contains(needle), "missing {needle} in {err}");
+        }
+        let err = parse(Path::new("t.toml"), "[[sources]]\nimages = 4\n").unwrap_err().to_string();
+        let needle = "`sources[0].kind` is missing; allowed: \"exact\", \"manual\", \"heuristic\", \"synthetic\", \"folder\"";
+        assert!(err.contains(needle), "missing {needle} in {err}");
+    }
 
     #[test]
     fn a_good_manifest_validates_with_defaults() {

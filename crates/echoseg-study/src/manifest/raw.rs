@@ -25,6 +25,10 @@ pub enum SourceKind {
 }
 
 impl SourceKind {
+    /// Every source kind, in the order manifests list them.
+    pub const ALL: [SourceKind; 5] =
+        [SourceKind::Exact, SourceKind::Manual, SourceKind::Heuristic, SourceKind::Synthetic, SourceKind::Folder];
+
     /// The manifest name.
     pub fn name(self) -> &'static str {
         match self {
@@ -205,6 +209,21 @@ pub enum SelectionKind {
     Hardness,
     /// Pixels no verifier rule rejects.
     Verifier,
+}
+
+impl SelectionKind {
+    /// Every selection kind, in the order manifests list them.
+    pub const ALL: [SelectionKind; 4] = [SelectionKind::All, SelectionKind::Confidence, SelectionKind::Hardness, SelectionKind::Verifier];
+
+    /// The manifest name.
+    pub fn name(self) -> &'static str {
+        match self {
+            SelectionKind::All => "all",
+            SelectionKind::Confidence => "confidence",
+            SelectionKind::Hardness => "hardness",
+            SelectionKind::Verifier => "verifier",
+        }
+    }
 }
 
 /// A `[[study.selections]]` table as written.
