@@ -4,10 +4,10 @@
 
 use std::path::Path;
 
-use echoseg_nets::{Device, DeviceChoice, Progress};
+use echoseg_nets::{Architecture, Device, DeviceChoice, Progress};
 use echoseg_study::engine::Observer;
 use echoseg_study::plan::PlannedRun;
-use echoseg_study::{Manifest, Reuse, Shard, Silent, StudyDir, manifest, merge_study, run_study, run_study_shard};
+use echoseg_study::{Manifest, Reuse, Shard, Silent, Strategy, StudyDir, manifest, merge_study, run_study, run_study_shard};
 use echoseg_tests::{Scratch, TINY_MANIFEST};
 
 /// The tiny study with self-training only, twice over (4 runs per repeat, 8 in all).
@@ -171,14 +171,19 @@ fn a_student_continued_from_its_teacher_starts_where_the_teacher_ended() {
     // Only self students (a teacher of their own architecture) continue; the others, and their
     // run ids, are exactly those of a fresh study.
     for (f, c) in fresh_plan.runs.iter().zip(&continued_plan.runs) {
-        assert_eq!(c.continues, c.strategy_name() == "self", "{}", c.id);
+        assert_eq!(c.continues, c.strategy() == Some(Strategy::SelfTraining), "{}", c.id);
         assert_eq!(f.id == c.id, !c.continues, "{} vs {}", f.id, c.id);
     }
 
     let first_loss = |m: &Manifest, dir: &str| {
         let dir = StudyDir::new(&scratch.path().join(dir), &m.name);
         let summary = run_study(m, &dir, &device(), Reuse::Nothing, &mut Silent).unwrap();
-        let run = summary.plan.runs.iter().position(|r| r.strategy_name() == "self" && r.network.architecture.name() == "unet").unwrap();
+        let run = summary
+            .plan
+            .runs
+            .iter()
+            .position(|r| r.strategy() == Some(Strategy::SelfTraining) && r.network.architecture == Architecture::Unet)
+            .unwrap();
         (summary.outcomes[run].training.history[0].train_loss, summary.outcomes[run].test.miou)
     };
     let (fresh_loss, _) = first_loss(&fresh, "fresh");

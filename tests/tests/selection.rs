@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use echoseg_study::Strategy;
 use echoseg_tests::{Scratch, TINY_MANIFEST, run_quietly};
 
 /// The tiny study, self-training only, with every kind of selection and two targets whose
@@ -122,9 +123,9 @@ fn an_ema_student_is_judged_beside_self_training_and_ignores_selections() {
     let m = echoseg_study::manifest::load(&path).unwrap();
     let plan = echoseg_study::plan(&m);
     // 2 at generation 0, self × 2 selections, ema once (it has its own threshold): 8 runs.
-    let ema: Vec<_> = plan.runs.iter().filter(|r| r.strategy_name() == "ema").collect();
+    let ema: Vec<_> = plan.runs.iter().filter(|r| r.strategy() == Some(Strategy::Ema)).collect();
     assert_eq!((plan.runs.len(), ema.len()), (2 + 2 * 2 + 2, 2));
-    assert!(ema.iter().all(|r| r.continues && r.selection_name() == "all"), "an ema run goes on from its generation-0 weights");
+    assert!(ema.iter().all(|r| r.continues && r.treatment().keeps_every_label()), "an ema run goes on from its generation-0 weights");
     // Each ema run trained its epochs and is scored and judged like the other strategies.
     let metrics = model_metrics(&reports.join("tiny/results.csv"));
     for model in ["unet", "fcn"] {

@@ -9,7 +9,7 @@ use echoseg_agree::{Bias, Metric};
 use echoseg_study::{Strategy, Treatment};
 
 use crate::chart::{Chart, sequential, series_colour, text};
-use crate::results::{HistoryRow, ResultRow, SummaryRow, every_label, sort_by_name};
+use crate::results::{HistoryRow, ResultRow, SummaryRow, sort_by_name};
 
 /// One line of a line panel.
 #[derive(Clone, Debug)]
@@ -638,7 +638,7 @@ pub fn selection_effect(rows: &[ResultRow]) -> Option<Scatters> {
 /// pseudo-labels (`cross` off the diagonal, `self` on it; every pixel kept), repeat means, one
 /// panel per bias; `None` without a `cross` generation.
 pub fn transfer_matrices(rows: &[ResultRow], models: &[String]) -> Option<Heatmaps> {
-    let (self_training, cross) = (every_label(Strategy::SelfTraining), every_label(Strategy::Cross));
+    let (self_training, cross) = (Treatment::every_label(Strategy::SelfTraining), Treatment::every_label(Strategy::Cross));
     if !rows.iter().any(|r| r.is_model() && r.generation == 1 && r.treatment == cross) {
         return None;
     }

@@ -8,7 +8,7 @@ use std::path::Path;
 use echoseg_agree::{Bias, Metric, Verdict};
 use echoseg_study::Treatment;
 use echoseg_study::intervals::PretrainingVerdict;
-use echoseg_study::strategy::{EVERY_LABEL, Strategy};
+use echoseg_study::strategy::EVERY_LABEL;
 use echoseg_study::tables::{columns, read_table, subjects};
 use echoseg_study::targets::Judgement;
 use polars::prelude::*;
@@ -91,11 +91,6 @@ pub struct HistoryRow {
     pub train_loss: f64,
     /// Mean validation loss.
     pub val_loss: Option<f64>,
-}
-
-/// The treatment of `strategy` that keeps every pseudo-label (plain `self`, `cross`, …).
-pub fn every_label(strategy: Strategy) -> Treatment {
-    Treatment::Pseudo { strategy, selection: EVERY_LABEL.to_string() }
 }
 
 /// Sorts keys of (generation, treatment) the way readers look them up: by generation, then by
@@ -429,6 +424,8 @@ pub fn read_targets(path: &Path) -> Result<Vec<TargetRow>, ReportError> {
 
 #[cfg(test)]
 mod tests {
+    use echoseg_study::Strategy;
+
     use super::*;
 
     /// A one-row `summary.parquet` with the given strategy and metric, in a fresh folder.

@@ -9,7 +9,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::chart::{Chart, series_colour, text};
-use crate::results::{ResultRow, every_label};
+use crate::results::ResultRow;
 
 /// One tile of the panel grid.
 #[derive(Clone, Debug)]
@@ -129,7 +129,7 @@ pub fn sample_panels(dir: &StudyDir, rows: &[ResultRow], models: &[String]) -> O
     };
     let last = rows.iter().filter(|r| r.is_model()).map(|r| r.generation).max().unwrap_or(0);
     let mut strategies: Vec<&Treatment> = rows.iter().filter(|r| r.is_model() && r.generation == last).map(|r| &r.treatment).collect();
-    let self_training = every_label(Strategy::SelfTraining);
+    let self_training = Treatment::every_label(Strategy::SelfTraining);
     strategies.sort_by_cached_key(|t| (**t != self_training, t.to_string()));
     let later = strategies.first().copied().filter(|_| last > 0);
     let mut columns: Vec<String> = vec!["image".into()];

@@ -11,8 +11,9 @@ use rayon::prelude::*;
 use crate::StudyError;
 use crate::data::StudyData;
 use crate::fingerprints::image_counts;
-use crate::plan::Plan;
+use crate::plan::{Plan, PlannedRun};
 use crate::store::StudyDir;
+use crate::strategy::Treatment;
 use crate::targets::Target;
 
 /// Metrics that have per-image counts, so intervals over images: mIoU and the biases a verdict
@@ -195,11 +196,11 @@ fn compare(groups: &[Vec<(ImageCounts, ImageCounts)>], measured: &Metric, config
     Some(Comparison { before, after, change, factor, verdict: Verdict::of_change(&change) })
 }
 
-/// Strategy, selection, architecture and generation of a chain run.
-type ChainKey<'a> = (&'a str, &'a str, &'a str, u32);
+/// Treatment, architecture and generation of a chain run.
+type ChainKey<'a> = (&'a Treatment, &'a str, u32);
 
-/// Generation, strategy, selection, architecture and teachers of a configuration.
-type ConfigurationKey<'a> = (u32, &'a str, &'a str, &'a str, &'a str);
+/// Generation, treatment, architecture and teachers of a configuration.
+type ConfigurationKey<'a> = (u32, &'a Treatment, &'a str, &'a str);
 
 /// The summary, verdict, target and pre-training tables of a finished study; `test_labels[i]`
 /// are the test predictions of `plan.runs[i]`.
@@ -214,18 +215,18 @@ pub fn interval_frames(
     let config = BootstrapConfig { seed, ..BootstrapConfig::default() };
     let counts: Vec<Vec<ImageCounts>> = test_labels.iter().map(|l| run_counts(l, data)).collect();
     let teacher_names: Vec<String> = plan.runs.iter().map(|r| plan.teacher_name(r)).collect();
+    // Table rows follow the order of these keys; `Treatment` orders by its column names.
+    let treatments: Vec<Treatment> = plan.runs.iter().map(PlannedRun::treatment).collect();
 
     // Summary: runs that differ only in their repeat are one configuration.
     let mut configurations: BTreeMap<ConfigurationKey<'_>, Vec<usize>> = BTreeMap::new();
     for (i, r) in plan.runs.iter().enumerate() {
-        configurations
-            .entry((r.generation, r.strategy_name(), r.selection_name(), r.model.as_str(), teacher_names[i].as_str()))
-            .or_default()
-            .push(i);
+        configurations.entry((r.generation, &treatments[i], r.model.as_str(), teacher_names[i].as_str())).or_default().push(i);
     }
     let mut summary = Columns::default();
     let mut judged = Columns::default();
-    for ((generation, strategy, selection, model, teacher), runs) in &configurations {
+    for ((generation, treatment, model, teacher), runs) in &configurations {
+        let (strategy, selection) = (treatment.strategy_column(), treatment.selection_column());
         let groups: Vec<Vec<ImageCounts>> = runs.iter().map(|&i| counts[i].clone()).collect();
         for measured in interval_metrics() {
             let Some(interval) = bootstrap(&groups, &config, |u| metric(&measured, u)) else { continue };
@@ -260,11 +261,12 @@ pub fn interval_frames(
         }
         let base = plan.runs.iter().position(|b| b.generation == 0 && b.repeat == r.repeat && b.network == r.network);
         if let Some(b) = base {
-            chains.entry((r.strategy_name(), r.selection_name(), r.model.as_str(), r.generation)).or_default().push((b, i));
+            chains.entry((&treatments[i], r.model.as_str(), r.generation)).or_default().push((b, i));
         }
     }
     let mut verdicts = Columns::default();
-    for ((strategy, selection, model, generation), pairs) in &chains {
+    for ((treatment, model, generation), pairs) in &chains {
+        let (strategy, selection) = (treatment.strategy_column(), treatment.selection_column());
         let groups: Vec<Vec<(ImageCounts, ImageCounts)>> =
             pairs.iter().map(|&(b, a)| counts[b].iter().cloned().zip(counts[a].iter().cloned()).collect()).collect();
         for bias in Bias::COUNTED {
@@ -282,7 +284,7 @@ pub fn interval_frames(
             verdicts.int("repeats", groups.len() as i64);
         }
     }
-    let pretraining = pretraining_columns(plan, &counts, &config);
+    let pretraining = pretraining_columns(plan, &treatments, &counts, &config);
     let error = |path: std::path::PathBuf| move |e: PolarsError| StudyError::Table { path: path.clone(), message: e.to_string() };
     Ok((
         summary.frame().map_err(error(dir.summary_parquet()))?,
@@ -292,28 +294,26 @@ pub fn interval_frames(
     ))
 }
 
-/// Generation, strategy, selection, model and pre-trained model of a pre-training comparison.
-type PretrainKey<'a> = (u32, &'a str, &'a str, String, &'a str);
+/// Generation, treatment, model and pre-trained model of a pre-training comparison.
+type PretrainKey<'a> = (u32, &'a Treatment, String, &'a str);
 
 /// Every pre-trained chain run against the run of the same architecture without pre-training at
 /// the same place (generation, strategy, selection, repeat), paired image by image: what the
 /// pre-training did to mIoU and to each bias.
-fn pretraining_columns(plan: &Plan, counts: &[Vec<ImageCounts>], config: &BootstrapConfig) -> Columns {
+fn pretraining_columns(plan: &Plan, treatments: &[Treatment], counts: &[Vec<ImageCounts>], config: &BootstrapConfig) -> Columns {
     let mut pairs: BTreeMap<PretrainKey<'_>, Vec<(usize, usize)>> = BTreeMap::new();
     for (i, r) in plan.runs.iter().enumerate().filter(|(_, r)| r.chain && r.network.pretrain.is_some()) {
         let plain = echoseg_nets::NetworkSpec { pretrain: None, ..r.network };
-        let base = plan.runs.iter().position(|b| {
-            b.chain
-                && b.network == plain
-                && (b.generation, b.repeat, b.strategy_name(), b.selection_name())
-                    == (r.generation, r.repeat, r.strategy_name(), r.selection_name())
+        let base = plan.runs.iter().enumerate().position(|(j, b)| {
+            b.chain && b.network == plain && (b.generation, b.repeat, &treatments[j]) == (r.generation, r.repeat, &treatments[i])
         });
         if let Some(b) = base {
-            pairs.entry((r.generation, r.strategy_name(), r.selection_name(), plain.name(), r.model.as_str())).or_default().push((b, i));
+            pairs.entry((r.generation, &treatments[i], plain.name(), r.model.as_str())).or_default().push((b, i));
         }
     }
     let mut out = Columns::default();
-    for ((generation, strategy, selection, model, pretrained), pairs) in &pairs {
+    for ((generation, treatment, model, pretrained), pairs) in &pairs {
+        let (strategy, selection) = (treatment.strategy_column(), treatment.selection_column());
         let groups: Vec<Vec<(ImageCounts, ImageCounts)>> =
             pairs.iter().map(|&(b, a)| counts[b].iter().cloned().zip(counts[a].iter().cloned()).collect()).collect();
         for measured in interval_metrics() {

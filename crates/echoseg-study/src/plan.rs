@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::manifest::{Manifest, StudentStart};
 use crate::selection::Selection;
-use crate::strategy::{EVERY_LABEL, LABELS, Lesson, Strategy, Treatment};
+use crate::strategy::{Lesson, Strategy, Treatment};
 
 /// What a run learns from.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -67,26 +67,6 @@ impl PlannedRun {
             }
         }
     }
-
-    /// The `strategy` column ([`Treatment::strategy_column`]) without building the treatment.
-    pub fn strategy_name(&self) -> &'static str {
-        self.strategy().map_or(LABELS, Strategy::name)
-    }
-
-    /// The `selection` column ([`Treatment::selection_column`]) without building the treatment.
-    pub fn selection_name(&self) -> &str {
-        match &self.teaching {
-            Teaching::Labels => EVERY_LABEL,
-            Teaching::PseudoLabels { selection, .. } => &selection.name,
-        }
-    }
-}
-
-/// How a strategy run with a selection is named for readers: `self` when every pseudo-label is
-/// kept, `self + confidence0.9` for a selection of them (as [`Treatment`]'s `Display`, for table
-/// columns that may hold a strategy echoseg does not know).
-pub fn treatment(strategy: &str, selection: &str) -> String {
-    if selection == EVERY_LABEL || selection.is_empty() { strategy.to_string() } else { format!("{strategy} + {selection}") }
 }
 
 /// Joins a committee's model names in run ids (`-from-fcn&dilated`): `+` already belongs to

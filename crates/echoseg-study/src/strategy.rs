@@ -155,7 +155,7 @@ pub const EVERY_LABEL: &str = "all";
 /// What a configuration learned from: generation 0's source labels, or a strategy's
 /// pseudo-labels with the selection that chose among them. Tables write it as two columns
 /// (`strategy`, `selection`); readers see it as `self` or `self + confidence0.9`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Treatment {
     /// Generation 0: the mixed-source labels.
     Labels,
@@ -169,6 +169,11 @@ pub enum Treatment {
 }
 
 impl Treatment {
+    /// The treatment of `strategy` that keeps every pseudo-label (plain `self`, `cross`, …).
+    pub fn every_label(strategy: Strategy) -> Self {
+        Treatment::Pseudo { strategy, selection: EVERY_LABEL.to_string() }
+    }
+
     /// The strategy, `None` for generation 0's labels.
     pub fn strategy(&self) -> Option<Strategy> {
         match self {
@@ -212,6 +217,20 @@ impl Treatment {
         } else {
             format!("{}.{}", self.strategy_column(), self.selection_column())
         }
+    }
+}
+
+/// Treatments order by their column names (`strategy`, then `selection`), the order in which the
+/// tables list them.
+impl Ord for Treatment {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.strategy_column(), self.selection_column()).cmp(&(other.strategy_column(), other.selection_column()))
+    }
+}
+
+impl PartialOrd for Treatment {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
     }
 }
 

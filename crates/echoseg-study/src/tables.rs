@@ -13,7 +13,7 @@ use crate::fingerprints::fingerprint_of;
 use crate::manifest::Manifest;
 use crate::plan::{Plan, PlannedRun};
 use crate::store::{StudyDir, read_labels, write_atomic};
-use crate::strategy::{EVERY_LABEL, LABELS};
+use crate::strategy::Treatment;
 
 /// Column names of the results table, shared with the report.
 pub mod columns {
@@ -85,8 +85,7 @@ struct Rows {
 struct RowKey<'a> {
     subject: &'static str,
     generation: i64,
-    strategy: &'a str,
-    selection: &'a str,
+    treatment: Treatment,
     model: &'a str,
     teacher: &'a str,
     peer: &'a str,
@@ -99,8 +98,8 @@ impl Rows {
     fn push(&mut self, key: &RowKey<'_>, metric: &Metric, value: f64) {
         self.subject.push(key.subject);
         self.generation.push(key.generation);
-        self.strategy.push(key.strategy.to_string());
-        self.selection.push(key.selection.to_string());
+        self.strategy.push(key.treatment.strategy_column().to_string());
+        self.selection.push(key.treatment.selection_column().to_string());
         self.model.push(key.model.to_string());
         self.teacher.push(key.teacher.to_string());
         self.peer.push(key.peer.to_string());
@@ -154,8 +153,7 @@ fn model_key<'a>(run: &'a PlannedRun, teacher: &'a str, subject: &'static str, p
     RowKey {
         subject,
         generation: i64::from(run.generation),
-        strategy: run.strategy_name(),
-        selection: run.selection_name(),
+        treatment: run.treatment(),
         model: run.model.as_str(),
         teacher,
         peer,
@@ -184,8 +182,7 @@ pub fn write_tables(manifest: &Manifest, plan: &Plan, outcomes: &[RunOutcome], d
         let key = RowKey {
             subject: subjects::SOURCE,
             generation: 0,
-            strategy: LABELS,
-            selection: EVERY_LABEL,
+            treatment: Treatment::Labels,
             model: &spec.name,
             teacher: "",
             peer: "",
@@ -261,8 +258,7 @@ fn committee_rows(rows: &mut Rows, plan: &Plan, test_labels: &[Vec<Vec<u8>>], da
     for (i, r) in plan.runs.iter().enumerate().filter(|(_, r)| r.chain) {
         match groups.iter_mut().find(|g| {
             let f = &plan.runs[g[0]];
-            (f.repeat, f.generation, f.strategy_name(), f.selection_name())
-                == (r.repeat, r.generation, r.strategy_name(), r.selection_name())
+            (f.repeat, f.generation, f.treatment()) == (r.repeat, r.generation, r.treatment())
         }) {
             Some(g) => g.push(i),
             None => groups.push(vec![i]),
@@ -335,8 +331,9 @@ fn history_frame(plan: &Plan, outcomes: &[RunOutcome]) -> PolarsResult<DataFrame
             run.push(r.id.clone());
             model.push(r.model.as_str());
             generation.push(i64::from(r.generation));
-            strategy.push(r.strategy_name());
-            selection.push(r.selection_name().to_string());
+            let treatment = r.treatment();
+            strategy.push(treatment.strategy_column());
+            selection.push(treatment.selection_column().to_string());
             teacher.push(plan.teacher_name(r));
             repeat.push(i64::from(r.repeat));
             epoch.push(e.epoch as i64);
