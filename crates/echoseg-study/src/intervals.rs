@@ -212,24 +212,50 @@ pub fn interval_frames(
     seed: u64,
     targets: &[Target],
 ) -> Result<(DataFrame, DataFrame, DataFrame, DataFrame), StudyError> {
-    let config = BootstrapConfig { seed, ..BootstrapConfig::default() };
-    let counts: Vec<Vec<ImageCounts>> = test_labels.iter().map(|l| run_counts(l, data)).collect();
-    let teacher_names: Vec<String> = plan.runs.iter().map(|r| plan.teacher_name(r)).collect();
-    // Table rows follow the order of these keys; `Treatment` orders by its column names.
-    let treatments: Vec<Treatment> = plan.runs.iter().map(PlannedRun::treatment).collect();
+    let study = Evidence {
+        plan,
+        counts: test_labels.iter().map(|l| run_counts(l, data)).collect(),
+        teacher_names: plan.runs.iter().map(|r| plan.teacher_name(r)).collect(),
+        treatments: plan.runs.iter().map(PlannedRun::treatment).collect(),
+        config: BootstrapConfig { seed, ..BootstrapConfig::default() },
+    };
+    let (summary, judged) = summary_columns(&study, targets);
+    let verdicts = verdict_columns(&study);
+    let pretraining = pretraining_columns(&study);
+    let error = |path: std::path::PathBuf| move |e: PolarsError| StudyError::Table { path: path.clone(), message: e.to_string() };
+    Ok((
+        summary.frame().map_err(error(dir.summary_parquet()))?,
+        verdicts.frame().map_err(error(dir.verdicts_parquet()))?,
+        judged.frame().map_err(error(dir.targets_parquet()))?,
+        pretraining.frame().map_err(error(dir.pretraining_parquet()))?,
+    ))
+}
 
-    // Summary: runs that differ only in their repeat are one configuration.
+/// What every interval table is computed from: each run's per-image counts and how it is named.
+struct Evidence<'a> {
+    plan: &'a Plan,
+    /// `counts[i]`: the test images' counts of `plan.runs[i]`.
+    counts: Vec<Vec<ImageCounts>>,
+    teacher_names: Vec<String>,
+    /// Table rows follow the order of keys holding these; `Treatment` orders by its column names.
+    treatments: Vec<Treatment>,
+    config: BootstrapConfig,
+}
+
+/// The summary (every configuration's metrics with intervals; runs that differ only in their
+/// repeat are one configuration) and the targets judged on those intervals.
+fn summary_columns(study: &Evidence<'_>, targets: &[Target]) -> (Columns, Columns) {
     let mut configurations: BTreeMap<ConfigurationKey<'_>, Vec<usize>> = BTreeMap::new();
-    for (i, r) in plan.runs.iter().enumerate() {
-        configurations.entry((r.generation, &treatments[i], r.model.as_str(), teacher_names[i].as_str())).or_default().push(i);
+    for (i, r) in study.plan.runs.iter().enumerate() {
+        configurations.entry((r.generation, &study.treatments[i], r.model.as_str(), study.teacher_names[i].as_str())).or_default().push(i);
     }
     let mut summary = Columns::default();
     let mut judged = Columns::default();
     for ((generation, treatment, model, teacher), runs) in &configurations {
         let (strategy, selection) = (treatment.strategy_column(), treatment.selection_column());
-        let groups: Vec<Vec<ImageCounts>> = runs.iter().map(|&i| counts[i].clone()).collect();
+        let groups: Vec<Vec<ImageCounts>> = runs.iter().map(|&i| study.counts[i].clone()).collect();
         for measured in interval_metrics() {
-            let Some(interval) = bootstrap(&groups, &config, |u| metric(&measured, u)) else { continue };
+            let Some(interval) = bootstrap(&groups, &study.config, |u| metric(&measured, u)) else { continue };
             for target in targets.iter().filter(|t| t.metric == measured) {
                 judged.text("target", &target.text);
                 judged.int("generation", i64::from(*generation));
@@ -251,26 +277,29 @@ pub fn interval_frames(
             summary.int("images", groups.first().map_or(0, Vec::len) as i64);
         }
     }
+    (summary, judged)
+}
 
-    // Verdicts: each chain run against the generation-0 run of its architecture and repeat,
-    // paired image by image.
+/// The verdicts: each chain run against the generation-0 run of its architecture and repeat,
+/// paired image by image.
+fn verdict_columns(study: &Evidence<'_>) -> Columns {
+    let runs = &study.plan.runs;
     let mut chains: BTreeMap<ChainKey<'_>, Vec<(usize, usize)>> = BTreeMap::new();
-    for (i, r) in plan.runs.iter().enumerate() {
+    for (i, r) in runs.iter().enumerate() {
         if r.generation == 0 || !r.chain {
             continue;
         }
-        let base = plan.runs.iter().position(|b| b.generation == 0 && b.repeat == r.repeat && b.network == r.network);
+        let base = runs.iter().position(|b| b.generation == 0 && b.repeat == r.repeat && b.network == r.network);
         if let Some(b) = base {
-            chains.entry((&treatments[i], r.model.as_str(), r.generation)).or_default().push((b, i));
+            chains.entry((&study.treatments[i], r.model.as_str(), r.generation)).or_default().push((b, i));
         }
     }
     let mut verdicts = Columns::default();
     for ((treatment, model, generation), pairs) in &chains {
         let (strategy, selection) = (treatment.strategy_column(), treatment.selection_column());
-        let groups: Vec<Vec<(ImageCounts, ImageCounts)>> =
-            pairs.iter().map(|&(b, a)| counts[b].iter().cloned().zip(counts[a].iter().cloned()).collect()).collect();
+        let groups = paired(&study.counts, pairs);
         for bias in Bias::COUNTED {
-            let Some(c) = compare(&groups, &Metric::Bias(bias), &config) else { continue };
+            let Some(c) = compare(&groups, &Metric::Bias(bias), &study.config) else { continue };
             verdicts.text("strategy", strategy);
             verdicts.text("selection", selection);
             verdicts.text("model", model);
@@ -284,14 +313,12 @@ pub fn interval_frames(
             verdicts.int("repeats", groups.len() as i64);
         }
     }
-    let pretraining = pretraining_columns(plan, &treatments, &counts, &config);
-    let error = |path: std::path::PathBuf| move |e: PolarsError| StudyError::Table { path: path.clone(), message: e.to_string() };
-    Ok((
-        summary.frame().map_err(error(dir.summary_parquet()))?,
-        verdicts.frame().map_err(error(dir.verdicts_parquet()))?,
-        judged.frame().map_err(error(dir.targets_parquet()))?,
-        pretraining.frame().map_err(error(dir.pretraining_parquet()))?,
-    ))
+    verdicts
+}
+
+/// The counts of (before, after) run pairs, image by image.
+fn paired(counts: &[Vec<ImageCounts>], pairs: &[(usize, usize)]) -> Vec<Vec<(ImageCounts, ImageCounts)>> {
+    pairs.iter().map(|&(b, a)| counts[b].iter().cloned().zip(counts[a].iter().cloned()).collect()).collect()
 }
 
 /// Generation, treatment, model and pre-trained model of a pre-training comparison.
@@ -300,7 +327,8 @@ type PretrainKey<'a> = (u32, &'a Treatment, String, &'a str);
 /// Every pre-trained chain run against the run of the same architecture without pre-training at
 /// the same place (generation, strategy, selection, repeat), paired image by image: what the
 /// pre-training did to mIoU and to each bias.
-fn pretraining_columns(plan: &Plan, treatments: &[Treatment], counts: &[Vec<ImageCounts>], config: &BootstrapConfig) -> Columns {
+fn pretraining_columns(study: &Evidence<'_>) -> Columns {
+    let (plan, treatments, config) = (study.plan, &study.treatments, &study.config);
     let mut pairs: BTreeMap<PretrainKey<'_>, Vec<(usize, usize)>> = BTreeMap::new();
     for (i, r) in plan.runs.iter().enumerate().filter(|(_, r)| r.chain && r.network.pretrain.is_some()) {
         let plain = echoseg_nets::NetworkSpec { pretrain: None, ..r.network };
@@ -314,8 +342,7 @@ fn pretraining_columns(plan: &Plan, treatments: &[Treatment], counts: &[Vec<Imag
     let mut out = Columns::default();
     for ((generation, treatment, model, pretrained), pairs) in &pairs {
         let (strategy, selection) = (treatment.strategy_column(), treatment.selection_column());
-        let groups: Vec<Vec<(ImageCounts, ImageCounts)>> =
-            pairs.iter().map(|&(b, a)| counts[b].iter().cloned().zip(counts[a].iter().cloned()).collect()).collect();
+        let groups = paired(&study.counts, pairs);
         for measured in interval_metrics() {
             let Some(c) = compare(&groups, &measured, config) else { continue };
             out.text("model", model);

@@ -9,6 +9,8 @@ use echoseg_scene::morph::components;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::strategy::EVERY_LABEL;
+
 /// A rule on the shape of one class's connected components.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct ShapeRule {
@@ -63,7 +65,7 @@ pub struct Selection {
 impl Selection {
     /// Every pixel (the default).
     pub fn all() -> Self {
-        Self { name: "all".into(), rule: SelectionRule::All }
+        Self { name: EVERY_LABEL.into(), rule: SelectionRule::All }
     }
 
     /// True when nothing is rejected.

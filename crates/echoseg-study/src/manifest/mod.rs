@@ -12,6 +12,7 @@ use serde::Serialize;
 
 pub use raw::*;
 
+use crate::strategy::EVERY_LABEL;
 pub use crate::strategy::Strategy;
 
 use crate::selection::{Selection, SelectionRule, ShapeRule, VerifierRules};
@@ -746,7 +747,7 @@ fn selections(raw: &[RawSelection], classes: &ClassTable, p: &mut Problems<'_>) 
             v
         };
         let (rule, default_name) = match kind {
-            SelectionKind::All => (SelectionRule::All, "all".to_string()),
+            SelectionKind::All => (SelectionRule::All, EVERY_LABEL.to_string()),
             SelectionKind::Confidence => {
                 let threshold = share("threshold", s.threshold.unwrap_or(0.9), p);
                 (SelectionRule::Confidence { threshold }, format!("confidence{threshold}"))

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use echoseg_nets::{Architecture, DeviceChoice, TrainConfig};
 use echoseg_scene::WorldConfig;
 
-use crate::strategy::Strategy;
+use crate::strategy::{EVERY_LABEL, Strategy};
 use serde::{Deserialize, Serialize};
 
 /// The kind of a label source, as written in `[[sources]] kind = ...`.
@@ -218,7 +218,8 @@ impl SelectionKind {
     /// The manifest name.
     pub fn name(self) -> &'static str {
         match self {
-            SelectionKind::All => "all",
+            // The kind that keeps every label is named like the selection column says it.
+            SelectionKind::All => EVERY_LABEL,
             SelectionKind::Confidence => "confidence",
             SelectionKind::Hardness => "hardness",
             SelectionKind::Verifier => "verifier",
