@@ -442,6 +442,7 @@ pub(crate) fn provenance_table(p: &Provenance) -> Table {
         row("burn", p.burn_version.clone()),
         row("device", p.device.clone()),
         row("threads", p.threads.to_string()),
+        row("runs at once", format!("{} job(s) × {} thread(s)", p.jobs, p.threads_per_job)),
         row("command", p.command.clone()),
         row("architectures", p.architectures.join(", ")),
         row(
@@ -451,6 +452,9 @@ pub(crate) fn provenance_table(p: &Provenance) -> Table {
         row("wall time", format!("{:.1} s", p.wall_seconds)),
         row("runs trained / reused", format!("{} / {}", p.runs_trained, p.runs_reused)),
     ];
+    if let Some(peak) = p.peak_memory_mib {
+        rows.push(row("peak memory", format!("{peak:.0} MiB")));
+    }
     if let Some(cpu) = p.cpu_seconds {
         rows.push(row("CPU time", format!("{cpu:.1} s")));
         let (watt_hours, grams) = energy_estimate(cpu);

@@ -1,6 +1,7 @@
 //! The study engine: runs the plan, each run into its own directory of the run store, and
 //! gathers every finished run's results into the results tables.
 
+use std::sync::Mutex;
 use std::time::Instant;
 
 use echoseg_agree::{Calibration, Fingerprint, TruthScores, truth_scores};
@@ -17,18 +18,20 @@ use crate::data::StudyData;
 use crate::fingerprints::{cue_reliance, fingerprint_of};
 use crate::manifest::{Manifest, Strategy};
 use crate::plan::{Plan, PlannedRun, Teaching, plan};
+use crate::schedule::{self, Jobs};
 use crate::selection::{SelectionRecord, labelled_pixels, pseudo_weight};
 use crate::store::{RunDir, StudyDir, read_json, read_labels, write_json, write_labels};
 use crate::tables;
 
-/// What the engine tells whoever runs it (the CLI draws progress bars from this).
-pub trait Observer {
+/// What the engine tells whoever runs it (the CLI draws progress bars from this). Runs train
+/// in parallel jobs, so calls for different runs interleave; each call names its run.
+pub trait Observer: Send {
     /// The study is planned; this process will see `mine` of its runs (all but other shards'),
     /// of which `reused` are already finished in the store.
     fn planned(&mut self, _plan: &Plan, _mine: usize, _reused: usize) {}
-    /// A run starts training.
+    /// A run starts training; `position` is its place among this process's runs in plan order.
     fn run_started(&mut self, _run: &PlannedRun, _position: usize, _total: usize) {}
-    /// Training progress of the current run.
+    /// Training progress of a run.
     fn progress(&mut self, _run: &PlannedRun, _progress: &Progress) {}
     /// A run finished (or was found finished, when `reused`).
     fn run_finished(&mut self, _run: &PlannedRun, _outcome: &RunOutcome, _reused: bool) {}
@@ -94,6 +97,8 @@ pub struct StudySummary {
     pub trained: usize,
     /// Wall time in seconds.
     pub seconds: f64,
+    /// How many runs trained at once, with how many threads each.
+    pub jobs: Jobs,
 }
 
 /// One of `count` disjoint slices of a study's plan (`index` is 1-based), for running a study
@@ -164,48 +169,77 @@ pub fn run_study_shard(
             Reuse::Nothing => None,
         })
         .collect();
-    let total = plan.runs.iter().filter(|r| mine(r)).count();
-    let reused = plan.runs.iter().zip(&finished).filter(|(r, f)| mine(r) && f.is_some()).count();
-    observer.planned(&plan, total, reused);
-
-    let mut outcomes = Vec::with_capacity(plan.runs.len());
-    let mut trained = 0;
-    let mut position = 0;
-    for (run, done) in plan.runs.iter().zip(finished) {
-        if !mine(run) {
-            continue;
+    let mine: Vec<usize> = (0..plan.runs.len()).filter(|&i| mine(&plan.runs[i])).collect();
+    let reused = mine.iter().filter(|&&i| finished[i].is_some()).count();
+    observer.planned(&plan, mine.len(), reused);
+    for &i in &mine {
+        if let Some(outcome) = &finished[i] {
+            observer.run_finished(&plan.runs[i], outcome, true);
         }
-        let outcome = match done {
-            Some(outcome) => {
-                observer.run_finished(run, &outcome, true);
-                outcome
-            }
-            None => {
-                if reuse == Reuse::Nothing {
-                    // A fresh study must not continue a half-trained run left by an earlier one,
-                    // nor start from an earlier study's pre-training (its generation 0 comes first).
-                    let _ = std::fs::remove_dir_all(dir.run(&run.id).training_state());
-                    if run.generation == 0
-                        && run.network.pretrain.is_some()
-                        && let Some(byol) = &manifest.byol
-                    {
-                        let _ = std::fs::remove_dir_all(dir.run(&pretraining_id(manifest, run, byol).0).root());
-                    }
-                }
-                observer.run_started(run, position, total);
-                let outcome = execute(&study, run, observer)?;
-                trained += 1;
-                observer.run_finished(run, &outcome, false);
-                outcome
-            }
-        };
-        outcomes.push(outcome);
-        position += 1;
     }
+
+    let todo: Vec<usize> = mine.iter().copied().filter(|&i| finished[i].is_none()).collect();
+    let done: Vec<bool> = finished.iter().map(Option::is_some).collect();
+    let jobs = Jobs::within(manifest.jobs, rayon::current_num_threads());
+    let position = |i: usize| mine.iter().position(|&m| m == i).unwrap_or(i);
+    let shared = Mutex::new(observer);
+    let trained = schedule::run_all(&todo, &schedule::dependencies(&plan), &done, jobs, |i| {
+        let run = &plan.runs[i];
+        if reuse == Reuse::Nothing {
+            forget_earlier_training(manifest, dir, run);
+        }
+        let mut observer = SharedObserver(&shared);
+        observer.run_started(run, position(i), mine.len());
+        let outcome = execute(&study, run, &mut observer)?;
+        observer.run_finished(run, &outcome, false);
+        Ok::<RunOutcome, StudyError>(outcome)
+    })?;
+    let count = trained.len();
+    let mut trained = todo.iter().copied().zip(trained);
+    let mut finished = finished;
+    let outcomes: Vec<RunOutcome> =
+        mine.iter().filter_map(|&i| finished[i].take().or_else(|| trained.find(|(t, _)| *t == i).map(|(_, o)| o))).collect();
     if shard.is_none() {
         tables::write_tables(manifest, &plan, &outcomes, &data, dir)?;
     }
-    Ok(StudySummary { plan, outcomes, trained, seconds: started.elapsed().as_secs_f64() })
+    Ok(StudySummary { plan, outcomes, trained: count, seconds: started.elapsed().as_secs_f64(), jobs })
+}
+
+/// Removes what an earlier study left of `run`: a fresh study must not continue a half-trained
+/// run, nor start from an earlier study's pre-training (its generation 0 comes first).
+fn forget_earlier_training(manifest: &Manifest, dir: &StudyDir, run: &PlannedRun) {
+    let _ = std::fs::remove_dir_all(dir.run(&run.id).training_state());
+    if run.generation == 0
+        && run.network.pretrain.is_some()
+        && let Some(byol) = &manifest.byol
+    {
+        let _ = std::fs::remove_dir_all(dir.run(&pretraining_id(manifest, run, byol).0).root());
+    }
+}
+
+/// The study's observer, shared by the jobs: each call holds it only for that call.
+struct SharedObserver<'a, 'o>(&'a Mutex<&'o mut dyn Observer>);
+
+impl SharedObserver<'_, '_> {
+    fn with(&self, f: impl FnOnce(&mut dyn Observer)) {
+        let mut observer = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&mut **observer);
+    }
+}
+
+impl Observer for SharedObserver<'_, '_> {
+    fn planned(&mut self, plan: &Plan, mine: usize, reused: usize) {
+        self.with(|o| o.planned(plan, mine, reused));
+    }
+    fn run_started(&mut self, run: &PlannedRun, position: usize, total: usize) {
+        self.with(|o| o.run_started(run, position, total));
+    }
+    fn progress(&mut self, run: &PlannedRun, progress: &Progress) {
+        self.with(|o| o.progress(run, progress));
+    }
+    fn run_finished(&mut self, run: &PlannedRun, outcome: &RunOutcome, reused: bool) {
+        self.with(|o| o.run_finished(run, outcome, reused));
+    }
 }
 
 /// Gathers the finished runs of every shard of `manifest`'s study from `dir` and writes the
@@ -226,7 +260,8 @@ pub fn merge_study(manifest: &Manifest, dir: &StudyDir) -> Result<StudySummary, 
         return Err(StudyError::Incomplete { runs: dir.runs(), missing });
     }
     tables::write_tables(manifest, &plan, &outcomes, &data, dir)?;
-    Ok(StudySummary { plan, outcomes, trained: 0, seconds: started.elapsed().as_secs_f64() })
+    let jobs = Jobs::within(manifest.jobs, rayon::current_num_threads());
+    Ok(StudySummary { plan, outcomes, trained: 0, seconds: started.elapsed().as_secs_f64(), jobs })
 }
 
 /// What every run of one study shares: the manifest, its plan and data, the run store and the device.

@@ -14,6 +14,7 @@ pub mod manifest;
 pub mod plan;
 pub mod provenance;
 pub mod samples;
+pub mod schedule;
 pub mod selection;
 pub mod store;
 pub mod strategy;

@@ -15,6 +15,15 @@ pub struct Provenance {
     pub device: String,
     /// Worker threads.
     pub threads: usize,
+    /// Runs trained at once.
+    #[serde(default)]
+    pub jobs: usize,
+    /// Worker threads of each run.
+    #[serde(default)]
+    pub threads_per_job: usize,
+    /// Peak resident memory of the process in MiB (Linux only).
+    #[serde(default)]
+    pub peak_memory_mib: Option<f64>,
     /// The command line.
     pub command: String,
     /// When the study finished, as seconds since the Unix epoch.

@@ -42,6 +42,10 @@ pub enum Command {
         /// Worker threads, overriding the manifest's `threads` (0 = one per core).
         #[arg(long)]
         threads: Option<usize>,
+        /// Runs trained at once, sharing the worker threads, overriding the manifest's `jobs`
+        /// (0 = one per thread); results do not depend on it.
+        #[arg(long)]
+        jobs: Option<usize>,
         /// Keep finished runs from an earlier, interrupted or changed study and do only the rest.
         #[arg(long)]
         resume: bool,
@@ -132,10 +136,10 @@ where
     };
     init_logging();
     match cli.command {
-        Command::Run { manifest, reports, device, threads, resume, quiet, overrides, shard } => {
+        Command::Run { manifest, reports, device, threads, jobs, resume, quiet, overrides, shard } => {
             let command = args.iter().map(|a| a.to_string_lossy().into_owned()).collect::<Vec<_>>().join(" ");
             let invocation = Invocation { manifest, overrides };
-            let options = RunOptions { device, threads, resume, quiet, shard };
+            let options = RunOptions { device, threads, jobs, resume, quiet, shard };
             run(&invocation, &reports, &options, &command).map(|_| ())
         }
         Command::Plan { manifest, overrides, no_timing } => plan::print(&manifest, &overrides, !no_timing),
@@ -212,6 +216,8 @@ pub struct RunOptions {
     pub device: Option<DeviceChoice>,
     /// Worker threads, overriding the manifest's.
     pub threads: Option<usize>,
+    /// Runs trained at once, overriding the manifest's.
+    pub jobs: Option<usize>,
     /// Keep finished runs.
     pub resume: bool,
     /// Print only errors.
@@ -224,7 +230,10 @@ pub struct RunOptions {
 /// run store, since the report waits for `merge`).
 pub fn run(invocation: &Invocation, reports: &Path, options: &RunOptions, command: &str) -> Result<PathBuf> {
     let manifest_path = &invocation.manifest;
-    let manifest: Manifest = manifest::load_with(manifest_path, &invocation.overrides)?;
+    let mut manifest: Manifest = manifest::load_with(manifest_path, &invocation.overrides)?;
+    if let Some(jobs) = options.jobs {
+        manifest.jobs = jobs;
+    }
     let choice = options.device.unwrap_or(manifest.device);
     let compute = choice.open()?;
     let threads = configure_threads(options.threads.unwrap_or(manifest.threads));
@@ -270,6 +279,9 @@ pub fn run(invocation: &Invocation, reports: &Path, options: &RunOptions, comman
         burn_version: BURN_VERSION.to_string(),
         device: choice.name().to_string(),
         threads,
+        jobs: summary.jobs.jobs,
+        threads_per_job: summary.jobs.threads_per_job,
+        peak_memory_mib: echoseg_nets::peak_rss_mib(),
         command: command.to_string(),
         finished_unix: now_unix(),
         wall_seconds: summary.seconds,

@@ -9,6 +9,7 @@ use echoseg_nets::{BenchCase, bench};
 use echoseg_study::data::StudyData;
 use echoseg_study::manifest;
 use echoseg_study::plan::{PlannedRun, Teaching};
+use echoseg_study::schedule::{Jobs, dependencies, makespan};
 
 /// Images one run trains on and predicts, which with a timing give its estimated seconds.
 struct Workload {
@@ -43,6 +44,10 @@ pub fn print(path: &Path, overrides: &[String], timing: bool) -> Result<()> {
 
     // Images per second for training and for inference, per architecture.
     let mut speed: BTreeMap<&'static str, (f64, f64)> = BTreeMap::new();
+    let threads = if m.threads > 0 { m.threads } else { rayon::current_num_threads() };
+    let jobs = Jobs::within(m.jobs, threads);
+    // Each job trains with its share of the threads, so time the architectures with that share.
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(jobs.threads_per_job).build().context("cannot start worker threads")?;
     if timing {
         let device = m.device.open()?;
         for network in &m.networks {
@@ -51,7 +56,8 @@ pub fn print(path: &Path, overrides: &[String], timing: bool) -> Result<()> {
             }
             eprintln!("timing {} ({}×{} px, batch {})…", network.architecture.name(), data.width, data.height, m.train.batch_size);
             let case = BenchCase { network: *network, size: data.width.max(data.height), batch: m.train.batch_size, steps: 2 };
-            let result = bench(&case, &device).with_context(|| format!("timing {} failed", network.architecture.name()))?;
+            let result =
+                pool.install(|| bench(&case, &device)).with_context(|| format!("timing {} failed", network.architecture.name()))?;
             speed.insert(network.architecture.name(), (result.train_images_per_second, result.infer_fused_images_per_second));
         }
     }
@@ -62,7 +68,7 @@ pub fn print(path: &Path, overrides: &[String], timing: bool) -> Result<()> {
         "{:<id_width$} {:>3} {:>6} {:<10} {:<10} {:<14} {:<10} {:>6} {:>8}",
         "run", "gen", "repeat", "model", "strategy", "selection", "teacher", "images", "estimate"
     );
-    let mut total = 0.0;
+    let mut seconds = Vec::with_capacity(plan.runs.len());
     for run in &plan.runs {
         let work = workload(run);
         let teacher = plan.teacher_name(run);
@@ -72,7 +78,7 @@ pub fn print(path: &Path, overrides: &[String], timing: bool) -> Result<()> {
             (m.train.epochs * work.training_images + work.pretraining_images) as f64 / train_ips
                 + (work.predicted_images + work.pretraining_images) as f64 / infer_ips
         });
-        total += estimate.unwrap_or(0.0);
+        seconds.push(estimate.unwrap_or(0.0));
         println!(
             "{:<id_width$} {:>3} {:>6} {:<10} {:<10} {:<14} {:<10} {:>6} {:>8}",
             run.id,
@@ -87,10 +93,14 @@ pub fn print(path: &Path, overrides: &[String], timing: bool) -> Result<()> {
         );
     }
     if timing {
+        let wall = makespan(&seconds, &dependencies(&plan), jobs.jobs);
         println!(
-            "estimated total: {:.0} s ({:.1} min) of training and prediction at full epochs; early stopping can only shorten it",
-            total,
-            total / 60.0
+            "estimated total: {:.0} s ({:.1} min) with {} job(s) × {} thread(s) at once ({:.0} s of training and prediction at full epochs); early stopping can only shorten it",
+            wall,
+            wall / 60.0,
+            jobs.jobs,
+            jobs.threads_per_job,
+            seconds.iter().sum::<f64>()
         );
     }
     Ok(())

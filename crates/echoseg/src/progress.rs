@@ -6,24 +6,27 @@ use std::time::Duration;
 use echoseg_nets::Progress;
 use echoseg_study::engine::{Observer, RunOutcome};
 use echoseg_study::plan::{Plan, PlannedRun};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-/// Draws a bar per training run and prints one line per finished run; silent when quiet.
+/// Draws a bar per run in training (several when runs train in parallel jobs) and prints one
+/// line per finished run; silent when quiet.
 pub struct Terminal {
     quiet: bool,
-    bar: Option<ProgressBar>,
+    bars: MultiProgress,
+    active: HashMap<String, ProgressBar>,
     labels: HashMap<String, String>,
 }
 
 impl Terminal {
     /// A terminal observer.
     pub fn new(quiet: bool) -> Self {
-        Self { quiet, bar: None, labels: HashMap::new() }
+        let bars = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(8));
+        Self { quiet, bars, active: HashMap::new(), labels: HashMap::new() }
     }
 
     /// Clears any bar left.
     pub fn finish(&mut self) {
-        if let Some(bar) = self.bar.take() {
+        for (_, bar) in self.active.drain() {
             bar.finish_and_clear();
         }
     }
@@ -33,9 +36,8 @@ impl Terminal {
     }
 
     fn say(&self, line: &str) {
-        match &self.bar {
-            Some(bar) => bar.println(line),
-            None => eprintln!("{line}"),
+        if self.active.is_empty() || self.bars.println(line).is_err() {
+            eprintln!("{line}");
         }
     }
 }
@@ -62,19 +64,18 @@ impl Observer for Terminal {
         if self.quiet {
             return;
         }
-        self.finish();
-        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(8));
+        let bar = self.bars.add(ProgressBar::new(0));
         bar.set_style(
             ProgressStyle::with_template("{prefix} {wide_bar:.cyan/blue} {msg} [{elapsed}]")
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
         bar.set_prefix(format!("[{}/{}] {}", position + 1, total, self.label(run)));
         bar.enable_steady_tick(Duration::from_millis(250));
-        self.bar = Some(bar);
+        self.active.insert(run.id.clone(), bar);
     }
 
-    fn progress(&mut self, _run: &PlannedRun, p: &Progress) {
-        if let Some(bar) = &self.bar {
+    fn progress(&mut self, run: &PlannedRun, p: &Progress) {
+        if let Some(bar) = self.active.get(&run.id) {
             bar.set_length((p.steps * p.epochs) as u64);
             bar.set_position(((p.epoch - 1) * p.steps + p.step) as u64);
             let stage = if p.pretraining { "BYOL " } else { "" };
@@ -98,7 +99,9 @@ impl Observer for Terminal {
             self.label(run),
             if reused { "reused".to_string() } else { format!("{:.1} s", outcome.seconds) }
         );
-        self.finish();
+        if let Some(bar) = self.active.remove(&run.id) {
+            bar.finish_and_clear();
+        }
         self.say(&line);
     }
 }

@@ -140,6 +140,8 @@ pub struct Manifest {
     pub device: DeviceChoice,
     /// Worker threads (0 = one per core).
     pub threads: usize,
+    /// Runs trained at once (0 = one per worker thread).
+    pub jobs: usize,
     /// The images.
     pub data: DataSpec,
     /// The classes, background first.
@@ -398,6 +400,9 @@ pub fn validate(path: &Path, text: &str, raw: RawManifest) -> Result<Manifest, M
     let mut p = Problems { text, list: Vec::new() };
     // Sections in the order their problems are listed; later ones are checked against earlier ones.
     let name = study_name(path, &raw, &mut p);
+    if raw.jobs > 1024 {
+        p.add("jobs", format!("must be between 0 (one per worker thread) and 1024, got {}", raw.jobs));
+    }
     let (data, classes) = data_spec(path, &raw, &mut p);
     let train = checked(raw.train.clone(), "train", &mut p);
     let sources = source_specs(&raw.sources, &data, &classes, &mut p);
@@ -420,6 +425,7 @@ pub fn validate(path: &Path, text: &str, raw: RawManifest) -> Result<Manifest, M
         seed: raw.seed,
         device: raw.device,
         threads: raw.threads,
+        jobs: raw.jobs,
         data,
         classes,
         sources,

@@ -319,6 +319,9 @@ pub struct RawManifest {
     /// Worker threads (0 = one per core).
     #[serde(default)]
     pub threads: usize,
+    /// Runs trained at once, sharing the worker threads (0 = one per thread).
+    #[serde(default)]
+    pub jobs: usize,
     /// The procedural world.
     pub world: Option<WorldConfig>,
     /// A folder dataset instead of the world.
