@@ -42,11 +42,11 @@ impl Observer for Crash {
     }
 }
 
-#[test]
-fn a_study_killed_midway_and_resumed_equals_an_uninterrupted_one() {
-    let scratch = Scratch::new("engine-resume");
-    // One run at a time, so the kill lands after exactly two finished runs.
-    let m = parse(&format!("jobs = 1\n{}", two_repeats()));
+/// The two-repeat study with `jobs` runs at once, whole and killed in its third trained run then
+/// resumed: the resumed study's count of trained runs, and both results tables.
+fn killed_and_resumed(label: &str, jobs: usize) -> (usize, String, String) {
+    let scratch = Scratch::new(label);
+    let m = parse(&format!("jobs = {jobs}\n{}", two_repeats()));
     let whole = StudyDir::new(&scratch.path().join("whole"), &m.name);
     run_study(&m, &whole, &device(), Reuse::Nothing, &mut Silent).unwrap();
 
@@ -58,26 +58,22 @@ fn a_study_killed_midway_and_resumed_equals_an_uninterrupted_one() {
     assert!(!killed.root().join("results.csv").exists(), "a killed study must not leave results tables");
 
     let resumed = run_study(&m, &killed, &device(), Reuse::Finished, &mut Silent).unwrap();
-    assert_eq!(resumed.trained, 6, "two runs finished before the kill; the third continues from its epoch checkpoint");
-    assert_eq!(results(&killed), results(&whole));
+    (resumed.trained, results(&killed), results(&whole))
+}
+
+#[test]
+fn a_study_killed_midway_and_resumed_equals_an_uninterrupted_one() {
+    // One run at a time, so the kill lands after exactly two finished runs.
+    let (trained, killed, whole) = killed_and_resumed("engine-resume", 1);
+    assert_eq!(trained, 6, "two runs finished before the kill; the third continues from its epoch checkpoint");
+    assert_eq!(killed, whole);
 }
 
 #[test]
 fn a_study_killed_while_runs_train_in_parallel_resumes_to_the_same_tables() {
-    let scratch = Scratch::new("engine-resume-parallel");
-    let m = parse(&format!("jobs = 2\n{}", two_repeats()));
-    let whole = StudyDir::new(&scratch.path().join("whole"), &m.name);
-    run_study(&m, &whole, &device(), Reuse::Nothing, &mut Silent).unwrap();
-
-    let killed = StudyDir::new(&scratch.path().join("killed"), &m.name);
-    let crash = std::panic::catch_unwind(|| {
-        let _ = run_study(&m, &killed, &device(), Reuse::Nothing, &mut Crash { nth: 3, started: 0 });
-    });
-    assert!(crash.is_err(), "the simulated kill did not happen");
-    assert!(!killed.root().join("results.csv").exists(), "a killed study must not leave results tables");
-    let resumed = run_study(&m, &killed, &device(), Reuse::Finished, &mut Silent).unwrap();
-    assert!(resumed.trained < 8, "finished runs are reused: {} trained again", resumed.trained);
-    assert_eq!(results(&killed), results(&whole));
+    let (trained, killed, whole) = killed_and_resumed("engine-resume-parallel", 2);
+    assert!(trained < 8, "finished runs are reused: {trained} trained again");
+    assert_eq!(killed, whole);
 }
 
 #[test]
