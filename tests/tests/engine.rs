@@ -31,14 +31,25 @@ fn results(dir: &StudyDir) -> String {
 struct Crash {
     nth: usize,
     started: usize,
+    /// The `nth` run, once started; with parallel jobs others may start after it.
+    victim: Option<String>,
+}
+
+impl Crash {
+    fn in_run(nth: usize) -> Self {
+        Self { nth, started: 0, victim: None }
+    }
 }
 
 impl Observer for Crash {
-    fn run_started(&mut self, _run: &PlannedRun, _position: usize, _total: usize) {
+    fn run_started(&mut self, run: &PlannedRun, _position: usize, _total: usize) {
         self.started += 1;
+        if self.started == self.nth {
+            self.victim = Some(run.id.clone());
+        }
     }
-    fn progress(&mut self, _run: &PlannedRun, p: &Progress) {
-        assert!(!(self.started == self.nth && p.epoch == 3 && p.step == 1), "killed");
+    fn progress(&mut self, run: &PlannedRun, p: &Progress) {
+        assert!(!(self.victim.as_deref() == Some(run.id.as_str()) && p.epoch == 3 && p.step == 1), "killed");
     }
 }
 
@@ -52,7 +63,7 @@ fn killed_and_resumed(label: &str, jobs: usize) -> (usize, String, String) {
 
     let killed = StudyDir::new(&scratch.path().join("killed"), &m.name);
     let crash = std::panic::catch_unwind(|| {
-        let _ = run_study(&m, &killed, &device(), Reuse::Nothing, &mut Crash { nth: 3, started: 0 });
+        let _ = run_study(&m, &killed, &device(), Reuse::Nothing, &mut Crash::in_run(3));
     });
     assert!(crash.is_err(), "the simulated kill did not happen");
     assert!(!killed.root().join("results.csv").exists(), "a killed study must not leave results tables");
