@@ -195,10 +195,11 @@ pub fn run_study_shard(
         Ok::<RunOutcome, StudyError>(outcome)
     })?;
     let count = trained.len();
-    let mut trained = todo.iter().copied().zip(trained);
     let mut finished = finished;
-    let outcomes: Vec<RunOutcome> =
-        mine.iter().filter_map(|&i| finished[i].take().or_else(|| trained.find(|(t, _)| *t == i).map(|(_, o)| o))).collect();
+    for (i, outcome) in todo.into_iter().zip(trained) {
+        finished[i] = Some(outcome);
+    }
+    let outcomes: Vec<RunOutcome> = mine.iter().filter_map(|&i| finished[i].take()).collect();
     if shard.is_none() {
         tables::write_tables(manifest, &plan, &outcomes, &data, dir)?;
     }

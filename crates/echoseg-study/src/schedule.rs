@@ -7,7 +7,7 @@
 
 use std::sync::{Condvar, Mutex, PoisonError};
 
-use crate::plan::Plan;
+use crate::plan::{Plan, Teaching};
 
 /// How many runs train at once and with how many threads each.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,7 +33,10 @@ pub fn dependencies(plan: &Plan) -> Vec<Vec<usize>> {
     plan.runs
         .iter()
         .map(|run| {
-            let mut needs: Vec<usize> = plan.teachers_of(run).iter().filter_map(|t| plan.runs.iter().position(|r| r.id == t.id)).collect();
+            let mut needs: Vec<usize> = match &run.teaching {
+                Teaching::Labels => Vec::new(),
+                Teaching::PseudoLabels { teachers, .. } => teachers.clone(),
+            };
             if run.generation > 0 && run.network.pretrain.is_some() {
                 // The pre-training this run may start from is made by its model's generation-0 run.
                 let first = plan.runs.iter().position(|r| r.generation == 0 && r.repeat == run.repeat && r.network == run.network);
