@@ -32,3 +32,8 @@ bench *args:
 # The runs a manifest expands to, with a time estimate from a short timing.
 plan manifest="experiments/default.toml" *args:
     cargo run --release -p echoseg -- plan {{manifest}} {{args}}
+
+# Run the known-answer studies of experiments/validation/ and print, check by check, whether the
+# verdicts come out right (about 10 minutes on 2 cores). Extra arguments go to `echoseg answers`.
+validate-verdicts *args:
+    cargo run --release -p echoseg -- answers experiments/validation/*.toml {{args}}

@@ -139,7 +139,7 @@ fn set_overrides_keys_and_rejects_unknown_ones() {
     let path = scratch.write("tiny.toml", TINY_MANIFEST);
     let overrides = ["train.epochs=3".to_string(), "nets.unet.width=4".into(), "name=renamed".into()];
     let m = manifest::load_with(&path, &overrides).unwrap();
-    assert_eq!(m.train.epochs, 3);
+    assert_eq!(m.train.epochs, Some(3));
     assert_eq!(m.name, "renamed");
     let unet = m.networks.iter().find(|n| n.architecture.name() == "unet").unwrap();
     assert_eq!(unet.width, 4);

@@ -15,7 +15,7 @@ fn exact_labels_beat_heavily_corrupted_labels() {
     let corrupt = LabelSource::Manual(ManualBias { dilate: 3.0, class_slip: 0.6, miss_small_below: 60, ..ManualBias::default() });
     let spec =
         NetworkSpec { architecture: Architecture::Unet, width: 8, depth: 2, inputs: 3, classes: world.num_classes(), pretrain: None };
-    let config = TrainConfig { epochs: 12, batch_size: 8, learning_rate: 0.01, ..TrainConfig::default() };
+    let config = TrainConfig { epochs: Some(12), batch_size: 8, learning_rate: 0.01, ..TrainConfig::default() };
     let device = DeviceChoice::Flex.open().unwrap();
     let classes = world.class_table();
 

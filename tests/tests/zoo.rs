@@ -39,7 +39,7 @@ fn spec(architecture: Architecture, classes: usize) -> NetworkSpec {
 }
 
 fn config(epochs: usize) -> TrainConfig {
-    TrainConfig { epochs, batch_size: 8, learning_rate: 0.01, ..TrainConfig::default() }
+    TrainConfig { epochs: Some(epochs), batch_size: 8, learning_rate: 0.01, ..TrainConfig::default() }
 }
 
 fn valid<S: Settings>(settings: S) -> Valid<S> {

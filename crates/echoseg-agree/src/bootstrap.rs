@@ -1,4 +1,4 @@
-//! Bootstrap intervals over images and seeds, and the verdict on a change between generations.
+//! Bootstrap intervals over images and seeds.
 //!
 //! Units (images) are nested in groups (seeds, i.e. repeats of a run). One resample draws the
 //! groups with replacement, then within each drawn group its units with replacement, computes
@@ -42,49 +42,6 @@ impl Interval {
     /// Whether the interval lies wholly above or wholly below `value`.
     pub fn excludes(&self, value: f64) -> bool {
         self.low > value || self.high < value
-    }
-}
-
-/// What happened to a bias between two generations.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Verdict {
-    /// The bias grew, and the interval of the change excludes no change.
-    Amplifies,
-    /// The bias shrank, and the interval of the change excludes no change.
-    Cancels,
-    /// The interval of the change includes no change.
-    Holds,
-}
-
-impl Verdict {
-    /// The verdict on a change in bias magnitude (after − before): a direction only when its
-    /// interval excludes zero.
-    pub fn of_change(change: &Interval) -> Self {
-        if change.low > 0.0 {
-            Verdict::Amplifies
-        } else if change.high < 0.0 {
-            Verdict::Cancels
-        } else {
-            Verdict::Holds
-        }
-    }
-
-    /// The word used in tables and the report.
-    pub fn name(self) -> &'static str {
-        match self {
-            Verdict::Amplifies => "amplifies",
-            Verdict::Cancels => "cancels",
-            Verdict::Holds => "holds",
-        }
-    }
-
-    /// Every verdict.
-    pub const ALL: [Verdict; 3] = [Verdict::Amplifies, Verdict::Cancels, Verdict::Holds];
-
-    /// The verdict a table word stands for.
-    pub fn from_name(name: &str) -> Option<Verdict> {
-        Verdict::ALL.into_iter().find(|v| v.name() == name)
     }
 }
 
@@ -186,18 +143,7 @@ mod tests {
     }
 
     #[test]
-    fn verdicts_need_an_interval_that_excludes_no_change() {
-        assert_eq!(Verdict::of_change(&Interval { estimate: 1.0, low: 0.4, high: 1.6 }), Verdict::Amplifies);
-        assert_eq!(Verdict::of_change(&Interval { estimate: -1.0, low: -1.5, high: -0.2 }), Verdict::Cancels);
-        assert_eq!(Verdict::of_change(&Interval { estimate: 1.0, low: -0.1, high: 2.0 }), Verdict::Holds);
+    fn a_group_without_units_has_no_interval() {
         assert_eq!(bootstrap::<f64>(&[vec![]], &BootstrapConfig::default(), |_| Some(1.0)), None);
-    }
-
-    #[test]
-    fn verdicts_round_trip_through_their_names() {
-        for v in Verdict::ALL {
-            assert_eq!(Verdict::from_name(v.name()), Some(v));
-        }
-        assert_eq!(Verdict::from_name("grows"), None);
     }
 }

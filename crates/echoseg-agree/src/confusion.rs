@@ -53,6 +53,17 @@ impl Confusion {
         self.k
     }
 
+    /// True when the predictions have collapsed: a class the reference has is never predicted,
+    /// or a single class is predicted everywhere. Such a network has stopped segmenting, and
+    /// its scores say nothing about the biases of its labels.
+    pub fn collapsed(&self) -> bool {
+        let k = self.k;
+        let predicted = |c: usize| (0..k).map(|r| self.count(r, c)).sum::<u64>();
+        let present = |c: usize| (0..k).map(|p| self.count(c, p)).sum::<u64>();
+        let used = (0..k).filter(|&c| predicted(c) > 0).count();
+        used <= 1 || (0..k).any(|c| present(c) > 0 && predicted(c) == 0)
+    }
+
     /// Pixels with reference class `r` predicted as `p`.
     pub fn count(&self, r: usize, p: usize) -> u64 {
         self.counts[r * self.k + p]
@@ -122,6 +133,16 @@ impl Confusion {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn all_background_and_a_missing_class_are_collapsed_a_weak_segmenter_is_not() {
+        let truth = [0, 0, 1, 1, 2, 2];
+        assert!(Confusion::from_maps(&truth, &[0; 6], 3).collapsed(), "background everywhere");
+        assert!(Confusion::from_maps(&truth, &[0, 0, 1, 1, 1, 1], 3).collapsed(), "class 2 never predicted");
+        assert!(!Confusion::from_maps(&truth, &[0, 1, 1, 0, 2, 0], 3).collapsed(), "poor but every class predicted");
+        // A class absent from the reference need not be predicted.
+        assert!(!Confusion::from_maps(&[0, 0, 1, 1], &[0, 0, 1, 1], 3).collapsed());
+    }
 
     #[test]
     fn hand_computed_iou_dice_and_kappa() {

@@ -222,7 +222,7 @@ pub struct Fingerprint {
     pub low_contrast_recall: Option<f64>,
     /// Share of cast-shadow pixels (background in truth) labelled as foreground.
     pub shadow_fp_rate: Option<f64>,
-    /// Share of pixels (outside the marker) whose label changes when only the spurious cue is flipped.
+    /// Share of the cue's pixels (the tinted objects) whose membership of the cue's class changes when only the cue is flipped.
     pub cue_reliance: Option<f64>,
     /// mIoU on real-style minus mIoU on synthetic-style test images.
     pub domain_gap: Option<f64>,

@@ -13,8 +13,9 @@ pub mod fingerprint;
 pub mod metric;
 pub mod raters;
 pub mod staple;
+pub mod verdict;
 
-pub use bootstrap::{BootstrapConfig, Interval, Verdict, bootstrap};
+pub use bootstrap::{BootstrapConfig, Interval, bootstrap};
 pub use calibration::{BoundaryMatch, CALIBRATION_BINS, Calibration, boundary_match};
 pub use confusion::Confusion;
 pub use error::{AgreeError, Who};
@@ -25,6 +26,7 @@ pub use fingerprint::{
 pub use metric::{Bias, Metric, Sense, Unit};
 pub use raters::{DisagreementError, RaterAnalysis, TruthAnalysis, analyse_raters, check_raters, vote_entropy};
 pub use staple::{Staple, StapleConfig, staple};
+pub use verdict::{Verdict, VerdictRules};
 pub mod scores;
 
 pub use scores::{PairScores, TruthScores, pair_scores, truth_scores};

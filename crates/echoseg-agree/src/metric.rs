@@ -62,10 +62,17 @@ impl Bias {
         Bias::DomainGap,
     ];
 
-    /// The biases counted image by image, so with intervals over images and verdicts; cue
-    /// reliance and domain gap compare whole image sets.
-    pub const COUNTED: [Bias; 6] =
-        [Bias::BoundaryOffset, Bias::BoundaryF1, Bias::ThinRecall, Bias::SmallObjectRecall, Bias::LowContrastRecall, Bias::ShadowFpRate];
+    /// The biases counted image by image, so with intervals over images and verdicts (cue
+    /// reliance in studies with a cue); the domain gap compares two whole image sets.
+    pub const COUNTED: [Bias; 7] = [
+        Bias::BoundaryOffset,
+        Bias::BoundaryF1,
+        Bias::ThinRecall,
+        Bias::SmallObjectRecall,
+        Bias::LowContrastRecall,
+        Bias::ShadowFpRate,
+        Bias::CueReliance,
+    ];
 
     /// The biases measured on a subgroup of pixels (thin structures, small and low-contrast
     /// objects, cast shadows), where label biases hide.
@@ -200,10 +207,23 @@ pub enum Metric {
     ByolEmbeddingStdInitial,
     /// BYOL pre-training: spread of the unit embeddings after its last epoch.
     ByolEmbeddingStdLast,
+    /// Optimiser steps a run took.
+    Steps,
+    /// 1 when a run's validation loss had levelled off within its budget, else 0.
+    Converged,
+    /// mIoU of a run's predictions against the labels it trained on (its training images):
+    /// how well it learned what it was taught.
+    FitMiou,
+    /// mIoU against truth of the labels a generation-0 run learned from, on its training images:
+    /// a network trained on labels with only random errors should score above it on the test images.
+    LabelsMiou,
+    /// 1 when a run's test predictions collapsed (a class of the truth never predicted, or one
+    /// class everywhere), else 0.
+    Collapsed,
 }
 
 /// The metrics named by a fixed word, with their names (per-class metrics are prefixes).
-const FIXED: [(Metric, &str); 18] = [
+const FIXED: [(Metric, &str); 23] = [
     (Metric::Miou, "miou"),
     (Metric::Accuracy, "accuracy"),
     (Metric::Ece, "ece"),
@@ -222,6 +242,11 @@ const FIXED: [(Metric, &str); 18] = [
     (Metric::ByolLossLast, "byol_loss_last"),
     (Metric::ByolEmbeddingStdInitial, "byol_embedding_std_initial"),
     (Metric::ByolEmbeddingStdLast, "byol_embedding_std_last"),
+    (Metric::Steps, "steps"),
+    (Metric::Converged, "converged"),
+    (Metric::FitMiou, "fit_miou"),
+    (Metric::LabelsMiou, "labels_miou"),
+    (Metric::Collapsed, "collapsed"),
 ];
 
 /// Makes a per-class metric from its class name.

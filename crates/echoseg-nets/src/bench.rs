@@ -74,7 +74,7 @@ pub fn bench(case: &BenchCase, device: &Device) -> Result<BenchResult, NetsError
         let indices: Vec<usize> = (first..first + case.batch).collect();
         let batch = make_batch(&samples, &indices, classes, None, &train_device);
         let t0 = Instant::now();
-        let loss = batch_loss(&network, batch);
+        let loss = batch_loss(&network, batch, None);
         let value = loss.clone().into_scalar::<f32>();
         let t1 = Instant::now();
         let grads = GradientsParams::from_grads(loss.backward(), &network);

@@ -197,7 +197,7 @@ pub fn pretrain_byol(
     };
     let key = format!("{spec:?}|{config:?}|seed {seed}|pool {}", pool.len());
     let course = Course {
-        epochs: config.epochs,
+        steps: config.epochs * pool.len().div_ceil(config.batch_size),
         batch_size: config.batch_size,
         items: pool.len(),
         learning_rate: LearningRate::Constant(config.learning_rate),

@@ -57,17 +57,46 @@ pub struct TrainReport {
     pub best_epoch: usize,
     /// True when early stopping ended training before `epochs`.
     pub stopped_early: bool,
+    /// Optimiser steps taken.
+    #[serde(default)]
+    pub steps: usize,
+    /// True when the validation loss (the training loss without a validation split) had levelled
+    /// off: early stopping ended the training, or its last quarter of epochs lowered the best loss
+    /// by less than [`LEVELLED_OFF`] of it.
+    #[serde(default)]
+    pub converged: bool,
+}
+
+/// The improvement of the best loss over a training's last quarter below which it has levelled off.
+pub const LEVELLED_OFF: f32 = 0.05;
+
+/// Whether a training with these epochs has levelled off (see [`TrainReport::converged`]).
+pub fn levelled_off(history: &[EpochRecord], stopped_early: bool) -> bool {
+    if stopped_early {
+        return true;
+    }
+    let losses: Vec<f32> = history.iter().map(|r| r.val_loss.unwrap_or(r.train_loss)).collect();
+    if losses.len() < 4 {
+        return false;
+    }
+    let split = losses.len() - losses.len() / 4;
+    let best = |l: &[f32]| l.iter().copied().fold(f32::INFINITY, f32::min);
+    let (before, after) = (best(&losses[..split]), best(&losses[split..]));
+    before - after < LEVELLED_OFF * before.abs()
 }
 
 /// How the learning rate moves over a training.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) enum LearningRate {
-    /// From `peak` down to `peak · floor` along half a cosine over all steps.
+    /// Up from zero to `peak` over the first `warmup` share of the steps, then down to
+    /// `peak · floor` along half a cosine over the rest.
     Cosine {
-        /// The first step's rate.
+        /// The largest rate, reached at the end of the warm-up.
         peak: f64,
         /// The last step's rate as a share of the peak.
         floor: f64,
+        /// Share of the steps spent climbing to the peak.
+        warmup: f64,
     },
     /// The same rate at every step.
     Constant(f64),
@@ -77,8 +106,12 @@ impl LearningRate {
     /// The rate at `step` of `total` steps.
     pub(crate) fn at(self, step: usize, total: usize) -> f64 {
         match self {
-            LearningRate::Cosine { peak, floor } => {
-                let progress = step as f64 / total.max(1) as f64;
+            LearningRate::Cosine { peak, floor, warmup } => {
+                let warm = (warmup * total as f64).round() as usize;
+                if step < warm {
+                    return peak * (step + 1) as f64 / warm as f64;
+                }
+                let progress = (step - warm) as f64 / (total - warm).max(1) as f64;
                 let floor = peak * floor;
                 floor + 0.5 * (peak - floor) * (1.0 + (std::f64::consts::PI * progress).cos())
             }
@@ -96,8 +129,8 @@ impl LearningRate {
 
 /// How long and how a training runs: the part of its settings the driver needs.
 pub(crate) struct Course<'a> {
-    /// Passes over the items (the most; early stopping may end sooner).
-    pub(crate) epochs: usize,
+    /// Optimiser steps in all (the most; early stopping may end sooner); the last epoch may be cut short.
+    pub(crate) steps: usize,
     /// Items per optimiser step; at least 1 (the settings are [`crate::Valid`]).
     pub(crate) batch_size: usize,
     /// Items shuffled per epoch: training samples, or pool images.
@@ -118,6 +151,13 @@ pub(crate) struct Course<'a> {
     pub(crate) spec: &'a NetworkSpec,
     /// …on this (inference) device.
     pub(crate) device: &'a Device,
+}
+
+impl Course<'_> {
+    /// Epochs the step budget spans (the last one possibly cut short).
+    pub(crate) fn epochs(&self) -> usize {
+        self.steps.div_ceil(self.items.div_ceil(self.batch_size).max(1))
+    }
 }
 
 /// Where in the training one step is.
@@ -173,6 +213,8 @@ struct LoopState<S> {
     first_loss: Option<f32>,
     best: Option<(f32, usize)>,
     stopped_early: bool,
+    #[serde(default)]
+    steps_done: usize,
     method: S,
 }
 
@@ -195,7 +237,7 @@ pub(crate) fn drive<O: Objective>(
     let mut run = Driver { objective, optimiser: AdamConfig::new().init(), state: LoopState { key, ..LoopState::default() }, best: None };
     let mut model = run.resume(&course)?.unwrap_or(model);
     let steps = course.items.div_ceil(course.batch_size);
-    let last_epoch = if run.state.stopped_early { run.state.epochs_done } else { course.epochs };
+    let last_epoch = if run.state.stopped_early { run.state.epochs_done } else { course.epochs() };
     for epoch in run.state.epochs_done + 1..=last_epoch {
         model = run.epoch(&course, model, epoch, steps, progress)?;
         let stop = run.judge(&course, &model, epoch);
@@ -250,13 +292,17 @@ impl<O: Objective> Driver<O> {
         let mut meter = EpochMeter::new(epoch);
         for (step, chunk) in order.chunks(course.batch_size).enumerate() {
             let global = (epoch - 1) * steps + step;
-            let rate = course.learning_rate.at(global, steps * course.epochs);
+            if global >= course.steps {
+                break;
+            }
+            let rate = course.learning_rate.at(global, course.steps);
             let loss = self.objective.loss(&model, chunk, Step { global, per_epoch: steps })?;
             meter.add(loss.clone().into_scalar::<f32>(), chunk.len(), &mut self.state.first_loss, step, course.learning_rate)?;
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = self.optimiser.step(rate, model, grads);
+            self.state.steps_done += 1;
             self.objective.after_step(&model);
-            progress(&meter.progress(step, steps, course.epochs, course.pretraining));
+            progress(&meter.progress(step, steps, course.epochs(), course.pretraining));
         }
         let val_loss = self.objective.end_epoch(&model, epoch, meter.mean_loss())?;
         self.state.history.push(meter.record(val_loss));
@@ -276,7 +322,7 @@ impl<O: Objective> Driver<O> {
             self.best = Some(self.objective.output(model));
             false
         } else if self.state.best.is_some_and(|(_, e)| epoch - e >= course.patience) {
-            self.state.stopped_early = epoch < course.epochs;
+            self.state.stopped_early = epoch < course.epochs();
             true
         } else {
             false
@@ -303,7 +349,14 @@ impl<O: Objective> Driver<O> {
             (Some(kept), Some((_, epoch))) => (kept, epoch),
             _ => (self.objective.output(model), self.state.history.len()),
         };
-        let report = TrainReport { history: self.state.history, best_epoch, stopped_early: self.state.stopped_early };
+        let converged = levelled_off(&self.state.history, self.state.stopped_early);
+        let report = TrainReport {
+            history: self.state.history,
+            best_epoch,
+            stopped_early: self.state.stopped_early,
+            steps: self.state.steps_done,
+            converged,
+        };
         Trained { network, report, objective: self.objective }
     }
 }
@@ -355,5 +408,36 @@ impl EpochMeter {
 
     fn record(&self, val_loss: Option<f32>) -> EpochRecord {
         EpochRecord { epoch: self.epoch, train_loss: self.mean_loss(), val_loss, images_per_second: self.images_per_second() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(epoch: usize, val: f32) -> EpochRecord {
+        EpochRecord { epoch, train_loss: 1.0, val_loss: Some(val), images_per_second: 1.0 }
+    }
+
+    #[test]
+    fn warm_up_climbs_to_the_peak_then_the_cosine_decays_to_the_floor() {
+        let rate = LearningRate::Cosine { peak: 0.01, floor: 0.05, warmup: 0.1 };
+        assert!((rate.at(0, 100) - 0.001).abs() < 1e-12, "first warm-up step at a tenth of the peak");
+        assert!((rate.at(9, 100) - 0.01).abs() < 1e-12, "warm-up ends at the peak");
+        assert!((rate.at(10, 100) - 0.01).abs() < 1e-12, "the cosine starts at the peak");
+        assert!(rate.at(55, 100) < 0.0055 && rate.at(55, 100) > 0.005);
+        assert!((rate.at(100, 100) - 0.0005).abs() < 1e-12, "ends at the floor");
+        let none = LearningRate::Cosine { peak: 0.01, floor: 0.05, warmup: 0.0 };
+        assert_eq!(none.at(0, 100), 0.01);
+    }
+
+    #[test]
+    fn a_loss_still_falling_in_the_last_quarter_has_not_levelled_off() {
+        let falling: Vec<EpochRecord> = (1..=8).map(|e| record(e, 1.0 / e as f32)).collect();
+        assert!(!levelled_off(&falling, false));
+        let flat: Vec<EpochRecord> = (1..=8).map(|e| record(e, if e < 4 { 1.0 / e as f32 } else { 0.25 })).collect();
+        assert!(levelled_off(&flat, false));
+        assert!(levelled_off(&falling[..2], true), "early stopping means it levelled off");
+        assert!(!levelled_off(&falling[..3], false), "too few epochs to say");
     }
 }

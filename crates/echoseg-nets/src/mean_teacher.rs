@@ -301,7 +301,7 @@ mod tests {
         let mut optimiser = AdamConfig::new().init();
         for k in 0..3 {
             let batch = make_batch(&images, &[k, k + 1], 2, None, &train_device);
-            let grads = GradientsParams::from_grads(batch_loss(&student, batch).backward(), &student);
+            let grads = GradientsParams::from_grads(batch_loss(&student, batch, None).backward(), &student);
             student = optimiser.step(0.05, student, grads);
             teacher = ema_update(teacher, &student, decay);
             let s: Vec<Vec<f32>> = student.valid().parameter_values().into_iter().map(|p| p.values).collect();

@@ -66,7 +66,7 @@ mod tests {
         assert!(TrainConfig::default().problems().is_empty());
         assert!(EmaConfig::default().problems().is_empty());
         assert!(ByolConfig::default().problems().is_empty());
-        let problems = TrainConfig { batch_size: 0, epochs: 0, ..TrainConfig::default() }.validate().unwrap_err();
+        let problems = TrainConfig { batch_size: 0, epochs: Some(0), ..TrainConfig::default() }.validate().unwrap_err();
         let keys: Vec<&str> = problems.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(keys, ["epochs", "batch_size"]);
     }
@@ -74,7 +74,7 @@ mod tests {
     #[test]
     fn a_valid_value_serialises_and_prints_as_its_settings() {
         // Run ids hash the serialised settings and resume keys print them: validating must change neither.
-        let raw = TrainConfig { epochs: 7, ..TrainConfig::default() };
+        let raw = TrainConfig { epochs: Some(7), ..TrainConfig::default() };
         let valid = raw.clone().validate().unwrap();
         assert_eq!(serde_json::to_string(&valid).unwrap(), serde_json::to_string(&raw).unwrap());
         assert_eq!(format!("{valid:?}"), format!("{raw:?}"));

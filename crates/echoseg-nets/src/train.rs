@@ -5,47 +5,82 @@ use std::path::Path;
 
 use burn::module::Module;
 use burn::tensor::activation::log_softmax;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Tensor, TensorData};
 use echoseg_scene::Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::NetsError;
 use crate::arch::{Network, NetworkSpec};
 use crate::checkpoint::CheckpointStore;
-use crate::data::{Batch, Sample, check_samples, make_batch};
+use crate::data::{Batch, Sample, Target, check_samples, make_batch};
 use crate::epochs::{Course, LearningRate, Objective, Progress, Step, TrainReport, drive};
 use crate::init::init_network;
 use crate::settings::{SettingProblem, Settings, Valid};
+
+/// Optimiser steps of a training whose manifest gives neither `steps` nor `epochs`: chosen by
+/// measurement so that exact-label training of every architecture of the default world learns
+/// the task (experiments/README.md, "How long networks train").
+pub const DEFAULT_STEPS: usize = 300;
 
 /// Training settings; every knob has a default suited to the quick study.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrainConfig {
-    /// Passes over the training set (the most; early stopping may end sooner).
-    pub epochs: usize,
+    /// Budget in optimiser steps, whatever the number of samples, so a student on a small pool
+    /// gets as much optimisation as its teacher ([`DEFAULT_STEPS`] when neither this nor `epochs` is given).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub steps: Option<usize>,
+    /// Budget in passes over the training set instead of steps (at most one of the two).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub epochs: Option<usize>,
     /// Images per optimiser step.
     pub batch_size: usize,
     /// Adam's peak learning rate; a cosine schedule decays it to `min_lr_ratio` of itself.
     pub learning_rate: f64,
     /// Final learning rate as a share of the peak.
     pub min_lr_ratio: f64,
+    /// Share of the steps over which the learning rate climbs linearly to its peak.
+    pub warmup: f64,
     /// Epochs without a better validation loss before stopping (0 = never stop early).
     pub patience: usize,
+    /// Class balancing of the loss: each pixel weighs (share of its class)^−`class_balance`
+    /// among the training labels, normalised to a mean of 1 (0 = plain, 1 = inverse frequency).
+    pub class_balance: f64,
     /// Random horizontal and vertical flips of training images.
     pub augment: bool,
 }
 
 impl Default for TrainConfig {
     fn default() -> Self {
-        Self { epochs: 12, batch_size: 16, learning_rate: 0.01, min_lr_ratio: 0.05, patience: 0, augment: true }
+        Self {
+            steps: None,
+            epochs: None,
+            batch_size: 8,
+            learning_rate: 0.01,
+            min_lr_ratio: 0.05,
+            warmup: 0.05,
+            patience: 0,
+            class_balance: 0.0,
+            augment: true,
+        }
     }
 }
 
 impl Settings for TrainConfig {
     fn problems(&self) -> Vec<SettingProblem> {
         let mut out = Vec::new();
-        if !(1..=10_000).contains(&self.epochs) {
-            out.push(("epochs".into(), format!("must be between 1 and 10000, got {}", self.epochs)));
+        if let Some(epochs) = self.epochs
+            && !(1..=10_000).contains(&epochs)
+        {
+            out.push(("epochs".into(), format!("must be between 1 and 10000, got {epochs}")));
+        }
+        if let Some(steps) = self.steps
+            && !(1..=1_000_000).contains(&steps)
+        {
+            out.push(("steps".into(), format!("must be between 1 and 1000000, got {steps}")));
+        }
+        if self.steps.is_some() && self.epochs.is_some() {
+            out.push(("steps".into(), "and `epochs` are two budgets for one training: give one of them".into()));
         }
         if !(1..=4096).contains(&self.batch_size) {
             out.push(("batch_size".into(), format!("must be between 1 and 4096, got {}", self.batch_size)));
@@ -56,14 +91,49 @@ impl Settings for TrainConfig {
         if !(0.0..=1.0).contains(&self.min_lr_ratio) {
             out.push(("min_lr_ratio".into(), format!("must lie in [0, 1], got {}", self.min_lr_ratio)));
         }
+        if !(0.0..=0.5).contains(&self.warmup) {
+            out.push(("warmup".into(), format!("must lie in [0, 0.5] (a share of the steps), got {}", self.warmup)));
+        }
+        if !(0.0..=1.0).contains(&self.class_balance) {
+            out.push((
+                "class_balance".into(),
+                format!("must lie in [0, 1] (0 = plain, 1 = inverse class frequency), got {}", self.class_balance),
+            ));
+        }
         out
     }
 }
 
+/// How much optimisation a training gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Budget {
+    /// A number of optimiser steps.
+    Steps(usize),
+    /// A number of passes over the training samples.
+    Epochs(usize),
+}
+
 impl TrainConfig {
+    /// The budget these settings give.
+    pub fn budget(&self) -> Budget {
+        match (self.steps, self.epochs) {
+            (Some(steps), _) => Budget::Steps(steps),
+            (None, Some(epochs)) => Budget::Epochs(epochs),
+            (None, None) => Budget::Steps(DEFAULT_STEPS),
+        }
+    }
+
+    /// Optimiser steps of a training on `samples` samples.
+    pub fn total_steps(&self, samples: usize) -> usize {
+        match self.budget() {
+            Budget::Steps(steps) => steps,
+            Budget::Epochs(epochs) => epochs * samples.div_ceil(self.batch_size.max(1)),
+        }
+    }
+
     /// The learning-rate schedule these settings describe.
     pub(crate) fn schedule(&self) -> LearningRate {
-        LearningRate::Cosine { peak: self.learning_rate, floor: self.min_lr_ratio }
+        LearningRate::Cosine { peak: self.learning_rate, floor: self.min_lr_ratio, warmup: self.warmup }
     }
 }
 
@@ -74,9 +144,52 @@ pub fn soft_cross_entropy(logits: Tensor<4>, targets: Tensor<4>, weights: Tensor
     (per_pixel * weights).sum() / total
 }
 
-pub(crate) fn batch_loss(network: &Network, batch: Batch) -> Tensor<1> {
+pub(crate) fn batch_loss(network: &Network, batch: Batch, class_weights: Option<&[f32]>) -> Tensor<1> {
     let out = network.forward(batch.images);
-    soft_cross_entropy(out.logits, batch.targets, batch.weights)
+    let weights = match class_weights {
+        // Σ_k t_k w_k per pixel: a hard target's class weight, or a soft target's mean of them.
+        Some(w) => {
+            let w = Tensor::<4>::from_data(TensorData::new(w.to_vec(), [1, w.len(), 1, 1]), &batch.targets.device());
+            batch.weights * (batch.targets.clone() * w).sum_dim(1)
+        }
+        None => batch.weights,
+    };
+    soft_cross_entropy(out.logits, batch.targets, weights)
+}
+
+/// Loss weight of each class: (its share of the weighted training pixels)^−`balance`,
+/// normalised so the mean pixel weighs 1, and capped at 100 so a class of a handful of pixels
+/// cannot dominate; `None` when `balance` is 0. Shares come from hard targets and soft ones alike.
+pub(crate) fn class_weights(samples: &[Sample], classes: usize, balance: f64) -> Option<Vec<f32>> {
+    if balance == 0.0 {
+        return None;
+    }
+    let mut mass = vec![0.0f64; classes];
+    for s in samples {
+        let plane = s.image.width * s.image.height;
+        let weight = |p: usize| s.weight.as_ref().map_or(1.0, |w| f64::from(w[p]));
+        match &s.target {
+            Target::Hard(labels) => {
+                for (p, &l) in labels.iter().enumerate() {
+                    if usize::from(l) < classes {
+                        mass[usize::from(l)] += weight(p);
+                    }
+                }
+            }
+            Target::Soft(probs) => {
+                for (c, m) in mass.iter_mut().enumerate() {
+                    *m += (0..plane).map(|p| f64::from(probs[c * plane + p]) * weight(p)).sum::<f64>();
+                }
+            }
+        }
+    }
+    let total: f64 = mass.iter().sum();
+    if total <= 0.0 {
+        return None;
+    }
+    let raw: Vec<f64> = mass.iter().map(|&m| if m > 0.0 { (m / total).powf(-balance) } else { 1.0 }).collect();
+    let mean: f64 = mass.iter().zip(&raw).map(|(m, w)| m * w).sum::<f64>() / total;
+    Some(raw.iter().map(|w| (w / mean).min(100.0) as f32).collect())
 }
 
 /// Trains a network of `spec` from scratch on `train`, stopping early on `val` when configured.
@@ -142,6 +255,8 @@ pub(crate) struct Labelled<'a> {
     pub(crate) spec: &'a NetworkSpec,
     batch_size: usize,
     augment: bool,
+    /// Per-class loss weights from the training labels (`None`: unbalanced).
+    class_weights: Option<Vec<f32>>,
     seed: u64,
     flips: Rng,
     pub(crate) device: &'a Device,
@@ -163,6 +278,7 @@ impl<'a> Labelled<'a> {
             spec,
             batch_size: config.batch_size,
             augment: config.augment,
+            class_weights: class_weights(train, spec.classes, config.class_balance),
             seed,
             flips: Rng::with_index(seed, "flips", 0),
             device,
@@ -174,7 +290,7 @@ impl<'a> Labelled<'a> {
     /// epochs without a better validation loss (0 = never).
     pub(crate) fn course(&self, config: &TrainConfig, patience: usize, store: Option<CheckpointStore<'a>>) -> Course<'a> {
         Course {
-            epochs: config.epochs,
+            steps: config.total_steps(self.train.len()),
             batch_size: config.batch_size,
             items: self.train.len(),
             learning_rate: config.schedule(),
@@ -196,14 +312,21 @@ impl<'a> Labelled<'a> {
     /// The weighted cross-entropy of `network` on the samples at `batch`.
     pub(crate) fn loss(&mut self, network: &Network, batch: &[usize]) -> Tensor<1> {
         let flips = self.augment.then_some(&mut self.flips);
-        batch_loss(network, make_batch(self.train, batch, self.spec.classes, flips, &self.train_device))
+        let batch = make_batch(self.train, batch, self.spec.classes, flips, &self.train_device);
+        batch_loss(network, batch, self.class_weights.as_deref())
     }
 
     /// The mean loss of an inference-mode `network` on the validation samples, if there are any.
     pub(crate) fn val_loss(&self, network: &Network) -> Option<f32> {
-        (!self.val.is_empty()).then(|| mean_loss(network, self.val, self.spec.classes, self.batch_size, self.device))
+        let weights = self.class_weights.as_deref();
+        // Inference-mode BatchNorm makes the loss independent of the batch, so a larger one only saves time.
+        let batch = self.batch_size.max(VALIDATION_BATCH);
+        (!self.val.is_empty()).then(|| mean_loss(network, self.val, self.spec.classes, weights, batch, self.device))
     }
 }
+
+/// Images per batch of the validation loss, at least (it runs after every epoch).
+const VALIDATION_BATCH: usize = 32;
 
 /// Plain supervised training on the labelled samples.
 struct Supervised<'a>(Labelled<'a>);
@@ -244,15 +367,56 @@ pub(crate) fn check_train_and_val(train: &[Sample], val: &[Sample], classes: usi
     Ok(())
 }
 
-/// Mean weighted loss of an inference-mode network over `samples`.
-pub fn mean_loss(network: &Network, samples: &[Sample], classes: usize, batch_size: usize, device: &Device) -> f32 {
+/// Mean weighted loss of an inference-mode network over `samples`, with the training's class weights.
+pub fn mean_loss(
+    network: &Network,
+    samples: &[Sample],
+    classes: usize,
+    class_weights: Option<&[f32]>,
+    batch_size: usize,
+    device: &Device,
+) -> f32 {
     let order: Vec<usize> = (0..samples.len()).collect();
     let (mut sum, mut n) = (0.0f64, 0usize);
     for chunk in order.chunks(batch_size.max(1)) {
         let batch = make_batch(samples, chunk, classes, None, device);
         let len = batch.len;
-        sum += f64::from(batch_loss(network, batch).into_scalar::<f32>()) * len as f64;
+        sum += f64::from(batch_loss(network, batch, class_weights).into_scalar::<f32>()) * len as f64;
         n += len;
     }
     (sum / n.max(1) as f64) as f32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use echoseg_scene::Image;
+
+    fn sample(labels: Vec<u8>) -> Sample {
+        let n = labels.len();
+        Sample::hard(Image { width: n, height: 1, pixels: vec![0.0; 3 * n] }, labels)
+    }
+
+    #[test]
+    fn class_weights_lift_a_rare_class_and_keep_the_mean_pixel_weight_at_one() {
+        // 90 background pixels, 10 thin ones.
+        let samples = vec![sample([vec![0u8; 90], vec![1u8; 10]].concat())];
+        assert_eq!(class_weights(&samples, 2, 0.0), None);
+        let w = class_weights(&samples, 2, 1.0).unwrap();
+        assert!((w[1] / w[0] - 9.0).abs() < 1e-4, "inverse frequency: {w:?}");
+        assert!(((90.0 * w[0] + 10.0 * w[1]) / 100.0 - 1.0).abs() < 1e-5, "mean pixel weight 1: {w:?}");
+        let half = class_weights(&samples, 2, 0.5).unwrap();
+        assert!((half[1] / half[0] - 3.0).abs() < 1e-4, "square root: {half:?}");
+    }
+
+    #[test]
+    fn a_step_budget_is_the_same_whatever_the_sample_count_and_epochs_are_an_alternative() {
+        let steps = TrainConfig { steps: Some(300), batch_size: 8, ..TrainConfig::default() };
+        assert_eq!((steps.total_steps(77), steps.total_steps(64)), (300, 300));
+        let epochs = TrainConfig { epochs: Some(3), batch_size: 8, ..TrainConfig::default() };
+        assert_eq!(epochs.total_steps(77), 30);
+        assert_eq!(TrainConfig::default().budget(), Budget::Steps(DEFAULT_STEPS));
+        let both = TrainConfig { steps: Some(10), epochs: Some(2), ..TrainConfig::default() }.problems();
+        assert_eq!(both.len(), 1, "{both:?}");
+    }
 }

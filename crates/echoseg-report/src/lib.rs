@@ -26,8 +26,8 @@ use crate::figures::{
     LineGrid, agreement_heatmaps, agreement_without_truth, loss_curves, model_names, selection_effect, trajectory, transfer_matrices,
 };
 use crate::results::{
-    HistoryRow, PretrainingRow, ResultRow, SummaryRow, TargetRow, VerdictRow, read_history, read_pretraining, read_results, read_summary,
-    read_targets, read_verdicts,
+    GapRow, HistoryRow, PretrainingRow, ResultRow, SummaryRow, TargetRow, VerdictRow, read_gap, read_history, read_pretraining,
+    read_results, read_summary, read_targets, read_verdicts,
 };
 
 /// Why a report could not be rendered.
@@ -101,6 +101,7 @@ struct Study {
     verdicts: Vec<VerdictRow>,
     targets: Vec<TargetRow>,
     pretraining: Vec<PretrainingRow>,
+    gap: Vec<GapRow>,
     provenance: Option<Provenance>,
     /// The architectures in the order they first appear.
     models: Vec<String>,
@@ -124,6 +125,7 @@ impl Study {
             verdicts: read_verdicts(&dir.verdicts_parquet())?,
             targets: read_targets(&dir.targets_parquet())?,
             pretraining: read_pretraining(&dir.pretraining_parquet())?,
+            gap: read_gap(&dir.gap_parquet())?,
             provenance: read_json(&dir.provenance()).ok(),
             rows,
             models,

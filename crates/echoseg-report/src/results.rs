@@ -153,6 +153,20 @@ impl<'a> Frame<'a> {
         Ok(column.iter().collect())
     }
 
+    fn has(&self, name: &str) -> bool {
+        self.df.get_column_names().iter().any(|c| c.as_str() == name)
+    }
+
+    /// A number column that older studies did not write: 0 for every row then.
+    fn ints_or(&self, name: &str) -> Result<Vec<i64>, ReportError> {
+        if self.has(name) { self.ints(name) } else { Ok(vec![0; self.height()]) }
+    }
+
+    /// A number column that older studies did not write: `None` for every row then.
+    fn floats_or(&self, name: &str) -> Result<Vec<Option<f64>>, ReportError> {
+        if self.has(name) { self.floats(name) } else { Ok(vec![None; self.height()]) }
+    }
+
     fn bools(&self, name: &str, default: bool) -> Result<Vec<bool>, ReportError> {
         let column = self.df.column(name).and_then(|c| c.bool().cloned()).map_err(|e| self.error(e))?;
         Ok(column.iter().map(|b| b.unwrap_or(default)).collect())
@@ -276,8 +290,12 @@ pub struct VerdictRow {
     pub change: [f64; 3],
     /// Ratio of bias sizes with its interval (None when the bias was zero at generation 0).
     pub factor: Option<[f64; 3]>,
+    /// The practical minimum change the verdict required (None in studies that predate it).
+    pub minimum: Option<f64>,
     /// What happened to the bias.
     pub verdict: Verdict,
+    /// Pairs of runs left out because one of them collapsed.
+    pub collapsed: i64,
 }
 
 /// Reads `summary.parquet`; empty when the study predates it or has no truth.
@@ -313,9 +331,12 @@ pub fn read_verdicts(path: &Path) -> Result<Vec<VerdictRow>, ReportError> {
     let after = f.triple(["after", "after_low", "after_high"])?;
     let change = f.triple(["change", "change_low", "change_high"])?;
     let factor = f.triple(["factor", "factor_low", "factor_high"])?;
+    let (minimum, collapsed) = (f.floats_or("minimum")?, f.ints_or("collapsed")?);
     Ok((0..f.height())
         .filter_map(|i| {
             Some(VerdictRow {
+                minimum: minimum[i],
+                collapsed: collapsed[i],
                 treatment: treatment[i].clone(),
                 model: model[i].clone(),
                 generation: generation[i],
@@ -325,6 +346,56 @@ pub fn read_verdicts(path: &Path) -> Result<Vec<VerdictRow>, ReportError> {
                 change: change[i]?,
                 factor: factor[i],
                 verdict: verdict[i],
+            })
+        })
+        .collect())
+}
+
+/// One row of `gap.parquet`: how much of the gap between a teacher and the student's ceiling
+/// the student recovered.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GapRow {
+    /// Generation of the student.
+    pub generation: i64,
+    /// What the student learned from.
+    pub treatment: Treatment,
+    /// The student's model.
+    pub model: String,
+    /// The teacher's model.
+    pub teacher: String,
+    /// The teacher's mIoU with its interval.
+    pub teacher_miou: [f64; 3],
+    /// The student's mIoU with its interval.
+    pub student_miou: [f64; 3],
+    /// The ceiling's mIoU (the student's architecture on exact labels) with its interval.
+    pub ceiling_miou: [f64; 3],
+    /// PGR = (student − teacher) / (ceiling − teacher) with its interval; None when the teacher
+    /// is within the minimum gap of the ceiling.
+    pub pgr: Option<[f64; 3]>,
+    /// Pairs left out because a run collapsed.
+    pub collapsed: i64,
+}
+
+/// Reads `gap.parquet`; empty for studies without a ceiling or a later generation.
+pub fn read_gap(path: &Path) -> Result<Vec<GapRow>, ReportError> {
+    let Some(f) = Frame::read_optional(path)? else { return Ok(Vec::new()) };
+    let (generation, treatment, model, teacher) = (f.ints("generation")?, f.treatments()?, f.strings("model")?, f.strings("teacher")?);
+    let teacher_miou = f.triple(["teacher_miou", "teacher_low", "teacher_high"])?;
+    let student_miou = f.triple(["student_miou", "student_low", "student_high"])?;
+    let ceiling_miou = f.triple(["ceiling_miou", "ceiling_low", "ceiling_high"])?;
+    let (pgr, collapsed) = (f.triple(["pgr", "pgr_low", "pgr_high"])?, f.ints("collapsed")?);
+    Ok((0..f.height())
+        .filter_map(|i| {
+            Some(GapRow {
+                generation: generation[i],
+                treatment: treatment[i].clone(),
+                model: model[i].clone(),
+                teacher: teacher[i].clone(),
+                teacher_miou: teacher_miou[i]?,
+                student_miou: student_miou[i]?,
+                ceiling_miou: ceiling_miou[i]?,
+                pgr: pgr[i],
+                collapsed: collapsed[i],
             })
         })
         .collect())

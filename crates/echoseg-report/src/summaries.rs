@@ -10,7 +10,7 @@ use echoseg_study::targets::Judgement;
 
 use crate::figures::{SELECTION_BIASES, groups};
 use crate::html::{Table, cell, escape, interval_cell, number, with_interval};
-use crate::results::{PretrainingRow, ResultRow, SummaryRow, TargetRow, VerdictRow, sort_by_name};
+use crate::results::{GapRow, PretrainingRow, ResultRow, SummaryRow, TargetRow, VerdictRow, sort_by_name};
 
 /// The mean of `metric` over the rows `subject` picks; `None` when there are none.
 pub(crate) fn metric_of(rows: &[ResultRow], subject: impl Fn(&ResultRow) -> bool, metric: &Metric) -> Option<f64> {
@@ -62,10 +62,10 @@ fn summary_of(summary: &[SummaryRow], g: i64, s: &Treatment, model: &str, teache
         .map(|r| [r.estimate, r.low, r.high])
 }
 
-/// One row per bias and treatment, one column per architecture, at the last generation: each cell
-/// the value at generation 0 → after, the factor and the verdict (earlier generations are in
-/// verdicts.csv).
-pub(crate) fn verdict_table(verdicts: &[VerdictRow], models: &[String]) -> Table {
+/// The answer at a glance: one row per bias and treatment, one column per architecture, at the
+/// last generation. Each cell gives the architecture's value on exact labels (the ceiling), at
+/// generation 0 and after, and is coloured by the verdict (earlier generations are in verdicts.csv).
+pub(crate) fn verdict_table(verdicts: &[VerdictRow], summary: &[SummaryRow], models: &[String]) -> Table {
     let last = verdicts.iter().map(|v| v.generation).max().unwrap_or(0);
     let at_last: Vec<&VerdictRow> = verdicts.iter().filter(|v| v.generation == last).collect();
     let order = |bias: Bias| Bias::COUNTED.iter().position(|b| *b == bias).unwrap_or(Bias::COUNTED.len());
@@ -74,24 +74,27 @@ pub(crate) fn verdict_table(verdicts: &[VerdictRow], models: &[String]) -> Table
     keys.dedup();
     let columns: Vec<&String> = models.iter().filter(|m| at_last.iter().any(|v| &v.model == *m)).collect();
     let mut header: Vec<String> = vec!["bias".into(), "strategy".into()];
-    header.extend(columns.iter().map(|m| format!("{m}: generation 0 → {last}")));
+    header.extend(columns.iter().map(|m| format!("{m}: exact labels | generation 0 → {last}")));
     let rows = keys
         .iter()
         .filter_map(|&(b, treatment)| {
             let bias = *Bias::COUNTED.get(b)?;
             let signed = bias.signed();
+            let show = |x: f64| if signed { format!("{x:+.2}") } else { format!("{x:.2}") };
             let mut cells = vec![cell(&bias.display_name()), cell(&treatment.to_string())];
             for m in &columns {
                 cells.push(match at_last.iter().find(|v| v.bias == bias && &v.treatment == treatment && &v.model == *m) {
                     Some(v) => {
-                        let before = if signed { format!("{:+.2}", v.before[0]) } else { format!("{:.2}", v.before[0]) };
-                        let factor = v.factor.map(|f| format!(", ×{}", with_interval(f, 2, false))).unwrap_or_default();
+                        let ceiling = summary_of(summary, 0, &Treatment::Ceiling, m, "", &Metric::Bias(bias))
+                            .map(|c| format!("{} | ", show(c[0])))
+                            .unwrap_or_default();
+                        let collapsed = if v.collapsed > 0 { format!(", {} collapsed left out", v.collapsed) } else { String::new() };
                         format!(
-                            "<td class=\"verdict {}\">{before} → {}<br><small>{}{}</small></td>",
+                            "<td class=\"verdict {}\">{ceiling}{} → {}<br><small>{}{collapsed}</small></td>",
                             escape(v.verdict.name()),
+                            show(v.before[0]),
                             escape(&with_interval(v.after, 2, signed)),
                             escape(v.verdict.name()),
-                            escape(&factor)
                         )
                     }
                     None => cell("–"),
@@ -101,6 +104,83 @@ pub(crate) fn verdict_table(verdicts: &[VerdictRow], models: &[String]) -> Table
         })
         .collect();
     Table { header, rows }
+}
+
+/// What a reader must know before believing a verdict: runs that collapsed, generation-0 models
+/// that score below the labels they learned from (with their ceiling, which says whether the
+/// labels or the training are to blame), and runs whose validation loss had not levelled off.
+pub(crate) fn warnings(rows: &[ResultRow], summary: &[SummaryRow]) -> Vec<String> {
+    let runs: Vec<&ResultRow> = rows.iter().filter(|r| r.is_model() && r.metric == Metric::Steps).collect();
+    let value =
+        |run: &ResultRow, metric: &Metric| rows.iter().find(|r| r.is_model() && r.run == run.run && &r.metric == metric).map(|r| r.value);
+    let describe = |r: &ResultRow| {
+        let teacher = if r.teacher.is_empty() { String::new() } else { format!(" from {}", r.teacher) };
+        format!("{} ({}{teacher}, generation {}, seed {})", r.model, r.treatment, r.generation, r.repeat + 1)
+    };
+    let mut out = Vec::new();
+    let collapsed: Vec<String> = runs.iter().filter(|r| value(r, &Metric::Collapsed) == Some(1.0)).map(|r| describe(r)).collect();
+    if !collapsed.is_empty() {
+        out.push(format!(
+            "{} of {} runs collapsed (a class of the truth never predicted, or one class everywhere) and are left out of \
+             the verdicts and intervals: {}.",
+            collapsed.len(),
+            runs.len(),
+            collapsed.join(", ")
+        ));
+    }
+    let mut below = Vec::new();
+    for r in runs.iter().filter(|r| r.generation == 0 && r.treatment == Treatment::Labels) {
+        let (Some(miou), Some(labels)) = (value(r, &Metric::Miou), value(r, &Metric::LabelsMiou)) else { continue };
+        if miou < labels {
+            let ceiling = summary_of(summary, 0, &Treatment::Ceiling, &r.model, "", &Metric::Miou)
+                .map(|c| format!(", exact labels {:.3}", c[0]))
+                .unwrap_or_default();
+            below.push(format!("{} seed {}: {miou:.3} against labels {labels:.3}{ceiling}", r.model, r.repeat + 1));
+        }
+    }
+    if !below.is_empty() {
+        out.push(format!(
+            "Generation-0 models below the mIoU of the labels they learned from (labels scored on the training images, \
+             models on the test images): {}. Where the same architecture on exact labels scores far higher, the \
+             networks learn the task and what they reproduce is the labels' systematic error; where it does not, they are under-trained.",
+            below.join("; ")
+        ));
+    }
+    let unsettled: Vec<String> = runs.iter().filter(|r| value(r, &Metric::Converged) == Some(0.0)).map(|r| describe(r)).collect();
+    if !unsettled.is_empty() {
+        out.push(format!(
+            "{} of {} runs were still improving their validation loss at the end of their step budget (its best over the \
+             last quarter of epochs {} % or more below the best before): longer training could move their numbers. {}",
+            unsettled.len(),
+            runs.len(),
+            (echoseg_study::LEVELLED_OFF * 100.0).round(),
+            if unsettled.len() <= 6 { format!("They are: {}.", unsettled.join(", ")) } else { String::new() }
+        ));
+    }
+    out
+}
+
+/// The gap recovered by every teacher→student pair at generation 1 (later generations are in gap.csv).
+pub(crate) fn gap_table(gap: &[GapRow]) -> Table {
+    let header = ["strategy", "teacher → student", "teacher mIoU", "student mIoU", "student's ceiling", "gap recovered (PGR)"];
+    let rows = gap
+        .iter()
+        .filter(|g| g.generation == 1)
+        .map(|g| {
+            vec![
+                cell(&g.treatment.to_string()),
+                cell(&format!("{} → {}", g.teacher, g.model)),
+                interval_cell(Some(g.teacher_miou), 3, false),
+                interval_cell(Some(g.student_miou), 3, false),
+                interval_cell(Some(g.ceiling_miou), 3, false),
+                match g.pgr {
+                    Some(p) => interval_cell(Some(p), 2, true),
+                    None => cell("teacher at its ceiling"),
+                },
+            ]
+        })
+        .collect();
+    Table { header: header.map(String::from).to_vec(), rows }
 }
 
 /// One plain sentence per architecture and bias that changed (and always for the boundary offset),
@@ -121,7 +201,9 @@ pub(crate) fn verdict_sentences(verdicts: &[VerdictRow]) -> Vec<String> {
         let parts: Vec<String> = at_last
             .iter()
             .map(|v| {
-                let factor = v.factor.map(|f| format!(", ×{}", with_interval(f, 2, false))).unwrap_or_default();
+                // A ratio of sizes means something only when the bias had a practical size to begin with.
+                let sized = v.minimum.is_some_and(|m| bias.size(v.before[0]) >= m);
+                let factor = v.factor.filter(|_| sized).map(|f| format!(", ×{}", with_interval(f, 2, false))).unwrap_or_default();
                 format!("{} with {} ({}{factor})", with_interval(v.after, 2, signed), v.treatment, v.verdict.name())
             })
             .collect();
@@ -193,7 +275,8 @@ pub(crate) fn target_sentences(targets: &[TargetRow]) -> Vec<String> {
     names
         .iter()
         .map(|name| {
-            let mine: Vec<&TargetRow> = targets.iter().filter(|t| t.target == *name).collect();
+            // The ceiling is a reference trained on exact labels, not a configuration a user can pick.
+            let mine: Vec<&TargetRow> = targets.iter().filter(|t| t.target == *name && t.treatment != Treatment::Ceiling).collect();
             let count = |j: Judgement| mine.iter().filter(|t| t.judgement == j).count();
             // The best configuration is the one furthest on the target's good side.
             let lower_is_better = name.contains('<');

@@ -281,7 +281,7 @@ pub struct Scene {
     pub truth: Option<Truth>,
     /// The rendering style.
     pub style: Style,
-    /// The spurious-cue marker is drawn on the image.
+    /// Some object carries the spurious-cue tint.
     pub cue: bool,
 }
 
@@ -297,21 +297,23 @@ impl Scene {
     }
 }
 
-/// Whether a generated image carries the spurious-cue marker.
+/// Which objects of a generated image carry the spurious cue: a tint of their colour that keeps
+/// their brightness (and so their contrast), local to the objects, so a segmenter can learn to
+/// rely on it wherever the objects are (a corner marker would lie outside most receptive fields).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum CueRule {
-    /// Never.
+    /// No object.
     Absent,
-    /// Always (the counterfactual twin of an image without it).
+    /// Every object (the counterfactual twin of an image without it).
     Present,
-    /// With probability `p`, independent of content.
+    /// Every object with probability `p` per image, independent of content (decorrelated test images).
     Random(f32),
-    /// Correlated with a class: an image containing `class` carries the marker with probability
-    /// `strength`, an image without it with probability `1 - strength`.
+    /// Correlated with a class: each object of `class` is tinted with probability `strength`,
+    /// each other object with probability `1 - strength`.
     WithClass {
-        /// The class the marker goes with.
+        /// The class the tint goes with.
         class: ClassId,
-        /// 1 = perfectly correlated, 0.5 = independent.
+        /// 1 = exactly the class's objects, 0.5 = independent of the class.
         strength: f32,
     },
 }
@@ -384,7 +386,7 @@ fn segment_distance(p: (f32, f32), a: (f32, f32), b: (f32, f32)) -> f32 {
 }
 
 /// Generates scene `index` of the world with `seed`; the same inputs always give the same scene,
-/// and two calls differing only in `cue` give the same scene with and without the marker.
+/// and two calls differing only in `cue` give the same scene with and without the tint.
 pub fn generate_scene(config: &WorldConfig, seed: u64, index: u32, style: Style, cue: CueRule) -> Scene {
     let mut rng = Rng::with_index(seed, "world", u64::from(index));
     let size = config.size;
@@ -487,19 +489,17 @@ pub fn generate_scene(config: &WorldConfig, seed: u64, index: u32, style: Style,
     let (instances, objects) = drop_hidden(instances, objects, &visible);
     let labels = truth;
     let mut cue_rng = Rng::with_index(seed, "cue", u64::from(index));
-    let has_cue = match cue {
-        CueRule::Absent => false,
-        CueRule::Present => true,
-        CueRule::Random(p) => cue_rng.chance(p),
+    let tinted: Vec<bool> = match cue {
+        CueRule::Absent => vec![false; objects.len()],
+        CueRule::Present => vec![true; objects.len()],
+        CueRule::Random(p) => vec![cue_rng.chance(p); objects.len()],
         CueRule::WithClass { class, strength } => {
-            let contains = objects.iter().any(|o| o.class == class);
-            cue_rng.chance(if contains { strength } else { 1.0 - strength })
+            objects.iter().map(|o| cue_rng.chance(if o.class == class { strength } else { 1.0 - strength })).collect()
         }
     };
     let mut image = image;
-    if has_cue {
-        draw_marker(&mut image);
-    }
+    draw_tint(&mut image, &instances, &tinted);
+    let has_cue = tinted.contains(&true);
     Scene { index, name: scene_id(index), image, truth: Some(Truth { labels, instances, objects, shadow }), style, cue: has_cue }
 }
 
@@ -520,15 +520,18 @@ fn drop_hidden(mut instances: Vec<u16>, objects: Vec<ObjectAttributes>, visible:
     (instances, kept)
 }
 
-/// The spurious cue: a white square with a black frame in the top-left corner, like a scanner's marker.
-fn draw_marker(image: &mut Image) {
-    let side = (image.width / 12).max(4);
-    let w = image.width;
-    for y in 1..(1 + side).min(image.height) {
-        for x in 1..(1 + side).min(w) {
-            let frame = y == 1 || x == 1 || y == side || x == side;
-            for c in 0..3 {
-                image.set(c, y * w + x, if frame { 0.0 } else { 1.0 });
+/// Chroma added to a tinted object's red, green and blue: it sums to zero, so the object's mean
+/// brightness, and its contrast with the background, stay as they were.
+const TINT: [f32; 3] = [0.16, -0.08, -0.08];
+
+/// The spurious cue: shifts the colour of the pixels of every object `tinted[instance - 1]` says.
+fn draw_tint(image: &mut Image, instances: &[u16], tinted: &[bool]) {
+    let plane = image.plane();
+    for (p, &i) in instances.iter().enumerate() {
+        if i > 0 && tinted[usize::from(i) - 1] {
+            for (c, shift) in TINT.iter().enumerate() {
+                let v = image.pixels[c * plane + p];
+                image.set(c, p, (v + shift).clamp(0.0, 1.0));
             }
         }
     }
@@ -780,16 +783,24 @@ mod tests {
     }
 
     #[test]
-    fn cue_twins_differ_only_in_the_marker_and_follow_their_rule() {
+    fn cue_twins_differ_only_in_the_tinted_objects_and_follow_their_rule() {
         let cfg = WorldConfig::default();
         let with = generate_scene(&cfg, 5, 3, Style::Real, CueRule::Present);
         let without = generate_scene(&cfg, 5, 3, Style::Real, CueRule::Absent);
         assert!(with.cue && !without.cue);
         assert_eq!(with.truth, without.truth);
-        let differing = with.image.pixels.iter().zip(&without.image.pixels).filter(|(a, b)| a != b).count();
-        let side = cfg.size / 12;
-        assert!(differing > 0 && differing <= 3 * side * side, "{differing} values differ");
-        // Correlated with blobs: every image with a blob has the marker, no other image has it.
+        let plane = with.image.plane();
+        let instances = &truth(&with).instances;
+        for p in 0..plane {
+            let differs = (0..3).any(|c| with.image.pixels[c * plane + p] != without.image.pixels[c * plane + p]);
+            assert!(!differs || instances[p] > 0, "pixel {p} differs outside every object");
+            let (a, b): (f32, f32) = (0..3)
+                .map(|c| (with.image.pixels[c * plane + p], without.image.pixels[c * plane + p]))
+                .fold((0.0, 0.0), |(x, y), (a, b)| (x + a, y + b));
+            // The tint keeps brightness, unless a channel was clamped at 0 or 1.
+            assert!((a - b).abs() < 0.17, "pixel {p}: brightness {a} against {b}");
+        }
+        // Correlated with blobs: exactly the blobs are tinted, so an image is tinted when it has one.
         let rule = CueRule::WithClass { class: 1, strength: 1.0 };
         for s in generate_world(&cfg, 6, 0, 30, Style::Real, rule) {
             assert_eq!(s.cue, truth(&s).objects.iter().any(|o| o.class == 1));

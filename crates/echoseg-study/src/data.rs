@@ -38,6 +38,8 @@ pub struct StudyData {
     pub test: Vec<Scene>,
     /// The test images again with the spurious cue flipped (empty without a cue).
     pub test_twins: Vec<Scene>,
+    /// The class the spurious cue goes with in training (studies with a cue).
+    pub cue_class: Option<u8>,
     /// Test images in the synthetic style (for the domain gap).
     pub synthetic_test: Vec<Scene>,
     /// Unlabelled images for pseudo-labels.
@@ -148,6 +150,7 @@ impl StudyData {
             validation,
             test,
             test_twins,
+            cue_class: manifest.cue.as_ref().map(|c| c.class),
             synthetic_test,
             pool,
         })
@@ -223,6 +226,7 @@ impl StudyData {
             validation,
             test: pick(&test_idx),
             test_twins: Vec::new(),
+            cue_class: None,
             synthetic_test: Vec::new(),
             pool: pick(&pool_idx),
         })

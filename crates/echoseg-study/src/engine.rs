@@ -4,7 +4,7 @@
 use std::sync::Mutex;
 use std::time::Instant;
 
-use echoseg_agree::{Calibration, Fingerprint, TruthScores, truth_scores};
+use echoseg_agree::{Calibration, Confusion, Fingerprint, TruthScores, truth_scores};
 use echoseg_nets::{
     ByolConfig, ByolReport, Device, Network, Probabilities, Progress, Sample, TrainReport, Valid, load_network, predict,
     predict_with_hardness, pretrain_byol, save_network, train_mean_teacher, train_resumable,
@@ -66,8 +66,14 @@ pub struct RunOutcome {
     /// Its BYOL pre-training, for a pre-trained model that did not start from a teacher.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pretraining: Option<ByolReport>,
-    /// Its training record.
+    /// Its training record (steps, whether it converged, every epoch's losses).
     pub training: TrainReport,
+    /// mIoU of its predictions on its own training images against the labels it learned from.
+    #[serde(default)]
+    pub fit_miou: Option<f64>,
+    /// True when its test predictions collapsed ([`echoseg_agree::Confusion::collapsed`]).
+    #[serde(default)]
+    pub collapsed: bool,
     /// Wall time of training and prediction, in seconds.
     pub seconds: f64,
 }
@@ -323,8 +329,10 @@ fn mean_of(maps: &[&Vec<Vec<u8>>], step: f32) -> Vec<Vec<f32>> {
 fn training_samples(study: &StudyContext<'_>, run: &PlannedRun) -> Result<(Vec<Sample>, Option<SelectionRecord>), StudyError> {
     let StudyContext { manifest, plan, data, dir, .. } = *study;
     let originals = || data.train.iter().map(|l| Sample::hard(l.scene.image.clone(), l.labels.labels.clone()));
-    let Teaching::PseudoLabels { strategy, selection, .. } = &run.teaching else {
-        return Ok((originals().collect(), None));
+    let (strategy, selection) = match &run.teaching {
+        Teaching::Labels => return Ok((originals().collect(), None)),
+        Teaching::Truth => return Ok((exact_samples(data.train.iter().map(|l| &l.scene), run, dir)?, None)),
+        Teaching::PseudoLabels { strategy, selection, .. } => (strategy, selection),
     };
     // The mean teacher makes its pool targets online, from the labelled images plus the pool.
     if *strategy == Strategy::Ema {
@@ -365,13 +373,29 @@ fn training_samples(study: &StudyContext<'_>, run: &PlannedRun) -> Result<(Vec<S
     Ok((samples, Some(record)))
 }
 
+/// Samples of `scenes` with their exact labels, for a ceiling run; an error when one has no truth.
+fn exact_samples<'a>(scenes: impl Iterator<Item = &'a Scene>, run: &PlannedRun, dir: &StudyDir) -> Result<Vec<Sample>, StudyError> {
+    scenes
+        .map(|scene| match scene.truth_labels() {
+            Some(truth) => Ok(Sample::hard(scene.image.clone(), truth.labels.clone())),
+            None => Err(StudyError::Format {
+                path: dir.run(&run.id).settings(),
+                message: format!("the ceiling trains on exact labels, but image {} has no truth", scene.name),
+            }),
+        })
+        .collect()
+}
+
 fn execute(study: &StudyContext<'_>, run: &PlannedRun, observer: &mut dyn Observer) -> Result<RunOutcome, StudyError> {
     let StudyContext { manifest, plan, data, dir, device } = *study;
     let started = Instant::now();
     let run_dir: RunDir = dir.run(&run.id);
     write_json(&run_dir.settings(), run)?;
     let (samples, selection) = training_samples(study, run)?;
-    let validation: Vec<Sample> = data.validation.iter().map(|l| Sample::hard(l.scene.image.clone(), l.labels.labels.clone())).collect();
+    let validation: Vec<Sample> = match run.teaching {
+        Teaching::Truth => exact_samples(data.validation.iter().map(|l| &l.scene), run, dir)?,
+        _ => data.validation.iter().map(|l| Sample::hard(l.scene.image.clone(), l.labels.labels.clone())).collect(),
+    };
     let nets_error = |source| StudyError::Nets { run: run.id.clone(), source };
     // A run killed mid-training continues from its last finished epoch on `--resume`.
     let state = run_dir.training_state();
@@ -428,9 +452,13 @@ fn execute(study: &StudyContext<'_>, run: &PlannedRun, observer: &mut dyn Observ
         write_pool_evidence(study, &network, &run.id)?;
     }
     let test = score_set(&test_labels, &data.test, data);
+    let collapsed = data.test_has_truth() && test_confusion(&test_labels, &data.test, data).collapsed();
+    let fit_miou = fit_miou(&network, &samples, manifest.inference_batch, device).map_err(nets_error)?;
     let mut fingerprint = fingerprint_of(&as_slices(&test_labels), &data.test.iter().collect::<Vec<_>>(), &data.classes);
-    if !data.test_twins.is_empty() {
-        fingerprint.cue_reliance = cue_reliance(&test_labels, &labels_of(&data.test_twins)?, &data.test, &data.test_twins);
+    if let (false, Some(class)) = (data.test_twins.is_empty(), data.cue_class) {
+        let twin_labels = labels_of(&data.test_twins)?;
+        write_labels(&run_dir.twin_labels(), data.width, data.height, &twin_labels)?;
+        fingerprint.cue_reliance = cue_reliance(&test_labels, &twin_labels, &data.test, &data.test_twins, class);
     }
     if !data.synthetic_test.is_empty() {
         let synthetic = score_set(&labels_of(&data.synthetic_test)?, &data.synthetic_test, data);
@@ -446,6 +474,8 @@ fn execute(study: &StudyContext<'_>, run: &PlannedRun, observer: &mut dyn Observ
         selection,
         pretraining,
         training,
+        fit_miou,
+        collapsed,
         seconds: started.elapsed().as_secs_f64(),
     };
     write_json(&run_dir.outcome(), &outcome)?;
@@ -494,6 +524,30 @@ fn pretrained(study: &StudyContext<'_>, run: &PlannedRun, observer: &mut dyn Obs
     write_json(&store.pretraining(), &report)?;
     let _ = std::fs::remove_dir_all(&state);
     Ok((network, report))
+}
+
+/// How well a trained network reproduces the labels it learned from, on its own training
+/// images (unlabelled pixels left out): a network far below its labels here has not learned them.
+fn fit_miou(network: &Network, samples: &[Sample], batch: usize, device: &Device) -> Result<Option<f64>, echoseg_nets::NetsError> {
+    let images: Vec<_> = samples.iter().map(|s| &s.image).collect();
+    let predicted = predict(network, &images, batch, device)?;
+    let mut confusion: Option<Confusion> = None;
+    for (p, sample) in predicted.iter().zip(samples) {
+        let echoseg_nets::Target::Hard(labels) = &sample.target else { continue };
+        confusion.get_or_insert_with(|| Confusion::new(p.classes)).add_maps(labels, &p.argmax());
+    }
+    Ok(confusion.map(|c| c.miou()))
+}
+
+/// The confusion of label maps against the truth of those `scenes` that have it.
+fn test_confusion(labels: &[Vec<u8>], scenes: &[Scene], data: &StudyData) -> Confusion {
+    let mut confusion = Confusion::new(data.classes.len());
+    for (l, s) in labels.iter().zip(scenes) {
+        if let Some(t) = s.truth_labels() {
+            confusion.add_maps(&t.labels, l);
+        }
+    }
+    confusion
 }
 
 /// Scores label maps against the truth of those `scenes` that have it.

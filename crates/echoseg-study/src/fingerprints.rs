@@ -1,7 +1,7 @@
 //! Bias fingerprints of label maps against the scenes' truth, with the subgroups the scenes'
 //! object attributes define.
 
-use echoseg_agree::{Fingerprint, FingerprintCounts, Ratio, Subgroups, change_rate};
+use echoseg_agree::{Fingerprint, FingerprintCounts, Ratio, Subgroups};
 use echoseg_scene::{ClassTable, Scene, Truth};
 use rayon::prelude::*;
 
@@ -41,14 +41,29 @@ pub fn fingerprint_of(labels: &[&[u8]], scenes: &[&Scene], classes: &ClassTable)
         .fingerprint()
 }
 
-/// Share of pixels whose label changes between an image and its twin with the spurious cue
-/// flipped, outside the marker itself (where the two images differ).
-pub fn cue_reliance(labels: &[Vec<u8>], twin_labels: &[Vec<u8>], scenes: &[Scene], twins: &[Scene]) -> Option<f64> {
+/// Share of the cue's pixels (where an image and its twin with the cue flipped differ: the
+/// tinted objects) that are labelled the cue's `class` in one of the two and not in the other:
+/// the shortcut at work. Changes between other classes are left out, so a network merely
+/// sensitive to any change of colour scores near 0.
+pub fn cue_reliance(labels: &[Vec<u8>], twin_labels: &[Vec<u8>], scenes: &[Scene], twins: &[Scene], class: u8) -> Option<f64> {
     let mut pooled = Ratio::default();
     for (((a, b), s), t) in labels.iter().zip(twin_labels).zip(scenes).zip(twins) {
-        let plane = s.image.plane();
-        let same = |i: usize| (0..3).all(|c| s.image.pixels[c * plane + i] == t.image.pixels[c * plane + i]);
-        pooled.merge(change_rate(a, b, same));
+        pooled.merge(cue_changes(a, b, s, t, class));
     }
     pooled.value()
+}
+
+/// Of one image's cue pixels (where it and its `twin` differ), how many are labelled `class`
+/// in exactly one of `labels` and `twin_labels`.
+pub fn cue_changes(labels: &[u8], twin_labels: &[u8], scene: &Scene, twin: &Scene, class: u8) -> Ratio {
+    let plane = scene.image.plane();
+    let differs = |i: usize| (0..3).any(|c| scene.image.pixels[c * plane + i] != twin.image.pixels[c * plane + i]);
+    let mut r = Ratio::default();
+    for (i, (&x, &y)) in labels.iter().zip(twin_labels).enumerate() {
+        if differs(i) {
+            r.total += 1;
+            r.hits += u64::from((x == class) != (y == class));
+        }
+    }
+    r
 }

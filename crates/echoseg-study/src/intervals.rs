@@ -4,14 +4,14 @@
 
 use std::collections::BTreeMap;
 
-use echoseg_agree::{Bias, BootstrapConfig, Confusion, FingerprintCounts, Interval, Metric, Verdict, bootstrap};
+use echoseg_agree::{Bias, BootstrapConfig, Confusion, FingerprintCounts, Interval, Metric, Ratio, Verdict, VerdictRules, bootstrap};
 use polars::prelude::*;
 use rayon::prelude::*;
 
 use crate::StudyError;
 use crate::data::StudyData;
-use crate::fingerprints::image_counts;
-use crate::plan::{Plan, PlannedRun};
+use crate::fingerprints::{cue_changes, image_counts};
+use crate::plan::{Plan, PlannedRun, Teaching};
 use crate::store::StudyDir;
 use crate::strategy::Treatment;
 use crate::targets::Target;
@@ -34,28 +34,36 @@ pub enum PretrainingVerdict {
     Amplifies,
     /// A bias shrank, and the interval of the change excludes no change.
     Cancels,
-    /// The interval of the change includes no change.
+    /// A signed bias changed sign (see [`Verdict::Reverses`]).
+    Reverses,
+    /// No change that excludes zero and exceeds the practical minimum.
     Holds,
+    /// Most of the runs compared collapsed.
+    Collapsed,
 }
 
 impl PretrainingVerdict {
     /// Every pre-training verdict.
-    pub const ALL: [PretrainingVerdict; 5] = [
+    pub const ALL: [PretrainingVerdict; 7] = [
         PretrainingVerdict::Raises,
         PretrainingVerdict::Lowers,
         PretrainingVerdict::Amplifies,
         PretrainingVerdict::Cancels,
+        PretrainingVerdict::Reverses,
         PretrainingVerdict::Holds,
+        PretrainingVerdict::Collapsed,
     ];
 
     /// The verdict on `metric` from the verdict on the change of its size.
     pub fn of(metric: &Metric, verdict: Verdict) -> Self {
-        match (metric, verdict) {
-            (Metric::Miou, Verdict::Amplifies) => PretrainingVerdict::Raises,
-            (Metric::Miou, Verdict::Cancels) => PretrainingVerdict::Lowers,
-            (_, Verdict::Amplifies) => PretrainingVerdict::Amplifies,
-            (_, Verdict::Cancels) => PretrainingVerdict::Cancels,
-            (_, Verdict::Holds) => PretrainingVerdict::Holds,
+        match (metric, verdict.direction(), verdict) {
+            (_, _, Verdict::Collapsed) => PretrainingVerdict::Collapsed,
+            (_, _, Verdict::Reverses) => PretrainingVerdict::Reverses,
+            (Metric::Miou, 1, _) => PretrainingVerdict::Raises,
+            (Metric::Miou, -1, _) => PretrainingVerdict::Lowers,
+            (_, 1, _) => PretrainingVerdict::Amplifies,
+            (_, -1, _) => PretrainingVerdict::Cancels,
+            _ => PretrainingVerdict::Holds,
         }
     }
 
@@ -66,7 +74,9 @@ impl PretrainingVerdict {
             PretrainingVerdict::Lowers => "lowers",
             PretrainingVerdict::Amplifies => Verdict::Amplifies.name(),
             PretrainingVerdict::Cancels => Verdict::Cancels.name(),
+            PretrainingVerdict::Reverses => Verdict::Reverses.name(),
             PretrainingVerdict::Holds => Verdict::Holds.name(),
+            PretrainingVerdict::Collapsed => Verdict::Collapsed.name(),
         }
     }
 
@@ -81,6 +91,8 @@ impl PretrainingVerdict {
 struct ImageCounts {
     confusion: Confusion,
     fingerprint: FingerprintCounts,
+    /// Its cue pixels and how many of them change label with the cue flipped (studies with a cue).
+    cue: Option<Ratio>,
 }
 
 /// A metric's value over a set of image counts (`None` for a metric without per-image counts).
@@ -91,6 +103,13 @@ fn metric(measured: &Metric, units: &[&ImageCounts]) -> Option<f64> {
             units.iter().for_each(|u| c.merge(&u.confusion));
             Some(c.miou())
         }
+        Metric::Bias(Bias::CueReliance) => {
+            let mut pooled = Ratio::default();
+            for u in units {
+                pooled.merge(u.cue?);
+            }
+            pooled.value()
+        }
         Metric::Bias(bias) => {
             let mut f = FingerprintCounts::default();
             units.iter().for_each(|u| f.merge(&u.fingerprint));
@@ -100,15 +119,21 @@ fn metric(measured: &Metric, units: &[&ImageCounts]) -> Option<f64> {
     }
 }
 
-fn run_counts(labels: &[Vec<u8>], data: &StudyData) -> Vec<ImageCounts> {
+fn run_counts(labels: &[Vec<u8>], twin_labels: Option<&[Vec<u8>]>, data: &StudyData) -> Vec<ImageCounts> {
     labels
         .par_iter()
+        .enumerate()
         .zip(data.test.par_iter())
-        .filter_map(|(l, scene)| {
+        .filter_map(|((i, l), scene)| {
             let truth = scene.truth_labels()?;
+            let cue = twin_labels
+                .zip(data.test_twins.get(i))
+                .zip(data.cue_class)
+                .map(|((t, twin), class)| cue_changes(l, &t[i], scene, twin, class));
             Some(ImageCounts {
                 confusion: Confusion::from_maps(&truth.labels, l, data.classes.len()),
                 fingerprint: image_counts(l, scene, &data.classes)?,
+                cue,
             })
         })
         .collect()
@@ -178,8 +203,17 @@ struct Comparison {
     verdict: Verdict,
 }
 
-/// `measured` before and after, and the change of its size ([`Metric::size`]).
-fn compare(groups: &[Vec<(ImageCounts, ImageCounts)>], measured: &Metric, config: &BootstrapConfig) -> Option<Comparison> {
+/// The smallest change of mIoU a pre-training verdict calls a direction: two points.
+pub const MIOU_MINIMUM: f64 = 0.02;
+
+/// The practical minimum change of `measured` under `rules`.
+fn minimum(measured: &Metric, rules: &VerdictRules) -> f64 {
+    measured.bias().map_or(MIOU_MINIMUM, |b| rules.minimum(b))
+}
+
+/// `measured` before and after, and the change of its size ([`Metric::size`]), judged with a
+/// practical `minimum` change.
+fn compare(groups: &[Vec<(ImageCounts, ImageCounts)>], measured: &Metric, minimum: f64, config: &BootstrapConfig) -> Option<Comparison> {
     let side = |after: bool| {
         move |u: &[&(ImageCounts, ImageCounts)]| {
             let units: Vec<&ImageCounts> = u.iter().map(|(b, a)| if after { a } else { b }).collect();
@@ -193,7 +227,8 @@ fn compare(groups: &[Vec<(ImageCounts, ImageCounts)>], measured: &Metric, config
         let b = measured.size(side(false)(u)?);
         (b > 1e-9).then_some(measured.size(side(true)(u)?) / b)
     });
-    Some(Comparison { before, after, change, factor, verdict: Verdict::of_change(&change) })
+    let verdict = Verdict::judge(measured.signed(), &before, &after, &change, minimum);
+    Some(Comparison { before, after, change, factor, verdict })
 }
 
 /// Treatment, architecture and generation of a chain run.
@@ -202,33 +237,64 @@ type ChainKey<'a> = (&'a Treatment, &'a str, u32);
 /// Generation, treatment, architecture and teachers of a configuration.
 type ConfigurationKey<'a> = (u32, &'a Treatment, &'a str, &'a str);
 
-/// The summary, verdict, target and pre-training tables of a finished study; `test_labels[i]`
-/// are the test predictions of `plan.runs[i]`.
-pub fn interval_frames(
-    plan: &Plan,
-    data: &StudyData,
-    test_labels: &[Vec<Vec<u8>>],
-    dir: &StudyDir,
-    seed: u64,
-    targets: &[Target],
-) -> Result<(DataFrame, DataFrame, DataFrame, DataFrame), StudyError> {
+/// The interval tables of a finished study.
+pub struct IntervalFrames {
+    /// Every configuration's metrics with intervals (`summary.*`).
+    pub summary: DataFrame,
+    /// Every bias before and after pseudo-labelling, with its verdict (`verdicts.*`).
+    pub verdicts: DataFrame,
+    /// The manifest's targets judged (`targets.*`).
+    pub targets: DataFrame,
+    /// What pre-training changed (`pretraining.*`, empty without pre-trained models).
+    pub pretraining: DataFrame,
+    /// The gap recovered by every teacher→student pair (`gap.*`, empty without a ceiling).
+    pub gap: DataFrame,
+}
+
+/// What the interval tables are computed from besides the plan: the data, every run's test
+/// predictions (`test_labels[i]` of `plan.runs[i]`) and whether it collapsed, and the rules.
+pub struct IntervalInputs<'a> {
+    /// The study's images.
+    pub data: &'a StudyData,
+    /// Test predictions per run, in plan order.
+    pub test_labels: &'a [Vec<Vec<u8>>],
+    /// Predictions on the test images' cue twins per run, in plan order (studies with a cue).
+    pub twin_labels: Option<&'a [Vec<Vec<u8>>]>,
+    /// Per run, in plan order: its test predictions collapsed.
+    pub collapsed: Vec<bool>,
+    /// The study seed (the bootstrap's).
+    pub seed: u64,
+    /// The manifest's targets.
+    pub targets: &'a [Target],
+    /// The verdicts' practical minimums.
+    pub rules: &'a VerdictRules,
+}
+
+/// The summary, verdict, target, pre-training and gap tables of a finished study.
+pub fn interval_frames(plan: &Plan, inputs: IntervalInputs<'_>, dir: &StudyDir) -> Result<IntervalFrames, StudyError> {
     let study = Evidence {
         plan,
-        counts: test_labels.iter().map(|l| run_counts(l, data)).collect(),
+        counts: (0..inputs.test_labels.len())
+            .map(|i| run_counts(&inputs.test_labels[i], inputs.twin_labels.map(|t| t[i].as_slice()), inputs.data))
+            .collect(),
+        collapsed: inputs.collapsed,
         teacher_names: plan.runs.iter().map(|r| plan.teacher_name(r)).collect(),
         treatments: plan.runs.iter().map(PlannedRun::treatment).collect(),
-        config: BootstrapConfig { seed, ..BootstrapConfig::default() },
+        config: BootstrapConfig { seed: inputs.seed, ..BootstrapConfig::default() },
+        rules: inputs.rules,
     };
-    let (summary, judged) = summary_columns(&study, targets);
+    let (summary, judged) = summary_columns(&study, inputs.targets);
     let verdicts = verdict_columns(&study);
     let pretraining = pretraining_columns(&study);
+    let gap = gap_columns(&study);
     let error = |path: std::path::PathBuf| move |e: PolarsError| StudyError::Table { path: path.clone(), message: e.to_string() };
-    Ok((
-        summary.frame().map_err(error(dir.summary_parquet()))?,
-        verdicts.frame().map_err(error(dir.verdicts_parquet()))?,
-        judged.frame().map_err(error(dir.targets_parquet()))?,
-        pretraining.frame().map_err(error(dir.pretraining_parquet()))?,
-    ))
+    Ok(IntervalFrames {
+        summary: summary.frame().map_err(error(dir.summary_parquet()))?,
+        verdicts: verdicts.frame().map_err(error(dir.verdicts_parquet()))?,
+        targets: judged.frame().map_err(error(dir.targets_parquet()))?,
+        pretraining: pretraining.frame().map_err(error(dir.pretraining_parquet()))?,
+        gap: gap.frame().map_err(error(dir.gap_parquet()))?,
+    })
 }
 
 /// What every interval table is computed from: each run's per-image counts and how it is named.
@@ -236,10 +302,27 @@ struct Evidence<'a> {
     plan: &'a Plan,
     /// `counts[i]`: the test images' counts of `plan.runs[i]`.
     counts: Vec<Vec<ImageCounts>>,
+    /// `collapsed[i]`: `plan.runs[i]` collapsed on the test images.
+    collapsed: Vec<bool>,
     teacher_names: Vec<String>,
     /// Table rows follow the order of keys holding these; `Treatment` orders by its column names.
     treatments: Vec<Treatment>,
     config: BootstrapConfig,
+    rules: &'a VerdictRules,
+}
+
+impl Evidence<'_> {
+    /// The runs a statistic is computed on: those that did not collapse, or all of them when
+    /// every one did (the tables then say so in their `collapsed` column).
+    fn sound(&self, runs: &[usize]) -> Vec<usize> {
+        let sound: Vec<usize> = runs.iter().copied().filter(|&i| !self.collapsed[i]).collect();
+        if sound.is_empty() { runs.to_vec() } else { sound }
+    }
+
+    /// How many of `runs` collapsed.
+    fn collapsed_among(&self, runs: impl IntoIterator<Item = usize>) -> usize {
+        runs.into_iter().filter(|&i| self.collapsed[i]).count()
+    }
 }
 
 /// The summary (every configuration's metrics with intervals; runs that differ only in their
@@ -253,7 +336,8 @@ fn summary_columns(study: &Evidence<'_>, targets: &[Target]) -> (Columns, Column
     let mut judged = Columns::default();
     for ((generation, treatment, model, teacher), runs) in &configurations {
         let (strategy, selection) = (treatment.strategy_column(), treatment.selection_column());
-        let groups: Vec<Vec<ImageCounts>> = runs.iter().map(|&i| study.counts[i].clone()).collect();
+        let groups: Vec<Vec<ImageCounts>> = study.sound(runs).iter().map(|&i| study.counts[i].clone()).collect();
+        let collapsed = study.collapsed_among(runs.iter().copied());
         for measured in interval_metrics() {
             let Some(interval) = bootstrap(&groups, &study.config, |u| metric(&measured, u)) else { continue };
             for target in targets.iter().filter(|t| t.metric == measured) {
@@ -275,13 +359,39 @@ fn summary_columns(study: &Evidence<'_>, targets: &[Target]) -> (Columns, Column
             summary.interval(["estimate", "low", "high"], Some(interval));
             summary.int("repeats", groups.len() as i64);
             summary.int("images", groups.first().map_or(0, Vec::len) as i64);
+            summary.int("collapsed", collapsed as i64);
         }
     }
     (summary, judged)
 }
 
+/// The generation-0 run (learning from the labels) of `run`'s network and repeat.
+fn generation_zero(plan: &Plan, run: &PlannedRun) -> Option<usize> {
+    plan.runs.iter().position(|b| b.generation == 0 && b.teaching == Teaching::Labels && b.repeat == run.repeat && b.network == run.network)
+}
+
+/// The ceiling run of `run`'s architecture (without pre-training) and repeat.
+fn ceiling_of(plan: &Plan, run: &PlannedRun) -> Option<usize> {
+    let plain = echoseg_nets::NetworkSpec { pretrain: None, ..run.network };
+    plan.runs.iter().position(|b| b.teaching == Teaching::Truth && b.repeat == run.repeat && b.network == plain)
+}
+
+/// The verdict of a comparison whose pairs `collapsed` of `total` had a collapsed run in:
+/// "collapsed" when most did.
+fn unless_collapsed(verdict: Verdict, collapsed: usize, total: usize) -> Verdict {
+    if 2 * collapsed > total { Verdict::Collapsed } else { verdict }
+}
+
+/// The pairs neither of whose runs collapsed, or all when none is left, and how many had a collapsed run.
+fn sound_pairs(study: &Evidence<'_>, pairs: &[(usize, usize)]) -> (Vec<(usize, usize)>, usize) {
+    let bad = |&(b, a): &(usize, usize)| study.collapsed[b] || study.collapsed[a];
+    let collapsed = pairs.iter().filter(|p| bad(p)).count();
+    let sound: Vec<(usize, usize)> = pairs.iter().copied().filter(|p| !bad(p)).collect();
+    (if sound.is_empty() { pairs.to_vec() } else { sound }, collapsed)
+}
+
 /// The verdicts: each chain run against the generation-0 run of its architecture and repeat,
-/// paired image by image.
+/// paired image by image; runs that collapsed are left out and counted.
 fn verdict_columns(study: &Evidence<'_>) -> Columns {
     let runs = &study.plan.runs;
     let mut chains: BTreeMap<ChainKey<'_>, Vec<(usize, usize)>> = BTreeMap::new();
@@ -289,17 +399,18 @@ fn verdict_columns(study: &Evidence<'_>) -> Columns {
         if r.generation == 0 || !r.chain {
             continue;
         }
-        let base = runs.iter().position(|b| b.generation == 0 && b.repeat == r.repeat && b.network == r.network);
-        if let Some(b) = base {
+        if let Some(b) = generation_zero(study.plan, r) {
             chains.entry((&study.treatments[i], r.model.as_str(), r.generation)).or_default().push((b, i));
         }
     }
     let mut verdicts = Columns::default();
     for ((treatment, model, generation), pairs) in &chains {
         let (strategy, selection) = (treatment.strategy_column(), treatment.selection_column());
-        let groups = paired(&study.counts, pairs);
+        let (sound, collapsed) = sound_pairs(study, pairs);
+        let groups = paired(&study.counts, &sound);
         for bias in Bias::COUNTED {
-            let Some(c) = compare(&groups, &Metric::Bias(bias), &study.config) else { continue };
+            let measured = Metric::Bias(bias);
+            let Some(c) = compare(&groups, &measured, minimum(&measured, study.rules), &study.config) else { continue };
             verdicts.text("strategy", strategy);
             verdicts.text("selection", selection);
             verdicts.text("model", model);
@@ -309,8 +420,10 @@ fn verdict_columns(study: &Evidence<'_>) -> Columns {
             verdicts.interval(["after", "after_low", "after_high"], Some(c.after));
             verdicts.interval(["change", "change_low", "change_high"], Some(c.change));
             verdicts.interval(["factor", "factor_low", "factor_high"], c.factor);
-            verdicts.text("verdict", c.verdict.name());
+            verdicts.float("minimum", Some(minimum(&measured, study.rules)));
+            verdicts.text("verdict", unless_collapsed(c.verdict, collapsed, pairs.len()).name());
             verdicts.int("repeats", groups.len() as i64);
+            verdicts.int("collapsed", collapsed as i64);
         }
     }
     verdicts
@@ -342,9 +455,10 @@ fn pretraining_columns(study: &Evidence<'_>) -> Columns {
     let mut out = Columns::default();
     for ((generation, treatment, model, pretrained), pairs) in &pairs {
         let (strategy, selection) = (treatment.strategy_column(), treatment.selection_column());
-        let groups = paired(&study.counts, pairs);
+        let (sound, collapsed) = sound_pairs(study, pairs);
+        let groups = paired(&study.counts, &sound);
         for measured in interval_metrics() {
-            let Some(c) = compare(&groups, &measured, config) else { continue };
+            let Some(c) = compare(&groups, &measured, minimum(&measured, study.rules), config) else { continue };
             out.text("model", model);
             out.text("pretrained", pretrained);
             out.int("generation", i64::from(*generation));
@@ -354,9 +468,69 @@ fn pretraining_columns(study: &Evidence<'_>) -> Columns {
             out.interval(["without", "without_low", "without_high"], Some(c.before));
             out.interval(["with", "with_low", "with_high"], Some(c.after));
             out.interval(["change", "change_low", "change_high"], Some(c.change));
-            out.text("verdict", PretrainingVerdict::of(&measured, c.verdict).name());
+            out.text("verdict", PretrainingVerdict::of(&measured, unless_collapsed(c.verdict, collapsed, pairs.len())).name());
             out.int("repeats", groups.len() as i64);
+            out.int("collapsed", collapsed as i64);
         }
+    }
+    out
+}
+
+/// Below this gap between ceiling and teacher (in mIoU) there is nothing to recover and the gap
+/// recovered is left out: a ratio of two near-zero differences is noise.
+pub const GAP_MINIMUM: f64 = 0.02;
+
+/// One test image's counts for a teacher, its student and the student's ceiling.
+type GapUnit = (ImageCounts, ImageCounts, ImageCounts);
+
+/// The gap recovered, PGR = (student − teacher) / (ceiling − teacher) in mIoU, for every pair of
+/// one teacher and one student (committees have no single teacher to compare with), paired image
+/// by image within each repeat; the ceiling is the student's architecture on exact labels.
+fn gap_columns(study: &Evidence<'_>) -> Columns {
+    let plan = study.plan;
+    let mut pairs: BTreeMap<ConfigurationKey<'_>, Vec<[usize; 3]>> = BTreeMap::new();
+    for (i, r) in plan.runs.iter().enumerate() {
+        let (Teaching::PseudoLabels { teachers, .. }, Some(c)) = (&r.teaching, ceiling_of(plan, r)) else { continue };
+        if let [t] = teachers.as_slice() {
+            let key = (r.generation, &study.treatments[i], r.model.as_str(), study.teacher_names[i].as_str());
+            pairs.entry(key).or_default().push([*t, i, c]);
+        }
+    }
+    let mut out = Columns::default();
+    for ((generation, treatment, model, teacher), triples) in &pairs {
+        let collapsed = triples.iter().filter(|t| t.iter().any(|&i| study.collapsed[i])).count();
+        let sound: Vec<[usize; 3]> = triples.iter().copied().filter(|t| t.iter().all(|&i| !study.collapsed[i])).collect();
+        let used = if sound.is_empty() { triples.clone() } else { sound };
+        let groups: Vec<Vec<GapUnit>> = used
+            .iter()
+            .map(|[t, s, c]| {
+                let zip = study.counts[*t].iter().zip(&study.counts[*s]).zip(&study.counts[*c]);
+                zip.map(|((t, s), c)| (t.clone(), s.clone(), c.clone())).collect()
+            })
+            .collect();
+        let side = |pick: fn(&GapUnit) -> &ImageCounts| {
+            move |u: &[&GapUnit]| metric(&Metric::Miou, &u.iter().map(|g| pick(g)).collect::<Vec<_>>())
+        };
+        let (teacher_miou, student_miou, ceiling_miou) = (side(|g| &g.0), side(|g| &g.1), side(|g| &g.2));
+        let pgr = |u: &[&GapUnit]| {
+            let (t, s, c) = (teacher_miou(u)?, student_miou(u)?, ceiling_miou(u)?);
+            (c - t >= GAP_MINIMUM).then(|| (s - t) / (c - t))
+        };
+        let config = &study.config;
+        out.int("generation", i64::from(*generation));
+        out.text("strategy", treatment.strategy_column());
+        out.text("selection", treatment.selection_column());
+        out.text("model", model);
+        out.text("teacher", teacher);
+        out.interval(["teacher_miou", "teacher_low", "teacher_high"], bootstrap(&groups, config, teacher_miou));
+        out.interval(["student_miou", "student_low", "student_high"], bootstrap(&groups, config, student_miou));
+        out.interval(["ceiling_miou", "ceiling_low", "ceiling_high"], bootstrap(&groups, config, ceiling_miou));
+        // The whole-sample estimate needs a gap too; resamples without one are left out of the interval.
+        let whole: Vec<Vec<&GapUnit>> = groups.iter().map(|g| g.iter().collect()).collect();
+        let has_gap = whole.iter().all(|g| pgr(g).is_some());
+        out.interval(["pgr", "pgr_low", "pgr_high"], if has_gap { bootstrap(&groups, config, pgr) } else { None });
+        out.int("repeats", groups.len() as i64);
+        out.int("collapsed", collapsed as i64);
     }
     out
 }
@@ -382,6 +556,7 @@ mod tests {
         ImageCounts {
             confusion: Confusion::from_maps(truth, predicted, 2),
             fingerprint: FingerprintCounts::of_image(predicted, truth, 32, 32, 2, &groups),
+            cue: None,
         }
     }
 
@@ -401,23 +576,23 @@ mod tests {
     }
 
     #[test]
-    fn a_dilation_that_grows_from_one_to_two_px_amplifies_with_an_interval_around_one() {
-        let c = compare(&study(1.0, 2.0), &Metric::Bias(Bias::BoundaryOffset), &BootstrapConfig::default()).unwrap();
+    fn a_dilation_that_grows_from_one_to_two_px_grows_with_an_interval_around_one() {
+        let c = compare(&study(1.0, 2.0), &Metric::Bias(Bias::BoundaryOffset), 0.25, &BootstrapConfig::default()).unwrap();
         assert!((c.before.estimate - 1.0).abs() < 0.25, "{c:?}");
         assert!((c.after.estimate - 2.0).abs() < 0.25, "{c:?}");
         assert!(c.change.low > 0.5 && c.change.high < 1.5, "{c:?}");
-        assert_eq!(c.verdict, Verdict::Amplifies);
+        assert_eq!(c.verdict, Verdict::Grows);
         let factor = c.factor.unwrap();
         assert!(factor.low > 1.5 && factor.high < 2.5, "{factor:?}");
     }
 
     #[test]
-    fn a_shrinking_offset_cancels_and_an_unchanged_one_holds() {
+    fn a_shrinking_offset_shrinks_and_an_unchanged_one_holds() {
         assert_eq!(
-            compare(&study(2.0, 0.0), &Metric::Bias(Bias::BoundaryOffset), &BootstrapConfig::default()).unwrap().verdict,
-            Verdict::Cancels
+            compare(&study(2.0, 0.0), &Metric::Bias(Bias::BoundaryOffset), 0.25, &BootstrapConfig::default()).unwrap().verdict,
+            Verdict::Shrinks
         );
-        let same = compare(&study(1.0, 1.0), &Metric::Bias(Bias::BoundaryOffset), &BootstrapConfig::default()).unwrap();
+        let same = compare(&study(1.0, 1.0), &Metric::Bias(Bias::BoundaryOffset), 0.25, &BootstrapConfig::default()).unwrap();
         assert_eq!(same.verdict, Verdict::Holds);
         assert_eq!((same.change.low, same.change.high), (0.0, 0.0));
     }

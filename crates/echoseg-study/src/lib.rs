@@ -5,6 +5,7 @@
 //! trains lives in `echoseg-nets`, how a metric is computed in `echoseg-agree`, how a figure looks
 //! in `echoseg-report`. Nothing here draws or prints.
 
+pub mod answers;
 pub mod data;
 pub mod engine;
 pub mod error;
@@ -21,6 +22,7 @@ pub mod strategy;
 pub mod tables;
 pub mod targets;
 
+pub use echoseg_nets::LEVELLED_OFF;
 pub use engine::{Observer, Reuse, RunOutcome, Shard, Silent, StudySummary, merge_study, run_study, run_study_shard};
 pub use error::StudyError;
 pub use manifest::{Manifest, ManifestError};

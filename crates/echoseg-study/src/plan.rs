@@ -12,6 +12,8 @@ use crate::strategy::{Lesson, Strategy, Treatment};
 pub enum Teaching {
     /// Generation 0: the mixed-source labels.
     Labels,
+    /// The ceiling: generation 0's training and validation images with their exact labels.
+    Truth,
     /// Later generations: pseudo-labels of the runs at these plan indices (one for `self` and
     /// `cross`, the other architectures for `ensemble` and `consensus`), combined by the strategy.
     PseudoLabels {
@@ -53,7 +55,7 @@ impl PlannedRun {
     /// The strategy that teaches it, `None` at generation 0.
     pub fn strategy(&self) -> Option<Strategy> {
         match &self.teaching {
-            Teaching::Labels => None,
+            Teaching::Labels | Teaching::Truth => None,
             Teaching::PseudoLabels { strategy, .. } => Some(*strategy),
         }
     }
@@ -62,6 +64,7 @@ impl PlannedRun {
     pub fn treatment(&self) -> Treatment {
         match &self.teaching {
             Teaching::Labels => Treatment::Labels,
+            Teaching::Truth => Treatment::Ceiling,
             Teaching::PseudoLabels { strategy, selection, .. } => {
                 Treatment::Pseudo { strategy: *strategy, selection: selection.name.clone() }
             }
@@ -90,7 +93,7 @@ impl Plan {
     /// The runs whose pseudo-labels `run` learns from (none at generation 0).
     pub fn teachers_of(&self, run: &PlannedRun) -> Vec<&PlannedRun> {
         match &run.teaching {
-            Teaching::Labels => Vec::new(),
+            Teaching::Labels | Teaching::Truth => Vec::new(),
             Teaching::PseudoLabels { teachers, .. } => teachers.iter().filter_map(|&t| self.runs.get(t)).collect(),
         }
     }
@@ -122,6 +125,15 @@ struct Gen0Key<'a> {
     repeat: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     byol: Option<&'a Valid<ByolConfig>>,
+}
+
+#[derive(Serialize)]
+struct CeilingKey<'a> {
+    ceiling: bool,
+    data: &'a str,
+    network: &'a NetworkSpec,
+    train: &'a Valid<TrainConfig>,
+    repeat: u32,
 }
 
 #[derive(Serialize)]
@@ -194,7 +206,9 @@ pub fn plan(manifest: &Manifest) -> Plan {
             for generation in 1..=manifest.study.generations {
                 let mut next = chain.clone();
                 for (a, spec) in manifest.networks.iter().enumerate() {
-                    for Lesson { teachers, chain: in_chain } in strategy.lessons(a, generation, &chain) {
+                    // Without the cross matrix only the chain's lesson is trained.
+                    let lessons = strategy.lessons(a, generation, &chain).into_iter().filter(|l| l.chain || manifest.study.cross_matrix);
+                    for Lesson { teachers, chain: in_chain } in lessons {
                         // An ema run always goes on from its predecessor: student and teacher start from its weights.
                         let continues = strategy == Strategy::Ema
                             || (manifest.study.student == StudentStart::Continue
@@ -234,8 +248,37 @@ pub fn plan(manifest: &Manifest) -> Plan {
                 chain = next;
             }
         }
+        if manifest.has_ceiling() {
+            ceilings(manifest, repeat, &mut runs);
+        }
     }
     Plan { runs }
+}
+
+/// The ceiling runs of `repeat`: one per architecture (a pre-trained model's is its plain
+/// architecture's), with the seed of its generation-0 run.
+fn ceilings(manifest: &Manifest, repeat: u32, runs: &mut Vec<PlannedRun>) {
+    let mut specs: Vec<NetworkSpec> = Vec::new();
+    for spec in &manifest.networks {
+        let plain = NetworkSpec { pretrain: None, ..*spec };
+        if !specs.contains(&plain) {
+            specs.push(plain);
+        }
+    }
+    for spec in specs {
+        let key = CeilingKey { ceiling: true, data: &manifest.data_key, network: &spec, train: &manifest.train, repeat };
+        runs.push(PlannedRun {
+            id: readable_id(0, &Treatment::Ceiling, &spec, &[], repeat, &settings_hash(&key)),
+            generation: 0,
+            teaching: Teaching::Truth,
+            network: spec,
+            model: spec.name(),
+            repeat,
+            seed: run_seed(manifest.seed, repeat, 0, &spec),
+            chain: false,
+            continues: false,
+        });
+    }
 }
 
 #[cfg(test)]
@@ -256,5 +299,28 @@ mod tests {
         assert!(student.id.starts_with("g1-ensemble-unet-from-unet+byol&fcn-r0-"), "{}", student.id);
         assert_eq!(student.treatment(), Treatment::Pseudo { strategy: Strategy::Ensemble, selection: "all".into() });
         assert_eq!(plan.runs[0].treatment(), Treatment::Labels);
+    }
+
+    #[test]
+    fn every_architecture_gets_a_ceiling_with_its_generation_zero_seed_and_pretraining_shares_it() {
+        let text = "[[sources]]\nkind = \"manual\"\nimages = 4\n[nets]\narchitectures = [\"unet\", \"unet+byol\", \"fcn\"]\n\
+                    [study]\nrepeats = 2\n";
+        let manifest = crate::manifest::parse(Path::new("t.toml"), text).unwrap();
+        let plan = plan(&manifest);
+        let ceilings: Vec<&PlannedRun> = plan.runs.iter().filter(|r| r.teaching == Teaching::Truth).collect();
+        // unet and unet+byol are one architecture: two ceilings per repeat.
+        assert_eq!(ceilings.len(), 4);
+        for c in &ceilings {
+            assert_eq!((c.generation, c.chain, c.treatment()), (0, false, Treatment::Ceiling));
+            assert!(c.id.starts_with("g0-ceiling-"), "{}", c.id);
+            let gen0 = plan.runs.iter().find(|r| r.teaching == Teaching::Labels && r.repeat == c.repeat && r.network == c.network).unwrap();
+            assert_eq!(c.seed, gen0.seed, "the ceiling starts where generation 0 starts");
+        }
+        let off = crate::manifest::parse(Path::new("t.toml"), &format!("{text}ceiling = false\n")).unwrap();
+        assert!(plan_has_no_ceiling(&off));
+    }
+
+    fn plan_has_no_ceiling(manifest: &Manifest) -> bool {
+        plan(manifest).runs.iter().all(|r| r.teaching != Teaching::Truth)
     }
 }

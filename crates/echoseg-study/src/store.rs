@@ -44,6 +44,16 @@ impl StudyDir {
         self.root.join("pretraining.csv")
     }
 
+    /// The gap recovered by every teacher→student pair (studies with a ceiling only).
+    pub fn gap_parquet(&self) -> PathBuf {
+        self.root.join("gap.parquet")
+    }
+
+    /// The gap table as CSV.
+    pub fn gap_csv(&self) -> PathBuf {
+        self.root.join("gap.csv")
+    }
+
     /// Every target judged for every configuration (Parquet).
     pub fn targets_parquet(&self) -> PathBuf {
         self.root.join("targets.parquet")
@@ -165,6 +175,11 @@ impl RunDir {
     /// Predicted labels on the test split.
     pub fn test_labels(&self) -> PathBuf {
         self.root.join("test.labels")
+    }
+
+    /// Predicted labels on the test images' twins with the spurious cue flipped (studies with a cue).
+    pub fn twin_labels(&self) -> PathBuf {
+        self.root.join("twins.labels")
     }
 
     /// Predicted labels on the unlabelled pool (the next generation's pseudo-labels).

@@ -149,6 +149,8 @@ impl std::fmt::Display for Strategy {
 
 /// The `strategy` column's value for generation 0, which learns from the source labels.
 pub const LABELS: &str = "labels";
+/// The `strategy` column's value for the ceiling: generation 0's images with exact labels.
+pub const CEILING: &str = "ceiling";
 /// The `selection` column's value for a treatment that keeps every pseudo-label.
 pub const EVERY_LABEL: &str = "all";
 
@@ -159,6 +161,9 @@ pub const EVERY_LABEL: &str = "all";
 pub enum Treatment {
     /// Generation 0: the mixed-source labels.
     Labels,
+    /// The ceiling: generation 0's images and seeds with exact labels, which separates what the
+    /// labels caused from what the architecture does anyway.
+    Ceiling,
     /// A later generation: pseudo-labels by `strategy`, of which `selection` kept some.
     Pseudo {
         /// Who taught.
@@ -174,23 +179,27 @@ impl Treatment {
         Treatment::Pseudo { strategy, selection: EVERY_LABEL.to_string() }
     }
 
-    /// The strategy, `None` for generation 0's labels.
+    /// The strategy, `None` for generation 0's labels and the ceiling.
     pub fn strategy(&self) -> Option<Strategy> {
         match self {
-            Treatment::Labels => None,
+            Treatment::Labels | Treatment::Ceiling => None,
             Treatment::Pseudo { strategy, .. } => Some(*strategy),
         }
     }
 
-    /// The `strategy` column: `labels` or the strategy's name.
+    /// The `strategy` column: `labels`, `ceiling` or the strategy's name.
     pub fn strategy_column(&self) -> &'static str {
-        self.strategy().map_or(LABELS, Strategy::name)
+        match self {
+            Treatment::Labels => LABELS,
+            Treatment::Ceiling => CEILING,
+            Treatment::Pseudo { strategy, .. } => strategy.name(),
+        }
     }
 
-    /// The `selection` column: `all` for generation 0, which learns from every label.
+    /// The `selection` column: `all` for generation 0 and the ceiling, which learn from every label.
     pub fn selection_column(&self) -> &str {
         match self {
-            Treatment::Labels => EVERY_LABEL,
+            Treatment::Labels | Treatment::Ceiling => EVERY_LABEL,
             Treatment::Pseudo { selection, .. } => selection,
         }
     }
@@ -203,8 +212,10 @@ impl Treatment {
 
     /// The treatment two table columns describe; `None` for a strategy name echoseg does not know.
     pub fn from_columns(strategy: &str, selection: &str) -> Option<Treatment> {
-        if strategy == LABELS {
-            return Some(Treatment::Labels);
+        match strategy {
+            LABELS => return Some(Treatment::Labels),
+            CEILING => return Some(Treatment::Ceiling),
+            _ => {}
         }
         let selection = if selection.is_empty() { EVERY_LABEL } else { selection };
         Some(Treatment::Pseudo { strategy: Strategy::from_name(strategy)?, selection: selection.to_string() })
@@ -262,6 +273,7 @@ mod tests {
         assert_eq!((t.to_string(), t.id_label()), ("self + confidence0.9".to_string(), "self.confidence0.9".to_string()));
         assert_eq!(Treatment::from_columns("labels", "all"), Some(Treatment::Labels));
         assert_eq!(Treatment::Labels.to_string(), "labels");
+        assert_eq!(Treatment::from_columns("ceiling", "all"), Some(Treatment::Ceiling));
         assert_eq!(Treatment::from_columns("teach", "all"), None);
     }
 

@@ -10,6 +10,7 @@ use crate::StudyError;
 use crate::data::StudyData;
 use crate::engine::{RunOutcome, as_slices};
 use crate::fingerprints::fingerprint_of;
+use crate::intervals::IntervalInputs;
 use crate::manifest::Manifest;
 use crate::plan::{Plan, PlannedRun};
 use crate::store::{StudyDir, read_labels, write_atomic};
@@ -193,6 +194,17 @@ pub fn write_tables(manifest: &Manifest, plan: &Plan, outcomes: &[RunOutcome], d
         rows.push_scores(&key, &scores, &fingerprint, &class_names);
     }
 
+    // All of generation 0's training labels together against truth, beside each generation-0 model.
+    let labelled: Vec<_> = data.train.iter().filter(|l| l.scene.truth.is_some()).collect();
+    let labels_miou = (!labelled.is_empty()).then(|| {
+        let mut confusion = Confusion::new(data.classes.len());
+        for l in &labelled {
+            if let Some(t) = l.scene.truth_labels() {
+                confusion.add_maps(&t.labels, &l.labels.labels);
+            }
+        }
+        confusion.miou()
+    });
     for (run, outcome) in plan.runs.iter().zip(outcomes) {
         let teacher = plan.teacher_name(run);
         let key = model_key(run, &teacher, subjects::MODEL, "");
@@ -202,6 +214,17 @@ pub fn write_tables(manifest: &Manifest, plan: &Plan, outcomes: &[RunOutcome], d
         }
         if let Some(ece) = outcome.calibration_error {
             rows.push(&key, &Metric::Ece, ece);
+        }
+        if let (Some(miou), crate::plan::Teaching::Labels) = (labels_miou, &run.teaching) {
+            rows.push(&key, &Metric::LabelsMiou, miou);
+        }
+        rows.push(&key, &Metric::Steps, outcome.training.steps as f64);
+        rows.push(&key, &Metric::Converged, f64::from(u8::from(outcome.training.converged)));
+        if let Some(fit) = outcome.fit_miou {
+            rows.push(&key, &Metric::FitMiou, fit);
+        }
+        if outcome.scored {
+            rows.push(&key, &Metric::Collapsed, f64::from(u8::from(outcome.collapsed)));
         }
         if let Some(p) = &outcome.pretraining {
             rows.push(&key, &Metric::ByolEmbeddingStdInitial, f64::from(p.initial_embedding_std));
@@ -232,18 +255,35 @@ pub fn write_tables(manifest: &Manifest, plan: &Plan, outcomes: &[RunOutcome], d
     write_frame(&mut results, &dir.results_parquet(), &dir.results_csv())?;
     let mut history = history_frame(plan, outcomes).map_err(table_error(&dir.history_parquet()))?;
     write_frame(&mut history, &dir.history_parquet(), &dir.history_csv())?;
-    let frames = crate::intervals::interval_frames(plan, data, &test_labels, dir, manifest.seed, &manifest.targets)?;
-    let (mut summary, mut verdicts, mut targets, mut pretraining) = frames;
-    write_frame(&mut summary, &dir.summary_parquet(), &dir.summary_csv())?;
-    write_frame(&mut verdicts, &dir.verdicts_parquet(), &dir.verdicts_csv())?;
-    write_frame(&mut targets, &dir.targets_parquet(), &dir.targets_csv())?;
-    // Only studies with pre-trained models have the table.
-    let _ = std::fs::remove_file(dir.pretraining_parquet());
-    let _ = std::fs::remove_file(dir.pretraining_csv());
-    if pretraining.height() > 0 {
-        write_frame(&mut pretraining, &dir.pretraining_parquet(), &dir.pretraining_csv())?;
-    }
-    Ok(())
+    // With a cue, every run's predictions on the twins too, for cue reliance image by image.
+    let twin_labels: Option<Vec<Vec<Vec<u8>>>> = if data.test_twins.is_empty() {
+        None
+    } else {
+        Some(plan.runs.iter().map(|r| read_labels(&dir.run(&r.id).twin_labels()).map(|(_, _, l)| l)).collect::<Result<_, _>>()?)
+    };
+    let inputs = IntervalInputs {
+        data,
+        test_labels: &test_labels,
+        twin_labels: twin_labels.as_deref(),
+        collapsed: outcomes.iter().map(|o| o.collapsed).collect(),
+        seed: manifest.seed,
+        targets: &manifest.targets,
+        rules: &manifest.verdict,
+    };
+    let mut frames = crate::intervals::interval_frames(plan, inputs, dir)?;
+    write_frame(&mut frames.summary, &dir.summary_parquet(), &dir.summary_csv())?;
+    write_frame(&mut frames.verdicts, &dir.verdicts_parquet(), &dir.verdicts_csv())?;
+    write_frame(&mut frames.targets, &dir.targets_parquet(), &dir.targets_csv())?;
+    // Only studies with pre-trained models have the pre-training table, and only those with a ceiling the gap table.
+    write_if_any(&mut frames.pretraining, &dir.pretraining_parquet(), &dir.pretraining_csv())?;
+    write_if_any(&mut frames.gap, &dir.gap_parquet(), &dir.gap_csv())
+}
+
+/// Writes a table that only some studies have, and removes an earlier study's when this one has none.
+fn write_if_any(frame: &mut DataFrame, parquet: &Path, csv: &Path) -> Result<(), StudyError> {
+    let _ = std::fs::remove_file(parquet);
+    let _ = std::fs::remove_file(csv);
+    if frame.height() > 0 { write_frame(frame, parquet, csv) } else { Ok(()) }
 }
 
 /// Per chain group (repeat, generation, strategy, selection) of two or more models: Fleiss' kappa and vote

@@ -104,6 +104,22 @@ pub enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Run studies whose answer is known by construction (each manifest with NAME.answer.toml
+    /// beside it) and say, check by check, whether their verdicts come out right.
+    Answers {
+        /// The manifests (for example experiments/validation/*.toml).
+        #[arg(required = true)]
+        manifests: Vec<PathBuf>,
+        /// Directory that holds the reports.
+        #[arg(long, default_value = "reports")]
+        reports: PathBuf,
+        /// Keep finished runs of earlier runs of these studies.
+        #[arg(long)]
+        resume: bool,
+        /// Check the studies already in REPORTS without running them.
+        #[arg(long)]
+        no_run: bool,
+    },
     /// Measure training and inference images/s and peak memory of each architecture.
     Bench(bench::BenchArgs),
     /// Agreement, kappa and STAPLE of segmentations made anywhere (grey PNG masks of class
@@ -187,9 +203,41 @@ where
             println!("wrote the data of study `{}` to {} (images/, masks/truth/, masks/SOURCE/)", m.name, out.display());
             Ok(())
         }
+        Command::Answers { manifests, reports, resume, no_run } => answers(&manifests, &reports, resume, no_run, &args),
         Command::Bench(args) => bench::run(args),
         Command::Agree(args) => agree::run(args),
     }
+}
+
+/// `echoseg answers`: runs each known-answer study (unless `no_run`), checks it against its
+/// answer file and prints one line per check; fails when any check is wrong.
+fn answers(manifests: &[PathBuf], reports: &Path, resume: bool, no_run: bool, args: &[OsString]) -> Result<()> {
+    use echoseg_study::answers::{answer_path, check_answer, read_answer};
+    let (mut right, mut wrong) = (0usize, 0usize);
+    // A shell glob of the folder also lists the answer files; they are read beside their manifests.
+    for path in manifests.iter().filter(|p| !p.to_string_lossy().ends_with(".answer.toml")) {
+        let answer_file = answer_path(path);
+        let answer = read_answer(&answer_file).with_context(|| format!("{} has no readable answer beside it", path.display()))?;
+        let m = manifest::load(path)?;
+        if !no_run {
+            eprintln!("running {} …", path.display());
+            let command = args.iter().map(|a| a.to_string_lossy().into_owned()).collect::<Vec<_>>().join(" ");
+            let options = RunOptions { resume, quiet: true, ..RunOptions::default() };
+            run(&Invocation { manifest: path.clone(), overrides: Vec::new() }, reports, &options, &command)?;
+        }
+        let outcomes = check_answer(&answer, &StudyDir::new(reports, &m.name))?;
+        println!("{} — {}", m.name, answer.answer);
+        for o in &outcomes {
+            println!("  {}  {}: {} — {}", if o.right { "right" } else { "WRONG" }, o.subject, o.what, o.detail);
+        }
+        right += outcomes.iter().filter(|o| o.right).count();
+        wrong += outcomes.iter().filter(|o| !o.right).count();
+    }
+    println!("{right} right, {wrong} wrong");
+    if wrong > 0 {
+        bail!("{wrong} check(s) came out wrong");
+    }
+    Ok(())
 }
 
 fn init_logging() {

@@ -13,7 +13,10 @@ use echoseg_study::schedule::{Jobs, dependencies, makespan};
 
 /// Images one run trains on and predicts, which with a timing give its estimated seconds.
 struct Workload {
+    /// Images per epoch (what the table shows).
     training_images: usize,
+    /// Images over the whole step budget.
+    trained_images: usize,
     predicted_images: usize,
     /// Images seen by BYOL pre-training (each trained on and predicted by the target once).
     pretraining_images: usize,
@@ -27,19 +30,26 @@ pub fn print(path: &Path, overrides: &[String], timing: bool) -> Result<()> {
     let plan = echoseg_study::plan(&m);
     let workload = |run: &PlannedRun| {
         let training_images = match run.teaching {
-            Teaching::Labels => data.train.len(),
+            Teaching::Labels | Teaching::Truth => data.train.len(),
             Teaching::PseudoLabels { strategy, .. } => strategy.training_images(data.train.len(), data.pool.len(), m.study.mix),
         };
+        // The driver shuffles the student's samples (a mean teacher's labelled ones, each batch paired with pool images).
+        let items = match run.strategy() {
+            Some(echoseg_study::manifest::Strategy::Ema) => data.train.len(),
+            _ => training_images,
+        };
+        let steps = m.train.total_steps(items);
+        let epochs = steps.div_ceil(items.div_ceil(m.train.batch_size).max(1));
+        let trained_images = steps * m.train.batch_size * training_images / items.max(1);
         let pool = if run.generation < m.study.generations { data.pool.len() } else { 0 };
         // Validation is predicted once per epoch; the test sets and the pool once after training.
-        let predicted_images =
-            data.validation.len() * m.train.epochs + data.test.len() + data.test_twins.len() + data.synthetic_test.len() + pool;
+        let predicted_images = data.validation.len() * epochs + data.test.len() + data.test_twins.len() + data.synthetic_test.len() + pool;
         // A pre-trained model's generation 0 pre-trains; later runs reuse its weights.
         let pretraining_images = match &m.byol {
             Some(byol) if run.generation == 0 && run.network.pretrain.is_some() => 2 * byol.epochs * data.pool.len(),
             _ => 0,
         };
-        Workload { training_images, predicted_images, pretraining_images }
+        Workload { training_images, trained_images, predicted_images, pretraining_images }
     };
 
     // Images per second for training and for inference, per architecture.
@@ -62,7 +72,11 @@ pub fn print(path: &Path, overrides: &[String], timing: bool) -> Result<()> {
         }
     }
 
-    println!("study `{}`: {} run(s), {} epoch(s) each at most, on {}", m.name, plan.runs.len(), m.train.epochs, m.device.name());
+    let budget = match m.train.budget() {
+        echoseg_nets::Budget::Steps(steps) => format!("{steps} optimiser step(s)"),
+        echoseg_nets::Budget::Epochs(epochs) => format!("{epochs} epoch(s)"),
+    };
+    println!("study `{}`: {} run(s), {budget} each at most, on {}", m.name, plan.runs.len(), m.device.name());
     let id_width = plan.runs.iter().map(|r| r.id.len()).max().unwrap_or(3);
     println!(
         "{:<id_width$} {:>3} {:>6} {:<10} {:<10} {:<14} {:<10} {:>6} {:>8}",
@@ -75,7 +89,7 @@ pub fn print(path: &Path, overrides: &[String], timing: bool) -> Result<()> {
         let teacher = if teacher.is_empty() { "-".to_string() } else { teacher };
         let treatment = run.treatment();
         let estimate = speed.get(run.network.architecture.name()).map(|&(train_ips, infer_ips)| {
-            (m.train.epochs * work.training_images + work.pretraining_images) as f64 / train_ips
+            (work.trained_images + work.pretraining_images) as f64 / train_ips
                 + (work.predicted_images + work.pretraining_images) as f64 / infer_ips
         });
         seconds.push(estimate.unwrap_or(0.0));
@@ -95,7 +109,7 @@ pub fn print(path: &Path, overrides: &[String], timing: bool) -> Result<()> {
     if timing {
         let wall = makespan(&seconds, &dependencies(&plan), jobs.jobs);
         println!(
-            "estimated total: {:.0} s ({:.1} min) with {} job(s) × {} thread(s) at once ({:.0} s of training and prediction at full epochs); early stopping can only shorten it",
+            "estimated total: {:.0} s ({:.1} min) with {} job(s) × {} thread(s) at once ({:.0} s of training and prediction at the full budget); early stopping can only shorten it",
             wall,
             wall / 60.0,
             jobs.jobs,

@@ -6,6 +6,7 @@ mod raw;
 
 use std::path::{Path, PathBuf};
 
+use echoseg_agree::{Bias, VerdictRules};
 use echoseg_nets::{Architecture, ByolConfig, DeviceChoice, EmaConfig, NetworkSpec, Pretrain, Settings, TrainConfig, Valid};
 use echoseg_scene::{ClassId, ClassTable, FolderSpec, HeuristicRules, LabelSource, ManualBias, Threshold, WorldConfig};
 use serde::Serialize;
@@ -170,11 +171,19 @@ pub struct Manifest {
     pub selections: Vec<Selection>,
     /// Targets judged in the report.
     pub targets: Vec<Target>,
+    /// Practical minimums of the verdicts (`[verdict]`).
+    pub verdict: VerdictRules,
     /// Everything that decides the images and their labels, as stable text (part of every run id).
     pub data_key: String,
 }
 
 impl Manifest {
+    /// Whether the plan has ceiling runs: asked for, and truth exists for every training image
+    /// (the procedural world; folder data does not promise it).
+    pub fn has_ceiling(&self) -> bool {
+        self.study.ceiling && self.world().is_some()
+    }
+
     /// The world settings, when the study uses the procedural world.
     pub fn world(&self) -> Option<&WorldConfig> {
         match &self.data {
@@ -412,6 +421,7 @@ pub fn validate(path: &Path, text: &str, raw: RawManifest) -> Result<Manifest, M
     let selections = study_problems(&raw.study, &networks, &classes, &mut p);
     let ema = checked(raw.study.ema.clone(), "study.ema", &mut p);
     let targets = targets(&raw.targets, &mut p);
+    let verdict = verdict_rules(&raw.verdict, &mut p);
 
     // Settings that failed their check are None, and their problems are in the list.
     let (Some(train), Some(ema), true) = (train, ema, p.list.is_empty()) else {
@@ -440,8 +450,26 @@ pub fn validate(path: &Path, text: &str, raw: RawManifest) -> Result<Manifest, M
         ema,
         selections,
         targets,
+        verdict,
         data_key,
     })
+}
+
+/// The `[verdict]` table as rules; a minimum must be a finite number ≥ 0.
+fn verdict_rules(raw: &RawVerdict, p: &mut Problems<'_>) -> VerdictRules {
+    let mut rules = VerdictRules::default();
+    for bias in Bias::ALL {
+        let Some(minimum) = raw.written(bias) else { continue };
+        if minimum.is_finite() && minimum >= 0.0 {
+            rules.minimum.insert(bias, minimum);
+        } else {
+            p.add(
+                format!("verdict.{}", bias.name()),
+                format!("must be a number ≥ 0 (the smallest change called a direction), got {minimum}"),
+            );
+        }
+    }
+    rules
 }
 
 /// Names as a manifest writes them, `"a", "b", "c"`, for messages that say what is allowed.
@@ -825,6 +853,18 @@ dilate = 1
 kind = "heuristic"
 images = 10
 "#;
+
+    #[test]
+    fn verdict_minimums_and_training_budgets_are_checked_with_their_line() {
+        let text = format!("{GOOD}[train]\nsteps = 100\nepochs = 4\n[verdict]\nthin_recall = -0.1\nboundary_offset = 0.5\n");
+        let err = parse(Path::new("t.toml"), &text).unwrap_err().to_string();
+        assert!(err.contains("t.toml:12: `train.steps` and `epochs` are two budgets"), "{err}");
+        assert!(err.contains("t.toml:15: `verdict.thin_recall` must be a number ≥ 0"), "{err}");
+        let ok = parse(Path::new("t.toml"), &format!("{GOOD}[verdict]\nboundary_offset = 0.5\n")).unwrap();
+        assert_eq!((ok.verdict.minimum(Bias::BoundaryOffset), ok.verdict.minimum(Bias::ThinRecall)), (0.5, 0.05));
+        let typo = parse(Path::new("t.toml"), &format!("{GOOD}[verdict]\nboundary = 0.5\n")).unwrap_err().to_string();
+        assert!(typo.contains("boundary"), "{typo}");
+    }
 
     #[test]
     fn kind_names_are_the_manifest_names() {

@@ -288,6 +288,12 @@ pub struct StudySettings {
     pub selections: Vec<RawSelection>,
     /// Settings of the `ema` strategy.
     pub ema: echoseg_nets::EmaConfig,
+    /// Also train every architecture on exact labels of generation 0's images with its seeds
+    /// (the ceiling), where the study has truth for them.
+    pub ceiling: bool,
+    /// `cross` at generation 1 trains every teacher→student pair (true) or only the chain's
+    /// rotation, one teacher per student (false: a third of the runs with three architectures).
+    pub cross_matrix: bool,
 }
 
 impl Default for StudySettings {
@@ -300,6 +306,8 @@ impl Default for StudySettings {
             student: StudentStart::Reinit,
             selections: Vec::new(),
             ema: echoseg_nets::EmaConfig::default(),
+            ceiling: true,
+            cross_matrix: true,
         }
     }
 }
@@ -346,6 +354,50 @@ pub struct RawManifest {
     /// Goals such as `"miou >= 0.8"`, each judged met, missed or undecided in the report.
     #[serde(default)]
     pub targets: Vec<String>,
+    /// The practical minimum change per bias below which a verdict says "holds".
+    #[serde(default)]
+    pub verdict: RawVerdict,
+}
+
+/// The `[verdict]` table: for each bias the smallest change a verdict may call a direction
+/// (boundary offset in px, the rest as shares); a bias left out keeps its default
+/// (`echoseg_agree::VerdictRules::default_minimum`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawVerdict {
+    /// Boundary offset, px (default 0.25).
+    pub boundary_offset: Option<f64>,
+    /// Boundary F1 (default 0.05).
+    pub boundary_f1: Option<f64>,
+    /// Thin-structure recall (default 0.05).
+    pub thin_recall: Option<f64>,
+    /// Small-object recall (default 0.05).
+    pub small_object_recall: Option<f64>,
+    /// Low-contrast recall (default 0.05).
+    pub low_contrast_recall: Option<f64>,
+    /// Shadow false-positive rate (default 0.05).
+    pub shadow_fp_rate: Option<f64>,
+    /// Spurious-cue reliance (default 0.02).
+    pub cue_reliance: Option<f64>,
+    /// Domain gap, in mIoU (default 0.05).
+    pub domain_gap: Option<f64>,
+}
+
+impl RawVerdict {
+    /// The minimum written for `bias`, if any.
+    pub fn written(&self, bias: echoseg_agree::Bias) -> Option<f64> {
+        use echoseg_agree::Bias;
+        match bias {
+            Bias::BoundaryOffset => self.boundary_offset,
+            Bias::BoundaryF1 => self.boundary_f1,
+            Bias::ThinRecall => self.thin_recall,
+            Bias::SmallObjectRecall => self.small_object_recall,
+            Bias::LowContrastRecall => self.low_contrast_recall,
+            Bias::ShadowFpRate => self.shadow_fp_rate,
+            Bias::CueReliance => self.cue_reliance,
+            Bias::DomainGap => self.domain_gap,
+        }
+    }
 }
 
 fn default_seed() -> u64 {

@@ -1,0 +1,285 @@
+//! Known answers: studies whose outcome is known by construction (a dilation every source
+//! shares, two opposite dilations, random-only errors, a threshold heuristic, a spurious cue),
+//! each with the answer written beside its manifest as `NAME.answer.toml`. Checking a finished
+//! study against its answer says whether echoseg's verdicts come out right.
+
+use std::path::{Path, PathBuf};
+
+use echoseg_agree::{Metric, Verdict};
+use polars::prelude::*;
+use serde::Deserialize;
+
+use crate::StudyError;
+use crate::store::StudyDir;
+use crate::strategy::{EVERY_LABEL, LABELS, Treatment};
+use crate::tables::{columns, read_table, subjects};
+
+/// The answer file of a manifest: `experiments/validation/NAME.toml` → `NAME.answer.toml`.
+pub fn answer_path(manifest: &Path) -> PathBuf {
+    manifest.with_extension("answer.toml")
+}
+
+/// What a study should find, as written in its answer file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KnownAnswer {
+    /// The answer in words.
+    pub answer: String,
+    /// The checks that make it precise.
+    #[serde(rename = "check")]
+    pub checks: Vec<Check>,
+}
+
+/// One check on the summary (a metric of some configurations) or on the verdicts.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Check {
+    /// What is checked, in words.
+    pub what: String,
+    /// The metric or bias (`miou`, `boundary_offset`, …).
+    pub metric: String,
+    /// Generation of the configurations checked.
+    #[serde(default)]
+    pub generation: u32,
+    /// Their strategy column: `labels` (generation 0), `ceiling`, `self`, `cross`, …
+    #[serde(default = "labels")]
+    pub strategy: String,
+    /// Their selection column.
+    #[serde(default = "every_label")]
+    pub selection: String,
+    /// Only this model (default: every model the study has).
+    pub model: Option<String>,
+    /// The estimate is at least this.
+    pub min: Option<f64>,
+    /// The estimate is at most this.
+    pub max: Option<f64>,
+    /// The interval's lower end lies above this (the interval excludes it).
+    pub low_above: Option<f64>,
+    /// The estimate lies at least this far below the same model's ceiling.
+    pub below_ceiling: Option<f64>,
+    /// The estimate (an mIoU) lies at least this far above the mIoU of the labels the model learned from.
+    pub above_labels: Option<f64>,
+    /// The verdict (from verdicts.csv) is one of these.
+    pub verdict_in: Option<Vec<String>>,
+}
+
+fn labels() -> String {
+    LABELS.into()
+}
+
+fn every_label() -> String {
+    EVERY_LABEL.into()
+}
+
+/// The outcome of one check for one model (or configuration).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Outcome {
+    /// What was checked.
+    pub what: String,
+    /// The model (and teacher, for a pair) it was checked on.
+    pub subject: String,
+    /// True when the study's numbers meet the answer.
+    pub right: bool,
+    /// The numbers behind it.
+    pub detail: String,
+}
+
+/// Reads an answer file.
+pub fn read_answer(path: &Path) -> Result<KnownAnswer, StudyError> {
+    let text = std::fs::read_to_string(path).map_err(|source| StudyError::Io { path: path.to_path_buf(), source })?;
+    toml::from_str(&text).map_err(|e| StudyError::Format { path: path.to_path_buf(), message: e.to_string() })
+}
+
+/// One summary row: a configuration's metric with its interval.
+struct Summary {
+    generation: u32,
+    treatment: Treatment,
+    model: String,
+    teacher: String,
+    metric: Metric,
+    estimate: f64,
+    low: f64,
+}
+
+/// One verdict row.
+struct VerdictRow {
+    generation: u32,
+    treatment: Treatment,
+    model: String,
+    metric: Metric,
+    verdict: Verdict,
+    change: f64,
+}
+
+/// The tables of a finished study that answers are checked on.
+struct Tables {
+    summary: Vec<Summary>,
+    verdicts: Vec<VerdictRow>,
+    /// Per model, the mIoU of the labels its generation 0 learned from.
+    labels_miou: Vec<(String, f64)>,
+}
+
+fn strings(df: &DataFrame, name: &str, path: &Path) -> Result<Vec<String>, StudyError> {
+    let column = df.column(name).and_then(|c| c.str().cloned()).map_err(|e| table_error(path, e))?;
+    Ok(column.iter().map(|s| s.unwrap_or_default().to_string()).collect())
+}
+
+fn floats(df: &DataFrame, name: &str, path: &Path) -> Result<Vec<f64>, StudyError> {
+    let column = df.column(name).and_then(|c| c.f64().cloned()).map_err(|e| table_error(path, e))?;
+    Ok(column.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
+}
+
+fn ints(df: &DataFrame, name: &str, path: &Path) -> Result<Vec<i64>, StudyError> {
+    let column = df.column(name).and_then(|c| c.i64().cloned()).map_err(|e| table_error(path, e))?;
+    Ok(column.iter().map(Option::unwrap_or_default).collect())
+}
+
+fn table_error(path: &Path, e: PolarsError) -> StudyError {
+    StudyError::Table { path: path.to_path_buf(), message: e.to_string() }
+}
+
+fn unknown(path: &Path, what: &str, name: &str) -> StudyError {
+    StudyError::Format { path: path.to_path_buf(), message: format!("unknown {what} `{name}`") }
+}
+
+fn treatments(df: &DataFrame, path: &Path) -> Result<Vec<Treatment>, StudyError> {
+    let (strategy, selection) = (strings(df, columns::STRATEGY, path)?, strings(df, columns::SELECTION, path)?);
+    strategy.iter().zip(&selection).map(|(s, sel)| Treatment::from_columns(s, sel).ok_or_else(|| unknown(path, "strategy", s))).collect()
+}
+
+fn metrics(df: &DataFrame, path: &Path) -> Result<Vec<Metric>, StudyError> {
+    strings(df, columns::METRIC, path)?.iter().map(|m| Metric::from_name(m).ok_or_else(|| unknown(path, "metric", m))).collect()
+}
+
+impl Tables {
+    fn read(dir: &StudyDir) -> Result<Self, StudyError> {
+        let path = dir.summary_parquet();
+        let df = read_table(&path)?;
+        let (generation, treatment, metric) = (ints(&df, "generation", &path)?, treatments(&df, &path)?, metrics(&df, &path)?);
+        let (model, teacher) = (strings(&df, "model", &path)?, strings(&df, "teacher", &path)?);
+        let (estimate, low) = (floats(&df, "estimate", &path)?, floats(&df, "low", &path)?);
+        let summary = (0..df.height())
+            .map(|i| Summary {
+                generation: generation[i] as u32,
+                treatment: treatment[i].clone(),
+                model: model[i].clone(),
+                teacher: teacher[i].clone(),
+                metric: metric[i].clone(),
+                estimate: estimate[i],
+                low: low[i],
+            })
+            .collect();
+        let path = dir.verdicts_parquet();
+        let df = read_table(&path)?;
+        let verdicts = if df.width() == 0 {
+            Vec::new()
+        } else {
+            let (generation, treatment, metric) = (ints(&df, "generation", &path)?, treatments(&df, &path)?, metrics(&df, &path)?);
+            let (model, change) = (strings(&df, "model", &path)?, floats(&df, "change", &path)?);
+            let verdict = strings(&df, "verdict", &path)?
+                .iter()
+                .map(|v| Verdict::from_name(v).ok_or_else(|| unknown(&path, "verdict", v)))
+                .collect::<Result<Vec<_>, _>>()?;
+            (0..df.height())
+                .map(|i| VerdictRow {
+                    generation: generation[i] as u32,
+                    treatment: treatment[i].clone(),
+                    model: model[i].clone(),
+                    metric: metric[i].clone(),
+                    verdict: verdict[i],
+                    change: change[i],
+                })
+                .collect()
+        };
+        let path = dir.results_parquet();
+        let df = read_table(&path)?;
+        let (subject, model, metric, value) = (
+            strings(&df, columns::SUBJECT, &path)?,
+            strings(&df, columns::MODEL, &path)?,
+            metrics(&df, &path)?,
+            floats(&df, columns::VALUE, &path)?,
+        );
+        let labels_miou = (0..df.height())
+            .filter(|&i| subject[i] == subjects::MODEL && metric[i] == Metric::LabelsMiou)
+            .map(|i| (model[i].clone(), value[i]))
+            .collect();
+        Ok(Self { summary, verdicts, labels_miou })
+    }
+}
+
+/// Checks the finished study in `dir` against `answer`: one outcome per check and model (or
+/// teacher→student pair); a check that matches no row of the tables is one wrong outcome.
+pub fn check_answer(answer: &KnownAnswer, dir: &StudyDir) -> Result<Vec<Outcome>, StudyError> {
+    let tables = Tables::read(dir)?;
+    let mut out = Vec::new();
+    for check in &answer.checks {
+        let treatment = Treatment::from_columns(&check.strategy, &check.selection)
+            .ok_or_else(|| unknown(&dir.summary_parquet(), "strategy", &check.strategy))?;
+        let metric = Metric::from_name(&check.metric).ok_or_else(|| unknown(&dir.summary_parquet(), "metric", &check.metric))?;
+        let wanted = |model: &str| check.model.as_deref().is_none_or(|m| m == model);
+        let before = out.len();
+        if let Some(allowed) = &check.verdict_in {
+            for v in tables
+                .verdicts
+                .iter()
+                .filter(|v| v.generation == check.generation && v.treatment == treatment && v.metric == metric && wanted(&v.model))
+            {
+                let right = allowed.iter().any(|a| a == v.verdict.name());
+                let detail = format!("{} (change {:+.3}; allowed: {})", v.verdict.name(), v.change, allowed.join(", "));
+                out.push(Outcome { what: check.what.clone(), subject: v.model.clone(), right, detail });
+            }
+        } else {
+            for s in tables
+                .summary
+                .iter()
+                .filter(|s| s.generation == check.generation && s.treatment == treatment && s.metric == metric && wanted(&s.model))
+            {
+                out.push(judge_summary(check, s, &tables));
+            }
+        }
+        if out.len() == before {
+            out.push(Outcome {
+                what: check.what.clone(),
+                subject: check.model.clone().unwrap_or_else(|| "every model".into()),
+                right: false,
+                detail: format!("no row of {} {} at generation {} in the study's tables", treatment, check.metric, check.generation),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// One summary row against every bound the check gives.
+fn judge_summary(check: &Check, s: &Summary, tables: &Tables) -> Outcome {
+    let mut right = true;
+    let mut detail = vec![format!("{:.3}", s.estimate)];
+    if let Some(min) = check.min {
+        right &= s.estimate >= min;
+        detail.push(format!("≥ {min}"));
+    }
+    if let Some(max) = check.max {
+        right &= s.estimate <= max;
+        detail.push(format!("≤ {max}"));
+    }
+    if let Some(floor) = check.low_above {
+        right &= s.low > floor;
+        detail.push(format!("interval low {:.3} > {floor}", s.low));
+    }
+    if let Some(gap) = check.below_ceiling {
+        let ceiling = tables
+            .summary
+            .iter()
+            .find(|c| c.treatment == Treatment::Ceiling && c.model == s.model && c.metric == s.metric)
+            .map(|c| c.estimate);
+        right &= ceiling.is_some_and(|c| c - s.estimate >= gap);
+        detail.push(format!("ceiling {} (at least {gap} above)", ceiling.map_or("missing".into(), |c| format!("{c:.3}"))));
+    }
+    if let Some(margin) = check.above_labels {
+        let labels: Vec<f64> = tables.labels_miou.iter().filter(|(m, _)| *m == s.model).map(|(_, v)| *v).collect();
+        let labels = (!labels.is_empty()).then(|| labels.iter().sum::<f64>() / labels.len() as f64);
+        right &= labels.is_some_and(|l| s.estimate - l >= margin);
+        detail.push(format!("labels {} (at least {margin} below)", labels.map_or("missing".into(), |l| format!("{l:.3}"))));
+    }
+    let subject = if s.teacher.is_empty() { s.model.clone() } else { format!("{} → {}", s.teacher, s.model) };
+    Outcome { what: check.what.clone(), subject, right, detail: detail.join(", ") }
+}

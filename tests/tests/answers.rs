@@ -1,0 +1,71 @@
+//! Tiny versions of the known-answer studies of experiments/validation/: each trains in seconds
+//! and asserts the answer known by construction, through the same checker `echoseg answers` uses.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers fail loudly
+
+use std::path::Path;
+
+use echoseg_nets::DeviceChoice;
+use echoseg_study::answers::{KnownAnswer, check_answer};
+use echoseg_study::{Reuse, Silent, StudyDir, manifest, run_study};
+use echoseg_tests::Scratch;
+
+/// A 32 px world of blobs and thin lines, one small fcn, 160 steps, two seeds, generation 0
+/// only; `sources` and `extra` complete it.
+fn tiny(name: &str, sources: &str, extra: &str) -> String {
+    format!(
+        "name = \"{name}\"\nseed = 2\n[world]\nsize = 32\nclasses = [\"blob\", \"thin\"]\nmin_objects = 2\nmax_objects = 4\n\
+         {sources}\n{extra}\n[split]\nvalidation = 0.2\ntest = 12\npool = 8\n[nets]\narchitectures = [\"fcn\"]\n\
+         fcn = {{ width = 8, depth = 4 }}\n[train]\nsteps = 160\nbatch_size = 8\n[study]\ngenerations = 0\nstrategies = [\"self\"]\nrepeats = 2\n"
+    )
+}
+
+/// Runs the study `text` in `scratch` and checks it against `answer` (TOML); returns the failures.
+fn wrong_checks(scratch: &Scratch, text: &str, answer: &str) -> Vec<String> {
+    let m = manifest::parse(Path::new("known.toml"), text).unwrap();
+    let dir = StudyDir::new(scratch.path(), &m.name);
+    run_study(&m, &dir, &DeviceChoice::Flex.open().unwrap(), Reuse::Nothing, &mut Silent).unwrap();
+    let answer: KnownAnswer = toml::from_str(answer).unwrap();
+    let outcomes = check_answer(&answer, &dir).unwrap();
+    assert!(!outcomes.is_empty());
+    outcomes.into_iter().filter(|o| !o.right).map(|o| format!("{}: {} — {}", o.subject, o.what, o.detail)).collect()
+}
+
+#[test]
+fn a_dilation_every_label_shares_is_learned_and_absent_from_the_ceiling() {
+    let scratch = Scratch::new("answer-dilation");
+    let text = tiny("dilation", "[[sources]]\nkind = \"manual\"\nimages = 48\ndilate = 2\n", "");
+    let answer = "answer = \"learned\"\n\
+                  [[check]]\nwhat = \"generation 0 learns the dilation\"\nmetric = \"boundary_offset\"\nmin = 1.0\n\
+                  [[check]]\nwhat = \"exact labels have none\"\nmetric = \"boundary_offset\"\nstrategy = \"ceiling\"\nmin = -0.5\nmax = 0.5\n";
+    let wrong = wrong_checks(&scratch, &text, answer);
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
+#[test]
+fn networks_trained_on_random_label_errors_beat_their_labels() {
+    let scratch = Scratch::new("answer-random");
+    let text = tiny("random", "[[sources]]\nkind = \"manual\"\nimages = 48\njitter = 1.5\nclass_slip = 0.15\n", "");
+    let answer = "answer = \"denoised\"\n[[check]]\nwhat = \"beats its labels\"\nmetric = \"miou\"\nabove_labels = 0.0\n";
+    let wrong = wrong_checks(&scratch, &text, answer);
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
+#[test]
+fn a_tint_that_marks_a_class_in_training_is_relied_on_and_its_interval_excludes_zero() {
+    let scratch = Scratch::new("answer-cue");
+    let text = tiny("cue", "[[sources]]\nkind = \"exact\"\nimages = 48\n", "[cue]\nclass = \"blob\"\nstrength = 1.0\n");
+    let answer = "answer = \"relied on\"\n[[check]]\nwhat = \"reliance above zero\"\nmetric = \"cue_reliance\"\nlow_above = 0.0\n";
+    let wrong = wrong_checks(&scratch, &text, answer);
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
+#[test]
+fn a_check_that_matches_nothing_is_wrong_not_silently_right() {
+    let scratch = Scratch::new("answer-nothing");
+    let text = tiny("nothing", "[[sources]]\nkind = \"exact\"\nimages = 16\n", "").replace("steps = 160", "steps = 4");
+    let answer = "answer = \"x\"\n[[check]]\nwhat = \"a generation the study lacks\"\nmetric = \"miou\"\ngeneration = 3\nmin = 0.0\n";
+    let wrong = wrong_checks(&scratch, &text, answer);
+    assert_eq!(wrong.len(), 1, "{wrong:#?}");
+    assert!(wrong[0].contains("no row"), "{wrong:#?}");
+}
