@@ -45,7 +45,15 @@ fn a_dilation_every_label_shares_is_learned_and_absent_from_the_ceiling() {
 #[test]
 fn networks_trained_on_random_label_errors_beat_their_labels() {
     let scratch = Scratch::new("answer-random");
-    let text = tiny("random", "[[sources]]\nkind = \"manual\"\nimages = 48\njitter = 1.5\nclass_slip = 0.15\n", "");
+    // As experiments/validation/random-errors.toml with one architecture and fewer test images:
+    // at 32 px a 1.5 px wobble erases the smallest blobs, and smaller networks than its fcn
+    // (measured: width 8) do not average the errors out within the budget.
+    let text = tiny("random", "[[sources]]\nkind = \"manual\"\nimages = 48\njitter = 1.5\nclass_slip = 0.1\n", "")
+        .replace("repeats = 2\n", "repeats = 2\nceiling = false\n")
+        .replace("size = 32", "size = 48")
+        .replace("min_objects = 2\nmax_objects = 4\n", "")
+        .replace("width = 8, depth = 4", "width = 12, depth = 4")
+        .replace("steps = 160", "steps = 300");
     let answer = "answer = \"denoised\"\n[[check]]\nwhat = \"beats its labels\"\nmetric = \"miou\"\nabove_labels = 0.0\n";
     let wrong = wrong_checks(&scratch, &text, answer);
     assert!(wrong.is_empty(), "{wrong:#?}");

@@ -10,7 +10,8 @@ use echoseg_study::plan::PlannedRun;
 use echoseg_study::{Manifest, Reuse, Shard, Silent, Strategy, StudyDir, manifest, merge_study, run_study, run_study_shard};
 use echoseg_tests::{Scratch, TINY_MANIFEST};
 
-/// The tiny study with self-training only, twice over (4 runs per repeat, 8 in all).
+/// The tiny study with self-training only, twice over (6 runs per repeat: generation 0, self and
+/// the ceiling of each architecture; 12 in all).
 fn two_repeats() -> String {
     TINY_MANIFEST.replace("strategies = [\"self\", \"cross\"]", "strategies = [\"self\"]\nrepeats = 2").replace("epochs = 12", "epochs = 6")
 }
@@ -76,14 +77,14 @@ fn killed_and_resumed(label: &str, jobs: usize) -> (usize, String, String) {
 fn a_study_killed_midway_and_resumed_equals_an_uninterrupted_one() {
     // One run at a time, so the kill lands after exactly two finished runs.
     let (trained, killed, whole) = killed_and_resumed("engine-resume", 1);
-    assert_eq!(trained, 6, "two runs finished before the kill; the third continues from its epoch checkpoint");
+    assert_eq!(trained, 10, "two runs finished before the kill; the third continues from its epoch checkpoint");
     assert_eq!(killed, whole);
 }
 
 #[test]
 fn a_study_killed_while_runs_train_in_parallel_resumes_to_the_same_tables() {
     let (trained, killed, whole) = killed_and_resumed("engine-resume-parallel", 2);
-    assert!(trained < 8, "finished runs are reused: {trained} trained again");
+    assert!(trained < 12, "finished runs are reused: {trained} trained again");
     assert_eq!(killed, whole);
 }
 
@@ -96,12 +97,12 @@ fn two_shards_merged_equal_one_unsharded_study() {
 
     let shared = StudyDir::new(&scratch.path().join("shared"), &m.name);
     let first = run_study_shard(&m, &shared, &device(), Reuse::Nothing, Shard::parse("1/2"), &mut Silent).unwrap();
-    assert_eq!(first.outcomes.len(), 4);
+    assert_eq!(first.outcomes.len(), 6);
     // Merging before every shard is done names what is missing.
     let early = merge_study(&m, &shared).unwrap_err().to_string();
-    assert!(early.contains("4 run(s)") && early.contains("-r1-"), "{early}");
+    assert!(early.contains("6 run(s)") && early.contains("-r1-"), "{early}");
     let second = run_study_shard(&m, &shared, &device(), Reuse::Nothing, Shard::parse("2/2"), &mut Silent).unwrap();
-    assert_eq!(second.outcomes.len(), 4);
+    assert_eq!(second.outcomes.len(), 6);
     let firsts: Vec<_> = first.outcomes.iter().map(|o| &o.id).collect();
     assert!(second.outcomes.iter().all(|o| !firsts.contains(&&o.id)), "shards overlap");
 
@@ -120,13 +121,13 @@ fn a_changed_knob_reruns_only_the_runs_it_affects() {
     let dir = StudyDir::new(scratch.path(), "tiny");
     let m = parse(&text);
     let first = run_study(&m, &dir, &device(), Reuse::Nothing, &mut Silent).unwrap();
-    assert_eq!(first.trained, 6);
+    assert_eq!(first.trained, 8);
 
-    // A wider fcn changes the fcn runs and every run an fcn taught: all but unet's labels and
-    // self-training runs (4 of 6).
+    // A wider fcn changes the fcn runs and every run an fcn taught: all but unet's labels,
+    // self-training and ceiling runs (5 of 8).
     let wider = parse(&text.replace("fcn = { width = 8, depth = 4 }", "fcn = { width = 6, depth = 4 }"));
     let second = run_study(&wider, &dir, &device(), Reuse::Finished, &mut Silent).unwrap();
-    assert_eq!(second.trained, 4);
+    assert_eq!(second.trained, 5);
     // Back to the first setting: everything is still in the store.
     let third = run_study(&m, &dir, &device(), Reuse::Finished, &mut Silent).unwrap();
     assert_eq!(third.trained, 0);
@@ -165,7 +166,7 @@ fn ensemble_and_consensus_students_learn_from_the_other_architectures() {
         .replace("epochs = 12", "epochs = 4");
     let m = parse(&text);
     let plan = echoseg_study::plan(&m);
-    assert_eq!(plan.runs.len(), 9, "3 at generation 0, 3 ensemble and 3 consensus students");
+    assert_eq!(plan.runs.len(), 12, "3 at generation 0, 3 ensemble and 3 consensus students, 3 ceilings");
     for run in plan.runs.iter().filter(|r| r.generation == 1) {
         let teachers = plan.teachers_of(run);
         assert_eq!(teachers.len(), 2, "{}", run.id);
@@ -173,7 +174,7 @@ fn ensemble_and_consensus_students_learn_from_the_other_architectures() {
     }
     let dir = StudyDir::new(scratch.path(), &m.name);
     let summary = run_study(&m, &dir, &device(), Reuse::Nothing, &mut Silent).unwrap();
-    assert_eq!(summary.trained, 9);
+    assert_eq!(summary.trained, 12);
     let csv = results(&dir);
     for row in ["model,1,ensemble,all,unet,fcn+pixel,", "model,1,consensus,all,pixel,unet+fcn,"] {
         assert!(csv.lines().any(|l| l.starts_with(row)), "no row {row}");

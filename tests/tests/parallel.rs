@@ -51,8 +51,8 @@ fn three_jobs_of_one_thread_equal_one_job_of_two_threads() {
     let (parallel, parallel_dir) = study(3, 3, "parallel");
     assert_eq!((serial.jobs.jobs, serial.jobs.threads_per_job), (1, 2));
     assert_eq!((parallel.jobs.jobs, parallel.jobs.threads_per_job), (3, 1));
-    assert_eq!(serial.trained, 12);
-    assert_eq!(parallel.trained, 12);
+    assert_eq!(serial.trained, 16);
+    assert_eq!(parallel.trained, 16);
     let ids = |s: &echoseg_study::StudySummary| s.outcomes.iter().map(|o| o.id.clone()).collect::<Vec<_>>();
     assert_eq!(ids(&serial), ids(&parallel), "outcomes must come back in plan order");
     for ((name, a), (_, b)) in tables(&serial_dir).iter().zip(&tables(&parallel_dir)) {

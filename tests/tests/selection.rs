@@ -75,7 +75,7 @@ fn every_selection_keeps_what_it_promises_and_keeps_the_more_accurate_labels() {
     let targets = std::fs::read_to_string(reports.join("tiny/targets.csv")).unwrap();
     let judged: Vec<(&str, &str)> =
         targets.lines().skip(1).map(|l| (l.split(',').next().unwrap(), l.rsplit(',').next().unwrap())).collect();
-    assert_eq!(judged.len(), 2 * 10, "two targets × 10 configurations");
+    assert_eq!(judged.len(), 2 * 12, "two targets × 12 configurations (2 of them the ceiling)");
     assert!(judged.iter().all(|&(t, j)| (t == "miou >= 0" && j == "met") || (t == "miou > 1" && j == "missed")), "{judged:?}");
 
     let html = std::fs::read_to_string(&page).unwrap();
@@ -122,9 +122,9 @@ fn an_ema_student_is_judged_beside_self_training_and_ignores_selections() {
     let page = run_quietly(&path, &reports).unwrap();
     let m = echoseg_study::manifest::load(&path).unwrap();
     let plan = echoseg_study::plan(&m);
-    // 2 at generation 0, self × 2 selections, ema once (it has its own threshold): 8 runs.
+    // 2 at generation 0, self × 2 selections, ema once (it has its own threshold), 2 ceilings: 10 runs.
     let ema: Vec<_> = plan.runs.iter().filter(|r| r.strategy() == Some(Strategy::Ema)).collect();
-    assert_eq!((plan.runs.len(), ema.len()), (2 + 2 * 2 + 2, 2));
+    assert_eq!((plan.runs.len(), ema.len()), (2 + 2 * 2 + 2 + 2, 2));
     assert!(ema.iter().all(|r| r.continues && r.treatment().keeps_every_label()), "an ema run goes on from its generation-0 weights");
     // Each ema run trained its epochs and is scored and judged like the other strategies.
     let metrics = model_metrics(&reports.join("tiny/results.csv"));

@@ -157,8 +157,8 @@ fn study_engine_runs_without_the_cli() {
     let dir = StudyDir::new(scratch.path(), &m.name);
     let device = echoseg_nets::DeviceChoice::Flex.open().unwrap();
     let summary = run_study(&m, &dir, &device, Reuse::Nothing, &mut Silent).unwrap();
-    assert_eq!(summary.plan.runs.len(), 6, "2 at generation 0, 2 self, 2 cross");
-    assert_eq!(summary.trained, 6);
+    assert_eq!(summary.plan.runs.len(), 8, "2 at generation 0, 2 self, 2 cross, 2 ceilings");
+    assert_eq!(summary.trained, 8);
     // Resuming a finished study trains nothing and reproduces the outcomes.
     let again = run_study(&m, &dir, &device, Reuse::Finished, &mut Silent).unwrap();
     assert_eq!(again.trained, 0);
@@ -207,12 +207,35 @@ fn verdicts_and_intervals_are_written_consistently_and_lead_the_report() {
             let (v, lo, hi) = (f(side), f(&format!("{side}_low")), f(&format!("{side}_high")));
             assert!(lo <= v + 1e-9 && v <= hi + 1e-9, "{side}: {v} not in [{lo}, {hi}]: {row:?}");
         }
-        let expected = if f("change_low") > 0.0 {
-            "amplifies"
-        } else if f("change_high") < 0.0 {
-            "cancels"
+        // The rules as experiments/README.md states them: most pairs collapsed, else a direction
+        // only when the interval excludes zero and the change reaches the practical minimum; the
+        // boundary offset, signed, also reverses.
+        let (minimum, collapsed, used) = (f("minimum"), f("collapsed"), f("repeats"));
+        let total = if collapsed >= used { collapsed } else { used + collapsed };
+        let signed = row[col("metric")] == "boundary_offset";
+        let side = |v: f64, lo: f64, hi: f64| {
+            if lo > 0.0 && v >= minimum {
+                1
+            } else if hi < 0.0 && -v >= minimum {
+                -1
+            } else {
+                0
+            }
+        };
+        let grew = f("change_low") > 0.0 && f("change") >= minimum;
+        let shrank = f("change_high") < 0.0 && -f("change") >= minimum;
+        let expected = if 2.0 * collapsed > total {
+            "collapsed"
+        } else if signed && side(f("before"), f("before_low"), f("before_high")) * side(f("after"), f("after_low"), f("after_high")) == -1 {
+            "reverses"
         } else {
-            "holds"
+            match (signed, grew, shrank) {
+                (false, true, _) => "amplifies",
+                (false, _, true) => "cancels",
+                (true, true, _) => "grows",
+                (true, _, true) => "shrinks",
+                _ => "holds",
+            }
         };
         assert_eq!(row[col("verdict")], expected, "{row:?}");
     }
@@ -220,7 +243,7 @@ fn verdicts_and_intervals_are_written_consistently_and_lead_the_report() {
     let (header, rows) = csv_rows(&reports.join("tiny/summary.csv"));
     let col = |name: &str| header.iter().position(|h| h == name).unwrap();
     let mious: Vec<&Vec<String>> = rows.iter().filter(|r| r[col("metric")] == "miou").collect();
-    assert_eq!(mious.len(), 6, "one mIoU per configuration");
+    assert_eq!(mious.len(), 8, "one mIoU per configuration, the ceilings included");
     for row in mious {
         let (v, lo, hi): (f64, f64, f64) =
             (row[col("estimate")].parse().unwrap(), row[col("low")].parse().unwrap(), row[col("high")].parse().unwrap());
@@ -236,7 +259,7 @@ fn verdicts_and_intervals_are_written_consistently_and_lead_the_report() {
             .filter(|r| r[col("subject")] == "model" && r[col("metric")] == metric)
             .map(|r| r[col("value")].parse().unwrap())
             .collect();
-        assert_eq!(values.len(), 6, "{metric} for every run");
+        assert_eq!(values.len(), 8, "{metric} for every run");
         assert!(values.iter().all(|v| (0.0..=1.0).contains(v)), "{metric}: {values:?}");
     }
 
@@ -244,6 +267,11 @@ fn verdicts_and_intervals_are_written_consistently_and_lead_the_report() {
     let verdict = html.find("id=\"verdict\"").expect("no verdict section");
     assert!(verdict < html.find("id=\"fingerprints\"").unwrap(), "the verdict must come first");
     assert!(html[verdict..].contains("after 1 generation of pseudo-labels"), "no plain-words verdict");
+    // The answer table shows each architecture's ceiling beside generation 0, and the gap recovered follows.
+    assert!(html[verdict..].contains("exact labels | generation 0 → 1"), "no ceiling in the answer table");
+    let gap = html.find("id=\"gap\"").expect("no gap-recovered section");
+    assert!(gap < html.find("id=\"fingerprints\"").unwrap());
+    assert!(reports.join("tiny/gap.csv").exists());
 }
 
 #[test]

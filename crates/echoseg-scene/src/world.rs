@@ -791,9 +791,9 @@ mod tests {
         assert_eq!(with.truth, without.truth);
         let plane = with.image.plane();
         let instances = &truth(&with).instances;
-        for p in 0..plane {
+        for (p, &instance) in instances.iter().enumerate() {
             let differs = (0..3).any(|c| with.image.pixels[c * plane + p] != without.image.pixels[c * plane + p]);
-            assert!(!differs || instances[p] > 0, "pixel {p} differs outside every object");
+            assert!(!differs || instance > 0, "pixel {p} differs outside every object");
             let (a, b): (f32, f32) = (0..3)
                 .map(|c| (with.image.pixels[c * plane + p], without.image.pixels[c * plane + p]))
                 .fold((0.0, 0.0), |(x, y), (a, b)| (x + a, y + b));

@@ -109,11 +109,11 @@ pub struct SourceSpec {
 /// A validated spurious cue.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CueSpec {
-    /// The class the marker goes with.
+    /// The class the tint goes with.
     pub class: ClassId,
     /// Indices of the sources whose images carry the correlation.
     pub sources: Vec<usize>,
-    /// 1 = marker exactly when the class is present.
+    /// 1 = exactly the class's objects are tinted.
     pub strength: f32,
 }
 
@@ -575,7 +575,7 @@ fn source_specs(raw: &[RawSource], data: &DataSpec, classes: &ClassTable, p: &mu
 fn cue_spec(raw: Option<&RawCue>, data: &DataSpec, classes: &ClassTable, sources: &[SourceSpec], p: &mut Problems<'_>) -> Option<CueSpec> {
     let c = raw?;
     if matches!(data, DataSpec::Folder(_)) {
-        p.add("cue", "needs the procedural world: the marker is drawn when images are rendered");
+        p.add("cue", "needs the procedural world: the tint is drawn when images are rendered");
         return None;
     }
     let class = classes.index_of(&c.class).filter(|&i| i > 0);

@@ -104,16 +104,16 @@ impl Default for Split {
     }
 }
 
-/// `[cue]`: a spurious marker correlated with a class in some sources' images.
+/// `[cue]`: a spurious tint correlated with a class in some sources' images.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawCue {
-    /// The class the marker goes with.
+    /// The class the tint goes with.
     pub class: String,
     /// The sources whose training images carry the correlation (default: all).
     #[serde(default)]
     pub sources: Vec<String>,
-    /// 1 = marker exactly when the class is present; 0.5 = independent.
+    /// 1 = exactly the class's objects are tinted; 0.5 = independent of class.
     #[serde(default = "default_cue_strength")]
     pub strength: f32,
 }
