@@ -182,6 +182,27 @@ fn spurious_cue_and_synthetic_source_give_reliance_and_domain_gap() {
             assert!(value.is_finite() && value.abs() <= 1.0, "{run} {metric} = {value}");
         }
     }
+    // Both come with intervals over test images, and the whole-sample estimate is the run's own
+    // value (one seed; every synthetic test image paired with the real one of its index).
+    let (header, rows) = csv_rows(&reports.join("tiny/summary.csv"));
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    for metric in ["cue_reliance", "domain_gap"] {
+        let row = rows
+            .iter()
+            .find(|r| {
+                r[col("metric")] == metric && r[col("generation")] == "0" && r[col("strategy")] == "labels" && r[col("model")] == "unet"
+            })
+            .unwrap_or_else(|| panic!("no {metric} in summary.csv"));
+        let f = |name: &str| row[col(name)].parse::<f64>().unwrap();
+        assert!(f("low") <= f("estimate") && f("estimate") <= f("high"), "{row:?}");
+        let own = csv.lines().find(|l| l.starts_with("model,0,labels,all,unet") && l.contains(&format!(",{metric},"))).unwrap();
+        let own: f64 = own.split(',').nth(9).unwrap().parse().unwrap();
+        assert!((own - f("estimate")).abs() < 1e-9, "{metric}: run {own}, summary {}", f("estimate"));
+    }
+    let verdicts = std::fs::read_to_string(reports.join("tiny/verdicts.csv")).unwrap();
+    for metric in ["cue_reliance", "domain_gap"] {
+        assert!(verdicts.lines().any(|l| l.contains(&format!(",{metric},"))), "no verdict on {metric}");
+    }
 }
 
 fn csv_rows(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {

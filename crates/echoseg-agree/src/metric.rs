@@ -63,8 +63,9 @@ impl Bias {
     ];
 
     /// The biases counted image by image, so with intervals over images and verdicts (cue
-    /// reliance in studies with a cue); the domain gap compares two whole image sets.
-    pub const COUNTED: [Bias; 7] = [
+    /// reliance in studies with a cue, the domain gap in studies with synthetic test images,
+    /// each synthetic image paired with the real one of its index): every bias.
+    pub const COUNTED: [Bias; 8] = [
         Bias::BoundaryOffset,
         Bias::BoundaryF1,
         Bias::ThinRecall,
@@ -72,6 +73,7 @@ impl Bias {
         Bias::LowContrastRecall,
         Bias::ShadowFpRate,
         Bias::CueReliance,
+        Bias::DomainGap,
     ];
 
     /// The biases measured on a subgroup of pixels (thin structures, small and low-contrast

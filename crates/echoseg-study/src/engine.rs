@@ -461,7 +461,9 @@ fn execute(study: &StudyContext<'_>, run: &PlannedRun, observer: &mut dyn Observ
         fingerprint.cue_reliance = cue_reliance(&test_labels, &twin_labels, &data.test, &data.test_twins, class);
     }
     if !data.synthetic_test.is_empty() {
-        let synthetic = score_set(&labels_of(&data.synthetic_test)?, &data.synthetic_test, data);
+        let synthetic_labels = labels_of(&data.synthetic_test)?;
+        write_labels(&run_dir.synthetic_labels(), data.width, data.height, &synthetic_labels)?;
+        let synthetic = score_set(&synthetic_labels, &data.synthetic_test, data);
         fingerprint.domain_gap = Some(test.miou - synthetic.miou);
     }
     let outcome = RunOutcome {

@@ -93,6 +93,18 @@ struct ImageCounts {
     fingerprint: FingerprintCounts,
     /// Its cue pixels and how many of them change label with the cue flipped (studies with a cue).
     cue: Option<Ratio>,
+    /// The confusion of the synthetic-style test image of the same index, for the domain gap:
+    /// the two sets are drawn alike, so resampling pairs resamples both.
+    synthetic: Option<Confusion>,
+}
+
+/// A run's predictions on the images that pair with its test images, where the study has them.
+#[derive(Clone, Copy)]
+struct Extra<'a> {
+    /// On the cue twins.
+    twins: Option<&'a [Vec<u8>]>,
+    /// On the synthetic-style test images.
+    synthetic: Option<&'a [Vec<u8>]>,
 }
 
 /// A metric's value over a set of image counts (`None` for a metric without per-image counts).
@@ -102,6 +114,15 @@ fn metric(measured: &Metric, units: &[&ImageCounts]) -> Option<f64> {
             let mut c = Confusion::new(units.first()?.confusion.classes());
             units.iter().for_each(|u| c.merge(&u.confusion));
             Some(c.miou())
+        }
+        Metric::Bias(Bias::DomainGap) => {
+            let (mut real, mut synthetic) = (Confusion::new(units.first()?.confusion.classes()), None::<Confusion>);
+            for u in units {
+                let Some(s) = &u.synthetic else { continue };
+                real.merge(&u.confusion);
+                synthetic.get_or_insert_with(|| Confusion::new(s.classes())).merge(s);
+            }
+            Some(real.miou() - synthetic?.miou())
         }
         Metric::Bias(Bias::CueReliance) => {
             let mut pooled = Ratio::default();
@@ -119,21 +140,27 @@ fn metric(measured: &Metric, units: &[&ImageCounts]) -> Option<f64> {
     }
 }
 
-fn run_counts(labels: &[Vec<u8>], twin_labels: Option<&[Vec<u8>]>, data: &StudyData) -> Vec<ImageCounts> {
+fn run_counts(labels: &[Vec<u8>], extra: Extra<'_>, data: &StudyData) -> Vec<ImageCounts> {
     labels
         .par_iter()
         .enumerate()
         .zip(data.test.par_iter())
         .filter_map(|((i, l), scene)| {
             let truth = scene.truth_labels()?;
-            let cue = twin_labels
+            let cue = extra
+                .twins
                 .zip(data.test_twins.get(i))
                 .zip(data.cue_class)
                 .map(|((t, twin), class)| cue_changes(l, &t[i], scene, twin, class));
+            let synthetic = extra
+                .synthetic
+                .zip(data.synthetic_test.get(i))
+                .and_then(|(s, scene)| Some(Confusion::from_maps(&scene.truth_labels()?.labels, s.get(i)?, data.classes.len())));
             Some(ImageCounts {
                 confusion: Confusion::from_maps(&truth.labels, l, data.classes.len()),
                 fingerprint: image_counts(l, scene, &data.classes)?,
                 cue,
+                synthetic,
             })
         })
         .collect()
@@ -260,6 +287,8 @@ pub struct IntervalInputs<'a> {
     pub test_labels: &'a [Vec<Vec<u8>>],
     /// Predictions on the test images' cue twins per run, in plan order (studies with a cue).
     pub twin_labels: Option<&'a [Vec<Vec<u8>>]>,
+    /// Predictions on the synthetic-style test images per run, in plan order (studies with them).
+    pub synthetic_labels: Option<&'a [Vec<Vec<u8>>]>,
     /// Per run, in plan order: its test predictions collapsed.
     pub collapsed: Vec<bool>,
     /// The study seed (the bootstrap's).
@@ -275,7 +304,13 @@ pub fn interval_frames(plan: &Plan, inputs: IntervalInputs<'_>, dir: &StudyDir) 
     let study = Evidence {
         plan,
         counts: (0..inputs.test_labels.len())
-            .map(|i| run_counts(&inputs.test_labels[i], inputs.twin_labels.map(|t| t[i].as_slice()), inputs.data))
+            .map(|i| {
+                let extra = Extra {
+                    twins: inputs.twin_labels.map(|t| t[i].as_slice()),
+                    synthetic: inputs.synthetic_labels.map(|s| s[i].as_slice()),
+                };
+                run_counts(&inputs.test_labels[i], extra, inputs.data)
+            })
             .collect(),
         collapsed: inputs.collapsed,
         teacher_names: plan.runs.iter().map(|r| plan.teacher_name(r)).collect(),
@@ -557,6 +592,7 @@ mod tests {
             confusion: Confusion::from_maps(truth, predicted, 2),
             fingerprint: FingerprintCounts::of_image(predicted, truth, 32, 32, 2, &groups),
             cue: None,
+            synthetic: None,
         }
     }
 

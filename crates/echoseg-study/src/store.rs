@@ -177,6 +177,11 @@ impl RunDir {
         self.root.join("test.labels")
     }
 
+    /// Predicted labels on the synthetic-style test images (studies with a synthetic source).
+    pub fn synthetic_labels(&self) -> PathBuf {
+        self.root.join("synthetic.labels")
+    }
+
     /// Predicted labels on the test images' twins with the spurious cue flipped (studies with a cue).
     pub fn twin_labels(&self) -> PathBuf {
         self.root.join("twins.labels")

@@ -261,10 +261,16 @@ pub fn write_tables(manifest: &Manifest, plan: &Plan, outcomes: &[RunOutcome], d
     } else {
         Some(plan.runs.iter().map(|r| read_labels(&dir.run(&r.id).twin_labels()).map(|(_, _, l)| l)).collect::<Result<_, _>>()?)
     };
+    let synthetic_labels: Option<Vec<Vec<Vec<u8>>>> = if data.synthetic_test.is_empty() {
+        None
+    } else {
+        Some(plan.runs.iter().map(|r| read_labels(&dir.run(&r.id).synthetic_labels()).map(|(_, _, l)| l)).collect::<Result<_, _>>()?)
+    };
     let inputs = IntervalInputs {
         data,
         test_labels: &test_labels,
         twin_labels: twin_labels.as_deref(),
+        synthetic_labels: synthetic_labels.as_deref(),
         collapsed: outcomes.iter().map(|o| o.collapsed).collect(),
         seed: manifest.seed,
         targets: &manifest.targets,
