@@ -136,11 +136,7 @@ impl<'a> Frame<'a> {
 
     /// A text column that older studies did not write: `default` for every row then.
     fn strings_or(&self, name: &str, default: &str) -> Result<Vec<String>, ReportError> {
-        if self.df.get_column_names().iter().any(|c| c.as_str() == name) {
-            self.strings(name)
-        } else {
-            Ok(vec![default.to_string(); self.height()])
-        }
+        if self.has(name) { self.strings(name) } else { Ok(vec![default.to_string(); self.height()]) }
     }
 
     fn ints(&self, name: &str) -> Result<Vec<i64>, ReportError> {

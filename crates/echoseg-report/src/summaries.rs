@@ -1,6 +1,6 @@
 //! The tables and sentences the report's sections show, built from the results rows.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use echoseg_agree::{Bias, Metric, Verdict};
 use echoseg_study::Treatment;
@@ -111,8 +111,12 @@ pub(crate) fn verdict_table(verdicts: &[VerdictRow], summary: &[SummaryRow], mod
 /// labels or the training are to blame), and runs whose validation loss had not levelled off.
 pub(crate) fn warnings(rows: &[ResultRow], summary: &[SummaryRow]) -> Vec<String> {
     let runs: Vec<&ResultRow> = rows.iter().filter(|r| r.is_model() && r.metric == Metric::Steps).collect();
-    let value =
-        |run: &ResultRow, metric: &Metric| rows.iter().find(|r| r.is_model() && r.run == run.run && &r.metric == metric).map(|r| r.value);
+    // One pass over the rows, not one per run and metric: a large study has tens of thousands.
+    let mut by_run: HashMap<(&str, &Metric), f64> = HashMap::new();
+    for r in rows.iter().filter(|r| r.is_model()) {
+        by_run.entry((r.run.as_str(), &r.metric)).or_insert(r.value);
+    }
+    let value = |run: &ResultRow, metric: &Metric| by_run.get(&(run.run.as_str(), metric)).copied();
     let describe = |r: &ResultRow| {
         let teacher = if r.teacher.is_empty() { String::new() } else { format!(" from {}", r.teacher) };
         format!("{} ({}{teacher}, generation {}, seed {})", r.model, r.treatment, r.generation, r.repeat + 1)

@@ -346,20 +346,6 @@ struct Evidence<'a> {
     rules: &'a VerdictRules,
 }
 
-impl Evidence<'_> {
-    /// The runs a statistic is computed on: those that did not collapse, or all of them when
-    /// every one did (the tables then say so in their `collapsed` column).
-    fn sound(&self, runs: &[usize]) -> Vec<usize> {
-        let sound: Vec<usize> = runs.iter().copied().filter(|&i| !self.collapsed[i]).collect();
-        if sound.is_empty() { runs.to_vec() } else { sound }
-    }
-
-    /// How many of `runs` collapsed.
-    fn collapsed_among(&self, runs: impl IntoIterator<Item = usize>) -> usize {
-        runs.into_iter().filter(|&i| self.collapsed[i]).count()
-    }
-}
-
 /// The summary (every configuration's metrics with intervals; runs that differ only in their
 /// repeat are one configuration) and the targets judged on those intervals.
 fn summary_columns(study: &Evidence<'_>, targets: &[Target]) -> (Columns, Columns) {
@@ -371,8 +357,10 @@ fn summary_columns(study: &Evidence<'_>, targets: &[Target]) -> (Columns, Column
     let mut judged = Columns::default();
     for ((generation, treatment, model, teacher), runs) in &configurations {
         let (strategy, selection) = (treatment.strategy_column(), treatment.selection_column());
-        let groups: Vec<Vec<ImageCounts>> = study.sound(runs).iter().map(|&i| study.counts[i].clone()).collect();
-        let collapsed = study.collapsed_among(runs.iter().copied());
+        // Computed on the runs that did not collapse, or on all when every one did (the
+        // `collapsed` column says so).
+        let (sound, collapsed) = without_collapsed(runs, |&i| study.collapsed[i]);
+        let groups: Vec<Vec<ImageCounts>> = sound.iter().map(|&i| study.counts[i].clone()).collect();
         for measured in interval_metrics() {
             let Some(interval) = bootstrap(&groups, &study.config, |u| metric(&measured, u)) else { continue };
             for target in targets.iter().filter(|t| t.metric == measured) {
@@ -419,10 +407,15 @@ fn unless_collapsed(verdict: Verdict, collapsed: usize, total: usize) -> Verdict
 
 /// The pairs neither of whose runs collapsed, or all when none is left, and how many had a collapsed run.
 fn sound_pairs(study: &Evidence<'_>, pairs: &[(usize, usize)]) -> (Vec<(usize, usize)>, usize) {
-    let bad = |&(b, a): &(usize, usize)| study.collapsed[b] || study.collapsed[a];
-    let collapsed = pairs.iter().filter(|p| bad(p)).count();
-    let sound: Vec<(usize, usize)> = pairs.iter().copied().filter(|p| !bad(p)).collect();
-    (if sound.is_empty() { pairs.to_vec() } else { sound }, collapsed)
+    without_collapsed(pairs, |&(b, a)| study.collapsed[b] || study.collapsed[a])
+}
+
+/// The items (runs, pairs or triples of runs) none of whose runs collapsed (`bad`), or all of
+/// them when none is left, and how many had a collapsed run.
+fn without_collapsed<T: Copy>(items: &[T], bad: impl Fn(&T) -> bool) -> (Vec<T>, usize) {
+    let collapsed = items.iter().filter(|i| bad(i)).count();
+    let sound: Vec<T> = items.iter().copied().filter(|i| !bad(i)).collect();
+    (if sound.is_empty() { items.to_vec() } else { sound }, collapsed)
 }
 
 /// The verdicts: each chain run against the generation-0 run of its architecture and repeat,
@@ -533,9 +526,7 @@ fn gap_columns(study: &Evidence<'_>) -> Columns {
     }
     let mut out = Columns::default();
     for ((generation, treatment, model, teacher), triples) in &pairs {
-        let collapsed = triples.iter().filter(|t| t.iter().any(|&i| study.collapsed[i])).count();
-        let sound: Vec<[usize; 3]> = triples.iter().copied().filter(|t| t.iter().all(|&i| !study.collapsed[i])).collect();
-        let used = if sound.is_empty() { triples.clone() } else { sound };
+        let (used, collapsed) = without_collapsed(triples, |t| t.iter().any(|&i| study.collapsed[i]));
         let groups: Vec<Vec<GapUnit>> = used
             .iter()
             .map(|[t, s, c]| {

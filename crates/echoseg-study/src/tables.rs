@@ -13,7 +13,7 @@ use crate::fingerprints::fingerprint_of;
 use crate::intervals::IntervalInputs;
 use crate::manifest::Manifest;
 use crate::plan::{Plan, PlannedRun};
-use crate::store::{StudyDir, read_labels, write_atomic};
+use crate::store::{RunDir, StudyDir, read_labels, write_atomic};
 use crate::strategy::Treatment;
 
 /// Column names of the results table, shared with the report.
@@ -247,25 +247,17 @@ pub fn write_tables(manifest: &Manifest, plan: &Plan, outcomes: &[RunOutcome], d
     }
 
     // Every run's test predictions, read once for the agreement rows and the intervals.
-    let test_labels: Vec<Vec<Vec<u8>>> =
-        plan.runs.iter().map(|r| read_labels(&dir.run(&r.id).test_labels()).map(|(_, _, l)| l)).collect::<Result<_, _>>()?;
+    let test_labels = every_run_labels(plan, dir, RunDir::test_labels)?;
     committee_rows(&mut rows, plan, &test_labels, data);
 
     let mut results = rows.frame().map_err(table_error(&dir.results_parquet()))?;
     write_frame(&mut results, &dir.results_parquet(), &dir.results_csv())?;
     let mut history = history_frame(plan, outcomes).map_err(table_error(&dir.history_parquet()))?;
     write_frame(&mut history, &dir.history_parquet(), &dir.history_csv())?;
-    // With a cue, every run's predictions on the twins too, for cue reliance image by image.
-    let twin_labels: Option<Vec<Vec<Vec<u8>>>> = if data.test_twins.is_empty() {
-        None
-    } else {
-        Some(plan.runs.iter().map(|r| read_labels(&dir.run(&r.id).twin_labels()).map(|(_, _, l)| l)).collect::<Result<_, _>>()?)
-    };
-    let synthetic_labels: Option<Vec<Vec<Vec<u8>>>> = if data.synthetic_test.is_empty() {
-        None
-    } else {
-        Some(plan.runs.iter().map(|r| read_labels(&dir.run(&r.id).synthetic_labels()).map(|(_, _, l)| l)).collect::<Result<_, _>>()?)
-    };
+    // With a cue (or synthetic test images), every run's predictions on the twins (or those
+    // images) too, for cue reliance (or the domain gap) image by image.
+    let twin_labels = (!data.test_twins.is_empty()).then(|| every_run_labels(plan, dir, RunDir::twin_labels)).transpose()?;
+    let synthetic_labels = (!data.synthetic_test.is_empty()).then(|| every_run_labels(plan, dir, RunDir::synthetic_labels)).transpose()?;
     let inputs = IntervalInputs {
         data,
         test_labels: &test_labels,
@@ -283,6 +275,11 @@ pub fn write_tables(manifest: &Manifest, plan: &Plan, outcomes: &[RunOutcome], d
     // Only studies with pre-trained models have the pre-training table, and only those with a ceiling the gap table.
     write_if_any(&mut frames.pretraining, &dir.pretraining_parquet(), &dir.pretraining_csv())?;
     write_if_any(&mut frames.gap, &dir.gap_parquet(), &dir.gap_csv())
+}
+
+/// Every run's predicted label maps from the file `file` names in its run directory, in plan order.
+fn every_run_labels(plan: &Plan, dir: &StudyDir, file: fn(&RunDir) -> std::path::PathBuf) -> Result<Vec<Vec<Vec<u8>>>, StudyError> {
+    plan.runs.iter().map(|r| read_labels(&file(&dir.run(&r.id))).map(|(_, _, l)| l)).collect()
 }
 
 /// Writes a table that only some studies have, and removes an earlier study's when this one has none.
