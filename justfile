@@ -9,6 +9,11 @@ experiment manifest="experiments/default.toml" *args:
 generate manifest="experiments/default.toml" out="experiments/data/default-world":
     cargo run --release -p echoseg -- generate {{manifest}} --out {{out}}
 
+# Write the multi-rater folder dataset experiments/folder-raters.toml reads: three classic
+# algorithms' masks on every image of the default world, with exact truth.
+generate-raters:
+    cargo run --release -p echoseg -- generate experiments/raters-world.toml --out experiments/data/raters-world --every-image
+
 # Re-render the report of a finished study.
 report name="default":
     cargo run --release -p echoseg -- report {{name}}

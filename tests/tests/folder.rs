@@ -130,3 +130,154 @@ fn broken_folder_data_is_named_before_training() {
     assert!(run_quietly(&path, &reports).is_err());
     assert!(!reports.exists(), "nothing is written for bad data");
 }
+
+/// Writes the tiny world with every source's masks on every image (the multi-rater layout).
+fn generate_every_image(scratch: &Scratch) -> std::path::PathBuf {
+    let manifest_path = scratch.write("tiny.toml", TINY_MANIFEST);
+    let out = scratch.path().join("data");
+    echoseg::run_cli(["echoseg", "generate", manifest_path.to_str().unwrap(), "--out", out.to_str().unwrap(), "--every-image"]).unwrap();
+    out
+}
+
+fn folder_spec(root: std::path::PathBuf) -> FolderSpec {
+    FolderSpec {
+        root,
+        classes: echoseg_scene::ClassTable::new(vec!["background".into(), "blob".into(), "thin".into()]),
+        colours: None,
+        truth: Some("truth".into()),
+        required_sets: vec![],
+    }
+}
+
+fn splits(reports: &std::path::Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(reports.join("tiny-folder/splits.json")).unwrap()).unwrap()
+}
+
+fn ids(v: &serde_json::Value) -> std::collections::BTreeSet<String> {
+    v.as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect()
+}
+
+/// The value of `metric` in the results row of `subject` `model` (generation 0, repeat 0).
+fn result(reports: &std::path::Path, subject: &str, model: &str, metric: &str) -> Option<f64> {
+    let csv = std::fs::read_to_string(reports.join("tiny-folder/results.csv")).unwrap();
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    csv.lines().skip(1).map(|l| l.split(',').collect::<Vec<_>>()).find_map(|r| {
+        (r[col("subject")] == subject && r[col("model")] == model && r[col("metric")] == metric && r[col("generation")] == "0")
+            .then(|| r[col("value")].parse().unwrap())
+    })
+}
+
+#[test]
+fn every_mask_set_over_every_image_is_split_by_the_study_and_each_source_is_scored_on_test_images() {
+    let scratch = Scratch::new("folder-every-image");
+    let data = generate_every_image(&scratch);
+    let folder = read_folder(&folder_spec(data)).unwrap();
+    assert!(folder.mask_sets["manual"].masks.len() == folder.scenes.len(), "the layout: every source masks every image");
+    let path = scratch.write("folder.toml", &FOLDER_MANIFEST.replace("test = 8\npool = 16", "test = 0.2\npool = 0.25"));
+    let reports = scratch.path().join("reports");
+    let html = std::fs::read_to_string(run_quietly(&path, &reports).unwrap()).unwrap();
+    let s = splits(&reports);
+    let (test, pool) = (ids(&s["test"]), ids(&s["pool"]));
+    let (manual, heuristic) = (ids(&s["train"]["manual"]), ids(&s["train"]["heuristic"]));
+    let validation = ids(&s["validation"]["manual"]);
+    let n = folder.scenes.len();
+    assert_eq!(test.len(), (0.2 * n as f64).round() as usize);
+    assert_eq!(pool.len(), (0.25 * n as f64).round() as usize);
+    assert_eq!(manual, heuristic, "overlap = all: both sources teach every training image");
+    assert_eq!(test.len() + pool.len() + manual.len() + validation.len(), n, "every image in exactly one split");
+    assert!(manual.is_disjoint(&test) && validation.is_disjoint(&manual) && pool.is_disjoint(&manual));
+    // The manual source's quality is its masks on the test images against their truth.
+    let mut confusion = echoseg_agree::Confusion::new(3);
+    for id in &test {
+        confusion.add_maps(&folder.mask_sets["truth"].masks[id].labels, &folder.mask_sets["manual"].masks[id].labels);
+    }
+    let reported = result(&reports, "source", "manual", "miou").unwrap();
+    assert!((reported - confusion.miou()).abs() < 1e-9, "source row {reported} vs its test masks {}", confusion.miou());
+    assert!(html.contains("overlap = &quot;all&quot;"), "the report says how sources share images");
+}
+
+#[test]
+fn assign_gives_each_training_image_one_source() {
+    let scratch = Scratch::new("folder-assign");
+    generate_every_image(&scratch);
+    let manifest = FOLDER_MANIFEST.replace("truth = \"truth\"\n", "truth = \"truth\"\noverlap = \"assign\"\n");
+    let path = scratch.write("folder.toml", &manifest);
+    let reports = scratch.path().join("reports");
+    let html = std::fs::read_to_string(run_quietly(&path, &reports).unwrap()).unwrap();
+    let s = splits(&reports);
+    let (manual, heuristic) = (ids(&s["train"]["manual"]), ids(&s["train"]["heuristic"]));
+    assert!(manual.is_disjoint(&heuristic), "one teacher per image");
+    assert!(
+        manual.len() >= 10 && heuristic.len() >= 10,
+        "equal shares split 56 images roughly evenly: {} and {}",
+        manual.len(),
+        heuristic.len()
+    );
+    assert!(html.contains("overlap = &quot;assign&quot;"));
+    // A share is only meaningful when the study draws.
+    let shared = manifest.replace("masks = \"manual\"\n", "masks = \"manual\"\nshare = 3\n");
+    let err = echoseg::run_cli([
+        "echoseg",
+        "validate",
+        scratch.write("shared.toml", &shared.replace("overlap = \"assign\"\n", "")).to_str().unwrap(),
+    ])
+    .unwrap_err();
+    assert!(echoseg::describe_error(&err).contains("`sources[0].share` weighs manual when folder.overlap = \"assign\""), "{err:#}");
+}
+
+#[test]
+fn truth_for_half_the_images_puts_the_test_split_there() {
+    let scratch = Scratch::new("folder-half-truth");
+    let data = generate_every_image(&scratch);
+    let mut names: Vec<_> = std::fs::read_dir(data.join("masks/truth")).unwrap().map(|e| e.unwrap().path()).collect();
+    names.sort();
+    for p in names.iter().skip(names.len() / 2) {
+        std::fs::remove_file(p).unwrap();
+    }
+    let with_truth: std::collections::BTreeSet<String> =
+        names.iter().take(names.len() / 2).map(|p| p.file_stem().unwrap().to_string_lossy().into_owned()).collect();
+    let path = scratch.write("folder.toml", FOLDER_MANIFEST);
+    let reports = scratch.path().join("reports");
+    run_quietly(&path, &reports).unwrap();
+    let test = ids(&splits(&reports)["test"]);
+    assert_eq!(test.len(), 8);
+    assert!(test.is_subset(&with_truth), "test images are drawn from those with truth");
+    assert!(result(&reports, "model", "unet", "miou").is_some(), "models are scored on them");
+}
+
+#[test]
+fn sixteen_bit_grey_images_split_and_train_like_their_eight_bit_originals() {
+    let scratch = Scratch::new("folder-16bit");
+    let data = generate_every_image(&scratch);
+    let before = read_folder(&folder_spec(data.clone())).unwrap();
+    let path = scratch.write("folder.toml", FOLDER_MANIFEST);
+    let study = |depth: image::ExtendedColorType, label: &str| {
+        for s in &before.scenes {
+            let grey = s.image.grey();
+            let bytes: Vec<u8> = match depth {
+                image::ExtendedColorType::L16 => grey.iter().flat_map(|&g| ((g * 65535.0).round() as u16).to_ne_bytes()).collect(),
+                _ => grey.iter().map(|&g| (g * 255.0).round() as u8).collect(),
+            };
+            let file = data.join(format!("images/{}.png", s.name));
+            image::save_buffer(&file, &bytes, s.image.width as u32, s.image.height as u32, depth).unwrap();
+        }
+        let reports = scratch.path().join(label);
+        run_quietly(&path, &reports).unwrap();
+        (read_folder(&folder_spec(data.clone())).unwrap(), splits(&reports), result(&reports, "model", "fcn", "miou").unwrap())
+    };
+    let (eight, eight_splits, eight_miou) = study(image::ExtendedColorType::L8, "eight");
+    let (sixteen, sixteen_splits, sixteen_miou) = study(image::ExtendedColorType::L16, "sixteen");
+    let brightest = before.scenes.iter().flat_map(|s| s.image.grey()).fold(0.0f32, f32::max);
+    for (a, b) in sixteen.scenes.iter().zip(&before.scenes) {
+        let (ga, gb) = (a.image.grey(), b.image.grey());
+        assert!(
+            ga.iter().zip(&gb).all(|(x, y)| (x - y / brightest).abs() < 1e-4),
+            "{}: 16-bit grey reads as the grey image, stretched",
+            a.name
+        );
+    }
+    assert_eq!(eight.scenes.len(), sixteen.scenes.len());
+    assert_eq!(eight_splits, sixteen_splits, "the split does not depend on the pixels");
+    assert!((eight_miou - sixteen_miou).abs() < 0.05, "8-bit grey fcn mIoU {eight_miou:.3}, 16-bit {sixteen_miou:.3}");
+}

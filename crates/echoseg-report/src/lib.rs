@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 use echoseg_agree::{Bias, Metric};
 use echoseg_study::StudyDir;
+use echoseg_study::data::Splits;
 use echoseg_study::provenance::Provenance;
 use echoseg_study::store::{read_json, write_atomic};
 
@@ -103,6 +104,8 @@ struct Study {
     pretraining: Vec<PretrainingRow>,
     gap: Vec<GapRow>,
     provenance: Option<Provenance>,
+    /// How the images were split (absent in studies written before splits.json said it).
+    splits: Option<Splits>,
     /// The architectures in the order they first appear.
     models: Vec<String>,
     /// The columns the score tables add after mIoU and the boundary offset.
@@ -127,6 +130,7 @@ impl Study {
             pretraining: read_pretraining(&dir.pretraining_parquet())?,
             gap: read_gap(&dir.gap_parquet())?,
             provenance: read_json(&dir.provenance()).ok(),
+            splits: read_json(&dir.splits()).ok(),
             rows,
             models,
             class_metrics,

@@ -1,6 +1,7 @@
 //! The report page, one function per section, in page order.
 
 use echoseg_agree::{BOUNDARY_TOLERANCE, BootstrapConfig, CALIBRATION_BINS, DEFAULT_MAX_OFFSET, Metric};
+use echoseg_study::Treatment;
 
 use crate::html::{Page, escape};
 use crate::summaries::{
@@ -52,10 +53,16 @@ fn verdict(page: &mut Page, study: &Study) {
         page.paragraph("The study has no pseudo-label generation (or no truth), so there is no change of bias to judge.");
     } else {
         page.raw(&verdict_table(&study.verdicts, &study.summary, &study.models).html());
+        let ceiling = if study.summary.iter().any(|r| r.treatment == Treatment::Ceiling) {
+            "; before the bar, the same architecture and seeds trained on exact labels (the ceiling: what the architecture \
+             does anyway, whatever the labels)"
+        } else {
+            " (this study has no exact-label ceiling: only studies of the procedural world train one, as a folder dataset \
+             need not have truth for its training images)"
+        };
         page.paragraph(&format!(
             "Each bias of each architecture after pseudo-labelling, against the same architecture and seed at generation 0, \
-             on the same test images; before the bar, the same architecture and seeds trained on exact labels (the ceiling: \
-             what the architecture does anyway, whatever the labels). Intervals are {} % bootstrap intervals over test images \
+             on the same test images{ceiling}. Intervals are {} % bootstrap intervals over test images \
              and seeds ({} resamples). A bias amplifies (grows, for the signed boundary offset) or cancels (shrinks) only when \
              the interval of the change in its size excludes zero and the change is at least the practical minimum of the \
              manifest's [verdict] table (defaults: 0.25 px for the boundary offset, 0.05 for recalls and F1); the offset \
@@ -198,8 +205,9 @@ fn samples_without_truth(page: &mut Page, figures: &Figures) {
     page.figure(
         src,
         "test images with each model's prediction and the models' disagreement",
-        "Each row is a test image, then each architecture's prediction at generation 0 and at the last \
-         generation (first seed), and in red where those models disagree. Without truth, the truth column is empty.",
+        "Each row is a test image, what each label source drew on it (where it has a mask there), then each \
+         architecture's prediction at generation 0 and at the last generation (first seed), and in red where those \
+         models disagree. Without truth, the truth column is empty.",
     );
 }
 
@@ -294,9 +302,16 @@ fn training(page: &mut Page, figures: &Figures) {
 
 fn sources(page: &mut Page, study: &Study) {
     page.heading("sources", "Label sources");
-    page.paragraph(
-        "Each source's labels scored against the exact truth on the training images it labelled: the biases the models inherit.",
-    );
+    let on_test = study.splits.as_ref().is_some_and(|s| !s.source_test.is_empty());
+    page.paragraph(if on_test {
+        "Each source's masks on the test images scored against the exact truth (those masks are never trained on): \
+         the biases the models inherit."
+    } else {
+        "Each source's labels scored against the exact truth on the training images it labelled: the biases the models inherit."
+    });
+    if let Some(layout) = study.splits.as_ref().map(|s| &s.layout).filter(|l| !l.is_empty()) {
+        page.paragraph(layout);
+    }
     page.raw(&sources_table(&study.rows, &study.class_metrics).html());
 }
 

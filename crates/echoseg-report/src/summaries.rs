@@ -74,7 +74,9 @@ pub(crate) fn verdict_table(verdicts: &[VerdictRow], summary: &[SummaryRow], mod
     keys.dedup();
     let columns: Vec<&String> = models.iter().filter(|m| at_last.iter().any(|v| &v.model == *m)).collect();
     let mut header: Vec<String> = vec!["bias".into(), "strategy".into()];
-    header.extend(columns.iter().map(|m| format!("{m}: exact labels | generation 0 → {last}")));
+    let ceiling_shown = summary.iter().any(|r| r.treatment == Treatment::Ceiling);
+    let before = if ceiling_shown { "exact labels | generation 0" } else { "generation 0" };
+    header.extend(columns.iter().map(|m| format!("{m}: {before} → {last}")));
     let rows = keys
         .iter()
         .filter_map(|&(b, treatment)| {

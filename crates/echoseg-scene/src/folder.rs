@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-use crate::png::{read_image, write_image, write_label_map};
+use crate::png::{BitDepth, read_image_with_depth, write_image, write_label_map};
 use crate::raster::{ClassTable, Image, LabelMap};
 use crate::source::MaskSet;
 use crate::world::{Scene, Style, Truth};
@@ -62,7 +62,9 @@ pub struct FolderDataset {
 }
 
 fn is_image(path: &Path) -> bool {
-    path.extension().and_then(|e| e.to_str()).is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg"))
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg" | "tif" | "tiff"))
 }
 
 fn stem(path: &Path) -> String {
@@ -95,7 +97,11 @@ fn read_mask(path: &Path, spec: &FolderSpec, expected: Option<(usize, usize)>) -
     }
     let labels = match &spec.colours {
         None => {
-            let grey = decoded.to_luma8().into_raw();
+            // A 16-bit mask holds class indices as they are; converting it to 8 bits would scale them.
+            let grey: Vec<u16> = match &decoded {
+                image::DynamicImage::ImageLuma16(m) => m.as_raw().clone(),
+                other => other.to_luma8().into_raw().into_iter().map(u16::from).collect(),
+            };
             if let Some((i, &v)) = grey.iter().enumerate().find(|&(_, &v)| usize::from(v) >= spec.classes.len()) {
                 return Err(format!(
                     "value {v} at pixel ({}, {}) is outside the class table (0..{}: {})",
@@ -105,7 +111,7 @@ fn read_mask(path: &Path, spec: &FolderSpec, expected: Option<(usize, usize)>) -
                     spec.classes.names().join(", ")
                 ));
             }
-            grey
+            grey.into_iter().map(|v| v as u8).collect()
         }
         Some(colours) => {
             let rgb = decoded.to_rgb8().into_raw();
@@ -138,10 +144,11 @@ pub fn read_folder(spec: &FolderSpec) -> Result<FolderDataset, FolderError> {
     if image_paths.is_empty() && problems.is_empty() {
         problems.push(DataProblem { path: spec.root.join("images"), message: "holds no .png or .jpg images".into() });
     }
-    let read: Vec<(PathBuf, Result<Image, String>)> = image_paths
+    type Decoded = Result<(Image, BitDepth), String>;
+    let read: Vec<(PathBuf, Decoded)> = image_paths
         .par_iter()
         .map(|p| {
-            let r = read_image(p).map_err(|e| match e {
+            let r = read_image_with_depth(p).map_err(|e| match e {
                 crate::png::ImageFileError::Empty { .. } => "the image has no pixels".to_string(),
                 crate::png::ImageFileError::Unreadable { message, .. } => format!("unreadable or truncated image ({message})"),
             });
@@ -149,11 +156,15 @@ pub fn read_folder(spec: &FolderSpec) -> Result<FolderDataset, FolderError> {
         })
         .collect();
     let mut images: BTreeMap<String, Image> = BTreeMap::new();
+    let mut deep = Vec::new();
     let mut size: Option<(usize, usize, PathBuf)> = None;
     for (path, r) in read {
         match r {
             Err(message) => problems.push(DataProblem { path, message }),
-            Ok(img) => {
+            Ok((img, depth)) => {
+                if depth == BitDepth::Deep {
+                    deep.push(stem(&path));
+                }
                 match &size {
                     None => size = Some((img.width, img.height, path.clone())),
                     Some((w, h, first)) if (img.width, img.height) != (*w, *h) => problems.push(DataProblem {
@@ -173,6 +184,8 @@ pub fn read_folder(spec: &FolderSpec) -> Result<FolderDataset, FolderError> {
             }
         }
     }
+
+    rescale_deep(&mut images, &deep);
 
     let masks_dir = spec.root.join("masks");
     let mut set_names: Vec<String> = std::fs::read_dir(&masks_dir)
@@ -227,6 +240,21 @@ pub fn read_folder(spec: &FolderSpec) -> Result<FolderDataset, FolderError> {
         })
         .collect();
     Ok(FolderDataset { scenes, mask_sets })
+}
+
+/// Stretches the images deeper than 8 bits by one factor, so the brightest value among them is 1:
+/// 12-bit data stored in 16-bit files would otherwise sit in the bottom 1/16 of the range. One
+/// factor for the whole dataset keeps brightness comparable between images.
+fn rescale_deep(images: &mut BTreeMap<String, Image>, deep: &[String]) {
+    let brightest = deep.iter().filter_map(|n| images.get(n)).flat_map(|i| i.pixels.iter().copied()).fold(0.0f32, f32::max);
+    if brightest <= 0.0 {
+        return;
+    }
+    for name in deep {
+        if let Some(image) = images.get_mut(name) {
+            image.pixels.iter_mut().for_each(|v| *v /= brightest);
+        }
+    }
 }
 
 /// Writes scenes and mask sets in the folder layout: `images/NAME.png`, `masks/SET/NAME.png`
@@ -342,5 +370,38 @@ mod tests {
         assert!(data.scenes.iter().all(|s| s.truth.is_none()));
         write_image(&set.join(format!("{}.png", scenes[0].name)), &Image::filled(24, 24, [0.0, 1.0, 0.0])).unwrap();
         assert!(problems(&spec).contains("colour [0, 255, 0] at pixel (0, 0) is not in the class table's colours"));
+    }
+
+    #[test]
+    fn deep_grey_rgba_and_tiff_images_read_with_their_masks() {
+        let (dir, spec, scenes) = fixture("depths");
+        let root = &dir.0;
+        let grey = |s: &Scene| -> Vec<f32> { (0..24 * 24).map(|i| s.image.pixels[i]).collect() };
+        // s00000 as 16-bit grey using 12 bits (as many cameras do), s00001 as RGBA, s00002 as TIFF.
+        let twelve: Vec<u16> = grey(&scenes[0]).iter().map(|&v| (v * 4095.0).round() as u16).collect();
+        let bytes: Vec<u8> = twelve.iter().flat_map(|v| v.to_ne_bytes()).collect();
+        std::fs::remove_file(root.join("images/s00000.png")).unwrap();
+        image::save_buffer(root.join("images/s00000.png"), &bytes, 24, 24, image::ExtendedColorType::L16).unwrap();
+        let rgba: Vec<u8> = scenes[1].image.to_rgb8().chunks_exact(3).flat_map(|p| [p[0], p[1], p[2], 255]).collect();
+        image::save_buffer(root.join("images/s00001.png"), &rgba, 24, 24, image::ExtendedColorType::Rgba8).unwrap();
+        std::fs::remove_file(root.join("images/s00002.png")).unwrap();
+        image::save_buffer(root.join("images/s00002.tif"), &scenes[2].image.to_rgb8(), 24, 24, image::ExtendedColorType::Rgb8).unwrap();
+        // A 16-bit mask keeps its class indices.
+        let truth0 = &scenes[0].truth.as_ref().unwrap().labels;
+        let mask16: Vec<u8> = truth0.labels.iter().flat_map(|&l| u16::from(l).to_ne_bytes()).collect();
+        image::save_buffer(root.join("masks/truth/s00000.png"), &mask16, 24, 24, image::ExtendedColorType::L16).unwrap();
+
+        let data = read_folder(&spec).unwrap();
+        let by_name = |n: &str| data.scenes.iter().find(|s| s.name == n).unwrap();
+        let read0 = grey(by_name("s00000"));
+        let brightest = twelve.iter().copied().max().unwrap() as f32;
+        for (r, &t) in read0.iter().zip(&twelve) {
+            assert!((r - t as f32 / brightest).abs() < 1e-6, "16-bit values are stretched by the brightest one: {r} vs {t}");
+        }
+        assert_eq!(read0.iter().copied().fold(0.0, f32::max), 1.0);
+        assert_eq!(by_name("s00000").truth.as_ref().unwrap().labels, *truth0);
+        assert_eq!(by_name("s00001").image, scenes[1].image, "alpha is ignored");
+        assert_eq!(by_name("s00002").image, scenes[2].image, "TIFF reads like PNG");
+        assert_eq!(by_name("s00002").truth.as_ref().unwrap().labels, scenes[2].truth.as_ref().unwrap().labels);
     }
 }

@@ -1,4 +1,4 @@
-//! PNG (and JPEG) input and output of images and label maps.
+//! Image input (PNG, JPEG, TIFF) and PNG output of images and label maps.
 
 use std::path::{Path, PathBuf};
 
@@ -27,13 +27,41 @@ fn unreadable(path: &Path, e: impl std::fmt::Display) -> ImageFileError {
     ImageFileError::Unreadable { path: path.to_path_buf(), message: e.to_string() }
 }
 
-/// Reads an RGB image (grey and alpha images are converted).
+/// Reads an RGB image (grey and alpha images are converted; alpha is ignored).
 pub fn read_image(path: &Path) -> Result<Image, ImageFileError> {
-    let img = image::open(path).map_err(|e| unreadable(path, e))?.to_rgb8();
-    if img.width() == 0 || img.height() == 0 {
+    read_image_with_depth(path).map(|(image, _)| image)
+}
+
+/// Bits per channel of an image file as decoded: 8, or 16 (and 32-bit float) read at full precision.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BitDepth {
+    /// 8 bits per channel: values / 255.
+    Eight,
+    /// More than 8 bits per channel: values / 65535 (or as stored, for float images).
+    Deep,
+}
+
+/// Reads an image and says how deep its channels were, so a dataset of 16-bit images that use
+/// only part of the range (a 12-bit camera) can be rescaled as a whole.
+pub fn read_image_with_depth(path: &Path) -> Result<(Image, BitDepth), ImageFileError> {
+    let decoded = image::open(path).map_err(|e| unreadable(path, e))?;
+    if decoded.width() == 0 || decoded.height() == 0 {
         return Err(ImageFileError::Empty { path: path.to_path_buf() });
     }
-    Ok(Image::from_rgb8(img.width() as usize, img.height() as usize, img.as_raw()))
+    let (w, h) = (decoded.width() as usize, decoded.height() as usize);
+    let deep = !matches!(decoded.color(), image::ColorType::L8 | image::ColorType::La8 | image::ColorType::Rgb8 | image::ColorType::Rgba8);
+    if !deep {
+        return Ok((Image::from_rgb8(w, h, decoded.to_rgb8().as_raw()), BitDepth::Eight));
+    }
+    let rgb = decoded.to_rgb32f();
+    let plane = w * h;
+    let mut pixels = vec![0.0; 3 * plane];
+    for (i, px) in rgb.as_raw().chunks_exact(3).enumerate() {
+        for c in 0..3 {
+            pixels[c * plane + i] = px[c];
+        }
+    }
+    Ok((Image { width: w, height: h, pixels }, BitDepth::Deep))
 }
 
 /// Writes an image as 8-bit RGB PNG.

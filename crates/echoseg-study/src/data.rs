@@ -8,7 +8,9 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::StudyError;
-use crate::manifest::{DataSpec, Labeller, Manifest};
+pub use crate::folder_split::validation_count;
+use crate::folder_split::{Coverage, SplitInputs, split_folder};
+use crate::manifest::{DataSpec, Labeller, Manifest, Overlap};
 
 /// A scene with the labels one source gave it.
 #[derive(Clone, Debug)]
@@ -44,6 +46,21 @@ pub struct StudyData {
     pub synthetic_test: Vec<Scene>,
     /// Unlabelled images for pseudo-labels.
     pub pool: Vec<Scene>,
+    /// Folder sources' masks on test images (never trained on; scored as the sources' quality).
+    pub source_test: Vec<SourceOnTest>,
+    /// Folder images in no split: not drawn for test or pool, and no source labels them.
+    pub unused: usize,
+}
+
+/// A source's mask on a test image.
+#[derive(Clone, Debug)]
+pub struct SourceOnTest {
+    /// Index of the source in the manifest.
+    pub source: usize,
+    /// Index into [`StudyData::test`].
+    pub test: usize,
+    /// The source's labels.
+    pub labels: LabelMap,
 }
 
 /// The split files: image ids per split (and per source for the labelled ones).
@@ -59,14 +76,12 @@ pub struct Splits {
     pub synthetic_test: Vec<String>,
     /// Unlabelled pool image ids.
     pub pool: Vec<String>,
-}
-
-/// How many of a source's `images` go to validation for a share `validation`.
-pub fn validation_count(images: usize, validation: f32) -> usize {
-    if validation <= 0.0 || images < 2 {
-        return 0;
-    }
-    ((images as f32 * validation).round() as usize).clamp(1, images - 1)
+    /// Per source, the test images it has masks on (folder datasets): scored, never trained on.
+    #[serde(default)]
+    pub source_test: BTreeMap<String, Vec<String>>,
+    /// How the images were split, in a sentence for the report.
+    #[serde(default)]
+    pub layout: String,
 }
 
 fn label_all(
@@ -98,10 +113,7 @@ impl StudyData {
     pub fn load(manifest: &Manifest) -> Result<Self, StudyError> {
         match &manifest.data {
             DataSpec::World(_) => Self::generate(manifest),
-            DataSpec::Folder(spec) => {
-                let folder = read_folder(spec).map_err(StudyError::Data)?;
-                Self::from_folder(manifest, folder)
-            }
+            DataSpec::Folder(spec) => Self::from_folder(manifest, read_folder(spec).map_err(StudyError::Data)?),
         }
     }
 
@@ -130,7 +142,9 @@ impl StudyData {
             next += count as u32;
             split_validation(labelled, manifest.split.validation, &mut train, &mut validation);
         }
-        let test = scenes(next, manifest.split.test, Style::Real, decorrelated);
+        // Validation refuses shares for the world, so both sizes are counts here.
+        let (test_count, pool_count) = (manifest.split.test.count().unwrap_or(0), manifest.split.pool.count().unwrap_or(0));
+        let test = scenes(next, test_count, Style::Real, decorrelated);
         let test_twins = match manifest.cue {
             Some(_) => test
                 .par_iter()
@@ -138,9 +152,9 @@ impl StudyData {
                 .collect(),
             None => Vec::new(),
         };
-        next += manifest.split.test as u32;
-        let pool = scenes(next, manifest.split.pool, Style::Real, decorrelated);
-        next += manifest.split.pool as u32;
+        next += test_count as u32;
+        let pool = scenes(next, pool_count, Style::Real, decorrelated);
+        next += pool_count as u32;
         let synthetic_test = scenes(next, manifest.synthetic_test, Style::Synthetic, decorrelated);
         Ok(Self {
             classes: manifest.classes.clone(),
@@ -153,70 +167,61 @@ impl StudyData {
             cue_class: manifest.cue.as_ref().map(|c| c.class),
             synthetic_test,
             pool,
+            source_test: Vec::new(),
+            unused: 0,
         })
     }
 
-    /// Splits a folder dataset. Test images are ones no training source labels (with truth when a
-    /// truth set exists); each folder source takes its mask set's remaining images, each simulated
-    /// source the next unassigned images; what is left becomes the pool. Assignment order is a
-    /// seeded shuffle, so file names do not decide the split.
-    fn from_folder(manifest: &Manifest, folder: FolderDataset) -> Result<Self, StudyError> {
+    /// Splits a folder dataset (see [`crate::folder_split`]): test, pool, training and validation
+    /// images are drawn from all images; each source's masks on training images teach, its masks on
+    /// test images are scored, its masks on pool images are not used.
+    pub fn from_folder(manifest: &Manifest, folder: FolderDataset) -> Result<Self, StudyError> {
         let FolderDataset { scenes, mask_sets } = folder;
-        let n = scenes.len();
         let (width, height) = scenes.first().map_or((0, 0), |s| (s.image.width, s.image.height));
-        let mut order: Vec<usize> = (0..n).collect();
-        echoseg_scene::Rng::new(manifest.seed, "folder-split").shuffle(&mut order);
-        let training_sets: Vec<&MaskSet> = manifest
+        let coverage: Vec<Coverage> = manifest
             .sources
             .iter()
-            .filter_map(|s| match &s.labeller {
-                Labeller::Masks(set) => mask_sets.get(set),
-                Labeller::Simulated(_) => None,
-            })
-            .collect();
-        let in_training_set = |i: usize| training_sets.iter().any(|m| m.masks.contains_key(&scenes[i].name));
-        let mut taken = vec![false; n];
-        let take = |taken: &mut Vec<bool>, eligible: &dyn Fn(usize) -> bool, count: usize| -> Vec<usize> {
-            let picked: Vec<usize> = order.iter().copied().filter(|&i| !taken[i] && eligible(i)).take(count).collect();
-            for &i in &picked {
-                taken[i] = true;
-            }
-            picked
-        };
-        let with_truth = has_truth_set(manifest);
-        let test_idx = take(&mut taken, &|i| !in_training_set(i) && (scenes[i].truth.is_some() || !with_truth), manifest.split.test);
-        if test_idx.is_empty() {
-            return Err(StudyError::Config(
-                "no image is left for the test split: every image is in a training mask set (or has no truth mask); add images or lower the sources' `images`".into(),
-            ));
-        }
-        let (mut train, mut validation) = (Vec::new(), Vec::new());
-        for (s, spec) in manifest.sources.iter().enumerate() {
-            let labelled: Vec<LabelledScene> = match &spec.labeller {
+            .map(|spec| match &spec.labeller {
                 Labeller::Masks(set) => {
-                    let masks = mask_sets.get(set).ok_or_else(|| StudyError::Config(format!("mask set {set} is missing")))?;
-                    let idx = take(&mut taken, &|i| masks.masks.contains_key(&scenes[i].name), spec.images.unwrap_or(usize::MAX));
-                    idx.into_iter()
-                        .map(|i| LabelledScene { scene: scenes[i].clone(), source: s, labels: masks.masks[&scenes[i].name].clone() })
-                        .collect()
+                    let masks = mask_sets.get(set).map(|m| &m.masks);
+                    Coverage::Masks(scenes.iter().map(|s| masks.is_some_and(|m| m.contains_key(&s.name))).collect())
                 }
                 Labeller::Simulated(labeller) => {
-                    let needs_truth = !matches!(labeller, LabelSource::Heuristic(_));
-                    let idx =
-                        take(&mut taken, &|i| !in_training_set(i) && (!needs_truth || scenes[i].truth.is_some()), spec.images.unwrap_or(0));
-                    label_all(idx.into_iter().map(|i| scenes[i].clone()).collect(), s, labeller, &manifest.classes, manifest.seed)?
+                    Coverage::Simulated { needs_truth: !matches!(labeller, LabelSource::Heuristic(_)), limit: spec.images }
                 }
+            })
+            .collect();
+        let has_truth: Vec<bool> = scenes.iter().map(|s| s.truth.is_some()).collect();
+        let shares: Vec<f32> = manifest.sources.iter().map(|s| s.share).collect();
+        let names: Vec<String> = manifest.sources.iter().map(|s| s.name.clone()).collect();
+        let inputs = SplitInputs {
+            has_truth: &has_truth,
+            truth_set: has_truth_set(manifest),
+            coverage: &coverage,
+            shares: &shares,
+            split: &manifest.split,
+            seed: manifest.seed,
+        };
+        let split = split_folder(&inputs, &names).map_err(|e| StudyError::Config(e.to_string()))?;
+        let label = |t: &crate::folder_split::Teaching| -> Result<LabelledScene, StudyError> {
+            let scene = scenes[t.image].clone();
+            let labels = match &manifest.sources[t.source].labeller {
+                Labeller::Masks(set) => mask_sets[set].masks[&scene.name].clone(),
+                Labeller::Simulated(labeller) => labeller.label(&scene, &manifest.classes, manifest.seed).map_err(StudyError::Source)?,
             };
-            if labelled.len() < 2 {
-                return Err(StudyError::Config(format!(
-                    "source {} got {} image(s) from the folder; it needs at least 2 (training plus validation)",
-                    spec.name,
-                    labelled.len()
-                )));
-            }
-            split_validation(labelled, manifest.split.validation, &mut train, &mut validation);
-        }
-        let pool_idx = take(&mut taken, &|_| true, manifest.split.pool);
+            Ok(LabelledScene { scene, source: t.source, labels })
+        };
+        let train = split.train.par_iter().map(label).collect::<Result<Vec<_>, _>>()?;
+        let validation = split.validation.par_iter().map(label).collect::<Result<Vec<_>, _>>()?;
+        let source_test = split
+            .source_test
+            .iter()
+            .map(|t| {
+                let Labeller::Masks(set) = &manifest.sources[t.source].labeller else { unreachable!("only mask sets cover test images") };
+                let test = split.test.iter().position(|&i| i == t.image).unwrap_or_default();
+                SourceOnTest { source: t.source, test, labels: mask_sets[set].masks[&scenes[t.image].name].clone() }
+            })
+            .collect();
         let pick = |idx: &[usize]| idx.iter().map(|&i| scenes[i].clone()).collect::<Vec<_>>();
         Ok(Self {
             classes: manifest.classes.clone(),
@@ -224,11 +229,13 @@ impl StudyData {
             height,
             train,
             validation,
-            test: pick(&test_idx),
+            test: pick(&split.test),
             test_twins: Vec::new(),
             cue_class: None,
             synthetic_test: Vec::new(),
-            pool: pick(&pool_idx),
+            pool: pick(&split.pool),
+            source_test,
+            unused: split.unused.len(),
         })
     }
 
@@ -248,6 +255,42 @@ impl StudyData {
             test: ids(&self.test),
             synthetic_test: ids(&self.synthetic_test),
             pool: ids(&self.pool),
+            source_test: self.source_test.iter().fold(BTreeMap::new(), |mut map, o| {
+                map.entry(manifest.sources[o.source].name.clone()).or_insert_with(Vec::new).push(self.test[o.test].name.clone());
+                map
+            }),
+            layout: self.layout(manifest),
+        }
+    }
+
+    /// How the images were split and who teaches a training image, in a sentence.
+    pub fn layout(&self, manifest: &Manifest) -> String {
+        let images = |samples: &[LabelledScene]| samples.iter().map(|l| l.scene.index).collect::<std::collections::BTreeSet<_>>().len();
+        let (train, validation) = (images(&self.train), images(&self.validation));
+        let counts = format!(
+            "{train} training, {validation} validation, {} test and {} pool images ({} training samples)",
+            self.test.len(),
+            self.pool.len(),
+            self.train.len()
+        );
+        match &manifest.data {
+            DataSpec::World(_) => format!("Procedural world: each source labels images of its own; {counts}."),
+            DataSpec::Folder(_) => {
+                let teaching = match manifest.split.overlap {
+                    Overlap::All => "overlap = \"all\": every source's mask on a training image is a training sample of its own",
+                    Overlap::Assign => {
+                        "overlap = \"assign\": each training image is taught by one source that labelled it, drawn with the seed"
+                    }
+                };
+                let scored = if self.source_test.is_empty() {
+                    String::new()
+                } else {
+                    format!("; {} source mask(s) on test images are scored, never trained on", self.source_test.len())
+                };
+                let unused =
+                    if self.unused > 0 { format!("; {} image(s) unused (no source labels them)", self.unused) } else { String::new() };
+                format!("Folder dataset split by the study (seeded), {teaching}; {counts}{scored}{unused}.")
+            }
         }
     }
 
@@ -261,11 +304,21 @@ fn has_truth_set(manifest: &Manifest) -> bool {
     matches!(&manifest.data, DataSpec::Folder(f) if f.truth.is_some())
 }
 
+/// Which images a source's masks cover when a study's data is written as a folder dataset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MaskCoverage {
+    /// Each source masks the images it labelled in the study.
+    OwnImages,
+    /// Each source that labels real-style images masks every real-style image (several raters);
+    /// a synthetic source, whose images are renders of its own, keeps its own.
+    EveryImage,
+}
+
 impl StudyData {
     /// Writes every image (training, validation, test, pool, synthetic test) in the folder layout,
     /// with the exact truth as mask set `truth` and each source's labels as a mask set named after
     /// the source, so the study's data can be inspected and read back as a folder dataset.
-    pub fn export(&self, manifest: &Manifest, root: &std::path::Path) -> Result<(), StudyError> {
+    pub fn export(&self, manifest: &Manifest, root: &std::path::Path, coverage: MaskCoverage) -> Result<(), StudyError> {
         let labelled: Vec<&LabelledScene> = self.train.iter().chain(&self.validation).collect();
         let mut scenes: Vec<Scene> = labelled.iter().map(|l| l.scene.clone()).collect();
         scenes.extend(self.test.iter().chain(&self.pool).chain(&self.synthetic_test).cloned());
@@ -275,7 +328,18 @@ impl StudyData {
         };
         let mut sets = vec![truth];
         for (i, spec) in manifest.sources.iter().enumerate() {
-            let masks = labelled.iter().filter(|l| l.source == i).map(|l| (l.scene.name.clone(), l.labels.clone())).collect();
+            let mut masks: BTreeMap<String, LabelMap> =
+                labelled.iter().filter(|l| l.source == i).map(|l| (l.scene.name.clone(), l.labels.clone())).collect();
+            if let (MaskCoverage::EveryImage, Labeller::Simulated(labeller)) = (coverage, &spec.labeller)
+                && labeller.style() == Style::Real
+            {
+                let others: Vec<&Scene> = scenes.iter().filter(|s| s.style == Style::Real && !masks.contains_key(&s.name)).collect();
+                let labels = others
+                    .par_iter()
+                    .map(|s| Ok((s.name.clone(), labeller.label(s, &manifest.classes, manifest.seed).map_err(StudyError::Source)?)))
+                    .collect::<Result<Vec<_>, StudyError>>()?;
+                masks.extend(labels);
+            }
             sets.push(MaskSet { name: spec.name.clone(), masks });
         }
         echoseg_scene::write_folder(root, &scenes, &sets)

@@ -1,5 +1,6 @@
-//! Sample test images for the report's panels: each image, its truth and what every simulated
-//! source would have drawn on it, stored beside the run store so the report never regenerates data.
+//! Sample test images for the report's panels: each image, its truth and what every source drew
+//! on it (a simulated source labels it now; a folder source shows its mask there, if it has one),
+//! stored beside the run store so the report never regenerates data.
 
 use echoseg_nets::IGNORE;
 use serde::{Deserialize, Serialize};
@@ -19,7 +20,7 @@ pub struct SampleIndex {
     pub test_positions: Vec<usize>,
     /// Scene names, for captions.
     pub names: Vec<String>,
-    /// Names of the label maps stored per sample, in order: `truth`, then each simulated source.
+    /// Names of the label maps stored per sample, in order: `truth`, then each source.
     pub maps: Vec<String>,
     /// Class names, background first.
     pub classes: Vec<String>,
@@ -30,14 +31,6 @@ pub struct SampleIndex {
 pub fn write_samples(manifest: &Manifest, data: &StudyData, dir: &StudyDir) -> Result<(), StudyError> {
     let root = dir.samples();
     let chosen: Vec<usize> = (0..data.test.len().min(SAMPLES)).collect();
-    let sources: Vec<(&str, &echoseg_scene::LabelSource)> = manifest
-        .sources
-        .iter()
-        .filter_map(|s| match &s.labeller {
-            Labeller::Simulated(l) => Some((s.name.as_str(), l)),
-            Labeller::Masks(_) => None,
-        })
-        .collect();
     let mut maps = Vec::new();
     for (k, &i) in chosen.iter().enumerate() {
         let scene = &data.test[i];
@@ -47,17 +40,20 @@ pub fn write_samples(manifest: &Manifest, data: &StudyData, dir: &StudyDir) -> R
         write_atomic(&path, &png)?;
         let unknown = || vec![IGNORE; data.width * data.height];
         maps.push(scene.truth_labels().map(|t| t.labels.clone()).unwrap_or_else(unknown));
-        for (_, labeller) in &sources {
-            // A source that cannot label this image (it needs truth the image lacks) shows as unknown.
-            let labels = labeller.label(scene, &manifest.classes, manifest.seed).map(|l| l.labels).unwrap_or_else(|_| unknown());
-            maps.push(labels);
+        for (s, spec) in manifest.sources.iter().enumerate() {
+            // A source that cannot label this image (it needs truth the image lacks, or has no mask there) shows as unknown.
+            let labels = match &spec.labeller {
+                Labeller::Simulated(labeller) => labeller.label(scene, &manifest.classes, manifest.seed).ok().map(|l| l.labels),
+                Labeller::Masks(_) => data.source_test.iter().find(|o| o.source == s && o.test == i).map(|o| o.labels.labels.clone()),
+            };
+            maps.push(labels.unwrap_or_else(unknown));
         }
     }
     write_labels(&root.join("labels.labels"), data.width, data.height, &maps)?;
     let index = SampleIndex {
         test_positions: chosen.clone(),
         names: chosen.iter().map(|&i| data.test[i].name.clone()).collect(),
-        maps: std::iter::once("truth".to_string()).chain(sources.iter().map(|(n, _)| n.to_string())).collect(),
+        maps: std::iter::once("truth".to_string()).chain(manifest.sources.iter().map(|s| s.name.clone())).collect(),
         classes: data.classes.names().to_vec(),
     };
     write_json(&root.join("samples.json"), &index)

@@ -15,6 +15,7 @@ use crate::manifest::Manifest;
 use crate::plan::{Plan, PlannedRun};
 use crate::store::{RunDir, StudyDir, read_labels, write_atomic};
 use crate::strategy::Treatment;
+use echoseg_scene::Scene;
 
 /// Column names of the results table, shared with the report.
 pub mod columns {
@@ -170,16 +171,27 @@ pub fn write_tables(manifest: &Manifest, plan: &Plan, outcomes: &[RunOutcome], d
     crate::samples::write_samples(manifest, data, dir)?;
     let mut rows = Rows::default();
 
-    // Each source's labels against truth, on the training images it labelled.
+    // Each source's labels against truth: on the test images where it has masks there (a
+    // folder dataset's sources), else on the training images it labelled.
     for (s, spec) in manifest.sources.iter().enumerate() {
-        let mine: Vec<_> = data.train.iter().filter(|l| l.source == s && l.scene.truth.is_some()).collect();
-        if mine.is_empty() {
+        let on_test: Vec<(&Scene, &[u8])> = data
+            .source_test
+            .iter()
+            .filter(|o| o.source == s && data.test[o.test].truth.is_some())
+            .map(|o| (&data.test[o.test], o.labels.labels.as_slice()))
+            .collect();
+        let scored = if on_test.is_empty() {
+            data.train.iter().filter(|l| l.source == s && l.scene.truth.is_some()).map(|l| (&l.scene, l.labels.labels.as_slice())).collect()
+        } else {
+            on_test
+        };
+        if scored.is_empty() {
             continue;
         }
-        let predicted: Vec<&[u8]> = mine.iter().map(|l| l.labels.labels.as_slice()).collect();
-        let truth: Vec<&[u8]> = mine.iter().filter_map(|l| l.scene.truth_labels().map(|t| t.labels.as_slice())).collect();
+        let predicted: Vec<&[u8]> = scored.iter().map(|(_, labels)| *labels).collect();
+        let truth: Vec<&[u8]> = scored.iter().filter_map(|(scene, _)| scene.truth_labels().map(|t| t.labels.as_slice())).collect();
         let scores = truth_scores(&predicted, &truth, data.classes.len());
-        let fingerprint = fingerprint_of(&predicted, &mine.iter().map(|l| &l.scene).collect::<Vec<_>>(), &data.classes);
+        let fingerprint = fingerprint_of(&predicted, &scored.iter().map(|(scene, _)| *scene).collect::<Vec<_>>(), &data.classes);
         let key = RowKey {
             subject: subjects::SOURCE,
             generation: 0,

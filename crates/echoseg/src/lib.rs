@@ -12,10 +12,13 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use echoseg_nets::DeviceChoice;
-use echoseg_study::data::StudyData;
+use echoseg_scene::read_folder;
+use echoseg_study::data::{MaskCoverage, StudyData};
+use echoseg_study::manifest::DataSpec;
+use echoseg_study::overview::MaskSetOverview;
 use echoseg_study::provenance::{BURN_VERSION, Provenance, cpu_seconds, git_revision, now_unix};
 use echoseg_study::store::{read_json, write_atomic, write_json};
-use echoseg_study::{Manifest, Reuse, Shard, StudyDir, manifest, merge_study, run_study_shard};
+use echoseg_study::{Manifest, Reuse, Shard, StudyDir, StudyError, manifest, merge_study, run_study_shard};
 
 /// Train segmenters on mixed-source labels and measure whether their biases amplify or cancel.
 #[derive(Debug, Parser)]
@@ -103,6 +106,10 @@ pub enum Command {
         /// The directory to write.
         #[arg(long)]
         out: PathBuf,
+        /// Every simulated source labels every image (the multi-rater layout, as masks from several
+        /// algorithms run on a whole dataset); without it each source masks only its own images.
+        #[arg(long)]
+        every_image: bool,
     },
     /// Run studies whose answer is known by construction (each manifest with NAME.answer.toml
     /// beside it) and say, check by check, whether their verdicts come out right.
@@ -178,17 +185,23 @@ where
         }
         Command::Validate { manifest, overrides } => {
             let m = manifest::load_with(&manifest, &overrides)?;
-            let data = StudyData::load(&m).with_context(|| format!("{}: the data does not fit the manifest", manifest.display()))?;
+            let misfit = || format!("{}: the data does not fit the manifest", manifest.display());
+            let data = match &m.data {
+                DataSpec::Folder(spec) => {
+                    let folder = read_folder(spec).map_err(StudyError::Data).with_context(misfit)?;
+                    for line in MaskSetOverview::of(&folder, &m.classes).lines(&m.classes) {
+                        println!("{line}");
+                    }
+                    StudyData::from_folder(&m, folder).with_context(misfit)?
+                }
+                DataSpec::World(_) => StudyData::load(&m).with_context(misfit)?,
+            };
+            println!("{}", data.layout(&m));
             println!(
-                "{}: valid — study `{}`: {} source(s) labelling {} training and {} validation images, {} test, {} pool, {} {}×{} images; {} model(s), {} run(s)",
+                "{}: valid — study `{}`: {} source(s), {}×{} images, {} model(s), {} run(s)",
                 manifest.display(),
                 m.name,
                 m.sources.len(),
-                data.train.len(),
-                data.validation.len(),
-                data.test.len(),
-                data.pool.len(),
-                data.train.len() + data.validation.len() + data.test.len() + data.pool.len() + data.synthetic_test.len(),
                 data.width,
                 data.height,
                 m.networks.len(),
@@ -196,11 +209,13 @@ where
             );
             Ok(())
         }
-        Command::Generate { manifest, out } => {
+        Command::Generate { manifest, out, every_image } => {
             let m = manifest::load(&manifest)?;
             let data = StudyData::load(&m)?;
-            data.export(&m, &out)?;
-            println!("wrote the data of study `{}` to {} (images/, masks/truth/, masks/SOURCE/)", m.name, out.display());
+            let coverage = if every_image { MaskCoverage::EveryImage } else { MaskCoverage::OwnImages };
+            data.export(&m, &out, coverage)?;
+            let which = if every_image { "every source on every image" } else { "each source on its own images" };
+            println!("wrote the data of study `{}` to {} (images/, masks/truth/, masks/SOURCE/: {which})", m.name, out.display());
             Ok(())
         }
         Command::Answers { manifests, reports, resume, no_run } => answers(&manifests, &reports, resume, no_run, &args),

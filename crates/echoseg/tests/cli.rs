@@ -54,13 +54,15 @@ fn wgpu_without_the_feature_names_the_fix() {
 
 #[test]
 fn validate_accepts_every_shipped_manifest() {
-    // The folder example reads data that `echoseg generate` writes first, as its comment says.
+    // The folder examples read data that `echoseg generate` writes first, as their comments say.
     let dir = scratch("shipped");
-    let out = echoseg()
-        .args(["generate", "../../experiments/default.toml", "--out", dir.join("data/default-world").to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for (manifest, data, extra) in [("default.toml", "default-world", None), ("raters-world.toml", "raters-world", Some("--every-image"))] {
+        let (manifest, out) = (format!("../../experiments/{manifest}"), dir.join("data").join(data));
+        let mut args = vec!["generate", manifest.as_str(), "--out", out.to_str().unwrap()];
+        args.extend(extra);
+        let out = echoseg().args(&args).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
     for entry in std::fs::read_dir("../../experiments").unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "toml") {

@@ -104,6 +104,21 @@ pub struct SourceSpec {
     pub labeller: Labeller,
     /// Images it labels, validation images included (`None` for a mask set: all its images).
     pub images: Option<usize>,
+    /// Its weight when `folder.overlap = "assign"` draws an image's teacher (default 1).
+    pub share: f32,
+}
+
+/// Validated `[split]`: the sizes with their defaults filled in, and how a folder's sources share images.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SplitSpec {
+    /// Share of the labelled images held out for validation.
+    pub validation: f32,
+    /// Test images.
+    pub test: SplitSize,
+    /// Unlabelled pool images.
+    pub pool: SplitSize,
+    /// How a folder dataset's sources share an image (`all` for the world, where sources never share one).
+    pub overlap: Overlap,
 }
 
 /// A validated spurious cue.
@@ -152,7 +167,7 @@ pub struct Manifest {
     /// The spurious cue, if any.
     pub cue: Option<CueSpec>,
     /// Split sizes.
-    pub split: Split,
+    pub split: SplitSpec,
     /// Synthetic-style test images (resolved from `split.synthetic_test`).
     pub synthetic_test: usize,
     /// One network per model (`unet`, `unet+byol`), in manifest order.
@@ -289,7 +304,7 @@ impl Problems<'_> {
     }
 }
 
-fn source_spec(i: usize, s: &RawSource, classes: &ClassTable, p: &mut Problems<'_>) -> Option<SourceSpec> {
+fn source_spec(i: usize, s: &RawSource, classes: &ClassTable, folder: bool, p: &mut Problems<'_>) -> Option<SourceSpec> {
     let at = |k: &str| format!("sources[{i}].{k}");
     let Some(kind) = s.kind else {
         p.add(at("kind"), format!("is missing; allowed: {}", quoted(&SourceKind::ALL.map(SourceKind::name))));
@@ -335,8 +350,18 @@ fn source_spec(i: usize, s: &RawSource, classes: &ClassTable, p: &mut Problems<'
     if let Some(msg) = name_problem(&name) {
         p.add(at("name"), msg);
     }
-    if kind != SourceKind::Folder && s.images.unwrap_or(0) < 2 {
-        p.add(at("images"), format!("must be at least 2 (training plus validation images), got {}", s.images.unwrap_or(0)));
+    match (kind, s.images) {
+        (SourceKind::Folder, Some(_)) => p.add(
+            at("images"),
+            "applies to simulated sources; a folder source labels every image its mask set covers, and the study draws the split ([split] test, pool, validation)",
+        ),
+        (SourceKind::Folder, None) => {}
+        // On a folder dataset a simulated source labels every training image it can unless capped.
+        (_, None) if folder => {}
+        (_, images) if images.unwrap_or(0) < 2 => {
+            p.add(at("images"), format!("must be at least 2 (training plus validation images), got {}", images.unwrap_or(0)))
+        }
+        _ => {}
     }
     let px = |p: &mut Problems<'_>, key: &str, value: Option<f32>, lo: f32, hi: f32| {
         let v = value.unwrap_or(0.0);
@@ -401,7 +426,11 @@ fn source_spec(i: usize, s: &RawSource, classes: &ClassTable, p: &mut Problems<'
             }))
         }
     };
-    Some(SourceSpec { name, kind, labeller, images: s.images })
+    let share = s.share.unwrap_or(1.0);
+    if !(share.is_finite() && share > 0.0) {
+        p.add(at("share"), format!("is a weight > 0, got {share}"));
+    }
+    Some(SourceSpec { name, kind, labeller, images: s.images, share })
 }
 
 /// Checks every value of `raw`, collecting all problems before failing.
@@ -416,7 +445,7 @@ pub fn validate(path: &Path, text: &str, raw: RawManifest) -> Result<Manifest, M
     let train = checked(raw.train.clone(), "train", &mut p);
     let sources = source_specs(&raw.sources, &data, &classes, &mut p);
     let cue = cue_spec(raw.cue.as_ref(), &data, &classes, &sources, &mut p);
-    let synthetic_test = split_problems(&raw, &data, &sources, &mut p);
+    let (split, synthetic_test) = split_spec(&raw, &data, &sources, &mut p);
     let (networks, byol) = network_specs(&raw, &classes, &mut p);
     let selections = study_problems(&raw.study, &networks, &classes, &mut p);
     let ema = checked(raw.study.ema.clone(), "study.ema", &mut p);
@@ -427,7 +456,7 @@ pub fn validate(path: &Path, text: &str, raw: RawManifest) -> Result<Manifest, M
     let (Some(train), Some(ema), true) = (train, ema, p.list.is_empty()) else {
         return Err(ManifestError::Invalid { path: path.to_path_buf(), problems: p.list });
     };
-    let data_key = data_key(&raw);
+    let data_key = data_key(&raw, &data);
     Ok(Manifest {
         path: path.to_path_buf(),
         text: text.to_string(),
@@ -440,7 +469,7 @@ pub fn validate(path: &Path, text: &str, raw: RawManifest) -> Result<Manifest, M
         classes,
         sources,
         cue,
-        split: raw.split,
+        split,
         synthetic_test,
         networks,
         inference_batch: raw.nets.inference_batch,
@@ -551,7 +580,7 @@ fn source_specs(raw: &[RawSource], data: &DataSpec, classes: &ClassTable, p: &mu
         p.add("sources", format!("needs at least one [[sources]] table (kind = {kinds})"));
     }
     for (i, s) in raw.iter().enumerate() {
-        let Some(spec) = source_spec(i, s, classes, p) else { continue };
+        let Some(spec) = source_spec(i, s, classes, matches!(data, DataSpec::Folder(_)), p) else { continue };
         if sources.iter().any(|o| o.name == spec.name) {
             p.add(format!("sources[{i}].name"), format!("\"{}\" is used by two sources; give each a distinct name", spec.name));
         }
@@ -601,27 +630,58 @@ fn cue_spec(raw: Option<&RawCue>, data: &DataSpec, classes: &ClassTable, sources
     class.map(|class| CueSpec { class, sources: idx, strength: c.strength })
 }
 
-/// `[split]`; returns the number of synthetic-style test images.
-fn split_problems(raw: &RawManifest, data: &DataSpec, sources: &[SourceSpec], p: &mut Problems<'_>) -> usize {
-    if !(0.0..0.9).contains(&raw.split.validation) {
-        p.add("split.validation", format!("is a share in [0, 0.9), got {}", raw.split.validation));
+/// `[split]` with its defaults, which depend on where the images come from; also returns the
+/// number of synthetic-style test images.
+fn split_spec(raw: &RawManifest, data: &DataSpec, sources: &[SourceSpec], p: &mut Problems<'_>) -> (SplitSpec, usize) {
+    let written = &raw.split;
+    let validation = written.validation.unwrap_or(DEFAULT_VALIDATION);
+    if !(0.0..0.9).contains(&validation) {
+        p.add("split.validation", format!("is a share in [0, 0.9), got {validation}"));
     }
-    if raw.split.test == 0 {
+    let needs_pool = raw.study.generations > 0 || raw.nets.architectures.iter().any(|a| a.contains('+'));
+    let (test, pool, overlap) = match data {
+        DataSpec::World(_) => {
+            for (key, size) in [("split.test", written.test), ("split.pool", written.pool)] {
+                if let Some(SplitSize::Share(s)) = size {
+                    p.add(key, format!("is a share ({s}), but the procedural world has no total to take it of; give a number of images"));
+                }
+            }
+            (written.test.unwrap_or(WORLD_TEST), written.pool.unwrap_or(WORLD_POOL), Overlap::All)
+        }
+        DataSpec::Folder(_) => {
+            let overlap = raw.folder.as_ref().and_then(|f| f.overlap).unwrap_or_default();
+            (
+                written.test.unwrap_or(FOLDER_TEST),
+                written.pool.unwrap_or(if needs_pool { FOLDER_POOL } else { SplitSize::Count(0) }),
+                overlap,
+            )
+        }
+    };
+    for (i, (s, spec)) in raw.sources.iter().zip(sources).enumerate() {
+        if s.share.is_some() && overlap != Overlap::Assign {
+            p.add(
+                format!("sources[{i}].share"),
+                format!("weighs {} when folder.overlap = \"assign\" draws an image's teacher; this study does not draw", spec.name),
+            );
+        }
+    }
+    if test.is_zero() {
         p.add("split.test", "must be at least 1 image");
     }
-    if raw.study.generations > 0 && raw.split.pool == 0 {
+    if raw.study.generations > 0 && pool.is_zero() {
         p.add("split.pool", "must be at least 1 image when study.generations > 0");
     }
     let has_synthetic = sources.iter().any(|s| s.kind == SourceKind::Synthetic);
-    match (raw.split.synthetic_test, data) {
+    let synthetic_test = match (written.synthetic_test, data) {
         (Some(n), DataSpec::Folder(_)) if n > 0 => {
             p.add("split.synthetic_test", "needs the procedural world");
             0
         }
         (Some(n), _) => n,
-        (None, DataSpec::World(_)) if has_synthetic => raw.split.test,
+        (None, DataSpec::World(_)) if has_synthetic => test.count().unwrap_or(0),
         (None, _) => 0,
-    }
+    };
+    (SplitSpec { validation, test, pool, overlap }, synthetic_test)
 }
 
 /// `[nets]`: the models, their sizes, BYOL pre-training (checked when a model uses it) and inference.
@@ -667,7 +727,7 @@ fn network_specs(raw: &RawManifest, classes: &ClassTable, p: &mut Problems<'_>) 
     let mut byol = None;
     if networks.iter().any(|n| n.pretrain.is_some()) {
         byol = checked(raw.nets.byol.clone(), "nets.byol", p);
-        if raw.split.pool == 0 {
+        if raw.split.pool.is_some_and(SplitSize::is_zero) {
             p.add("split.pool", "must be at least 1: BYOL pre-trains on the unlabelled pool");
         }
     }
@@ -720,8 +780,10 @@ fn targets(raw: &[String], p: &mut Problems<'_>) -> Vec<Target> {
     targets
 }
 
-/// Everything that decides the images and their labels, as stable text.
-fn data_key(raw: &RawManifest) -> String {
+/// Everything that decides the images and their labels, as stable text. The world's split is
+/// written with its defaults filled in, as it was when they were plain numbers, so run ids of
+/// world studies outlive the change.
+fn data_key(raw: &RawManifest, data: &DataSpec) -> String {
     #[derive(Serialize)]
     struct DataKey<'a> {
         seed: u64,
@@ -731,13 +793,19 @@ fn data_key(raw: &RawManifest) -> String {
         cue: &'a Option<RawCue>,
         split: &'a Split,
     }
+    let mut split = raw.split.clone();
+    if let DataSpec::World(_) = data {
+        split.validation = split.validation.or(Some(DEFAULT_VALIDATION));
+        split.test = split.test.or(Some(WORLD_TEST));
+        split.pool = split.pool.or(Some(WORLD_POOL));
+    }
     serde_json::to_string(&DataKey {
         seed: raw.seed,
         world: &raw.world,
         folder: &raw.folder,
         sources: &raw.sources,
         cue: &raw.cue,
-        split: &raw.split,
+        split: &split,
     })
     .unwrap_or_default()
 }
@@ -952,7 +1020,7 @@ images = 10
     fn synthetic_sources_get_a_synthetic_test_set_by_default() {
         let text = GOOD.replace("kind = \"heuristic\"", "kind = \"synthetic\"");
         let m = parse(Path::new("t.toml"), &text).unwrap();
-        assert_eq!(m.synthetic_test, m.split.test);
+        assert_eq!(Some(m.synthetic_test), m.split.test.count());
         assert_eq!(parse(Path::new("t.toml"), GOOD).unwrap().synthetic_test, 0);
     }
 

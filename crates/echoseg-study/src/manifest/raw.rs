@@ -81,26 +81,122 @@ pub struct RawSource {
     pub box_fill_above: Option<f32>,
     /// folder: the mask set (`masks/SET/`); defaults to the source's name.
     pub masks: Option<String>,
+    /// With `folder.overlap = "assign"`: this source's weight when an image is drawn a teacher.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub share: Option<f32>,
+}
+
+/// A split's size: a number of images, or a share of a folder dataset's images.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum SplitSize {
+    /// This many images.
+    Count(usize),
+    /// This share of all images (folder datasets only), rounded, at least 1 when above 0.
+    Share(f64),
+}
+
+impl SplitSize {
+    /// The number of images out of `total`.
+    pub fn of(self, total: usize) -> usize {
+        match self {
+            SplitSize::Count(n) => n,
+            SplitSize::Share(s) if s <= 0.0 => 0,
+            SplitSize::Share(s) => ((s * total as f64).round() as usize).clamp(1, total.max(1)),
+        }
+    }
+
+    /// The count, when the size is one (the procedural world has no total to take a share of).
+    pub fn count(self) -> Option<usize> {
+        match self {
+            SplitSize::Count(n) => Some(n),
+            SplitSize::Share(_) => None,
+        }
+    }
+
+    /// True when the size is no image at all.
+    pub fn is_zero(self) -> bool {
+        match self {
+            SplitSize::Count(n) => n == 0,
+            SplitSize::Share(s) => s <= 0.0,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for SplitSize {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = SplitSize;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a number of images (48) or a share of a folder dataset's images (0.2)")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<SplitSize, E> {
+                Ok(SplitSize::Count(v as usize))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<SplitSize, E> {
+                usize::try_from(v).map(SplitSize::Count).map_err(|_| E::custom(format!("a number of images cannot be negative, got {v}")))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<SplitSize, E> {
+                if (0.0..=1.0).contains(&v) {
+                    Ok(SplitSize::Share(v))
+                } else {
+                    Err(E::custom(format!("a share of the images lies in [0, 1], got {v}; write a whole number for a count")))
+                }
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 /// `[split]` as written.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Split {
-    /// Share of each source's images held out for validation (labelled by the same source).
-    pub validation: f32,
-    /// Test images, scored against exact truth.
-    pub test: usize,
-    /// Unlabelled pool images that later generations pseudo-label.
-    pub pool: usize,
+    /// Share of the labelled images held out for validation (labelled by the same sources).
+    pub validation: Option<f32>,
+    /// Test images, scored against exact truth (default: 48 in the world, 0.2 of a folder's images).
+    pub test: Option<SplitSize>,
+    /// Unlabelled pool images that later generations pseudo-label (default: 96 in the world, 0.25
+    /// of a folder's images; none for a folder study without pseudo-labels or pre-training).
+    pub pool: Option<SplitSize>,
     /// Test images in the synthetic style, for the domain gap (default: as many as `test` when a
     /// `synthetic` source exists, else none).
     pub synthetic_test: Option<usize>,
 }
 
-impl Default for Split {
-    fn default() -> Self {
-        Self { validation: 0.2, test: 48, pool: 96, synthetic_test: None }
+/// The default share of labelled images held out for validation.
+pub const DEFAULT_VALIDATION: f32 = 0.2;
+/// The world's default test and pool sizes.
+pub const WORLD_TEST: SplitSize = SplitSize::Count(48);
+/// The world's default pool size.
+pub const WORLD_POOL: SplitSize = SplitSize::Count(96);
+/// A folder dataset's default test share.
+pub const FOLDER_TEST: SplitSize = SplitSize::Share(0.2);
+/// A folder dataset's default pool share (when the study pseudo-labels or pre-trains).
+pub const FOLDER_POOL: SplitSize = SplitSize::Share(0.25);
+
+/// How a folder dataset's sources share an image that several of them labelled.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Overlap {
+    /// Every source's mask on a training image is a training sample of its own (several raters).
+    #[default]
+    All,
+    /// Each training image is taught by one of the sources that labelled it, drawn with the seed.
+    Assign,
+}
+
+impl Overlap {
+    /// Every overlap mode, in the order messages list them.
+    pub const ALL: [Overlap; 2] = [Overlap::All, Overlap::Assign];
+
+    /// The manifest name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Overlap::All => "all",
+            Overlap::Assign => "assign",
+        }
     }
 }
 
@@ -134,6 +230,9 @@ pub struct RawFolder {
     pub colours: Option<Vec<[u8; 3]>>,
     /// The mask set holding exact truth, if any.
     pub truth: Option<String>,
+    /// How sources share an image they all labelled (default `all`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overlap: Option<Overlap>,
 }
 
 /// Per-architecture size overrides (`[nets.unet]`).
