@@ -364,7 +364,8 @@ fn mean(values: impl Iterator<Item = f64>) -> Option<f64> {
 }
 
 /// A metric of the chain runs across generations, one line per model and strategy, with the
-/// sources' own values as reference lines and, where `summary` has them, 95 % interval bands.
+/// sources' own values as reference lines and, where `summary` has them, its estimates (collapsed
+/// runs left out) and 95 % interval bands.
 pub fn trajectory(rows: &[ResultRow], summary: &[SummaryRow], metric: &Metric, title: &str, y_label: &str, models: &[String]) -> LinePanel {
     let strategies: Vec<Treatment> = {
         let all: Vec<&Treatment> = rows.iter().filter(|r| r.is_model()).map(|r| &r.treatment).collect();
@@ -386,16 +387,22 @@ pub fn trajectory(rows: &[ResultRow], summary: &[SummaryRow], metric: &Metric, t
             })
             .collect()
     };
-    let value = |model: &str, generation: i64, treatment: &Treatment| mean(chain(model, generation, treatment).iter().map(|r| r.value));
     // The chain's configuration in the summary: same generation, treatment, model and teacher.
-    let interval = |model: &str, generation: i64, treatment: &Treatment| {
+    let summarised = |model: &str, generation: i64, treatment: &Treatment| {
         let teacher = chain(model, generation, treatment).first()?.teacher.clone();
-        summary
-            .iter()
-            .find(|s| {
-                s.generation == generation && &s.treatment == treatment && s.model == model && s.teacher == teacher && &s.metric == metric
-            })
-            .map(|s| (generation as f64, s.low, s.high))
+        summary.iter().find(|s| {
+            s.generation == generation && &s.treatment == treatment && s.model == model && s.teacher == teacher && &s.metric == metric
+        })
+    };
+    // The summary's estimate leaves collapsed runs out, as the tables do; the runs' mean is the
+    // fallback for metrics the summary does not carry.
+    let value = |model: &str, generation: i64, treatment: &Treatment| {
+        summarised(model, generation, treatment)
+            .map(|s| s.estimate)
+            .or_else(|| mean(chain(model, generation, treatment).iter().map(|r| r.value)))
+    };
+    let interval = |model: &str, generation: i64, treatment: &Treatment| {
+        summarised(model, generation, treatment).map(|s| (generation as f64, s.low, s.high))
     };
     let max_gen = rows.iter().filter(|r| r.is_model()).map(|r| r.generation).max().unwrap_or(0);
     let mut series = Vec::new();

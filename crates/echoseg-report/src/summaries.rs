@@ -19,7 +19,7 @@ pub(crate) fn metric_of(rows: &[ResultRow], subject: impl Fn(&ResultRow) -> bool
 }
 
 /// The lead paragraph of a study with truth: the sources' offsets, then each architecture's
-/// mIoU and offset at generation 0 and at the last generation.
+/// mIoU and offset at generation 0 and at the last generation (collapsed runs left out).
 pub(crate) fn lead(rows: &[ResultRow], models: &[String]) -> String {
     let boundary_offset = Metric::Bias(Bias::BoundaryOffset);
     let sources: Vec<String> = rows
@@ -29,9 +29,13 @@ pub(crate) fn lead(rows: &[ResultRow], models: &[String]) -> String {
         .collect();
     let max_gen = rows.iter().filter(|r| r.is_model()).map(|r| r.generation).max().unwrap_or(0);
     let mut parts = vec![format!("Trained on mixed labels from {}:", sources.join(" and "))];
+    // Means over the runs that still segment, as the verdicts count them (the warnings list the rest).
+    let collapsed: BTreeSet<&str> =
+        rows.iter().filter(|r| r.metric == Metric::Collapsed && r.value > 0.5).map(|r| r.run.as_str()).collect();
     for m in models {
         let at = |g: i64, s: &Treatment, metric: &Metric| {
-            metric_of(rows, |r| r.is_model() && r.chain && &r.model == m && r.generation == g && &r.treatment == s, metric)
+            let sound = |r: &ResultRow| r.is_model() && r.chain && &r.model == m && r.generation == g && &r.treatment == s;
+            metric_of(rows, |r| sound(r) && !collapsed.contains(r.run.as_str()), metric).or_else(|| metric_of(rows, sound, metric))
         };
         let labels = Treatment::Labels;
         let (Some(miou), Some(offset)) = (at(0, &labels, &Metric::Miou), at(0, &labels, &boundary_offset)) else { continue };
@@ -556,4 +560,40 @@ pub(crate) fn provenance_table(p: &Provenance) -> Table {
         ));
     }
     Table { header: vec!["what".into(), "value".into()], rows }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(run: &str, generation: i64, metric: Metric, value: f64) -> ResultRow {
+        ResultRow {
+            subject: "model".into(),
+            generation,
+            treatment: if generation == 0 {
+                Treatment::Labels
+            } else {
+                Treatment::Pseudo { strategy: echoseg_study::Strategy::SelfTraining, selection: "all".into() }
+            },
+            model: "unet".into(),
+            teacher: if generation == 0 { String::new() } else { "unet".into() },
+            peer: String::new(),
+            repeat: 0,
+            metric,
+            value,
+            chain: true,
+            run: run.into(),
+        }
+    }
+
+    #[test]
+    fn the_lead_leaves_collapsed_runs_out_of_its_means() {
+        let offset = Metric::Bias(Bias::BoundaryOffset);
+        let mut rows = vec![row("g0-a", 0, Metric::Miou, 0.8), row("g0-a", 0, offset.clone(), 0.1)];
+        for (run, miou, collapsed) in [("g1-a", 0.7, 0.0), ("g1-b", 0.3, 1.0)] {
+            rows.extend([row(run, 1, Metric::Miou, miou), row(run, 1, offset.clone(), 0.0), row(run, 1, Metric::Collapsed, collapsed)]);
+        }
+        let text = lead(&rows, &["unet".to_string()]);
+        assert!(text.contains("(mIoU 0.700)"), "the collapsed run's 0.3 must not pull the mean to 0.5: {text}");
+    }
 }
