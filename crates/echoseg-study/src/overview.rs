@@ -106,3 +106,43 @@ impl MaskSetOverview {
         lines
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use echoseg_scene::{Image, LabelMap, MaskSet, Scene, Style};
+
+    #[test]
+    fn coverage_shares_agreement_and_kappa_match_a_hand_count() {
+        let scene = |name: &str| Scene {
+            index: 0,
+            name: name.into(),
+            image: Image::filled(2, 2, [0.5; 3]),
+            truth: None,
+            style: Style::Real,
+            cue: false,
+        };
+        let map = |labels: [u8; 4]| LabelMap { width: 2, height: 2, labels: labels.to_vec() };
+        let set = |name: &str, masks: Vec<(&str, LabelMap)>| {
+            (name.to_string(), MaskSet { name: name.into(), masks: masks.into_iter().map(|(n, m)| (n.to_string(), m)).collect() })
+        };
+        let folder = FolderDataset {
+            scenes: vec![scene("a"), scene("b")],
+            mask_sets: [
+                set("first", vec![("a", map([0, 1, 1, 0])), ("b", map([1, 1, 1, 1]))]),
+                set("second", vec![("a", map([0, 1, 0, 0]))]),
+            ]
+            .into_iter()
+            .collect(),
+        };
+        let classes = ClassTable::new(vec!["background".into(), "cell".into()]);
+        let o = MaskSetOverview::of(&folder, &classes);
+        assert_eq!((o.sets[0].images, o.sets[1].images), (2, 1));
+        assert_eq!(o.sets[0].class_shares, vec![2.0 / 8.0, 6.0 / 8.0]);
+        // On image a only: 3 of 4 pixels agree; chance agreement 0.5·0.75 + 0.5·0.25 = 0.5, so kappa = 0.5.
+        let pair = &o.pairs[0];
+        assert_eq!((pair.images, pair.agreement), (1, 0.75));
+        assert!((pair.kappa - 0.5).abs() < 1e-12, "{}", pair.kappa);
+        assert!(o.lines(&classes).iter().any(|l| l.contains("first × second: 1 images, agreement 0.750, kappa 0.500")));
+    }
+}

@@ -70,7 +70,15 @@ fn validate_accepts_every_shipped_manifest() {
             std::fs::copy(&path, &copy).unwrap();
             let out = echoseg().args(["validate", copy.to_str().unwrap()]).output().unwrap();
             assert!(out.status.success(), "{}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
-            assert!(String::from_utf8_lossy(&out.stdout).contains("valid"));
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(stdout.contains("valid"));
+            if path.ends_with("folder-raters.toml") {
+                // Before any training: each mask set's coverage, then every pair's agreement.
+                assert!(
+                    stdout.contains("otsu                200 of 200 images") && stdout.contains("closed × otsu: 200 images"),
+                    "{stdout}"
+                );
+            }
         }
     }
     std::fs::remove_dir_all(dir).unwrap();
