@@ -9,7 +9,7 @@ use echoseg_agree::{Bias, Metric};
 use echoseg_study::{Strategy, Treatment};
 
 use crate::chart::{Chart, sequential, series_colour, text};
-use crate::results::{HistoryRow, ResultRow, SummaryRow, sort_by_name};
+use echoseg_study::rows::{HistoryRow, ResultRow, SummaryRow};
 
 /// One line of a line panel.
 #[derive(Clone, Debug)]
@@ -276,6 +276,13 @@ fn draw_matrix<DB: DrawingBackend>(m: &Matrix, area: &DrawingArea<DB, Shift>) ->
         }
     }
     Ok(())
+}
+
+/// Sorts keys of (generation, treatment) the way readers look them up: by generation, then by
+/// the treatment's name.
+pub fn sort_by_name(keys: &mut Vec<(i64, Treatment)>) {
+    keys.sort_by_cached_key(|(g, t)| (*g, t.to_string()));
+    keys.dedup();
 }
 
 /// Names of the models (architectures) in the order they first appear.

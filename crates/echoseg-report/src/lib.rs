@@ -8,7 +8,6 @@ pub mod chart;
 pub mod figures;
 pub mod html;
 pub mod reliability;
-pub mod results;
 pub mod samples;
 mod sections;
 mod summaries;
@@ -26,7 +25,7 @@ use crate::chart::Chart;
 use crate::figures::{
     LineGrid, agreement_heatmaps, agreement_without_truth, loss_curves, model_names, selection_effect, trajectory, transfer_matrices,
 };
-use crate::results::{
+use echoseg_study::rows::{
     GapRow, HistoryRow, PretrainingRow, ResultRow, SummaryRow, TargetRow, VerdictRow, read_gap, read_history, read_pretraining,
     read_results, read_summary, read_targets, read_verdicts,
 };
@@ -37,24 +36,6 @@ pub enum ReportError {
     /// The study's files are missing or unreadable.
     #[error(transparent)]
     Study(#[from] echoseg_study::StudyError),
-    /// A results table lacks a column or has the wrong types.
-    #[error("results table {}: {message}", path.display())]
-    Table {
-        /// The table file.
-        path: PathBuf,
-        /// What is wrong.
-        message: String,
-    },
-    /// A results table names a strategy, metric, bias or verdict echoseg does not know.
-    #[error("results table {}: unknown {what} `{name}`", path.display())]
-    UnknownName {
-        /// The table file.
-        path: PathBuf,
-        /// What kind of name (`strategy`, `metric`, …).
-        what: &'static str,
-        /// The name as written.
-        name: String,
-    },
     /// A figure could not be drawn.
     #[error("drawing a figure failed: {0}")]
     Figure(String),

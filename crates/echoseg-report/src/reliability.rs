@@ -6,7 +6,7 @@ use echoseg_study::store::read_json;
 use echoseg_study::{RunOutcome, StudyDir};
 
 use crate::figures::{LineGrid, LinePanel, Series, groups};
-use crate::results::ResultRow;
+use echoseg_study::rows::ResultRow;
 
 /// Reliability diagrams at generation 0 and at the last generation of each strategy shown
 /// ([`crate::figures::shown`]), the bins

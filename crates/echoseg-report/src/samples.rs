@@ -9,7 +9,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::chart::{Chart, series_colour, text};
-use crate::results::ResultRow;
+use echoseg_study::rows::ResultRow;
 
 /// One tile of the panel grid.
 #[derive(Clone, Debug)]

@@ -1,12 +1,11 @@
 //! The report page, one function per section, in page order.
 
 use echoseg_agree::{BOUNDARY_TOLERANCE, BootstrapConfig, CALIBRATION_BINS, DEFAULT_MAX_OFFSET, Metric};
-use echoseg_study::Treatment;
 
 use crate::html::{Page, escape};
 use crate::summaries::{
-    estimates_table, gap_table, lead, metric_of, pretraining_sentences, pretraining_table, provenance_table, scores_table, selection_table,
-    sources_table, target_sentences, targets_table, verdict_sentences, verdict_table, warnings,
+    estimates_table, gap_table, has_ceiling, lead, metric_of, pretraining_sentences, pretraining_table, provenance_table, scores_table,
+    selection_table, sources_table, target_sentences, targets_table, verdict_sentences, verdict_table, warnings,
 };
 use crate::{Figures, Study};
 
@@ -53,7 +52,7 @@ fn verdict(page: &mut Page, study: &Study) {
         page.paragraph("The study has no pseudo-label generation (or no truth), so there is no change of bias to judge.");
     } else {
         page.raw(&verdict_table(&study.verdicts, &study.summary, &study.models).html());
-        let ceiling = if study.summary.iter().any(|r| r.treatment == Treatment::Ceiling) {
+        let ceiling = if has_ceiling(&study.summary) {
             "; before the bar, the same architecture and seeds trained on exact labels (the ceiling: what the architecture \
              does anyway, whatever the labels)"
         } else {

@@ -8,14 +8,24 @@ use echoseg_study::intervals::PretrainingVerdict;
 use echoseg_study::provenance::Provenance;
 use echoseg_study::targets::Judgement;
 
-use crate::figures::{SELECTION_BIASES, groups};
+use crate::figures::{SELECTION_BIASES, groups, sort_by_name};
 use crate::html::{Table, cell, escape, interval_cell, number, with_interval};
-use crate::results::{GapRow, PretrainingRow, ResultRow, SummaryRow, TargetRow, VerdictRow, sort_by_name};
+use echoseg_study::rows::{GapRow, PretrainingRow, ResultRow, SummaryRow, TargetRow, VerdictRow};
 
 /// The mean of `metric` over the rows `subject` picks; `None` when there are none.
 pub(crate) fn metric_of(rows: &[ResultRow], subject: impl Fn(&ResultRow) -> bool, metric: &Metric) -> Option<f64> {
     let values: Vec<f64> = rows.iter().filter(|r| subject(r) && &r.metric == metric).map(|r| r.value).collect();
     (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+}
+
+/// Whether the study trained exact-label ceilings (only studies of the procedural world do).
+pub(crate) fn has_ceiling(summary: &[SummaryRow]) -> bool {
+    summary.iter().any(|r| r.treatment == Treatment::Ceiling)
+}
+
+/// The runs whose test predictions collapsed (their `collapsed` row is 1).
+fn collapsed_runs(rows: &[ResultRow]) -> BTreeSet<&str> {
+    rows.iter().filter(|r| r.is_model() && r.metric == Metric::Collapsed && r.value > 0.5).map(|r| r.run.as_str()).collect()
 }
 
 /// The lead paragraph of a study with truth: the sources' offsets, then each architecture's
@@ -30,8 +40,7 @@ pub(crate) fn lead(rows: &[ResultRow], models: &[String]) -> String {
     let max_gen = rows.iter().filter(|r| r.is_model()).map(|r| r.generation).max().unwrap_or(0);
     let mut parts = vec![format!("Trained on mixed labels from {}:", sources.join(" and "))];
     // Means over the runs that still segment, as the verdicts count them (the warnings list the rest).
-    let collapsed: BTreeSet<&str> =
-        rows.iter().filter(|r| r.metric == Metric::Collapsed && r.value > 0.5).map(|r| r.run.as_str()).collect();
+    let collapsed = collapsed_runs(rows);
     for m in models {
         let at = |g: i64, s: &Treatment, metric: &Metric| {
             let sound = |r: &ResultRow| r.is_model() && r.chain && &r.model == m && r.generation == g && &r.treatment == s;
@@ -78,8 +87,7 @@ pub(crate) fn verdict_table(verdicts: &[VerdictRow], summary: &[SummaryRow], mod
     keys.dedup();
     let columns: Vec<&String> = models.iter().filter(|m| at_last.iter().any(|v| &v.model == *m)).collect();
     let mut header: Vec<String> = vec!["bias".into(), "strategy".into()];
-    let ceiling_shown = summary.iter().any(|r| r.treatment == Treatment::Ceiling);
-    let before = if ceiling_shown { "exact labels | generation 0" } else { "generation 0" };
+    let before = if has_ceiling(summary) { "exact labels | generation 0" } else { "generation 0" };
     header.extend(columns.iter().map(|m| format!("{m}: {before} → {last}")));
     let rows = keys
         .iter()
@@ -128,7 +136,8 @@ pub(crate) fn warnings(rows: &[ResultRow], summary: &[SummaryRow]) -> Vec<String
         format!("{} ({}{teacher}, generation {}, seed {})", r.model, r.treatment, r.generation, r.repeat + 1)
     };
     let mut out = Vec::new();
-    let collapsed: Vec<String> = runs.iter().filter(|r| value(r, &Metric::Collapsed) == Some(1.0)).map(|r| describe(r)).collect();
+    let collapsed_ids = collapsed_runs(rows);
+    let collapsed: Vec<String> = runs.iter().filter(|r| collapsed_ids.contains(r.run.as_str())).map(|r| describe(r)).collect();
     if !collapsed.is_empty() {
         out.push(format!(
             "{} of {} runs collapsed (a class of the truth never predicted, or one class everywhere) and are left out of \

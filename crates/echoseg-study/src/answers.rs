@@ -5,14 +5,13 @@
 
 use std::path::{Path, PathBuf};
 
-use echoseg_agree::{Metric, Verdict};
-use polars::prelude::*;
+use echoseg_agree::Metric;
 use serde::Deserialize;
 
 use crate::StudyError;
+use crate::rows::{SummaryRow, VerdictRow, read_results, read_summary, read_verdicts};
 use crate::store::StudyDir;
 use crate::strategy::{EVERY_LABEL, LABELS, Treatment};
-use crate::tables::{columns, read_table, subjects};
 
 /// The answer file of a manifest: `experiments/validation/NAME.toml` → `NAME.answer.toml`.
 pub fn answer_path(manifest: &Path) -> PathBuf {
@@ -90,121 +89,28 @@ pub fn read_answer(path: &Path) -> Result<KnownAnswer, StudyError> {
     toml::from_str(&text).map_err(|e| StudyError::Format { path: path.to_path_buf(), message: e.to_string() })
 }
 
-/// One summary row: a configuration's metric with its interval.
-struct Summary {
-    generation: u32,
-    treatment: Treatment,
-    model: String,
-    teacher: String,
-    metric: Metric,
-    estimate: f64,
-    low: f64,
-}
-
-/// One verdict row.
-struct VerdictRow {
-    generation: u32,
-    treatment: Treatment,
-    model: String,
-    metric: Metric,
-    verdict: Verdict,
-    change: f64,
-}
-
 /// The tables of a finished study that answers are checked on.
 struct Tables {
-    summary: Vec<Summary>,
+    summary: Vec<SummaryRow>,
     verdicts: Vec<VerdictRow>,
     /// Per model, the mIoU of the labels its generation 0 learned from.
     labels_miou: Vec<(String, f64)>,
 }
 
-fn strings(df: &DataFrame, name: &str, path: &Path) -> Result<Vec<String>, StudyError> {
-    let column = df.column(name).and_then(|c| c.str().cloned()).map_err(|e| table_error(path, e))?;
-    Ok(column.iter().map(|s| s.unwrap_or_default().to_string()).collect())
-}
-
-fn floats(df: &DataFrame, name: &str, path: &Path) -> Result<Vec<f64>, StudyError> {
-    let column = df.column(name).and_then(|c| c.f64().cloned()).map_err(|e| table_error(path, e))?;
-    Ok(column.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
-}
-
-fn ints(df: &DataFrame, name: &str, path: &Path) -> Result<Vec<i64>, StudyError> {
-    let column = df.column(name).and_then(|c| c.i64().cloned()).map_err(|e| table_error(path, e))?;
-    Ok(column.iter().map(Option::unwrap_or_default).collect())
-}
-
-fn table_error(path: &Path, e: PolarsError) -> StudyError {
-    StudyError::Table { path: path.to_path_buf(), message: e.to_string() }
-}
-
-fn unknown(path: &Path, what: &str, name: &str) -> StudyError {
-    StudyError::Format { path: path.to_path_buf(), message: format!("unknown {what} `{name}`") }
-}
-
-fn treatments(df: &DataFrame, path: &Path) -> Result<Vec<Treatment>, StudyError> {
-    let (strategy, selection) = (strings(df, columns::STRATEGY, path)?, strings(df, columns::SELECTION, path)?);
-    strategy.iter().zip(&selection).map(|(s, sel)| Treatment::from_columns(s, sel).ok_or_else(|| unknown(path, "strategy", s))).collect()
-}
-
-fn metrics(df: &DataFrame, path: &Path) -> Result<Vec<Metric>, StudyError> {
-    strings(df, columns::METRIC, path)?.iter().map(|m| Metric::from_name(m).ok_or_else(|| unknown(path, "metric", m))).collect()
-}
-
 impl Tables {
     fn read(dir: &StudyDir) -> Result<Self, StudyError> {
-        let path = dir.summary_parquet();
-        let df = read_table(&path)?;
-        let (generation, treatment, metric) = (ints(&df, "generation", &path)?, treatments(&df, &path)?, metrics(&df, &path)?);
-        let (model, teacher) = (strings(&df, "model", &path)?, strings(&df, "teacher", &path)?);
-        let (estimate, low) = (floats(&df, "estimate", &path)?, floats(&df, "low", &path)?);
-        let summary = (0..df.height())
-            .map(|i| Summary {
-                generation: generation[i] as u32,
-                treatment: treatment[i].clone(),
-                model: model[i].clone(),
-                teacher: teacher[i].clone(),
-                metric: metric[i].clone(),
-                estimate: estimate[i],
-                low: low[i],
-            })
+        // results.parquet first: a study that never finished has none, and that is an error.
+        let labels_miou = read_results(&dir.results_parquet())?
+            .into_iter()
+            .filter(|r| r.is_model() && r.metric == Metric::LabelsMiou)
+            .map(|r| (r.model, r.value))
             .collect();
-        let path = dir.verdicts_parquet();
-        let df = read_table(&path)?;
-        let verdicts = if df.width() == 0 {
-            Vec::new()
-        } else {
-            let (generation, treatment, metric) = (ints(&df, "generation", &path)?, treatments(&df, &path)?, metrics(&df, &path)?);
-            let (model, change) = (strings(&df, "model", &path)?, floats(&df, "change", &path)?);
-            let verdict = strings(&df, "verdict", &path)?
-                .iter()
-                .map(|v| Verdict::from_name(v).ok_or_else(|| unknown(&path, "verdict", v)))
-                .collect::<Result<Vec<_>, _>>()?;
-            (0..df.height())
-                .map(|i| VerdictRow {
-                    generation: generation[i] as u32,
-                    treatment: treatment[i].clone(),
-                    model: model[i].clone(),
-                    metric: metric[i].clone(),
-                    verdict: verdict[i],
-                    change: change[i],
-                })
-                .collect()
-        };
-        let path = dir.results_parquet();
-        let df = read_table(&path)?;
-        let (subject, model, metric, value) = (
-            strings(&df, columns::SUBJECT, &path)?,
-            strings(&df, columns::MODEL, &path)?,
-            metrics(&df, &path)?,
-            floats(&df, columns::VALUE, &path)?,
-        );
-        let labels_miou = (0..df.height())
-            .filter(|&i| subject[i] == subjects::MODEL && metric[i] == Metric::LabelsMiou)
-            .map(|i| (model[i].clone(), value[i]))
-            .collect();
-        Ok(Self { summary, verdicts, labels_miou })
+        Ok(Self { summary: read_summary(&dir.summary_parquet())?, verdicts: read_verdicts(&dir.verdicts_parquet())?, labels_miou })
     }
+}
+
+fn unknown(path: &Path, what: &'static str, name: &str) -> StudyError {
+    StudyError::UnknownName { path: path.to_path_buf(), what, name: name.to_string() }
 }
 
 /// Checks the finished study in `dir` against `answer`: one outcome per check and model (or
@@ -219,21 +125,20 @@ pub fn check_answer(answer: &KnownAnswer, dir: &StudyDir) -> Result<Vec<Outcome>
         let wanted = |model: &str| check.model.as_deref().is_none_or(|m| m == model);
         let before = out.len();
         if let Some(allowed) = &check.verdict_in {
-            for v in tables
-                .verdicts
-                .iter()
-                .filter(|v| v.generation == check.generation && v.treatment == treatment && v.metric == metric && wanted(&v.model))
-            {
+            for v in tables.verdicts.iter().filter(|v| {
+                v.generation == i64::from(check.generation)
+                    && v.treatment == treatment
+                    && Metric::Bias(v.bias) == metric
+                    && wanted(&v.model)
+            }) {
                 let right = allowed.iter().any(|a| a == v.verdict.name());
-                let detail = format!("{} (change {:+.3}; allowed: {})", v.verdict.name(), v.change, allowed.join(", "));
+                let detail = format!("{} (change {:+.3}; allowed: {})", v.verdict.name(), v.change[0], allowed.join(", "));
                 out.push(Outcome { what: check.what.clone(), subject: v.model.clone(), right, detail });
             }
         } else {
-            for s in tables
-                .summary
-                .iter()
-                .filter(|s| s.generation == check.generation && s.treatment == treatment && s.metric == metric && wanted(&s.model))
-            {
+            for s in tables.summary.iter().filter(|s| {
+                s.generation == i64::from(check.generation) && s.treatment == treatment && s.metric == metric && wanted(&s.model)
+            }) {
                 out.push(judge_summary(check, s, &tables));
             }
         }
@@ -250,7 +155,7 @@ pub fn check_answer(answer: &KnownAnswer, dir: &StudyDir) -> Result<Vec<Outcome>
 }
 
 /// One summary row against every bound the check gives.
-fn judge_summary(check: &Check, s: &Summary, tables: &Tables) -> Outcome {
+fn judge_summary(check: &Check, s: &SummaryRow, tables: &Tables) -> Outcome {
     let mut right = true;
     let mut detail = vec![format!("{:.3}", s.estimate)];
     if let Some(min) = check.min {

@@ -59,4 +59,14 @@ pub enum StudyError {
         /// The polars error.
         message: String,
     },
+    /// A results table names a strategy, metric, bias or verdict echoseg does not know.
+    #[error("results table {}: unknown {what} `{name}`", path.display())]
+    UnknownName {
+        /// The table file.
+        path: PathBuf,
+        /// What kind of name (`strategy`, `metric`, …).
+        what: &'static str,
+        /// The name as written.
+        name: String,
+    },
 }

@@ -16,6 +16,7 @@ pub mod manifest;
 pub mod overview;
 pub mod plan;
 pub mod provenance;
+pub mod rows;
 pub mod samples;
 pub mod schedule;
 pub mod selection;

@@ -1,19 +1,19 @@
-//! The results tables, read back from the files the study wrote.
+//! The results tables, read back as typed rows from the files the study wrote (by the report,
+//! and by the known-answer checks).
 //!
-//! This is the report's file boundary: strategy, metric, bias and verdict names are parsed into
+//! This is the tables' file boundary: strategy, metric, bias and verdict names are parsed into
 //! their enums here, and a name echoseg does not know is an error naming the file.
 
 use std::path::Path;
 
 use echoseg_agree::{Bias, Metric, Verdict};
-use echoseg_study::Treatment;
-use echoseg_study::intervals::PretrainingVerdict;
-use echoseg_study::strategy::EVERY_LABEL;
-use echoseg_study::tables::{columns, read_table, subjects};
-use echoseg_study::targets::Judgement;
 use polars::prelude::*;
 
-use crate::ReportError;
+use crate::StudyError;
+use crate::intervals::PretrainingVerdict;
+use crate::strategy::{EVERY_LABEL, Treatment};
+use crate::tables::{columns, read_table, subjects};
+use crate::targets::Judgement;
 
 /// One row of `results.parquet`.
 #[derive(Clone, Debug, PartialEq)]
@@ -93,13 +93,6 @@ pub struct HistoryRow {
     pub val_loss: Option<f64>,
 }
 
-/// Sorts keys of (generation, treatment) the way readers look them up: by generation, then by
-/// the treatment's name.
-pub fn sort_by_name(keys: &mut Vec<(i64, Treatment)>) {
-    keys.sort_by_cached_key(|(g, t)| (*g, t.to_string()));
-    keys.dedup();
-}
-
 /// A table read from its file, with the file's path for errors.
 struct Frame<'a> {
     df: DataFrame,
@@ -107,13 +100,13 @@ struct Frame<'a> {
 }
 
 impl<'a> Frame<'a> {
-    fn read(path: &'a Path) -> Result<Self, ReportError> {
+    fn read(path: &'a Path) -> Result<Self, StudyError> {
         Ok(Self { df: read_table(path)?, path })
     }
 
     /// A table the study may not have written (older studies) or written without columns
     /// (nothing to say, e.g. no later generation): `None` in both cases.
-    fn read_optional(path: &'a Path) -> Result<Option<Self>, ReportError> {
+    fn read_optional(path: &'a Path) -> Result<Option<Self>, StudyError> {
         if !path.exists() {
             return Ok(None);
         }
@@ -125,26 +118,26 @@ impl<'a> Frame<'a> {
         self.df.height()
     }
 
-    fn error(&self, e: PolarsError) -> ReportError {
-        ReportError::Table { path: self.path.to_path_buf(), message: e.to_string() }
+    fn error(&self, e: PolarsError) -> StudyError {
+        StudyError::Table { path: self.path.to_path_buf(), message: e.to_string() }
     }
 
-    fn strings(&self, name: &str) -> Result<Vec<String>, ReportError> {
+    fn strings(&self, name: &str) -> Result<Vec<String>, StudyError> {
         let column = self.df.column(name).and_then(|c| c.str().cloned()).map_err(|e| self.error(e))?;
         Ok(column.iter().map(|s| s.unwrap_or_default().to_string()).collect())
     }
 
     /// A text column that older studies did not write: `default` for every row then.
-    fn strings_or(&self, name: &str, default: &str) -> Result<Vec<String>, ReportError> {
+    fn strings_or(&self, name: &str, default: &str) -> Result<Vec<String>, StudyError> {
         if self.has(name) { self.strings(name) } else { Ok(vec![default.to_string(); self.height()]) }
     }
 
-    fn ints(&self, name: &str) -> Result<Vec<i64>, ReportError> {
+    fn ints(&self, name: &str) -> Result<Vec<i64>, StudyError> {
         let column = self.df.column(name).and_then(|c| c.i64().cloned()).map_err(|e| self.error(e))?;
         Ok(column.iter().map(Option::unwrap_or_default).collect())
     }
 
-    fn floats(&self, name: &str) -> Result<Vec<Option<f64>>, ReportError> {
+    fn floats(&self, name: &str) -> Result<Vec<Option<f64>>, StudyError> {
         let column = self.df.column(name).and_then(|c| c.f64().cloned()).map_err(|e| self.error(e))?;
         Ok(column.iter().collect())
     }
@@ -154,41 +147,41 @@ impl<'a> Frame<'a> {
     }
 
     /// A number column that older studies did not write: 0 for every row then.
-    fn ints_or(&self, name: &str) -> Result<Vec<i64>, ReportError> {
+    fn ints_or(&self, name: &str) -> Result<Vec<i64>, StudyError> {
         if self.has(name) { self.ints(name) } else { Ok(vec![0; self.height()]) }
     }
 
     /// A number column that older studies did not write: `None` for every row then.
-    fn floats_or(&self, name: &str) -> Result<Vec<Option<f64>>, ReportError> {
+    fn floats_or(&self, name: &str) -> Result<Vec<Option<f64>>, StudyError> {
         if self.has(name) { self.floats(name) } else { Ok(vec![None; self.height()]) }
     }
 
-    fn bools(&self, name: &str, default: bool) -> Result<Vec<bool>, ReportError> {
+    fn bools(&self, name: &str, default: bool) -> Result<Vec<bool>, StudyError> {
         let column = self.df.column(name).and_then(|c| c.bool().cloned()).map_err(|e| self.error(e))?;
         Ok(column.iter().map(|b| b.unwrap_or(default)).collect())
     }
 
-    fn triple(&self, names: [&str; 3]) -> Result<Vec<Option<[f64; 3]>>, ReportError> {
+    fn triple(&self, names: [&str; 3]) -> Result<Vec<Option<[f64; 3]>>, StudyError> {
         let (a, b, c) = (self.floats(names[0])?, self.floats(names[1])?, self.floats(names[2])?);
         Ok((0..self.height()).map(|i| Some([a[i]?, b[i]?, c[i]?])).collect())
     }
 
     /// A column of names parsed by `parse`; `what` names the kind of name in the error.
-    fn parsed<T>(&self, name: &str, what: &'static str, parse: impl Fn(&str) -> Option<T>) -> Result<Vec<T>, ReportError> {
+    fn parsed<T>(&self, name: &str, what: &'static str, parse: impl Fn(&str) -> Option<T>) -> Result<Vec<T>, StudyError> {
         self.strings(name)?
             .into_iter()
-            .map(|n| parse(&n).ok_or_else(|| ReportError::UnknownName { path: self.path.to_path_buf(), what, name: n }))
+            .map(|n| parse(&n).ok_or_else(|| StudyError::UnknownName { path: self.path.to_path_buf(), what, name: n }))
             .collect()
     }
 
     /// The treatments the strategy and selection columns describe.
-    fn treatments(&self) -> Result<Vec<Treatment>, ReportError> {
+    fn treatments(&self) -> Result<Vec<Treatment>, StudyError> {
         let (strategy, selection) = (self.strings(columns::STRATEGY)?, self.strings_or(columns::SELECTION, EVERY_LABEL)?);
         strategy
             .iter()
             .zip(&selection)
             .map(|(s, sel)| {
-                Treatment::from_columns(s, sel).ok_or_else(|| ReportError::UnknownName {
+                Treatment::from_columns(s, sel).ok_or_else(|| StudyError::UnknownName {
                     path: self.path.to_path_buf(),
                     what: "strategy",
                     name: s.clone(),
@@ -199,7 +192,7 @@ impl<'a> Frame<'a> {
 }
 
 /// Reads `results.parquet`.
-pub fn read_results(path: &Path) -> Result<Vec<ResultRow>, ReportError> {
+pub fn read_results(path: &Path) -> Result<Vec<ResultRow>, StudyError> {
     use columns::*;
     let f = Frame::read(path)?;
     let (subject, generation, treatment, model) = (f.strings(SUBJECT)?, f.ints(GENERATION)?, f.treatments()?, f.strings(MODEL)?);
@@ -224,7 +217,7 @@ pub fn read_results(path: &Path) -> Result<Vec<ResultRow>, ReportError> {
 }
 
 /// Reads `history.parquet`.
-pub fn read_history(path: &Path) -> Result<Vec<HistoryRow>, ReportError> {
+pub fn read_history(path: &Path) -> Result<Vec<HistoryRow>, StudyError> {
     use columns::*;
     let f = Frame::read(path)?;
     let (run, model, generation, treatment, teacher) =
@@ -295,7 +288,7 @@ pub struct VerdictRow {
 }
 
 /// Reads `summary.parquet`; empty when the study predates it or has no truth.
-pub fn read_summary(path: &Path) -> Result<Vec<SummaryRow>, ReportError> {
+pub fn read_summary(path: &Path) -> Result<Vec<SummaryRow>, StudyError> {
     let Some(f) = Frame::read_optional(path)? else { return Ok(Vec::new()) };
     let (generation, treatment, model, teacher) = (f.ints("generation")?, f.treatments()?, f.strings("model")?, f.strings("teacher")?);
     let metric = f.parsed("metric", "metric", Metric::from_name)?;
@@ -318,7 +311,7 @@ pub fn read_summary(path: &Path) -> Result<Vec<SummaryRow>, ReportError> {
 }
 
 /// Reads `verdicts.parquet`; empty when the study predates it or has a single generation.
-pub fn read_verdicts(path: &Path) -> Result<Vec<VerdictRow>, ReportError> {
+pub fn read_verdicts(path: &Path) -> Result<Vec<VerdictRow>, StudyError> {
     let Some(f) = Frame::read_optional(path)? else { return Ok(Vec::new()) };
     let (treatment, model, generation) = (f.treatments()?, f.strings("model")?, f.ints("generation")?);
     let bias = f.parsed("metric", "bias", Bias::from_name)?;
@@ -373,7 +366,7 @@ pub struct GapRow {
 }
 
 /// Reads `gap.parquet`; empty for studies without a ceiling or a later generation.
-pub fn read_gap(path: &Path) -> Result<Vec<GapRow>, ReportError> {
+pub fn read_gap(path: &Path) -> Result<Vec<GapRow>, StudyError> {
     let Some(f) = Frame::read_optional(path)? else { return Ok(Vec::new()) };
     let (generation, treatment, model, teacher) = (f.ints("generation")?, f.treatments()?, f.strings("model")?, f.strings("teacher")?);
     let teacher_miou = f.triple(["teacher_miou", "teacher_low", "teacher_high"])?;
@@ -422,7 +415,7 @@ pub struct PretrainingRow {
 }
 
 /// Reads `pretraining.parquet`; empty when the study has no pre-trained model.
-pub fn read_pretraining(path: &Path) -> Result<Vec<PretrainingRow>, ReportError> {
+pub fn read_pretraining(path: &Path) -> Result<Vec<PretrainingRow>, StudyError> {
     let Some(f) = Frame::read_optional(path)? else { return Ok(Vec::new()) };
     let (model, pretrained, generation, treatment) =
         (f.strings("model")?, f.strings("pretrained")?, f.ints("generation")?, f.treatments()?);
@@ -468,7 +461,7 @@ pub struct TargetRow {
 }
 
 /// Reads `targets.parquet`; empty when the manifest sets no targets.
-pub fn read_targets(path: &Path) -> Result<Vec<TargetRow>, ReportError> {
+pub fn read_targets(path: &Path) -> Result<Vec<TargetRow>, StudyError> {
     let Some(f) = Frame::read_optional(path)? else { return Ok(Vec::new()) };
     let (target, generation, treatment, model, teacher) =
         (f.strings("target")?, f.ints("generation")?, f.treatments()?, f.strings("model")?, f.strings("teacher")?);
@@ -491,13 +484,12 @@ pub fn read_targets(path: &Path) -> Result<Vec<TargetRow>, ReportError> {
 
 #[cfg(test)]
 mod tests {
-    use echoseg_study::Strategy;
-
     use super::*;
+    use crate::Strategy;
 
     /// A one-row `summary.parquet` with the given strategy and metric, in a fresh folder.
     fn summary_file(name: &str, strategy: &str, metric: &str) -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("echoseg-report-{name}-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("echoseg-rows-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("summary.parquet");
         let mut df = DataFrame::new_infer_height(vec![
