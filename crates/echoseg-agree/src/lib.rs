@@ -29,4 +29,4 @@ pub use staple::{Staple, StapleConfig, staple};
 pub use verdict::{Verdict, VerdictRules};
 pub mod scores;
 
-pub use scores::{PairScores, TruthScores, pair_scores, truth_scores};
+pub use scores::{PairScores, TruthScores, pair_scores, pooled_confusion, truth_scores};

@@ -19,18 +19,26 @@ pub struct TruthScores {
     pub dice: Vec<Option<f64>>,
 }
 
-/// Scores `predicted[i]` against `truth[i]` for every image, pooling pixels over the set.
-pub fn truth_scores(predicted: &[&[u8]], truth: &[&[u8]], classes: usize) -> TruthScores {
-    let confusion = pooled_confusion(truth, predicted, classes);
-    TruthScores {
-        miou: confusion.miou(),
-        accuracy: confusion.accuracy(),
-        iou: (0..classes).map(|c| confusion.iou(c)).collect(),
-        dice: (0..classes).map(|c| confusion.dice(c)).collect(),
+impl TruthScores {
+    /// The scores a pooled confusion matrix (reference = truth) gives.
+    pub fn of(confusion: &Confusion) -> Self {
+        let classes = confusion.classes();
+        TruthScores {
+            miou: confusion.miou(),
+            accuracy: confusion.accuracy(),
+            iou: (0..classes).map(|c| confusion.iou(c)).collect(),
+            dice: (0..classes).map(|c| confusion.dice(c)).collect(),
+        }
     }
 }
 
-fn pooled_confusion(reference: &[&[u8]], other: &[&[u8]], classes: usize) -> Confusion {
+/// Scores `predicted[i]` against `truth[i]` for every image, pooling pixels over the set.
+pub fn truth_scores(predicted: &[&[u8]], truth: &[&[u8]], classes: usize) -> TruthScores {
+    TruthScores::of(&pooled_confusion(truth, predicted, classes))
+}
+
+/// The confusion matrix of `other[i]` against `reference[i]`, pooled over every image.
+pub fn pooled_confusion(reference: &[&[u8]], other: &[&[u8]], classes: usize) -> Confusion {
     reference.par_iter().zip(other.par_iter()).map(|(r, o)| Confusion::from_maps(r, o, classes)).reduce(
         || Confusion::new(classes),
         |mut m, n| {
@@ -51,12 +59,6 @@ pub struct PairScores {
 
 /// Pixel agreement and Cohen's kappa between rater `a` and rater `b` over a set.
 pub fn pair_scores(a: &[&[u8]], b: &[&[u8]], classes: usize) -> PairScores {
-    let confusion = a.par_iter().zip(b.par_iter()).map(|(x, y)| Confusion::from_maps(x, y, classes)).reduce(
-        || Confusion::new(classes),
-        |mut m, n| {
-            m.merge(&n);
-            m
-        },
-    );
+    let confusion = pooled_confusion(a, b, classes);
     PairScores { agreement: confusion.accuracy(), kappa: confusion.kappa() }
 }

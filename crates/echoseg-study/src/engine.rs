@@ -4,7 +4,7 @@
 use std::sync::Mutex;
 use std::time::Instant;
 
-use echoseg_agree::{Calibration, Confusion, Fingerprint, TruthScores, truth_scores};
+use echoseg_agree::{Calibration, Confusion, Fingerprint, TruthScores, pooled_confusion};
 use echoseg_nets::{
     ByolConfig, ByolReport, Device, Network, Probabilities, Progress, Sample, TrainReport, Valid, load_network, predict,
     predict_with_hardness, pretrain_byol, save_network, train_mean_teacher, train_resumable,
@@ -451,8 +451,9 @@ fn execute(study: &StudyContext<'_>, run: &PlannedRun, observer: &mut dyn Observ
     if run.generation < manifest.study.generations {
         write_pool_evidence(study, &network, &run.id)?;
     }
-    let test = score_set(&test_labels, &data.test, data);
-    let collapsed = data.test_has_truth() && test_confusion(&test_labels, &data.test, data).collapsed();
+    let confusion = confusion_against_truth(&test_labels, &data.test, data);
+    let test = TruthScores::of(&confusion);
+    let collapsed = data.test_has_truth() && confusion.collapsed();
     let fit_miou = fit_miou(&network, &samples, manifest.inference_batch, device).map_err(nets_error)?;
     let mut fingerprint = fingerprint_of(&as_slices(&test_labels), &data.test.iter().collect::<Vec<_>>(), &data.classes);
     if let (false, Some(class)) = (data.test_twins.is_empty(), data.cue_class) {
@@ -541,22 +542,16 @@ fn fit_miou(network: &Network, samples: &[Sample], batch: usize, device: &Device
     Ok(confusion.map(|c| c.miou()))
 }
 
-/// The confusion of label maps against the truth of those `scenes` that have it.
-fn test_confusion(labels: &[Vec<u8>], scenes: &[Scene], data: &StudyData) -> Confusion {
-    let mut confusion = Confusion::new(data.classes.len());
-    for (l, s) in labels.iter().zip(scenes) {
-        if let Some(t) = s.truth_labels() {
-            confusion.add_maps(&t.labels, l);
-        }
-    }
-    confusion
+/// The pooled confusion of label maps against the truth of those `scenes` that have it.
+fn confusion_against_truth(labels: &[Vec<u8>], scenes: &[Scene], data: &StudyData) -> Confusion {
+    let (predicted, truth): (Vec<&[u8]>, Vec<&[u8]>) =
+        labels.iter().zip(scenes).filter_map(|(l, s)| s.truth_labels().map(|t| (l.as_slice(), t.labels.as_slice()))).unzip();
+    pooled_confusion(&truth, &predicted, data.classes.len())
 }
 
 /// Scores label maps against the truth of those `scenes` that have it.
 pub fn score_set(labels: &[Vec<u8>], scenes: &[Scene], data: &StudyData) -> TruthScores {
-    let (predicted, truth): (Vec<&[u8]>, Vec<&[u8]>) =
-        labels.iter().zip(scenes).filter_map(|(l, s)| s.truth_labels().map(|t| (l.as_slice(), t.labels.as_slice()))).unzip();
-    truth_scores(&predicted, &truth, data.classes.len())
+    TruthScores::of(&confusion_against_truth(labels, scenes, data))
 }
 
 /// Borrowed views of owned label maps.

@@ -1,9 +1,8 @@
 //! What a folder dataset's mask sets look like before any training: how many images each covers,
 //! its class histogram, and how well each pair of sets agrees where both have a mask.
 
-use echoseg_agree::Confusion;
-use echoseg_scene::{ClassTable, FolderDataset};
-use rayon::prelude::*;
+use echoseg_agree::pair_scores;
+use echoseg_scene::{ClassTable, FolderDataset, MaskSet};
 
 /// One mask set at a glance.
 #[derive(Clone, Debug, PartialEq)]
@@ -29,6 +28,11 @@ pub struct MaskSetPair {
     pub agreement: f64,
     /// Cohen's kappa over those pixels.
     pub kappa: f64,
+}
+
+/// `set`'s label maps of the images `names`, in that order.
+fn maps_of<'a>(set: &'a MaskSet, names: &[&String]) -> Vec<&'a [u8]> {
+    names.iter().map(|n| set.masks[*n].labels.as_slice()).collect()
 }
 
 /// Every mask set of a folder dataset, and every pair of them.
@@ -70,19 +74,13 @@ impl MaskSetOverview {
                 if common.is_empty() {
                     continue;
                 }
-                let confusion = common.par_iter().map(|n| Confusion::from_maps(&a.masks[*n].labels, &b.masks[*n].labels, k)).reduce(
-                    || Confusion::new(k),
-                    |mut x, y| {
-                        x.merge(&y);
-                        x
-                    },
-                );
+                let scores = pair_scores(&maps_of(a, &common), &maps_of(b, &common), k);
                 pairs.push(MaskSetPair {
                     first: a.name.clone(),
                     second: b.name.clone(),
                     images: common.len(),
-                    agreement: confusion.accuracy(),
-                    kappa: confusion.kappa(),
+                    agreement: scores.agreement,
+                    kappa: scores.kappa,
                 });
             }
         }
@@ -110,7 +108,7 @@ impl MaskSetOverview {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use echoseg_scene::{Image, LabelMap, MaskSet, Scene, Style};
+    use echoseg_scene::{Image, LabelMap, Scene, Style};
 
     #[test]
     fn coverage_shares_agreement_and_kappa_match_a_hand_count() {
