@@ -8,8 +8,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::StudyError;
-pub use crate::folder_split::validation_count;
-use crate::folder_split::{Coverage, SplitInputs, split_folder};
+use crate::folder_split::{Coverage, SplitInputs, split_folder, validation_count};
 use crate::manifest::{DataSpec, Labeller, Manifest, Overlap};
 
 /// A scene with the labels one source gave it.
@@ -213,13 +212,13 @@ impl StudyData {
         };
         let train = split.train.par_iter().map(label).collect::<Result<Vec<_>, _>>()?;
         let validation = split.validation.par_iter().map(label).collect::<Result<Vec<_>, _>>()?;
+        let position: BTreeMap<usize, usize> = split.test.iter().enumerate().map(|(p, &i)| (i, p)).collect();
         let source_test = split
             .source_test
             .iter()
             .map(|t| {
                 let Labeller::Masks(set) = &manifest.sources[t.source].labeller else { unreachable!("only mask sets cover test images") };
-                let test = split.test.iter().position(|&i| i == t.image).unwrap_or_default();
-                SourceOnTest { source: t.source, test, labels: mask_sets[set].masks[&scenes[t.image].name].clone() }
+                SourceOnTest { source: t.source, test: position[&t.image], labels: mask_sets[set].masks[&scenes[t.image].name].clone() }
             })
             .collect();
         let pick = |idx: &[usize]| idx.iter().map(|&i| scenes[i].clone()).collect::<Vec<_>>();

@@ -146,19 +146,22 @@ pub fn split_folder(inputs: &SplitInputs<'_>, names: &[String]) -> Result<Folder
             covered
         })
         .collect();
-    let teachers = |i: usize| (0..covers.len()).filter(|&s| covers[s][i]).collect::<Vec<usize>>();
+    // Each remaining image with the sources that label it; images none labels are unused.
+    let (mut labelled, mut unused): (Vec<(usize, Vec<usize>)>, Vec<usize>) = (Vec::new(), Vec::new());
+    for &i in &rest {
+        let teachers: Vec<usize> = (0..covers.len()).filter(|&s| covers[s][i]).collect();
+        if teachers.is_empty() {
+            unused.push(i);
+        } else {
+            labelled.push((i, teachers));
+        }
+    }
 
     // Validation images are held out per group of images the same sources cover, so a source
     // that labels few images still gets a validation image, and no image is in both splits.
-    let mut groups: BTreeMap<Vec<usize>, Vec<usize>> = BTreeMap::new();
-    let mut unused = Vec::new();
-    for &i in &rest {
-        let t = teachers(i);
-        if t.is_empty() {
-            unused.push(i);
-        } else {
-            groups.entry(t).or_default().push(i);
-        }
+    let mut groups: BTreeMap<&[usize], Vec<usize>> = BTreeMap::new();
+    for (i, teachers) in &labelled {
+        groups.entry(teachers).or_default().push(*i);
     }
     let mut held = vec![false; n];
     for images in groups.values() {
@@ -168,13 +171,13 @@ pub fn split_folder(inputs: &SplitInputs<'_>, names: &[String]) -> Result<Folder
 
     let mut assign_rng = Rng::new(inputs.seed, "folder-assign");
     let (mut train, mut validation) = (Vec::new(), Vec::new());
-    for &i in rest.iter().filter(|&&i| !teachers(i).is_empty()) {
+    for (i, teachers) in &labelled {
         let chosen = match inputs.split.overlap {
-            Overlap::All => teachers(i),
-            Overlap::Assign => vec![draw(&teachers(i), inputs.shares, &mut assign_rng)],
+            Overlap::All => teachers.clone(),
+            Overlap::Assign => vec![draw(teachers, inputs.shares, &mut assign_rng)],
         };
-        let into = if held[i] { &mut validation } else { &mut train };
-        into.extend(chosen.into_iter().map(|source| Teaching { image: i, source }));
+        let into = if held[*i] { &mut validation } else { &mut train };
+        into.extend(chosen.into_iter().map(|source| Teaching { image: *i, source }));
     }
     for (s, name) in names.iter().enumerate() {
         if !train.iter().any(|t| t.source == s) {
