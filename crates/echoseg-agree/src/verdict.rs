@@ -68,6 +68,7 @@ impl Verdict {
     /// (after − before, see [`Bias::size`]), with a practical `minimum` change; `signed` when
     /// the sign of the value is the direction of the bias ([`Sense::Signed`]).
     pub fn judge(signed: bool, before: &Interval, after: &Interval, change: &Interval, minimum: f64) -> Verdict {
+        // +1 (−1) when the interval lies above (below) zero and its estimate is practically large.
         let side = |i: &Interval| {
             if i.low > 0.0 && i.estimate >= minimum {
                 1
@@ -80,12 +81,11 @@ impl Verdict {
         if signed && side(before) * side(after) == -1 {
             return Verdict::Reverses;
         }
-        let (grew, shrank) = (change.low > 0.0 && change.estimate >= minimum, change.high < 0.0 && -change.estimate >= minimum);
-        match (signed, grew, shrank) {
-            (false, true, _) => Verdict::Amplifies,
-            (false, _, true) => Verdict::Cancels,
-            (true, true, _) => Verdict::Grows,
-            (true, _, true) => Verdict::Shrinks,
+        match (signed, side(change)) {
+            (false, 1) => Verdict::Amplifies,
+            (false, -1) => Verdict::Cancels,
+            (true, 1) => Verdict::Grows,
+            (true, -1) => Verdict::Shrinks,
             _ => Verdict::Holds,
         }
     }

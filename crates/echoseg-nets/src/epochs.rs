@@ -154,9 +154,14 @@ pub(crate) struct Course<'a> {
 }
 
 impl Course<'_> {
+    /// Optimiser steps of one full pass over the items.
+    pub(crate) fn steps_per_epoch(&self) -> usize {
+        self.items.div_ceil(self.batch_size)
+    }
+
     /// Epochs the step budget spans (the last one possibly cut short).
     pub(crate) fn epochs(&self) -> usize {
-        self.steps.div_ceil(self.items.div_ceil(self.batch_size).max(1))
+        self.steps.div_ceil(self.steps_per_epoch().max(1))
     }
 }
 
@@ -236,7 +241,7 @@ pub(crate) fn drive<O: Objective>(
     let key = course.store.as_ref().map(|s| s.key.clone()).unwrap_or_default();
     let mut run = Driver { objective, optimiser: AdamConfig::new().init(), state: LoopState { key, ..LoopState::default() }, best: None };
     let mut model = run.resume(&course)?.unwrap_or(model);
-    let steps = course.items.div_ceil(course.batch_size);
+    let steps = course.steps_per_epoch();
     let last_epoch = if run.state.stopped_early { run.state.epochs_done } else { course.epochs() };
     for epoch in run.state.epochs_done + 1..=last_epoch {
         model = run.epoch(&course, model, epoch, steps, progress)?;

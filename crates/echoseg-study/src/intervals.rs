@@ -438,7 +438,8 @@ fn verdict_columns(study: &Evidence<'_>) -> Columns {
         let groups = paired(&study.counts, &sound);
         for bias in Bias::COUNTED {
             let measured = Metric::Bias(bias);
-            let Some(c) = compare(&groups, &measured, minimum(&measured, study.rules), &study.config) else { continue };
+            let practical = minimum(&measured, study.rules);
+            let Some(c) = compare(&groups, &measured, practical, &study.config) else { continue };
             verdicts.text("strategy", strategy);
             verdicts.text("selection", selection);
             verdicts.text("model", model);
@@ -448,7 +449,7 @@ fn verdict_columns(study: &Evidence<'_>) -> Columns {
             verdicts.interval(["after", "after_low", "after_high"], Some(c.after));
             verdicts.interval(["change", "change_low", "change_high"], Some(c.change));
             verdicts.interval(["factor", "factor_low", "factor_high"], c.factor);
-            verdicts.float("minimum", Some(minimum(&measured, study.rules)));
+            verdicts.float("minimum", Some(practical));
             verdicts.text("verdict", unless_collapsed(c.verdict, collapsed, pairs.len()).name());
             verdicts.int("repeats", groups.len() as i64);
             verdicts.int("collapsed", collapsed as i64);
