@@ -281,3 +281,79 @@ fn sixteen_bit_grey_images_split_and_train_like_their_eight_bit_originals() {
     assert_eq!(eight_splits, sixteen_splits, "the split does not depend on the pixels");
     assert!((eight_miou - sixteen_miou).abs() < 0.05, "8-bit grey fcn mIoU {eight_miou:.3}, 16-bit {sixteen_miou:.3}");
 }
+
+/// The size image `i` (in name order) is cut to: 40 to 100 px on each side, the first 40 × 40.
+fn mixed_size(i: usize) -> (u32, u32) {
+    (40 + (i * 37 % 61) as u32, 40 + (i * 53 % 61) as u32)
+}
+
+#[test]
+fn images_of_mixed_sizes_train_on_crops_and_are_segmented_and_scored_at_full_size() {
+    let scratch = Scratch::new("folder-mixed");
+    let manifest_path = scratch.write("tiny.toml", &TINY_MANIFEST.replace("size = 32", "size = 100"));
+    let data = scratch.path().join("data");
+    echoseg::run_cli(["echoseg", "generate", manifest_path.to_str().unwrap(), "--out", data.to_str().unwrap(), "--every-image"]).unwrap();
+    let mut names: Vec<String> = std::fs::read_dir(data.join("images"))
+        .unwrap()
+        .map(|e| e.unwrap().path().file_stem().unwrap().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    for (i, name) in names.iter().enumerate() {
+        let (w, h) = mixed_size(i);
+        for file in [data.join(format!("images/{name}.png"))]
+            .into_iter()
+            .chain(["truth", "manual", "heuristic"].map(|set| data.join(format!("masks/{set}/{name}.png"))))
+        {
+            image::open(&file).unwrap().crop_imm(0, 0, w, h).save(&file).unwrap();
+        }
+    }
+    let folder = read_folder(&folder_spec(data)).unwrap();
+    let size_of: std::collections::BTreeMap<&str, (usize, usize)> =
+        folder.scenes.iter().map(|s| (s.name.as_str(), (s.image.width, s.image.height))).collect();
+    assert_eq!(size_of.values().min(), Some(&(40, 40)));
+    // 100-px images are segmented in 48-px tiles, so tiling is part of the run.
+    // Objects are sparse in 40-px crops of a 100-px world: a step budget, and the U-Net only
+    // (its pooling sees whole objects at this size; the 9-px fcn needs far longer).
+    let manifest = FOLDER_MANIFEST
+        .replace("architectures = [\"unet\", \"fcn\"]", "architectures = [\"unet\"]\ninference_tile = 48")
+        .replace("epochs = 4", "steps = 60");
+    let path = scratch.write("folder.toml", &manifest);
+    let reports = scratch.path().join("reports");
+    let html = std::fs::read_to_string(run_quietly(&path, &reports).unwrap()).unwrap();
+    assert!(html.contains("src=\"figures/samples-"), "sample panels are drawn for images of several sizes");
+
+    // Every run's test predictions are stored at each test image's own size.
+    let test: Vec<String> = splits(&reports)["test"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+    let expected: Vec<(usize, usize)> = test.iter().map(|n| size_of[n.as_str()]).collect();
+    assert!(expected.iter().any(|s| s.0 > 48 || s.1 > 48), "some test image is tiled: {expected:?}");
+    let runs = reports.join("tiny-folder/runs");
+    let mut checked = 0;
+    for run in std::fs::read_dir(&runs).unwrap().map(|e| e.unwrap().path()) {
+        let Ok(stored) = echoseg_study::store::read_labels(&run.join("test.labels")) else { continue };
+        assert_eq!(stored.sizes, expected, "{}", run.display());
+        checked += 1;
+    }
+    assert!(checked >= 2, "gen 0 and gen 1: {checked}");
+
+    // Scores are at full size: the manual source's row is its whole masks on the test images.
+    let mut confusion = echoseg_agree::Confusion::new(3);
+    for id in &test {
+        confusion.add_maps(&folder.mask_sets["truth"].masks[id].labels, &folder.mask_sets["manual"].masks[id].labels);
+    }
+    let reported = result(&reports, "source", "manual", "miou").unwrap();
+    assert!((reported - confusion.miou()).abs() < 1e-9, "source row {reported} vs its test masks {}", confusion.miou());
+    // A network trained on 40-px crops segments the whole images far better than all-background does.
+    let mut background = echoseg_agree::Confusion::new(3);
+    for id in &test {
+        let truth = &folder.mask_sets["truth"].masks[id].labels;
+        background.add_maps(truth, &vec![0; truth.len()]);
+    }
+    let unet = result(&reports, "model", "unet", "miou").unwrap();
+    eprintln!("mixed sizes: unet {unet:.3}, all-background {:.3}, manual {reported:.3}", background.miou());
+    assert!(unet > background.miou() + 0.15, "unet mIoU {unet:.3} against all-background {:.3}", background.miou());
+
+    // A crop larger than the smallest image is refused before training, naming that image.
+    let too_large = scratch.write("crop.toml", &manifest.replace("[train]\n", "[train]\ncrop = 64\n"));
+    let err = echoseg::describe_error(&echoseg::run_cli(["echoseg", "validate", too_large.to_str().unwrap()]).unwrap_err());
+    assert!(err.contains("train.crop = 64 is larger than image `") && err.contains("40×40 px") && err.contains("at most 40"), "{err}");
+}

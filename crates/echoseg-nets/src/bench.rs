@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::NetsError;
 use crate::arch::{Architecture, NetworkSpec};
-use crate::data::{Sample, image_batch, make_batch};
+use crate::data::{Cut, Sample, image_batch, make_batch};
 use crate::init::init_network;
 use crate::train::batch_loss;
 
@@ -72,7 +72,7 @@ pub fn bench(case: &BenchCase, device: &Device) -> Result<BenchResult, NetsError
     for step in 0..steps + 2 {
         let first = (step % 2) * case.batch;
         let indices: Vec<usize> = (first..first + case.batch).collect();
-        let batch = make_batch(&samples, &indices, classes, None, &train_device);
+        let batch = make_batch(&samples, &indices, classes, None, Cut::Whole, &train_device);
         let t0 = Instant::now();
         let loss = batch_loss(&network, batch, None);
         let value = loss.clone().into_scalar::<f32>();

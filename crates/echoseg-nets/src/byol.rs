@@ -3,6 +3,7 @@
 //! the same scene point in another view. The classification head is left alone; supervised
 //! training fine-tunes everything afterwards.
 
+use std::borrow::Cow;
 use std::path::Path;
 
 use burn::module::Module;
@@ -16,7 +17,7 @@ use crate::arch::block::ConvBnRelu;
 use crate::arch::{Network, NetworkSpec};
 use crate::augment::{Augmentation, Geometry, view_of};
 use crate::checkpoint::CheckpointStore;
-use crate::data::read_back;
+use crate::data::{Window, read_back, training_crop};
 use crate::ema::ema_update;
 use crate::epochs::{Course, LearningRate, Objective, Progress, Step, drive};
 use crate::init::{init_network, seeded};
@@ -147,31 +148,35 @@ struct Online {
 
 /// Initialises a network of `spec` from `seed`, pre-trains it with BYOL on the unlabelled `pool`
 /// and returns it (in inference mode) with the loss and embedding spread per epoch; the same
-/// arguments give the same network. With a `checkpoint` directory it keeps its state there after
-/// every epoch and, killed, continues from it to the same result.
+/// arguments give the same network. Views are cut from square crops of side `crop` (chosen from
+/// the pool when `None`, as in supervised training). With a `checkpoint` directory it keeps its
+/// state there after every epoch and, killed, continues from it to the same result.
+#[allow(clippy::too_many_arguments)]
 pub fn pretrain_byol(
     spec: &NetworkSpec,
     config: &Valid<ByolConfig>,
     seed: u64,
     pool: &[&Image],
+    crop: Option<usize>,
     device: &Device,
     checkpoint: Option<&Path>,
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<(Network, ByolReport), NetsError> {
     let Some(first) = pool.first() else { return Err(NetsError::EmptyTrainingSet) };
-    let (w, h) = (first.width, first.height);
-    if let Some(index) = pool.iter().position(|i| (i.width, i.height) != (w, h)) {
-        return Err(NetsError::InconsistentSample {
-            index,
-            found: format!("{} × {} px", pool[index].width, pool[index].height),
-            expected: format!("{w} × {h} px"),
-        });
-    }
+    let crop = training_crop(crop, pool.iter().map(|i| (i.width, i.height)))?;
+    let (w, h) = crop.map_or((first.width, first.height), |side| (side, side));
+    // The spread is followed on the same images all along: their centres when training crops.
+    let probe: Vec<Image> = pool[..pool.len().min(16)]
+        .iter()
+        .map(|i| match crop {
+            Some(side) => Window { x: (i.width - side) / 2, y: (i.height - side) / 2, width: side, height: side }.image(i),
+            None => (*i).clone(),
+        })
+        .collect();
     let train_device = device.clone().autodiff();
     let network = init_network(spec, seed, &train_device);
-    let probe = &pool[..pool.len().min(16)];
     let initial = network.valid();
-    let initial_embedding_std = embedding_std(&initial, probe, device)?;
+    let initial_embedding_std = embedding_std(&initial, &probe.iter().collect::<Vec<_>>(), device)?;
     let channels = initial.forward(Tensor::zeros([1, spec.inputs, h, w], device)).embedding.dims()[1];
     let (projector, predictor) = seeded(seed ^ 0x6279_6f6c, &train_device, || {
         (
@@ -189,13 +194,17 @@ pub fn pretrain_byol(
         pool,
         probe,
         size: (w, h),
+        crop,
         channels,
         views: Rng::with_index(seed, "byol-views", 0),
         report: ByolReport { initial_embedding_std, history: Vec::with_capacity(config.epochs) },
         device,
         train_device: train_device.clone(),
     };
-    let key = format!("{spec:?}|{config:?}|seed {seed}|pool {}", pool.len());
+    let mut key = format!("{spec:?}|{config:?}|seed {seed}|pool {}", pool.len());
+    if let Some(side) = crop {
+        key.push_str(&format!("|crop {side}"));
+    }
     let course = Course {
         steps: config.epochs * pool.len().div_ceil(config.batch_size),
         batch_size: config.batch_size,
@@ -222,8 +231,12 @@ struct Byol<'a> {
     spec: &'a NetworkSpec,
     seed: u64,
     pool: &'a [&'a Image],
-    probe: &'a [&'a Image],
+    /// The images whose embedding spread is recorded after every epoch.
+    probe: Vec<Image>,
+    /// The size every view has: the crop's, or the pool's one size.
     size: (usize, usize),
+    /// The side of the square crop cut from each pool image before its views (`None`: whole).
+    crop: Option<usize>,
     channels: usize,
     views: Rng,
     report: ByolReport,
@@ -257,9 +270,13 @@ impl Objective for Byol<'_> {
         let (mut x1, mut x2) = (Vec::with_capacity(n * 3 * w * h), Vec::with_capacity(n * 3 * w * h));
         let mut geometries = Vec::with_capacity(n);
         for &i in chunk {
+            let image = match self.crop {
+                Some(side) => Cow::Owned(Window::random(side, self.pool[i].width, self.pool[i].height, rng).image(self.pool[i])),
+                None => Cow::Borrowed(self.pool[i]),
+            };
             let (g1, g2) = (Geometry::draw(views, rng), Geometry::draw(views, rng));
-            x1.extend(view_of(self.pool[i], &g1, views, rng));
-            x2.extend(view_of(self.pool[i], &g2, views, rng));
+            x1.extend(view_of(&image, &g1, views, rng));
+            x2.extend(view_of(&image, &g2, views, rng));
             geometries.push((g1, g2));
         }
         let project = |x: &[f32]| read_back(target.project(Tensor::from_data(TensorData::new(x.to_vec(), [n, 3, h, w]), self.device)));
@@ -293,7 +310,7 @@ impl Objective for Byol<'_> {
     }
 
     fn end_epoch(&mut self, online: &Online, epoch: usize, loss: f32) -> Result<Option<f32>, NetsError> {
-        let embedding_std = embedding_std(&online.encoder.network.valid(), self.probe, self.device)?;
+        let embedding_std = embedding_std(&online.encoder.network.valid(), &self.probe.iter().collect::<Vec<_>>(), self.device)?;
         self.report.history.push(ByolEpoch { epoch, loss, embedding_std });
         Ok(None)
     }
@@ -434,13 +451,31 @@ mod tests {
     }
 
     #[test]
+    fn a_pool_of_mixed_sizes_pre_trains_on_crops_and_repeats_exactly() {
+        let device = Device::flex();
+        let spec = NetworkSpec { architecture: Architecture::Fcn, width: 4, depth: 2, inputs: 3, classes: 2, pretrain: None };
+        // Cut the 16-px pool to 12–16 px per side: crops of 12 px, chosen from the pool.
+        let images: Vec<Image> =
+            pool().iter().enumerate().map(|(i, im)| Window { x: 0, y: 0, width: 12 + i % 5, height: 16 - i % 3 }.image(im)).collect();
+        let refs: Vec<&Image> = images.iter().collect();
+        let config = ByolConfig { epochs: 2, batch_size: 4, ..ByolConfig::default() }.validate().unwrap();
+        let (network, report) = pretrain_byol(&spec, &config, 5, &refs, None, &device, None, &mut |_| {}).unwrap();
+        assert!(report.history.iter().all(|e| e.loss.is_finite() && e.embedding_std > 0.0), "{:?}", report.history);
+        let (again, _) = pretrain_byol(&spec, &config, 5, &refs, None, &device, None, &mut |_| {}).unwrap();
+        let values = |n: &Network| n.parameter_values().into_iter().map(|p| p.values).collect::<Vec<_>>();
+        assert!(values(&network) == values(&again), "the crops are drawn from the seed");
+        let err = pretrain_byol(&spec, &config, 5, &refs, Some(14), &device, None, &mut |_| {}).unwrap_err().to_string();
+        assert!(err.contains("train.crop = 14 is larger than image 0, which is 12×16 px"), "{err}");
+    }
+
+    #[test]
     fn byol_lowers_its_loss_on_a_tiny_pool_without_collapsing() {
         let device = Device::flex();
         let spec = NetworkSpec { architecture: Architecture::Fcn, width: 8, depth: 2, inputs: 3, classes: 2, pretrain: None };
         let images = pool();
         let refs: Vec<&Image> = images.iter().collect();
         let config = ByolConfig { epochs: 8, batch_size: 6, ..ByolConfig::default() }.validate().unwrap();
-        let (network, report) = pretrain_byol(&spec, &config, 3, &refs, &device, None, &mut |_| {}).unwrap();
+        let (network, report) = pretrain_byol(&spec, &config, 3, &refs, None, &device, None, &mut |_| {}).unwrap();
         let losses: Vec<f32> = report.history.iter().map(|e| e.loss).collect();
         assert!(losses.iter().all(|l| l.is_finite() && (0.0..=4.0).contains(l)), "{losses:?}");
         assert!(losses[losses.len() - 1] < 0.8 * losses[0], "the BYOL loss did not fall: {losses:?}");
@@ -449,7 +484,7 @@ mod tests {
         assert!(last > 0.05, "embedding std {last} (collapsed), initially {}", report.initial_embedding_std);
         // The same arguments give the same network.
         let values = |n: &Network| n.parameter_values().into_iter().map(|p| p.values).collect::<Vec<_>>();
-        let (again, _) = pretrain_byol(&spec, &config, 3, &refs, &device, None, &mut |_| {}).unwrap();
+        let (again, _) = pretrain_byol(&spec, &config, 3, &refs, None, &device, None, &mut |_| {}).unwrap();
         assert!(values(&network) == values(&again), "two pre-trainings with the same seed differ");
         // The weights moved from their initialisation.
         assert!(values(&init_network(&spec, 3, &device)) != values(&network), "pre-training changed nothing");
@@ -464,7 +499,7 @@ mod tests {
         let config = ByolConfig { epochs: 1, batch_size: 2, hidden: 8, projection: 4, ..ByolConfig::default() }.validate().unwrap();
         for architecture in Architecture::ALL {
             let spec = NetworkSpec { architecture, width: 4, depth: 2, inputs: 3, classes: 2, pretrain: Some(Pretrain::Byol) };
-            let (network, report) = pretrain_byol(&spec, &config, 1, &refs, &device, None, &mut |_| {}).unwrap();
+            let (network, report) = pretrain_byol(&spec, &config, 1, &refs, None, &device, None, &mut |_| {}).unwrap();
             assert!(report.history[0].loss.is_finite(), "{architecture}");
             let before = init_network(&spec, 1, &device.clone().autodiff()).parameter_values();
             let after = network.parameter_values();
@@ -486,15 +521,15 @@ mod tests {
         let config = ByolConfig { epochs: 3, batch_size: 4, hidden: 8, projection: 4, ..ByolConfig::default() }.validate().unwrap();
         let dir = std::env::temp_dir().join(format!("echoseg-byol-resume-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let (whole, whole_report) = pretrain_byol(&spec, &config, 2, &refs, &device, None, &mut |_| {}).unwrap();
+        let (whole, whole_report) = pretrain_byol(&spec, &config, 2, &refs, None, &device, None, &mut |_| {}).unwrap();
         // Killed in the middle of epoch 2, as a crash or Ctrl-C would.
         let killed = std::panic::catch_unwind(|| {
-            pretrain_byol(&spec, &config, 2, &refs, &device, Some(&dir), &mut |p| assert!(!(p.epoch == 2 && p.step == 2), "killed"))
+            pretrain_byol(&spec, &config, 2, &refs, None, &device, Some(&dir), &mut |p| assert!(!(p.epoch == 2 && p.step == 2), "killed"))
         });
         assert!(killed.is_err());
         let mut epochs = Vec::new();
         let (resumed, resumed_report) =
-            pretrain_byol(&spec, &config, 2, &refs, &device, Some(&dir), &mut |p| epochs.push(p.epoch)).unwrap();
+            pretrain_byol(&spec, &config, 2, &refs, None, &device, Some(&dir), &mut |p| epochs.push(p.epoch)).unwrap();
         let _ = std::fs::remove_dir_all(&dir);
         assert_eq!(epochs.first(), Some(&2), "the resumed pre-training should start at epoch 2");
         let values = |n: &Network| n.parameter_values().into_iter().map(|p| p.values).collect::<Vec<_>>();

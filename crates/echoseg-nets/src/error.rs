@@ -20,15 +20,30 @@ pub enum NetsError {
     /// No training samples were given.
     #[error("the training set is empty")]
     EmptyTrainingSet,
-    /// Samples differ in size or class count.
-    #[error("sample {index} is {found}, expected {expected} like the first sample")]
+    /// A sample's target or weights do not fit its image.
+    #[error("sample {index} is {found}, expected {expected}")]
     InconsistentSample {
         /// Index of the offending sample.
         index: usize,
         /// Its shape, in words.
         found: String,
-        /// The shape of the first sample, in words.
+        /// The shape it should have, in words.
         expected: String,
+    },
+    /// `train.crop` is larger than an image it would be cut from.
+    #[error(
+        "train.crop = {side} is larger than image {index}, which is {width}×{height} px: set train.crop to at most {} or leave it out (the smallest side, capped at 128 px)",
+        width.min(height)
+    )]
+    CropTooLarge {
+        /// The requested crop side.
+        side: usize,
+        /// Index of the smallest image among those trained on.
+        index: usize,
+        /// Its width.
+        width: usize,
+        /// Its height.
+        height: usize,
     },
     /// The requested device cannot be used.
     #[error("{0}")]

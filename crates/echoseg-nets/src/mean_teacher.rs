@@ -2,6 +2,7 @@
 //! targets come online from a teacher whose weights are an exponential moving average of the
 //! student's (Tarvainen & Valpola 2017; BYOL's target network is the same average).
 
+use std::borrow::Cow;
 use std::path::Path;
 
 use burn::module::Module;
@@ -14,11 +15,11 @@ use crate::NetsError;
 use crate::arch::{Network, NetworkSpec};
 use crate::augment::{Augmentation, Geometry, view_of};
 use crate::checkpoint::CheckpointStore;
-use crate::data::{Sample, read_back};
+use crate::data::{Sample, Window, read_back};
 use crate::ema::{detached_copy, ema_update};
 use crate::epochs::{Objective, Progress, Step, TrainReport, drive};
 use crate::settings::{SettingProblem, Settings, Valid};
-use crate::train::{Labelled, TrainConfig, check_train_and_val, resume_key, soft_cross_entropy};
+use crate::train::{Labelled, TrainConfig, resume_key, soft_cross_entropy};
 
 /// Settings of a mean-teacher training.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -107,10 +108,10 @@ pub fn train_mean_teacher(
     checkpoint: &Path,
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<(Network, TrainReport), NetsError> {
-    check_train_and_val(train, val, spec.classes)?;
+    let pool_sizes: Vec<(usize, usize)> = pool.iter().map(|i| (i.width, i.height)).collect();
+    let labelled = Labelled::new(train, val, spec, config, seed, device, &pool_sizes)?;
     let key = format!("{}|mean teacher {ema:?}|pool {}", resume_key(spec, config, seed, train.len(), val.len()), pool.len());
     let store = CheckpointStore { dir: checkpoint, key };
-    let labelled = Labelled::new(train, val, spec, config, seed, device);
     // No early stopping: the method evaluates its last teacher.
     let course = labelled.course(config, 0, Some(store));
     let student = initial.train().fork(&labelled.train_device);
@@ -180,7 +181,8 @@ impl Objective for MeanTeacher<'_> {
         if !self.pool.is_empty() && weight > 0.0 {
             let picked = self.next_pool_images(batch.len(), step.global);
             let teacher = &self.teacher;
-            let views = Views { pool: self.pool, picked: &picked, classes: self.labelled.spec.classes, ema: self.ema };
+            let views =
+                Views { pool: self.pool, picked: &picked, classes: self.labelled.spec.classes, crop: self.labelled.crop, ema: self.ema };
             let consistency =
                 consistency_loss(student, teacher, &views, &mut self.views, self.labelled.device, &self.labelled.train_device)?;
             loss = loss + consistency * weight;
@@ -222,6 +224,8 @@ struct Views<'a> {
     pool: &'a [&'a Image],
     picked: &'a [usize],
     classes: usize,
+    /// The side of the square crop cut from each image before its views (`None`: whole).
+    crop: Option<usize>,
     ema: &'a EmaConfig,
 }
 
@@ -235,15 +239,19 @@ fn consistency_loss(
     device: &Device,
     train_device: &Device,
 ) -> Result<Tensor<1>, NetsError> {
-    let Views { pool, picked, classes, ema } = *views;
-    let (w, h) = (pool[0].width, pool[0].height);
+    let Views { pool, picked, classes, crop, ema } = *views;
+    let (w, h) = crop.map_or((pool[picked[0]].width, pool[picked[0]].height), |side| (side, side));
     let plane = w * h;
     let n = picked.len();
     let (mut student_x, mut teacher_x, mut inside) = (Vec::with_capacity(n * 3 * plane), Vec::with_capacity(n * 3 * plane), Vec::new());
     for &i in picked {
+        let image = match crop {
+            Some(side) => Cow::Owned(Window::random(side, pool[i].width, pool[i].height, rng).image(pool[i])),
+            None => Cow::Borrowed(pool[i]),
+        };
         let geometry = Geometry::draw(&ema.student_view, rng);
-        student_x.extend(view_of(pool[i], &geometry, &ema.student_view, rng));
-        teacher_x.extend(view_of(pool[i], &geometry, &ema.teacher_view, rng));
+        student_x.extend(view_of(&image, &geometry, &ema.student_view, rng));
+        teacher_x.extend(view_of(&image, &geometry, &ema.teacher_view, rng));
         inside.extend((0..plane).map(|p| geometry.source(p % w, p / w, w, h).is_some()));
     }
     let probabilities = read_back(softmax(teacher.forward(Tensor::from_data(TensorData::new(teacher_x, [n, 3, h, w]), device)).logits, 1))?;
@@ -275,7 +283,7 @@ mod tests {
 
     use super::*;
     use crate::arch::Architecture;
-    use crate::data::make_batch;
+    use crate::data::{Cut, make_batch};
     use crate::init::init_network;
     use crate::train::batch_loss;
 
@@ -300,7 +308,7 @@ mod tests {
             .collect();
         let mut optimiser = AdamConfig::new().init();
         for k in 0..3 {
-            let batch = make_batch(&images, &[k, k + 1], 2, None, &train_device);
+            let batch = make_batch(&images, &[k, k + 1], 2, None, Cut::Whole, &train_device);
             let grads = GradientsParams::from_grads(batch_loss(&student, batch, None).backward(), &student);
             student = optimiser.step(0.05, student, grads);
             teacher = ema_update(teacher, &student, decay);
@@ -322,6 +330,33 @@ mod tests {
         let teacher: Vec<f32> = got.into_iter().flat_map(|p| p.values).collect();
         assert!(start.iter().zip(&now).any(|(a, b)| (a - b).abs() > 1e-3), "the student did not train");
         assert!(teacher.iter().zip(&now).any(|(t, s)| (t - s).abs() > 1e-4), "the teacher copied the student");
+    }
+
+    #[test]
+    fn labelled_and_pool_images_of_mixed_sizes_train_on_crops_and_repeat_exactly() {
+        let device = Device::flex();
+        let image = |i: usize, w: usize, h: usize| Image {
+            width: w,
+            height: h,
+            pixels: (0..3 * w * h).map(|p| ((p * 7 + i * 13) % 17) as f32 / 17.0).collect(),
+        };
+        let (w, h) = (|i: usize| 12 + i % 4, |i: usize| 14 - i % 2);
+        let train: Vec<Sample> =
+            (0..6).map(|i| Sample::hard(image(i, w(i), h(i)), (0..w(i) * h(i)).map(|p| u8::from((p + i) % 3 == 0)).collect())).collect();
+        let pool_images: Vec<Image> = (0..4).map(|i| image(10 + i, 13 + i, 12 + i)).collect();
+        let pool: Vec<&Image> = pool_images.iter().collect();
+        let config = TrainConfig { steps: Some(4), batch_size: 3, ..TrainConfig::default() }.validate().unwrap();
+        let ema = EmaConfig { ramp_up: 0, threshold: 0.0, ..EmaConfig::default() }.validate().unwrap();
+        let run = |label: &str| {
+            let dir = std::env::temp_dir().join(format!("echoseg-mt-mixed-{label}-{}", std::process::id()));
+            let initial = init_network(&spec(), 3, &device.clone().autodiff());
+            let (teacher, report) =
+                train_mean_teacher(initial, &spec(), &config, &ema, 3, &train, &pool, &train[..2], &device, &dir, &mut |_| {}).unwrap();
+            let _ = std::fs::remove_dir_all(&dir);
+            assert!(report.history.iter().all(|e| e.train_loss.is_finite() && e.val_loss.is_some_and(f32::is_finite)));
+            teacher.parameter_values().into_iter().flat_map(|p| p.values).collect::<Vec<f32>>()
+        };
+        assert_eq!(run("a"), run("b"), "crops of labelled and pool images are drawn from the seed");
     }
 
     #[test]

@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 use crate::NetsError;
 use crate::arch::{Network, NetworkSpec};
 use crate::checkpoint::CheckpointStore;
-use crate::data::{Batch, Sample, Target, check_samples, make_batch};
+use std::borrow::Cow;
+
+use crate::data::{Batch, Cut, Sample, Target, batches_by_size, check_samples, make_batch, tiled_samples, training_crop};
 use crate::epochs::{Course, LearningRate, Objective, Progress, Step, TrainReport, drive};
 use crate::init::init_network;
 use crate::settings::{SettingProblem, Settings, Valid};
@@ -48,6 +50,11 @@ pub struct TrainConfig {
     pub class_balance: f64,
     /// Random horizontal and vertical flips of training images.
     pub augment: bool,
+    /// Side of the square random crops every training step cuts its images to; without it,
+    /// chosen from the data ([`crate::data::training_crop`]: images of one size up to 128 px
+    /// train whole).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub crop: Option<usize>,
 }
 
 impl Default for TrainConfig {
@@ -62,6 +69,7 @@ impl Default for TrainConfig {
             patience: 0,
             class_balance: 0.0,
             augment: true,
+            crop: None,
         }
     }
 }
@@ -93,6 +101,11 @@ impl Settings for TrainConfig {
         }
         if !(0.0..=0.5).contains(&self.warmup) {
             out.push(("warmup".into(), format!("must lie in [0, 0.5] (a share of the steps), got {}", self.warmup)));
+        }
+        if let Some(crop) = self.crop
+            && !(8..=4096).contains(&crop)
+        {
+            out.push(("crop".into(), format!("must be between 8 and 4096 px, got {crop}")));
         }
         if !(0.0..=1.0).contains(&self.class_balance) {
             out.push((
@@ -203,8 +216,9 @@ pub fn train(
     device: &Device,
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<(Network, TrainReport), NetsError> {
+    let labelled = Labelled::new(train, val, spec, config, seed, device, &[])?;
     let network = init_network(spec, seed, &device.clone().autodiff());
-    supervise(network, None, Labelled::new(train, val, spec, config, seed, device), config, progress)
+    supervise(network, None, labelled, config, progress)
 }
 
 /// Trains like [`train`], but keeps its state in `checkpoint` after every epoch and, when that
@@ -224,8 +238,9 @@ pub fn train_resumable(
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<(Network, TrainReport), NetsError> {
     let store = CheckpointStore { dir: checkpoint, key: resume_key(spec, config, seed, train.len(), val.len()) };
+    let labelled = Labelled::new(train, val, spec, config, seed, device, &[])?;
     let network = initial.unwrap_or_else(|| init_network(spec, seed, &device.clone().autodiff()));
-    supervise(network, Some(store), Labelled::new(train, val, spec, config, seed, device), config, progress)
+    supervise(network, Some(store), labelled, config, progress)
 }
 
 /// What identifies one training, so a checkpoint of another one is never resumed by mistake.
@@ -240,18 +255,18 @@ fn supervise(
     config: &Valid<TrainConfig>,
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<(Network, TrainReport), NetsError> {
-    check_train_and_val(labelled.train, labelled.val, labelled.spec.classes)?;
     let network = network.train().fork(&labelled.train_device);
     let course = labelled.course(config, config.patience, store);
     let trained = drive(course, network, Supervised(labelled), progress)?;
     Ok((trained.network, trained.report))
 }
 
-/// The labelled part of a training: samples, their flips and the validation loss. The mean
-/// teacher learns from it too, next to its pool.
+/// The labelled part of a training: samples, their flips and crops, and the validation loss.
+/// The mean teacher learns from it too, next to its pool.
 pub(crate) struct Labelled<'a> {
     train: &'a [Sample],
-    val: &'a [Sample],
+    /// The validation samples, cut into crop-sized tiles when training crops.
+    val: Cow<'a, [Sample]>,
     pub(crate) spec: &'a NetworkSpec,
     batch_size: usize,
     augment: bool,
@@ -259,11 +274,16 @@ pub(crate) struct Labelled<'a> {
     class_weights: Option<Vec<f32>>,
     seed: u64,
     flips: Rng,
+    /// The side of the square crops every step cuts its images to (`None`: whole images).
+    pub(crate) crop: Option<usize>,
+    crops: Rng,
     pub(crate) device: &'a Device,
     pub(crate) train_device: Device,
 }
 
 impl<'a> Labelled<'a> {
+    /// Checks the samples and chooses the crop over them and `other_sizes` (a pool trained on in
+    /// the same steps).
     pub(crate) fn new(
         train: &'a [Sample],
         val: &'a [Sample],
@@ -271,8 +291,19 @@ impl<'a> Labelled<'a> {
         config: &TrainConfig,
         seed: u64,
         device: &'a Device,
-    ) -> Self {
-        Self {
+        other_sizes: &[(usize, usize)],
+    ) -> Result<Self, NetsError> {
+        check_samples(train, spec.classes)?;
+        if !val.is_empty() {
+            check_samples(val, spec.classes)?;
+        }
+        let sizes = train.iter().chain(val).map(|s| (s.image.width, s.image.height)).chain(other_sizes.iter().copied());
+        let crop = training_crop(config.crop, sizes)?;
+        let val = match crop {
+            Some(side) => Cow::Owned(tiled_samples(val, side, spec.classes)),
+            None => Cow::Borrowed(val),
+        };
+        Ok(Self {
             train,
             val,
             spec,
@@ -281,9 +312,11 @@ impl<'a> Labelled<'a> {
             class_weights: class_weights(train, spec.classes, config.class_balance),
             seed,
             flips: Rng::with_index(seed, "flips", 0),
+            crop,
+            crops: Rng::with_index(seed, "crops", 0),
             device,
             train_device: device.clone().autodiff(),
-        }
+        })
     }
 
     /// The course of a training on these samples with `config`, stopping early after `patience`
@@ -304,15 +337,20 @@ impl<'a> Labelled<'a> {
         }
     }
 
-    /// Draws the flips of `epoch` from their own stream.
+    /// Draws the flips and crops of `epoch` from their own streams.
     pub(crate) fn start_epoch(&mut self, epoch: usize) {
         self.flips = Rng::with_index(self.seed, "flips", epoch as u64);
+        self.crops = Rng::with_index(self.seed, "crops", epoch as u64);
     }
 
     /// The weighted cross-entropy of `network` on the samples at `batch`.
     pub(crate) fn loss(&mut self, network: &Network, batch: &[usize]) -> Tensor<1> {
         let flips = self.augment.then_some(&mut self.flips);
-        let batch = make_batch(self.train, batch, self.spec.classes, flips, &self.train_device);
+        let cut = match self.crop {
+            Some(side) => Cut::Crops { side, rng: &mut self.crops },
+            None => Cut::Whole,
+        };
+        let batch = make_batch(self.train, batch, self.spec.classes, flips, cut, &self.train_device);
         batch_loss(network, batch, self.class_weights.as_deref())
     }
 
@@ -321,7 +359,7 @@ impl<'a> Labelled<'a> {
         let weights = self.class_weights.as_deref();
         // Inference-mode BatchNorm makes the loss independent of the batch, so a larger one only saves time.
         let batch = self.batch_size.max(VALIDATION_BATCH);
-        (!self.val.is_empty()).then(|| mean_loss(network, self.val, self.spec.classes, weights, batch, self.device))
+        (!self.val.is_empty()).then(|| mean_loss(network, &self.val, self.spec.classes, weights, batch, self.device))
     }
 }
 
@@ -358,16 +396,8 @@ impl Objective for Supervised<'_> {
     }
 }
 
-/// Checks the training samples and, when there are any, the validation samples.
-pub(crate) fn check_train_and_val(train: &[Sample], val: &[Sample], classes: usize) -> Result<(), NetsError> {
-    check_samples(train, classes)?;
-    if !val.is_empty() {
-        check_samples(val, classes)?;
-    }
-    Ok(())
-}
-
-/// Mean weighted loss of an inference-mode network over `samples`, with the training's class weights.
+/// Mean weighted loss of an inference-mode network over `samples` (batched by size), with the
+/// training's class weights.
 pub fn mean_loss(
     network: &Network,
     samples: &[Sample],
@@ -376,10 +406,10 @@ pub fn mean_loss(
     batch_size: usize,
     device: &Device,
 ) -> f32 {
-    let order: Vec<usize> = (0..samples.len()).collect();
+    let sizes: Vec<(usize, usize)> = samples.iter().map(|s| (s.image.width, s.image.height)).collect();
     let (mut sum, mut n) = (0.0f64, 0usize);
-    for chunk in order.chunks(batch_size.max(1)) {
-        let batch = make_batch(samples, chunk, classes, None, device);
+    for chunk in batches_by_size(&sizes, batch_size) {
+        let batch = make_batch(samples, &chunk, classes, None, Cut::Whole, device);
         let len = batch.len;
         sum += f64::from(batch_loss(network, batch, class_weights).into_scalar::<f32>()) * len as f64;
         n += len;

@@ -25,10 +25,8 @@ pub enum Tile {
 /// Rows of tiles under column titles.
 #[derive(Clone, Debug)]
 pub struct SamplePanels {
-    /// Tile width and height in image pixels.
-    pub width: usize,
-    /// Tile height.
-    pub height: usize,
+    /// Width and height in image pixels of each row's tiles (images may differ in size).
+    pub sizes: Vec<(usize, usize)>,
     /// Column titles.
     pub columns: Vec<String>,
     /// One row per sample image.
@@ -37,7 +35,11 @@ pub struct SamplePanels {
     pub classes: Vec<String>,
 }
 
+/// Screen pixels per image pixel for images up to [`ZOOMED_SIDE`] px; larger ones are shown
+/// [`LARGEST_TILE`] px across at most.
 const SCALE: usize = 3;
+const ZOOMED_SIDE: usize = 100;
+const LARGEST_TILE: usize = 300;
 const GAP: usize = 6;
 const TITLE: usize = 34;
 const LEGEND: usize = 30;
@@ -50,27 +52,51 @@ fn class_colour(c: u8) -> RGBColor {
     }
 }
 
+impl SamplePanels {
+    /// Screen pixels per image pixel: [`SCALE`] for small images, less for large ones.
+    fn zoom(&self) -> f64 {
+        let side = self.sizes.iter().map(|&(w, h)| w.max(h)).max().unwrap_or(1).max(1);
+        if side <= ZOOMED_SIDE { SCALE as f64 } else { (LARGEST_TILE as f64 / side as f64).min(1.0) }
+    }
+
+    /// A row's tile size on screen.
+    fn tile(&self, row: usize) -> (usize, usize) {
+        let (w, h) = self.sizes[row];
+        let zoom = self.zoom();
+        (((w as f64 * zoom).round() as usize).max(1), ((h as f64 * zoom).round() as usize).max(1))
+    }
+
+    /// Column width on screen: the widest row's tile.
+    fn column_width(&self) -> usize {
+        (0..self.rows.len()).map(|r| self.tile(r).0).max().unwrap_or(0)
+    }
+}
+
 impl Chart for SamplePanels {
     fn size(&self) -> (u32, u32) {
-        let w = self.columns.len() * (self.width * SCALE + GAP) + GAP;
-        let h = TITLE + self.rows.len() * (self.height * SCALE + GAP) + LEGEND;
+        let w = self.columns.len() * (self.column_width() + GAP) + GAP;
+        let h = TITLE + (0..self.rows.len()).map(|r| self.tile(r).1 + GAP).sum::<usize>() + LEGEND;
         (w as u32, h as u32)
     }
 
     fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> Result<(), String> {
         let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
-        let (tw, th) = (self.width * SCALE, self.height * SCALE);
+        let cw = self.column_width();
         let centred = text(12).pos(Pos::new(HPos::Center, VPos::Center));
         for (c, title) in self.columns.iter().enumerate() {
-            let x = GAP + c * (tw + GAP) + tw / 2;
+            let x = GAP + c * (cw + GAP) + cw / 2;
             area.draw(&Text::new(title.clone(), (x as i32, (TITLE / 2) as i32), centred.clone())).map_err(err)?;
         }
+        let mut y0 = TITLE;
         for (r, row) in self.rows.iter().enumerate() {
+            let ((w, h), (tw, th)) = (self.sizes[r], self.tile(r));
             for (c, tile) in row.iter().enumerate() {
-                let (x0, y0) = (GAP + c * (tw + GAP), TITLE + r * (th + GAP));
-                for y in 0..self.height {
-                    for x in 0..self.width {
-                        let p = y * self.width + x;
+                let x0 = GAP + c * (cw + GAP);
+                // Screen block (bx, by) shows the image pixel under its top-left corner.
+                let (bw, bh) = (tw.div_ceil(w.min(tw)), th.div_ceil(h.min(th)));
+                for by in (0..th).step_by(bh) {
+                    for bx in (0..tw).step_by(bw) {
+                        let p = (by * h / th) * w + bx * w / tw;
                         let colour = match tile {
                             Tile::Image(rgb) => RGBColor(rgb[3 * p], rgb[3 * p + 1], rgb[3 * p + 2]),
                             Tile::Labels(l) => class_colour(l[p]),
@@ -79,13 +105,14 @@ impl Chart for SamplePanels {
                                 RGBColor(255, v, v)
                             }
                         };
-                        let (px, py) = ((x0 + x * SCALE) as i32, (y0 + y * SCALE) as i32);
-                        area.draw(&Rectangle::new([(px, py), (px + SCALE as i32, py + SCALE as i32)], colour.filled())).map_err(err)?;
+                        let (px, py) = ((x0 + bx) as i32, (y0 + by) as i32);
+                        area.draw(&Rectangle::new([(px, py), (px + bw as i32, py + bh as i32)], colour.filled())).map_err(err)?;
                     }
                 }
             }
+            y0 += th + GAP;
         }
-        let y = (TITLE + self.rows.len() * (th + GAP) + LEGEND / 2) as i32;
+        let y = (y0 + LEGEND / 2) as i32;
         let mut x = GAP as i32;
         let left = text(12).pos(Pos::new(HPos::Left, VPos::Center));
         let mut entries: Vec<(String, RGBColor)> =
@@ -119,7 +146,8 @@ fn disagreement(maps: &[&Vec<u8>]) -> Vec<f32> {
 /// generation of the first strategy (`self` when run); `None` when the study wrote no samples.
 pub fn sample_panels(dir: &StudyDir, rows: &[ResultRow], models: &[String]) -> Option<SamplePanels> {
     let index: SampleIndex = read_json(&dir.samples().join("samples.json")).ok()?;
-    let (width, height, maps) = read_labels(&dir.samples().join("labels.labels")).ok()?;
+    let stored = read_labels(&dir.samples().join("labels.labels")).ok()?;
+    let maps = &stored.maps;
     let run_of = |model: &str, generation: i64, treatment: &Treatment| {
         rows.iter()
             .find(|r| {
@@ -143,7 +171,7 @@ pub fn sample_panels(dir: &StudyDir, rows: &[ResultRow], models: &[String]) -> O
         let mut group = Vec::new();
         for m in models {
             let Some(run) = run_of(m, g, s) else { continue };
-            let Ok((_, _, labels)) = read_labels(&dir.run(&run).test_labels()) else { continue };
+            let Ok(labels) = read_labels(&dir.run(&run).test_labels()).map(|f| f.maps) else { continue };
             columns.push(if g == 0 { format!("{m}, gen 0") } else { format!("{m}, gen {g} {s}") });
             group.push(predictions.len());
             predictions.push(labels);
@@ -154,9 +182,10 @@ pub fn sample_panels(dir: &StudyDir, rows: &[ResultRow], models: &[String]) -> O
         groups.push(group);
     }
     let per_sample = index.maps.len();
-    let mut out_rows = Vec::new();
+    let (mut out_rows, mut sizes) = (Vec::new(), Vec::new());
     for (k, &position) in index.test_positions.iter().enumerate() {
         let rgb = image::open(dir.samples().join(format!("image-{k}.png"))).ok()?.to_rgb8().into_raw();
+        sizes.push(*stored.sizes.get(k * per_sample)?);
         let mut row = vec![Tile::Image(rgb)];
         row.extend(maps[k * per_sample..(k + 1) * per_sample].iter().cloned().map(Tile::Labels));
         for group in &groups {
@@ -169,7 +198,7 @@ pub fn sample_panels(dir: &StudyDir, rows: &[ResultRow], models: &[String]) -> O
         }
         out_rows.push(row);
     }
-    Some(SamplePanels { width, height, columns, rows: out_rows, classes: index.classes })
+    Some(SamplePanels { sizes, columns, rows: out_rows, classes: index.classes })
 }
 
 #[cfg(test)]

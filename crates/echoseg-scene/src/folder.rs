@@ -130,8 +130,8 @@ fn read_mask(path: &Path, spec: &FolderSpec, expected: Option<(usize, usize)>) -
 }
 
 /// Reads and checks a folder dataset; every problem (unreadable or truncated files, empty images,
-/// size mismatches, mask values outside the class table, masks without images, missing
-/// directories, images of different sizes) is collected before failing.
+/// masks of another size than their image, mask values outside the class table, masks without
+/// images, missing directories) is collected before failing. Images may differ in size.
 pub fn read_folder(spec: &FolderSpec) -> Result<FolderDataset, FolderError> {
     let mut problems = Vec::new();
     if !spec.root.is_dir() {
@@ -157,26 +157,12 @@ pub fn read_folder(spec: &FolderSpec) -> Result<FolderDataset, FolderError> {
         .collect();
     let mut images: BTreeMap<String, Image> = BTreeMap::new();
     let mut deep = Vec::new();
-    let mut size: Option<(usize, usize, PathBuf)> = None;
     for (path, r) in read {
         match r {
             Err(message) => problems.push(DataProblem { path, message }),
             Ok((img, depth)) => {
                 if depth == BitDepth::Deep {
                     deep.push(stem(&path));
-                }
-                match &size {
-                    None => size = Some((img.width, img.height, path.clone())),
-                    Some((w, h, first)) if (img.width, img.height) != (*w, *h) => problems.push(DataProblem {
-                        path: path.clone(),
-                        message: format!(
-                            "is {}×{} but {} is {w}×{h}; every image of a dataset must have one size",
-                            img.width,
-                            img.height,
-                            first.display()
-                        ),
-                    }),
-                    _ => {}
                 }
                 if images.insert(stem(&path), img).is_some() {
                     problems.push(DataProblem { path, message: "two images share this name (with different extensions)".into() });

@@ -27,10 +27,6 @@ pub struct LabelledScene {
 pub struct StudyData {
     /// The classes, background first.
     pub classes: ClassTable,
-    /// Image width in pixels (all images share it).
-    pub width: usize,
-    /// Image height in pixels.
-    pub height: usize,
     /// Training images with their sources' labels.
     pub train: Vec<LabelledScene>,
     /// Validation images with their sources' labels (used for early stopping only).
@@ -116,6 +112,46 @@ impl StudyData {
         }
     }
 
+    /// Refuses a `train.crop` larger than an image trained on, naming the image.
+    fn checked_crop(self, crop: Option<usize>) -> Result<Self, StudyError> {
+        let Some(side) = crop else { return Ok(self) };
+        let trained = self.train.iter().chain(&self.validation).map(|l| &l.scene).chain(&self.pool);
+        match trained.min_by_key(|s| s.image.width.min(s.image.height)) {
+            Some(s) if s.image.width.min(s.image.height) < side => Err(StudyError::Config(format!(
+                "train.crop = {side} is larger than image `{}`, which is {}×{} px: set train.crop to at most {} or leave it out \
+                 (then the smallest side, capped at {} px)",
+                s.name,
+                s.image.width,
+                s.image.height,
+                s.image.width.min(s.image.height),
+                echoseg_nets::CROP_LIMIT
+            ))),
+            _ => Ok(self),
+        }
+    }
+
+    /// The side of the square images training steps see: the crop chosen for these images
+    /// (see [`echoseg_nets::training_crop`]), or the images' own larger side.
+    pub fn training_side(&self, crop: Option<usize>) -> usize {
+        let sizes = Self::sizes(self.train.iter().chain(&self.validation).map(|l| &l.scene));
+        let whole = sizes.iter().map(|&(w, h)| w.max(h)).max().unwrap_or(0);
+        echoseg_nets::training_crop(crop, sizes).ok().flatten().unwrap_or(whole)
+    }
+
+    /// The images' sizes in words: `64×64 px`, or the range when they differ.
+    pub fn sizes_in_words(&self) -> String {
+        let all = self.train.iter().chain(&self.validation).map(|l| &l.scene).chain(&self.test).chain(&self.pool);
+        let sizes = Self::sizes(all);
+        let (Some(small), Some(large)) = (sizes.iter().min_by_key(|(w, h)| w * h), sizes.iter().max_by_key(|(w, h)| w * h)) else {
+            return "no images".into();
+        };
+        if sizes.iter().all(|s| s == small) {
+            format!("{}×{} px", small.0, small.1)
+        } else {
+            format!("{}×{} to {}×{} px", small.0, small.1, large.0, large.1)
+        }
+    }
+
     /// Generates the world and labels it. Scene indices are consecutive: each source's images,
     /// then the test, pool and synthetic test images, so growing a later split never changes an
     /// earlier one.
@@ -155,10 +191,8 @@ impl StudyData {
         let pool = scenes(next, pool_count, Style::Real, decorrelated);
         next += pool_count as u32;
         let synthetic_test = scenes(next, manifest.synthetic_test, Style::Synthetic, decorrelated);
-        Ok(Self {
+        Self {
             classes: manifest.classes.clone(),
-            width: world.size,
-            height: world.size,
             train,
             validation,
             test,
@@ -168,7 +202,8 @@ impl StudyData {
             pool,
             source_test: Vec::new(),
             unused: 0,
-        })
+        }
+        .checked_crop(manifest.train.crop)
     }
 
     /// Splits a folder dataset (see [`crate::folder_split`]): test, pool, training and validation
@@ -176,7 +211,6 @@ impl StudyData {
     /// test images are scored, its masks on pool images are not used.
     pub fn from_folder(manifest: &Manifest, folder: FolderDataset) -> Result<Self, StudyError> {
         let FolderDataset { scenes, mask_sets } = folder;
-        let (width, height) = scenes.first().map_or((0, 0), |s| (s.image.width, s.image.height));
         let coverage: Vec<Coverage> = manifest
             .sources
             .iter()
@@ -222,10 +256,8 @@ impl StudyData {
             })
             .collect();
         let pick = |idx: &[usize]| idx.iter().map(|&i| scenes[i].clone()).collect::<Vec<_>>();
-        Ok(Self {
+        Self {
             classes: manifest.classes.clone(),
-            width,
-            height,
             train,
             validation,
             test: pick(&split.test),
@@ -235,7 +267,8 @@ impl StudyData {
             pool: pick(&split.pool),
             source_test,
             unused: split.unused.len(),
-        })
+        }
+        .checked_crop(manifest.train.crop)
     }
 
     /// The ids of every split, for the split files.
@@ -291,6 +324,11 @@ impl StudyData {
                 format!("Folder dataset split by the study (seeded), {teaching}; {counts}{scored}{unused}.")
             }
         }
+    }
+
+    /// Width and height of each of `scenes`' images, as label files store them.
+    pub fn sizes<'s>(scenes: impl IntoIterator<Item = &'s Scene>) -> Vec<(usize, usize)> {
+        scenes.into_iter().map(|s| (s.image.width, s.image.height)).collect()
     }
 
     /// True when every test image has exact truth.

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use echoseg_agree::{Calibration, Confusion, Fingerprint, TruthScores, pooled_confusion};
 use echoseg_nets::{
-    ByolConfig, ByolReport, Device, Network, Probabilities, Progress, Sample, TrainReport, Valid, load_network, predict,
+    ByolConfig, ByolReport, Device, Network, Probabilities, Progress, Sample, Tiling, TrainReport, Valid, load_network, predict_tiled,
     predict_with_hardness, pretrain_byol, save_network, train_mean_teacher, train_resumable,
 };
 use echoseg_scene::Scene;
@@ -294,15 +294,16 @@ fn write_pool_evidence(study: &StudyContext<'_>, network: &echoseg_nets::Network
     let StudyContext { manifest, data, dir, device, .. } = *study;
     let run_dir = dir.run(id);
     let images: Vec<_> = data.pool.iter().map(|s| &s.image).collect();
-    let (probabilities, hardness) = predict_with_hardness(network, &images, manifest.inference_batch, device)
+    let (probabilities, hardness) = predict_with_hardness(network, &images, manifest.inference_batch, manifest.tiling, device)
         .map_err(|source| StudyError::Nets { run: id.to_string(), source })?;
     let quantise = |v: &[f32], step: f32| v.iter().map(|x| (x / step).round().clamp(0.0, 255.0) as u8).collect::<Vec<u8>>();
     let labels: Vec<Vec<u8>> = probabilities.iter().map(Probabilities::argmax).collect();
     let confidence: Vec<Vec<u8>> = probabilities.iter().map(|p| quantise(&p.confidence(), 1.0 / 255.0)).collect();
     let hardness: Vec<Vec<u8>> = hardness.iter().map(|h| quantise(h, RADIANS_PER_STEP)).collect();
-    write_labels(&run_dir.pool_confidence(), data.width, data.height, &confidence)?;
-    write_labels(&run_dir.pool_hardness(), data.width, data.height, &hardness)?;
-    write_labels(&run_dir.pool_labels(), data.width, data.height, &labels)
+    let sizes = StudyData::sizes(&data.pool);
+    write_labels(&run_dir.pool_confidence(), &sizes, &confidence)?;
+    write_labels(&run_dir.pool_hardness(), &sizes, &hardness)?;
+    write_labels(&run_dir.pool_labels(), &sizes, &labels)
 }
 
 /// A teacher's pool evidence, for selections; a teacher finished before confidence and hardness
@@ -316,7 +317,7 @@ fn pool_evidence(study: &StudyContext<'_>, teacher: &PlannedRun) -> Result<PoolE
             .for_inference();
         write_pool_evidence(study, &network, &teacher.id)?;
     }
-    Ok(PoolEvidence { confidence: read_labels(&run_dir.pool_confidence())?.2, hardness: read_labels(&run_dir.pool_hardness())?.2 })
+    Ok(PoolEvidence { confidence: read_labels(&run_dir.pool_confidence())?.maps, hardness: read_labels(&run_dir.pool_hardness())?.maps })
 }
 
 /// The per-pixel mean over teachers of quantised maps, in units of `step`.
@@ -343,7 +344,7 @@ fn training_samples(study: &StudyContext<'_>, run: &PlannedRun) -> Result<(Vec<S
         return Err(StudyError::Format { path: dir.run(&run.id).settings(), message: "a pseudo-label run without a teacher".into() });
     }
     let teacher_labels =
-        teachers.iter().map(|t| Ok(read_labels(&dir.run(&t.id).pool_labels())?.2)).collect::<Result<Vec<_>, StudyError>>()?;
+        teachers.iter().map(|t| Ok(read_labels(&dir.run(&t.id).pool_labels())?.maps)).collect::<Result<Vec<_>, StudyError>>()?;
     let offered = strategy.combine(&teacher_labels, data.classes.len());
     let mut labels = offered.clone();
     // Confidence and hardness are read only when a selection needs them.
@@ -351,7 +352,7 @@ fn training_samples(study: &StudyContext<'_>, run: &PlannedRun) -> Result<(Vec<S
         let evidence = teachers.iter().map(|t| pool_evidence(study, t)).collect::<Result<Vec<_>, _>>()?;
         let confidence = mean_of(&evidence.iter().map(|e| &e.confidence).collect::<Vec<_>>(), 1.0 / 255.0);
         let hardness = mean_of(&evidence.iter().map(|e| &e.hardness).collect::<Vec<_>>(), RADIANS_PER_STEP);
-        selection.apply(&mut labels, &confidence, &hardness, data.width, data.height);
+        selection.apply(&mut labels, &confidence, &hardness, &StudyData::sizes(&data.pool));
     }
     let truth: Vec<Option<&[u8]>> = data.pool.iter().map(|s| s.truth_labels().map(|t| t.labels.as_slice())).collect();
     let mut record = SelectionRecord::of(&offered, &labels, &truth);
@@ -429,11 +430,13 @@ fn execute(study: &StudyContext<'_>, run: &PlannedRun, observer: &mut dyn Observ
 
     let labels_of = |scenes: &[Scene]| -> Result<Vec<Vec<u8>>, StudyError> {
         let images: Vec<_> = scenes.iter().map(|s| &s.image).collect();
-        let probs: Vec<Probabilities> = predict(&network, &images, manifest.inference_batch, device).map_err(nets_error)?;
+        let probs: Vec<Probabilities> =
+            predict_tiled(&network, &images, manifest.inference_batch, manifest.tiling, device).map_err(nets_error)?;
         Ok(probs.iter().map(Probabilities::argmax).collect())
     };
     let test_images: Vec<_> = data.test.iter().map(|s| &s.image).collect();
-    let test_probabilities = predict(&network, &test_images, manifest.inference_batch, device).map_err(nets_error)?;
+    let test_probabilities =
+        predict_tiled(&network, &test_images, manifest.inference_batch, manifest.tiling, device).map_err(nets_error)?;
     let test_labels: Vec<Vec<u8>> = test_probabilities.iter().map(Probabilities::argmax).collect();
     let calibration = test_probabilities
         .par_iter()
@@ -447,23 +450,23 @@ fn execute(study: &StudyContext<'_>, run: &PlannedRun, observer: &mut dyn Observ
             a
         });
     drop(test_probabilities);
-    write_labels(&run_dir.test_labels(), data.width, data.height, &test_labels)?;
+    write_labels(&run_dir.test_labels(), &StudyData::sizes(&data.test), &test_labels)?;
     if run.generation < manifest.study.generations {
         write_pool_evidence(study, &network, &run.id)?;
     }
     let confusion = confusion_against_truth(&test_labels, &data.test, data);
     let test = TruthScores::of(&confusion);
     let collapsed = data.test_has_truth() && confusion.collapsed();
-    let fit_miou = fit_miou(&network, &samples, manifest.inference_batch, device).map_err(nets_error)?;
+    let fit_miou = fit_miou(&network, &samples, manifest.inference_batch, manifest.tiling, device).map_err(nets_error)?;
     let mut fingerprint = fingerprint_of(&as_slices(&test_labels), &data.test.iter().collect::<Vec<_>>(), &data.classes);
     if let (false, Some(class)) = (data.test_twins.is_empty(), data.cue_class) {
         let twin_labels = labels_of(&data.test_twins)?;
-        write_labels(&run_dir.twin_labels(), data.width, data.height, &twin_labels)?;
+        write_labels(&run_dir.twin_labels(), &StudyData::sizes(&data.test_twins), &twin_labels)?;
         fingerprint.cue_reliance = cue_reliance(&test_labels, &twin_labels, &data.test, &data.test_twins, class);
     }
     if !data.synthetic_test.is_empty() {
         let synthetic_labels = labels_of(&data.synthetic_test)?;
-        write_labels(&run_dir.synthetic_labels(), data.width, data.height, &synthetic_labels)?;
+        write_labels(&run_dir.synthetic_labels(), &StudyData::sizes(&data.synthetic_test), &synthetic_labels)?;
         let synthetic = score_set(&synthetic_labels, &data.synthetic_test, data);
         fingerprint.domain_gap = Some(test.miou - synthetic.miou);
     }
@@ -493,9 +496,12 @@ fn pretraining_id(manifest: &Manifest, run: &PlannedRun, byol: &Valid<ByolConfig
         network: &'a echoseg_nets::NetworkSpec,
         byol: &'a Valid<ByolConfig>,
         seed: u64,
+        // Pre-training crops as training does; left out when unset, so older ids stay.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        crop: Option<usize>,
     }
     let seed = crate::plan::run_seed(manifest.seed, run.repeat, 0, &run.network);
-    let key = PretrainKey { data: &manifest.data_key, network: &run.network, byol, seed };
+    let key = PretrainKey { data: &manifest.data_key, network: &run.network, byol, seed, crop: manifest.train.crop };
     (format!("pretrain-{}-r{}-{}", run.model, run.repeat, &crate::plan::settings_hash(&key)[..8]), seed)
 }
 
@@ -521,7 +527,8 @@ fn pretrained(study: &StudyContext<'_>, run: &PlannedRun, observer: &mut dyn Obs
     // Killed midway, a pre-training continues from its last finished epoch.
     let state = store.training_state();
     let progress = &mut |p: &Progress| observer.progress(run, p);
-    let (network, report) = pretrain_byol(&run.network, byol, seed, &pool, device, Some(&state), progress).map_err(nets_error)?;
+    let (network, report) =
+        pretrain_byol(&run.network, byol, seed, &pool, manifest.train.crop, device, Some(&state), progress).map_err(nets_error)?;
     std::fs::create_dir_all(store.root()).map_err(|source| StudyError::Io { path: store.root().to_path_buf(), source })?;
     save_network(&network, &store.checkpoint()).map_err(nets_error)?;
     write_json(&store.pretraining(), &report)?;
@@ -531,9 +538,15 @@ fn pretrained(study: &StudyContext<'_>, run: &PlannedRun, observer: &mut dyn Obs
 
 /// How well a trained network reproduces the labels it learned from, on its own training
 /// images (unlabelled pixels left out): a network far below its labels here has not learned them.
-fn fit_miou(network: &Network, samples: &[Sample], batch: usize, device: &Device) -> Result<Option<f64>, echoseg_nets::NetsError> {
+fn fit_miou(
+    network: &Network,
+    samples: &[Sample],
+    batch: usize,
+    tiling: Tiling,
+    device: &Device,
+) -> Result<Option<f64>, echoseg_nets::NetsError> {
     let images: Vec<_> = samples.iter().map(|s| &s.image).collect();
-    let predicted = predict(network, &images, batch, device)?;
+    let predicted = predict_tiled(network, &images, batch, tiling, device)?;
     let mut confusion: Option<Confusion> = None;
     for (p, sample) in predicted.iter().zip(samples) {
         let echoseg_nets::Target::Hard(labels) = &sample.target else { continue };

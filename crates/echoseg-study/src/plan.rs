@@ -125,6 +125,9 @@ struct Gen0Key<'a> {
     repeat: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     byol: Option<&'a Valid<ByolConfig>>,
+    // Only a tile other than the default is in the key, so ids from before the option stay.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    inference_tile: Option<usize>,
 }
 
 #[derive(Serialize)]
@@ -134,6 +137,9 @@ struct CeilingKey<'a> {
     network: &'a NetworkSpec,
     train: &'a Valid<TrainConfig>,
     repeat: u32,
+    // Only a tile other than the default is in the key, so ids from before the option stay.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    inference_tile: Option<usize>,
 }
 
 #[derive(Serialize)]
@@ -152,6 +158,9 @@ struct PseudoKey<'a> {
     ema: Option<&'a Valid<EmaConfig>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     byol: Option<&'a Valid<ByolConfig>>,
+    // Only a tile other than the default is in the key, so ids from before the option stay.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    inference_tile: Option<usize>,
 }
 
 /// The seed of a run; a pre-trained model shares its architecture's seeds, so the two differ
@@ -180,7 +189,14 @@ pub fn plan(manifest: &Manifest) -> Plan {
             .iter()
             .map(|spec| {
                 let byol = spec.pretrain.and(manifest.byol.as_ref());
-                let key = Gen0Key { data: &manifest.data_key, network: spec, train: &manifest.train, repeat, byol };
+                let key = Gen0Key {
+                    data: &manifest.data_key,
+                    network: spec,
+                    train: &manifest.train,
+                    repeat,
+                    byol,
+                    inference_tile: manifest.inference_tile_key(),
+                };
                 let hash = settings_hash(&key);
                 runs.push(PlannedRun {
                     id: readable_id(0, &Treatment::Labels, spec, &[], repeat, &hash),
@@ -224,6 +240,7 @@ pub fn plan(manifest: &Manifest) -> Plan {
                             repeat,
                             ema: (strategy == Strategy::Ema).then_some(&manifest.ema),
                             byol: spec.pretrain.and(manifest.byol.as_ref()),
+                            inference_tile: manifest.inference_tile_key(),
                         };
                         let hash = settings_hash(&key);
                         let teacher_runs: Vec<&PlannedRun> = teachers.iter().map(|&t| &runs[t]).collect();
@@ -266,7 +283,14 @@ fn ceilings(manifest: &Manifest, repeat: u32, runs: &mut Vec<PlannedRun>) {
         }
     }
     for spec in specs {
-        let key = CeilingKey { ceiling: true, data: &manifest.data_key, network: &spec, train: &manifest.train, repeat };
+        let key = CeilingKey {
+            ceiling: true,
+            data: &manifest.data_key,
+            network: &spec,
+            train: &manifest.train,
+            repeat,
+            inference_tile: manifest.inference_tile_key(),
+        };
         runs.push(PlannedRun {
             id: readable_id(0, &Treatment::Ceiling, &spec, &[], repeat, &settings_hash(&key)),
             generation: 0,

@@ -31,14 +31,15 @@ pub struct SampleIndex {
 pub fn write_samples(manifest: &Manifest, data: &StudyData, dir: &StudyDir) -> Result<(), StudyError> {
     let root = dir.samples();
     let chosen: Vec<usize> = (0..data.test.len().min(SAMPLES)).collect();
-    let mut maps = Vec::new();
+    let (mut maps, mut sizes) = (Vec::new(), Vec::new());
     for (k, &i) in chosen.iter().enumerate() {
         let scene = &data.test[i];
         let path = root.join(format!("image-{k}.png"));
         let png = echoseg_scene::png::encode_image(&scene.image)
             .map_err(|e| StudyError::Format { path: path.clone(), message: e.to_string() })?;
         write_atomic(&path, &png)?;
-        let unknown = || vec![IGNORE; data.width * data.height];
+        let (w, h) = (scene.image.width, scene.image.height);
+        let unknown = || vec![IGNORE; w * h];
         maps.push(scene.truth_labels().map(|t| t.labels.clone()).unwrap_or_else(unknown));
         for (s, spec) in manifest.sources.iter().enumerate() {
             // A source that cannot label this image (it needs truth the image lacks, or has no mask there) shows as unknown.
@@ -48,8 +49,9 @@ pub fn write_samples(manifest: &Manifest, data: &StudyData, dir: &StudyDir) -> R
             };
             maps.push(labels.unwrap_or_else(unknown));
         }
+        sizes.resize(maps.len(), (w, h));
     }
-    write_labels(&root.join("labels.labels"), data.width, data.height, &maps)?;
+    write_labels(&root.join("labels.labels"), &sizes, &maps)?;
     let index = SampleIndex {
         test_positions: chosen.clone(),
         names: chosen.iter().map(|&i| data.test[i].name.clone()).collect(),

@@ -73,17 +73,18 @@ impl Selection {
         self.rule == SelectionRule::All
     }
 
-    /// Rejects pixels of the pool's pseudo-labels `labels` (one map per image, `width` × `height`)
+    /// Rejects pixels of the pool's pseudo-labels `labels` (one map per image, of the width and
+    /// height `sizes` gives)
     /// by setting them to [`IGNORE`]. `confidence` and `hardness` are per pixel, aligned with
     /// `labels`: the teachers' mean top-class probability and mean angular hardness (radians).
-    pub fn apply(&self, labels: &mut [Vec<u8>], confidence: &[Vec<f32>], hardness: &[Vec<f32>], width: usize, height: usize) {
+    pub fn apply(&self, labels: &mut [Vec<u8>], confidence: &[Vec<f32>], hardness: &[Vec<f32>], sizes: &[(usize, usize)]) {
         match &self.rule {
             SelectionRule::All => {}
             SelectionRule::Confidence { threshold } => labels.par_iter_mut().zip(confidence).for_each(|(l, c)| {
                 l.iter_mut().zip(c).filter(|(_, c)| **c < *threshold).for_each(|(l, _)| *l = IGNORE);
             }),
             SelectionRule::Hardness { keep } => keep_easiest(labels, hardness, *keep),
-            SelectionRule::Verifier(rules) => labels.par_iter_mut().for_each(|l| verify(l, width, height, rules)),
+            SelectionRule::Verifier(rules) => labels.par_iter_mut().zip(sizes).for_each(|(l, &(w, h))| verify(l, w, h, rules)),
         }
     }
 }
@@ -213,7 +214,7 @@ mod tests {
     fn a_confidence_threshold_keeps_exactly_the_pixels_at_or_above_it() {
         let mut labels = vec![vec![0, 1, 1, 2]];
         let confidence = vec![vec![0.95, 0.89, 0.9, 0.5]];
-        Selection { name: "c".into(), rule: SelectionRule::Confidence { threshold: 0.9 } }.apply(&mut labels, &confidence, &[], 4, 1);
+        Selection { name: "c".into(), rule: SelectionRule::Confidence { threshold: 0.9 } }.apply(&mut labels, &confidence, &[], &[(4, 1)]);
         assert_eq!(labels, vec![vec![0, X, 1, X]]);
     }
 
@@ -222,11 +223,16 @@ mod tests {
         // Class 0: four pixels, hardness 0.1 0.4 0.2 0.4; class 1: two pixels 0.9 0.1.
         let mut labels = vec![vec![0, 0, 1], vec![0, 0, 1]];
         let hardness = vec![vec![0.1, 0.4, 0.9], vec![0.2, 0.4, 0.1]];
-        Selection { name: "h".into(), rule: SelectionRule::Hardness { keep: 0.7 } }.apply(&mut labels, &[], &hardness, 3, 1);
+        Selection { name: "h".into(), rule: SelectionRule::Hardness { keep: 0.7 } }.apply(&mut labels, &[], &hardness, &[(3, 1); 2]);
         // ceil(0.7 × 4) = 3 background pixels: 0.1, 0.2 and the first 0.4; ceil(0.7 × 2) = 2 of class 1.
         assert_eq!(labels, vec![vec![0, 0, 1], vec![0, X, 1]]);
         let mut one = vec![vec![1, 1, 1, 1]];
-        Selection { name: "h".into(), rule: SelectionRule::Hardness { keep: 0.5 } }.apply(&mut one, &[], &[vec![0.4, 0.3, 0.2, 0.1]], 4, 1);
+        Selection { name: "h".into(), rule: SelectionRule::Hardness { keep: 0.5 } }.apply(
+            &mut one,
+            &[],
+            &[vec![0.4, 0.3, 0.2, 0.1]],
+            &[(4, 1)],
+        );
         assert_eq!(one, vec![vec![X, X, 1, 1]]);
     }
 
@@ -246,7 +252,7 @@ mod tests {
 
     fn verified(rules: VerifierRules) -> Vec<u8> {
         let mut labels = vec![scene()];
-        Selection { name: "v".into(), rule: SelectionRule::Verifier(rules) }.apply(&mut labels, &[], &[], 8, 6);
+        Selection { name: "v".into(), rule: SelectionRule::Verifier(rules) }.apply(&mut labels, &[], &[], &[(8, 6)]);
         labels.remove(0)
     }
 

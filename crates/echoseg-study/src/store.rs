@@ -243,14 +243,36 @@ pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, Study
     serde_json::from_slice(&bytes).map_err(|e| StudyError::Format { path: path.to_path_buf(), message: e.to_string() })
 }
 
-const LABELS_MAGIC: &[u8; 8] = b"ESLABEL1";
+/// The first label-file layout: every map of one size (read, never written).
+const LABELS_MAGIC_ONE_SIZE: &[u8; 8] = b"ESLABEL1";
+/// The layout written now: each map with its own size.
+const LABELS_MAGIC: &[u8; 8] = b"ESLABEL2";
 
-/// Writes equally sized label maps as one file: magic, count, width, height, then the bytes.
-pub fn write_labels(path: &Path, width: usize, height: usize, maps: &[Vec<u8>]) -> Result<(), StudyError> {
-    let mut bytes = Vec::with_capacity(20 + maps.len() * width * height);
+/// Byte maps of images (labels, or quantised confidences and hardness) with each image's size.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LabelFile {
+    /// Width and height of each map.
+    pub sizes: Vec<(usize, usize)>,
+    /// The maps, row-major.
+    pub maps: Vec<Vec<u8>>,
+}
+
+/// Writes byte maps of images of any sizes as one file: magic, count, each map's width and
+/// height, then the bytes.
+pub fn write_labels(path: &Path, sizes: &[(usize, usize)], maps: &[Vec<u8>]) -> Result<(), StudyError> {
+    let bad = |message: String| StudyError::Format { path: path.to_path_buf(), message };
+    if sizes.len() != maps.len() {
+        return Err(bad(format!("{} maps with {} sizes", maps.len(), sizes.len())));
+    }
+    if let Some((i, ((w, h), m))) = sizes.iter().zip(maps).enumerate().find(|(_, ((w, h), m))| w * h != m.len()) {
+        return Err(bad(format!("map {i} has {} values for {w}×{h} px", m.len())));
+    }
+    let mut bytes = Vec::with_capacity(12 + 8 * maps.len() + maps.iter().map(Vec::len).sum::<usize>());
     bytes.extend_from_slice(LABELS_MAGIC);
-    for v in [maps.len(), width, height] {
-        bytes.extend_from_slice(&(v as u32).to_le_bytes());
+    bytes.extend_from_slice(&(maps.len() as u32).to_le_bytes());
+    for &(w, h) in sizes {
+        bytes.extend_from_slice(&(w as u32).to_le_bytes());
+        bytes.extend_from_slice(&(h as u32).to_le_bytes());
     }
     for m in maps {
         bytes.extend_from_slice(m);
@@ -258,19 +280,38 @@ pub fn write_labels(path: &Path, width: usize, height: usize, maps: &[Vec<u8>]) 
     write_atomic(path, &bytes)
 }
 
-/// Reads a file written by [`write_labels`]: (width, height, maps).
-pub fn read_labels(path: &Path) -> Result<(usize, usize, Vec<Vec<u8>>), StudyError> {
+/// Reads a file written by [`write_labels`] (or by echoseg before maps had their own sizes).
+pub fn read_labels(path: &Path) -> Result<LabelFile, StudyError> {
     let bytes = std::fs::read(path).map_err(|source| StudyError::Io { path: path.to_path_buf(), source })?;
     let bad = |message: &str| StudyError::Format { path: path.to_path_buf(), message: message.to_string() };
-    if bytes.len() < 20 || &bytes[..8] != LABELS_MAGIC {
-        return Err(bad("not an echoseg label file"));
-    }
-    let word = |i: usize| u32::from_le_bytes([bytes[8 + 4 * i], bytes[9 + 4 * i], bytes[10 + 4 * i], bytes[11 + 4 * i]]) as usize;
-    let (n, w, h) = (word(0), word(1), word(2));
-    if bytes.len() != 20 + n * w * h {
+    let word = |i: usize| -> Result<usize, StudyError> {
+        let at = 8 + 4 * i;
+        let b = bytes.get(at..at + 4).ok_or_else(|| bad("truncated label file"))?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+    };
+    let (sizes, header) = match bytes.get(..8) {
+        Some(m) if m == LABELS_MAGIC_ONE_SIZE => {
+            let (n, w, h) = (word(0)?, word(1)?, word(2)?);
+            (vec![(w, h); n], 20)
+        }
+        Some(m) if m == LABELS_MAGIC => {
+            let n = word(0)?;
+            ((0..n).map(|i| Ok((word(1 + 2 * i)?, word(2 + 2 * i)?))).collect::<Result<Vec<_>, StudyError>>()?, 12 + 8 * n)
+        }
+        _ => return Err(bad("not an echoseg label file")),
+    };
+    if bytes.len() != header + sizes.iter().map(|(w, h)| w * h).sum::<usize>() {
         return Err(bad("truncated label file"));
     }
-    Ok((w, h, bytes[20..].chunks(w * h).map(<[u8]>::to_vec).collect()))
+    let mut at = header;
+    let maps = sizes
+        .iter()
+        .map(|(w, h)| {
+            at += w * h;
+            bytes[at - w * h..at].to_vec()
+        })
+        .collect();
+    Ok(LabelFile { sizes, maps })
 }
 
 #[cfg(test)]
@@ -278,12 +319,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn labels_round_trip_and_truncation_is_detected() {
+    fn labels_of_mixed_sizes_round_trip_and_truncation_is_detected() {
         let dir = std::env::temp_dir().join(format!("echoseg-store-{}", std::process::id()));
         let path = dir.join("x.labels");
-        let maps = vec![vec![0, 1, 2, 3, 4, 5], vec![5, 4, 3, 2, 1, 0]];
-        write_labels(&path, 3, 2, &maps).unwrap();
-        assert_eq!(read_labels(&path).unwrap(), (3, 2, maps));
+        let maps = vec![vec![0, 1, 2, 3, 4, 5], vec![5, 4, 3, 2, 1, 0, 7, 7]];
+        let sizes = vec![(3, 2), (2, 4)];
+        write_labels(&path, &sizes, &maps).unwrap();
+        assert_eq!(read_labels(&path).unwrap(), LabelFile { sizes: sizes.clone(), maps: maps.clone() });
+        assert!(write_labels(&path, &[(3, 3), (2, 4)], &maps).unwrap_err().to_string().contains("map 0 has 6 values for 3×3 px"));
+        // A study written before maps had their own sizes still reads.
+        let mut old = b"ESLABEL1".to_vec();
+        [2u32, 3, 2].iter().for_each(|v| old.extend_from_slice(&v.to_le_bytes()));
+        old.extend_from_slice(&[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+        std::fs::write(&path, &old).unwrap();
+        assert_eq!(read_labels(&path).unwrap().sizes, vec![(3, 2); 2]);
+        write_labels(&path, &sizes, &maps).unwrap();
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() - 1]).unwrap();
         assert!(read_labels(&path).unwrap_err().to_string().contains("truncated"));

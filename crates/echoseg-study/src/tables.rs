@@ -291,7 +291,7 @@ pub fn write_tables(manifest: &Manifest, plan: &Plan, outcomes: &[RunOutcome], d
 
 /// Every run's predicted label maps from the file `file` names in its run directory, in plan order.
 fn every_run_labels(plan: &Plan, dir: &StudyDir, file: fn(&RunDir) -> std::path::PathBuf) -> Result<Vec<Vec<Vec<u8>>>, StudyError> {
-    plan.runs.iter().map(|r| read_labels(&file(&dir.run(&r.id))).map(|(_, _, l)| l)).collect()
+    plan.runs.iter().map(|r| read_labels(&file(&dir.run(&r.id))).map(|f| f.maps)).collect()
 }
 
 /// Writes a table that only some studies have, and removes an earlier study's when this one has none.

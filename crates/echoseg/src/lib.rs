@@ -198,12 +198,11 @@ where
             };
             println!("{}", data.layout(&m));
             println!(
-                "{}: valid — study `{}`: {} source(s), {}×{} images, {} model(s), {} run(s)",
+                "{}: valid — study `{}`: {} source(s), images of {}, {} model(s), {} run(s)",
                 manifest.display(),
                 m.name,
                 m.sources.len(),
-                data.width,
-                data.height,
+                data.sizes_in_words(),
                 m.networks.len(),
                 echoseg_study::plan(&m).runs.len()
             );

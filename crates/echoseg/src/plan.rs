@@ -64,8 +64,9 @@ pub fn print(path: &Path, overrides: &[String], timing: bool) -> Result<()> {
             if speed.contains_key(network.architecture.name()) {
                 continue;
             }
-            eprintln!("timing {} ({}×{} px, batch {})…", network.architecture.name(), data.width, data.height, m.train.batch_size);
-            let case = BenchCase { network: *network, size: data.width.max(data.height), batch: m.train.batch_size, steps: 2 };
+            let side = data.training_side(m.train.crop);
+            eprintln!("timing {} ({side}×{side} px, batch {})…", network.architecture.name(), m.train.batch_size);
+            let case = BenchCase { network: *network, size: side, batch: m.train.batch_size, steps: 2 };
             let result =
                 pool.install(|| bench(&case, &device)).with_context(|| format!("timing {} failed", network.architecture.name()))?;
             speed.insert(network.architecture.name(), (result.train_images_per_second, result.infer_fused_images_per_second));

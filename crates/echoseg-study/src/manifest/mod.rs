@@ -7,7 +7,7 @@ mod raw;
 use std::path::{Path, PathBuf};
 
 use echoseg_agree::{Bias, VerdictRules};
-use echoseg_nets::{Architecture, ByolConfig, DeviceChoice, EmaConfig, NetworkSpec, Pretrain, Settings, TrainConfig, Valid};
+use echoseg_nets::{Architecture, ByolConfig, DeviceChoice, EmaConfig, NetworkSpec, Pretrain, Settings, Tiling, TrainConfig, Valid};
 use echoseg_scene::{ClassId, ClassTable, FolderSpec, HeuristicRules, LabelSource, ManualBias, Threshold, WorldConfig};
 use serde::Serialize;
 
@@ -176,6 +176,8 @@ pub struct Manifest {
     pub byol: Option<Valid<ByolConfig>>,
     /// Images per inference batch.
     pub inference_batch: usize,
+    /// How images larger than `nets.inference_tile` are segmented.
+    pub tiling: Tiling,
     /// Training settings.
     pub train: Valid<TrainConfig>,
     /// Generations, strategies and repeats (`study.ema` as written; the study uses [`Manifest::ema`]).
@@ -193,6 +195,11 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    /// The inference tile as run ids hold it: only when it is not the default, whose ids predate it.
+    pub fn inference_tile_key(&self) -> Option<usize> {
+        (self.tiling != Tiling::default()).then_some(self.tiling.side)
+    }
+
     /// Whether the plan has ceiling runs: asked for, and truth exists for every training image
     /// (the procedural world; folder data does not promise it).
     pub fn has_ceiling(&self) -> bool {
@@ -473,6 +480,7 @@ pub fn validate(path: &Path, text: &str, raw: RawManifest) -> Result<Manifest, M
         synthetic_test,
         networks,
         inference_batch: raw.nets.inference_batch,
+        tiling: Tiling::with_side(raw.nets.inference_tile),
         byol,
         train,
         study: raw.study,
@@ -733,6 +741,9 @@ fn network_specs(raw: &RawManifest, classes: &ClassTable, p: &mut Problems<'_>) 
     }
     if raw.nets.inference_batch == 0 {
         p.add("nets.inference_batch", "must be at least 1");
+    }
+    if !(16..=4096).contains(&raw.nets.inference_tile) {
+        p.add("nets.inference_tile", format!("must be between 16 and 4096 px, got {}", raw.nets.inference_tile));
     }
     (networks, byol)
 }

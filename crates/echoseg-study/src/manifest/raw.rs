@@ -264,6 +264,8 @@ pub struct RawNets {
     pub pixel: Option<ArchitectureShape>,
     /// Images per inference batch.
     pub inference_batch: usize,
+    /// Side in px of the overlapping tiles larger images are segmented in (sharing an eighth).
+    pub inference_tile: usize,
     /// Settings of BYOL pre-training (models named `ARCHITECTURE+byol`).
     pub byol: echoseg_nets::ByolConfig,
 }
@@ -278,6 +280,7 @@ impl Default for RawNets {
             bnonly: None,
             pixel: None,
             inference_batch: 32,
+            inference_tile: echoseg_nets::Tiling::default().side,
             byol: echoseg_nets::ByolConfig::default(),
         }
     }
