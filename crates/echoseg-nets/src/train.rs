@@ -1,6 +1,7 @@
 //! Supervised training: weighted soft-target cross-entropy on labelled samples, with early
 //! stopping on the validation split only. The epoch driver ([`crate::epochs`]) runs the loop.
 
+use std::borrow::Cow;
 use std::path::Path;
 
 use burn::module::Module;
@@ -12,8 +13,6 @@ use serde::{Deserialize, Serialize};
 use crate::NetsError;
 use crate::arch::{Network, NetworkSpec};
 use crate::checkpoint::CheckpointStore;
-use std::borrow::Cow;
-
 use crate::data::{Batch, Cut, Sample, Target, batches_by_size, check_samples, make_batch, tiled_samples, training_crop};
 use crate::epochs::{Course, LearningRate, Objective, Progress, Step, TrainReport, drive};
 use crate::init::init_network;
