@@ -169,7 +169,7 @@ pub fn pretrain_byol(
     let probe: Vec<Image> = pool[..pool.len().min(16)]
         .iter()
         .map(|i| match crop {
-            Some(side) => Window { x: (i.width - side) / 2, y: (i.height - side) / 2, width: side, height: side }.image(i),
+            Some(side) => Window::centre(side, i.width, i.height).image(i),
             None => (*i).clone(),
         })
         .collect();

@@ -103,6 +103,11 @@ impl Window {
         Self { x, y, width: side, height: side }
     }
 
+    /// The central `side`×`side` window of a `width`×`height` image.
+    pub(crate) fn centre(side: usize, width: usize, height: usize) -> Self {
+        Self { x: (width - side) / 2, y: (height - side) / 2, width: side, height: side }
+    }
+
     /// `values` (`planes` planes of a `width`-wide raster) cut to this window, plane by plane.
     pub(crate) fn cut<T: Copy>(&self, values: &[T], planes: usize, width: usize) -> Vec<T> {
         let plane = values.len() / planes.max(1);
@@ -143,18 +148,11 @@ pub(crate) fn tile_starts(length: usize, side: usize, overlap: usize) -> Vec<usi
     (0..count).map(|i| i * (length - side) / (count - 1)).collect()
 }
 
-/// The windows of `side` (or the whole side where the image is smaller) covering a
-/// `width`×`height` image, row by row.
-pub(crate) fn tiles(width: usize, height: usize, side: usize, overlap: usize) -> Vec<Window> {
-    let (tw, th) = (side.min(width), side.min(height));
-    let xs = tile_starts(width, tw, overlap);
-    tile_starts(height, th, overlap).into_iter().flat_map(|y| xs.iter().map(move |&x| Window { x, y, width: tw, height: th })).collect()
-}
-
-/// Every sample cut into the `side`×`side` windows that cover it, for losses on images of
-/// mixed sizes (each pixel is seen at least once).
-pub(crate) fn tiled_samples(samples: &[Sample], side: usize, classes: usize) -> Vec<Sample> {
-    samples.iter().flat_map(|s| tiles(s.image.width, s.image.height, side, 0).into_iter().map(move |w| w.sample(s, classes))).collect()
+/// Every sample cut to its central `side`×`side` window: the validation set of a training on
+/// crops. A fixed window keeps epochs comparable, and one per image keeps the validation loss
+/// as cheap as on whole images of the crop's size, however large the images are.
+pub(crate) fn centre_crops(samples: &[Sample], side: usize, classes: usize) -> Vec<Sample> {
+    samples.iter().map(|s| Window::centre(side, s.image.width, s.image.height).sample(s, classes)).collect()
 }
 
 /// A batch on the device: images, soft targets and weights.

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::NetsError;
 use crate::arch::{Network, NetworkSpec};
 use crate::checkpoint::CheckpointStore;
-use crate::data::{Batch, Cut, Sample, Target, batches_by_size, check_samples, make_batch, tiled_samples, training_crop};
+use crate::data::{Batch, Cut, Sample, Target, batches_by_size, centre_crops, check_samples, make_batch, training_crop};
 use crate::epochs::{Course, LearningRate, Objective, Progress, Step, TrainReport, drive};
 use crate::init::init_network;
 use crate::settings::{SettingProblem, Settings, Valid};
@@ -264,7 +264,7 @@ fn supervise(
 /// The mean teacher learns from it too, next to its pool.
 pub(crate) struct Labelled<'a> {
     train: &'a [Sample],
-    /// The validation samples, cut into crop-sized tiles when training crops.
+    /// The validation samples, cut to their centre crops when training crops.
     val: Cow<'a, [Sample]>,
     pub(crate) spec: &'a NetworkSpec,
     batch_size: usize,
@@ -299,7 +299,7 @@ impl<'a> Labelled<'a> {
         let sizes = train.iter().chain(val).map(|s| (s.image.width, s.image.height)).chain(other_sizes.iter().copied());
         let crop = training_crop(config.crop, sizes)?;
         let val = match crop {
-            Some(side) => Cow::Owned(tiled_samples(val, side, spec.classes)),
+            Some(side) => Cow::Owned(centre_crops(val, side, spec.classes)),
             None => Cow::Borrowed(val),
         };
         Ok(Self {
