@@ -112,18 +112,19 @@ impl StudyData {
         }
     }
 
-    /// Refuses a `train.crop` larger than an image trained on, naming the image.
+    /// Refuses a `train.crop` larger than an image trained on, naming the image; the rule is
+    /// the networks' own ([`echoseg_nets::training_crop`]), only the image gets its name here.
     fn checked_crop(self, crop: Option<usize>) -> Result<Self, StudyError> {
-        let Some(side) = crop else { return Ok(self) };
-        let trained = self.train.iter().chain(&self.validation).map(|l| &l.scene).chain(&self.pool);
-        match trained.min_by_key(|s| s.image.width.min(s.image.height)) {
-            Some(s) if s.image.width.min(s.image.height) < side => Err(StudyError::Config(format!(
-                "train.crop = {side} is larger than image `{}`, which is {}×{} px: set train.crop to at most {} or leave it out \
-                 (then the smallest side, capped at {} px)",
-                s.name,
-                s.image.width,
-                s.image.height,
-                s.image.width.min(s.image.height),
+        if crop.is_none() {
+            return Ok(self);
+        }
+        let trained: Vec<&Scene> = self.train.iter().chain(&self.validation).map(|l| &l.scene).chain(&self.pool).collect();
+        match echoseg_nets::training_crop(crop, Self::sizes(trained.iter().copied())) {
+            Err(echoseg_nets::NetsError::CropTooLarge { side, index, width, height }) => Err(StudyError::Config(format!(
+                "train.crop = {side} is larger than image `{}`, which is {width}×{height} px: set train.crop to at most {} or leave \
+                 it out (then the smallest side, capped at {} px)",
+                trained[index].name,
+                width.min(height),
                 echoseg_nets::CROP_LIMIT
             ))),
             _ => Ok(self),
