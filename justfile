@@ -34,11 +34,19 @@ lint:
 bench *args:
     cargo run --release -p echoseg -- bench --out reports/bench.json {{args}}
 
+# The reference unet (64 × 64, batch 16, 2 threads) in echoseg and then in PyTorch, and the ratios.
+# Needs a Python with torch: `python3 -m venv DIR && DIR/bin/pip install torch numpy`, then
+# `just bench-torch DIR/bin/python`.
+bench-torch python="python3":
+    mkdir -p reports
+    cargo run --release -p echoseg -- bench --arch unet --threads 2 --out reports/bench-unet.json > /dev/null
+    {{python}} bench/torch_reference.py --threads 2 --echoseg reports/bench-unet.json
+
 # The runs a manifest expands to, with a time estimate from a short timing.
 plan manifest="experiments/default.toml" *args:
     cargo run --release -p echoseg -- plan {{manifest}} {{args}}
 
 # Run the known-answer studies of experiments/validation/ and print, check by check, whether the
-# verdicts come out right (about 10 minutes on 2 cores). Extra arguments go to `echoseg answers`.
+# verdicts come out right (about 5 minutes on 2 cores). Extra arguments go to `echoseg answers`.
 validate-verdicts *args:
     cargo run --release -p echoseg -- answers experiments/validation/*.toml {{args}}

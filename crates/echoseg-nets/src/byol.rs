@@ -9,6 +9,7 @@ use std::path::Path;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::tensor::{Device, Tensor, TensorData};
+use echoseg_kernels::conv2d_forward;
 use echoseg_scene::{Image, Rng};
 use serde::{Deserialize, Serialize};
 
@@ -122,7 +123,7 @@ impl PixelMlp {
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.out.forward(self.hidden.forward(x))
+        conv2d_forward(&self.out, self.hidden.forward(x))
     }
 }
 

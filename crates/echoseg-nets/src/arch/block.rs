@@ -5,6 +5,7 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
+use echoseg_kernels::conv2d_forward;
 
 /// 3×3 convolution (optionally dilated), BatchNorm, ReLU.
 #[derive(Module, Debug)]
@@ -57,7 +58,7 @@ impl ConvBnRelu {
 
     /// Applies the block.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let y = self.conv.forward(x);
+        let y = conv2d_forward(&self.conv, x);
         relu(match &self.norm {
             Some(norm) => norm.forward(y),
             None => y,

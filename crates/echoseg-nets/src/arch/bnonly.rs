@@ -7,6 +7,7 @@ use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::tensor::{Device, Tensor};
+use echoseg_kernels::conv2d_forward;
 
 use super::SegmenterOutput;
 use super::block::{ConvBnRelu, head};
@@ -36,6 +37,6 @@ impl BnOnly {
     /// Logits and the last block's features as embedding.
     pub fn forward(&self, x: Tensor<4>) -> SegmenterOutput {
         let h = self.blocks.iter().fold(x, |h, b| b.forward(h));
-        SegmenterOutput { logits: self.logit_norm.forward(self.head.forward(h.clone())), embedding: h }
+        SegmenterOutput { logits: self.logit_norm.forward(conv2d_forward(&self.head, h.clone())), embedding: h }
     }
 }

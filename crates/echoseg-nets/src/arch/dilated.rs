@@ -5,9 +5,8 @@
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
-use burn::tensor::module::interpolate;
-use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 use burn::tensor::{Device, Tensor};
+use echoseg_kernels::{conv2d_forward, max_pool2d_forward, resize_bilinear};
 
 use super::SegmenterOutput;
 use super::block::{ConvBnRelu, head};
@@ -58,11 +57,11 @@ impl Dilated {
     pub fn forward(&self, x: Tensor<4>) -> SegmenterOutput {
         let skip = self.stem.forward(x);
         let [_, _, h, w] = skip.dims();
-        let coarse = self.encoder.forward(self.pool.forward(skip.clone()));
+        let coarse = self.encoder.forward(max_pool2d_forward(&self.pool, skip.clone()));
         let pyramid = Tensor::cat(self.branches.iter().map(|b| b.forward(coarse.clone())).collect(), 1);
         let fused = self.fuse.forward(pyramid);
-        let up = interpolate(fused, InterpolateOptions::new(InterpolateMode::Bilinear).with_output_size([h, w]));
+        let up = resize_bilinear(fused, [h, w]);
         let embedding = self.decoder.forward(Tensor::cat(vec![up, skip], 1));
-        SegmenterOutput { logits: self.head.forward(embedding.clone()), embedding }
+        SegmenterOutput { logits: conv2d_forward(&self.head, embedding.clone()), embedding }
     }
 }

@@ -8,6 +8,7 @@
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::tensor::{Device, Tensor};
+use echoseg_kernels::conv2d_forward;
 
 use super::SegmenterOutput;
 use super::block::{ConvBnRelu, head};
@@ -40,6 +41,6 @@ impl Fcn {
     /// Logits and the last block's features as embedding.
     pub fn forward(&self, x: Tensor<4>) -> SegmenterOutput {
         let h = self.blocks.iter().fold(x, |h, b| b.forward(h));
-        SegmenterOutput { logits: self.head.forward(h.clone()), embedding: h }
+        SegmenterOutput { logits: conv2d_forward(&self.head, h.clone()), embedding: h }
     }
 }

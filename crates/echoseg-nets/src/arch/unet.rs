@@ -4,9 +4,8 @@
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
-use burn::tensor::module::interpolate;
-use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 use burn::tensor::{Device, Tensor};
+use echoseg_kernels::{conv2d_forward, max_pool2d_forward, resize_bilinear};
 
 use super::SegmenterOutput;
 use super::block::{DoubleConv, head};
@@ -48,7 +47,7 @@ impl Unet {
         let mut h = x;
         for (l, block) in self.down.iter().enumerate() {
             if l > 0 {
-                h = self.pool.forward(h);
+                h = max_pool2d_forward(&self.pool, h);
             }
             h = block.forward(h);
             skips.push(h.clone());
@@ -57,9 +56,9 @@ impl Unet {
         for block in &self.up {
             let skip = skips.pop().unwrap_or_else(|| h.clone());
             let [_, _, sh, sw] = skip.dims();
-            let upsampled = interpolate(h, InterpolateOptions::new(InterpolateMode::Bilinear).with_output_size([sh, sw]));
+            let upsampled = resize_bilinear(h, [sh, sw]);
             h = block.forward(Tensor::cat(vec![upsampled, skip], 1));
         }
-        SegmenterOutput { logits: self.head.forward(h.clone()), embedding: h }
+        SegmenterOutput { logits: conv2d_forward(&self.head, h.clone()), embedding: h }
     }
 }

@@ -1,0 +1,93 @@
+//! The backward passes of the kernels: the gradients the inner backend computes, so a training
+//! step never leaves the kernels of this crate.
+
+use burn::backend::Backend;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
+use burn::backend::autodiff::{Autodiff, NodeId};
+use burn::backend::tensor::FloatTensor;
+
+use crate::KernelBackend;
+
+#[derive(Debug)]
+struct SameConv;
+
+impl<B: Backend + KernelBackend> Backward<B, 2> for SameConv {
+    type State = (NodeId, NodeId, usize);
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
+        let [node_x, node_weight] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        let (x_state, weight_state, dilation) = ops.state;
+        let x = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(x_state);
+        let weight = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(weight_state);
+        if let Some(node) = node_weight {
+            let dw = B::same_conv2d_weight_grad(x.clone(), weight.clone(), grad.clone(), dilation);
+            grads.register::<B>(node.id, dw);
+        }
+        if let Some(node) = node_x {
+            grads.register::<B>(node.id, B::same_conv2d_x_grad(x, weight, grad, dilation));
+        }
+    }
+}
+
+impl<B: Backend + KernelBackend, C: CheckpointStrategy> KernelBackend for Autodiff<B, C> {
+    fn same_conv2d(x: FloatTensor<Self>, weight: FloatTensor<Self>, dilation: usize) -> FloatTensor<Self> {
+        match SameConv.prepare::<C>([x.node(), weight.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(mut prep) => {
+                let x_state = prep.checkpoint(&x);
+                let weight_state = prep.checkpoint(&weight);
+                let out = B::same_conv2d(x.into_primitive(), weight.into_primitive(), dilation);
+                prep.finish((x_state, weight_state, dilation), out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::same_conv2d(x.into_primitive(), weight.into_primitive(), dilation)),
+        }
+    }
+
+    fn resize_bilinear(x: FloatTensor<Self>, size: [usize; 2]) -> FloatTensor<Self> {
+        match ResizeBilinear.prepare::<C>([x.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(mut prep) => {
+                let x_state = prep.checkpoint(&x);
+                prep.finish((x_state, size), B::resize_bilinear(x.into_primitive(), size))
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::resize_bilinear(x.into_primitive(), size)),
+        }
+    }
+
+    fn max_pool2(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        match MaxPool2.prepare::<C>([x.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(mut prep) => {
+                let x_state = prep.checkpoint(&x);
+                prep.finish(x_state, B::max_pool2(x.into_primitive()))
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::max_pool2(x.into_primitive())),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct MaxPool2;
+
+impl<B: Backend + KernelBackend> Backward<B, 1> for MaxPool2 {
+    type State = NodeId;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
+        let x = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(ops.state);
+        unary::<B, _>(ops.parents, ops.node, grads, |grad| B::max_pool2_grad(x, grad));
+    }
+}
+
+#[derive(Debug)]
+struct ResizeBilinear;
+
+impl<B: Backend + KernelBackend> Backward<B, 1> for ResizeBilinear {
+    type State = (NodeId, [usize; 2]);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
+        let (x_state, size) = ops.state;
+        let x = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(x_state);
+        unary::<B, _>(ops.parents, ops.node, grads, |grad| B::resize_bilinear_grad(x, grad, size));
+    }
+}

@@ -1,0 +1,103 @@
+//! The kernels on burn-flex tensors: convolutions by [`crate::conv`], resizing by
+//! [`crate::resize`], pooling by [`crate::pool`]; burn's own operations where they do not apply.
+
+use burn::backend::TensorMetadata;
+use burn::backend::flex::{Flex, FlexTensor, Layout};
+use burn::tensor::{Bytes, DType, Shape};
+
+use crate::im2col::Same;
+use crate::pool::{self, Pool};
+use crate::resize::{self, Resize};
+use crate::{KernelBackend, conv, reference};
+
+impl KernelBackend for Flex {
+    fn same_conv2d(x: FlexTensor, weight: FlexTensor, dilation: usize) -> FlexTensor {
+        let Some(g) = geometry(&x, &weight, dilation) else {
+            return reference::same_conv2d::<Flex>(x, weight, dilation);
+        };
+        let y = conv::forward(&g, values(&x).storage(), values(&weight).storage());
+        tensor(y, [g.batch, g.cout, g.height, g.width])
+    }
+
+    fn same_conv2d_x_grad(x: FlexTensor, weight: FlexTensor, output_grad: FlexTensor, dilation: usize) -> FlexTensor {
+        let Some(g) = geometry(&x, &weight, dilation) else {
+            return reference::same_conv2d_x_grad::<Flex>(x, weight, output_grad, dilation);
+        };
+        let dx = conv::input_grad(&g, values(&weight).storage(), values(&output_grad).storage());
+        tensor(dx, [g.batch, g.cin, g.height, g.width])
+    }
+
+    fn same_conv2d_weight_grad(x: FlexTensor, weight: FlexTensor, output_grad: FlexTensor, dilation: usize) -> FlexTensor {
+        let Some(g) = geometry(&x, &weight, dilation) else {
+            return reference::same_conv2d_weight_grad::<Flex>(x, weight, output_grad, dilation);
+        };
+        let dw = conv::weight_grad(&g, values(&x).storage(), values(&output_grad).storage());
+        tensor(dw, [g.cout, g.cin, g.kernel, g.kernel])
+    }
+
+    fn resize_bilinear(x: FlexTensor, size: [usize; 2]) -> FlexTensor {
+        let Some(r) = resizing(&x, size) else { return reference::resize_bilinear::<Flex>(x, size) };
+        let y = resize::forward(&r, values(&x).storage());
+        let shape = x.shape();
+        tensor(y, [shape[0], shape[1], size[0], size[1]])
+    }
+
+    fn resize_bilinear_grad(x: FlexTensor, output_grad: FlexTensor, size: [usize; 2]) -> FlexTensor {
+        let Some(r) = resizing(&x, size) else { return reference::resize_bilinear_grad::<Flex>(x, output_grad, size) };
+        let dx = resize::backward(&r, values(&output_grad).storage());
+        let shape = x.shape();
+        tensor(dx, [shape[0], shape[1], r.input[0], r.input[1]])
+    }
+
+    fn max_pool2(x: FlexTensor) -> FlexTensor {
+        let Some(p) = pooling(&x) else { return reference::max_pool2::<Flex>(x) };
+        let y = pool::forward(&p, values(&x).storage());
+        let ([oh, ow], shape) = (p.output(), x.shape());
+        tensor(y, [shape[0], shape[1], oh, ow])
+    }
+
+    fn max_pool2_grad(x: FlexTensor, output_grad: FlexTensor) -> FlexTensor {
+        let Some(p) = pooling(&x) else { return reference::max_pool2_grad::<Flex>(x, output_grad) };
+        let dx = pool::backward(&p, values(&x).storage(), values(&output_grad).storage());
+        let shape = x.shape();
+        tensor(dx, [shape[0], shape[1], shape[2], shape[3]])
+    }
+}
+
+/// The convolution's geometry, or `None` where the kernels here do not apply.
+fn geometry(x: &FlexTensor, weight: &FlexTensor, dilation: usize) -> Option<Same> {
+    let (xs, ws) = (x.shape(), weight.shape());
+    let f32s = x.dtype() == DType::F32 && weight.dtype() == DType::F32;
+    let square_odd = ws[2] == ws[3] && ws[2] % 2 == 1;
+    (f32s && square_odd && xs[1] == ws[1] && dilation >= 1).then(|| Same {
+        batch: xs[0],
+        cin: xs[1],
+        cout: ws[0],
+        height: xs[2],
+        width: xs[3],
+        kernel: ws[2],
+        dilation,
+    })
+}
+
+/// The resizing's size, or `None` where the kernels here do not apply.
+fn resizing(x: &FlexTensor, size: [usize; 2]) -> Option<Resize> {
+    let shape = x.shape();
+    let sized = shape[2] > 0 && shape[3] > 0 && size[0] > 0 && size[1] > 0;
+    (x.dtype() == DType::F32 && sized).then(|| Resize { planes: shape[0] * shape[1], input: [shape[2], shape[3]], output: size })
+}
+
+/// The pooling's size, or `None` where the kernels here do not apply.
+fn pooling(x: &FlexTensor) -> Option<Pool> {
+    let shape = x.shape();
+    (x.dtype() == DType::F32).then(|| Pool { planes: shape[0] * shape[1], height: shape[2], width: shape[3] })
+}
+
+/// The tensor with its values in one contiguous buffer (a copy only when it is a view).
+fn values(t: &FlexTensor) -> FlexTensor {
+    t.to_contiguous()
+}
+
+fn tensor<const D: usize>(values: Vec<f32>, shape: [usize; D]) -> FlexTensor {
+    FlexTensor::new(Bytes::from_elems(values), Layout::contiguous(Shape::from(shape.to_vec())), DType::F32)
+}

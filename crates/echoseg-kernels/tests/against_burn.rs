@@ -1,0 +1,154 @@
+//! Every "same" convolution the architectures use, against burn-flex's own operation: outputs and
+//! both gradients within 1e-4 relative, and identical bits for any thread count.
+
+use burn::tensor::module::conv2d;
+use burn::tensor::ops::{ConvOptions, InterpolateMode, InterpolateOptions};
+use burn::tensor::{Device, Distribution, Tensor, TensorData};
+use echoseg_kernels::same_conv2d;
+
+/// (batch, in, out, side, kernel, dilation): the unet's, fcn's, dilated's, bnonly's and heads'.
+const CASES: [(usize, usize, usize, usize, usize, usize); 10] = [
+    (2, 3, 12, 17, 3, 1),
+    (3, 24, 12, 9, 3, 1),
+    (2, 8, 8, 12, 3, 2),
+    (2, 8, 8, 12, 3, 4),
+    (1, 5, 7, 6, 3, 4), // dilation beyond the image: taps read only padding
+    (2, 12, 3, 10, 1, 1),
+    (2, 36, 16, 8, 1, 1),
+    (1, 1, 1, 5, 3, 1),
+    (2, 4, 6, 13, 5, 3),
+    (1, 9, 4, 130, 3, 2), // im2col in two bands of rows
+];
+
+/// A fixed pseudo-random pattern in [-1, 1), so both paths see the same numbers.
+fn seeded(shape: [usize; 4], seed: u64, device: &Device) -> Tensor<4> {
+    let n: usize = shape.iter().product();
+    let values: Vec<f32> = (0..n).map(|i| (((i as u64 * 2654435761 + seed * 97) % 1000) as f32 / 500.0) - 1.0).collect();
+    Tensor::<4>::from_data(TensorData::new(values, shape), device)
+}
+
+struct Results {
+    y: TensorData,
+    dx: TensorData,
+    dw: TensorData,
+}
+
+fn run(case: (usize, usize, usize, usize, usize, usize), ours: bool) -> Results {
+    let (batch, cin, cout, side, kernel, dilation) = case;
+    let device = Device::flex().autodiff();
+    let seeded = |shape, seed| seeded(shape, seed, &device);
+    let x = seeded([batch, cin, side, side], 1).require_grad();
+    let w = seeded([cout, cin, kernel, kernel], 2).require_grad();
+    let r = seeded([batch, cout, side, side], 3);
+    let y = if ours {
+        same_conv2d(x.clone(), w.clone(), dilation)
+    } else {
+        let pad = dilation * (kernel - 1) / 2;
+        conv2d(x.clone(), w.clone(), None, ConvOptions::new([1, 1], [pad, pad], [dilation, dilation], 1))
+    };
+    let grads = (y.clone() * r).sum().backward();
+    let grad = |t: &Tensor<4>| t.grad(&grads).map(|g| g.into_data()).unwrap_or_else(|| panic!("no gradient"));
+    Results { y: y.into_data(), dx: grad(&x), dw: grad(&w) }
+}
+
+fn assert_close(ours: &TensorData, burn: &TensorData, what: &str) {
+    let (a, b) = (ours.try_to_vec::<f32>().unwrap_or_default(), burn.try_to_vec::<f32>().unwrap_or_default());
+    assert_eq!(a.len(), b.len(), "{what}: sizes differ");
+    let scale = b.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1.0);
+    let worst = a.iter().zip(&b).map(|(p, q)| (p - q).abs() / scale).fold(0.0f32, f32::max);
+    assert!(worst <= 1e-4, "{what}: largest difference {worst} of the largest value");
+}
+
+#[test]
+fn outputs_and_gradients_equal_burns_convolution() {
+    for case in CASES {
+        let (ours, burn) = (run(case, true), run(case, false));
+        assert_close(&ours.y, &burn.y, &format!("{case:?} output"));
+        assert_close(&ours.dx, &burn.dx, &format!("{case:?} input gradient"));
+        assert_close(&ours.dw, &burn.dw, &format!("{case:?} weight gradient"));
+    }
+}
+
+#[test]
+fn results_do_not_depend_on_the_thread_count() {
+    let in_pool = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap_or_else(|e| panic!("{e}"));
+        pool.install(|| (CASES.map(|case| run(case, true)), RESIZES.map(|case| resize_run(case, true))))
+    };
+    let ((one, one_resized), (three, three_resized)) = (in_pool(1), in_pool(3));
+    assert_eq!(one_resized, three_resized, "resizing");
+    for ((a, b), case) in one.iter().zip(&three).zip(CASES) {
+        assert_eq!(a.y, b.y, "{case:?} output");
+        assert_eq!(a.dx, b.dx, "{case:?} input gradient");
+        assert_eq!(a.dw, b.dw, "{case:?} weight gradient");
+    }
+}
+
+#[test]
+fn without_autodiff_the_forward_is_the_same_function() {
+    let device = Device::flex();
+    let x = Tensor::<4>::random([2, 6, 11, 11], Distribution::Normal(0.0, 1.0), &device);
+    let w = Tensor::<4>::random([4, 6, 3, 3], Distribution::Normal(0.0, 1.0), &device);
+    let ours = same_conv2d(x.clone(), w.clone(), 2).into_data();
+    let burn = conv2d(x, w, None, ConvOptions::new([1, 1], [2, 2], [2, 2], 1)).into_data();
+    assert_close(&ours, &burn, "inference forward");
+}
+
+/// (batch, channels, input h, input w, output h, output w): the up-sampling of the unet and the
+/// dilated network at even and odd sizes, and the corner cases.
+const RESIZES: [(usize, usize, usize, usize, usize, usize); 6] =
+    [(2, 8, 6, 6, 12, 12), (3, 4, 5, 7, 11, 15), (1, 2, 24, 24, 48, 48), (2, 3, 1, 4, 3, 8), (1, 1, 4, 4, 4, 4), (2, 2, 9, 9, 4, 4)];
+
+fn resize_run(case: (usize, usize, usize, usize, usize, usize), ours: bool) -> (TensorData, TensorData) {
+    let (batch, channels, ih, iw, oh, ow) = case;
+    let device = Device::flex().autodiff();
+    let seeded = |shape, seed| seeded(shape, seed, &device);
+    let x = seeded([batch, channels, ih, iw], 4).require_grad();
+    let r = seeded([batch, channels, oh, ow], 5);
+    let y = if ours {
+        echoseg_kernels::resize_bilinear(x.clone(), [oh, ow])
+    } else {
+        burn::tensor::module::interpolate(x.clone(), InterpolateOptions::new(InterpolateMode::Bilinear).with_output_size([oh, ow]))
+    };
+    let grads = (y.clone() * r).sum().backward();
+    let dx = x.grad(&grads).map(|g| g.into_data()).unwrap_or_else(|| panic!("no gradient"));
+    (y.into_data(), dx)
+}
+
+#[test]
+fn bilinear_resizing_and_its_gradient_equal_burns_interpolate() {
+    for case in RESIZES {
+        let ((y, dx), (y_burn, dx_burn)) = (resize_run(case, true), resize_run(case, false));
+        assert_eq!(y, y_burn, "{case:?} output");
+        assert_close(&dx, &dx_burn, &format!("{case:?} input gradient"));
+    }
+}
+
+/// (batch, channels, h, w): even and odd sides (the odd last row and column are dropped).
+const POOLS: [(usize, usize, usize, usize); 4] = [(2, 8, 12, 12), (3, 4, 7, 9), (1, 2, 48, 48), (2, 3, 1, 5)];
+
+fn pool_run(case: (usize, usize, usize, usize), ours: bool) -> (TensorData, TensorData) {
+    let (batch, channels, h, w) = case;
+    let device = Device::flex().autodiff();
+    let n = batch * channels * h * w;
+    // after a ReLU: a third of the values are 0, so ties are common and their rule matters
+    let values: Vec<f32> = (0..n).map(|i| ((((i as u64 * 2654435761) % 1000) as f32 / 500.0) - 0.33).max(0.0)).collect();
+    let x = Tensor::<4>::from_data(TensorData::new(values, [batch, channels, h, w]), &device).require_grad();
+    let pool = burn::nn::pool::MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init();
+    let y = if ours { echoseg_kernels::max_pool2d_forward(&pool, x.clone()) } else { pool.forward(x.clone()) };
+    let [_, _, oh, ow] = y.dims();
+    let r: Vec<f32> = (0..batch * channels * oh * ow).map(|i| i as f32 * 0.25 - 3.0).collect();
+    let r = Tensor::<4>::from_data(TensorData::new(r, [batch, channels, oh, ow]), &device);
+    let grads = (y.clone() * r).sum().backward();
+    let dx = x.grad(&grads).map(|g| g.into_data()).unwrap_or_else(|| panic!("no gradient"));
+    (y.into_data(), dx)
+}
+
+#[test]
+fn max_pooling_and_its_gradient_equal_burns_to_the_bit() {
+    for case in POOLS {
+        let ((y, dx), (y_burn, dx_burn)) = (pool_run(case, true), pool_run(case, false));
+        assert_eq!(y, y_burn, "{case:?} output");
+        assert_eq!(dx, dx_burn, "{case:?} input gradient");
+    }
+}
