@@ -16,6 +16,8 @@
 
 mod autodiff;
 mod conv;
+#[cfg(feature = "wgpu")]
+mod cube;
 mod flex;
 mod im2col;
 mod matmul;
