@@ -69,7 +69,9 @@ fn geometry(x: &FlexTensor, weight: &FlexTensor, dilation: usize) -> Option<Same
     let (xs, ws) = (x.shape(), weight.shape());
     let f32s = x.dtype() == DType::F32 && weight.dtype() == DType::F32;
     let square_odd = ws[2] == ws[3] && ws[2] % 2 == 1;
-    (f32s && square_odd && xs[1] == ws[1] && dilation >= 1).then(|| Same {
+    // an empty batch, image or channel set is burn's to handle (nothing to split into images)
+    let non_empty = xs.iter().chain(ws.iter()).all(|&d| d > 0);
+    (f32s && square_odd && non_empty && xs[1] == ws[1] && dilation >= 1).then(|| Same {
         batch: xs[0],
         cin: xs[1],
         cout: ws[0],
