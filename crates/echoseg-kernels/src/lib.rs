@@ -32,8 +32,6 @@ use burn::nn::conv::Conv2d;
 use burn::nn::pool::MaxPool2d;
 use burn::tensor::Tensor;
 
-pub use im2col::Same;
-
 /// A backend that runs the architectures' "same" convolutions, bilinear up-sampling and 2×2
 /// max-pooling (see the crate documentation).
 ///

@@ -152,3 +152,20 @@ fn max_pooling_and_its_gradient_equal_burns_to_the_bit() {
         assert_eq!(dx, dx_burn, "{case:?} input gradient");
     }
 }
+
+#[test]
+fn burn_layers_applied_through_the_kernels_equal_their_own_forward() {
+    use burn::nn::PaddingConfig2d;
+    use burn::nn::conv::Conv2dConfig;
+    let device = Device::flex();
+    let x = seeded([2, 3, 10, 10], 6, &device);
+    let layers = [
+        Conv2dConfig::new([3, 5], [1, 1]).init(&device), // a head: 1×1 with bias
+        Conv2dConfig::new([3, 4], [3, 3]).with_padding(PaddingConfig2d::Explicit(2, 2, 2, 2)).with_dilation([2, 2]).init(&device),
+        Conv2dConfig::new([3, 4], [3, 3]).with_stride([2, 2]).init(&device), // not a same convolution: the layer's own
+    ];
+    for (i, layer) in layers.iter().enumerate() {
+        let ours = echoseg_kernels::conv2d_forward(layer, x.clone()).into_data();
+        assert_close(&ours, &layer.forward(x.clone()).into_data(), &format!("layer {i}"));
+    }
+}
