@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use echoseg_nets::{Architecture, Device, DeviceChoice, Progress};
+use echoseg_study::data::StudyData;
 use echoseg_study::engine::Observer;
 use echoseg_study::plan::PlannedRun;
 use echoseg_study::{Manifest, Reuse, Shard, Silent, Strategy, StudyDir, manifest, merge_study, run_study, run_study_shard};
@@ -165,7 +166,7 @@ fn ensemble_and_consensus_students_learn_from_the_other_architectures() {
         .replace("strategies = [\"self\", \"cross\"]", "strategies = [\"ensemble\", \"consensus\"]")
         .replace("epochs = 12", "epochs = 4");
     let m = parse(&text);
-    let plan = echoseg_study::plan(&m);
+    let plan = echoseg_study::plan(&m, &StudyData::load(&m).unwrap());
     assert_eq!(plan.runs.len(), 12, "3 at generation 0, 3 ensemble and 3 consensus students, 3 ceilings");
     for run in plan.runs.iter().filter(|r| r.generation == 1) {
         let teachers = plan.teachers_of(run);
@@ -178,6 +179,25 @@ fn ensemble_and_consensus_students_learn_from_the_other_architectures() {
     let csv = results(&dir);
     for row in ["model,1,ensemble,all,unet,fcn+pixel,", "model,1,consensus,all,pixel,unet+fcn,"] {
         assert!(csv.lines().any(|l| l.starts_with(row)), "no row {row}");
+    }
+    // A committee's student is measured against the committee's best member in the gap recovered.
+    let gen0_miou = |model: &str| -> f64 {
+        let row = format!("model,0,labels,all,{model},\"\",\"\",0,miou,");
+        csv.lines().find_map(|l| l.strip_prefix(&row)).and_then(|rest| rest.split(',').next()).unwrap().parse().unwrap()
+    };
+    let gap = std::fs::read_to_string(dir.root().join("gap.csv")).unwrap();
+    let header: Vec<&str> = gap.lines().next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    for (strategy, model, teacher) in [("ensemble", "unet", "fcn+pixel"), ("consensus", "pixel", "unet+fcn")] {
+        let row: Vec<&str> = gap
+            .lines()
+            .map(|l| l.split(',').collect::<Vec<_>>())
+            .find(|r| r[col("strategy")] == strategy && r[col("model")] == model)
+            .unwrap_or_else(|| panic!("no gap row for the {strategy} student {model}"));
+        assert_eq!(row[col("teacher")], teacher);
+        let best = teacher.split('+').map(gen0_miou).fold(f64::MIN, f64::max);
+        let measured: f64 = row[col("teacher_miou")].parse().unwrap();
+        assert!((measured - best).abs() < 1e-9, "{strategy} {model}: teacher mIoU {measured}, best member {best}");
     }
 
     // A committee needs two teachers per student.
@@ -194,7 +214,10 @@ fn a_student_continued_from_its_teacher_starts_where_the_teacher_ended() {
         .replace("epochs = 12", "epochs = 4");
     let fresh = parse(&TINY_MANIFEST.replace("epochs = 12", "epochs = 4"));
     let continued = parse(&base);
-    let (fresh_plan, continued_plan) = (echoseg_study::plan(&fresh), echoseg_study::plan(&continued));
+    let (fresh_plan, continued_plan) = (
+        echoseg_study::plan(&fresh, &StudyData::load(&fresh).unwrap()),
+        echoseg_study::plan(&continued, &StudyData::load(&continued).unwrap()),
+    );
     // Only self students (a teacher of their own architecture) continue; the others, and their
     // run ids, are exactly those of a fresh study.
     for (f, c) in fresh_plan.runs.iter().zip(&continued_plan.runs) {

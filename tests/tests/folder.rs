@@ -6,6 +6,7 @@
 use echoseg_scene::{FolderSpec, read_folder};
 use echoseg_study::data::StudyData;
 use echoseg_study::manifest;
+use echoseg_study::plan::Teaching;
 use echoseg_tests::{Scratch, TINY_MANIFEST, run_quietly};
 
 fn generate(scratch: &Scratch) -> (std::path::PathBuf, StudyData) {
@@ -91,6 +92,28 @@ fn a_study_runs_on_a_generated_folder_and_measures_the_same_source_bias() {
         .unwrap();
     assert!((manual_offset - 1.0).abs() < 0.25, "the manual masks read from disk measure {manual_offset:+.3} px");
     assert!(rows.iter().any(|r| r[col("subject")] == "model" && r[col("generation")] == "1" && r[col("model")] == "unet"));
+}
+
+#[test]
+fn a_folder_whose_truth_covers_the_training_images_gets_a_ceiling_and_one_missing_truth_mask_takes_it_away() {
+    let scratch = Scratch::new("folder-ceiling");
+    let (out, _) = generate(&scratch);
+    let path = scratch.write("folder.toml", FOLDER_MANIFEST);
+    let ceilings = || {
+        let m = manifest::load(&path).unwrap();
+        let data = StudyData::load(&m).unwrap();
+        let plan = echoseg_study::plan(&m, &data);
+        let models: Vec<String> = plan.runs.iter().filter(|r| r.teaching == Teaching::Truth).map(|r| r.model.clone()).collect();
+        (models, data)
+    };
+    let (models, data) = ceilings();
+    assert_eq!(models, ["unet", "fcn"], "masks/truth covers every image, so each architecture gets its exact-label ceiling");
+    // Without the truth of one image a source teaches, exact labels of generation 0's images do not exist.
+    let taught = &data.train[0].scene.name;
+    std::fs::remove_file(out.join("masks/truth").join(format!("{taught}.png"))).unwrap();
+    let (models, data) = ceilings();
+    assert!(data.train.iter().any(|l| &l.scene.name == taught), "{taught} still teaches");
+    assert!(models.is_empty(), "a ceiling was planned although {taught} has no truth: {models:?}");
 }
 
 #[test]

@@ -7,6 +7,7 @@
 use std::path::Path;
 
 use echoseg_study::RunOutcome;
+use echoseg_study::data::StudyData;
 use echoseg_tests::{Scratch, TINY_MANIFEST, run_quietly};
 
 fn manifest() -> String {
@@ -89,7 +90,10 @@ fn a_pretrained_model_is_compared_with_its_twin_and_its_students_reuse_the_pretr
 
 #[test]
 fn plain_run_ids_do_not_change_when_a_pretrained_twin_joins() {
-    let load = |text: &str| echoseg_study::plan(&echoseg_study::manifest::parse(Path::new("t.toml"), text).unwrap());
+    let load = |text: &str| {
+        let m = echoseg_study::manifest::parse(Path::new("t.toml"), text).unwrap();
+        echoseg_study::plan(&m, &StudyData::load(&m).unwrap())
+    };
     let with = load(&manifest());
     let without = load(&manifest().replace("[\"fcn\", \"fcn+byol\"]", "[\"fcn\"]"));
     let ids = |p: &echoseg_study::Plan, model: &str| p.runs.iter().filter(|r| r.model == model).map(|r| r.id.clone()).collect::<Vec<_>>();

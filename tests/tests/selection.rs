@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use echoseg_study::Strategy;
+use echoseg_study::data::StudyData;
 use echoseg_tests::{Scratch, TINY_MANIFEST, run_quietly};
 
 /// The tiny study, self-training only, with every kind of selection and two targets whose
@@ -121,7 +122,7 @@ fn an_ema_student_is_judged_beside_self_training_and_ignores_selections() {
     let reports = scratch.path().join("reports");
     let page = run_quietly(&path, &reports).unwrap();
     let m = echoseg_study::manifest::load(&path).unwrap();
-    let plan = echoseg_study::plan(&m);
+    let plan = echoseg_study::plan(&m, &StudyData::load(&m).unwrap());
     // 2 at generation 0, self × 2 selections, ema once (it has its own threshold), 2 ceilings: 10 runs.
     let ema: Vec<_> = plan.runs.iter().filter(|r| r.strategy() == Some(Strategy::Ema)).collect();
     assert_eq!((plan.runs.len(), ema.len()), (2 + 2 * 2 + 2 + 2, 2));

@@ -283,6 +283,22 @@ impl Metric {
         self.bias().is_some_and(Bias::signed)
     }
 
+    /// The values it can take where they are bounded: [0, 1] for a share, [−1, 1] for kappa and
+    /// a difference of shares; `None` for distances, losses and spreads.
+    pub fn range(&self) -> Option<(f64, f64)> {
+        match self {
+            Metric::Miou | Metric::Accuracy | Metric::Iou(_) | Metric::Dice(_) | Metric::Ece | Metric::Agreement => Some((0.0, 1.0)),
+            Metric::Sensitivity(_) | Metric::StapleSensitivity(_) => Some((0.0, 1.0)),
+            Metric::Kappa => Some((-1.0, 1.0)),
+            Metric::Bias(b) => match (b.unit(), b.sense()) {
+                (Unit::Pixels, _) => None,
+                (Unit::Share, Sense::Signed) => Some((-1.0, 1.0)),
+                (Unit::Share, _) => Some((0.0, 1.0)),
+            },
+            _ => None,
+        }
+    }
+
     /// How far `value` lies from the ideal in the direction a change is judged: [`Bias::size`]
     /// for a bias, the value itself for a score (so its change is after − before).
     pub fn size(&self, value: f64) -> f64 {

@@ -14,6 +14,21 @@ fn confidence_percent() -> f64 {
     BootstrapConfig::default().confidence * 100.0
 }
 
+/// How the study's intervals are made, in two sentences for the prose.
+fn intervals_in_words() -> String {
+    let config = BootstrapConfig::default();
+    let t = |seeds: f64| echoseg_agree::bootstrap::student_t_quantile((1.0 + config.confidence) / 2.0, seeds - 1.0);
+    format!(
+        "Intervals are {} % intervals over test images ({} bootstrap resamples) and seeds (Student's t on the spread between \
+         seeds: the half-width is {:.1}× the standard error with 2 seeds, {:.1}× with 4), so a direction that only two seeds \
+         share is not taken for certain.",
+        confidence_percent(),
+        config.resamples,
+        t(2.0),
+        t(4.0)
+    )
+}
+
 /// The whole page: what truth can tell first (or, without truth, what agreement can estimate),
 /// then agreement, selection, calibration, training, sources, setup and definitions.
 pub(crate) fn page(study: &Study, figures: &Figures) -> Page {
@@ -56,19 +71,17 @@ fn verdict(page: &mut Page, study: &Study) {
             "; before the bar, the same architecture and seeds trained on exact labels (the ceiling: what the architecture \
              does anyway, whatever the labels)"
         } else {
-            " (this study has no exact-label ceiling: only studies of the procedural world train one, as a folder dataset \
-             need not have truth for its training images)"
+            " (this study has no exact-label ceiling: a folder study trains one only when its truth masks cover every image \
+             a source teaches)"
         };
         page.paragraph(&format!(
             "Each bias of each architecture after pseudo-labelling, against the same architecture and seed at generation 0, \
-             on the same test images{ceiling}. Intervals are {} % bootstrap intervals over test images \
-             and seeds ({} resamples). A bias amplifies (grows, for the signed boundary offset) or cancels (shrinks) only when \
+             on the same test images{ceiling}. {} A bias amplifies (grows, for the signed boundary offset) or cancels (shrinks) only when \
              the interval of the change in its size excludes zero and the change is at least the practical minimum of the \
              manifest's [verdict] table (defaults: 0.25 px for the boundary offset, 0.05 for recalls and F1); the offset \
              reverses when it has a practical size of one sign before and of the other after. Otherwise it holds. Bias size: \
              |offset| for the boundary offset, 1 − F1 for the boundary F1, 1 − recall for recalls, the rate for false positives.",
-            confidence_percent(),
-            BootstrapConfig::default().resamples
+            intervals_in_words()
         ));
     }
     let warnings = warnings(&study.rows, &study.summary);
@@ -93,10 +106,11 @@ fn gap(page: &mut Page, study: &Study) {
         "For every teacher → student pair, PGR = (student − teacher) / (ceiling − teacher) in mIoU on the test images, \
          the ceiling being the student's architecture trained on exact labels of the same images with the same seeds: \
          0 = the student only copies its teacher, 1 = it recovers everything exact labels would have given, below 0 = \
-         worse than its teacher. Burns et al. (2023) report 0.42–0.58 for weak-to-strong generalisation in vision. \
-         Intervals are {} % bootstrap intervals over test images and seeds; a teacher within 0.02 of the ceiling leaves \
+         worse than its teacher. A committee's student (ensemble, consensus) is measured against the committee's best \
+         member, so its PGR is above 0 only when it beats every one of its teachers. Burns et al. (2023) report \
+         0.42–0.58 for weak-to-strong generalisation in vision. {} A teacher within 0.02 of the ceiling leaves \
          no gap to recover. gap.csv has every generation.",
-        confidence_percent()
+        intervals_in_words()
     ));
     page.raw(&gap_table(&study.gap).html());
 }

@@ -181,7 +181,14 @@ pub(crate) fn warnings(rows: &[ResultRow], summary: &[SummaryRow]) -> Vec<String
 
 /// The gap recovered by every teacher→student pair at generation 1 (later generations are in gap.csv).
 pub(crate) fn gap_table(gap: &[GapRow]) -> Table {
-    let header = ["strategy", "teacher → student", "teacher mIoU", "student mIoU", "student's ceiling", "gap recovered (PGR)"];
+    let header = [
+        "strategy",
+        "teacher → student",
+        "teacher mIoU (a committee's best member)",
+        "student mIoU",
+        "student's ceiling",
+        "gap recovered (PGR)",
+    ];
     let rows = gap
         .iter()
         .filter(|g| g.generation == 1)

@@ -332,6 +332,12 @@ impl StudyData {
         scenes.into_iter().map(|s| (s.image.width, s.image.height)).collect()
     }
 
+    /// Whether every image generation 0 learns from (training and validation) has exact truth,
+    /// so the study can train the exact-label ceiling on them.
+    pub fn truth_covers_training(&self) -> bool {
+        self.train.iter().chain(&self.validation).all(|l| l.scene.truth.is_some())
+    }
+
     /// True when every test image has exact truth.
     pub fn test_has_truth(&self) -> bool {
         self.test.iter().all(|s| s.truth.is_some())

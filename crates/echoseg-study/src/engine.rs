@@ -162,9 +162,9 @@ pub fn run_study_shard(
             shard.count, manifest.study.repeats, manifest.study.repeats
         )));
     }
-    let plan = plan(manifest);
-    let mine = |r: &PlannedRun| shard.is_none_or(|s| s.owns(r));
     let data = StudyData::load(manifest)?;
+    let plan = plan(manifest, &data);
+    let mine = |r: &PlannedRun| shard.is_none_or(|s| s.owns(r));
     write_json(&dir.splits(), &data.splits(manifest))?;
     let study = StudyContext { manifest, plan: &plan, data: &data, dir, device };
     let finished: Vec<Option<RunOutcome>> = plan
@@ -253,8 +253,8 @@ impl Observer for SharedObserver<'_, '_> {
 /// results tables; fails naming the runs that are missing.
 pub fn merge_study(manifest: &Manifest, dir: &StudyDir) -> Result<StudySummary, StudyError> {
     let started = Instant::now();
-    let plan = plan(manifest);
     let data = StudyData::load(manifest)?;
+    let plan = plan(manifest, &data);
     let mut outcomes = Vec::with_capacity(plan.runs.len());
     let mut missing = Vec::new();
     for run in &plan.runs {

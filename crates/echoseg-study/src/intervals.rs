@@ -247,9 +247,10 @@ fn compare(groups: &[Vec<(ImageCounts, ImageCounts)>], measured: &Metric, minimu
             metric(measured, &units)
         }
     };
-    let before = bootstrap(groups, config, side(false))?;
-    let after = bootstrap(groups, config, side(true))?;
-    let change = bootstrap(groups, config, |u| Some(measured.size(side(true)(u)?) - measured.size(side(false)(u)?)))?;
+    let before = bootstrap(groups, config, side(false))?.within(measured.range());
+    let after = bootstrap(groups, config, side(true))?.within(measured.range());
+    let span = measured.range().map(|(low, high)| (low - high, high - low));
+    let change = bootstrap(groups, config, |u| Some(measured.size(side(true)(u)?) - measured.size(side(false)(u)?)))?.within(span);
     let factor = bootstrap(groups, config, |u| {
         let b = measured.size(side(false)(u)?);
         (b > 1e-9).then_some(measured.size(side(true)(u)?) / b)
@@ -362,7 +363,9 @@ fn summary_columns(study: &Evidence<'_>, targets: &[Target]) -> (Columns, Column
         let (sound, collapsed) = without_collapsed(runs, |&i| study.collapsed[i]);
         let groups: Vec<Vec<ImageCounts>> = sound.iter().map(|&i| study.counts[i].clone()).collect();
         for measured in interval_metrics() {
-            let Some(interval) = bootstrap(&groups, &study.config, |u| metric(&measured, u)) else { continue };
+            let Some(interval) = bootstrap(&groups, &study.config, |u| metric(&measured, u)).map(|i| i.within(measured.range())) else {
+                continue;
+            };
             for target in targets.iter().filter(|t| t.metric == measured) {
                 judged.text("target", &target.text);
                 judged.int("generation", i64::from(*generation));
@@ -509,36 +512,62 @@ fn pretraining_columns(study: &Evidence<'_>) -> Columns {
 /// recovered is left out: a ratio of two near-zero differences is noise.
 pub const GAP_MINIMUM: f64 = 0.02;
 
-/// One test image's counts for a teacher, its student and the student's ceiling.
-type GapUnit = (ImageCounts, ImageCounts, ImageCounts);
+/// One test image's counts for a student's teachers (one, or a committee's members), the student
+/// and the student's ceiling.
+#[derive(Clone)]
+struct GapUnit {
+    teachers: Vec<ImageCounts>,
+    student: ImageCounts,
+    ceiling: ImageCounts,
+}
 
-/// The gap recovered, PGR = (student − teacher) / (ceiling − teacher) in mIoU, for every pair of
-/// one teacher and one student (committees have no single teacher to compare with), paired image
+/// The plan indices of a student of pseudo-labels, its teachers and its ceiling.
+#[derive(Clone, Copy)]
+struct GapRuns<'a> {
+    teachers: &'a [usize],
+    student: usize,
+    ceiling: usize,
+}
+
+/// The teacher's mIoU on `units`: the teacher's own, or a committee's best member's, so that a
+/// committee's student recovers gap only by beating every one of its teachers.
+fn teacher_miou(units: &[&GapUnit]) -> Option<f64> {
+    let members = units.first().map_or(0, |u| u.teachers.len());
+    (0..members).filter_map(|m| metric(&Metric::Miou, &units.iter().map(|u| &u.teachers[m]).collect::<Vec<_>>())).reduce(f64::max)
+}
+
+/// The gap recovered, PGR = (student − teacher) / (ceiling − teacher) in mIoU, for every student
+/// of pseudo-labels (a committee's teacher is its best member, see [`teacher_miou`]), paired image
 /// by image within each repeat; the ceiling is the student's architecture on exact labels.
 fn gap_columns(study: &Evidence<'_>) -> Columns {
     let plan = study.plan;
-    let mut pairs: BTreeMap<ConfigurationKey<'_>, Vec<[usize; 3]>> = BTreeMap::new();
+    let mut students: BTreeMap<ConfigurationKey<'_>, Vec<GapRuns<'_>>> = BTreeMap::new();
     for (i, r) in plan.runs.iter().enumerate() {
-        let (Teaching::PseudoLabels { teachers, .. }, Some(c)) = (&r.teaching, ceiling_of(plan, r)) else { continue };
-        if let [t] = teachers.as_slice() {
-            let key = (r.generation, &study.treatments[i], r.model.as_str(), study.teacher_names[i].as_str());
-            pairs.entry(key).or_default().push([*t, i, c]);
-        }
+        let (Teaching::PseudoLabels { teachers, .. }, Some(ceiling)) = (&r.teaching, ceiling_of(plan, r)) else { continue };
+        let key = (r.generation, &study.treatments[i], r.model.as_str(), study.teacher_names[i].as_str());
+        students.entry(key).or_default().push(GapRuns { teachers, student: i, ceiling });
     }
     let mut out = Columns::default();
-    for ((generation, treatment, model, teacher), triples) in &pairs {
-        let (used, collapsed) = without_collapsed(triples, |t| t.iter().any(|&i| study.collapsed[i]));
+    for ((generation, treatment, model, teacher), runs) in &students {
+        let bad =
+            |g: &GapRuns<'_>| study.collapsed[g.student] || study.collapsed[g.ceiling] || g.teachers.iter().any(|&t| study.collapsed[t]);
+        let (used, collapsed) = without_collapsed(runs, bad);
         let groups: Vec<Vec<GapUnit>> = used
             .iter()
-            .map(|[t, s, c]| {
-                let zip = study.counts[*t].iter().zip(&study.counts[*s]).zip(&study.counts[*c]);
-                zip.map(|((t, s), c)| (t.clone(), s.clone(), c.clone())).collect()
+            .map(|g| {
+                (0..study.counts[g.student].len())
+                    .map(|image| GapUnit {
+                        teachers: g.teachers.iter().map(|&t| study.counts[t][image].clone()).collect(),
+                        student: study.counts[g.student][image].clone(),
+                        ceiling: study.counts[g.ceiling][image].clone(),
+                    })
+                    .collect()
             })
             .collect();
         let side = |pick: fn(&GapUnit) -> &ImageCounts| {
             move |u: &[&GapUnit]| metric(&Metric::Miou, &u.iter().map(|g| pick(g)).collect::<Vec<_>>())
         };
-        let (teacher_miou, student_miou, ceiling_miou) = (side(|g| &g.0), side(|g| &g.1), side(|g| &g.2));
+        let (student_miou, ceiling_miou) = (side(|g| &g.student), side(|g| &g.ceiling));
         let pgr = |u: &[&GapUnit]| {
             let (t, s, c) = (teacher_miou(u)?, student_miou(u)?, ceiling_miou(u)?);
             (c - t >= GAP_MINIMUM).then(|| (s - t) / (c - t))
@@ -549,9 +578,11 @@ fn gap_columns(study: &Evidence<'_>) -> Columns {
         out.text("selection", treatment.selection_column());
         out.text("model", model);
         out.text("teacher", teacher);
-        out.interval(["teacher_miou", "teacher_low", "teacher_high"], bootstrap(&groups, config, teacher_miou));
-        out.interval(["student_miou", "student_low", "student_high"], bootstrap(&groups, config, student_miou));
-        out.interval(["ceiling_miou", "ceiling_low", "ceiling_high"], bootstrap(&groups, config, ceiling_miou));
+        let miou =
+            |stat: &(dyn Fn(&[&GapUnit]) -> Option<f64> + Sync)| bootstrap(&groups, config, stat).map(|i| i.within(Metric::Miou.range()));
+        out.interval(["teacher_miou", "teacher_low", "teacher_high"], miou(&teacher_miou));
+        out.interval(["student_miou", "student_low", "student_high"], miou(&student_miou));
+        out.interval(["ceiling_miou", "ceiling_low", "ceiling_high"], miou(&ceiling_miou));
         // The whole-sample estimate needs a gap too; resamples without one are left out of the interval.
         let whole: Vec<Vec<&GapUnit>> = groups.iter().map(|g| g.iter().collect()).collect();
         let has_gap = whole.iter().all(|g| pgr(g).is_some());
@@ -623,6 +654,24 @@ mod tests {
         let same = compare(&study(1.0, 1.0), &Metric::Bias(Bias::BoundaryOffset), 0.25, &BootstrapConfig::default()).unwrap();
         assert_eq!(same.verdict, Verdict::Holds);
         assert_eq!((same.change.low, same.change.high), (0.0, 0.0));
+    }
+
+    #[test]
+    fn a_committee_is_judged_against_its_best_member() {
+        let units: Vec<GapUnit> = (0..8)
+            .map(|i| {
+                let (r, cx) = (5.0 + (i % 4) as f32, 12.0 + i as f32);
+                let truth = disc(r, cx);
+                let grown = |by: f32| counts(&disc(r + by, cx), &truth);
+                GapUnit { teachers: vec![grown(3.0), grown(1.0), grown(2.0)], student: grown(0.5), ceiling: grown(0.0) }
+            })
+            .collect();
+        let all: Vec<&GapUnit> = units.iter().collect();
+        let member = |m: usize| metric(&Metric::Miou, &all.iter().map(|u| &u.teachers[m]).collect::<Vec<_>>()).unwrap();
+        assert!(member(1) > member(2) && member(2) > member(0));
+        assert_eq!(teacher_miou(&all), Some(member(1)), "the 1-px member is the best");
+        let alone: Vec<GapUnit> = units.iter().map(|u| GapUnit { teachers: vec![u.teachers[0].clone()], ..u.clone() }).collect();
+        assert_eq!(teacher_miou(&alone.iter().collect::<Vec<_>>()), Some(member(0)), "a single teacher is itself");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use echoseg_nets::{ByolConfig, EmaConfig, NetworkSpec, TrainConfig, Valid};
 use serde::Serialize;
 
+use crate::data::StudyData;
 use crate::manifest::{Manifest, StudentStart};
 use crate::selection::Selection;
 use crate::strategy::{Lesson, Strategy, Treatment};
@@ -179,8 +180,10 @@ fn readable_id(generation: u32, treatment: &Treatment, spec: &NetworkSpec, teach
     format!("g{generation}-{strategy}-{}{from}-r{repeat}-{}", spec.name(), &hash[..8])
 }
 
-/// Expands a manifest into its runs.
-pub fn plan(manifest: &Manifest) -> Plan {
+/// Expands a manifest into its runs for its data: ceiling runs when the manifest asks for them
+/// (`study.ceiling`, on by default) and the data has exact labels for every image generation 0
+/// learns from (always in the procedural world; in a folder, when masks/TRUTH covers them).
+pub fn plan(manifest: &Manifest, data: &StudyData) -> Plan {
     let mut runs: Vec<PlannedRun> = Vec::new();
     let every = Selection::all();
     for repeat in 0..manifest.study.repeats {
@@ -265,7 +268,7 @@ pub fn plan(manifest: &Manifest) -> Plan {
                 chain = next;
             }
         }
-        if manifest.has_ceiling() {
+        if manifest.study.ceiling && data.truth_covers_training() {
             ceilings(manifest, repeat, &mut runs);
         }
     }
@@ -316,7 +319,7 @@ mod tests {
         let text = "[[sources]]\nkind = \"manual\"\nimages = 4\n[nets]\narchitectures = [\"unet\", \"unet+byol\", \"fcn\"]\n\
                     [study]\nstrategies = [\"ensemble\"]\n";
         let manifest = crate::manifest::parse(Path::new("t.toml"), text).unwrap();
-        let plan = plan(&manifest);
+        let plan = planned(&manifest);
         let student = plan.runs.iter().find(|r| r.generation == 1 && r.model == "unet").unwrap();
         assert_eq!(plan.teacher_models(student), ["unet+byol", "fcn"]);
         assert_eq!(plan.teacher_name(student), "unet+byol+fcn");
@@ -330,7 +333,7 @@ mod tests {
         let text = "[[sources]]\nkind = \"manual\"\nimages = 4\n[nets]\narchitectures = [\"unet\", \"unet+byol\", \"fcn\"]\n\
                     [study]\nrepeats = 2\n";
         let manifest = crate::manifest::parse(Path::new("t.toml"), text).unwrap();
-        let plan = plan(&manifest);
+        let plan = planned(&manifest);
         let ceilings: Vec<&PlannedRun> = plan.runs.iter().filter(|r| r.teaching == Teaching::Truth).collect();
         // unet and unet+byol are one architecture: two ceilings per repeat.
         assert_eq!(ceilings.len(), 4);
@@ -344,7 +347,11 @@ mod tests {
         assert!(plan_has_no_ceiling(&off));
     }
 
+    fn planned(manifest: &Manifest) -> Plan {
+        plan(manifest, &StudyData::load(manifest).unwrap())
+    }
+
     fn plan_has_no_ceiling(manifest: &Manifest) -> bool {
-        plan(manifest).runs.iter().all(|r| r.teaching != Teaching::Truth)
+        planned(manifest).runs.iter().all(|r| r.teaching != Teaching::Truth)
     }
 }

@@ -350,9 +350,9 @@ pub struct GapRow {
     pub treatment: Treatment,
     /// The student's model.
     pub model: String,
-    /// The teacher's model.
+    /// The teacher's model, or a committee's joined by `+`.
     pub teacher: String,
-    /// The teacher's mIoU with its interval.
+    /// The teacher's mIoU (a committee's best member's) with its interval.
     pub teacher_miou: [f64; 3],
     /// The student's mIoU with its interval.
     pub student_miou: [f64; 3],

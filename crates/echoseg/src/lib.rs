@@ -204,7 +204,7 @@ where
                 m.sources.len(),
                 data.sizes_in_words(),
                 m.networks.len(),
-                echoseg_study::plan(&m).runs.len()
+                echoseg_study::plan(&m, &data).runs.len()
             );
             Ok(())
         }

@@ -27,7 +27,7 @@ struct Workload {
 pub fn print(path: &Path, overrides: &[String], timing: bool) -> Result<()> {
     let m = manifest::load_with(path, overrides)?;
     let data = StudyData::load(&m).with_context(|| format!("{}: the data does not fit the manifest", path.display()))?;
-    let plan = echoseg_study::plan(&m);
+    let plan = echoseg_study::plan(&m, &data);
     let workload = |run: &PlannedRun| {
         let training_images = match run.teaching {
             Teaching::Labels | Teaching::Truth => data.train.len(),

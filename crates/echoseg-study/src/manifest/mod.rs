@@ -200,12 +200,6 @@ impl Manifest {
         (self.tiling != Tiling::default()).then_some(self.tiling.side)
     }
 
-    /// Whether the plan has ceiling runs: asked for, and truth exists for every training image
-    /// (the procedural world; folder data does not promise it).
-    pub fn has_ceiling(&self) -> bool {
-        self.study.ceiling && self.world().is_some()
-    }
-
     /// The world settings, when the study uses the procedural world.
     pub fn world(&self) -> Option<&WorldConfig> {
         match &self.data {
