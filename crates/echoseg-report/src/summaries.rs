@@ -120,6 +120,27 @@ pub(crate) fn verdict_table(verdicts: &[VerdictRow], summary: &[SummaryRow], mod
     Table { header, rows }
 }
 
+/// What a study of `seeds` seeds per configuration cannot say: with one, its intervals cover the
+/// choice of test images but not how differently a network trains from another seed; with two,
+/// Student's t makes them so wide that almost nothing is decided.
+fn few_seeds(seeds: i64) -> Option<String> {
+    match seeds {
+        1 => Some(
+            "Every configuration was trained with one seed, so the intervals cover the choice of test images only, not how \
+             differently the same network trains from another seed (in the default study seeds differ by up to 0.2 in \
+             recall): a verdict here may be one seed's accident. Set study.repeats to 3 or more before believing one."
+                .to_string(),
+        ),
+        2 => Some(
+            "Every configuration was trained with two seeds: over seeds the intervals are Student's t with one degree of \
+             freedom, 12.7 standard errors wide, so almost no change can be decided. Set study.repeats to 3 or more (4 \
+             gives 3.2)."
+                .to_string(),
+        ),
+        _ => None,
+    }
+}
+
 /// What a reader must know before believing a verdict: runs that collapsed, generation-0 models
 /// that score below the labels they learned from (with their ceiling, which says whether the
 /// labels or the training are to blame), and runs whose validation loss had not levelled off.
@@ -135,7 +156,7 @@ pub(crate) fn warnings(rows: &[ResultRow], summary: &[SummaryRow]) -> Vec<String
         let teacher = if r.teacher.is_empty() { String::new() } else { format!(" from {}", r.teacher) };
         format!("{} ({}{teacher}, generation {}, seed {})", r.model, r.treatment, r.generation, r.repeat + 1)
     };
-    let mut out = Vec::new();
+    let mut out: Vec<String> = few_seeds(runs.iter().map(|r| r.repeat).max().map_or(0, |r| r + 1)).into_iter().collect();
     let collapsed_ids = collapsed_runs(rows);
     let collapsed: Vec<String> = runs.iter().filter(|r| collapsed_ids.contains(r.run.as_str())).map(|r| describe(r)).collect();
     if !collapsed.is_empty() {
@@ -611,5 +632,16 @@ mod tests {
         }
         let text = lead(&rows, &["unet".to_string()]);
         assert!(text.contains("(mIoU 0.700)"), "the collapsed run's 0.3 must not pull the mean to 0.5: {text}");
+    }
+
+    #[test]
+    fn one_or_two_seeds_are_warned_of_and_three_are_not() {
+        let runs = |seeds: i64| -> Vec<ResultRow> {
+            (0..seeds).map(|s| ResultRow { repeat: s, ..row("g0-a", 0, Metric::Steps, 300.0) }).collect()
+        };
+        let first = |seeds: i64| warnings(&runs(seeds), &[]).into_iter().next().unwrap_or_default();
+        assert!(first(1).contains("one seed"), "{}", first(1));
+        assert!(first(2).contains("12.7 standard errors"), "{}", first(2));
+        assert!(warnings(&runs(3), &[]).is_empty());
     }
 }
