@@ -107,7 +107,7 @@ fn gap(page: &mut Page, study: &Study) {
          the ceiling being the student's architecture trained on exact labels of the same images with the same seeds: \
          0 = the student only copies its teacher, 1 = it recovers everything exact labels would have given, below 0 = \
          worse than its teacher. A committee's student (ensemble, consensus) is measured against the committee's best \
-         member, so its PGR is above 0 only when it beats every one of its teachers. Burns et al. (2023) report \
+         member in each seed, so its PGR is above 0 only when it beats every one of its teachers. Burns et al. (2023) report \
          0.42–0.58 for weak-to-strong generalisation in vision. {} A teacher within 0.02 of the ceiling leaves \
          no gap to recover. gap.csv has every generation.",
         intervals_in_words()

@@ -529,8 +529,9 @@ struct GapRuns<'a> {
     ceiling: usize,
 }
 
-/// The teacher's mIoU on `units`: the teacher's own, or a committee's best member's, so that a
-/// committee's student recovers gap only by beating every one of its teachers.
+/// The teacher's mIoU on `units` (one seed's test images): the teacher's own, or the best of that
+/// seed's committee members, so that a committee's student recovers gap only by beating every
+/// one of its teachers.
 fn teacher_miou(units: &[&GapUnit]) -> Option<f64> {
     let members = units.first().map_or(0, |u| u.teachers.len());
     (0..members).filter_map(|m| metric(&Metric::Miou, &units.iter().map(|u| &u.teachers[m]).collect::<Vec<_>>())).reduce(f64::max)
