@@ -117,6 +117,38 @@ fn a_folder_whose_truth_covers_the_training_images_gets_a_ceiling_and_one_missin
 }
 
 #[test]
+fn predict_segments_image_files_as_the_study_segmented_its_test_images() {
+    let scratch = Scratch::new("folder-predict");
+    let (out, _) = generate(&scratch);
+    let path = scratch.write("folder.toml", &FOLDER_MANIFEST.replace("epochs = 4", "epochs = 2"));
+    let reports = scratch.path().join("reports");
+    run_quietly(&path, &reports).unwrap();
+    let runs = reports.join("tiny-folder/runs");
+    let run =
+        std::fs::read_dir(&runs).unwrap().map(|e| e.unwrap().path()).find(|p| p.to_string_lossy().contains("g0-labels-unet")).unwrap();
+    let test = splits(&reports)["test"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect::<Vec<_>>();
+    let files: Vec<String> = test.iter().map(|id| out.join("images").join(format!("{id}.png")).to_string_lossy().into_owned()).collect();
+    let predicted = scratch.path().join("predicted");
+    let mut args = vec!["echoseg".to_string(), "predict".into(), "--quiet".into(), "--model".into(), run.to_string_lossy().into_owned()];
+    args.extend(files);
+    args.extend(["--out".into(), predicted.to_string_lossy().into_owned()]);
+    echoseg::run_cli(&args).unwrap();
+    // The study read these PNG files too, so the masks must be the run's own test predictions, pixel for pixel.
+    let stored = echoseg_study::store::read_labels(&run.join("test.labels")).unwrap();
+    for (id, expected) in test.iter().zip(&stored.maps) {
+        let mask = echoseg_scene::png::read_label_map(&predicted.join(format!("{id}.png"))).unwrap();
+        assert_eq!(&mask.labels, expected, "{id}");
+        let confidence = echoseg_scene::png::read_label_map(&predicted.join("confidence").join(format!("{id}.png"))).unwrap();
+        assert!(confidence.labels.iter().all(|&c| c >= 255 / 3), "a top-class probability is at least 1/3 of three classes");
+    }
+    // Pointing at the study instead of one of its runs is named as such.
+    let err =
+        echoseg::run_cli(["echoseg", "predict", "--model", runs.to_str().unwrap(), "--out", "x", out.join("images").to_str().unwrap()])
+            .unwrap_err();
+    assert!(echoseg::describe_error(&err).contains("is not a finished run of a study"), "{err:#}");
+}
+
+#[test]
 fn without_truth_the_report_leaves_out_truth_sections_and_leads_with_agreement() {
     let scratch = Scratch::new("folder-no-truth");
     generate(&scratch);

@@ -15,6 +15,7 @@ pub mod intervals;
 pub mod manifest;
 pub mod overview;
 pub mod plan;
+pub mod predict;
 pub mod provenance;
 pub mod rows;
 pub mod samples;

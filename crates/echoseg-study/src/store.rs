@@ -152,6 +152,11 @@ pub struct RunDir {
 }
 
 impl RunDir {
+    /// The run stored in `root` (a directory `reports/NAME/runs/RUN`).
+    pub fn at(root: &Path) -> Self {
+        Self { root: root.to_path_buf() }
+    }
+
     /// The run's directory.
     pub fn root(&self) -> &Path {
         &self.root

@@ -4,6 +4,7 @@
 mod agree;
 mod bench;
 mod plan;
+mod predict;
 mod progress;
 
 use std::ffi::OsString;
@@ -132,6 +133,9 @@ pub enum Command {
     /// Agreement, kappa and STAPLE of segmentations made anywhere (grey PNG masks of class
     /// indices), with truth scores when --truth is given.
     Agree(agree::AgreeArgs),
+    /// Segment new images with a finished run's network (reports/NAME/runs/RUN), with the
+    /// study's inference batch and tiling: grey PNG masks of class indices and confidence maps.
+    Predict(predict::PredictArgs),
 }
 
 fn parse_shard(text: &str) -> Result<Shard, String> {
@@ -220,6 +224,7 @@ where
         Command::Answers { manifests, reports, resume, no_run } => answers(&manifests, &reports, resume, no_run, &args),
         Command::Bench(args) => bench::run(args),
         Command::Agree(args) => agree::run(args),
+        Command::Predict(args) => predict::run(args),
     }
 }
 
