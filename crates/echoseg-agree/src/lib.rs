@@ -13,6 +13,7 @@ pub mod fingerprint;
 pub mod metric;
 pub mod raters;
 pub mod staple;
+pub mod surface;
 pub mod verdict;
 
 pub use bootstrap::{BootstrapConfig, Interval, bootstrap};
@@ -26,6 +27,7 @@ pub use fingerprint::{
 pub use metric::{Bias, Metric, Sense, Unit};
 pub use raters::{DisagreementError, RaterAnalysis, TruthAnalysis, analyse_raters, check_raters, vote_entropy};
 pub use staple::{Staple, StapleConfig, staple};
+pub use surface::{SurfaceScores, cl_dice, surface_scores};
 pub use verdict::{Verdict, VerdictRules};
 pub mod scores;
 

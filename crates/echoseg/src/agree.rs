@@ -32,6 +32,66 @@ pub struct AgreeArgs {
     /// Write STAPLE's consensus masks to this directory (same file names).
     #[arg(long, value_name = "DIR")]
     consensus: Option<PathBuf>,
+    /// Tolerance in px of the normalised surface Dice (with --truth).
+    #[arg(long, default_value_t = 1.0)]
+    tolerance: f64,
+}
+
+/// One rater's surface metrics of one class against truth, each the mean over the images where
+/// it is defined (distances are undefined where exactly one of the two masks is empty).
+#[derive(Serialize)]
+struct ClassSurface {
+    class: usize,
+    hd95: Option<f64>,
+    asd: Option<f64>,
+    asd_reverse: Option<f64>,
+    assd: Option<f64>,
+    surface_dice: f64,
+    cl_dice: f64,
+    /// Images where the distances are undefined.
+    undefined: usize,
+}
+
+/// Every rater's surface metrics per foreground class against the truth maps.
+fn surface_against_truth(
+    raters: &[Vec<&[u8]>],
+    truth: &[&[u8]],
+    sizes: &[(usize, usize)],
+    classes: usize,
+    tolerance: f64,
+) -> Vec<Vec<ClassSurface>> {
+    let mean = |v: Vec<f64>| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
+    raters
+        .par_iter()
+        .map(|rater| {
+            (1..classes)
+                .map(|class| {
+                    let scores: Vec<echoseg_agree::SurfaceScores> = rater
+                        .iter()
+                        .zip(truth)
+                        .zip(sizes)
+                        .map(|((r, t), &(w, h))| {
+                            let (a, b): (Vec<bool>, Vec<bool>) =
+                                r.iter().zip(t.iter()).map(|(&x, &y)| (usize::from(x) == class, usize::from(y) == class)).unzip();
+                            echoseg_agree::surface_scores(&a, &b, w, h, tolerance)
+                        })
+                        .collect();
+                    let pick = |f: fn(&echoseg_agree::SurfaceScores) -> Option<f64>| mean(scores.iter().filter_map(f).collect());
+                    let n = scores.len().max(1) as f64;
+                    ClassSurface {
+                        class,
+                        hd95: pick(|s| s.hd95),
+                        asd: pick(|s| s.asd),
+                        asd_reverse: pick(|s| s.asd_reverse),
+                        assd: pick(|s| s.assd),
+                        surface_dice: scores.iter().map(|s| s.surface_dice).sum::<f64>() / n,
+                        cl_dice: scores.iter().map(|s| s.cl_dice).sum::<f64>() / n,
+                        undefined: scores.iter().filter(|s| s.hd95.is_none()).count(),
+                    }
+                })
+                .collect()
+        })
+        .collect()
 }
 
 /// Every rater's masks, image by image, with the files they came from.
@@ -53,6 +113,9 @@ struct Output<'a> {
     analysis: &'a RaterAnalysis,
     staple: &'a Staple,
     staple_consensus_vs_truth: Option<ConsensusScores>,
+    /// `surface[rater][class − 1]`, with truth.
+    surface: Option<&'a [Vec<ClassSurface>]>,
+    surface_tolerance: f64,
 }
 
 #[derive(Serialize)]
@@ -217,6 +280,8 @@ pub fn run(args: AgreeArgs) -> Result<()> {
         }
     }
 
+    let sizes: Vec<(usize, usize)> = masks.maps[0].iter().map(|m| (m.width, m.height)).collect();
+    let surface = truth.as_ref().map(|t| surface_against_truth(&raters, t, &sizes, classes, args.tolerance));
     let pixels: usize = raters[0].iter().map(|m| m.len()).sum();
     if args.json {
         let output = Output {
@@ -227,11 +292,16 @@ pub fn run(args: AgreeArgs) -> Result<()> {
             analysis: &analysis,
             staple: &estimate,
             staple_consensus_vs_truth: consensus_scores,
+            surface: surface.as_deref(),
+            surface_tolerance: args.tolerance,
         };
         println!("{}", serde_json::to_string_pretty(&output)?);
         return Ok(());
     }
     print_tables(&masks.raters, masks.names.len(), pixels, classes, &analysis, &estimate, consensus_scores.as_ref());
+    if let Some(surface) = &surface {
+        print_surface(&masks.raters, surface, args.tolerance);
+    }
     Ok(())
 }
 
@@ -282,5 +352,27 @@ fn print_tables(
         }
     } else {
         println!("\nno truth given: the STAPLE sensitivities above are the estimate of each rater's quality");
+    }
+}
+
+fn print_surface(raters: &[String], surface: &[Vec<ClassSurface>], tolerance: f64) {
+    let px = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}"));
+    println!("\nsurface metrics against truth, per class (means over images; distances in px; surface Dice within {tolerance} px)");
+    for (j, (name, classes)) in raters.iter().zip(surface).enumerate() {
+        for c in classes {
+            let undefined =
+                if c.undefined > 0 { format!("  ({} image(s) with one mask empty: no distance)", c.undefined) } else { String::new() };
+            println!(
+                "  {:>3} class {}: HD95 {}  ASSD {} (ASD {} / {})  surface Dice {:.3}  clDice {:.3}{undefined}  {name}",
+                j + 1,
+                c.class,
+                px(c.hd95),
+                px(c.assd),
+                px(c.asd),
+                px(c.asd_reverse),
+                c.surface_dice,
+                c.cl_dice
+            );
+        }
     }
 }

@@ -146,6 +146,14 @@ fn agree_scores_masks_made_anywhere_and_staple_outvotes_the_odd_one() {
     assert_eq!(json["staple_consensus_vs_truth"]["miou"], 1.0);
     let sensitivity = json["staple"]["sensitivity"][2][0].as_f64().unwrap();
     assert!((sensitivity - 256.0 / 300.0).abs() < 1e-3, "{sensitivity}");
+    // Surface metrics of class 1 against truth: the exact raters are perfect; the wide one's 44
+    // border pixels lie 1 px from the truth's (its 4 corners √2), the truth's 36 lie 1 px from it.
+    assert_eq!((json["surface"][0][0]["hd95"].as_f64(), json["surface"][0][0]["surface_dice"].as_f64()), (Some(0.0), Some(1.0)));
+    let wide_surface = &json["surface"][2][0];
+    let assd = (76.0 + 4.0 * 2f64.sqrt()) / 80.0;
+    assert!((wide_surface["assd"].as_f64().unwrap() - assd).abs() < 1e-9, "{wide_surface}");
+    assert!((wide_surface["hd95"].as_f64().unwrap() - (1.0 + 0.05 * (2f64.sqrt() - 1.0))).abs() < 1e-9, "{wide_surface}");
+    assert!((wide_surface["surface_dice"].as_f64().unwrap() - 76.0 / 80.0).abs() < 1e-12, "{wide_surface}");
 
     // Directories: matched by file name; an unmatched name, another size or a value outside the
     // classes is an error naming the file.

@@ -1,0 +1,207 @@
+//! Surface metrics of one class between a segmentation and a reference: the 95th-percentile
+//! Hausdorff distance, average surface distances, normalised surface Dice at a tolerance, and
+//! centreline Dice (clDice) for thin structures.
+//!
+//! The definitions are medpy's (`medpy.metric.binary`): a mask's border is its pixels with a
+//! 4-neighbour outside the mask or outside the image (the mask minus its erosion by the cross,
+//! the image surrounded by background); the distance of a border pixel is the exact Euclidean
+//! distance, in pixels, to the nearest border pixel of the other mask. HD95 is the 95th
+//! percentile (linear interpolation, as numpy's) of both directions' distances together; ASD is
+//! the mean over one mask's border; ASSD the mean of both directions' distances together (medpy
+//! 0.5's: each border pixel weighs alike, so it is not the mean of the two ASDs when the borders
+//! differ in length). Normalised surface Dice is the
+//! share of both borders' pixels within `tolerance` of the other border (MONAI's
+//! `compute_surface_dice` without sub-pixel surfels). clDice (Shit et al., 2021) uses the skeleton
+//! of Zhang and Suen's 1984 thinning as the paper defines it. scikit-image's `skeletonize`, which
+//! the clDice authors' code calls, is a modified Zhang–Suen (it treats 25 of the 256 neighbourhoods
+//! differently, e.g. it removes the corner pixels of staircases), so clDice computed with it
+//! differs on thin structures; bench/surface_reference.py measures by how much.
+//!
+//! Empty masks: both empty — distances 0, surface Dice 1, clDice 1 (nothing to find, nothing
+//! found); exactly one empty — distances undefined (`None`), surface Dice 0, clDice 0.
+
+use crate::distance::squared_distance;
+
+/// The surface metrics of one class.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SurfaceScores {
+    /// 95th-percentile Hausdorff distance in px.
+    pub hd95: Option<f64>,
+    /// Mean distance from the segmentation's border to the reference's, in px.
+    pub asd: Option<f64>,
+    /// Mean distance from the reference's border to the segmentation's, in px.
+    pub asd_reverse: Option<f64>,
+    /// The mean of both directions' distances together, in px.
+    pub assd: Option<f64>,
+    /// Share of both borders within the tolerance of the other.
+    pub surface_dice: f64,
+    /// Centreline Dice.
+    pub cl_dice: f64,
+}
+
+/// The border of `mask` (see the module documentation).
+pub fn border(mask: &[bool], width: usize, height: usize) -> Vec<bool> {
+    let at =
+        |x: isize, y: isize| x >= 0 && y >= 0 && (x as usize) < width && (y as usize) < height && mask[y as usize * width + x as usize];
+    (0..width * height)
+        .map(|i| {
+            let (x, y) = ((i % width) as isize, (i / width) as isize);
+            mask[i] && !(at(x - 1, y) && at(x + 1, y) && at(x, y - 1) && at(x, y + 1))
+        })
+        .collect()
+}
+
+/// Distances from every border pixel of `from` to the nearest border pixel of `to`.
+fn border_distances(from: &[bool], to: &[bool], width: usize, height: usize) -> Vec<f64> {
+    let mut d2 = Vec::new();
+    squared_distance(to, width, height, &mut d2);
+    from.iter().zip(&d2).filter(|(f, _)| **f).map(|(_, &d)| f64::from(d).sqrt()).collect()
+}
+
+/// The `q` percentile (0–100) of `values`, interpolating linearly between neighbours as numpy does.
+fn percentile(values: &mut [f64], q: f64) -> Option<f64> {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n == 0 {
+        return None;
+    }
+    let rank = q / 100.0 * (n - 1) as f64;
+    let (low, high) = (rank.floor() as usize, rank.ceil() as usize);
+    Some(values[low] + (values[high] - values[low]) * (rank - low as f64))
+}
+
+fn mean(values: &[f64]) -> Option<f64> {
+    (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+}
+
+/// The surface metrics of `segmentation` against `reference` (one class's masks, row-major, of
+/// one size), with surface Dice at `tolerance` px.
+pub fn surface_scores(segmentation: &[bool], reference: &[bool], width: usize, height: usize, tolerance: f64) -> SurfaceScores {
+    let (s_any, r_any) = (segmentation.iter().any(|&v| v), reference.iter().any(|&v| v));
+    let cl_dice = cl_dice(segmentation, reference, width, height);
+    if !s_any || !r_any {
+        let both = !s_any && !r_any;
+        let distance = both.then_some(0.0);
+        let dice = if both { 1.0 } else { 0.0 };
+        return SurfaceScores { hd95: distance, asd: distance, asd_reverse: distance, assd: distance, surface_dice: dice, cl_dice };
+    }
+    let (sb, rb) = (border(segmentation, width, height), border(reference, width, height));
+    let forward = border_distances(&sb, &rb, width, height);
+    let reverse = border_distances(&rb, &sb, width, height);
+    let within = forward.iter().chain(&reverse).filter(|&&d| d <= tolerance).count();
+    let surface_dice = within as f64 / (forward.len() + reverse.len()) as f64;
+    let (asd, asd_reverse) = (mean(&forward), mean(&reverse));
+    let mut both: Vec<f64> = forward.iter().chain(&reverse).copied().collect();
+    SurfaceScores { hd95: percentile(&mut both, 95.0), asd, asd_reverse, assd: mean(&both), surface_dice, cl_dice }
+}
+
+/// The Zhang–Suen skeleton of `mask` (the 1984 paper's two sub-iterations; pixels outside the image are background).
+pub fn skeleton(mask: &[bool], width: usize, height: usize) -> Vec<bool> {
+    let mut s = mask.to_vec();
+    let at = |s: &[bool], x: isize, y: isize| {
+        x >= 0 && y >= 0 && (x as usize) < width && (y as usize) < height && s[y as usize * width + x as usize]
+    };
+    loop {
+        let mut changed = false;
+        for pass in 0..2 {
+            let remove: Vec<usize> = (0..width * height)
+                .filter(|&i| {
+                    if !s[i] {
+                        return false;
+                    }
+                    let (x, y) = ((i % width) as isize, (i / width) as isize);
+                    // P2..P9 clockwise from north.
+                    let p = [(0, -1), (1, -1), (1, 0), (1, 1), (0, 1), (-1, 1), (-1, 0), (-1, -1)].map(|(dx, dy)| at(&s, x + dx, y + dy));
+                    let neighbours = p.iter().filter(|&&v| v).count();
+                    let transitions = (0..8).filter(|&k| !p[k] && p[(k + 1) % 8]).count();
+                    let (p2, p4, p6, p8) = (p[0], p[2], p[4], p[6]);
+                    // P2·P4·P6 = P4·P6·P8 = 0 in the first sub-iteration, P2·P4·P8 = P2·P6·P8 = 0 in the second.
+                    let side = if pass == 0 { !(p4 && p6 && (p2 || p8)) } else { !(p2 && p8 && (p4 || p6)) };
+                    (2..=6).contains(&neighbours) && transitions == 1 && side
+                })
+                .collect();
+            changed |= !remove.is_empty();
+            for i in remove {
+                s[i] = false;
+            }
+        }
+        if !changed {
+            return s;
+        }
+    }
+}
+
+/// Centreline Dice: 2·Tprec·Tsens / (Tprec + Tsens), Tprec the share of the segmentation's
+/// skeleton inside the reference, Tsens the share of the reference's skeleton inside the segmentation.
+pub fn cl_dice(segmentation: &[bool], reference: &[bool], width: usize, height: usize) -> f64 {
+    let (ss, rs) = (skeleton(segmentation, width, height), skeleton(reference, width, height));
+    let share = |skel: &[bool], inside: &[bool]| {
+        let n = skel.iter().filter(|&&v| v).count();
+        (n > 0).then(|| skel.iter().zip(inside).filter(|(s, i)| **s && **i).count() as f64 / n as f64)
+    };
+    match (share(&ss, reference), share(&rs, segmentation)) {
+        (Some(precision), Some(sensitivity)) if precision + sensitivity > 0.0 => 2.0 * precision * sensitivity / (precision + sensitivity),
+        (None, None) => 1.0,
+        _ => 0.0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rect(width: usize, height: usize, x0: usize, y0: usize, x1: usize, y1: usize) -> Vec<bool> {
+        (0..width * height).map(|i| (x0..x1).contains(&(i % width)) && (y0..y1).contains(&(i / width))).collect()
+    }
+
+    #[test]
+    fn a_square_shifted_by_two_pixels_has_the_distances_counted_by_hand() {
+        // A 6×6 square at x 4..10 and the same at x 6..12 (rows 4..10) in a 16×14 image. Each
+        // border has 20 pixels: its left and right columns of 6 and 4 more in the top and bottom rows.
+        let (a, b) = (rect(16, 14, 4, 4, 10, 10), rect(16, 14, 6, 4, 12, 10));
+        assert_eq!(border(&a, 16, 14).iter().filter(|&&v| v).count(), 20);
+        let s = surface_scores(&a, &b, 16, 14, 1.0);
+        // From a's border to b's (b is a moved right by 2): a's top row x 4..9 lies 2, 1, 0, 0, 0, 0
+        // from b's top row (x 6..11), the bottom row likewise; a's left column (x 4, y 5..8) is 2
+        // from b's left column; a's right column (x 9) is 1, 2, 2, 1 from b's top row, right
+        // column or bottom row. Sum 3 + 3 + 8 + 6 = 20 over 20 pixels; the reverse is the mirror image.
+        assert!((s.asd.unwrap() - 1.0).abs() < 1e-12, "{s:?}");
+        assert!((s.asd_reverse.unwrap() - 1.0).abs() < 1e-12, "{s:?}");
+        assert!((s.assd.unwrap() - 1.0).abs() < 1e-12);
+        // 40 distances: 16 of 2, 8 of 1, 16 of 0; the 95th percentile (rank 37.05 of 0..39) is 2.
+        assert_eq!(s.hd95, Some(2.0));
+        // Within 1 px: 24 of the 40.
+        assert!((s.surface_dice - 24.0 / 40.0).abs() < 1e-12, "{s:?}");
+    }
+
+    #[test]
+    fn empty_masks_are_defined() {
+        let (none, some) = (vec![false; 64], rect(8, 8, 2, 2, 5, 5));
+        let both = surface_scores(&none, &none, 8, 8, 1.0);
+        assert_eq!((both.hd95, both.assd, both.surface_dice, both.cl_dice), (Some(0.0), Some(0.0), 1.0, 1.0));
+        let one = surface_scores(&none, &some, 8, 8, 1.0);
+        assert_eq!((one.hd95, one.assd, one.surface_dice, one.cl_dice), (None, None, 0.0, 0.0));
+        let same = surface_scores(&some, &some, 8, 8, 0.0);
+        assert_eq!((same.hd95, same.assd, same.surface_dice, same.cl_dice), (Some(0.0), Some(0.0), 1.0, 1.0));
+    }
+
+    #[test]
+    fn a_thick_bar_thins_to_its_centreline_and_a_broken_line_loses_cl_dice() {
+        // A 3-px-thick horizontal bar thins to one row.
+        let bar = rect(20, 9, 2, 3, 18, 6);
+        let skel = skeleton(&bar, 20, 9);
+        let rows: Vec<usize> = (0..9).filter(|y| (0..20).any(|x| skel[y * 20 + x])).collect();
+        assert_eq!(rows, [4], "one centre row");
+        // A one-pixel line against the same line with a gap of 4 px in the middle: the broken
+        // line's skeleton lies inside the whole one (precision 1); the whole line's skeleton is
+        // inside the broken one except the gap (sensitivity 12/16 of its 16 pixels).
+        let line = rect(20, 5, 2, 2, 18, 3);
+        let mut broken = line.clone();
+        for x in 8..12 {
+            broken[2 * 20 + x] = false;
+        }
+        let c = cl_dice(&broken, &line, 20, 5);
+        let (precision, sensitivity) = (1.0, 12.0 / 16.0);
+        assert!((c - 2.0 * precision * sensitivity / (precision + sensitivity)).abs() < 1e-12, "{c}");
+    }
+}
