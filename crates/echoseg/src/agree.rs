@@ -207,6 +207,9 @@ fn file_of(masks: &Masks, who: Who, image: usize) -> PathBuf {
 
 /// Runs `echoseg agree`.
 pub fn run(args: AgreeArgs) -> Result<()> {
+    if args.tolerance.is_nan() || args.tolerance < 0.0 {
+        bail!("--tolerance {} is not a distance: give 0 or more pixels", args.tolerance);
+    }
     let masks = load(&args)?;
     // Sizes are checked per file here so that the error names it.
     for (j, rater) in masks.maps.iter().enumerate() {
