@@ -133,17 +133,25 @@ pub fn skeleton(mask: &[bool], width: usize, height: usize) -> Vec<bool> {
 
 /// Centreline Dice: 2·Tprec·Tsens / (Tprec + Tsens), Tprec the share of the segmentation's
 /// skeleton inside the reference, Tsens the share of the reference's skeleton inside the segmentation.
+/// Empty masks as in the module documentation. Zhang–Suen erases some small shapes entirely (a
+/// 2×2 square loses all four pixels in one sub-iteration), so a mask whose skeleton vanishes
+/// stands for its own skeleton.
 pub fn cl_dice(segmentation: &[bool], reference: &[bool], width: usize, height: usize) -> f64 {
-    let (ss, rs) = (skeleton(segmentation, width, height), skeleton(reference, width, height));
-    let share = |skel: &[bool], inside: &[bool]| {
-        let n = skel.iter().filter(|&&v| v).count();
-        (n > 0).then(|| skel.iter().zip(inside).filter(|(s, i)| **s && **i).count() as f64 / n as f64)
-    };
-    match (share(&ss, reference), share(&rs, segmentation)) {
-        (Some(precision), Some(sensitivity)) if precision + sensitivity > 0.0 => 2.0 * precision * sensitivity / (precision + sensitivity),
-        (None, None) => 1.0,
-        _ => 0.0,
+    match (segmentation.iter().any(|&v| v), reference.iter().any(|&v| v)) {
+        (false, false) => return 1.0,
+        (false, true) | (true, false) => return 0.0,
+        (true, true) => {}
     }
+    let centreline = |mask: &[bool]| {
+        let s = skeleton(mask, width, height);
+        if s.iter().any(|&v| v) { s } else { mask.to_vec() }
+    };
+    let (ss, rs) = (centreline(segmentation), centreline(reference));
+    let share = |skel: &[bool], inside: &[bool]| {
+        skel.iter().zip(inside).filter(|(s, i)| **s && **i).count() as f64 / skel.iter().filter(|&&v| v).count() as f64
+    };
+    let (precision, sensitivity) = (share(&ss, reference), share(&rs, segmentation));
+    if precision + sensitivity > 0.0 { 2.0 * precision * sensitivity / (precision + sensitivity) } else { 0.0 }
 }
 
 #[cfg(test)]
@@ -203,5 +211,13 @@ mod tests {
         let c = cl_dice(&broken, &line, 20, 5);
         let (precision, sensitivity) = (1.0, 12.0 / 16.0);
         assert!((c - 2.0 * precision * sensitivity / (precision + sensitivity)).abs() < 1e-12, "{c}");
+    }
+
+    #[test]
+    fn a_speck_whose_skeleton_vanishes_still_counts() {
+        let (speck, none) = (rect(8, 8, 3, 3, 5, 5), vec![false; 64]);
+        assert!(skeleton(&speck, 8, 8).iter().all(|&v| !v), "Zhang–Suen erases a 2×2 square");
+        assert_eq!(cl_dice(&speck, &none, 8, 8), 0.0, "a speck against nothing is not a match");
+        assert_eq!(cl_dice(&speck, &speck, 8, 8), 1.0);
     }
 }

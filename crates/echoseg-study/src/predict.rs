@@ -35,6 +35,8 @@ struct RunSettings {
 /// Loads the network of the finished run in `run_dir` (`reports/NAME/runs/RUN`), with the
 /// inference batch and tiling of its study's manifest copy (`reports/NAME/manifest.toml`).
 pub fn load_trained(run_dir: &Path, device: &Device) -> Result<TrainedModel, StudyError> {
+    // Canonical, so that `--model .` from inside the run still finds the study two levels up.
+    let run_dir = &std::fs::canonicalize(run_dir).map_err(|e| not_a_run(run_dir, &e.to_string()))?;
     let run = RunDir::at(run_dir);
     let settings: RunSettings = read_json(&run.settings()).map_err(|e| not_a_run(run_dir, &e.to_string()))?;
     if !run.checkpoint().is_file() {
@@ -42,8 +44,10 @@ pub fn load_trained(run_dir: &Path, device: &Device) -> Result<TrainedModel, Stu
     }
     let study = run_dir.parent().and_then(Path::parent).map(|s| s.join("manifest.toml")).unwrap_or_default();
     let manifest = manifest::load(&study).map_err(|e| StudyError::Config(format!("the study's manifest copy cannot be read: {e}")))?;
+    // BatchNorm folded into the convolutions, as the study predicted its test images.
     let network = load_network(&settings.network, &run.checkpoint(), device)
-        .map_err(|source| StudyError::Nets { run: settings.id.clone(), source })?;
+        .map_err(|source| StudyError::Nets { run: settings.id.clone(), source })?
+        .for_inference();
     Ok(TrainedModel { run: settings.id, spec: settings.network, network, batch: manifest.inference_batch, tiling: manifest.tiling })
 }
 

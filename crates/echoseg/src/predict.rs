@@ -73,6 +73,10 @@ fn stem(path: &Path) -> String {
 /// Runs `echoseg predict`.
 pub fn run(args: PredictArgs) -> Result<()> {
     let files = image_files(&args.inputs)?;
+    let out = std::fs::canonicalize(&args.out).ok();
+    if let Some(input) = args.inputs.iter().find(|i| i.is_dir() && std::fs::canonicalize(i).ok() == out) {
+        bail!("--out {} is an input directory: its masks would overwrite the images; write them elsewhere", input.display());
+    }
     let device = args.device.open()?;
     let model = load_trained(&args.model, &device)?;
     let confidence_dir = args.out.join("confidence");
