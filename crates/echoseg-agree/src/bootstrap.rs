@@ -115,16 +115,17 @@ pub fn bootstrap<T: Sync>(groups: &[Vec<T>], config: &BootstrapConfig, stat: imp
             mean(&drawn)
         })
         .collect();
-    if values.is_empty() {
-        return Some(Interval { estimate, low: estimate, high: estimate });
-    }
     let k = per_group.len();
     if k >= 2 {
         let seeds = per_group.iter().map(|v| (v - estimate).powi(2)).sum::<f64>() / (k - 1) as f64;
+        // No resample with a value (none drawn, or the statistic undefined on every one): the seeds' spread alone.
         let centre = mean(&values).unwrap_or(estimate);
-        let images = values.iter().map(|v| (v - centre).powi(2)).sum::<f64>() / values.len() as f64;
+        let images = values.iter().map(|v| (v - centre).powi(2)).sum::<f64>() / values.len().max(1) as f64;
         let half = student_t_quantile((1.0 + config.confidence) / 2.0, (k - 1) as f64) * (seeds / k as f64 + images).sqrt();
         return Some(Interval { estimate, low: estimate - half, high: estimate + half });
+    }
+    if values.is_empty() {
+        return Some(Interval { estimate, low: estimate, high: estimate });
     }
     values.sort_by(f64::total_cmp);
     let tail = (1.0 - config.confidence) / 2.0;
