@@ -84,7 +84,8 @@ impl Draw {
     }
 }
 
-fn mean(values: &[f64]) -> Option<f64> {
+/// The mean of `values`, `None` when there are none.
+pub(crate) fn mean(values: &[f64]) -> Option<f64> {
     (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
 }
 

@@ -27,7 +27,7 @@ pub use fingerprint::{
 pub use metric::{Bias, Metric, Sense, Unit};
 pub use raters::{DisagreementError, RaterAnalysis, TruthAnalysis, analyse_raters, check_raters, vote_entropy};
 pub use staple::{Staple, StapleConfig, staple};
-pub use surface::{SurfaceScores, cl_dice, surface_scores};
+pub use surface::{ClassSurface, SurfaceScores, cl_dice, class_surfaces, surface_scores};
 pub use verdict::{Verdict, VerdictRules};
 pub mod scores;
 

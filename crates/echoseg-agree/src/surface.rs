@@ -20,6 +20,9 @@
 //! Empty masks: both empty — distances 0, surface Dice 1, clDice 1 (nothing to find, nothing
 //! found); exactly one empty — distances undefined (`None`), surface Dice 0, clDice 0.
 
+use serde::Serialize;
+
+use crate::bootstrap::mean;
 use crate::distance::squared_distance;
 
 /// The surface metrics of one class.
@@ -39,10 +42,14 @@ pub struct SurfaceScores {
     pub cl_dice: f64,
 }
 
+/// Whether pixel (`x`, `y`) is set in `mask`; pixels outside the image are background.
+fn set(mask: &[bool], width: usize, height: usize, x: isize, y: isize) -> bool {
+    x >= 0 && y >= 0 && (x as usize) < width && (y as usize) < height && mask[y as usize * width + x as usize]
+}
+
 /// The border of `mask` (see the module documentation).
 pub fn border(mask: &[bool], width: usize, height: usize) -> Vec<bool> {
-    let at =
-        |x: isize, y: isize| x >= 0 && y >= 0 && (x as usize) < width && (y as usize) < height && mask[y as usize * width + x as usize];
+    let at = |x: isize, y: isize| set(mask, width, height, x, y);
     (0..width * height)
         .map(|i| {
             let (x, y) = ((i % width) as isize, (i / width) as isize);
@@ -70,10 +77,6 @@ fn percentile(values: &mut [f64], q: f64) -> Option<f64> {
     Some(values[low] + (values[high] - values[low]) * (rank - low as f64))
 }
 
-fn mean(values: &[f64]) -> Option<f64> {
-    (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
-}
-
 /// The surface metrics of `segmentation` against `reference` (one class's masks, row-major, of
 /// one size), with surface Dice at `tolerance` px.
 pub fn surface_scores(segmentation: &[bool], reference: &[bool], width: usize, height: usize, tolerance: f64) -> SurfaceScores {
@@ -95,12 +98,68 @@ pub fn surface_scores(segmentation: &[bool], reference: &[bool], width: usize, h
     SurfaceScores { hd95: percentile(&mut both, 95.0), asd, asd_reverse, assd: mean(&both), surface_dice, cl_dice }
 }
 
+/// One segmentation's surface metrics of one class against truth over a set of images, each the
+/// mean over the images where it is defined.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ClassSurface {
+    /// The class index.
+    pub class: usize,
+    /// Mean 95th-percentile Hausdorff distance, px.
+    pub hd95: Option<f64>,
+    /// Mean distance from the segmentation's border to the truth's, px.
+    pub asd: Option<f64>,
+    /// Mean distance from the truth's border to the segmentation's, px.
+    pub asd_reverse: Option<f64>,
+    /// Mean ASSD, px.
+    pub assd: Option<f64>,
+    /// Mean normalised surface Dice.
+    pub surface_dice: f64,
+    /// Mean clDice.
+    pub cl_dice: f64,
+    /// Images where the distances are undefined (exactly one of the two masks empty).
+    pub undefined: usize,
+}
+
+/// The surface metrics of every foreground class (1..`classes`) of `segmentation[i]` against
+/// `truth[i]` (label maps of class indices, image `i` of size `sizes[i]`), averaged over the images.
+pub fn class_surfaces(
+    segmentation: &[&[u8]],
+    truth: &[&[u8]],
+    sizes: &[(usize, usize)],
+    classes: usize,
+    tolerance: f64,
+) -> Vec<ClassSurface> {
+    (1..classes)
+        .map(|class| {
+            let scores: Vec<SurfaceScores> = segmentation
+                .iter()
+                .zip(truth)
+                .zip(sizes)
+                .map(|((s, t), &(w, h))| {
+                    let (a, b): (Vec<bool>, Vec<bool>) =
+                        s.iter().zip(t.iter()).map(|(&x, &y)| (usize::from(x) == class, usize::from(y) == class)).unzip();
+                    surface_scores(&a, &b, w, h, tolerance)
+                })
+                .collect();
+            let pick = |f: fn(&SurfaceScores) -> Option<f64>| mean(&scores.iter().filter_map(f).collect::<Vec<_>>());
+            let share = |f: fn(&SurfaceScores) -> f64| mean(&scores.iter().map(f).collect::<Vec<_>>()).unwrap_or(0.0);
+            ClassSurface {
+                class,
+                hd95: pick(|s| s.hd95),
+                asd: pick(|s| s.asd),
+                asd_reverse: pick(|s| s.asd_reverse),
+                assd: pick(|s| s.assd),
+                surface_dice: share(|s| s.surface_dice),
+                cl_dice: share(|s| s.cl_dice),
+                undefined: scores.iter().filter(|s| s.hd95.is_none()).count(),
+            }
+        })
+        .collect()
+}
+
 /// The Zhang–Suen skeleton of `mask` (the 1984 paper's two sub-iterations; pixels outside the image are background).
 pub fn skeleton(mask: &[bool], width: usize, height: usize) -> Vec<bool> {
     let mut s = mask.to_vec();
-    let at = |s: &[bool], x: isize, y: isize| {
-        x >= 0 && y >= 0 && (x as usize) < width && (y as usize) < height && s[y as usize * width + x as usize]
-    };
     loop {
         let mut changed = false;
         for pass in 0..2 {
@@ -111,7 +170,8 @@ pub fn skeleton(mask: &[bool], width: usize, height: usize) -> Vec<bool> {
                     }
                     let (x, y) = ((i % width) as isize, (i / width) as isize);
                     // P2..P9 clockwise from north.
-                    let p = [(0, -1), (1, -1), (1, 0), (1, 1), (0, 1), (-1, 1), (-1, 0), (-1, -1)].map(|(dx, dy)| at(&s, x + dx, y + dy));
+                    let p = [(0, -1), (1, -1), (1, 0), (1, 1), (0, 1), (-1, 1), (-1, 0), (-1, -1)]
+                        .map(|(dx, dy)| set(&s, width, height, x + dx, y + dy));
                     let neighbours = p.iter().filter(|&&v| v).count();
                     let transitions = (0..8).filter(|&k| !p[k] && p[(k + 1) % 8]).count();
                     let (p2, p4, p6, p8) = (p[0], p[2], p[4], p[6]);

@@ -61,13 +61,15 @@ pub struct FolderDataset {
     pub mask_sets: BTreeMap<String, MaskSet>,
 }
 
-fn is_image(path: &Path) -> bool {
+/// Whether `path` names an image file echoseg reads (PNG, JPEG or TIFF, by its extension).
+pub fn is_image_file(path: &Path) -> bool {
     path.extension()
         .and_then(|e| e.to_str())
         .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg" | "tif" | "tiff"))
 }
 
-fn stem(path: &Path) -> String {
+/// The image an image or mask file stands for: its file name without the extension.
+pub fn image_name(path: &Path) -> String {
     path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
@@ -79,7 +81,7 @@ fn list_images(dir: &Path, problems: &mut Vec<DataProblem>) -> Vec<PathBuf> {
             return Vec::new();
         }
     };
-    let mut files: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file() && is_image(p)).collect();
+    let mut files: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file() && is_image_file(p)).collect();
     files.sort();
     files
 }
@@ -162,9 +164,9 @@ pub fn read_folder(spec: &FolderSpec) -> Result<FolderDataset, FolderError> {
             Err(message) => problems.push(DataProblem { path, message }),
             Ok((img, depth)) => {
                 if depth == BitDepth::Deep {
-                    deep.push(stem(&path));
+                    deep.push(image_name(&path));
                 }
-                if images.insert(stem(&path), img).is_some() {
+                if images.insert(image_name(&path), img).is_some() {
                     problems.push(DataProblem { path, message: "two images share this name (with different extensions)".into() });
                 }
             }
@@ -192,9 +194,9 @@ pub fn read_folder(spec: &FolderSpec) -> Result<FolderDataset, FolderError> {
         let read: Vec<(PathBuf, String, Result<LabelMap, String>)> = files
             .par_iter()
             .map(|p| {
-                let name = stem(p);
+                let name = image_name(p);
                 let expected = images.get(&name).map(|i| (i.width, i.height));
-                let r = if images.contains_key(&name) || image_paths.iter().any(|ip| stem(ip) == name) {
+                let r = if images.contains_key(&name) || image_paths.iter().any(|ip| image_name(ip) == name) {
                     read_mask(p, spec, expected)
                 } else {
                     Err(format!("has no image images/{name}.png (or .jpg)"))

@@ -13,7 +13,7 @@ pub mod rng;
 pub mod source;
 pub mod world;
 
-pub use folder::{DataProblem, FolderDataset, FolderError, FolderSpec, read_folder, write_folder};
+pub use folder::{DataProblem, FolderDataset, FolderError, FolderSpec, image_name, is_image_file, read_folder, write_folder};
 pub use raster::{ClassId, ClassTable, Image, LabelMap};
 pub use rng::Rng;
 pub use source::{HeuristicRules, LabelSource, ManualBias, MaskSet, SourceError, Threshold};

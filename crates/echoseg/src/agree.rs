@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use echoseg_agree::{RaterAnalysis, Staple, StapleConfig, Who, analyse_raters, staple};
+use echoseg_agree::{ClassSurface, RaterAnalysis, Staple, StapleConfig, Who, analyse_raters, class_surfaces, staple};
 use echoseg_scene::LabelMap;
 use echoseg_scene::png::{read_label_map, write_label_map};
 use rayon::prelude::*;
@@ -35,63 +35,6 @@ pub struct AgreeArgs {
     /// Tolerance in px of the normalised surface Dice (with --truth).
     #[arg(long, default_value_t = 1.0)]
     tolerance: f64,
-}
-
-/// One rater's surface metrics of one class against truth, each the mean over the images where
-/// it is defined (distances are undefined where exactly one of the two masks is empty).
-#[derive(Serialize)]
-struct ClassSurface {
-    class: usize,
-    hd95: Option<f64>,
-    asd: Option<f64>,
-    asd_reverse: Option<f64>,
-    assd: Option<f64>,
-    surface_dice: f64,
-    cl_dice: f64,
-    /// Images where the distances are undefined.
-    undefined: usize,
-}
-
-/// Every rater's surface metrics per foreground class against the truth maps.
-fn surface_against_truth(
-    raters: &[Vec<&[u8]>],
-    truth: &[&[u8]],
-    sizes: &[(usize, usize)],
-    classes: usize,
-    tolerance: f64,
-) -> Vec<Vec<ClassSurface>> {
-    let mean = |v: Vec<f64>| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
-    raters
-        .par_iter()
-        .map(|rater| {
-            (1..classes)
-                .map(|class| {
-                    let scores: Vec<echoseg_agree::SurfaceScores> = rater
-                        .iter()
-                        .zip(truth)
-                        .zip(sizes)
-                        .map(|((r, t), &(w, h))| {
-                            let (a, b): (Vec<bool>, Vec<bool>) =
-                                r.iter().zip(t.iter()).map(|(&x, &y)| (usize::from(x) == class, usize::from(y) == class)).unzip();
-                            echoseg_agree::surface_scores(&a, &b, w, h, tolerance)
-                        })
-                        .collect();
-                    let pick = |f: fn(&echoseg_agree::SurfaceScores) -> Option<f64>| mean(scores.iter().filter_map(f).collect());
-                    let n = scores.len().max(1) as f64;
-                    ClassSurface {
-                        class,
-                        hd95: pick(|s| s.hd95),
-                        asd: pick(|s| s.asd),
-                        asd_reverse: pick(|s| s.asd_reverse),
-                        assd: pick(|s| s.assd),
-                        surface_dice: scores.iter().map(|s| s.surface_dice).sum::<f64>() / n,
-                        cl_dice: scores.iter().map(|s| s.cl_dice).sum::<f64>() / n,
-                        undefined: scores.iter().filter(|s| s.hd95.is_none()).count(),
-                    }
-                })
-                .collect()
-        })
-        .collect()
 }
 
 /// Every rater's masks, image by image, with the files they came from.
@@ -284,7 +227,8 @@ pub fn run(args: AgreeArgs) -> Result<()> {
     }
 
     let sizes: Vec<(usize, usize)> = masks.maps[0].iter().map(|m| (m.width, m.height)).collect();
-    let surface = truth.as_ref().map(|t| surface_against_truth(&raters, t, &sizes, classes, args.tolerance));
+    let surface =
+        truth.as_ref().map(|t| raters.par_iter().map(|r| class_surfaces(r, t, &sizes, classes, args.tolerance)).collect::<Vec<_>>());
     let pixels: usize = raters[0].iter().map(|m| m.len()).sum();
     if args.json {
         let output = Output {

@@ -1,12 +1,12 @@
 //! `echoseg predict`: segments new images with a study's trained network and writes the masks
 //! (grey PNG of class indices, the folder layout's mask format) and 8-bit confidence maps.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use echoseg_nets::DeviceChoice;
-use echoseg_scene::LabelMap;
 use echoseg_scene::png::{BitDepth, read_image_with_depth, write_label_map};
+use echoseg_scene::{LabelMap, image_name, is_image_file};
 use echoseg_study::predict::load_trained;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -33,8 +33,6 @@ pub struct PredictArgs {
 /// Images segmented per pass: bounds the memory whatever the number of images.
 const CHUNK: usize = 32;
 
-const IMAGE_EXTENSIONS: [&str; 5] = ["png", "jpg", "jpeg", "tif", "tiff"];
-
 /// The image files of `inputs`, directories expanded (their images sorted by name).
 fn image_files(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
@@ -43,13 +41,11 @@ fn image_files(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
             let mut found: Vec<PathBuf> = std::fs::read_dir(input)
                 .with_context(|| format!("cannot read the directory {}", input.display()))?
                 .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| {
-                    p.extension().and_then(|e| e.to_str()).is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
-                })
+                .filter(|p| p.is_file() && is_image_file(p))
                 .collect();
             found.sort();
             if found.is_empty() {
-                bail!("{} holds no images ({})", input.display(), IMAGE_EXTENSIONS.join(", "));
+                bail!("{} holds no images (PNG, JPEG or TIFF)", input.display());
             }
             files.extend(found);
         } else if input.is_file() {
@@ -58,16 +54,12 @@ fn image_files(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
             bail!("{} is neither an image file nor a directory", input.display());
         }
     }
-    let mut stems: Vec<String> = files.iter().map(|f| stem(f)).collect();
+    let mut stems: Vec<String> = files.iter().map(|f| image_name(f)).collect();
     stems.sort();
     if let Some(w) = stems.windows(2).find(|w| w[0] == w[1]) {
         bail!("two inputs are named `{}`: their masks would overwrite each other in one output directory", w[0]);
     }
     Ok(files)
-}
-
-fn stem(path: &Path) -> String {
-    path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
 /// Runs `echoseg predict`.
@@ -103,7 +95,7 @@ pub fn run(args: PredictArgs) -> Result<()> {
         let refs: Vec<_> = images.iter().collect();
         let probabilities = model.segment(&refs, chunk, &device)?;
         for ((file, image), p) in chunk.iter().zip(&images).zip(&probabilities) {
-            let name = format!("{}.png", stem(file));
+            let name = format!("{}.png", image_name(file));
             let (width, height) = (image.width, image.height);
             let mask = LabelMap { width, height, labels: p.argmax() };
             write_label_map(&args.out.join(&name), &mask)?;
