@@ -10,6 +10,7 @@ pub mod confusion;
 pub mod distance;
 pub mod error;
 pub mod fingerprint;
+pub mod label_issues;
 pub mod metric;
 pub mod raters;
 pub mod staple;
@@ -24,8 +25,11 @@ pub use fingerprint::{
     BOUNDARY_TOLERANCE, BoundaryOffset, DEFAULT_MAX_OFFSET, Fingerprint, FingerprintCounts, Ratio, Subgroups, boundary_offset, change_rate,
     foreground_rate, subgroup_recall,
 };
+pub use label_issues::{
+    ClassProbabilities, FlagBudget, FlagCounts, ImageIssues, IssueCount, SelfConfidence, error_concordance, image_score, softmin_score,
+};
 pub use metric::{Bias, Metric, Sense, Unit};
-pub use raters::{DisagreementError, RaterAnalysis, TruthAnalysis, analyse_raters, check_raters, vote_entropy};
+pub use raters::{DisagreementError, RaterAnalysis, TruthAnalysis, analyse_raters, check_raters, plurality, vote_entropy};
 pub use staple::{Staple, StapleConfig, staple};
 pub use surface::{ClassSurface, SurfaceScores, cl_dice, class_surfaces, surface_scores};
 pub use verdict::{Verdict, VerdictRules};

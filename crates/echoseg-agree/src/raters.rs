@@ -242,6 +242,21 @@ pub fn analyse_raters(raters: &[Vec<&[u8]>], truth: Option<&[&[u8]]>, classes: u
     Ok(RaterAnalysis { agreement, kappa, fleiss_kappa, mean_vote_entropy: tally.entropy / pixels.max(1.0), truth: truth_analysis })
 }
 
+/// Per pixel of `maps` (one map per rater, same size), the class most raters give (ties to the
+/// lower class index) and how many gave it.
+pub fn plurality(maps: &[&[u8]], classes: usize) -> Vec<(u8, usize)> {
+    let top = classes.max(1) - 1;
+    let mut votes = vec![0usize; top + 1];
+    (0..maps.first().map_or(0, |m| m.len()))
+        .map(|p| {
+            votes.iter_mut().for_each(|v| *v = 0);
+            maps.iter().for_each(|m| votes[usize::from(m[p]).min(top)] += 1);
+            let best = (0..votes.len()).max_by_key(|&c| (votes[c], std::cmp::Reverse(c))).unwrap_or(0);
+            (best as u8, votes[best])
+        })
+        .collect()
+}
+
 /// The vote entropy of every pixel of one image, in nats, into `out` (reused between images).
 pub fn vote_entropy(maps: &[&[u8]], classes: usize, out: &mut Vec<f32>) {
     let n = maps.len() as f32;

@@ -25,9 +25,11 @@ use crate::chart::Chart;
 use crate::figures::{
     LineGrid, agreement_heatmaps, agreement_without_truth, loss_curves, model_names, selection_effect, trajectory, transfer_matrices,
 };
+use echoseg_study::label_issues::WorstIndex;
 use echoseg_study::rows::{
-    GapRow, HistoryRow, PretrainingRow, ResultRow, SummaryRow, TargetRow, VerdictRow, read_gap, read_history, read_pretraining,
-    read_results, read_summary, read_targets, read_verdicts,
+    GapRow, HistoryRow, LabelConfusionRow, LabelIssueQualityRow, MaskRow, PretrainingRow, ResultRow, SummaryRow, TargetRow, VerdictRow,
+    read_gap, read_history, read_label_confusions, read_label_issue_quality, read_masks, read_pretraining, read_results, read_summary,
+    read_targets, read_verdicts,
 };
 
 /// Why a report could not be rendered.
@@ -84,6 +86,10 @@ struct Study {
     targets: Vec<TargetRow>,
     pretraining: Vec<PretrainingRow>,
     gap: Vec<GapRow>,
+    masks: Vec<MaskRow>,
+    label_quality: Vec<LabelIssueQualityRow>,
+    label_confusions: Vec<LabelConfusionRow>,
+    worst_labels: Option<WorstIndex>,
     provenance: Option<Provenance>,
     /// How the images were split (absent in studies written before splits.json said it).
     splits: Option<Splits>,
@@ -110,6 +116,10 @@ impl Study {
             targets: read_targets(&dir.targets_parquet())?,
             pretraining: read_pretraining(&dir.pretraining_parquet())?,
             gap: read_gap(&dir.gap_parquet())?,
+            masks: read_masks(&dir.masks_parquet())?,
+            label_quality: read_label_issue_quality(&dir.label_issue_quality_parquet())?,
+            label_confusions: read_label_confusions(&dir.label_issue_confusions_parquet())?,
+            worst_labels: read_json(&dir.label_issues().join("worst.json")).ok(),
             provenance: read_json(&dir.provenance()).ok(),
             splits: read_json(&dir.splits()).ok(),
             rows,
@@ -147,6 +157,7 @@ struct Figures {
     loss: String,
     without_truth: Option<String>,
     samples: Option<String>,
+    label_issues: Option<String>,
     reliability: Option<String>,
     selection: Option<String>,
 }
@@ -191,6 +202,7 @@ impl Figures {
             without_truth: written.figure_if(dir, "without-truth", agreement_without_truth(rows), true)?,
             // Panels are pixel art: PNG only.
             samples: written.figure_if(dir, "samples", samples::sample_panels(dir, rows, models), false)?,
+            label_issues: written.figure_if(dir, "label-issues", samples::label_issue_panels(dir), false)?,
             reliability: written.figure_if(dir, "calibration", reliability::reliability_diagrams(dir, rows, models), true)?,
             selection: written.figure_if(dir, "selection", selection_effect(rows), true)?,
         })

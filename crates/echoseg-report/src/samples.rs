@@ -1,9 +1,10 @@
 //! Sample panels: for a few test images, the image, its truth, each source's labels, each
 //! model's prediction at generation 0 and at the last generation, and where the models disagree.
 
+use echoseg_study::label_issues::WorstIndex;
 use echoseg_study::samples::SampleIndex;
 use echoseg_study::store::{read_json, read_labels};
-use echoseg_study::{Strategy, StudyDir, Treatment};
+use echoseg_study::{IGNORE, Strategy, StudyDir, Treatment};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -33,6 +34,8 @@ pub struct SamplePanels {
     pub rows: Vec<Vec<Tile>>,
     /// Class names, for the legend.
     pub classes: Vec<String>,
+    /// What red marks, for the legend.
+    pub highlight: String,
 }
 
 /// Screen pixels per image pixel for images up to [`ZOOMED_SIDE`] px; larger ones are shown
@@ -118,7 +121,7 @@ impl Chart for SamplePanels {
         let mut entries: Vec<(String, RGBColor)> =
             self.classes.iter().enumerate().map(|(i, n)| (n.clone(), class_colour(i.min(254) as u8))).collect();
         entries.push(("no label".into(), class_colour(255)));
-        entries.push(("models disagree".into(), RGBColor(255, 0, 0)));
+        entries.push((self.highlight.clone(), RGBColor(255, 0, 0)));
         for (name, colour) in entries {
             area.draw(&Rectangle::new([(x, y - 6), (x + 12, y + 6)], colour.filled())).map_err(err)?;
             area.draw(&Rectangle::new([(x, y - 6), (x + 12, y + 6)], BLACK.stroke_width(1))).map_err(err)?;
@@ -198,7 +201,39 @@ pub fn sample_panels(dir: &StudyDir, rows: &[ResultRow], models: &[String]) -> O
         }
         out_rows.push(row);
     }
-    Some(SamplePanels { sizes, columns, rows: out_rows, classes: index.classes })
+    Some(SamplePanels { sizes, columns, rows: out_rows, classes: index.classes, highlight: "models disagree".into() })
+}
+
+/// The worst-scored labelled images of each source: the image, the mask the source gave, the
+/// class the cross-fitted networks' average finds most probable, the flagged pixels in red and the truth where known;
+/// `None` when the study did not search for label issues.
+pub fn label_issue_panels(dir: &StudyDir) -> Option<SamplePanels> {
+    let root = dir.label_issues();
+    let index: WorstIndex = read_json(&root.join("worst.json")).ok()?;
+    let stored = read_labels(&root.join("worst.labels")).ok()?;
+    let per_image = index.maps.len();
+    let flagged = index.maps.iter().position(|m| m == "flagged")?;
+    let truth = index.maps.iter().position(|m| m == "truth");
+    let has_truth = truth.is_some_and(|t| stored.maps.iter().skip(t).step_by(per_image).any(|m| m.iter().any(|&v| v != IGNORE)));
+    let shown: Vec<usize> = (0..per_image).filter(|&m| Some(m) != truth || has_truth).collect();
+    let mut columns = vec!["image".to_string()];
+    columns.extend(shown.iter().map(|&m| index.maps[m].clone()));
+    let (mut rows, mut sizes) = (Vec::new(), Vec::new());
+    for k in 0..index.images.len() {
+        let rgb = image::open(root.join(format!("worst-{k}.png"))).ok()?.to_rgb8().into_raw();
+        sizes.push(*stored.sizes.get(k * per_image)?);
+        let mut row = vec![Tile::Image(rgb)];
+        for &m in &shown {
+            let map = stored.maps.get(k * per_image + m)?;
+            row.push(if m == flagged {
+                Tile::Disagreement(map.iter().map(|&v| f32::from(v)).collect())
+            } else {
+                Tile::Labels(map.clone())
+            });
+        }
+        rows.push(row);
+    }
+    (!rows.is_empty()).then_some(SamplePanels { sizes, columns, rows, classes: index.classes, highlight: "flagged pixel".into() })
 }
 
 #[cfg(test)]

@@ -4,8 +4,9 @@ use echoseg_agree::{BOUNDARY_TOLERANCE, BootstrapConfig, CALIBRATION_BINS, DEFAU
 
 use crate::html::{Page, escape};
 use crate::summaries::{
-    estimates_table, gap_table, has_ceiling, lead, metric_of, pretraining_sentences, pretraining_table, provenance_table, scores_table,
-    selection_table, sources_table, target_sentences, targets_table, verdict_sentences, verdict_table, warnings,
+    confusions_table, estimates_table, gap_table, has_ceiling, label_quality_table, lead, masks_sentence, masks_table, metric_of,
+    pretraining_sentences, pretraining_table, provenance_table, scores_table, selection_table, sources_table, target_sentences,
+    targets_table, verdict_sentences, verdict_table, warnings, worst_table,
 };
 use crate::{Figures, Study};
 
@@ -56,6 +57,8 @@ pub(crate) fn page(study: &Study, figures: &Figures) -> Page {
     calibration(&mut page, study, figures);
     training(&mut page, figures);
     sources(&mut page, study);
+    masks(&mut page, study);
+    label_issues(&mut page, study, figures);
     setup(&mut page, study);
     definitions(&mut page);
     page
@@ -328,6 +331,54 @@ fn sources(page: &mut Page, study: &Study) {
     page.raw(&sources_table(&study.rows, &study.class_metrics).html());
 }
 
+fn masks(page: &mut Page, study: &Study) {
+    let Some(table) = masks_table(&study.masks) else { return };
+    page.heading("masks", "Masks better than each source?");
+    page.paragraph(
+        "Each source's masks and each configuration's committee mask on the test images, against the exact truth. A \
+         configuration's committee mask is the per-pixel plurality vote of all its runs (every architecture and seed; ties \
+         to the lower class): what `echoseg export NAME` writes for every image of the study, with the share of runs that \
+         voted for it as an 8-bit confidence map. A committee above every source in mIoU, with biases nearer 0 (offset) or \
+         1 (recalls) than each source's, is the answer yes.",
+    );
+    if let Some(sentence) = masks_sentence(&study.masks) {
+        page.paragraph(&sentence);
+    }
+    page.raw(&table.html());
+}
+
+fn label_issues(page: &mut Page, study: &Study, figures: &Figures) {
+    if study.label_quality.is_empty() {
+        return;
+    }
+    page.heading("label-issues", "Which given masks look wrong");
+    if let Some(worst) = &study.worst_labels {
+        page.paragraph(&format!("{}.", worst.method));
+    }
+    page.paragraph(
+        "Every labelled image of every source is in label_issues.csv, ranked per source and scorer (rank 1 = most suspect). \
+         Out-of-sample networks learn what the other images' labels share: an error every image of a source makes the same \
+         way (a source that draws every object 1 px too large) is learned too and cannot stand out, so these scores find a \
+         source's idiosyncratic errors (missed or extra objects), not its systematic bias; the fingerprints above measure that.",
+    );
+    page.raw(&label_quality_table(&study.label_quality).html());
+    if let Some(src) = &figures.label_issues {
+        page.figure(
+            src,
+            "the worst-scored labelled images of each source: image, given mask, the networks' most probable class, flagged pixels, truth",
+            "Per source, its worst-scored images first. After the image: the mask the source gave, the class the cross-fitted \
+             networks' average finds most probable, the flagged pixels in red and, where known, the exact truth.",
+        );
+    }
+    if let Some(worst) = &study.worst_labels {
+        page.raw(&worst_table(worst).html());
+    }
+    if let Some(table) = confusions_table(&study.label_confusions) {
+        page.paragraph("Common confusions: pixels a source gave one class where the networks' average finds another most probable.");
+        page.raw(&table.html());
+    }
+}
+
 fn setup(page: &mut Page, study: &Study) {
     page.heading("setup", "Setup and provenance");
     if let Some(p) = &study.provenance {
@@ -363,8 +414,14 @@ fn definitions(page: &mut Page) {
          of the same class, R the share of true boundary pixels within {BOUNDARY_TOLERANCE} px of a predicted one.</li>\
          <li>ECE: expected calibration error, Σ<sub>b</sub> (n<sub>b</sub> / N) |accuracy<sub>b</sub> − confidence<sub>b</sub>| \
          over {CALIBRATION_BINS} equal-width bins of each pixel's top-class probability.</li>\
-         <li>Intervals: {percent} % percentile bootstrap, {resamples} resamples; each draws the seeds with replacement, then within each \
-         seed the test images with replacement (pairing the two generations image by image for verdicts).</li>\
+         <li>Intervals: {percent} %; the test images are bootstrapped ({resamples} resamples, the same draw in every seed, pairing \
+         the two generations image by image for verdicts) and the seeds enter through Student's t: estimate ± t(k − 1)·√(s²/k + v), \
+         s² the variance over the k seeds and v the bootstrap variance of their mean; one seed: the bootstrap's percentile interval.</li>\
+         <li>Committee mask of a configuration: the per-pixel plurality vote of all its runs (every architecture and seed; ties to the \
+         lower class); its confidence is the share of runs voting for it.</li>\
+         <li>Label issues: a pixel's label quality is the probability networks that did not train on its image give its given label; \
+         an image's score is their softmin, Σ q<sub>i</sub>·softmax((1 − q)/T)<sub>i</sub>; AUROC is the concordance of scores with \
+         the images' true error shares (over pairs whose shares differ, the share in which the more wrong image scores lower).</li>\
          <li>Pixel agreement: share of pixels two models label alike. Cohen's kappa: (p<sub>o</sub> − p<sub>e</sub>) / (1 − p<sub>e</sub>), \
          p<sub>e</sub> from the two models' label frequencies.</li>\
          <li>Angular hardness of a pool pixel: the angle between its embedding (the network's last features) and the mean \

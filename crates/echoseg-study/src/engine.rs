@@ -14,10 +14,10 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::StudyError;
-use crate::data::StudyData;
+use crate::data::{LabelledScene, StudyData};
 use crate::fingerprints::{cue_reliance, fingerprint_of};
 use crate::manifest::{Manifest, Strategy};
-use crate::plan::{Plan, PlannedRun, Teaching, plan};
+use crate::plan::{Plan, PlannedRun, Teaching, fold_members, plan};
 use crate::schedule::{self, Jobs};
 use crate::selection::{SelectionRecord, labelled_pixels, pseudo_weight};
 use crate::store::{RunDir, StudyDir, read_json, read_labels, write_json, write_labels};
@@ -329,9 +329,12 @@ fn mean_of(maps: &[&Vec<Vec<u8>>], step: f32) -> Vec<Vec<f32>> {
 
 fn training_samples(study: &StudyContext<'_>, run: &PlannedRun) -> Result<(Vec<Sample>, Option<SelectionRecord>), StudyError> {
     let StudyContext { manifest, plan, data, dir, .. } = *study;
-    let originals = || data.train.iter().map(|l| Sample::hard(l.scene.image.clone(), l.labels.labels.clone()));
+    let originals = || data.train.iter().map(as_sample);
     let (strategy, selection) = match &run.teaching {
         Teaching::Labels => return Ok((originals().collect(), None)),
+        &Teaching::CrossFit { fold, folds } => {
+            return Ok((fold_members(&data.train, fold, folds, false).map(as_sample).collect(), None));
+        }
         Teaching::Truth => return Ok((exact_samples(data.train.iter().map(|l| &l.scene), run, dir)?, None)),
         Teaching::PseudoLabels { strategy, selection, .. } => (strategy, selection),
     };
@@ -374,6 +377,11 @@ fn training_samples(study: &StudyContext<'_>, run: &PlannedRun) -> Result<(Vec<S
     Ok((samples, Some(record)))
 }
 
+/// A labelled image as a training sample with its source's labels.
+fn as_sample(l: &LabelledScene) -> Sample {
+    Sample::hard(l.scene.image.clone(), l.labels.labels.clone())
+}
+
 /// Samples of `scenes` with their exact labels, for a ceiling run; an error when one has no truth.
 fn exact_samples<'a>(scenes: impl Iterator<Item = &'a Scene>, run: &PlannedRun, dir: &StudyDir) -> Result<Vec<Sample>, StudyError> {
     scenes
@@ -395,7 +403,8 @@ fn execute(study: &StudyContext<'_>, run: &PlannedRun, observer: &mut dyn Observ
     let (samples, selection) = training_samples(study, run)?;
     let validation: Vec<Sample> = match run.teaching {
         Teaching::Truth => exact_samples(data.validation.iter().map(|l| &l.scene), run, dir)?,
-        _ => data.validation.iter().map(|l| Sample::hard(l.scene.image.clone(), l.labels.labels.clone())).collect(),
+        Teaching::CrossFit { fold, folds } => fold_members(&data.validation, fold, folds, false).map(as_sample).collect(),
+        _ => data.validation.iter().map(as_sample).collect(),
     };
     let nets_error = |source| StudyError::Nets { run: run.id.clone(), source };
     // A run killed mid-training continues from its last finished epoch on `--resume`.
@@ -451,7 +460,9 @@ fn execute(study: &StudyContext<'_>, run: &PlannedRun, observer: &mut dyn Observ
         });
     drop(test_probabilities);
     write_labels(&run_dir.test_labels(), &StudyData::sizes(&data.test), &test_labels)?;
-    if run.generation < manifest.study.generations {
+    if let Teaching::CrossFit { fold, folds } = run.teaching {
+        crate::label_issues::write_held_out(manifest, data, device, &network, (fold, folds), &run_dir.held_out_probabilities(), &run.id)?;
+    } else if run.generation < manifest.study.generations {
         write_pool_evidence(study, &network, &run.id)?;
     }
     let confusion = confusion_against_truth(&test_labels, &data.test, data);

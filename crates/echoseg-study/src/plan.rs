@@ -15,6 +15,14 @@ pub enum Teaching {
     Labels,
     /// The ceiling: generation 0's training and validation images with their exact labels.
     Truth,
+    /// Label issues: generation 0's labels without fold `fold` of `folds`, which this run's
+    /// network then scores out of sample ([`held_out`] says which images).
+    CrossFit {
+        /// The held-out fold, 0-based.
+        fold: u32,
+        /// How many folds.
+        folds: u32,
+    },
     /// Later generations: pseudo-labels of the runs at these plan indices (one for `self` and
     /// `cross`, the other architectures for `ensemble` and `consensus`), combined by the strategy.
     PseudoLabels {
@@ -56,7 +64,7 @@ impl PlannedRun {
     /// The strategy that teaches it, `None` at generation 0.
     pub fn strategy(&self) -> Option<Strategy> {
         match &self.teaching {
-            Teaching::Labels | Teaching::Truth => None,
+            Teaching::Labels | Teaching::Truth | Teaching::CrossFit { .. } => None,
             Teaching::PseudoLabels { strategy, .. } => Some(*strategy),
         }
     }
@@ -66,6 +74,7 @@ impl PlannedRun {
         match &self.teaching {
             Teaching::Labels => Treatment::Labels,
             Teaching::Truth => Treatment::Ceiling,
+            Teaching::CrossFit { .. } => Treatment::CrossFit,
             Teaching::PseudoLabels { strategy, selection, .. } => {
                 Treatment::Pseudo { strategy: *strategy, selection: selection.name.clone() }
             }
@@ -94,7 +103,7 @@ impl Plan {
     /// The runs whose pseudo-labels `run` learns from (none at generation 0).
     pub fn teachers_of(&self, run: &PlannedRun) -> Vec<&PlannedRun> {
         match &run.teaching {
-            Teaching::Labels | Teaching::Truth => Vec::new(),
+            Teaching::Labels | Teaching::Truth | Teaching::CrossFit { .. } => Vec::new(),
             Teaching::PseudoLabels { teachers, .. } => teachers.iter().filter_map(|&t| self.runs.get(t)).collect(),
         }
     }
@@ -110,6 +119,29 @@ impl Plan {
     pub fn teacher_name(&self, run: &PlannedRun) -> String {
         self.teacher_models(run).join("+")
     }
+
+    /// How many runs the results tables hold: all but the cross-fitting runs, which come last.
+    pub fn tabled(&self) -> usize {
+        self.runs.iter().take_while(|r| !matches!(r.teaching, Teaching::CrossFit { .. })).count()
+    }
+
+    /// The cross-fitting runs, for label issues.
+    pub fn cross_fits(&self) -> &[PlannedRun] {
+        &self.runs[self.tabled()..]
+    }
+}
+
+/// Whether the labelled image at `index` (of the training or of the validation images) is in
+/// fold `fold` of `folds`. Images are dealt out in turn, so each source's images spread over
+/// every fold as evenly as they can.
+pub fn held_out(index: usize, fold: u32, folds: u32) -> bool {
+    index % folds.max(1) as usize == fold as usize
+}
+
+/// The members of `set` in fold `fold` of `folds` (`inside`), or those outside it (what a
+/// cross-fitting run learns from).
+pub fn fold_members<T>(set: &[T], fold: u32, folds: u32, inside: bool) -> impl Iterator<Item = &T> {
+    set.iter().enumerate().filter(move |(i, _)| held_out(*i, fold, folds) == inside).map(|(_, x)| x)
 }
 
 /// Stable 64-bit hash (FNV-1a) of a value's JSON form, as 16 hex digits.
@@ -139,6 +171,17 @@ struct CeilingKey<'a> {
     train: &'a Valid<TrainConfig>,
     repeat: u32,
     // Only a tile other than the default is in the key, so ids from before the option stay.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    inference_tile: Option<usize>,
+}
+
+#[derive(Serialize)]
+struct CrossFitKey<'a> {
+    fold: u32,
+    folds: u32,
+    data: &'a str,
+    network: &'a NetworkSpec,
+    train: &'a Valid<TrainConfig>,
     #[serde(skip_serializing_if = "Option::is_none")]
     inference_tile: Option<usize>,
 }
@@ -272,12 +315,44 @@ pub fn plan(manifest: &Manifest, data: &StudyData) -> Plan {
             ceilings(manifest, repeat, &mut runs);
         }
     }
+    // Last, so that every other run keeps its plan index and the tables take the runs before them.
+    if let Some(settings) = &manifest.label_issues {
+        cross_fits(manifest, settings.folds, &mut runs);
+    }
     Plan { runs }
 }
 
-/// The ceiling runs of `repeat`: one per architecture (a pre-trained model's is its plain
-/// architecture's), with the seed of its generation-0 run.
-fn ceilings(manifest: &Manifest, repeat: u32, runs: &mut Vec<PlannedRun>) {
+/// Each plain architecture once per fold (the first repeat's seed): label issues need every
+/// labelled image scored once by every architecture, not once per repeat.
+fn cross_fits(manifest: &Manifest, folds: u32, runs: &mut Vec<PlannedRun>) {
+    for spec in plain_architectures(manifest) {
+        for fold in 0..folds {
+            let key = CrossFitKey {
+                fold,
+                folds,
+                data: &manifest.data_key,
+                network: &spec,
+                train: &manifest.train,
+                inference_tile: manifest.inference_tile_key(),
+            };
+            let hash = settings_hash(&key);
+            runs.push(PlannedRun {
+                id: format!("crossfit-{}-fold{}of{folds}-{}", spec.name(), fold + 1, &hash[..8]),
+                generation: 0,
+                teaching: Teaching::CrossFit { fold, folds },
+                network: spec,
+                model: spec.name(),
+                repeat: 0,
+                seed: run_seed(manifest.seed, 0, 0, &spec),
+                chain: false,
+                continues: false,
+            });
+        }
+    }
+}
+
+/// The manifest's architectures without pre-training, each once, in manifest order.
+fn plain_architectures(manifest: &Manifest) -> Vec<NetworkSpec> {
     let mut specs: Vec<NetworkSpec> = Vec::new();
     for spec in &manifest.networks {
         let plain = NetworkSpec { pretrain: None, ..*spec };
@@ -285,7 +360,13 @@ fn ceilings(manifest: &Manifest, repeat: u32, runs: &mut Vec<PlannedRun>) {
             specs.push(plain);
         }
     }
-    for spec in specs {
+    specs
+}
+
+/// The ceiling runs of `repeat`: one per architecture (a pre-trained model's is its plain
+/// architecture's), with the seed of its generation-0 run.
+fn ceilings(manifest: &Manifest, repeat: u32, runs: &mut Vec<PlannedRun>) {
+    for spec in plain_architectures(manifest) {
         let key = CeilingKey {
             ceiling: true,
             data: &manifest.data_key,

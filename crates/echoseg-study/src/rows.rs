@@ -441,6 +441,103 @@ pub fn read_pretraining(path: &Path) -> Result<Vec<PretrainingRow>, StudyError> 
         .collect())
 }
 
+/// One row of `label_issue_quality.parquet`: how well one scorer found one source's errors.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LabelIssueQualityRow {
+    /// The source.
+    pub source: String,
+    /// `committee` or an architecture.
+    pub scorer: String,
+    /// Labelled images of the source.
+    pub images: i64,
+    /// Concordance of image scores with true error shares (the AUROC for binary errors).
+    pub auroc: Option<f64>,
+    /// Share of flagged pixels that are truly wrong.
+    pub flagged_precision: Option<f64>,
+    /// Share of truly wrong pixels that were flagged.
+    pub flagged_recall: Option<f64>,
+    /// Share of pixels flagged.
+    pub flagged_share: f64,
+    /// Share of the source's pixels that are truly wrong.
+    pub error_share: Option<f64>,
+}
+
+/// Reads `label_issue_quality.parquet`; empty when the study did not search for label issues.
+pub fn read_label_issue_quality(path: &Path) -> Result<Vec<LabelIssueQualityRow>, StudyError> {
+    let Some(f) = Frame::read_optional(path)? else { return Ok(Vec::new()) };
+    let (source, scorer, images) = (f.strings("source")?, f.strings("scorer")?, f.ints("images")?);
+    let (auroc, precision, recall) = (f.floats("auroc")?, f.floats("flagged_precision")?, f.floats("flagged_recall")?);
+    let (flagged, error) = (f.floats("flagged_share")?, f.floats("error_share")?);
+    Ok((0..f.height())
+        .map(|i| LabelIssueQualityRow {
+            source: source[i].clone(),
+            scorer: scorer[i].clone(),
+            images: images[i],
+            auroc: auroc[i],
+            flagged_precision: precision[i],
+            flagged_recall: recall[i],
+            flagged_share: flagged[i].unwrap_or_default(),
+            error_share: error[i],
+        })
+        .collect())
+}
+
+/// One row of `label_issue_confusions.parquet`: pixels one source gave one class that the
+/// committee finds most probable as another (or the same).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LabelConfusionRow {
+    /// The source.
+    pub source: String,
+    /// The class the source gave.
+    pub given: String,
+    /// The committee's most probable class.
+    pub predicted: String,
+    /// Pixels.
+    pub pixels: i64,
+}
+
+/// Reads `label_issue_confusions.parquet`; empty when the study did not search for label issues.
+pub fn read_label_confusions(path: &Path) -> Result<Vec<LabelConfusionRow>, StudyError> {
+    let Some(f) = Frame::read_optional(path)? else { return Ok(Vec::new()) };
+    let (source, given, predicted, pixels) = (f.strings("source")?, f.strings("given")?, f.strings("predicted")?, f.ints("pixels")?);
+    Ok((0..f.height())
+        .map(|i| LabelConfusionRow {
+            source: source[i].clone(),
+            given: given[i].clone(),
+            predicted: predicted[i].clone(),
+            pixels: pixels[i],
+        })
+        .collect())
+}
+
+/// One row of `masks.parquet`: a source's masks or a configuration's committee mask on the test
+/// images, one metric against truth.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MaskRow {
+    /// The source's name, or `committee of generation G STRATEGY`.
+    pub mask: String,
+    /// `source` or `committee`.
+    pub kind: String,
+    /// The metric.
+    pub metric: Metric,
+    /// Its value.
+    pub value: f64,
+    /// Test images scored.
+    pub images: i64,
+}
+
+/// Reads `masks.parquet`; empty when the test images have no truth.
+pub fn read_masks(path: &Path) -> Result<Vec<MaskRow>, StudyError> {
+    let Some(f) = Frame::read_optional(path)? else { return Ok(Vec::new()) };
+    let (mask, kind, images, value) = (f.strings("mask")?, f.strings("kind")?, f.ints("images")?, f.floats("value")?);
+    let metric = f.parsed("metric", "metric", Metric::from_name)?;
+    Ok((0..f.height())
+        .filter_map(|i| {
+            Some(MaskRow { mask: mask[i].clone(), kind: kind[i].clone(), metric: metric[i].clone(), value: value[i]?, images: images[i] })
+        })
+        .collect())
+}
+
 /// One row of `targets.parquet`: a target judged for one configuration.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TargetRow {

@@ -34,7 +34,7 @@ pub fn dependencies(plan: &Plan) -> Vec<Vec<usize>> {
         .iter()
         .map(|run| {
             let mut needs: Vec<usize> = match &run.teaching {
-                Teaching::Labels | Teaching::Truth => Vec::new(),
+                Teaching::Labels | Teaching::Truth | Teaching::CrossFit { .. } => Vec::new(),
                 Teaching::PseudoLabels { teachers, .. } => teachers.clone(),
             };
             if run.generation > 0 && run.network.pretrain.is_some() {

@@ -69,7 +69,52 @@ impl StudyDir {
         self.root.join("samples")
     }
 
-    /// What `echoseg run --shard` was given (manifest and overrides), for `echoseg merge`.
+    /// Each source's masks and each configuration's committee mask on the test images against truth (Parquet).
+    pub fn masks_parquet(&self) -> PathBuf {
+        self.root.join("masks.parquet")
+    }
+
+    /// The same as CSV.
+    pub fn masks_csv(&self) -> PathBuf {
+        self.root.join("masks.csv")
+    }
+
+    /// Every labelled image of every source ranked by label quality (Parquet).
+    pub fn label_issues_parquet(&self) -> PathBuf {
+        self.root.join("label_issues.parquet")
+    }
+
+    /// The same as CSV.
+    pub fn label_issues_csv(&self) -> PathBuf {
+        self.root.join("label_issues.csv")
+    }
+
+    /// How well label-issue scores find each source's true errors (Parquet).
+    pub fn label_issue_quality_parquet(&self) -> PathBuf {
+        self.root.join("label_issue_quality.parquet")
+    }
+
+    /// The same as CSV.
+    pub fn label_issue_quality_csv(&self) -> PathBuf {
+        self.root.join("label_issue_quality.csv")
+    }
+
+    /// Given → predicted class counts per source (Parquet).
+    pub fn label_issue_confusions_parquet(&self) -> PathBuf {
+        self.root.join("label_issue_confusions.parquet")
+    }
+
+    /// The same as CSV.
+    pub fn label_issue_confusions_csv(&self) -> PathBuf {
+        self.root.join("label_issue_confusions.csv")
+    }
+
+    /// The worst images per source with their maps, and the optional .npy exports.
+    pub fn label_issues(&self) -> PathBuf {
+        self.root.join("label_issues")
+    }
+
+    /// What `echoseg run` was given (manifest and overrides), for `echoseg merge` and `echoseg export`.
     pub fn invocation(&self) -> PathBuf {
         self.root.join("invocation.json")
     }
@@ -213,6 +258,12 @@ impl RunDir {
         self.root.join("pretraining.json")
     }
 
+    /// A cross-fitting run's class probabilities on its held-out images, in 1/255 steps, each
+    /// image's class planes stacked (a map of width × height·classes).
+    pub fn held_out_probabilities(&self) -> PathBuf {
+        self.root.join("held-out-probabilities.labels")
+    }
+
     /// The finished run's metrics and history; written last, so its presence means "done".
     pub fn outcome(&self) -> PathBuf {
         self.root.join("outcome.json")
@@ -272,17 +323,135 @@ pub fn write_labels(path: &Path, sizes: &[(usize, usize)], maps: &[Vec<u8>]) -> 
     if let Some((i, ((w, h), m))) = sizes.iter().zip(maps).enumerate().find(|(_, ((w, h), m))| w * h != m.len()) {
         return Err(bad(format!("map {i} has {} values for {w}×{h} px", m.len())));
     }
-    let mut bytes = Vec::with_capacity(12 + 8 * maps.len() + maps.iter().map(Vec::len).sum::<usize>());
-    bytes.extend_from_slice(LABELS_MAGIC);
-    bytes.extend_from_slice(&(maps.len() as u32).to_le_bytes());
-    for &(w, h) in sizes {
-        bytes.extend_from_slice(&(w as u32).to_le_bytes());
-        bytes.extend_from_slice(&(h as u32).to_le_bytes());
-    }
+    let mut bytes = label_header(sizes);
+    bytes.reserve(maps.iter().map(Vec::len).sum::<usize>());
     for m in maps {
         bytes.extend_from_slice(m);
     }
     write_atomic(path, &bytes)
+}
+
+/// The header of a label file of maps of `sizes`.
+fn label_header(sizes: &[(usize, usize)]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(12 + 8 * sizes.len());
+    bytes.extend_from_slice(LABELS_MAGIC);
+    bytes.extend_from_slice(&(sizes.len() as u32).to_le_bytes());
+    for &(w, h) in sizes {
+        bytes.extend_from_slice(&(w as u32).to_le_bytes());
+        bytes.extend_from_slice(&(h as u32).to_le_bytes());
+    }
+    bytes
+}
+
+/// Writes a label file map by map, so that the maps need not be in memory together; the file
+/// appears (atomically) only when the last map is written.
+pub struct LabelWriter {
+    path: PathBuf,
+    temporary: PathBuf,
+    file: std::io::BufWriter<std::fs::File>,
+    sizes: Vec<(usize, usize)>,
+    written: usize,
+}
+
+impl LabelWriter {
+    /// Starts a file of maps of `sizes`.
+    pub fn create(path: &Path, sizes: &[(usize, usize)]) -> Result<Self, StudyError> {
+        let io = |p: &Path| {
+            let path = p.to_path_buf();
+            move |source| StudyError::Io { path, source }
+        };
+        std::fs::create_dir_all(path.parent().unwrap_or_else(|| Path::new("."))).map_err(io(path))?;
+        let temporary = temporary_sibling(path);
+        let mut file = std::io::BufWriter::new(std::fs::File::create(&temporary).map_err(io(&temporary))?);
+        file.write_all(&label_header(sizes)).map_err(io(&temporary))?;
+        Ok(Self { path: path.to_path_buf(), temporary, file, sizes: sizes.to_vec(), written: 0 })
+    }
+
+    /// Appends the next map.
+    pub fn push(&mut self, map: &[u8]) -> Result<(), StudyError> {
+        let bad = |message: String| StudyError::Format { path: self.path.clone(), message };
+        let Some(&(w, h)) = self.sizes.get(self.written) else {
+            return Err(bad(format!("more than the {} maps announced", self.sizes.len())));
+        };
+        if map.len() != w * h {
+            return Err(bad(format!("map {} has {} values for {w}×{h} px", self.written, map.len())));
+        }
+        self.file.write_all(map).map_err(|source| StudyError::Io { path: self.temporary.clone(), source })?;
+        self.written += 1;
+        Ok(())
+    }
+
+    /// Finishes the file: every announced map must have been written.
+    pub fn finish(self) -> Result<(), StudyError> {
+        if self.written != self.sizes.len() {
+            return Err(StudyError::Format {
+                path: self.path.clone(),
+                message: format!("{} of {} maps written", self.written, self.sizes.len()),
+            });
+        }
+        let io = |source| StudyError::Io { path: self.temporary.clone(), source };
+        let file = self.file.into_inner().map_err(|e| io(e.into_error()))?;
+        file.sync_all().map_err(io)?;
+        std::fs::rename(&self.temporary, &self.path).map_err(|source| StudyError::Io { path: self.path.clone(), source })
+    }
+}
+
+/// Reads single maps of a label file on demand, so that scoring one image at a time does not
+/// hold the file in memory.
+pub struct LabelReader {
+    path: PathBuf,
+    file: std::fs::File,
+    sizes: Vec<(usize, usize)>,
+    offsets: Vec<u64>,
+}
+
+impl LabelReader {
+    /// Opens a file written by [`LabelWriter`] or [`write_labels`] and checks its length.
+    pub fn open(path: &Path) -> Result<Self, StudyError> {
+        use std::io::Read;
+        let io = |source| StudyError::Io { path: path.to_path_buf(), source };
+        let bad = |message: &str| StudyError::Format { path: path.to_path_buf(), message: message.to_string() };
+        let mut file = std::fs::File::open(path).map_err(io)?;
+        let mut head = [0u8; 12];
+        file.read_exact(&mut head).map_err(|_| bad("truncated label file"))?;
+        if &head[..8] != LABELS_MAGIC {
+            return Err(bad("not a label file of this echoseg"));
+        }
+        let n = u32::from_le_bytes([head[8], head[9], head[10], head[11]]) as usize;
+        let mut words = vec![0u8; 8 * n];
+        file.read_exact(&mut words).map_err(|_| bad("truncated label file"))?;
+        let word = |i: usize| u32::from_le_bytes([words[4 * i], words[4 * i + 1], words[4 * i + 2], words[4 * i + 3]]) as usize;
+        let sizes: Vec<(usize, usize)> = (0..n).map(|i| (word(2 * i), word(2 * i + 1))).collect();
+        let mut offsets = Vec::with_capacity(n);
+        let mut at = (12 + 8 * n) as u64;
+        for (w, h) in &sizes {
+            offsets.push(at);
+            at += (w * h) as u64;
+        }
+        if file.metadata().map_err(io)?.len() != at {
+            return Err(bad("truncated label file"));
+        }
+        Ok(Self { path: path.to_path_buf(), file, sizes, offsets })
+    }
+
+    /// Width and height of each map.
+    pub fn sizes(&self) -> &[(usize, usize)] {
+        &self.sizes
+    }
+
+    /// Map `i`.
+    pub fn map(&mut self, i: usize) -> Result<Vec<u8>, StudyError> {
+        use std::io::{Read, Seek, SeekFrom};
+        let (Some(&(w, h)), Some(&at)) = (self.sizes.get(i), self.offsets.get(i)) else {
+            return Err(StudyError::Format { path: self.path.clone(), message: format!("no map {i} of {}", self.sizes.len()) });
+        };
+        let mut map = vec![0u8; w * h];
+        self.file
+            .seek(SeekFrom::Start(at))
+            .and_then(|_| self.file.read_exact(&mut map))
+            .map_err(|source| StudyError::Io { path: self.path.clone(), source })?;
+        Ok(map)
+    }
 }
 
 /// Reads a file written by [`write_labels`] (or by echoseg before maps had their own sizes).
@@ -342,6 +511,19 @@ mod tests {
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() - 1]).unwrap();
         assert!(read_labels(&path).unwrap_err().to_string().contains("truncated"));
+        assert!(LabelReader::open(&path).is_err());
+        // Written map by map, read map by map: the same file.
+        let mut writer = LabelWriter::create(&path, &sizes).unwrap();
+        assert!(writer.push(&[1, 2]).unwrap_err().to_string().contains("map 0 has 2 values for 3×2 px"));
+        writer.push(&maps[0]).unwrap();
+        writer.push(&maps[1]).unwrap();
+        writer.finish().unwrap();
+        let mut reader = LabelReader::open(&path).unwrap();
+        assert_eq!((reader.map(1).unwrap(), reader.map(0).unwrap()), (maps[1].clone(), maps[0].clone()));
+        assert_eq!(read_labels(&path).unwrap().maps, maps);
+        let mut short = LabelWriter::create(&path, &sizes).unwrap();
+        short.push(&maps[0]).unwrap();
+        assert!(short.finish().unwrap_err().to_string().contains("1 of 2 maps written"));
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

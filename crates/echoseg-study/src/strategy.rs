@@ -130,15 +130,7 @@ pub struct Lesson {
 
 /// The per-pixel strict majority of `maps`, [`IGNORE`] where no class has one.
 fn majority(maps: &[&[u8]], classes: usize) -> Vec<u8> {
-    let mut votes = vec![0usize; classes];
-    (0..maps[0].len())
-        .map(|p| {
-            votes.iter_mut().for_each(|v| *v = 0);
-            maps.iter().for_each(|m| votes[usize::from(m[p]).min(classes - 1)] += 1);
-            let best = (0..classes).max_by_key(|&c| (votes[c], std::cmp::Reverse(c))).unwrap_or(0);
-            if 2 * votes[best] > maps.len() { best as u8 } else { IGNORE }
-        })
-        .collect()
+    echoseg_agree::plurality(maps, classes).into_iter().map(|(c, votes)| if 2 * votes > maps.len() { c } else { IGNORE }).collect()
 }
 
 impl std::fmt::Display for Strategy {
@@ -151,6 +143,8 @@ impl std::fmt::Display for Strategy {
 pub const LABELS: &str = "labels";
 /// The `strategy` column's value for the ceiling: generation 0's images with exact labels.
 pub const CEILING: &str = "ceiling";
+/// The run-id label of the cross-fitting runs behind label issues (never in the results tables).
+pub const CROSS_FIT: &str = "crossfit";
 /// The `selection` column's value for a treatment that keeps every pseudo-label.
 pub const EVERY_LABEL: &str = "all";
 
@@ -164,6 +158,8 @@ pub enum Treatment {
     /// The ceiling: generation 0's images and seeds with exact labels, which separates what the
     /// labels caused from what the architecture does anyway.
     Ceiling,
+    /// Generation 0's labels without one fold, scored on that fold for label issues.
+    CrossFit,
     /// A later generation: pseudo-labels by `strategy`, of which `selection` kept some.
     Pseudo {
         /// Who taught.
@@ -182,7 +178,7 @@ impl Treatment {
     /// The strategy, `None` for generation 0's labels and the ceiling.
     pub fn strategy(&self) -> Option<Strategy> {
         match self {
-            Treatment::Labels | Treatment::Ceiling => None,
+            Treatment::Labels | Treatment::Ceiling | Treatment::CrossFit => None,
             Treatment::Pseudo { strategy, .. } => Some(*strategy),
         }
     }
@@ -192,6 +188,7 @@ impl Treatment {
         match self {
             Treatment::Labels => LABELS,
             Treatment::Ceiling => CEILING,
+            Treatment::CrossFit => CROSS_FIT,
             Treatment::Pseudo { strategy, .. } => strategy.name(),
         }
     }
@@ -199,7 +196,7 @@ impl Treatment {
     /// The `selection` column: `all` for generation 0 and the ceiling, which learn from every label.
     pub fn selection_column(&self) -> &str {
         match self {
-            Treatment::Labels | Treatment::Ceiling => EVERY_LABEL,
+            Treatment::Labels | Treatment::Ceiling | Treatment::CrossFit => EVERY_LABEL,
             Treatment::Pseudo { selection, .. } => selection,
         }
     }
@@ -215,6 +212,7 @@ impl Treatment {
         match strategy {
             LABELS => return Some(Treatment::Labels),
             CEILING => return Some(Treatment::Ceiling),
+            CROSS_FIT => return Some(Treatment::CrossFit),
             _ => {}
         }
         let selection = if selection.is_empty() { EVERY_LABEL } else { selection };

@@ -167,6 +167,10 @@ fn model_key<'a>(run: &'a PlannedRun, teacher: &'a str, subject: &'static str, p
 
 /// Builds the results and history tables from finished runs and writes them (Parquet and CSV).
 pub fn write_tables(manifest: &Manifest, plan: &Plan, outcomes: &[RunOutcome], data: &StudyData, dir: &StudyDir) -> Result<(), StudyError> {
+    crate::label_issues::write_label_issues(manifest, plan, data, dir)?;
+    // The cross-fitting runs come last and belong to the label issues only.
+    let tabled = plan.tabled();
+    let (plan, outcomes) = (&Plan { runs: plan.runs[..tabled].to_vec() }, &outcomes[..tabled.min(outcomes.len())]);
     let class_names = data.classes.names().to_vec();
     crate::samples::write_samples(manifest, data, dir)?;
     let mut rows = Rows::default();
@@ -286,7 +290,9 @@ pub fn write_tables(manifest: &Manifest, plan: &Plan, outcomes: &[RunOutcome], d
     write_frame(&mut frames.targets, &dir.targets_parquet(), &dir.targets_csv())?;
     // Only studies with pre-trained models have the pre-training table, and only those with a ceiling the gap table.
     write_if_any(&mut frames.pretraining, &dir.pretraining_parquet(), &dir.pretraining_csv())?;
-    write_if_any(&mut frames.gap, &dir.gap_parquet(), &dir.gap_csv())
+    write_if_any(&mut frames.gap, &dir.gap_parquet(), &dir.gap_csv())?;
+    let mut masks = crate::export::masks_frame(manifest, plan, data, &test_labels).map_err(table_error(&dir.masks_parquet()))?;
+    write_if_any(&mut masks, &dir.masks_parquet(), &dir.masks_csv())
 }
 
 /// Every run's predicted label maps from the file `file` names in its run directory, in plan order.
@@ -410,7 +416,7 @@ fn history_frame(plan: &Plan, outcomes: &[RunOutcome]) -> PolarsResult<DataFrame
     ])
 }
 
-fn write_frame(frame: &mut DataFrame, parquet: &Path, csv: &Path) -> Result<(), StudyError> {
+pub(crate) fn write_frame(frame: &mut DataFrame, parquet: &Path, csv: &Path) -> Result<(), StudyError> {
     let mut bytes = Vec::new();
     ParquetWriter::new(&mut bytes).finish(frame).map_err(table_error(parquet))?;
     write_atomic(parquet, &bytes)?;

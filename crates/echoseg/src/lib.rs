@@ -3,6 +3,7 @@
 
 mod agree;
 mod bench;
+mod export;
 mod plan;
 mod predict;
 mod progress;
@@ -136,6 +137,9 @@ pub enum Command {
     /// Segment new images with a finished run's network (reports/NAME/runs/RUN), with the
     /// study's inference batch and tiling: grey PNG masks of class indices and confidence maps.
     Predict(predict::PredictArgs),
+    /// Write the committee mask of one configuration of a finished study for every image of the
+    /// study, with its confidence, in the folder layout (masks better than each source?).
+    Export(export::ExportArgs),
 }
 
 fn parse_shard(text: &str) -> Result<Shard, String> {
@@ -225,6 +229,7 @@ where
         Command::Bench(args) => bench::run(args),
         Command::Agree(args) => agree::run(args),
         Command::Predict(args) => predict::run(args),
+        Command::Export(args) => export::run(args),
     }
 }
 
@@ -309,10 +314,13 @@ pub fn run(invocation: &Invocation, reports: &Path, options: &RunOptions, comman
 
     let mut observer = progress::Terminal::new(quiet);
     let reuse = if options.resume { Reuse::Finished } else { Reuse::Nothing };
+    // `echoseg merge` and `echoseg export` load the manifest as it ran: shards record it before
+    // they start (merge needs it whichever finishes last), a whole study once it has finished.
+    let absolute = std::path::absolute(manifest_path).unwrap_or_else(|_| manifest_path.clone());
+    let record = Invocation { manifest: absolute, overrides: invocation.overrides.clone() };
     if options.shard.is_some() {
         std::fs::create_dir_all(dir.root()).with_context(|| format!("cannot create {}", dir.root().display()))?;
-        let absolute = std::path::absolute(manifest_path).unwrap_or_else(|_| manifest_path.clone());
-        write_json(&dir.invocation(), &Invocation { manifest: absolute, overrides: invocation.overrides.clone() })?;
+        write_json(&dir.invocation(), &record)?;
     }
     let summary = run_study_shard(&manifest, &dir, &compute, reuse, options.shard, &mut observer).with_context(|| {
         format!(
@@ -340,6 +348,7 @@ pub fn run(invocation: &Invocation, reports: &Path, options: &RunOptions, comman
     }
 
     write_atomic(&dir.manifest_copy(), manifest.text.as_bytes())?;
+    write_json(&dir.invocation(), &record)?;
     let provenance = Provenance {
         echoseg_version: env!("CARGO_PKG_VERSION").to_string(),
         git_revision: git_revision(),

@@ -190,8 +190,47 @@ pub struct Manifest {
     pub targets: Vec<Target>,
     /// Practical minimums of the verdicts (`[verdict]`).
     pub verdict: VerdictRules,
+    /// The search for label issues (`[label_issues]`), when asked for.
+    pub label_issues: Option<LabelIssueSettings>,
     /// Everything that decides the images and their labels, as stable text (part of every run id).
     pub data_key: String,
+}
+
+/// How label issues are searched for, checked.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct LabelIssueSettings {
+    /// Folds of the labelled images, 2 to 10.
+    pub folds: u32,
+    /// Softmin temperature, > 0.
+    pub temperature: f64,
+    /// Worst images per source in the report.
+    pub worst: usize,
+    /// Whether the probabilities are also written as .npy files.
+    pub export_probabilities: bool,
+}
+
+/// `[label_issues]`, with its defaults filled in.
+fn label_issue_settings(raw: Option<&RawLabelIssues>, p: &mut Problems<'_>) -> Option<LabelIssueSettings> {
+    let raw = raw?;
+    let settings = LabelIssueSettings {
+        folds: raw.folds.unwrap_or(2),
+        temperature: raw.temperature.unwrap_or(0.1),
+        worst: raw.worst.unwrap_or(4),
+        export_probabilities: raw.export_probabilities.unwrap_or(false),
+    };
+    if !(2..=10).contains(&settings.folds) {
+        p.add(
+            "label_issues.folds",
+            format!("must be between 2 and 10 (each fold is scored by networks trained on the others), got {}", settings.folds),
+        );
+    }
+    if !(settings.temperature.is_finite() && settings.temperature > 0.0) {
+        p.add("label_issues.temperature", format!("must be a number > 0 (cleanlab's default is 0.1), got {}", settings.temperature));
+    }
+    if settings.worst > 50 {
+        p.add("label_issues.worst", format!("must be at most 50 images per source, got {}", settings.worst));
+    }
+    Some(settings)
 }
 
 impl Manifest {
@@ -452,6 +491,7 @@ pub fn validate(path: &Path, text: &str, raw: RawManifest) -> Result<Manifest, M
     let ema = checked(raw.study.ema.clone(), "study.ema", &mut p);
     let targets = targets(&raw.targets, &mut p);
     let verdict = verdict_rules(&raw.verdict, &mut p);
+    let label_issues = label_issue_settings(raw.label_issues.as_ref(), &mut p);
 
     // Settings that failed their check are None, and their problems are in the list.
     let (Some(train), Some(ema), true) = (train, ema, p.list.is_empty()) else {
@@ -482,6 +522,7 @@ pub fn validate(path: &Path, text: &str, raw: RawManifest) -> Result<Manifest, M
         selections,
         targets,
         verdict,
+        label_issues,
         data_key,
     })
 }
@@ -937,6 +978,20 @@ images = 10
         assert_eq!((ok.verdict.minimum(Bias::BoundaryOffset), ok.verdict.minimum(Bias::ThinRecall)), (0.5, 0.05));
         let typo = parse(Path::new("t.toml"), &format!("{GOOD}[verdict]\nboundary = 0.5\n")).unwrap_err().to_string();
         assert!(typo.contains("boundary"), "{typo}");
+    }
+
+    #[test]
+    fn label_issue_settings_default_to_cleanlabs_and_bad_values_name_their_line() {
+        assert_eq!(parse(Path::new("t.toml"), GOOD).unwrap().label_issues, None, "absent: not searched");
+        let on = parse(Path::new("t.toml"), &format!("{GOOD}[label_issues]\n")).unwrap().label_issues.unwrap();
+        assert_eq!((on.folds, on.temperature, on.worst, on.export_probabilities), (2, 0.1, 4, false));
+        let text = format!("{GOOD}[label_issues]\nfolds = 1\ntemperature = 0\n");
+        let err = parse(Path::new("t.toml"), &text).unwrap_err().to_string();
+        let lines = GOOD.lines().count();
+        assert!(err.contains(&format!("t.toml:{}: `label_issues.folds` must be between 2 and 10", lines + 2)), "{err}");
+        assert!(err.contains(&format!("t.toml:{}: `label_issues.temperature` must be a number > 0", lines + 3)), "{err}");
+        let typo = parse(Path::new("t.toml"), &format!("{GOOD}[label_issues]\nfold = 3\n")).unwrap_err().to_string();
+        assert!(typo.contains("fold"), "{typo}");
     }
 
     #[test]

@@ -459,6 +459,24 @@ pub struct RawManifest {
     /// The practical minimum change per bias below which a verdict says "holds".
     #[serde(default)]
     pub verdict: RawVerdict,
+    /// Which given masks look wrong, from cross-fitted networks (absent: not searched).
+    pub label_issues: Option<RawLabelIssues>,
+}
+
+/// The `[label_issues]` table: every labelled image of every source scored by networks that did
+/// not train on it (cross-fitting over folds).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLabelIssues {
+    /// Folds of the labelled images (default 2): each fold is scored by networks trained on the others.
+    pub folds: Option<u32>,
+    /// Softmin temperature of the image score (default 0.1, cleanlab's).
+    pub temperature: Option<f64>,
+    /// Worst images per source shown in the report (default 4).
+    pub worst: Option<usize>,
+    /// Also write the out-of-sample probabilities and labels as .npy files (default false), for
+    /// bench/label_issues_reference.py.
+    pub export_probabilities: Option<bool>,
 }
 
 /// The `[verdict]` table: for each bias the smallest change a verdict may call a direction
