@@ -308,3 +308,30 @@ fn a_study_name_with_markup_is_escaped_in_the_report() {
     assert!(!html.contains("<script>"), "unescaped markup in the page");
     assert!(html.contains("&lt;script&gt;alert(1)"), "the name is missing from the page");
 }
+
+#[test]
+fn surface_metrics_show_a_one_pixel_dilation_as_one_pixel() {
+    let scratch = Scratch::new("surfaces");
+    let reports = scratch.path().join("reports");
+    let page = run_tiny(&reports, TINY_MANIFEST);
+    let (header, rows) = csv_rows(&reports.join("tiny/results.csv"));
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let (subject, model, metric, value) = (col("subject"), col("model"), col("metric"), col("value"));
+    let of = |who: &str, m: &str| -> Vec<f64> {
+        rows.iter().filter(|r| r[subject] == who && r[metric] == m).map(|r| r[value].parse().unwrap()).collect()
+    };
+    // The manual source draws every object 1 px too large: its borders lie about 1 px from the truth's.
+    let manual = |m: &str| -> f64 {
+        rows.iter().find(|r| r[subject] == "source" && r[model] == "manual" && r[metric] == m).unwrap()[value].parse().unwrap()
+    };
+    let assd = manual("assd_blob");
+    assert!((0.7..=1.3).contains(&assd), "ASSD of a 1 px dilation: {assd}");
+    assert!(manual("hd95_blob") <= 2.0, "HD95 {}", manual("hd95_blob"));
+    assert!(manual("surface_dice_blob") > 0.9, "within the 1 px tolerance: {}", manual("surface_dice_blob"));
+    // Every scored model has them too, each share within [0, 1].
+    let shares = of("model", "surface_dice_thin");
+    assert_eq!(shares.len(), 8, "two architectures: ceiling, generation 0, self and cross");
+    assert!(shares.iter().chain(&of("model", "cldice_thin")).all(|v| (0.0..=1.0).contains(v)));
+    let html = std::fs::read_to_string(page).unwrap();
+    assert!(html.contains("id=\"surfaces\"") && html.contains("HD95 blob (px)"), "no surface table in the report");
+}

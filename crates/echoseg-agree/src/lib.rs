@@ -31,7 +31,7 @@ pub use label_issues::{
 pub use metric::{Bias, Metric, Sense, Unit};
 pub use raters::{DisagreementError, RaterAnalysis, TruthAnalysis, analyse_raters, check_raters, plurality, vote_entropy};
 pub use staple::{Staple, StapleConfig, staple};
-pub use surface::{ClassSurface, SurfaceScores, cl_dice, class_surfaces, surface_scores};
+pub use surface::{ClassSurface, SURFACE_TOLERANCE, SurfaceScores, cl_dice, class_surfaces, surface_scores};
 pub use verdict::{Verdict, VerdictRules};
 pub mod scores;
 

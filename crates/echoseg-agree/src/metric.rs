@@ -162,6 +162,14 @@ pub enum Metric {
     Iou(String),
     /// Dice of one class (named).
     Dice(String),
+    /// Mean over test images of one class's 95th-percentile Hausdorff distance, px (named class).
+    Hd95(String),
+    /// Mean over test images of one class's average symmetric surface distance, px (named class).
+    Assd(String),
+    /// Mean over test images of one class's normalised surface Dice at [`crate::SURFACE_TOLERANCE`] (named class).
+    SurfaceDice(String),
+    /// Mean over test images of one class's centreline Dice, clDice (named class).
+    ClDice(String),
     /// A bias of the fingerprint.
     Bias(Bias),
     /// Expected calibration error.
@@ -246,9 +254,13 @@ const FIXED: [(Metric, &str); 23] = [
 type OfClass = fn(String) -> Metric;
 
 /// The per-class metrics: a prefix, then the class name.
-const PER_CLASS: [(&str, OfClass); 4] = [
+const PER_CLASS: [(&str, OfClass); 8] = [
     ("iou_", Metric::Iou),
     ("dice_", Metric::Dice),
+    ("hd95_", Metric::Hd95),
+    ("assd_", Metric::Assd),
+    ("surface_dice_", Metric::SurfaceDice),
+    ("cldice_", Metric::ClDice),
     ("staple_sensitivity_", Metric::StapleSensitivity),
     ("sensitivity_", Metric::Sensitivity),
 ];
@@ -288,6 +300,7 @@ impl Metric {
     pub fn range(&self) -> Option<(f64, f64)> {
         match self {
             Metric::Miou | Metric::Accuracy | Metric::Iou(_) | Metric::Dice(_) | Metric::Ece | Metric::Agreement => Some((0.0, 1.0)),
+            Metric::SurfaceDice(_) | Metric::ClDice(_) => Some((0.0, 1.0)),
             Metric::Sensitivity(_) | Metric::StapleSensitivity(_) => Some((0.0, 1.0)),
             Metric::Kappa => Some((-1.0, 1.0)),
             Metric::Bias(b) => match (b.unit(), b.sense()) {
@@ -323,6 +336,10 @@ impl fmt::Display for Metric {
             Metric::Bias(b) => f.write_str(b.name()),
             Metric::Iou(c) => class("iou_", c, f),
             Metric::Dice(c) => class("dice_", c, f),
+            Metric::Hd95(c) => class("hd95_", c, f),
+            Metric::Assd(c) => class("assd_", c, f),
+            Metric::SurfaceDice(c) => class("surface_dice_", c, f),
+            Metric::ClDice(c) => class("cldice_", c, f),
             Metric::Sensitivity(c) => class("sensitivity_", c, f),
             Metric::StapleSensitivity(c) => class("staple_sensitivity_", c, f),
             fixed => f.write_str(FIXED.iter().find(|(m, _)| m == fixed).map_or("", |(_, n)| n)),
@@ -355,9 +372,15 @@ mod tests {
             Metric::Dice("thin".into()),
             Metric::Sensitivity("box".into()),
             Metric::StapleSensitivity("thin".into()),
+            Metric::Hd95("blob".into()),
+            Metric::Assd("thin".into()),
+            Metric::SurfaceDice("blob".into()),
+            Metric::ClDice("thin".into()),
         ] {
             assert_eq!(Metric::from_name(&metric.name()), Some(metric));
         }
+        // `surface_dice_` is read as itself, never as `dice_` of a class named `surface…`.
+        assert_eq!(Metric::from_name("surface_dice_blob"), Some(Metric::SurfaceDice("blob".into())));
         assert_eq!(Metric::StapleSensitivity("x".into()).name(), "staple_sensitivity_x");
         assert_eq!(Metric::from_name("iou"), None);
         assert_eq!(Metric::from_name("iou_"), None);

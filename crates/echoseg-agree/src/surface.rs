@@ -22,6 +22,10 @@
 
 use serde::Serialize;
 
+/// The tolerance of the normalised surface Dice in the study's tables and `echoseg agree`'s
+/// default, px: a border pixel within one pixel of the other border counts as matched.
+pub const SURFACE_TOLERANCE: f64 = 1.0;
+
 use crate::bootstrap::mean;
 use crate::distance::squared_distance;
 

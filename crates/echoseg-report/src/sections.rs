@@ -5,8 +5,8 @@ use echoseg_agree::{BOUNDARY_TOLERANCE, BootstrapConfig, CALIBRATION_BINS, DEFAU
 use crate::html::{Page, escape};
 use crate::summaries::{
     confusions_table, estimates_table, gap_table, has_ceiling, label_quality_table, lead, masks_sentence, masks_table, metric_of,
-    pretraining_sentences, pretraining_table, provenance_table, scores_table, selection_table, sources_table, target_sentences,
-    targets_table, verdict_sentences, verdict_table, warnings, worst_table,
+    pretraining_sentences, pretraining_table, provenance_table, scores_table, selection_table, sources_table, surface_table,
+    target_sentences, targets_table, verdict_sentences, verdict_table, warnings, worst_table,
 };
 use crate::{Figures, Study};
 
@@ -57,6 +57,7 @@ pub(crate) fn page(study: &Study, figures: &Figures) -> Page {
     calibration(&mut page, study, figures);
     training(&mut page, figures);
     sources(&mut page, study);
+    surfaces(&mut page, study);
     masks(&mut page, study);
     label_issues(&mut page, study, figures);
     setup(&mut page, study);
@@ -329,6 +330,20 @@ fn sources(page: &mut Page, study: &Study) {
         page.paragraph(layout);
     }
     page.raw(&sources_table(&study.rows, &study.class_metrics).html());
+}
+
+fn surfaces(page: &mut Page, study: &Study) {
+    let Some(table) = surface_table(&study.rows) else { return };
+    page.heading("surfaces", "Surface distances");
+    page.paragraph(&format!(
+        "Per class, means over the scored images (and over seeds for models): HD95, the 95th-percentile distance between the \
+         two borders; ASSD, the mean distance of both borders' pixels to the other border (both in px, medpy's definitions; \
+         left out where an image has the class in only one of the two masks); surface Dice, the share of both borders within \
+         {} px of the other; clDice, the centreline Dice of thin structures (Zhang–Suen skeletons). Sources are scored where \
+         the sources table scores them, models on the test images.",
+        echoseg_agree::SURFACE_TOLERANCE
+    ));
+    page.raw(&table.html());
 }
 
 fn masks(page: &mut Page, study: &Study) {

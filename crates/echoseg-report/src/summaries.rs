@@ -545,9 +545,56 @@ pub(crate) fn sources_table(rows: &[ResultRow], class_metrics: &[Metric]) -> Tab
     Table { header, rows: table_rows }
 }
 
+/// Whether a metric is one of the per-class surface metrics.
+fn is_surface(metric: &Metric) -> bool {
+    matches!(metric, Metric::Hd95(_) | Metric::Assd(_) | Metric::SurfaceDice(_) | Metric::ClDice(_))
+}
+
+/// Each source, and each model per generation and treatment (means over seeds), by the
+/// per-class surface metrics on the images they were scored on; `None` without any.
+pub(crate) fn surface_table(rows: &[ResultRow]) -> Option<Table> {
+    let mut metrics: Vec<Metric> = rows.iter().filter(|r| is_surface(&r.metric)).map(|r| r.metric.clone()).collect();
+    metrics.sort();
+    metrics.dedup();
+    if metrics.is_empty() {
+        return None;
+    }
+    let mut subjects: Vec<(bool, String, i64, Treatment)> = Vec::new();
+    for r in rows.iter().filter(|r| is_surface(&r.metric) && (r.is_source() || r.is_model())) {
+        let key = (r.is_source(), r.model.clone(), r.generation, r.treatment.clone());
+        if !subjects.contains(&key) {
+            subjects.push(key);
+        }
+    }
+    // Sources first, then models by generation and treatment.
+    subjects.sort_by_cached_key(|(source, model, generation, treatment)| (!source, *generation, treatment.to_string(), model.clone()));
+    let mut header = vec!["labels or model".to_string(), "generation".to_string(), "learned from".to_string()];
+    header.extend(metrics.iter().map(column_title));
+    let table_rows = subjects
+        .iter()
+        .map(|(source, model, generation, treatment)| {
+            let mine =
+                |r: &ResultRow| r.is_source() == *source && &r.model == model && r.generation == *generation && &r.treatment == treatment;
+            let (label, learned) =
+                if *source { (format!("source {model}"), String::new()) } else { (model.clone(), treatment.to_string()) };
+            let mut cells = vec![cell(&label), cell(&if *source { String::new() } else { generation.to_string() }), cell(&learned)];
+            cells.extend(metrics.iter().map(|m| {
+                let decimals = if matches!(m, Metric::Hd95(_) | Metric::Assd(_)) { 2 } else { 3 };
+                number(metric_of(rows, mine, m), decimals, false)
+            }));
+            cells
+        })
+        .collect();
+    Some(Table { header, rows: table_rows })
+}
+
 fn column_title(metric: &Metric) -> String {
     match metric {
         Metric::Iou(class) => format!("IoU {class}"),
+        Metric::Hd95(class) => format!("HD95 {class} (px)"),
+        Metric::Assd(class) => format!("ASSD {class} (px)"),
+        Metric::SurfaceDice(class) => format!("surface Dice {class}"),
+        Metric::ClDice(class) => format!("clDice {class}"),
         Metric::Ece => "ECE".into(),
         Metric::Bias(Bias::BoundaryF1) => Bias::BoundaryF1.display_name(),
         other => other.name().replace('_', " ").replace("fp rate", "FP rate"),

@@ -213,50 +213,103 @@ pub(crate) fn write_label_issues(manifest: &Manifest, plan: &Plan, data: &StudyD
         let _ = std::fs::remove_dir_all(dir.label_issues());
         return Ok(());
     };
-    let classes = data.classes.len();
     let images = placed(data, settings.folds);
-    let mut witnesses = Witnesses::open(plan, dir, settings.folds, classes)?;
-    let scorers = witnesses.scorers();
+    let mut witnesses = Witnesses::open(plan, dir, settings.folds, data.classes.len())?;
     let sources = manifest.sources.len();
+    let thresholds = thresholds(&images, &mut witnesses, sources)?;
+    let (counts, mut rows) = scores(&images, &mut witnesses, &thresholds, settings.temperature)?;
+    let scorers = witnesses.scorers();
+    let worst = worst_images(settings.worst, sources, &images, &rows, scorers.len());
+    let exports = Exports::start(&settings, manifest, data, dir)?;
+    let flags = flags(&images, &mut witnesses, &counts, &mut rows, &worst, exports)?;
 
-    // Pass 1: per source and scorer, the mean probability of each class over the pixels given it.
-    let mut confidence = vec![vec![SelfConfidence::new(classes); scorers.len()]; sources];
-    for image in &images {
+    let names: Vec<&str> = manifest.sources.iter().map(|s| s.name.as_str()).collect();
+    let table =
+        |r: PolarsResult<DataFrame>, path: &Path| r.map_err(|e| StudyError::Table { path: path.to_path_buf(), message: e.to_string() });
+    let mut frame = table(issue_frame(&rows, &names, &scorers), &dir.label_issues_parquet())?;
+    crate::tables::write_frame(&mut frame, &dir.label_issues_parquet(), &dir.label_issues_csv())?;
+    let mut frame = table(quality_frame(&flags.totals, &names, &scorers), &dir.label_issue_quality_parquet())?;
+    crate::tables::write_frame(&mut frame, &dir.label_issue_quality_parquet(), &dir.label_issue_quality_csv())?;
+    let mut frame = table(confusion_frame(&flags.confusions, &names, data.classes.names()), &dir.label_issue_confusions_parquet())?;
+    crate::tables::write_frame(&mut frame, &dir.label_issue_confusions_parquet(), &dir.label_issue_confusions_csv())?;
+    let method = format!(
+        "{} folds: each labelled image is scored by networks ({}) trained on the other folds' labels; the average is their mean probability. \
+         Image score: softmin of the given labels' probabilities (temperature {}). Flagged: as many of the least sure pixels as confident \
+         learning counts mislabelled, less those whose given class is also the most probable (cleanlab's rules)",
+        settings.folds,
+        witnesses.names.join(", "),
+        settings.temperature
+    );
+    flags.panels.write(&worst, &images, &rows, scorers.len(), manifest, data, dir, method)
+}
+
+/// Pass 1: per source and scorer, each class's threshold, the mean probability of the class
+/// over the pixels given it.
+fn thresholds(images: &[Placed<'_>], witnesses: &mut Witnesses, sources: usize) -> Result<Vec<Vec<Vec<f32>>>, StudyError> {
+    let classes = witnesses.classes;
+    let mut confidence = vec![vec![SelfConfidence::new(classes); witnesses.scorers().len()]; sources];
+    for image in images {
         for (s, p) in witnesses.probabilities(image)?.iter().enumerate() {
             confidence[image.labelled.source][s].add(&image.labelled.labels.labels, ClassProbabilities { classes, values: p });
         }
     }
-    // Pass 2: how many pixels look mislabelled, and every image's score.
-    let mut counts: Vec<Vec<IssueCount>> =
-        confidence.iter().map(|per| per.iter().map(|c| IssueCount::new(c.thresholds())).collect()).collect();
-    let mut rows = Vec::with_capacity(images.len() * scorers.len());
-    for image in &images {
+    Ok(confidence.iter().map(|per| per.iter().map(SelfConfidence::thresholds).collect()).collect())
+}
+
+/// Pass 2: per source and scorer how many pixels look mislabelled, and every image's score
+/// (rows in image order, each image's scorers together, the average first).
+fn scores(
+    images: &[Placed<'_>],
+    witnesses: &mut Witnesses,
+    thresholds: &[Vec<Vec<f32>>],
+    temperature: f64,
+) -> Result<(Vec<Vec<IssueCount>>, Vec<IssueRow>), StudyError> {
+    let classes = witnesses.classes;
+    let mut counts: Vec<Vec<IssueCount>> = thresholds.iter().map(|per| per.iter().map(|t| IssueCount::new(t.clone())).collect()).collect();
+    let mut rows = Vec::with_capacity(images.len() * (witnesses.names.len() + 1));
+    for image in images {
         let (source, given) = (image.labelled.source, &image.labelled.labels.labels);
         let truth = image.labelled.scene.truth_labels().map(|t| t.labels.as_slice());
         let error_share = truth.map(|t| t.iter().zip(given).filter(|(a, b)| a != b).count() as f64 / given.len().max(1) as f64);
         for (s, p) in witnesses.probabilities(image)?.iter().enumerate() {
             let values = ClassProbabilities { classes, values: p };
             counts[source][s].add(given, values);
-            let score = image_score(given, values, settings.temperature);
             rows.push(IssueRow {
                 source,
                 image: image.labelled.scene.name.clone(),
                 split: image.split,
                 scorer: s,
-                score,
+                score: image_score(given, values, temperature),
                 flagged_share: 0.0,
                 error_share,
                 counts: None,
             });
         }
     }
-    let worst = worst_images(settings.worst, sources, &images, &rows, scorers.len());
+    Ok((counts, rows))
+}
 
-    // Pass 3: the flagged pixels, in pass 2's image order, against the truth where it is known.
+/// What pass 3 found besides the rows it completes.
+struct Flags {
+    totals: Vec<Vec<Totals>>,
+    confusions: Vec<Confusion>,
+    panels: WorstPanels,
+}
+
+/// Pass 3, in pass 2's image order: the flagged pixels of every image and scorer, against the
+/// truth where it is known; the worst images' maps and the .npy files on the way.
+fn flags(
+    images: &[Placed<'_>],
+    witnesses: &mut Witnesses,
+    counts: &[Vec<IssueCount>],
+    rows: &mut [IssueRow],
+    worst: &[usize],
+    mut exports: Option<Exports>,
+) -> Result<Flags, StudyError> {
+    let (classes, scorers) = (witnesses.classes, witnesses.names.len() + 1);
     let mut budgets: Vec<Vec<FlagBudget>> = counts.iter().map(|per| per.iter().map(IssueCount::budget).collect()).collect();
-    let mut totals: Vec<Vec<Totals>> = (0..sources).map(|_| (0..scorers.len()).map(|_| Totals::default()).collect()).collect();
-    let mut confusions: Vec<Confusion> = vec![Confusion::new(classes); sources];
-    let mut exports = Exports::start(&settings, manifest, data, dir)?;
+    let mut totals: Vec<Vec<Totals>> = counts.iter().map(|per| per.iter().map(|_| Totals::default()).collect()).collect();
+    let mut confusions: Vec<Confusion> = vec![Confusion::new(classes); counts.len()];
     let mut panels = WorstPanels::default();
     for (n, image) in images.iter().enumerate() {
         let probabilities = witnesses.probabilities(image)?;
@@ -265,7 +318,7 @@ pub(crate) fn write_label_issues(manifest: &Manifest, plan: &Plan, data: &StudyD
         for (s, p) in probabilities.iter().enumerate() {
             let values = ClassProbabilities { classes, values: p };
             let issues = ImageIssues::of(given, values, &mut budgets[source][s]);
-            let row = &mut rows[n * scorers.len() + s];
+            let row = &mut rows[n * scorers + s];
             let flagged = issues.flagged_pixels();
             row.flagged_share = flagged as f64 / given.len().max(1) as f64;
             row.counts = truth.map(|t| FlagCounts::of(&issues.flagged, given, t));
@@ -280,7 +333,7 @@ pub(crate) fn write_label_issues(manifest: &Manifest, plan: &Plan, data: &StudyD
             if s == 0 {
                 confusions[source].merge(&issues.confusions);
                 if worst.contains(&n) {
-                    panels.add(n, image, values, &issues)?;
+                    panels.add(n, image, values, &issues);
                 }
             }
         }
@@ -291,24 +344,7 @@ pub(crate) fn write_label_issues(manifest: &Manifest, plan: &Plan, data: &StudyD
     if let Some(e) = exports {
         e.finish()?;
     }
-    let names: Vec<&str> = manifest.sources.iter().map(|s| s.name.as_str()).collect();
-    let table =
-        |r: PolarsResult<DataFrame>, path: &Path| r.map_err(|e| StudyError::Table { path: path.to_path_buf(), message: e.to_string() });
-    let mut frame = table(issue_frame(&rows, &names, &scorers), &dir.label_issues_parquet())?;
-    crate::tables::write_frame(&mut frame, &dir.label_issues_parquet(), &dir.label_issues_csv())?;
-    let mut frame = table(quality_frame(&totals, &names, &scorers), &dir.label_issue_quality_parquet())?;
-    crate::tables::write_frame(&mut frame, &dir.label_issue_quality_parquet(), &dir.label_issue_quality_csv())?;
-    let mut frame = table(confusion_frame(&confusions, &names, data.classes.names()), &dir.label_issue_confusions_parquet())?;
-    crate::tables::write_frame(&mut frame, &dir.label_issue_confusions_parquet(), &dir.label_issue_confusions_csv())?;
-    let method = format!(
-        "{} folds: each labelled image is scored by networks ({}) trained on the other folds' labels; the average is their mean probability. \
-         Image score: softmin of the given labels' probabilities (temperature {}). Flagged: as many of the least sure pixels as confident \
-         learning counts mislabelled, less those whose given class is also the most probable (cleanlab's rules)",
-        settings.folds,
-        witnesses.names.join(", "),
-        settings.temperature
-    );
-    panels.write(&worst, &images, &rows, scorers.len(), manifest, data, dir, method)
+    Ok(Flags { totals, confusions, panels })
 }
 
 /// Per source, the `worst` images the average scores lowest, worst first (indices into `images`).
@@ -330,13 +366,12 @@ struct WorstPanels {
 }
 
 impl WorstPanels {
-    fn add(&mut self, n: usize, image: &Placed<'_>, average: ClassProbabilities<'_>, issues: &ImageIssues) -> Result<(), StudyError> {
+    fn add(&mut self, n: usize, image: &Placed<'_>, average: ClassProbabilities<'_>, issues: &ImageIssues) {
         let given = image.labelled.labels.labels.clone();
         let likely: Vec<u8> = (0..given.len()).map(|p| average.argmax(p)).collect();
         let flagged: Vec<u8> = issues.flagged.iter().map(|f| u8::from(f.is_some())).collect();
         let truth = image.labelled.scene.truth_labels().map_or_else(|| vec![IGNORE; given.len()], |t| t.labels.clone());
         self.maps.insert(n, [given, likely, flagged, truth]);
-        Ok(())
     }
 
     /// Writes `label_issues/`: `worst-K.png`, `worst.labels` (four maps per image) and `worst.json`.

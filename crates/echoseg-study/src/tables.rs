@@ -3,7 +3,10 @@
 
 use std::path::Path;
 
-use echoseg_agree::{Confusion, Fingerprint, Metric, StapleConfig, TruthScores, analyse_raters, staple, truth_scores};
+use echoseg_agree::{
+    ClassSurface, Confusion, Fingerprint, Metric, SURFACE_TOLERANCE, StapleConfig, TruthScores, analyse_raters, class_surfaces, staple,
+    truth_scores,
+};
 use polars::prelude::*;
 
 use crate::StudyError;
@@ -35,7 +38,8 @@ pub mod columns {
     pub const PEER: &str = "peer";
     /// Repeat index.
     pub const REPEAT: &str = "repeat";
-    /// Metric name: `miou`, `accuracy`, `iou_CLASS`, the fingerprints, `ece`, `agreement`, `kappa`,
+    /// Metric name: `miou`, `accuracy`, `iou_CLASS`, `dice_CLASS`, the surface metrics `hd95_CLASS`,
+    /// `assd_CLASS`, `surface_dice_CLASS` and `cldice_CLASS`, the fingerprints, `ece`, `agreement`, `kappa`,
     /// `mean_error`, `error_phi`, `fleiss_kappa`, `vote_entropy`, `sensitivity_CLASS`,
     /// `staple_sensitivity_CLASS`, and for pseudo-label runs `offered_fraction`, `kept_fraction`,
     /// `pseudo_accuracy_before`, `pseudo_accuracy_after` (of the pool's pseudo-labels) and
@@ -110,6 +114,24 @@ impl Rows {
         self.value.push(value);
         self.run.push(key.run.to_string());
         self.chain.push(key.chain);
+    }
+
+    /// Each foreground class's surface metrics (means over the images; HD95 and ASSD left out
+    /// where no image defines them).
+    fn push_surfaces(&mut self, key: &RowKey<'_>, surfaces: &[ClassSurface], class_names: &[String]) {
+        for s in surfaces {
+            let Some(name) = class_names.get(s.class) else { continue };
+            for (metric, value) in [
+                (Metric::Hd95(name.clone()), s.hd95),
+                (Metric::Assd(name.clone()), s.assd),
+                (Metric::SurfaceDice(name.clone()), Some(s.surface_dice)),
+                (Metric::ClDice(name.clone()), Some(s.cl_dice)),
+            ] {
+                if let Some(v) = value {
+                    self.push(key, &metric, v);
+                }
+            }
+        }
     }
 
     fn push_scores(&mut self, key: &RowKey<'_>, scores: &TruthScores, fingerprint: &Fingerprint, class_names: &[String]) {
@@ -208,6 +230,8 @@ pub fn write_tables(manifest: &Manifest, plan: &Plan, outcomes: &[RunOutcome], d
             chain: true,
         };
         rows.push_scores(&key, &scores, &fingerprint, &class_names);
+        let sizes: Vec<(usize, usize)> = scored.iter().map(|(scene, _)| (scene.image.width, scene.image.height)).collect();
+        rows.push_surfaces(&key, &class_surfaces(&predicted, &truth, &sizes, data.classes.len(), SURFACE_TOLERANCE), &class_names);
     }
 
     // All of generation 0's training labels together against truth, beside each generation-0 model.
@@ -262,8 +286,9 @@ pub fn write_tables(manifest: &Manifest, plan: &Plan, outcomes: &[RunOutcome], d
         }
     }
 
-    // Every run's test predictions, read once for the agreement rows and the intervals.
+    // Every run's test predictions, read once for the surface and agreement rows and the intervals.
     let test_labels = every_run_labels(plan, dir, RunDir::test_labels)?;
+    surface_rows(&mut rows, plan, outcomes, &test_labels, data);
     committee_rows(&mut rows, plan, &test_labels, data);
 
     let mut results = rows.frame().map_err(table_error(&dir.results_parquet()))?;
@@ -293,6 +318,31 @@ pub fn write_tables(manifest: &Manifest, plan: &Plan, outcomes: &[RunOutcome], d
     write_if_any(&mut frames.gap, &dir.gap_parquet(), &dir.gap_csv())?;
     let mut masks = crate::export::masks_frame(manifest, plan, data, &test_labels).map_err(table_error(&dir.masks_parquet()))?;
     write_if_any(&mut masks, &dir.masks_parquet(), &dir.masks_csv())
+}
+
+/// Each scored run's surface metrics on the test images with truth.
+fn surface_rows(rows: &mut Rows, plan: &Plan, outcomes: &[RunOutcome], test_labels: &[Vec<Vec<u8>>], data: &StudyData) {
+    use rayon::prelude::*;
+    let with_truth: Vec<usize> = (0..data.test.len()).filter(|&i| data.test[i].truth.is_some()).collect();
+    let truth: Vec<&[u8]> = with_truth.iter().filter_map(|&i| data.test[i].truth_labels().map(|t| t.labels.as_slice())).collect();
+    let sizes: Vec<(usize, usize)> = with_truth.iter().map(|&i| (data.test[i].image.width, data.test[i].image.height)).collect();
+    if truth.is_empty() {
+        return;
+    }
+    let surfaces: Vec<Vec<ClassSurface>> = test_labels
+        .par_iter()
+        .map(|labels| {
+            let predicted: Vec<&[u8]> = with_truth.iter().map(|&i| labels[i].as_slice()).collect();
+            class_surfaces(&predicted, &truth, &sizes, data.classes.len(), SURFACE_TOLERANCE)
+        })
+        .collect();
+    let class_names = data.classes.names().to_vec();
+    for ((run, outcome), surfaces) in plan.runs.iter().zip(outcomes).zip(&surfaces) {
+        if outcome.scored {
+            let teacher = plan.teacher_name(run);
+            rows.push_surfaces(&model_key(run, &teacher, subjects::MODEL, ""), surfaces, &class_names);
+        }
+    }
 }
 
 /// Every run's predicted label maps from the file `file` names in its run directory, in plan order.

@@ -33,7 +33,7 @@ pub struct AgreeArgs {
     #[arg(long, value_name = "DIR")]
     consensus: Option<PathBuf>,
     /// Tolerance in px of the normalised surface Dice (with --truth).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = echoseg_agree::SURFACE_TOLERANCE)]
     tolerance: f64,
 }
 
