@@ -2,7 +2,7 @@
 //! that did not train on it, so that a user learns which of their masks look wrong.
 //!
 //! Out of sample by cross-fitting: the labelled images are dealt into `folds` folds
-//! ([`held_out`]); for each fold, each architecture trains on the other folds' labels with the
+//! ([`crate::plan::held_out`]); for each fold, each architecture trains on the other folds' labels with the
 //! study's training settings (the plan's `crossfit-…` runs) and writes its probabilities on the
 //! held-out fold. A network's probabilities on its own training images have learned the very
 //! errors they should reveal, and a folder's other images (test, pool) carry no source's mask, so
@@ -11,9 +11,9 @@
 //!
 //! The scorers are each architecture alone and the `average` of their probabilities:
 //! differently built networks err differently, so their mean is the better witness. Scoring reads
-//! one image at a time from the run store (two passes: per-class thresholds, then scores), so its
-//! memory does not grow with the number of images; only one row per image and scorer is kept
-//! until the tables are written.
+//! one image at a time from the run store (three passes: per-class thresholds; the count of
+//! likely mislabelled pixels and the scores; the flags), so its memory does not grow with the
+//! number of images beyond one row per image and scorer, kept until the tables are written.
 
 use std::path::Path;
 
