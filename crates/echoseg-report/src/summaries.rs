@@ -568,16 +568,15 @@ pub(crate) fn surface_table(rows: &[ResultRow]) -> Option<Table> {
     }
     // Sources first, then models by generation and treatment.
     subjects.sort_by_cached_key(|(source, model, generation, treatment)| (!source, *generation, treatment.to_string(), model.clone()));
-    let mut header = vec!["labels or model".to_string(), "generation".to_string(), "learned from".to_string()];
+    let mut header = vec!["labels or model".to_string()];
     header.extend(metrics.iter().map(column_title));
     let table_rows = subjects
         .iter()
         .map(|(source, model, generation, treatment)| {
             let mine =
                 |r: &ResultRow| r.is_source() == *source && &r.model == model && r.generation == *generation && &r.treatment == treatment;
-            let (label, learned) =
-                if *source { (format!("source {model}"), String::new()) } else { (model.clone(), treatment.to_string()) };
-            let mut cells = vec![cell(&label), cell(&if *source { String::new() } else { generation.to_string() }), cell(&learned)];
+            let label = if *source { format!("source {model}") } else { format!("{model}, gen {generation} {treatment}") };
+            let mut cells = vec![cell(&label)];
             cells.extend(metrics.iter().map(|m| {
                 let decimals = if matches!(m, Metric::Hd95(_) | Metric::Assd(_)) { 2 } else { 3 };
                 number(metric_of(rows, mine, m), decimals, false)
