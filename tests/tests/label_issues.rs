@@ -142,4 +142,14 @@ fn every_labelled_image_is_scored_out_of_sample_and_objects_given_the_wrong_clas
     assert!(html.contains("id=\"label-issues\"") && html.contains("figures/label-issues-"), "no label-issue section");
     let worst: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(study.join("label_issues/worst.json")).unwrap()).unwrap();
     assert_eq!(worst["images"].as_array().unwrap().len(), 4);
+
+    // Re-tabled without the export, the earlier arrays are removed rather than left to pass for this study's.
+    let path = scratch.write("issues.toml", &MANIFEST.replace("export_probabilities = true", "export_probabilities = false"));
+    let invocation = echoseg::Invocation { manifest: path, overrides: vec![] };
+    echoseg::run(&invocation, &reports, &echoseg::RunOptions { quiet: true, resume: true, ..Default::default() }, "test").unwrap();
+    let npy = std::fs::read_dir(study.join("label_issues"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "npy"))
+        .count();
+    assert_eq!(npy, 0);
 }

@@ -510,6 +510,12 @@ struct SourceExport {
 impl Exports {
     fn start(settings: &LabelIssueSettings, manifest: &Manifest, data: &StudyData, dir: &StudyDir) -> Result<Option<Self>, StudyError> {
         if !settings.export_probabilities {
+            // An earlier study's arrays would pass for this one's.
+            if let Ok(entries) = std::fs::read_dir(dir.label_issues()) {
+                for path in entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "npy")) {
+                    let _ = std::fs::remove_file(path);
+                }
+            }
             return Ok(None);
         }
         let classes = data.classes.len();
