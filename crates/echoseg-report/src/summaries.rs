@@ -719,12 +719,14 @@ pub(crate) fn confusions_table(confusions: &[LabelConfusionRow]) -> Option<Table
     (!rows.is_empty()).then_some(Table { header, rows })
 }
 
-/// Sources and committee masks (rows) by mIoU and every bias measured (columns); `None` without any.
+/// Sources and committee masks (rows) by mIoU, every bias measured and per class ASSD and clDice
+/// (columns; `masks.csv` has HD95 and surface Dice too); `None` without any.
 pub(crate) fn masks_table(masks: &[MaskRow]) -> Option<Table> {
     let mut metrics: Vec<&Metric> = Vec::new();
     let mut names: Vec<(&str, &str)> = Vec::new();
+    let shown = |m: &Metric| matches!(m, Metric::Miou | Metric::Bias(_) | Metric::Assd(_) | Metric::ClDice(_));
     for m in masks {
-        if !metrics.contains(&&m.metric) {
+        if shown(&m.metric) && !metrics.contains(&&m.metric) {
             metrics.push(&m.metric);
         }
         if !names.iter().any(|(n, _)| *n == m.mask) {
@@ -732,7 +734,11 @@ pub(crate) fn masks_table(masks: &[MaskRow]) -> Option<Table> {
         }
     }
     let mut header = vec!["mask".to_string(), "test images".to_string()];
-    header.extend(metrics.iter().map(|m| m.bias().map_or_else(|| "mIoU".to_string(), Bias::display_name)));
+    header.extend(metrics.iter().map(|m| match m {
+        Metric::Miou => "mIoU".to_string(),
+        Metric::Bias(b) => b.display_name(),
+        other => column_title(other),
+    }));
     let rows = names
         .iter()
         .map(|&(name, kind)| {
@@ -741,7 +747,12 @@ pub(crate) fn masks_table(masks: &[MaskRow]) -> Option<Table> {
             let mut row = vec![cell(&label), number(mine.first().map(|m| m.images as f64), 0, false)];
             row.extend(metrics.iter().map(|metric| {
                 let value = mine.iter().find(|m| &m.metric == *metric).map(|m| m.value);
-                number(value, metric.bias().map_or(3, Bias::decimals), metric.signed())
+                let decimals = match metric {
+                    Metric::Bias(b) => b.decimals(),
+                    Metric::Assd(_) => 2,
+                    _ => 3,
+                };
+                number(value, decimals, metric.signed())
             }));
             row
         })

@@ -86,8 +86,16 @@ fn source_masks_on_test(manifest: &Manifest, data: &StudyData) -> Vec<(String, V
         .collect()
 }
 
-/// Scores and fingerprint of masks of some test images against their truth.
-fn scored(masks: &[(usize, &[u8])], data: &StudyData) -> Option<(TruthScores, Fingerprint, usize)> {
+/// What `masks.csv` holds of one mask set on the test images with truth.
+struct MaskScores {
+    scores: TruthScores,
+    fingerprint: Fingerprint,
+    surfaces: Vec<echoseg_agree::ClassSurface>,
+    images: usize,
+}
+
+/// Scores, fingerprint and surface metrics of masks of some test images against their truth.
+fn scored(masks: &[(usize, &[u8])], data: &StudyData) -> Option<MaskScores> {
     let with_truth: Vec<(&Scene, &[u8])> =
         masks.iter().filter_map(|&(i, m)| data.test[i].truth_labels().map(|_| (&data.test[i], m))).collect();
     if with_truth.is_empty() {
@@ -95,33 +103,49 @@ fn scored(masks: &[(usize, &[u8])], data: &StudyData) -> Option<(TruthScores, Fi
     }
     let truth: Vec<&[u8]> = with_truth.iter().filter_map(|(s, _)| s.truth_labels().map(|t| t.labels.as_slice())).collect();
     let predicted: Vec<&[u8]> = with_truth.iter().map(|(_, m)| *m).collect();
-    let scores = TruthScores::of(&pooled_confusion(&truth, &predicted, data.classes.len()));
+    let sizes: Vec<(usize, usize)> = with_truth.iter().map(|(s, _)| (s.image.width, s.image.height)).collect();
+    let classes = data.classes.len();
     let scenes: Vec<&Scene> = with_truth.iter().map(|(s, _)| *s).collect();
-    Some((scores, fingerprint_of(&predicted, &scenes, &data.classes), with_truth.len()))
+    Some(MaskScores {
+        scores: TruthScores::of(&pooled_confusion(&truth, &predicted, classes)),
+        fingerprint: fingerprint_of(&predicted, &scenes, &data.classes),
+        surfaces: echoseg_agree::class_surfaces(&predicted, &truth, &sizes, classes, echoseg_agree::SURFACE_TOLERANCE),
+        images: with_truth.len(),
+    })
 }
 
 /// `masks.csv`: every source's masks and every configuration's committee mask on the test images,
-/// against the truth (mIoU and the fingerprint), so the report can say whether the outputs are
+/// against the truth (mIoU, the fingerprint and the surface metrics), so the report can say whether the outputs are
 /// better than each input. Empty without truth on the test images.
 pub(crate) fn masks_frame(manifest: &Manifest, plan: &Plan, data: &StudyData, test_labels: &[Vec<Vec<u8>>]) -> PolarsResult<DataFrame> {
     let (mut mask, mut kind, mut generation, mut strategy, mut selection) = (vec![], vec![], vec![], vec![], vec![]);
     let (mut images, mut metric, mut value) = (vec![], vec![], vec![]);
-    let mut push =
-        |name: &str, what: &str, configuration: Option<&Configuration>, (scores, fingerprint, n): (TruthScores, Fingerprint, usize)| {
-            let values = std::iter::once((Metric::Miou.name(), Some(scores.miou)))
-                .chain(fingerprint.named().into_iter().map(|(bias, v)| (Metric::Bias(bias).name(), v)));
-            for (m, v) in values {
-                let Some(v) = v else { continue };
-                mask.push(name.to_string());
-                kind.push(what.to_string());
-                generation.push(configuration.map(|c| i64::from(c.generation)));
-                strategy.push(configuration.map(|c| c.treatment.strategy_column().to_string()));
-                selection.push(configuration.map(|c| c.treatment.selection_column().to_string()));
-                images.push(n as i64);
-                metric.push(m);
-                value.push(v);
-            }
-        };
+    let class_names = data.classes.names();
+    let mut push = |name: &str, what: &str, configuration: Option<&Configuration>, m: MaskScores| {
+        let surfaces = m.surfaces.iter().filter_map(|s| class_names.get(s.class).map(|c| (s, c))).flat_map(|(s, c)| {
+            [
+                (Metric::Hd95(c.clone()).name(), s.hd95),
+                (Metric::Assd(c.clone()).name(), s.assd),
+                (Metric::SurfaceDice(c.clone()).name(), Some(s.surface_dice)),
+                (Metric::ClDice(c.clone()).name(), Some(s.cl_dice)),
+            ]
+        });
+        let values = std::iter::once((Metric::Miou.name(), Some(m.scores.miou)))
+            .chain(m.fingerprint.named().into_iter().map(|(bias, v)| (Metric::Bias(bias).name(), v)))
+            .chain(surfaces);
+        let n = m.images;
+        for (m, v) in values {
+            let Some(v) = v else { continue };
+            mask.push(name.to_string());
+            kind.push(what.to_string());
+            generation.push(configuration.map(|c| i64::from(c.generation)));
+            strategy.push(configuration.map(|c| c.treatment.strategy_column().to_string()));
+            selection.push(configuration.map(|c| c.treatment.selection_column().to_string()));
+            images.push(n as i64);
+            metric.push(m);
+            value.push(v);
+        }
+    };
     for (name, masks) in source_masks_on_test(manifest, data) {
         let masks: Vec<(usize, &[u8])> = masks.iter().map(|(i, l)| (*i, l.labels.as_slice())).collect();
         if let Some(s) = scored(&masks, data) {
