@@ -146,6 +146,24 @@ fn predict_segments_image_files_as_the_study_segmented_its_test_images() {
         echoseg::run_cli(["echoseg", "predict", "--model", runs.to_str().unwrap(), "--out", "x", out.join("images").to_str().unwrap()])
             .unwrap_err();
     assert!(echoseg::describe_error(&err).contains("is not a finished run of a study"), "{err:#}");
+
+    // Export reads the folder again through the manifest the study ran (its relative path) and
+    // writes a committee mask per image of every split, the images themselves staying where they are.
+    let exported = scratch.path().join("exported");
+    let reports_arg = reports.to_string_lossy().into_owned();
+    echoseg::run_cli(["echoseg", "export", "tiny-folder", "--quiet", "--reports", &reports_arg, "--out", exported.to_str().unwrap()])
+        .unwrap();
+    let s = splits(&reports);
+    let listed = |key: &str| -> usize {
+        match &s[key] {
+            serde_json::Value::Array(ids) => ids.len(),
+            serde_json::Value::Object(per_source) => per_source.values().map(|ids| ids.as_array().map_or(0, Vec::len)).sum(),
+            _ => 0,
+        }
+    };
+    let images = listed("train") + listed("validation") + listed("test") + listed("pool");
+    assert_eq!(std::fs::read_dir(exported.join("masks/committee")).unwrap().count(), images);
+    assert!(!exported.join("images").exists(), "a folder study's images are not copied");
 }
 
 #[test]
