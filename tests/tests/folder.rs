@@ -170,11 +170,19 @@ fn predict_segments_image_files_as_the_study_segmented_its_test_images() {
 fn without_truth_the_report_leaves_out_truth_sections_and_leads_with_agreement() {
     let scratch = Scratch::new("folder-no-truth");
     generate(&scratch);
-    let path = scratch.write("folder.toml", &FOLDER_MANIFEST.replace("truth = \"truth\"\n", "").replace("epochs = 4", "epochs = 2"));
+    let manifest = FOLDER_MANIFEST.replace("truth = \"truth\"\n", "").replace("epochs = 4", "epochs = 2") + "[label_issues]\n";
+    let path = scratch.write("folder.toml", &manifest);
     let reports = scratch.path().join("reports");
     let html = std::fs::read_to_string(run_quietly(&path, &reports).unwrap()).unwrap();
     assert!(html.contains("have no ground truth"), "the report does not say the truth is missing");
-    for absent in ["id=\"verdict\"", "id=\"targets\"", "id=\"fingerprints\"", "id=\"calibration\""] {
+    // Label issues need no truth: every labelled image is ranked, with no error share to check against.
+    let issues = std::fs::read_to_string(reports.join("tiny-folder/label_issues.csv")).unwrap();
+    let header: Vec<&str> = issues.lines().next().unwrap().split(',').collect();
+    let error = header.iter().position(|h| *h == "error_share").unwrap();
+    let rows: Vec<Vec<&str>> = issues.lines().skip(1).map(|l| l.split(',').collect()).collect();
+    assert!(!rows.is_empty() && rows.iter().all(|r| r[error].is_empty()), "an error share without truth");
+    assert!(html.contains("id=\"label-issues\""), "no label-issue section");
+    for absent in ["id=\"verdict\"", "id=\"targets\"", "id=\"fingerprints\"", "id=\"calibration\"", "id=\"masks\"", "id=\"surfaces\""] {
         assert!(!html.contains(absent), "{absent} needs truth but is in the report");
     }
     // No vacuous scores: without truth a model has no mIoU at all (not a perfect one).
