@@ -374,7 +374,8 @@ fn label_issues(page: &mut Page, study: &Study, figures: &Figures) {
         "Every labelled image of every source is in label_issues.csv, ranked per source and scorer (rank 1 = most suspect). \
          Out-of-sample networks learn what the other images' labels share: an error every image of a source makes the same \
          way (a source that draws every object 1 px too large) is learned too and cannot stand out, so these scores find a \
-         source's idiosyncratic errors (missed or extra objects), not its systematic bias; the fingerprints above measure that.",
+         source's idiosyncratic errors (missed or extra objects), not its systematic bias, which the fingerprints measure where \
+         there is truth.",
     );
     page.raw(&label_quality_table(&study.label_quality).html());
     if let Some(src) = &figures.label_issues {
