@@ -28,9 +28,10 @@ pub const SURFACE_TOLERANCE: f64 = 1.0;
 
 use crate::bootstrap::mean;
 use crate::distance::squared_distance;
+use crate::metric::Metric;
 
 /// The surface metrics of one class.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct SurfaceScores {
     /// 95th-percentile Hausdorff distance in px.
     pub hd95: Option<f64>,
@@ -108,20 +109,25 @@ pub fn surface_scores(segmentation: &[bool], reference: &[bool], width: usize, h
 pub struct ClassSurface {
     /// The class index.
     pub class: usize,
-    /// Mean 95th-percentile Hausdorff distance, px.
-    pub hd95: Option<f64>,
-    /// Mean distance from the segmentation's border to the truth's, px.
-    pub asd: Option<f64>,
-    /// Mean distance from the truth's border to the segmentation's, px.
-    pub asd_reverse: Option<f64>,
-    /// Mean ASSD, px.
-    pub assd: Option<f64>,
-    /// Mean normalised surface Dice.
-    pub surface_dice: f64,
-    /// Mean clDice.
-    pub cl_dice: f64,
+    /// The means over the images (distances over the images that define them).
+    #[serde(flatten)]
+    pub mean: SurfaceScores,
     /// Images where the distances are undefined (exactly one of the two masks empty).
     pub undefined: usize,
+}
+
+impl ClassSurface {
+    /// The tables' metrics of these means for the class named `class`: HD95, ASSD, surface Dice
+    /// and clDice (the distances `None` where no image defines them).
+    pub fn metrics(&self, class: &str) -> [(Metric, Option<f64>); 4] {
+        let class = class.to_string();
+        [
+            (Metric::Hd95(class.clone()), self.mean.hd95),
+            (Metric::Assd(class.clone()), self.mean.assd),
+            (Metric::SurfaceDice(class.clone()), Some(self.mean.surface_dice)),
+            (Metric::ClDice(class), Some(self.mean.cl_dice)),
+        ]
+    }
 }
 
 /// The surface metrics of every foreground class (1..`classes`) of `segmentation[i]` against
@@ -147,16 +153,15 @@ pub fn class_surfaces(
                 .collect();
             let pick = |f: fn(&SurfaceScores) -> Option<f64>| mean(&scores.iter().filter_map(f).collect::<Vec<_>>());
             let share = |f: fn(&SurfaceScores) -> f64| mean(&scores.iter().map(f).collect::<Vec<_>>()).unwrap_or(0.0);
-            ClassSurface {
-                class,
+            let mean = SurfaceScores {
                 hd95: pick(|s| s.hd95),
                 asd: pick(|s| s.asd),
                 asd_reverse: pick(|s| s.asd_reverse),
                 assd: pick(|s| s.assd),
                 surface_dice: share(|s| s.surface_dice),
                 cl_dice: share(|s| s.cl_dice),
-                undefined: scores.iter().filter(|s| s.hd95.is_none()).count(),
-            }
+            };
+            ClassSurface { class, mean, undefined: scores.iter().filter(|s| s.hd95.is_none()).count() }
         })
         .collect()
 }

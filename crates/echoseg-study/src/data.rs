@@ -104,6 +104,15 @@ fn split_validation(labelled: Vec<LabelledScene>, share: f32, train: &mut Vec<La
 }
 
 impl StudyData {
+    /// Source `source`'s mask on test image `test`, where it has one: a simulated source labels
+    /// the image now (as it labelled its own images), a folder source has its mask there or none.
+    pub fn source_mask_on_test(&self, manifest: &Manifest, source: usize, test: usize) -> Option<LabelMap> {
+        match &manifest.sources.get(source)?.labeller {
+            Labeller::Simulated(labeller) => labeller.label(self.test.get(test)?, &manifest.classes, manifest.seed).ok(),
+            Labeller::Masks(_) => self.source_test.iter().find(|o| o.source == source && o.test == test).map(|o| o.labels.clone()),
+        }
+    }
+
     /// Generates or reads the images and labels them as the manifest says.
     pub fn load(manifest: &Manifest) -> Result<Self, StudyError> {
         match &manifest.data {

@@ -16,9 +16,9 @@ use crate::StudyError;
 use crate::data::StudyData;
 use crate::engine::RunOutcome;
 use crate::fingerprints::fingerprint_of;
-use crate::manifest::{Labeller, Manifest};
+use crate::manifest::Manifest;
 use crate::plan::{Plan, PlannedRun, Teaching};
-use crate::store::{StudyDir, read_json, write_atomic, write_json};
+use crate::store::{StudyDir, read_json, write_image_png, write_json};
 use crate::strategy::Treatment;
 
 /// A configuration of a study: a generation and what its runs learned from. Its committee is
@@ -64,26 +64,10 @@ pub fn committee_mask(maps: &[&[u8]], classes: usize) -> CommitteeMask {
     CommitteeMask { mask, confidence }
 }
 
-/// Each source's masks on the test images, where it has them: a simulated source labels each
-/// test image now (as it labelled its own), a folder source has its masks there.
+/// Each source's masks on the test images, where it has them ([`StudyData::source_mask_on_test`]).
 fn source_masks_on_test(manifest: &Manifest, data: &StudyData) -> Vec<(String, Vec<(usize, LabelMap)>)> {
-    manifest
-        .sources
-        .iter()
-        .enumerate()
-        .map(|(s, spec)| {
-            let masks: Vec<(usize, LabelMap)> = match &spec.labeller {
-                Labeller::Simulated(labeller) => data
-                    .test
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, scene)| labeller.label(scene, &manifest.classes, manifest.seed).ok().map(|l| (i, l)))
-                    .collect(),
-                Labeller::Masks(_) => data.source_test.iter().filter(|o| o.source == s).map(|o| (o.test, o.labels.clone())).collect(),
-            };
-            (spec.name.clone(), masks)
-        })
-        .collect()
+    let masks = |s: usize| (0..data.test.len()).filter_map(|i| data.source_mask_on_test(manifest, s, i).map(|l| (i, l))).collect();
+    manifest.sources.iter().enumerate().map(|(s, spec)| (spec.name.clone(), masks(s))).collect()
 }
 
 /// What `masks.csv` holds of one mask set on the test images with truth.
@@ -122,14 +106,12 @@ pub(crate) fn masks_frame(manifest: &Manifest, plan: &Plan, data: &StudyData, te
     let (mut images, mut metric, mut value) = (vec![], vec![], vec![]);
     let class_names = data.classes.names();
     let mut push = |name: &str, what: &str, configuration: Option<&Configuration>, m: MaskScores| {
-        let surfaces = m.surfaces.iter().filter_map(|s| class_names.get(s.class).map(|c| (s, c))).flat_map(|(s, c)| {
-            [
-                (Metric::Hd95(c.clone()).name(), s.hd95),
-                (Metric::Assd(c.clone()).name(), s.assd),
-                (Metric::SurfaceDice(c.clone()).name(), Some(s.surface_dice)),
-                (Metric::ClDice(c.clone()).name(), Some(s.cl_dice)),
-            ]
-        });
+        let surfaces = m
+            .surfaces
+            .iter()
+            .filter_map(|s| class_names.get(s.class).map(|c| s.metrics(c)))
+            .flatten()
+            .map(|(metric, v)| (metric.name(), v));
         let values = std::iter::once((Metric::Miou.name(), Some(m.scores.miou)))
             .chain(m.fingerprint.named().into_iter().map(|(bias, v)| (Metric::Bias(bias).name(), v)))
             .chain(surfaces);
@@ -336,10 +318,7 @@ pub fn export(
             write_png(&out.join("masks/committee").join(format!("{}.png", scene.name)), w, h, committee.mask.clone())?;
             write_png(&out.join("confidence").join(format!("{}.png", scene.name)), w, h, committee.confidence)?;
             if manifest.world().is_some() {
-                let path = out.join("images").join(format!("{}.png", scene.name));
-                let png = echoseg_scene::png::encode_image(&scene.image)
-                    .map_err(|e| StudyError::Format { path: path.clone(), message: e.to_string() })?;
-                write_atomic(&path, &png)?;
+                write_image_png(&out.join("images").join(format!("{}.png", scene.name)), &scene.image)?;
             }
             if let Some(t) = scene.truth_labels() {
                 truth.add_maps(&t.labels, &committee.mask);

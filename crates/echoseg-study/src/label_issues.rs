@@ -29,7 +29,8 @@ use crate::StudyError;
 use crate::data::{LabelledScene, StudyData};
 use crate::manifest::{LabelIssueSettings, Manifest};
 use crate::plan::{Plan, Teaching, fold_members};
-use crate::store::{LabelReader, LabelWriter, StudyDir, write_atomic, write_json, write_labels};
+use crate::store::{LabelReader, LabelWriter, PendingFile, StudyDir, write_image_png, write_json, write_labels};
+use crate::tables::{table_error, write_frame};
 
 /// The scorer that averages every architecture's probabilities.
 pub const AVERAGE: &str = "average";
@@ -224,14 +225,13 @@ pub(crate) fn write_label_issues(manifest: &Manifest, plan: &Plan, data: &StudyD
     let flags = flags(&images, &mut witnesses, &counts, &mut rows, &worst, exports)?;
 
     let names: Vec<&str> = manifest.sources.iter().map(|s| s.name.as_str()).collect();
-    let table =
-        |r: PolarsResult<DataFrame>, path: &Path| r.map_err(|e| StudyError::Table { path: path.to_path_buf(), message: e.to_string() });
-    let mut frame = table(issue_frame(&rows, &names, &scorers), &dir.label_issues_parquet())?;
-    crate::tables::write_frame(&mut frame, &dir.label_issues_parquet(), &dir.label_issues_csv())?;
-    let mut frame = table(quality_frame(&flags.totals, &names, &scorers), &dir.label_issue_quality_parquet())?;
-    crate::tables::write_frame(&mut frame, &dir.label_issue_quality_parquet(), &dir.label_issue_quality_csv())?;
-    let mut frame = table(confusion_frame(&flags.confusions, &names, data.classes.names()), &dir.label_issue_confusions_parquet())?;
-    crate::tables::write_frame(&mut frame, &dir.label_issue_confusions_parquet(), &dir.label_issue_confusions_csv())?;
+    let mut frame = issue_frame(&rows, &names, &scorers).map_err(table_error(&dir.label_issues_parquet()))?;
+    write_frame(&mut frame, &dir.label_issues_parquet(), &dir.label_issues_csv())?;
+    let mut frame = quality_frame(&flags.totals, &names, &scorers).map_err(table_error(&dir.label_issue_quality_parquet()))?;
+    write_frame(&mut frame, &dir.label_issue_quality_parquet(), &dir.label_issue_quality_csv())?;
+    let confusions = confusion_frame(&flags.confusions, &names, data.classes.names());
+    let mut frame = confusions.map_err(table_error(&dir.label_issue_confusions_parquet()))?;
+    write_frame(&mut frame, &dir.label_issue_confusions_parquet(), &dir.label_issue_confusions_csv())?;
     let method = format!(
         "{} folds: each labelled image is scored by networks ({}) trained on the other folds' labels; the average is their mean probability. \
          Image score: softmin of the given labels' probabilities (temperature {}). Flagged: as many of the least sure pixels as confident \
@@ -392,10 +392,7 @@ impl WorstPanels {
         for &n in worst {
             let Some(four) = self.maps.remove(&n) else { continue };
             let scene = &images[n].labelled.scene;
-            let path = root.join(format!("worst-{}.png", index.len()));
-            let png = echoseg_scene::png::encode_image(&scene.image)
-                .map_err(|e| StudyError::Format { path: path.clone(), message: e.to_string() })?;
-            write_atomic(&path, &png)?;
+            write_image_png(&root.join(format!("worst-{}.png", index.len())), &scene.image)?;
             maps.extend(four);
             sizes.resize(maps.len(), (scene.image.width, scene.image.height));
             let row = &rows[n * scorers];
@@ -569,20 +566,12 @@ impl Exports {
 
 /// A NumPy `.npy` file (format 1.0) written as the values come, renamed into place when complete.
 struct NpyWriter {
-    path: std::path::PathBuf,
-    temporary: std::path::PathBuf,
-    file: std::io::BufWriter<std::fs::File>,
+    file: PendingFile,
     remaining: usize,
 }
 
 impl NpyWriter {
     fn create(path: &Path, descr: &str, shape: &[usize]) -> Result<Self, StudyError> {
-        use std::io::Write;
-        let io = |p: &Path| {
-            let path = p.to_path_buf();
-            move |source| StudyError::Io { path, source }
-        };
-        std::fs::create_dir_all(path.parent().unwrap_or_else(|| Path::new("."))).map_err(io(path))?;
         let dims: Vec<String> = shape.iter().map(usize::to_string).collect();
         let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': ({},), }}", dims.join(", "));
         // Magic (6) + version (2) + length (2) + header + newline is a multiple of 64.
@@ -590,35 +579,31 @@ impl NpyWriter {
             header.push(' ');
         }
         header.push('\n');
-        let temporary = crate::store::temporary_sibling(path);
-        let mut file = std::io::BufWriter::new(std::fs::File::create(&temporary).map_err(io(&temporary))?);
         let mut head = b"\x93NUMPY\x01\x00".to_vec();
         head.extend_from_slice(&(header.len() as u16).to_le_bytes());
         head.extend_from_slice(header.as_bytes());
-        file.write_all(&head).map_err(io(&temporary))?;
+        let mut file = PendingFile::create(path)?;
+        file.write(&head)?;
         let item = if descr.ends_with('4') { 4 } else { 1 };
-        Ok(Self { path: path.to_path_buf(), temporary, file, remaining: shape.iter().product::<usize>() * item })
+        Ok(Self { file, remaining: shape.iter().product::<usize>() * item })
     }
 
     fn write(&mut self, bytes: &[u8]) -> Result<(), StudyError> {
-        use std::io::Write;
-        self.remaining = self
-            .remaining
-            .checked_sub(bytes.len())
-            .ok_or_else(|| StudyError::Format { path: self.path.clone(), message: "more values than the array's shape holds".into() })?;
-        self.file.write_all(bytes).map_err(|source| StudyError::Io { path: self.temporary.clone(), source })
+        self.remaining = self.remaining.checked_sub(bytes.len()).ok_or_else(|| StudyError::Format {
+            path: self.file.path().to_path_buf(),
+            message: "more values than the array's shape holds".into(),
+        })?;
+        self.file.write(bytes)
     }
 
     fn finish(self) -> Result<(), StudyError> {
         if self.remaining != 0 {
             return Err(StudyError::Format {
-                path: self.path.clone(),
+                path: self.file.path().to_path_buf(),
                 message: format!("{} bytes short of the array's shape", self.remaining),
             });
         }
-        let io = |source| StudyError::Io { path: self.temporary.clone(), source };
-        self.file.into_inner().map_err(|e| io(e.into_error()))?.sync_all().map_err(io)?;
-        std::fs::rename(&self.temporary, &self.path).map_err(|source| StudyError::Io { path: self.path.clone(), source })
+        self.file.commit()
     }
 }
 

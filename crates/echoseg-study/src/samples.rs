@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::StudyError;
 use crate::data::StudyData;
-use crate::manifest::{Labeller, Manifest};
-use crate::store::{StudyDir, write_atomic, write_json, write_labels};
+use crate::manifest::Manifest;
+use crate::store::{StudyDir, write_image_png, write_json, write_labels};
 
 /// How many test images the report shows.
 pub const SAMPLES: usize = 3;
@@ -34,20 +34,13 @@ pub fn write_samples(manifest: &Manifest, data: &StudyData, dir: &StudyDir) -> R
     let (mut maps, mut sizes) = (Vec::new(), Vec::new());
     for (k, &i) in chosen.iter().enumerate() {
         let scene = &data.test[i];
-        let path = root.join(format!("image-{k}.png"));
-        let png = echoseg_scene::png::encode_image(&scene.image)
-            .map_err(|e| StudyError::Format { path: path.clone(), message: e.to_string() })?;
-        write_atomic(&path, &png)?;
+        write_image_png(&root.join(format!("image-{k}.png")), &scene.image)?;
         let (w, h) = (scene.image.width, scene.image.height);
         let unknown = || vec![IGNORE; w * h];
         maps.push(scene.truth_labels().map(|t| t.labels.clone()).unwrap_or_else(unknown));
-        for (s, spec) in manifest.sources.iter().enumerate() {
+        for s in 0..manifest.sources.len() {
             // A source that cannot label this image (it needs truth the image lacks, or has no mask there) shows as unknown.
-            let labels = match &spec.labeller {
-                Labeller::Simulated(labeller) => labeller.label(scene, &manifest.classes, manifest.seed).ok().map(|l| l.labels),
-                Labeller::Masks(_) => data.source_test.iter().find(|o| o.source == s && o.test == i).map(|o| o.labels.labels.clone()),
-            };
-            maps.push(labels.unwrap_or_else(unknown));
+            maps.push(data.source_mask_on_test(manifest, s, i).map_or_else(unknown, |l| l.labels));
         }
         sizes.resize(maps.len(), (w, h));
     }

@@ -272,13 +272,16 @@ impl RunDir {
 
 /// Writes `bytes` to `path` atomically, creating parent directories.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StudyError> {
-    let io = |source| StudyError::Io { path: path.to_path_buf(), source };
-    let parent = path.parent().unwrap_or_else(|| Path::new("."));
-    std::fs::create_dir_all(parent).map_err(io)?;
-    let tmp = temporary_sibling(path);
-    let mut file = std::fs::File::create(&tmp).map_err(|e| StudyError::Io { path: tmp.clone(), source: e })?;
-    file.write_all(bytes).and_then(|_| file.sync_all()).map_err(|e| StudyError::Io { path: tmp.clone(), source: e })?;
-    std::fs::rename(&tmp, path).map_err(io)
+    let mut file = PendingFile::create(path)?;
+    file.write(bytes)?;
+    file.commit()
+}
+
+/// Writes `image` as an 8-bit PNG to `path` atomically, creating parent directories.
+pub fn write_image_png(path: &Path, image: &echoseg_scene::Image) -> Result<(), StudyError> {
+    let png =
+        echoseg_scene::png::encode_image(image).map_err(|e| StudyError::Format { path: path.to_path_buf(), message: e.to_string() })?;
+    write_atomic(path, &png)
 }
 
 /// A name beside `path` for a file being written (same directory, so the rename is atomic).
@@ -343,12 +346,47 @@ fn label_header(sizes: &[(usize, usize)]) -> Vec<u8> {
     bytes
 }
 
-/// Writes a label file map by map, so that the maps need not be in memory together; the file
-/// appears (atomically) only when the last map is written.
-pub struct LabelWriter {
+/// A file written piece by piece under a temporary name beside its path and renamed into place
+/// by [`PendingFile::commit`], so that an interrupted write never leaves half a file.
+pub struct PendingFile {
     path: PathBuf,
     temporary: PathBuf,
     file: std::io::BufWriter<std::fs::File>,
+}
+
+impl PendingFile {
+    /// Starts the file at `path`, creating its directory.
+    pub fn create(path: &Path) -> Result<Self, StudyError> {
+        let parent = path.parent().unwrap_or_else(|| Path::new("."));
+        std::fs::create_dir_all(parent).map_err(|source| StudyError::Io { path: path.to_path_buf(), source })?;
+        let temporary = temporary_sibling(path);
+        let file = std::fs::File::create(&temporary).map_err(|source| StudyError::Io { path: temporary.clone(), source })?;
+        Ok(Self { path: path.to_path_buf(), temporary, file: std::io::BufWriter::new(file) })
+    }
+
+    /// The path the file will have.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends `bytes`.
+    pub fn write(&mut self, bytes: &[u8]) -> Result<(), StudyError> {
+        self.file.write_all(bytes).map_err(|source| StudyError::Io { path: self.temporary.clone(), source })
+    }
+
+    /// Flushes the file to disk and renames it into place.
+    pub fn commit(self) -> Result<(), StudyError> {
+        let io = |source| StudyError::Io { path: self.temporary.clone(), source };
+        let file = self.file.into_inner().map_err(|e| io(e.into_error()))?;
+        file.sync_all().map_err(io)?;
+        std::fs::rename(&self.temporary, &self.path).map_err(|source| StudyError::Io { path: self.path.clone(), source })
+    }
+}
+
+/// Writes a label file map by map, so that the maps need not be in memory together; the file
+/// appears (atomically) only when the last map is written.
+pub struct LabelWriter {
+    file: PendingFile,
     sizes: Vec<(usize, usize)>,
     written: usize,
 }
@@ -356,27 +394,21 @@ pub struct LabelWriter {
 impl LabelWriter {
     /// Starts a file of maps of `sizes`.
     pub fn create(path: &Path, sizes: &[(usize, usize)]) -> Result<Self, StudyError> {
-        let io = |p: &Path| {
-            let path = p.to_path_buf();
-            move |source| StudyError::Io { path, source }
-        };
-        std::fs::create_dir_all(path.parent().unwrap_or_else(|| Path::new("."))).map_err(io(path))?;
-        let temporary = temporary_sibling(path);
-        let mut file = std::io::BufWriter::new(std::fs::File::create(&temporary).map_err(io(&temporary))?);
-        file.write_all(&label_header(sizes)).map_err(io(&temporary))?;
-        Ok(Self { path: path.to_path_buf(), temporary, file, sizes: sizes.to_vec(), written: 0 })
+        let mut file = PendingFile::create(path)?;
+        file.write(&label_header(sizes))?;
+        Ok(Self { file, sizes: sizes.to_vec(), written: 0 })
     }
 
     /// Appends the next map.
     pub fn push(&mut self, map: &[u8]) -> Result<(), StudyError> {
-        let bad = |message: String| StudyError::Format { path: self.path.clone(), message };
+        let bad = |message: String| StudyError::Format { path: self.file.path().to_path_buf(), message };
         let Some(&(w, h)) = self.sizes.get(self.written) else {
             return Err(bad(format!("more than the {} maps announced", self.sizes.len())));
         };
         if map.len() != w * h {
             return Err(bad(format!("map {} has {} values for {w}×{h} px", self.written, map.len())));
         }
-        self.file.write_all(map).map_err(|source| StudyError::Io { path: self.temporary.clone(), source })?;
+        self.file.write(map)?;
         self.written += 1;
         Ok(())
     }
@@ -385,14 +417,11 @@ impl LabelWriter {
     pub fn finish(self) -> Result<(), StudyError> {
         if self.written != self.sizes.len() {
             return Err(StudyError::Format {
-                path: self.path.clone(),
+                path: self.file.path().to_path_buf(),
                 message: format!("{} of {} maps written", self.written, self.sizes.len()),
             });
         }
-        let io = |source| StudyError::Io { path: self.temporary.clone(), source };
-        let file = self.file.into_inner().map_err(|e| io(e.into_error()))?;
-        file.sync_all().map_err(io)?;
-        std::fs::rename(&self.temporary, &self.path).map_err(|source| StudyError::Io { path: self.path.clone(), source })
+        self.file.commit()
     }
 }
 

@@ -121,12 +121,7 @@ impl Rows {
     fn push_surfaces(&mut self, key: &RowKey<'_>, surfaces: &[ClassSurface], class_names: &[String]) {
         for s in surfaces {
             let Some(name) = class_names.get(s.class) else { continue };
-            for (metric, value) in [
-                (Metric::Hd95(name.clone()), s.hd95),
-                (Metric::Assd(name.clone()), s.assd),
-                (Metric::SurfaceDice(name.clone()), Some(s.surface_dice)),
-                (Metric::ClDice(name.clone()), Some(s.cl_dice)),
-            ] {
+            for (metric, value) in s.metrics(name) {
                 if let Some(v) = value {
                     self.push(key, &metric, v);
                 }
@@ -428,7 +423,8 @@ fn committee_rows(rows: &mut Rows, plan: &Plan, test_labels: &[Vec<Vec<u8>>], da
     }
 }
 
-fn table_error(path: &Path) -> impl Fn(PolarsError) -> StudyError + '_ {
+/// Names the table file a polars error happened in.
+pub(crate) fn table_error(path: &Path) -> impl Fn(PolarsError) -> StudyError + '_ {
     move |e| StudyError::Table { path: path.to_path_buf(), message: e.to_string() }
 }
 

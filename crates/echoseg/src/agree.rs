@@ -313,12 +313,12 @@ fn print_surface(raters: &[String], surface: &[Vec<ClassSurface>], tolerance: f6
                 "  {:>3} class {}: HD95 {}  ASSD {} (ASD {} / {})  surface Dice {:.3}  clDice {:.3}{undefined}  {name}",
                 j + 1,
                 c.class,
-                px(c.hd95),
-                px(c.assd),
-                px(c.asd),
-                px(c.asd_reverse),
-                c.surface_dice,
-                c.cl_dice
+                px(c.mean.hd95),
+                px(c.mean.assd),
+                px(c.mean.asd),
+                px(c.mean.asd_reverse),
+                c.mean.surface_dice,
+                c.mean.cl_dice
             );
         }
     }
