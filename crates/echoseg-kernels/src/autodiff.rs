@@ -56,6 +56,29 @@ impl<B: Backend + KernelBackend, C: CheckpointStrategy> KernelBackend for Autodi
         }
     }
 
+    fn batch_norm_relu_train(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let constant = <FloatTensor<Self>>::new;
+        match BatchNormRelu.prepare::<C>([x.node(), gamma.node(), beta.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(mut prep) => {
+                let nodes = [prep.checkpoint(&x), prep.checkpoint(&gamma), prep.checkpoint(&beta)];
+                let (y, mean, variance) =
+                    B::batch_norm_relu_train(x.into_primitive(), gamma.into_primitive(), beta.into_primitive(), epsilon);
+                let y = prep.finish((nodes, mean.clone(), variance.clone(), epsilon), y);
+                (y, constant(mean), constant(variance))
+            }
+            OpsKind::UnTracked(prep) => {
+                let (y, mean, variance) =
+                    B::batch_norm_relu_train(x.into_primitive(), gamma.into_primitive(), beta.into_primitive(), epsilon);
+                (prep.finish(y), constant(mean), constant(variance))
+            }
+        }
+    }
+
     fn max_pool2(x: FloatTensor<Self>) -> FloatTensor<Self> {
         match MaxPool2.prepare::<C>([x.node()]).compute_bound().stateful() {
             OpsKind::Tracked(mut prep) => {
@@ -89,5 +112,27 @@ impl<B: Backend + KernelBackend> Backward<B, 1> for ResizeBilinear {
         let (x_state, size) = ops.state;
         let x = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(x_state);
         unary::<B, _>(ops.parents, ops.node, grads, |grad| B::resize_bilinear_grad(x, grad, size));
+    }
+}
+
+#[derive(Debug)]
+struct BatchNormRelu;
+
+impl<B: Backend + KernelBackend> Backward<B, 3> for BatchNormRelu {
+    /// The checkpoints of x, gamma and beta, the batch's statistics as the forward computed them,
+    /// and epsilon.
+    type State = ([NodeId; 3], B::FloatTensorPrimitive, B::FloatTensorPrimitive, f64);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
+        let [node_x, node_gamma, node_beta] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        let (nodes, mean, variance, epsilon) = ops.state;
+        let [x, gamma, beta] = nodes.map(|node| checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(node));
+        let (dx, dgamma, dbeta) = B::batch_norm_relu_train_backward(x, gamma, beta, mean, variance, grad, epsilon);
+        for (node, grad) in [(node_x, dx), (node_gamma, dgamma), (node_beta, dbeta)] {
+            if let Some(node) = node {
+                grads.register::<B>(node.id, grad);
+            }
+        }
     }
 }

@@ -9,7 +9,7 @@ use std::ops::Range;
 
 use rayon::prelude::*;
 
-use crate::im2col::{Same, col2im, im2col};
+use crate::im2col::{Same, im2col};
 use crate::matmul::{View, ViewMut, product};
 
 /// The largest im2col band, in values (4 MiB of f32): it stays in cache and bounds memory for
@@ -38,70 +38,104 @@ fn bands(g: &Same) -> impl Iterator<Item = Range<usize>> {
     (0..g.height).step_by(rows).map(move |y| y..(y + rows).min(g.height))
 }
 
-/// `y = w ⊛ x`: x [batch, cin, h, w], weight [cout, cin, k, k] → [batch, cout, h, w].
-pub fn forward(g: &Same, x: &[f32], weight: &[f32]) -> Vec<f32> {
+/// What is applied to each image's output right after its product, while it is in cache.
+#[derive(Clone, Copy, Debug)]
+pub struct Epilogue<'a> {
+    /// A value per output channel added to all its pixels.
+    pub bias: Option<&'a [f32]>,
+    /// Whether negative values become 0.
+    pub relu: bool,
+}
+
+impl Epilogue<'_> {
+    /// Nothing: the plain convolution.
+    pub const NONE: Epilogue<'static> = Epilogue { bias: None, relu: false };
+
+    fn apply(&self, y: &mut [f32], pixels: usize) {
+        for (c, plane) in y.chunks_exact_mut(pixels).enumerate() {
+            let bias = self.bias.map_or(0.0, |b| b[c]);
+            match self.relu {
+                true => plane.iter_mut().for_each(|v| *v = (*v + bias).max(0.0)),
+                false if self.bias.is_some() => plane.iter_mut().for_each(|v| *v += bias),
+                false => {}
+            }
+        }
+    }
+}
+
+/// `y = w ⊛ x`, then `epilogue`: x [batch, cin, h, w], weight [cout, cin, k, k] → [batch, cout, h, w].
+pub fn forward(g: &Same, x: &[f32], weight: &[f32], epilogue: Epilogue<'_>) -> Vec<f32> {
     let (n, w) = (g.pixels(), View::rows(weight, g.cout, g.taps()));
     let mut y = vec![0.0f32; g.batch * g.cout * n];
     y.par_chunks_mut(g.cout * n).zip(x.par_chunks(g.cin * n)).for_each(|(y, x)| {
         if g.pointwise() {
-            return product(ViewMut { data: y, rows: g.cout, cols: n, row_stride: n }, w, View::rows(x, g.cin, n), false);
+            product(ViewMut { data: y, rows: g.cout, cols: n, row_stride: n }, w, View::rows(x, g.cin, n), false);
+        } else {
+            for rows in bands(g) {
+                let (from, len) = (rows.start * g.width, rows.len() * g.width);
+                with_band(g.taps() * len, |col| {
+                    im2col(g, x, rows, col);
+                    let dst = ViewMut { data: &mut y[from..], rows: g.cout, cols: len, row_stride: n };
+                    product(dst, w, View::rows(col, g.taps(), len), false);
+                });
+            }
         }
-        for rows in bands(g) {
-            let (from, len) = (rows.start * g.width, rows.len() * g.width);
-            with_band(g.taps() * len, |col| {
-                im2col(g, x, rows, col);
-                let dst = ViewMut { data: &mut y[from..], rows: g.cout, cols: len, row_stride: n };
-                product(dst, w, View::rows(col, g.taps(), len), false);
-            });
-        }
+        epilogue.apply(y, n);
     });
     y
 }
 
-/// The input gradient: `dx = wᵀ · dy`, each tap added back where it was read from.
+/// The input gradient. For a "same" convolution it is itself a "same" convolution: of `dy` with
+/// the kernel turned half a turn and its channels swapped (tap offsets are symmetric about the
+/// centre), so it runs through [`forward`]: no scatter of a tap matrix back onto `dx`, and a
+/// product whose inner dimension is `cout · k²` rather than `cout`.
 pub fn input_grad(g: &Same, weight: &[f32], dy: &[f32]) -> Vec<f32> {
-    let (n, wt) = (g.pixels(), View::rows(weight, g.cout, g.taps()).t());
-    let mut dx = vec![0.0f32; g.batch * g.cin * n];
-    dx.par_chunks_mut(g.cin * n).zip(dy.par_chunks(g.cout * n)).for_each(|(dx, dy)| {
-        let dy = View::rows(dy, g.cout, n);
-        if g.pointwise() {
-            return product(ViewMut { data: dx, rows: g.cin, cols: n, row_stride: n }, wt, dy, false);
+    let transposed = Same { cin: g.cout, cout: g.cin, ..*g };
+    let taps = g.kernel * g.kernel;
+    let mut turned = vec![0.0f32; weight.len()];
+    for (o, per_output) in weight.chunks_exact(g.taps()).enumerate() {
+        for (c, kernel) in per_output.chunks_exact(taps).enumerate() {
+            let target = &mut turned[(c * g.cout + o) * taps..][..taps];
+            for (t, &v) in kernel.iter().enumerate() {
+                target[taps - 1 - t] = v;
+            }
         }
-        for rows in bands(g) {
-            let (from, len) = (rows.start * g.width, rows.len() * g.width);
-            with_band(g.taps() * len, |dcol| {
-                let dst = ViewMut { data: &mut *dcol, rows: g.taps(), cols: len, row_stride: len };
-                product(dst, wt, dy.columns(from, len), false);
-                col2im(g, dcol, rows, dx);
-            });
-        }
-    });
-    dx
+    }
+    forward(&transposed, dy, &turned, Epilogue::NONE)
 }
 
 /// The weight gradient: `dw = Σ_images dy · colᵀ`, summed in image order.
+///
+/// Each image's product is formed transposed, `dwᵀ = col · dyᵀ` [taps, cout]: the matrix product
+/// then runs along output channels (few), reads the im2col rows as they lie and packs only `dy`,
+/// where `dy · colᵀ` made it gather the whole im2col matrix column by column.
 pub fn weight_grad(g: &Same, x: &[f32], dy: &[f32]) -> Vec<f32> {
     let (n, len) = (g.pixels(), g.cout * g.taps());
     let mut per_image = vec![0.0f32; g.batch * len];
-    per_image.par_chunks_mut(len).zip(x.par_chunks(g.cin * n)).zip(dy.par_chunks(g.cout * n)).for_each(|((dw, x), dy)| {
-        let dy = View::rows(dy, g.cout, n);
+    per_image.par_chunks_mut(len).zip(x.par_chunks(g.cin * n)).zip(dy.par_chunks(g.cout * n)).for_each(|((dwt, x), dy)| {
+        let dyt = View::rows(dy, g.cout, n).t();
+        fn dst<'a>(g: &Same, dwt: &'a mut [f32]) -> ViewMut<'a> {
+            ViewMut { data: dwt, rows: g.taps(), cols: g.cout, row_stride: g.cout }
+        }
         if g.pointwise() {
-            let dst = ViewMut { data: dw, rows: g.cout, cols: g.taps(), row_stride: g.taps() };
-            return product(dst, dy, View::rows(x, g.cin, n).t(), false);
+            return product(dst(g, dwt), View::rows(x, g.cin, n), dyt, false);
         }
         for (band, rows) in bands(g).enumerate() {
             let (from, pixels) = (rows.start * g.width, rows.len() * g.width);
             with_band(g.taps() * pixels, |col| {
                 im2col(g, x, rows, col);
-                let dst = ViewMut { data: &mut *dw, rows: g.cout, cols: g.taps(), row_stride: g.taps() };
-                product(dst, dy.columns(from, pixels), View::rows(col, g.taps(), pixels).t(), band > 0);
+                let dyt = dyt.t().columns(from, pixels).t();
+                product(dst(g, &mut *dwt), View::rows(col, g.taps(), pixels), dyt, band > 0);
             });
         }
     });
-    let mut sum = per_image[..len].to_vec();
-    for image in per_image.chunks_exact(len).skip(1) {
-        for (s, v) in sum.iter_mut().zip(image) {
-            *s += *v;
+    // the images' sum, transposed back to [cout, taps]
+    let mut sum = vec![0.0f32; len];
+    for image in per_image.chunks_exact(len) {
+        for (t, per_tap) in image.chunks_exact(g.cout).enumerate() {
+            for (o, &v) in per_tap.iter().enumerate() {
+                sum[o * g.taps() + t] += v;
+            }
         }
     }
     sum

@@ -5,7 +5,9 @@ use burn::backend::TensorMetadata;
 use burn::backend::flex::{Flex, FlexTensor, Layout};
 use burn::tensor::{Bytes, DType, Shape};
 
+use crate::conv::Epilogue;
 use crate::im2col::Same;
+use crate::norm::{self, Planes};
 use crate::pool::{self, Pool};
 use crate::resize::{self, Resize};
 use crate::{KernelBackend, conv, reference};
@@ -15,7 +17,18 @@ impl KernelBackend for Flex {
         let Some(g) = geometry(&x, &weight, dilation) else {
             return reference::same_conv2d::<Flex>(x, weight, dilation);
         };
-        let y = conv::forward(&g, values(&x).storage(), values(&weight).storage());
+        let y = conv::forward(&g, values(&x).storage(), values(&weight).storage(), Epilogue::NONE);
+        tensor(y, [g.batch, g.cout, g.height, g.width])
+    }
+
+    fn same_conv2d_bias_relu(x: FlexTensor, weight: FlexTensor, bias: FlexTensor, dilation: usize) -> FlexTensor {
+        let fits = |g: &Same| bias.dtype() == DType::F32 && bias.shape().num_dims() == 1 && bias.shape()[0] == g.cout;
+        let Some(g) = geometry(&x, &weight, dilation).filter(fits) else {
+            return reference::same_conv2d_bias_relu::<Flex>(x, weight, bias, dilation);
+        };
+        let bias = values(&bias);
+        let epilogue = Epilogue { bias: Some(bias.storage()), relu: true };
+        let y = conv::forward(&g, values(&x).storage(), values(&weight).storage(), epilogue);
         tensor(y, [g.batch, g.cout, g.height, g.width])
     }
 
@@ -47,6 +60,59 @@ impl KernelBackend for Flex {
         let dx = resize::backward(&r, values(&output_grad).storage());
         let shape = x.shape();
         tensor(dx, [shape[0], shape[1], r.input[0], r.input[1]])
+    }
+
+    fn batch_norm_relu_train(x: FlexTensor, gamma: FlexTensor, beta: FlexTensor, epsilon: f64) -> (FlexTensor, FlexTensor, FlexTensor) {
+        let Some(p) = planes(&x, &gamma, &beta) else { return reference::batch_norm_relu_train::<Flex>(x, gamma, beta, epsilon) };
+        let x_values = values(&x);
+        let (mean, variance) = norm::statistics(&p, x_values.storage());
+        let y = norm::forward(&p, x_values.storage(), (&mean, &variance), values(&gamma).storage(), values(&beta).storage(), epsilon);
+        (tensor(y, shape4(&x)), tensor(mean, [p.channels]), tensor(variance, [p.channels]))
+    }
+
+    fn batch_norm_relu(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        beta: FlexTensor,
+        mean: FlexTensor,
+        variance: FlexTensor,
+        epsilon: f64,
+    ) -> FlexTensor {
+        let fits = |p: &Planes| [&mean, &variance].iter().all(|t| t.dtype() == DType::F32 && t.shape().num_elements() == p.channels);
+        let Some(p) = planes(&x, &gamma, &beta).filter(fits) else {
+            return reference::batch_norm_relu::<Flex>(x, gamma, beta, (mean, variance), epsilon);
+        };
+        let (mean, variance) = (values(&mean), values(&variance));
+        let stats = (mean.storage(), variance.storage());
+        let y = norm::forward(&p, values(&x).storage(), stats, values(&gamma).storage(), values(&beta).storage(), epsilon);
+        tensor(y, shape4(&x))
+    }
+
+    fn batch_norm_relu_train_backward(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        beta: FlexTensor,
+        mean: FlexTensor,
+        variance: FlexTensor,
+        output_grad: FlexTensor,
+        epsilon: f64,
+    ) -> (FlexTensor, FlexTensor, FlexTensor) {
+        let statistics_fit = mean.dtype() == DType::F32 && variance.dtype() == DType::F32;
+        let Some(p) = planes(&x, &gamma, &beta).filter(|_| statistics_fit && output_grad.dtype() == DType::F32) else {
+            let stats = (mean, variance);
+            return reference::batch_norm_relu_train_backward::<Flex>(x, gamma, beta, stats, output_grad, epsilon);
+        };
+        let (mean, variance) = (values(&mean), values(&variance));
+        let (dx, dgamma, dbeta) = norm::backward(
+            &p,
+            values(&x).storage(),
+            values(&output_grad).storage(),
+            (mean.storage(), variance.storage()),
+            values(&gamma).storage(),
+            values(&beta).storage(),
+            epsilon,
+        );
+        (tensor(dx, shape4(&x)), tensor(dgamma, [p.channels]), tensor(dbeta, [p.channels]))
     }
 
     fn max_pool2(x: FlexTensor) -> FlexTensor {
@@ -93,6 +159,24 @@ fn resizing(x: &FlexTensor, size: [usize; 2]) -> Option<Resize> {
 fn pooling(x: &FlexTensor) -> Option<Pool> {
     let shape = x.shape();
     (x.dtype() == DType::F32).then(|| Pool { planes: shape[0] * shape[1], height: shape[2], width: shape[3] })
+}
+
+/// The normalisation's shape, or `None` where the kernels here do not apply.
+fn planes(x: &FlexTensor, gamma: &FlexTensor, beta: &FlexTensor) -> Option<Planes> {
+    let shape = x.shape();
+    let f32s = [x, gamma, beta].iter().all(|t| t.dtype() == DType::F32);
+    let per_channel = [gamma, beta].iter().all(|t| t.shape().num_dims() == 1 && t.shape()[0] == shape[1]);
+    let non_empty = shape.iter().all(|&d| d > 0);
+    (f32s && shape.num_dims() == 4 && per_channel && non_empty).then(|| Planes {
+        batch: shape[0],
+        channels: shape[1],
+        pixels: shape[2] * shape[3],
+    })
+}
+
+fn shape4(x: &FlexTensor) -> [usize; 4] {
+    let shape = x.shape();
+    [shape[0], shape[1], shape[2], shape[3]]
 }
 
 /// The tensor with its values in one contiguous buffer (a copy only when it is a view).

@@ -1,4 +1,4 @@
-//! The geometry of a "same" convolution and its im2col / col2im on plain slices.
+//! The geometry of a "same" convolution and its im2col on plain slices.
 
 use std::ops::Range;
 
@@ -132,24 +132,6 @@ pub fn im2col(geometry: &Same, x: &[f32], rows: Range<usize>, col: &mut [f32]) {
     }
 }
 
-/// Adds `col` ([taps, rows · w], for the output rows `rows`) back onto one image's gradient
-/// `dx` ([cin, h, w]): the adjoint of [`im2col`]. `col` is scratch: its padding taps are zeroed
-/// first, so each tap row is one contiguous addition. Rows are added in a fixed order, so the
-/// sum does not depend on threads.
-pub fn col2im(geometry: &Same, col: &mut [f32], rows: Range<usize>, dx: &mut [f32]) {
-    let (pixels, width) = (geometry.pixels(), geometry.width);
-    for (row, (c, span)) in col.chunks_exact_mut(rows.len() * width).zip(geometry.spans()) {
-        let Some(band) = span.band(&rows, width, pixels) else { continue };
-        let plane = &mut dx[c * pixels..(c + 1) * pixels];
-        let grad = &mut row[band.to.clone()];
-        span.zero_borders(grad, width);
-        let grad = &grad[band.skip..grad.len() - band.short];
-        for (d, s) in plane[band.from].iter_mut().zip(grad) {
-            *d += *s;
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,7 +163,7 @@ mod tests {
     }
 
     #[test]
-    fn im2col_reads_every_tap_as_defined_and_col2im_is_its_adjoint() {
+    fn im2col_reads_every_tap_as_defined_in_whole_images_and_in_bands() {
         for (kernel, dilation) in [(1, 1), (3, 1), (3, 2), (3, 4), (5, 3)] {
             let g = geometry(kernel, dilation);
             let x: Vec<f32> = (0..g.cin * g.pixels()).map(|i| i as f32 * 0.5 - 3.0).collect();
@@ -196,13 +178,6 @@ mod tests {
                 let whole = &expected[r * g.pixels() + 2 * g.width..r * g.pixels() + 4 * g.width];
                 assert_eq!(got, whole, "kernel {kernel} dilation {dilation}, band row {r}");
             }
-            // <im2col(x), c> = <x, col2im(c)> for any c: col2im is im2col's transpose.
-            let c: Vec<f32> = (0..col.len()).map(|i| ((i * 7) % 11) as f32 - 5.0).collect();
-            let mut back = vec![0.0; x.len()];
-            col2im(&g, &mut c.clone(), 0..g.height, &mut back);
-            let lhs: f32 = col.iter().zip(&c).map(|(a, b)| a * b).sum();
-            let rhs: f32 = x.iter().zip(&back).map(|(a, b)| a * b).sum();
-            assert!((lhs - rhs).abs() < 1e-3 * lhs.abs().max(1.0), "kernel {kernel} dilation {dilation}: {lhs} vs {rhs}");
         }
     }
 }

@@ -1,5 +1,5 @@
 //! The CPU kernels of echoseg's architectures, forward and backward: their convolutions, their
-//! bilinear up-sampling and their 2×2 max-pooling.
+//! BatchNorm + ReLU, their bilinear up-sampling and their 2×2 max-pooling.
 //!
 //! Every convolution the architectures use is a "same" convolution: stride 1, one group, a 1×1 or
 //! k×k kernel (k odd) with any dilation, padded so the output keeps the input's size. burn-flex
@@ -7,9 +7,13 @@
 //! in tiles of 512 pixels, one small matrix product per tile, a strided scatter back) and their
 //! gradients through a transposed convolution. Here each image's im2col is built by one copy per
 //! tap into a reused band buffer and one matrix product per band writes straight into the
-//! output; the gradients are two more products and the adjoint of the im2col. Up-sampling and
-//! pooling read their inputs through precomputed coordinates. On other backends (the GPU)
-//! burn's own operations run.
+//! output. The input gradient is itself a "same" convolution (of the output gradient with the
+//! kernel turned half a turn), and the weight gradient is formed transposed so the product reads
+//! the im2col rows as they lie. BatchNorm with the batch's statistics and the ReLU after it are
+//! one operation (two passes forward, two backward, where burn's composition makes about a
+//! dozen), and a block with BatchNorm folded in adds its bias and applies ReLU while each image's
+//! output is in cache. Up-sampling and pooling read their inputs through precomputed
+//! coordinates. On other backends (the GPU) burn's own operations run.
 //!
 //! Results never depend on the number of threads: each image is computed on one thread and every
 //! sum over images runs in image order.
@@ -21,16 +25,19 @@ mod cube;
 mod flex;
 mod im2col;
 mod matmul;
+mod norm;
 mod pool;
 mod resize;
 
 use burn::backend::ops::ConvOptions;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, backend_extension};
-use burn::nn::PaddingConfig2d;
+use burn::module::RunningState;
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::MaxPool2d;
+use burn::nn::{BatchNorm, PaddingConfig2d};
 use burn::tensor::Tensor;
+use burn::tensor::activation::relu;
 
 /// A backend that runs the architectures' "same" convolutions, bilinear up-sampling and 2×2
 /// max-pooling (see the crate documentation).
@@ -42,6 +49,17 @@ pub trait KernelBackend: Backend {
     /// `x` [batch, in, h, w] convolved with `weight` [out, in, k, k], no bias: [batch, out, h, w].
     fn same_conv2d(x: FloatTensor<Self>, weight: FloatTensor<Self>, dilation: usize) -> FloatTensor<Self> {
         reference::same_conv2d::<Self>(x, weight, dilation)
+    }
+
+    /// [`same_conv2d`](Self::same_conv2d) plus `bias` [out] on every pixel, then ReLU: a folded
+    /// block's whole inference in one pass over its output.
+    fn same_conv2d_bias_relu(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        dilation: usize,
+    ) -> FloatTensor<Self> {
+        reference::same_conv2d_bias_relu::<Self>(x, weight, bias, dilation)
     }
 
     /// The gradient of [`same_conv2d`](Self::same_conv2d)'s loss with respect to `x`.
@@ -74,6 +92,43 @@ pub trait KernelBackend: Backend {
         reference::resize_bilinear_grad::<Self>(x, output_grad, size)
     }
 
+    /// BatchNorm of `x` [batch, channels, h, w] with the batch's own statistics, then ReLU:
+    /// (output, mean, biased variance), the statistics per channel.
+    fn batch_norm_relu_train(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        reference::batch_norm_relu_train::<Self>(x, gamma, beta, epsilon)
+    }
+
+    /// BatchNorm of `x` [batch, channels, h, w] with given statistics (inference), then ReLU.
+    fn batch_norm_relu(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        mean: FloatTensor<Self>,
+        variance: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> FloatTensor<Self> {
+        reference::batch_norm_relu::<Self>(x, gamma, beta, (mean, variance), epsilon)
+    }
+
+    /// The gradients of [`batch_norm_relu_train`](Self::batch_norm_relu_train)'s loss with
+    /// respect to `x`, `gamma` and `beta`, given the statistics it returned.
+    fn batch_norm_relu_train_backward(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        mean: FloatTensor<Self>,
+        variance: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        reference::batch_norm_relu_train_backward::<Self>(x, gamma, beta, (mean, variance), output_grad, epsilon)
+    }
+
     /// `x` [batch, channels, h, w] max-pooled over 2×2 windows with stride 2: [.., h / 2, w / 2].
     fn max_pool2(x: FloatTensor<Self>) -> FloatTensor<Self> {
         reference::max_pool2::<Self>(x)
@@ -98,6 +153,16 @@ pub(crate) mod reference {
     pub fn same_conv2d<B: Backend>(x: FloatTensor<B>, weight: FloatTensor<B>, dilation: usize) -> FloatTensor<B> {
         let options = conv_options(&weight, dilation);
         B::conv2d(x, weight, None, options)
+    }
+
+    pub fn same_conv2d_bias_relu<B: Backend>(
+        x: FloatTensor<B>,
+        weight: FloatTensor<B>,
+        bias: FloatTensor<B>,
+        dilation: usize,
+    ) -> FloatTensor<B> {
+        let options = conv_options(&weight, dilation);
+        B::relu(B::conv2d(x, weight, Some(bias), options))
     }
 
     pub fn same_conv2d_x_grad<B: Backend>(
@@ -130,6 +195,41 @@ pub(crate) mod reference {
 
     pub fn resize_bilinear_grad<B: Backend>(x: FloatTensor<B>, grad: FloatTensor<B>, size: [usize; 2]) -> FloatTensor<B> {
         B::interpolate_backward(x, grad, size, bilinear())
+    }
+
+    pub fn batch_norm_relu_train<B: Backend>(
+        x: FloatTensor<B>,
+        gamma: FloatTensor<B>,
+        beta: FloatTensor<B>,
+        epsilon: f64,
+    ) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
+        let normed = B::batch_norm_train(x, gamma, beta, epsilon);
+        (B::relu(normed.output), normed.mean, normed.variance)
+    }
+
+    pub fn batch_norm_relu<B: Backend>(
+        x: FloatTensor<B>,
+        gamma: FloatTensor<B>,
+        beta: FloatTensor<B>,
+        (mean, variance): (FloatTensor<B>, FloatTensor<B>),
+        epsilon: f64,
+    ) -> FloatTensor<B> {
+        B::relu(B::batch_norm(x, gamma, beta, mean, variance, epsilon))
+    }
+
+    pub fn batch_norm_relu_train_backward<B: Backend>(
+        x: FloatTensor<B>,
+        gamma: FloatTensor<B>,
+        beta: FloatTensor<B>,
+        (mean, variance): (FloatTensor<B>, FloatTensor<B>),
+        grad: FloatTensor<B>,
+        epsilon: f64,
+    ) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
+        // ReLU's mask is where its input is positive, which the normalised values recompute
+        let normed = B::batch_norm(x.clone(), gamma.clone(), beta, mean.clone(), variance.clone(), epsilon);
+        let grad = B::relu_backward(normed, grad);
+        let grads = B::batch_norm_train_backward(x, gamma, mean, variance, epsilon, grad);
+        (grads.x_grad, grads.gamma_grad, grads.beta_grad)
     }
 
     pub fn max_pool2<B: Backend>(x: FloatTensor<B>) -> FloatTensor<B> {
@@ -172,6 +272,38 @@ pub fn max_pool2d_forward(pool: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {
     Tensor::from_dispatch(<burn::backend::Dispatch as KernelBackend>::max_pool2(x.into_dispatch()))
 }
 
+/// Applies a burn `BatchNorm` layer and then ReLU as one operation. On a training path (an
+/// autodiff device and a layer in training mode) it has one backward and the running statistics
+/// move as burn's layer moves them; otherwise it normalises with the running statistics.
+pub fn batch_norm_relu_forward(norm: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
+    let device = x.device();
+    if !(device.is_autodiff() && norm.training.is_enabled()) {
+        let (mean, variance) = (norm.running_mean.value().to_device(&device), norm.running_var.value().to_device(&device));
+        let y = <burn::backend::Dispatch as KernelBackend>::batch_norm_relu(
+            x.into_dispatch(),
+            norm.gamma.val().into_dispatch(),
+            norm.beta.val().into_dispatch(),
+            mean.into_dispatch(),
+            variance.into_dispatch(),
+            norm.epsilon,
+        );
+        return Tensor::from_dispatch(y);
+    }
+    let (y, mean, variance) = <burn::backend::Dispatch as KernelBackend>::batch_norm_relu_train(
+        x.into_dispatch(),
+        norm.gamma.val().into_dispatch(),
+        norm.beta.val().into_dispatch(),
+        norm.epsilon,
+    );
+    let moved = |running: &RunningState<Tensor<1>>, batch: Tensor<1>| {
+        let old = running.value_sync().to_device(&device);
+        running.update(old.mul_scalar(1.0 - norm.momentum).add(batch.detach().mul_scalar(norm.momentum)).detach());
+    };
+    moved(&norm.running_mean, Tensor::from_dispatch(mean));
+    moved(&norm.running_var, Tensor::from_dispatch(variance));
+    Tensor::from_dispatch(y)
+}
+
 /// Applies a burn `Conv2d` layer: through [`same_conv2d`] (plus its bias) when the layer is a
 /// "same" convolution, through the layer's own forward otherwise.
 pub fn conv2d_forward(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
@@ -184,6 +316,19 @@ pub fn conv2d_forward(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
         }
         None => y,
     }
+}
+
+/// Applies a burn `Conv2d` layer and then ReLU, in one pass over the output when the layer is a
+/// "same" convolution with a bias (a block with BatchNorm folded in).
+pub fn conv2d_relu_forward(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    let (Some(dilation), Some(bias)) = (same_dilation(conv), &conv.bias) else { return relu(conv2d_forward(conv, x)) };
+    let out = <burn::backend::Dispatch as KernelBackend>::same_conv2d_bias_relu(
+        x.into_dispatch(),
+        conv.weight.val().into_dispatch(),
+        bias.val().into_dispatch(),
+        dilation,
+    );
+    Tensor::from_dispatch(out)
 }
 
 /// The layer's dilation when it is a "same" convolution: stride 1, one group, an odd square

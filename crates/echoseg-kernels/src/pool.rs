@@ -25,16 +25,23 @@ impl Pool {
     }
 }
 
-/// Where in `plane` the maximum of output pixel (y, x) is.
-fn argmax(plane: &[f32], width: usize, y: usize, x: usize) -> usize {
-    let top = 2 * y * width + 2 * x;
-    let mut best = top;
-    for at in [top + 1, top + width, top + width + 1] {
-        if plane[at] > plane[best] || plane[at].is_nan() {
-            best = at;
+/// Which of a window's four values (top-left, top-right, bottom-left, bottom-right) is its
+/// maximum, and the value.
+#[inline(always)]
+fn max4(top: &[f32], bottom: &[f32]) -> (usize, f32) {
+    let mut best = (0, top[0]);
+    for (at, v) in [(1, top[1]), (2, bottom[0]), (3, bottom[1])] {
+        if v > best.1 || v.is_nan() {
+            best = (at, v);
         }
     }
     best
+}
+
+/// The two input rows under output row `o`, cut to the columns the windows cover.
+fn rows<'a>(plane: &'a [f32], p: &Pool, o: usize) -> (&'a [f32], &'a [f32]) {
+    let (w, cover) = (p.width, 2 * (p.width / 2));
+    (&plane[2 * o * w..][..cover], &plane[(2 * o + 1) * w..][..cover])
 }
 
 /// Pools every plane of `x`.
@@ -43,23 +50,27 @@ pub fn forward(p: &Pool, x: &[f32]) -> Vec<f32> {
     let mut y = vec![0.0f32; p.planes * oh * ow];
     y.par_chunks_mut((oh * ow).max(1)).zip(x.par_chunks((p.height * p.width).max(1))).for_each(|(y, x)| {
         for (row, o) in y.chunks_exact_mut(ow.max(1)).zip(0..oh) {
-            for (v, c) in row.iter_mut().zip(0..ow) {
-                *v = x[argmax(x, p.width, o, c)];
+            let (top, bottom) = rows(x, p, o);
+            for (v, (t, b)) in row.iter_mut().zip(top.chunks_exact(2).zip(bottom.chunks_exact(2))) {
+                *v = max4(t, b).1;
             }
         }
     });
     y
 }
 
-/// The gradient of [`forward`] with respect to `x`: each output's gradient goes to its maximum.
+/// The gradient of [`forward`] with respect to `x`: each output's gradient goes to its maximum
+/// (windows do not overlap, so each input receives at most one).
 pub fn backward(p: &Pool, x: &[f32], dy: &[f32]) -> Vec<f32> {
     let [oh, ow] = p.output();
     let mut dx = vec![0.0f32; p.planes * p.height * p.width];
-    let plane = (p.height * p.width).max(1);
+    let (plane, w) = ((p.height * p.width).max(1), p.width);
     dx.par_chunks_mut(plane).zip(x.par_chunks(plane)).zip(dy.par_chunks((oh * ow).max(1))).for_each(|((dx, x), dy)| {
         for (row, o) in dy.chunks_exact(ow.max(1)).zip(0..oh) {
-            for (&g, c) in row.iter().zip(0..ow) {
-                dx[argmax(x, p.width, o, c)] += g;
+            let (top, bottom) = rows(x, p, o);
+            for (c, (&g, (t, b))) in row.iter().zip(top.chunks_exact(2).zip(bottom.chunks_exact(2))).enumerate() {
+                let (at, _) = max4(t, b);
+                dx[(2 * o + at / 2) * w + 2 * c + at % 2] = g;
             }
         }
     });

@@ -119,7 +119,7 @@ fn resize_run(case: (usize, usize, usize, usize, usize, usize), ours: bool) -> (
 fn bilinear_resizing_and_its_gradient_equal_burns_interpolate() {
     for case in RESIZES {
         let ((y, dx), (y_burn, dx_burn)) = (resize_run(case, true), resize_run(case, false));
-        assert_eq!(y, y_burn, "{case:?} output");
+        assert_close(&y, &y_burn, &format!("{case:?} output"));
         assert_close(&dx, &dx_burn, &format!("{case:?} input gradient"));
     }
 }
@@ -167,5 +167,116 @@ fn burn_layers_applied_through_the_kernels_equal_their_own_forward() {
     for (i, layer) in layers.iter().enumerate() {
         let ours = echoseg_kernels::conv2d_forward(layer, x.clone()).into_data();
         assert_close(&ours, &layer.forward(x.clone()).into_data(), &format!("layer {i}"));
+        let with_relu = echoseg_kernels::conv2d_relu_forward(layer, x.clone()).into_data();
+        let burn = burn::tensor::activation::relu(layer.forward(x.clone())).into_data();
+        assert_close(&with_relu, &burn, &format!("layer {i} with ReLU"));
+    }
+}
+
+#[test]
+fn a_folded_block_differentiates_through_the_fused_bias_and_relu() {
+    use burn::nn::PaddingConfig2d;
+    use burn::nn::conv::Conv2dConfig;
+    let device = Device::flex().autodiff();
+    let layer = Conv2dConfig::new([3, 4], [3, 3]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).init(&device);
+    let x = seeded([2, 3, 9, 9], 9, &device).require_grad();
+    let grad_of = |y: Tensor<4>| {
+        let grads = y.sum().backward();
+        x.grad(&grads).map(|g| g.into_data()).unwrap_or_else(|| panic!("no gradient"))
+    };
+    let ours = grad_of(echoseg_kernels::conv2d_relu_forward(&layer, x.clone()));
+    let burn = grad_of(burn::tensor::activation::relu(layer.forward(x.clone())));
+    assert_close(&ours, &burn, "input gradient through bias and ReLU");
+}
+
+/// (batch, channels, h, w): the blocks' activations at a few sizes, one image alone, one pixel.
+const NORMS: [(usize, usize, usize, usize); 4] = [(3, 8, 12, 12), (1, 5, 7, 9), (4, 3, 1, 1), (2, 16, 24, 24)];
+
+struct Normed {
+    y: TensorData,
+    dx: TensorData,
+    dgamma: TensorData,
+    dbeta: TensorData,
+    running: (TensorData, TensorData),
+}
+
+fn norm_run(case: (usize, usize, usize, usize), ours: bool) -> Normed {
+    use burn::module::Param;
+    let (batch, channels, h, w) = case;
+    let device = Device::flex().autodiff();
+    let mut norm = burn::nn::BatchNormConfig::new(channels).init(&device);
+    // a scale of either sign and shifts that put ReLU's threshold inside the values
+    let ramp = |scale: f32, offset: f32| {
+        let values: Vec<f32> = (0..channels).map(|c| (c as f32 * 0.37 + offset).sin() * scale).collect();
+        Tensor::<1>::from_data(TensorData::new(values, [channels]), &device)
+    };
+    norm.gamma = Param::from_tensor(ramp(1.5, 0.3));
+    norm.beta = Param::from_tensor(ramp(0.8, 1.1));
+    let x = (seeded([batch, channels, h, w], 7, &device) * 2.0 + 0.5).require_grad();
+    let r = seeded([batch, channels, h, w], 8, &device);
+    let y = if ours {
+        echoseg_kernels::batch_norm_relu_forward(&norm, x.clone())
+    } else {
+        burn::tensor::activation::relu(norm.forward(x.clone()))
+    };
+    let grads = (y.clone() * r).sum().backward();
+    let grad1 = |t: Tensor<1>| t.grad(&grads).map(|g| g.into_data()).unwrap_or_else(|| panic!("no gradient"));
+    let dx = x.grad(&grads).map(|g| g.into_data()).unwrap_or_else(|| panic!("no gradient"));
+    Normed {
+        y: y.into_data(),
+        dx,
+        dgamma: grad1(norm.gamma.val()),
+        dbeta: grad1(norm.beta.val()),
+        running: (norm.running_mean.value().into_data(), norm.running_var.value().into_data()),
+    }
+}
+
+#[test]
+fn batch_norm_and_relu_equal_burns_layers_with_their_gradients_and_running_statistics() {
+    for case in NORMS {
+        let (ours, burn) = (norm_run(case, true), norm_run(case, false));
+        assert_close(&ours.y, &burn.y, &format!("{case:?} output"));
+        assert_close(&ours.dx, &burn.dx, &format!("{case:?} input gradient"));
+        assert_close(&ours.dgamma, &burn.dgamma, &format!("{case:?} scale gradient"));
+        assert_close(&ours.dbeta, &burn.dbeta, &format!("{case:?} shift gradient"));
+        assert_close(&ours.running.0, &burn.running.0, &format!("{case:?} running mean"));
+        assert_close(&ours.running.1, &burn.running.1, &format!("{case:?} running variance"));
+        // a layer that ReLU cuts nowhere or everywhere would not test the mask
+        let y = ours.y.try_to_vec::<f32>().unwrap_or_default();
+        let zeros = y.iter().filter(|&&v| v == 0.0).count();
+        assert!(zeros > 0 && zeros < y.len(), "{case:?}: ReLU cut {zeros} of {}", y.len());
+    }
+}
+
+#[test]
+fn batch_norm_and_relu_in_inference_equal_burns_layers() {
+    use burn::module::Param;
+    let device = Device::flex();
+    for (batch, channels, h, w) in NORMS {
+        let mut norm = burn::nn::BatchNormConfig::new(channels).init(&device);
+        let per_channel = |f: fn(f32) -> f32| {
+            let values: Vec<f32> = (0..channels).map(|c| f(c as f32)).collect();
+            Tensor::<1>::from_data(TensorData::new(values, [channels]), &device)
+        };
+        norm.gamma = Param::from_tensor(per_channel(|c| (c * 0.7).cos() * 1.3));
+        norm.beta = Param::from_tensor(per_channel(|c| (c * 0.4).sin() * 0.6));
+        norm.running_mean = burn::module::RunningState::new(per_channel(|c| c * 0.1 - 0.2));
+        norm.running_var = burn::module::RunningState::new(per_channel(|c| 0.5 + c * 0.05));
+        let x = seeded([batch, channels, h, w], 10, &device) * 2.0;
+        let ours = echoseg_kernels::batch_norm_relu_forward(&norm, x.clone()).into_data();
+        let burn = burn::tensor::activation::relu(norm.forward(x)).into_data();
+        assert_close(&ours, &burn, &format!("{:?} inference", (batch, channels, h, w)));
+    }
+}
+
+#[test]
+fn batch_norm_and_relu_do_not_depend_on_the_thread_count() {
+    let in_pool = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap_or_else(|e| panic!("{e}"));
+        pool.install(|| NORMS.map(|case| norm_run(case, true)))
+    };
+    let (one, three) = (in_pool(1), in_pool(3));
+    for ((a, b), case) in one.iter().zip(&three).zip(NORMS) {
+        assert_eq!((&a.y, &a.dx, &a.dgamma, &a.dbeta), (&b.y, &b.dx, &b.dgamma, &b.dbeta), "{case:?}");
     }
 }

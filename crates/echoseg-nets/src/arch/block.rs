@@ -3,9 +3,8 @@
 use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
-use echoseg_kernels::conv2d_forward;
+use echoseg_kernels::{batch_norm_relu_forward, conv2d_forward, conv2d_relu_forward};
 
 /// 3×3 convolution (optionally dilated), BatchNorm, ReLU.
 #[derive(Module, Debug)]
@@ -58,11 +57,10 @@ impl ConvBnRelu {
 
     /// Applies the block.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let y = conv2d_forward(&self.conv, x);
-        relu(match &self.norm {
-            Some(norm) => norm.forward(y),
-            None => y,
-        })
+        match &self.norm {
+            Some(norm) => batch_norm_relu_forward(norm, conv2d_forward(&self.conv, x)),
+            None => conv2d_relu_forward(&self.conv, x),
+        }
     }
 }
 
