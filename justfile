@@ -34,13 +34,12 @@ lint:
 bench *args:
     cargo run --release -p echoseg -- bench --out reports/bench.json {{args}}
 
-# The reference unet (64 × 64, batch 16, 2 threads) in echoseg and then in PyTorch, and the ratios.
-# Needs a Python with torch: `python3 -m venv DIR && DIR/bin/pip install torch numpy`, then
-# `just bench-torch DIR/bin/python`.
-bench-torch python="python3":
-    mkdir -p reports
-    cargo run --release -p echoseg -- bench --arch unet --threads 2 --out reports/bench-unet.json > /dev/null
-    {{python}} bench/torch_reference.py --threads 2 --echoseg reports/bench-unet.json
+# The reference unet (64 × 64, batch 16, 2 threads) in echoseg and then in PyTorch, five pairs one
+# after the other, each pair's ratios and their medians. Needs a Python with torch:
+# `python3 -m venv DIR && DIR/bin/pip install torch numpy`, then `just bench-torch DIR/bin/python`.
+bench-torch python="python3" pairs="5":
+    cargo build --release -q -p echoseg
+    {{python}} bench/torch_reference.py --threads 2 --pairs {{pairs}}
 
 # The runs a manifest expands to, with a time estimate from a short timing.
 plan manifest="experiments/default.toml" *args:

@@ -8,7 +8,8 @@ Prints one JSON line: train and inference images per second.
     python3 -m venv DIR && DIR/bin/pip install torch numpy
     DIR/bin/python bench/torch_reference.py --threads 2
 
-`just bench-torch` runs this and `echoseg bench` one after the other and prints the ratios.
+`just bench-torch DIR/bin/python` runs echoseg and this one after the other, five times
+(`--pairs 5`), and prints every pair's ratios and their medians.
 """
 
 import argparse
@@ -62,8 +63,66 @@ def main():
     parser.add_argument("--width", type=int, default=16)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--echoseg", help="echoseg bench --json output of the same case: print the ratios too")
+    parser.add_argument("--pairs", type=int, default=0,
+                        help="run this many pairs, echoseg (--echoseg-command) then PyTorch, one after the other, "
+                             "and print every pair and the median ratios (a shared machine's speed drifts, "
+                             "so a ratio from one pair can be off by a fifth)")
+    parser.add_argument("--echoseg-command", default="cargo run --release -q -p echoseg --",
+                        help="how to start echoseg for --pairs")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.pairs > 0:
+        return paired(args)
+    train, infer = measure(args)
+    print(json.dumps({"torch": torch.__version__, "threads": args.threads, "train_images_per_second": train,
+                      "infer_images_per_second": infer}))
+    if args.echoseg:
+        with open(args.echoseg) as f:
+            ours = json.load(f)
+        print(f"cpu: {ours['cpu']}, threads: echoseg {ours['threads']}, PyTorch {args.threads}")
+        for what, ratio in ratios(unet_result(ours), train, infer):
+            print(f"{what:>24}: {ratio}")
+
+
+KEYS = [("train", "train_images_per_second", 0), ("infer", "infer_images_per_second", 1),
+        ("infer, BatchNorm folded", "infer_fused_images_per_second", 1)]
+
+
+def unet_result(ours):
+    return next(r for r in ours["results"] if r["case"]["network"]["architecture"] == "unet")
+
+
+def ratios(unet, train, infer):
+    torch_values = (train, infer)
+    return [(what, f"echoseg {unet[key]:7.1f} img/s, PyTorch {torch_values[i]:7.1f} img/s, ratio {unet[key] / torch_values[i]:.2f}")
+            for what, key, i in KEYS]
+
+
+def paired(args):
+    import shlex
+    import statistics
+    import subprocess
+
+    command = shlex.split(args.echoseg_command) + [
+        "bench", "--arch", "unet", "--threads", str(args.threads), "--size", str(args.size), "--batch",
+        str(args.batch), "--width", str(args.width), "--steps", str(args.steps), "--json"]
+    per_key = {what: [] for what, _, _ in KEYS}
+    cpu = None
+    for pair in range(1, args.pairs + 1):
+        ours = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
+        cpu = ours["cpu"]
+        train, infer = measure(args)
+        unet = unet_result(ours)
+        print(f"pair {pair}:")
+        for (what, line), (_, key, i) in zip(ratios(unet, train, infer), KEYS):
+            print(f"  {what:>24}: {line}")
+            per_key[what].append(unet[key] / (train, infer)[i])
+    print(f"cpu: {cpu}, {args.threads} threads, PyTorch {torch.__version__}, {args.pairs} pairs")
+    for what, values in per_key.items():
+        print(f"{what:>24}: median ratio {statistics.median(values):.2f} (range {min(values):.2f}-{max(values):.2f})")
+
+
+def measure(args):
     torch.manual_seed(1)
 
     model = Unet(width=args.width)
@@ -93,18 +152,7 @@ def main():
         for _ in range(args.steps):
             model(images)
         infer = args.steps * args.batch / (time.perf_counter() - start)
-
-    print(json.dumps({"torch": torch.__version__, "threads": args.threads, "train_images_per_second": train,
-                      "infer_images_per_second": infer}))
-    if args.echoseg:
-        with open(args.echoseg) as f:
-            ours = json.load(f)
-        unet = next(r for r in ours["results"] if r["case"]["network"]["architecture"] == "unet")
-        print(f"cpu: {ours['cpu']}, threads: echoseg {ours['threads']}, PyTorch {args.threads}")
-        for what, torch_value, key in [("train", train, "train_images_per_second"),
-                                       ("infer", infer, "infer_images_per_second"),
-                                       ("infer, BatchNorm folded", infer, "infer_fused_images_per_second")]:
-            print(f"{what:>24}: echoseg {unet[key]:7.1f} img/s, PyTorch {torch_value:7.1f} img/s, ratio {unet[key] / torch_value:.2f}")
+    return train, infer
 
 
 if __name__ == "__main__":

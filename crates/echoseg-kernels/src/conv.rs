@@ -55,7 +55,7 @@ impl Epilogue<'_> {
         for (c, plane) in y.chunks_exact_mut(pixels).enumerate() {
             let bias = self.bias.map_or(0.0, |b| b[c]);
             match self.relu {
-                true => plane.iter_mut().for_each(|v| *v = (*v + bias).max(0.0)),
+                true => plane.iter_mut().for_each(|v| *v = if *v + bias > 0.0 { *v + bias } else { 0.0 }),
                 false if self.bias.is_some() => plane.iter_mut().for_each(|v| *v += bias),
                 false => {}
             }
