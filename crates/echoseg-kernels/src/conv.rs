@@ -11,6 +11,7 @@ use rayon::prelude::*;
 
 use crate::im2col::{Same, im2col};
 use crate::matmul::{View, ViewMut, product};
+use crate::norm::positive;
 
 /// The largest im2col band, in values (4 MiB of f32): it stays in cache and bounds memory for
 /// large images, which are cut into bands of whole rows.
@@ -55,7 +56,7 @@ impl Epilogue<'_> {
         for (c, plane) in y.chunks_exact_mut(pixels).enumerate() {
             let bias = self.bias.map_or(0.0, |b| b[c]);
             match self.relu {
-                true => plane.iter_mut().for_each(|v| *v = if *v + bias > 0.0 { *v + bias } else { 0.0 }),
+                true => plane.iter_mut().for_each(|v| *v = positive(*v + bias)),
                 false if self.bias.is_some() => plane.iter_mut().for_each(|v| *v += bias),
                 false => {}
             }

@@ -63,7 +63,7 @@ impl KernelBackend for Flex {
     }
 
     fn batch_norm_relu_train(x: FlexTensor, gamma: FlexTensor, beta: FlexTensor, epsilon: f64) -> (FlexTensor, FlexTensor, FlexTensor) {
-        let Some(p) = planes(&x, &gamma, &beta) else { return reference::batch_norm_relu_train::<Flex>(x, gamma, beta, epsilon) };
+        let Some(p) = planes(&x, &[&gamma, &beta]) else { return reference::batch_norm_relu_train::<Flex>(x, gamma, beta, epsilon) };
         let x_values = values(&x);
         let (mean, variance) = norm::statistics(&p, x_values.storage());
         let y = norm::forward(&p, x_values.storage(), (&mean, &variance), values(&gamma).storage(), values(&beta).storage(), epsilon);
@@ -78,8 +78,7 @@ impl KernelBackend for Flex {
         variance: FlexTensor,
         epsilon: f64,
     ) -> FlexTensor {
-        let fits = |p: &Planes| [&mean, &variance].iter().all(|t| t.dtype() == DType::F32 && t.shape().num_elements() == p.channels);
-        let Some(p) = planes(&x, &gamma, &beta).filter(fits) else {
+        let Some(p) = planes(&x, &[&gamma, &beta, &mean, &variance]) else {
             return reference::batch_norm_relu::<Flex>(x, gamma, beta, (mean, variance), epsilon);
         };
         let (mean, variance) = (values(&mean), values(&variance));
@@ -97,8 +96,8 @@ impl KernelBackend for Flex {
         output_grad: FlexTensor,
         epsilon: f64,
     ) -> (FlexTensor, FlexTensor, FlexTensor) {
-        let statistics_fit = mean.dtype() == DType::F32 && variance.dtype() == DType::F32;
-        let Some(p) = planes(&x, &gamma, &beta).filter(|_| statistics_fit && output_grad.dtype() == DType::F32) else {
+        let fits = [&gamma, &beta, &mean, &variance];
+        let Some(p) = planes(&x, &fits).filter(|_| output_grad.dtype() == DType::F32) else {
             let stats = (mean, variance);
             return reference::batch_norm_relu_train_backward::<Flex>(x, gamma, beta, stats, output_grad, epsilon);
         };
@@ -125,8 +124,7 @@ impl KernelBackend for Flex {
     fn max_pool2_grad(x: FlexTensor, output_grad: FlexTensor) -> FlexTensor {
         let Some(p) = pooling(&x) else { return reference::max_pool2_grad::<Flex>(x, output_grad) };
         let dx = pool::backward(&p, values(&x).storage(), values(&output_grad).storage());
-        let shape = x.shape();
-        tensor(dx, [shape[0], shape[1], shape[2], shape[3]])
+        tensor(dx, shape4(&x))
     }
 }
 
@@ -161,13 +159,13 @@ fn pooling(x: &FlexTensor) -> Option<Pool> {
     (x.dtype() == DType::F32).then(|| Pool { planes: shape[0] * shape[1], height: shape[2], width: shape[3] })
 }
 
-/// The normalisation's shape, or `None` where the kernels here do not apply.
-fn planes(x: &FlexTensor, gamma: &FlexTensor, beta: &FlexTensor) -> Option<Planes> {
+/// The normalisation's shape, or `None` where the kernels here do not apply: `x` and every
+/// per-channel tensor (scale, shift, statistics) must be f32, the latter one value per channel.
+fn planes(x: &FlexTensor, per_channel: &[&FlexTensor]) -> Option<Planes> {
     let shape = x.shape();
-    let f32s = [x, gamma, beta].iter().all(|t| t.dtype() == DType::F32);
-    let per_channel = [gamma, beta].iter().all(|t| t.shape().num_dims() == 1 && t.shape()[0] == shape[1]);
+    let fit = per_channel.iter().all(|t| t.dtype() == DType::F32 && t.shape().num_dims() == 1 && t.shape()[0] == shape[1]);
     let non_empty = shape.iter().all(|&d| d > 0);
-    (f32s && shape.num_dims() == 4 && per_channel && non_empty).then(|| Planes {
+    (x.dtype() == DType::F32 && shape.num_dims() == 4 && fit && non_empty).then(|| Planes {
         batch: shape[0],
         channels: shape[1],
         pixels: shape[2] * shape[3],

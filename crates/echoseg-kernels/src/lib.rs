@@ -10,7 +10,7 @@
 //! output. The input gradient is itself a "same" convolution (of the output gradient with the
 //! kernel turned half a turn), and the weight gradient is formed transposed so the product reads
 //! the im2col rows as they lie. BatchNorm with the batch's statistics and the ReLU after it are
-//! one operation (two passes forward, two backward, where burn's composition makes about a
+//! one operation (three passes forward, two backward, where burn's composition makes about a
 //! dozen), and a block with BatchNorm folded in adds its bias and applies ReLU while each image's
 //! output is in cache. Up-sampling and pooling read their inputs through precomputed
 //! coordinates. On other backends (the GPU) burn's own operations run.

@@ -1,6 +1,6 @@
 //! BatchNorm with the batch's own statistics followed by ReLU, forward and backward, on slices in
-//! NCHW order: two passes over the activations forward and two backward, where burn's composed
-//! operations make about ten and a separate ReLU two more.
+//! NCHW order: three passes over the activations forward (two for the statistics, one to write)
+//! and two backward, where burn's composed operations make about ten and a separate ReLU two more.
 //!
 //! Each channel's sums run on one thread in image order with f64 accumulators, so no result
 //! depends on how many threads share the work.
@@ -57,7 +57,7 @@ impl Affine {
 
 /// ReLU as a select, which vectorises (`f32::max` must also handle NaN, and does not).
 #[inline(always)]
-fn positive(v: f32) -> f32 {
+pub(crate) fn positive(v: f32) -> f32 {
     if v > 0.0 { v } else { 0.0 }
 }
 
