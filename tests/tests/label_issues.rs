@@ -153,3 +153,89 @@ fn every_labelled_image_is_scored_out_of_sample_and_objects_given_the_wrong_clas
         .count();
     assert_eq!(npy, 0);
 }
+
+/// Two sources: one exact, one that draws every object 2 px too large on every image.
+const SHARED_BIAS: &str = r#"
+name = "bias"
+seed = 5
+
+[world]
+size = 32
+classes = ["blob", "box"]
+min_objects = 2
+max_objects = 4
+
+[[sources]]
+name = "careful"
+kind = "exact"
+images = 24
+
+[[sources]]
+name = "wide"
+kind = "manual"
+images = 24
+dilate = 2
+
+[split]
+validation = 0.25
+test = 8
+pool = 0
+
+[nets]
+architectures = ["fcn"]
+fcn = { width = 8, depth = 4 }
+
+[train]
+steps = 300
+batch_size = 8
+
+[study]
+generations = 0
+strategies = ["self"]
+ceiling = false
+
+[label_issues]
+folds = 2
+leave_source_out = true
+"#;
+
+#[test]
+fn a_bias_a_source_draws_on_every_image_is_seen_by_networks_trained_without_that_source() {
+    let scratch = Scratch::new("label-issues-sources");
+    let path = scratch.write("bias.toml", SHARED_BIAS);
+    let reports = scratch.path().join("reports");
+    let page = run_quietly(&path, &reports).unwrap();
+    let study = reports.join("bias");
+
+    let rows = csv(&study.join("label_issues.csv"));
+    for source in ["careful", "wide"] {
+        let mine = rows.iter().filter(|r| r["scorer"] == "other-sources" && r["source"] == source).count();
+        assert_eq!(mine, 24, "every labelled image of {source} is scored by the other sources' networks");
+    }
+    let runs: Vec<String> = std::fs::read_dir(study.join("runs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("crossfit-"))
+        .collect();
+    assert_eq!(runs.len(), 4, "two folds and two sources: {runs:?}");
+
+    // Known answer. The fold networks learn from both sources, half of whose masks are 2 px too
+    // large, so they share much of the rim and flag little of it; the network trained on the
+    // exact source alone sees the whole rim as wrong.
+    let quality = csv(&study.join("label_issue_quality.csv"));
+    let number = |source: &str, scorer: &str, key: &str| -> f64 {
+        quality.iter().find(|q| q["source"] == source && q["scorer"] == scorer).unwrap()[key].parse().unwrap()
+    };
+    let (folds, others) = (number("wide", "average", "flagged_recall"), number("wide", "other-sources", "flagged_recall"));
+    assert!(number("wide", "average", "error_share") > 0.05, "a 2 px rim is a good share of the pixels");
+    assert!(others > 0.5 && others > 2.0 * folds, "flagged recall of the rim: other sources {others}, folds {folds}");
+    let precision = number("wide", "other-sources", "flagged_precision");
+    assert!(precision > 0.8, "flagged pixels of the wide source are its rim: precision {precision}");
+    // The price: the exact source is judged by a network that learned the wide rim, which takes
+    // the exact outlines for errors. The folds' average flags less of it.
+    let (folds, others) = (number("careful", "average", "flagged_share"), number("careful", "other-sources", "flagged_share"));
+    assert!(others > folds, "the exact source flagged by the other sources' network {others}, by the folds' {folds}");
+
+    let html = std::fs::read_to_string(page).unwrap();
+    assert!(html.contains("The other-sources scorer is trained without"), "the report explains the scorer");
+}

@@ -1,6 +1,8 @@
 //! The report page, one function per section, in page order.
 
 use echoseg_agree::{BOUNDARY_TOLERANCE, BootstrapConfig, CALIBRATION_BINS, DEFAULT_MAX_OFFSET, Metric};
+use echoseg_study::Treatment;
+use echoseg_study::label_issues::OTHER_SOURCES;
 
 use crate::html::{Page, escape};
 use crate::summaries::{
@@ -70,7 +72,9 @@ fn verdict(page: &mut Page, study: &Study) {
     if study.verdicts.is_empty() {
         page.paragraph("The study has no pseudo-label generation (or no truth), so there is no change of bias to judge.");
     } else {
-        page.raw(&verdict_table(&study.verdicts, &study.summary, &study.models).html());
+        // Selections multiply the rows (full.toml: 17 treatments per bias); the answer shows the
+        // strategies with every pseudo-label kept and folds the selections below the warnings.
+        page.raw(&verdict_table(&study.verdicts, &study.summary, &study.models, Treatment::keeps_every_label).html());
         let ceiling = if has_ceiling(&study.summary) {
             "; before the bar, the same architecture and seeds trained on exact labels (the ceiling: what the architecture \
              does anyway, whatever the labels)"
@@ -92,6 +96,14 @@ fn verdict(page: &mut Page, study: &Study) {
     if !warnings.is_empty() {
         let items: String = warnings.iter().map(|w| format!("<li>{}</li>", escape(w))).collect();
         page.raw(&format!("<div class=\"warnings\"><strong>Before believing these numbers</strong><ul>{items}</ul></div>"));
+    }
+    if study.verdicts.iter().any(|v| !v.treatment.keeps_every_label()) {
+        let selected = verdict_table(&study.verdicts, &study.summary, &study.models, |t| !t.keeps_every_label());
+        page.raw(&format!(
+            "<details><summary>The same with selections of pseudo-labels ({} rows)</summary>{}</details>",
+            selected.rows.len(),
+            selected.html()
+        ));
     }
     gap(page, study);
     let sentences = verdict_sentences(&study.verdicts);
@@ -377,6 +389,13 @@ fn label_issues(page: &mut Page, study: &Study, figures: &Figures) {
          source's idiosyncratic errors (missed or extra objects), not its systematic bias, which the fingerprints measure where \
          there is truth.",
     );
+    if study.label_quality.iter().any(|q| q.scorer == OTHER_SOURCES) {
+        page.paragraph(
+            "The other-sources scorer is trained without the judged source's labels, so a bias that source draws on every \
+             image is not in what it learned and can stand out; but the other sources' own biases are, and where they differ \
+             from the judged source it takes them for the judged source's errors. Compare its precision with the folds' average.",
+        );
+    }
     page.raw(&label_quality_table(&study.label_quality).html());
     if let Some(src) = &figures.label_issues {
         page.figure(

@@ -81,9 +81,15 @@ fn summary_of(summary: &[SummaryRow], g: i64, s: &Treatment, model: &str, teache
 /// The answer at a glance: one row per bias and treatment, one column per architecture, at the
 /// last generation. Each cell gives the architecture's value on exact labels (the ceiling), at
 /// generation 0 and after, and is coloured by the verdict (earlier generations are in verdicts.csv).
-pub(crate) fn verdict_table(verdicts: &[VerdictRow], summary: &[SummaryRow], models: &[String]) -> Table {
+/// Only the treatments `shown` accepts get rows, so that selections can fold away below.
+pub(crate) fn verdict_table(
+    verdicts: &[VerdictRow],
+    summary: &[SummaryRow],
+    models: &[String],
+    shown: impl Fn(&Treatment) -> bool,
+) -> Table {
     let last = verdicts.iter().map(|v| v.generation).max().unwrap_or(0);
-    let at_last: Vec<&VerdictRow> = verdicts.iter().filter(|v| v.generation == last).collect();
+    let at_last: Vec<&VerdictRow> = verdicts.iter().filter(|v| v.generation == last && shown(&v.treatment)).collect();
     let order = |bias: Bias| Bias::COUNTED.iter().position(|b| *b == bias).unwrap_or(Bias::COUNTED.len());
     let mut keys: Vec<(usize, &Treatment)> = at_last.iter().map(|v| (order(v.bias), &v.treatment)).collect();
     keys.sort_by_cached_key(|(b, t)| (*b, t.to_string()));
@@ -161,14 +167,23 @@ pub(crate) fn warnings(rows: &[ResultRow], summary: &[SummaryRow]) -> Vec<String
     };
     let mut out: Vec<String> = few_seeds(runs.iter().map(|r| r.repeat).max().map_or(0, |r| r + 1)).into_iter().collect();
     let collapsed_ids = collapsed_runs(rows);
-    let collapsed: Vec<String> = runs.iter().filter(|r| collapsed_ids.contains(r.run.as_str())).map(|r| describe(r)).collect();
+    let collapsed: Vec<&&ResultRow> = runs.iter().filter(|r| collapsed_ids.contains(r.run.as_str())).collect();
     if !collapsed.is_empty() {
+        // A large study can have hundreds: past a screenful, counts say more than names.
+        let which = if collapsed.len() <= 12 {
+            collapsed.iter().map(|r| describe(r)).collect::<Vec<_>>().join(", ")
+        } else {
+            format!(
+                "by architecture {}; by treatment {} (results.csv's `collapsed` names each run)",
+                counted(collapsed.iter().map(|r| r.model.clone())),
+                counted(collapsed.iter().map(|r| r.treatment.to_string()))
+            )
+        };
         out.push(format!(
             "{} of {} runs collapsed (a class of the truth never predicted, or one class everywhere) and are left out of \
-             the verdicts and intervals: {}.",
+             the verdicts and intervals: {which}.",
             collapsed.len(),
             runs.len(),
-            collapsed.join(", ")
         ));
     }
     let mut below = Vec::new();
@@ -201,6 +216,17 @@ pub(crate) fn warnings(rows: &[ResultRow], summary: &[SummaryRow]) -> Vec<String
         ));
     }
     out
+}
+
+/// `names` counted, most frequent first: `bnonly 40, pixel 12`.
+fn counted(names: impl Iterator<Item = String>) -> String {
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for name in names {
+        *counts.entry(name).or_default() += 1;
+    }
+    let mut counts: Vec<(String, usize)> = counts.into_iter().collect();
+    counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    counts.iter().map(|(name, n)| format!("{name} {n}")).collect::<Vec<_>>().join(", ")
 }
 
 /// The gap recovered by every teacher→student pair at generation 1 (later generations are in gap.csv).
@@ -867,5 +893,29 @@ mod tests {
         assert!(first(1).contains("one seed"), "{}", first(1));
         assert!(first(2).contains("12.7 standard errors"), "{}", first(2));
         assert!(warnings(&runs(3), &[]).is_empty());
+    }
+
+    #[test]
+    fn many_collapsed_runs_are_counted_not_listed() {
+        let collapsed = |n: usize| -> Vec<ResultRow> {
+            (0..n)
+                .flat_map(|i| {
+                    let run = format!("g1-{i}");
+                    let repeat = (i % 3) as i64;
+                    [
+                        ResultRow { repeat, model: if i < 2 { "fcn".into() } else { "unet".into() }, ..row(&run, 1, Metric::Steps, 300.0) },
+                        ResultRow { repeat, ..row(&run, 1, Metric::Collapsed, 1.0) },
+                    ]
+                })
+                .collect()
+        };
+        let about = |n: usize| warnings(&collapsed(n), &[]).into_iter().find(|w| w.contains("collapsed")).unwrap();
+        assert!(about(3).contains("fcn (self from unet, generation 1, seed 1)"), "a few are named: {}", about(3));
+        let many = about(20);
+        assert!(
+            many.contains("20 of 20 runs collapsed") && many.contains("by architecture unet 18, fcn 2; by treatment self 20"),
+            "{many}"
+        );
+        assert!(!many.contains("seed 1)"), "no run is named one by one: {many}");
     }
 }

@@ -17,7 +17,7 @@ use crate::StudyError;
 use crate::data::{LabelledScene, StudyData};
 use crate::fingerprints::{cue_reliance, fingerprint_of};
 use crate::manifest::{Manifest, Strategy};
-use crate::plan::{Plan, PlannedRun, Teaching, fold_members, plan};
+use crate::plan::{Plan, PlannedRun, Teaching, plan};
 use crate::schedule::{self, Jobs};
 use crate::selection::{SelectionRecord, labelled_pixels, pseudo_weight};
 use crate::store::{RunDir, StudyDir, read_json, read_labels, write_json, write_labels};
@@ -332,9 +332,7 @@ fn training_samples(study: &StudyContext<'_>, run: &PlannedRun) -> Result<(Vec<S
     let originals = || data.train.iter().map(as_sample);
     let (strategy, selection) = match &run.teaching {
         Teaching::Labels => return Ok((originals().collect(), None)),
-        &Teaching::CrossFit { fold, folds } => {
-            return Ok((fold_members(&data.train, fold, folds, false).map(as_sample).collect(), None));
-        }
+        Teaching::CrossFit { held_out } => return Ok((held_out.members(&data.train, false).map(as_sample).collect(), None)),
         Teaching::Truth => return Ok((exact_samples(data.train.iter().map(|l| &l.scene), run, dir)?, None)),
         Teaching::PseudoLabels { strategy, selection, .. } => (strategy, selection),
     };
@@ -403,7 +401,7 @@ fn execute(study: &StudyContext<'_>, run: &PlannedRun, observer: &mut dyn Observ
     let (samples, selection) = training_samples(study, run)?;
     let validation: Vec<Sample> = match run.teaching {
         Teaching::Truth => exact_samples(data.validation.iter().map(|l| &l.scene), run, dir)?,
-        Teaching::CrossFit { fold, folds } => fold_members(&data.validation, fold, folds, false).map(as_sample).collect(),
+        Teaching::CrossFit { held_out } => held_out.members(&data.validation, false).map(as_sample).collect(),
         _ => data.validation.iter().map(as_sample).collect(),
     };
     let nets_error = |source| StudyError::Nets { run: run.id.clone(), source };
@@ -460,8 +458,8 @@ fn execute(study: &StudyContext<'_>, run: &PlannedRun, observer: &mut dyn Observ
         });
     drop(test_probabilities);
     write_labels(&run_dir.test_labels(), &StudyData::sizes(&data.test), &test_labels)?;
-    if let Teaching::CrossFit { fold, folds } = run.teaching {
-        crate::label_issues::write_held_out(manifest, data, device, &network, (fold, folds), &run_dir.held_out_probabilities(), &run.id)?;
+    if let Teaching::CrossFit { held_out } = run.teaching {
+        crate::label_issues::write_held_out(manifest, data, device, &network, held_out, &run_dir.held_out_probabilities(), &run.id)?;
     } else if run.generation < manifest.study.generations {
         write_pool_evidence(study, &network, &run.id)?;
     }

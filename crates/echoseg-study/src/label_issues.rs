@@ -10,7 +10,12 @@
 //! learns from (folds − 1)/folds of the labels, so it is somewhat weaker than generation 0's.
 //!
 //! The scorers are each architecture alone and the `average` of their probabilities:
-//! differently built networks err differently, so their mean is the better witness. Scoring reads
+//! differently built networks err differently, so their mean is the better witness. A bias a
+//! source draws the same way on every image (every object 1 px too large) is in the labels
+//! the fold networks learn from, so they share it and cannot see it; with `leave_source_out`,
+//! each architecture also trains once per source on the other sources' labels only, and the
+//! average of those networks is one more scorer, [`OTHER_SOURCES`]. It sees such a bias where
+//! the other sources do not share it, and takes their biases for the source's errors instead. Scoring reads
 //! one image at a time from the run store (three passes: per-class thresholds; the count of
 //! likely mislabelled pixels and the scores; the flags), so its memory does not grow with the
 //! number of images beyond one row per image and scorer, kept until the tables are written.
@@ -28,12 +33,15 @@ use serde::{Deserialize, Serialize};
 use crate::StudyError;
 use crate::data::{LabelledScene, StudyData};
 use crate::manifest::{LabelIssueSettings, Manifest};
-use crate::plan::{Plan, Teaching, fold_members};
+use crate::plan::{HeldOut, Plan, Teaching};
 use crate::store::{LabelReader, LabelWriter, PendingFile, StudyDir, write_image_png, write_json, write_labels};
 use crate::tables::{table_error, write_frame};
 
 /// The scorer that averages every architecture's probabilities.
 pub const AVERAGE: &str = "average";
+
+/// The scorer that averages the architectures trained without the scored image's source.
+pub const OTHER_SOURCES: &str = "other-sources";
 
 /// Probabilities are stored in steps of 1/255.
 const LEVELS: f32 = 255.0;
@@ -41,24 +49,24 @@ const LEVELS: f32 = 255.0;
 /// Images predicted at once when writing held-out probabilities.
 const CHUNK: usize = 64;
 
-/// The labelled images of fold `fold`: its training images, then its validation images.
-fn fold_images(data: &StudyData, fold: u32, folds: u32) -> impl Iterator<Item = &LabelledScene> {
-    fold_members(&data.train, fold, folds, true).chain(fold_members(&data.validation, fold, folds, true))
+/// The labelled images `held_out` holds out: its training images, then its validation images.
+fn held_out_images(data: &StudyData, held_out: HeldOut) -> impl Iterator<Item = &LabelledScene> {
+    held_out.members(&data.train, true).chain(held_out.members(&data.validation, true))
 }
 
-/// Predicts fold `fold`'s labelled images with a cross-fitting run's `network` and writes their
-/// class probabilities to `path`, a chunk of images at a time.
+/// Predicts the labelled images a cross-fitting run held out with its `network` and writes
+/// their class probabilities to `path`, a chunk of images at a time.
 pub(crate) fn write_held_out(
     manifest: &Manifest,
     data: &StudyData,
     device: &Device,
     network: &Network,
-    (fold, folds): (u32, u32),
+    held_out: HeldOut,
     path: &Path,
     run: &str,
 ) -> Result<(), StudyError> {
     let classes = data.classes.len();
-    let scenes: Vec<&Scene> = fold_images(data, fold, folds).map(|l| &l.scene).collect();
+    let scenes: Vec<&Scene> = held_out_images(data, held_out).map(|l| &l.scene).collect();
     let sizes: Vec<(usize, usize)> = scenes.iter().map(|s| (s.image.width, s.image.height * classes)).collect();
     let mut writer = LabelWriter::create(path, &sizes)?;
     for chunk in scenes.chunks(CHUNK) {
@@ -72,76 +80,115 @@ pub(crate) fn write_held_out(
     writer.finish()
 }
 
-/// Where one labelled image's out-of-sample probabilities are: its fold and its place in the fold's files.
+/// Where one labelled image's out-of-sample probabilities are: its fold and its place in the
+/// fold's files, and its place in its source's files (for [`OTHER_SOURCES`]).
 #[derive(Clone, Copy)]
 struct Placed<'a> {
     labelled: &'a LabelledScene,
     split: &'static str,
     fold: usize,
     position: usize,
+    in_source: usize,
 }
 
-/// Every labelled image with its fold and place, training images first.
-fn placed(data: &StudyData, folds: u32) -> Vec<Placed<'_>> {
+/// Every labelled image with its fold and places, training images first: the order in which
+/// [`held_out_images`] wrote each fold's and each source's files.
+fn placed(data: &StudyData, folds: u32, sources: usize) -> Vec<Placed<'_>> {
     let k = folds as usize;
     let train_in = |fold: usize| (data.train.len() + k - 1 - fold) / k;
-    let train = data.train.iter().enumerate().map(|(i, l)| Placed { labelled: l, split: "train", fold: i % k, position: i / k });
-    let validation = data.validation.iter().enumerate().map(move |(j, l)| Placed {
-        labelled: l,
-        split: "validation",
-        fold: j % k,
-        position: train_in(j % k) + j / k,
-    });
-    train.chain(validation).collect()
+    let mut seen = vec![0usize; sources];
+    let mut in_source = |l: &LabelledScene| {
+        let n = seen.get(l.source).copied().unwrap_or(0);
+        if let Some(count) = seen.get_mut(l.source) {
+            *count += 1;
+        }
+        n
+    };
+    let mut images = Vec::with_capacity(data.train.len() + data.validation.len());
+    for (i, l) in data.train.iter().enumerate() {
+        images.push(Placed { labelled: l, split: "train", fold: i % k, position: i / k, in_source: in_source(l) });
+    }
+    for (j, l) in data.validation.iter().enumerate() {
+        let (fold, position) = (j % k, train_in(j % k) + j / k);
+        images.push(Placed { labelled: l, split: "validation", fold, position, in_source: in_source(l) });
+    }
+    images
 }
 
-/// Every architecture's held-out probability files, one reader per fold.
+/// Every architecture's held-out probability files: one reader per fold and, with
+/// `leave_source_out`, one per source.
 struct Witnesses {
     names: Vec<String>,
-    readers: Vec<Vec<LabelReader>>,
+    folds: Vec<Vec<LabelReader>>,
+    sources: Vec<Vec<LabelReader>>,
     classes: usize,
 }
 
 impl Witnesses {
-    fn open(plan: &Plan, dir: &StudyDir, folds: u32, classes: usize) -> Result<Self, StudyError> {
-        let (mut names, mut readers): (Vec<String>, Vec<Vec<LabelReader>>) = (Vec::new(), Vec::new());
+    fn open(plan: &Plan, dir: &StudyDir, classes: usize) -> Result<Self, StudyError> {
+        let mut names: Vec<String> = Vec::new();
+        let (mut folds, mut sources): (Vec<Vec<LabelReader>>, Vec<Vec<LabelReader>>) = (Vec::new(), Vec::new());
+        // The plan lists each architecture's folds in order, then each architecture's sources in order.
         for run in plan.cross_fits() {
-            let Teaching::CrossFit { fold, .. } = run.teaching else { continue };
-            if fold == 0 {
-                names.push(run.model.clone());
-                readers.push(Vec::with_capacity(folds as usize));
+            let Teaching::CrossFit { held_out } = run.teaching else { continue };
+            let (readers, first) = match held_out {
+                HeldOut::Fold { fold, .. } => (&mut folds, fold == 0),
+                HeldOut::Source(source) => (&mut sources, source == 0),
+            };
+            if first {
+                if matches!(held_out, HeldOut::Fold { .. }) {
+                    names.push(run.model.clone());
+                }
+                readers.push(Vec::new());
             }
             if let Some(last) = readers.last_mut() {
                 last.push(LabelReader::open(&dir.run(&run.id).held_out_probabilities())?);
             }
         }
-        Ok(Self { names, readers, classes })
+        Ok(Self { names, folds, sources, classes })
     }
 
-    /// The scorers' probabilities of one image: the average first, then each architecture.
+    /// The scorers' probabilities of one image: the average first, then each architecture,
+    /// then the average of the networks trained without its source.
     fn probabilities(&mut self, image: &Placed<'_>) -> Result<Vec<Vec<f32>>, StudyError> {
-        let mut each = Vec::with_capacity(self.readers.len() + 1);
-        for folds in &mut self.readers {
-            let reader = &mut folds[image.fold];
-            let map = reader.map(image.position)?;
-            let pixels = image.labelled.labels.labels.len();
-            if map.len() != pixels * self.classes {
-                return Err(StudyError::Format {
-                    path: Path::new("held-out-probabilities.labels").to_path_buf(),
-                    message: format!("{} has {} values for {pixels} px of {} classes", image.labelled.scene.name, map.len(), self.classes),
-                });
-            }
-            each.push(map.iter().map(|&q| f32::from(q) / LEVELS).collect::<Vec<f32>>());
+        let mut each = Vec::with_capacity(self.folds.len() + 2);
+        for folds in &mut self.folds {
+            each.push(read_probabilities(&mut folds[image.fold], image.position, image, self.classes)?);
         }
-        let n = each.len().max(1) as f32;
-        let average = (0..each.first().map_or(0, Vec::len)).map(|i| each.iter().map(|p| p[i]).sum::<f32>() / n).collect();
-        each.insert(0, average);
+        each.insert(0, mean(&each));
+        if !self.sources.is_empty() {
+            let mut others = Vec::with_capacity(self.sources.len());
+            for sources in &mut self.sources {
+                others.push(read_probabilities(&mut sources[image.labelled.source], image.in_source, image, self.classes)?);
+            }
+            each.push(mean(&others));
+        }
         Ok(each)
     }
 
     fn scorers(&self) -> Vec<String> {
-        std::iter::once(AVERAGE.to_string()).chain(self.names.iter().cloned()).collect()
+        let others = (!self.sources.is_empty()).then(|| OTHER_SOURCES.to_string());
+        std::iter::once(AVERAGE.to_string()).chain(self.names.iter().cloned()).chain(others).collect()
     }
+}
+
+/// One image's probabilities, the map at `position` of `reader`, checked against its size.
+fn read_probabilities(reader: &mut LabelReader, position: usize, image: &Placed<'_>, classes: usize) -> Result<Vec<f32>, StudyError> {
+    let map = reader.map(position)?;
+    let pixels = image.labelled.labels.labels.len();
+    if map.len() != pixels * classes {
+        return Err(StudyError::Format {
+            path: Path::new("held-out-probabilities.labels").to_path_buf(),
+            message: format!("{} has {} values for {pixels} px of {classes} classes", image.labelled.scene.name, map.len()),
+        });
+    }
+    Ok(map.iter().map(|&q| f32::from(q) / LEVELS).collect())
+}
+
+/// The pixel-wise mean of several probability maps.
+fn mean(maps: &[Vec<f32>]) -> Vec<f32> {
+    let n = maps.len().max(1) as f32;
+    (0..maps.first().map_or(0, Vec::len)).map(|i| maps.iter().map(|p| p[i]).sum::<f32>() / n).collect()
 }
 
 /// One row of `label_issues.*`.
@@ -214,9 +261,9 @@ pub(crate) fn write_label_issues(manifest: &Manifest, plan: &Plan, data: &StudyD
         let _ = std::fs::remove_dir_all(dir.label_issues());
         return Ok(());
     };
-    let images = placed(data, settings.folds);
-    let mut witnesses = Witnesses::open(plan, dir, settings.folds, data.classes.len())?;
     let sources = manifest.sources.len();
+    let images = placed(data, settings.folds, sources);
+    let mut witnesses = Witnesses::open(plan, dir, data.classes.len())?;
     let thresholds = thresholds(&images, &mut witnesses, sources)?;
     let (counts, mut rows) = scores(&images, &mut witnesses, &thresholds, settings.temperature)?;
     let scorers = witnesses.scorers();
@@ -232,8 +279,13 @@ pub(crate) fn write_label_issues(manifest: &Manifest, plan: &Plan, data: &StudyD
     let confusions = confusion_frame(&flags.confusions, &names, data.classes.names());
     let mut frame = confusions.map_err(table_error(&dir.label_issue_confusions_parquet()))?;
     write_frame(&mut frame, &dir.label_issue_confusions_parquet(), &dir.label_issue_confusions_csv())?;
+    let others = if witnesses.sources.is_empty() {
+        ""
+    } else {
+        "; other-sources: the mean probability of the same architectures trained on the other sources' labels only"
+    };
     let method = format!(
-        "{} folds: each labelled image is scored by networks ({}) trained on the other folds' labels; the average is their mean probability. \
+        "{} folds: each labelled image is scored by networks ({}) trained on the other folds' labels; the average is their mean probability{others}. \
          Image score: softmin of the given labels' probabilities (temperature {}). Flagged: as many of the least sure pixels as confident \
          learning counts mislabelled, less those whose given class is also the most probable (cleanlab's rules)",
         settings.folds,
@@ -266,7 +318,7 @@ fn scores(
 ) -> Result<(Vec<Vec<IssueCount>>, Vec<IssueRow>), StudyError> {
     let classes = witnesses.classes;
     let mut counts: Vec<Vec<IssueCount>> = thresholds.iter().map(|per| per.iter().map(|t| IssueCount::new(t.clone())).collect()).collect();
-    let mut rows = Vec::with_capacity(images.len() * (witnesses.names.len() + 1));
+    let mut rows = Vec::with_capacity(images.len() * witnesses.scorers().len());
     for image in images {
         let (source, given) = (image.labelled.source, &image.labelled.labels.labels);
         let truth = image.labelled.scene.truth_labels().map(|t| t.labels.as_slice());
@@ -306,7 +358,7 @@ fn flags(
     worst: &[usize],
     mut exports: Option<Exports>,
 ) -> Result<Flags, StudyError> {
-    let (classes, scorers) = (witnesses.classes, witnesses.names.len() + 1);
+    let (classes, scorers) = (witnesses.classes, witnesses.scorers().len());
     let mut budgets: Vec<Vec<FlagBudget>> = counts.iter().map(|per| per.iter().map(IssueCount::budget).collect()).collect();
     let mut totals: Vec<Vec<Totals>> = counts.iter().map(|per| per.iter().map(|_| Totals::default()).collect()).collect();
     let mut confusions: Vec<Confusion> = vec![Confusion::new(classes); counts.len()];
@@ -612,20 +664,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_labelled_image_has_one_place_in_its_folds_files() {
-        let text = "[[sources]]\nkind = \"manual\"\nimages = 11\n[split]\nvalidation = 0.3\ntest = 2\npool = 0\n[study]\ngenerations = 0\n[label_issues]\nfolds = 3\n";
+    fn every_labelled_image_has_one_place_in_its_folds_files_and_in_its_sources() {
+        let text = "[[sources]]\nkind = \"manual\"\nimages = 11\n[[sources]]\nname = \"b\"\nkind = \"heuristic\"\nimages = 7\n\
+                    [nets]\narchitectures = [\"fcn\"]\n[split]\nvalidation = 0.3\ntest = 2\npool = 0\n[study]\ngenerations = 0\n[label_issues]\nfolds = 3\nleave_source_out = true\n";
         let manifest = crate::manifest::parse(Path::new("t.toml"), text).unwrap();
         let data = StudyData::load(&manifest).unwrap();
         assert!(!data.validation.is_empty());
-        let all = placed(&data, 3);
+        let all = placed(&data, 3, 2);
         assert_eq!(all.len(), data.train.len() + data.validation.len());
+        let check = |held_out: HeldOut, here: Vec<&Placed<'_>>, place: fn(&Placed<'_>) -> usize| {
+            let names: Vec<&str> = held_out_images(&data, held_out).map(|l| l.scene.name.as_str()).collect();
+            let mut here = here;
+            here.sort_by_key(|p| place(p));
+            assert_eq!(here.iter().map(|p| place(p)).collect::<Vec<_>>(), (0..names.len()).collect::<Vec<_>>(), "{held_out:?}");
+            assert_eq!(here.iter().map(|p| p.labelled.scene.name.as_str()).collect::<Vec<_>>(), names, "{held_out:?}");
+        };
         for fold in 0..3 {
-            let names: Vec<&str> = fold_images(&data, fold, 3).map(|l| l.scene.name.as_str()).collect();
-            let mut here: Vec<&Placed<'_>> = all.iter().filter(|p| p.fold == fold as usize).collect();
-            here.sort_by_key(|p| p.position);
-            assert_eq!(here.iter().map(|p| p.position).collect::<Vec<_>>(), (0..names.len()).collect::<Vec<_>>());
-            assert_eq!(here.iter().map(|p| p.labelled.scene.name.as_str()).collect::<Vec<_>>(), names);
+            check(HeldOut::Fold { fold, folds: 3 }, all.iter().filter(|p| p.fold == fold as usize).collect(), |p| p.position);
         }
+        for source in 0..2 {
+            check(HeldOut::Source(source), all.iter().filter(|p| p.labelled.source == source).collect(), |p| p.in_source);
+        }
+        // One witness run per architecture and source, after the folds' runs, named by the source.
+        let plan = crate::plan::plan(&manifest, &data);
+        let ids: Vec<&str> = plan.cross_fits().iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids.len(), 3 + 2, "{ids:?}");
+        assert!(ids[3].contains("-without-manual-") && ids[4].contains("-without-b-"), "{ids:?}");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use echoseg_nets::{ByolConfig, EmaConfig, NetworkSpec, TrainConfig, Valid};
 use serde::Serialize;
 
-use crate::data::StudyData;
+use crate::data::{LabelledScene, StudyData};
 use crate::manifest::{Manifest, StudentStart};
 use crate::selection::Selection;
 use crate::strategy::{Lesson, Strategy, Treatment};
@@ -15,13 +15,11 @@ pub enum Teaching {
     Labels,
     /// The ceiling: generation 0's training and validation images with their exact labels.
     Truth,
-    /// Label issues: generation 0's labels without fold `fold` of `folds`, which this run's
-    /// network then scores out of sample ([`held_out`] says which images).
+    /// Label issues: generation 0's labels without the images `held_out` names, which this
+    /// run's network then scores out of sample.
     CrossFit {
-        /// The held-out fold, 0-based.
-        fold: u32,
-        /// How many folds.
-        folds: u32,
+        /// Which labelled images the run neither learns from nor validates on.
+        held_out: HeldOut,
     },
     /// Later generations: pseudo-labels of the runs at these plan indices (one for `self` and
     /// `cross`, the other architectures for `ensemble` and `consensus`), combined by the strategy.
@@ -131,17 +129,42 @@ impl Plan {
     }
 }
 
+/// Which labelled images a cross-fitting run holds out, to score them out of sample.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum HeldOut {
+    /// Fold `fold` (0-based) of `folds`: images dealt out in turn ([`held_out`]).
+    Fold {
+        /// The held-out fold, 0-based.
+        fold: u32,
+        /// How many folds.
+        folds: u32,
+    },
+    /// Every image of one source (its index in the manifest): the run learns from the other
+    /// sources' labels only, so a bias the held-out source draws on every image is not in them.
+    Source(usize),
+}
+
+impl HeldOut {
+    /// The members of `set` (the training or the validation images) it holds out (`inside`),
+    /// or those the run learns from.
+    pub fn members(self, set: &[LabelledScene], inside: bool) -> impl Iterator<Item = &LabelledScene> {
+        set.iter().enumerate().filter(move |(i, l)| self.holds(*i, l) == inside).map(|(_, l)| l)
+    }
+
+    /// Whether `labelled`, at `index` of its set, is held out.
+    fn holds(self, index: usize, labelled: &LabelledScene) -> bool {
+        match self {
+            HeldOut::Fold { fold, folds } => held_out(index, fold, folds),
+            HeldOut::Source(source) => labelled.source == source,
+        }
+    }
+}
+
 /// Whether the labelled image at `index` (of the training or of the validation images) is in
 /// fold `fold` of `folds`. Images are dealt out in turn, so each source's images spread over
 /// every fold as evenly as they can.
 pub fn held_out(index: usize, fold: u32, folds: u32) -> bool {
     index % folds.max(1) as usize == fold as usize
-}
-
-/// The members of `set` in fold `fold` of `folds` (`inside`), or those outside it (what a
-/// cross-fitting run learns from).
-pub fn fold_members<T>(set: &[T], fold: u32, folds: u32, inside: bool) -> impl Iterator<Item = &T> {
-    set.iter().enumerate().filter(move |(i, _)| held_out(*i, fold, folds) == inside).map(|(_, x)| x)
 }
 
 /// Stable 64-bit hash (FNV-1a) of a value's JSON form, as 16 hex digits.
@@ -179,6 +202,16 @@ struct CeilingKey<'a> {
 struct CrossFitKey<'a> {
     fold: u32,
     folds: u32,
+    data: &'a str,
+    network: &'a NetworkSpec,
+    train: &'a Valid<TrainConfig>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    inference_tile: Option<usize>,
+}
+
+#[derive(Serialize)]
+struct SourceOutKey<'a> {
+    without_source: &'a str,
     data: &'a str,
     network: &'a NetworkSpec,
     train: &'a Valid<TrainConfig>,
@@ -318,6 +351,9 @@ pub fn plan(manifest: &Manifest, data: &StudyData) -> Plan {
     // Last, so that every other run keeps its plan index and the tables take the runs before them.
     if let Some(settings) = &manifest.label_issues {
         cross_fits(manifest, settings.folds, &mut runs);
+        if settings.leave_source_out {
+            source_cross_fits(manifest, &mut runs);
+        }
     }
     Plan { runs }
 }
@@ -336,18 +372,45 @@ fn cross_fits(manifest: &Manifest, folds: u32, runs: &mut Vec<PlannedRun>) {
                 inference_tile: manifest.inference_tile_key(),
             };
             let hash = settings_hash(&key);
-            runs.push(PlannedRun {
-                id: format!("crossfit-{}-fold{}of{folds}-{}", spec.name(), fold + 1, &hash[..8]),
-                generation: 0,
-                teaching: Teaching::CrossFit { fold, folds },
-                network: spec,
-                model: spec.name(),
-                repeat: 0,
-                seed: run_seed(manifest.seed, 0, 0, &spec),
-                chain: false,
-                continues: false,
-            });
+            let id = format!("crossfit-{}-fold{}of{folds}-{}", spec.name(), fold + 1, &hash[..8]);
+            runs.push(cross_fit(manifest, spec, id, HeldOut::Fold { fold, folds }));
         }
+    }
+}
+
+/// Each plain architecture once per source, trained on the other sources' labels (the first
+/// repeat's seed): the witnesses that can see a bias one source draws the same way on every image.
+fn source_cross_fits(manifest: &Manifest, runs: &mut Vec<PlannedRun>) {
+    for spec in plain_architectures(manifest) {
+        for (source, s) in manifest.sources.iter().enumerate() {
+            let key = SourceOutKey {
+                without_source: &s.name,
+                data: &manifest.data_key,
+                network: &spec,
+                train: &manifest.train,
+                inference_tile: manifest.inference_tile_key(),
+            };
+            let hash = settings_hash(&key);
+            // Source names may hold any character; run ids are directory names.
+            let name: String = s.name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
+            let id = format!("crossfit-{}-without-{name}-{}", spec.name(), &hash[..8]);
+            runs.push(cross_fit(manifest, spec, id, HeldOut::Source(source)));
+        }
+    }
+}
+
+/// A cross-fitting run of `spec` holding out `held_out`, with the first repeat's generation-0 seed.
+fn cross_fit(manifest: &Manifest, spec: NetworkSpec, id: String, held_out: HeldOut) -> PlannedRun {
+    PlannedRun {
+        id,
+        generation: 0,
+        teaching: Teaching::CrossFit { held_out },
+        network: spec,
+        model: spec.name(),
+        repeat: 0,
+        seed: run_seed(manifest.seed, 0, 0, &spec),
+        chain: false,
+        continues: false,
     }
 }
 

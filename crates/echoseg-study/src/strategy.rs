@@ -158,7 +158,7 @@ pub enum Treatment {
     /// The ceiling: generation 0's images and seeds with exact labels, which separates what the
     /// labels caused from what the architecture does anyway.
     Ceiling,
-    /// Generation 0's labels without one fold, scored on that fold for label issues.
+    /// Generation 0's labels without the images it holds out (a fold or a source), which it then scores for label issues.
     CrossFit,
     /// A later generation: pseudo-labels by `strategy`, of which `selection` kept some.
     Pseudo {

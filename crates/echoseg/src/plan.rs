@@ -31,7 +31,7 @@ pub fn print(path: &Path, overrides: &[String], timing: bool) -> Result<()> {
     let workload = |run: &PlannedRun| {
         let training_images = match run.teaching {
             Teaching::Labels | Teaching::Truth => data.train.len(),
-            Teaching::CrossFit { folds, .. } => data.train.len() - data.train.len() / folds as usize,
+            Teaching::CrossFit { held_out } => held_out.members(&data.train, false).count(),
             Teaching::PseudoLabels { strategy, .. } => strategy.training_images(data.train.len(), data.pool.len(), m.study.mix),
         };
         // The driver shuffles the student's samples (a mean teacher's labelled ones, each batch paired with pool images).

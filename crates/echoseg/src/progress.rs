@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use echoseg_nets::Progress;
 use echoseg_study::engine::{Observer, RunOutcome};
-use echoseg_study::plan::{Plan, PlannedRun, Teaching};
+use echoseg_study::plan::{HeldOut, Plan, PlannedRun, Teaching};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// Draws a bar per run in training (several when runs train in parallel jobs) and prints one
@@ -44,8 +44,11 @@ impl Terminal {
 
 fn describe(run: &PlannedRun, plan: &Plan) -> String {
     let teacher = plan.teacher_name(run);
-    if let Teaching::CrossFit { fold, folds } = run.teaching {
-        format!("label issues: {} without fold {}/{folds}", run.model, fold + 1)
+    if let Teaching::CrossFit { held_out } = run.teaching {
+        match held_out {
+            HeldOut::Fold { fold, folds } => format!("label issues: {} without fold {}/{folds}", run.model, fold + 1),
+            HeldOut::Source(source) => format!("label issues: {} without source {}", run.model, source + 1),
+        }
     } else if teacher.is_empty() {
         format!("g{} {} ({}) r{}", run.generation, run.model, run.treatment(), run.repeat)
     } else {

@@ -207,16 +207,19 @@ pub struct LabelIssueSettings {
     pub worst: usize,
     /// Whether the probabilities are also written as .npy files.
     pub export_probabilities: bool,
+    /// Whether each source is also scored by networks trained on the other sources only.
+    pub leave_source_out: bool,
 }
 
 /// `[label_issues]`, with its defaults filled in.
-fn label_issue_settings(raw: Option<&RawLabelIssues>, p: &mut Problems<'_>) -> Option<LabelIssueSettings> {
+fn label_issue_settings(raw: Option<&RawLabelIssues>, sources: usize, p: &mut Problems<'_>) -> Option<LabelIssueSettings> {
     let raw = raw?;
     let settings = LabelIssueSettings {
         folds: raw.folds.unwrap_or(2),
         temperature: raw.temperature.unwrap_or(0.1),
         worst: raw.worst.unwrap_or(4),
         export_probabilities: raw.export_probabilities.unwrap_or(false),
+        leave_source_out: raw.leave_source_out.unwrap_or(false),
     };
     if !(2..=10).contains(&settings.folds) {
         p.add(
@@ -229,6 +232,12 @@ fn label_issue_settings(raw: Option<&RawLabelIssues>, p: &mut Problems<'_>) -> O
     }
     if settings.worst > 50 {
         p.add("label_issues.worst", format!("must be at most 50 images per source, got {}", settings.worst));
+    }
+    if settings.leave_source_out && sources < 2 {
+        p.add(
+            "label_issues.leave_source_out",
+            format!("needs at least two label sources (each is scored by networks trained on the others), the manifest has {sources}"),
+        );
     }
     Some(settings)
 }
@@ -491,7 +500,7 @@ pub fn validate(path: &Path, text: &str, raw: RawManifest) -> Result<Manifest, M
     let ema = checked(raw.study.ema.clone(), "study.ema", &mut p);
     let targets = targets(&raw.targets, &mut p);
     let verdict = verdict_rules(&raw.verdict, &mut p);
-    let label_issues = label_issue_settings(raw.label_issues.as_ref(), &mut p);
+    let label_issues = label_issue_settings(raw.label_issues.as_ref(), sources.len(), &mut p);
 
     // Settings that failed their check are None, and their problems are in the list.
     let (Some(train), Some(ema), true) = (train, ema, p.list.is_empty()) else {
@@ -984,7 +993,10 @@ images = 10
     fn label_issue_settings_default_to_cleanlabs_and_bad_values_name_their_line() {
         assert_eq!(parse(Path::new("t.toml"), GOOD).unwrap().label_issues, None, "absent: not searched");
         let on = parse(Path::new("t.toml"), &format!("{GOOD}[label_issues]\n")).unwrap().label_issues.unwrap();
-        assert_eq!((on.folds, on.temperature, on.worst, on.export_probabilities), (2, 0.1, 4, false));
+        assert_eq!((on.folds, on.temperature, on.worst, on.export_probabilities, on.leave_source_out), (2, 0.1, 4, false, false));
+        let alone = "[[sources]]\nkind = \"manual\"\nimages = 4\n[label_issues]\nleave_source_out = true\n";
+        let err = parse(Path::new("t.toml"), alone).unwrap_err().to_string();
+        assert!(err.contains("t.toml:5: `label_issues.leave_source_out` needs at least two label sources"), "{err}");
         let text = format!("{GOOD}[label_issues]\nfolds = 1\ntemperature = 0\n");
         let err = parse(Path::new("t.toml"), &text).unwrap_err().to_string();
         let lines = GOOD.lines().count();

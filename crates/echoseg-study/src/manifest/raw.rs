@@ -477,6 +477,9 @@ pub struct RawLabelIssues {
     /// Also write the out-of-sample probabilities and labels as .npy files (default false), for
     /// bench/label_issues_reference.py.
     pub export_probabilities: Option<bool>,
+    /// Also score each source with networks trained on the other sources' labels only (default
+    /// false): they can see a bias the source draws the same way on every image.
+    pub leave_source_out: Option<bool>,
 }
 
 /// The `[verdict]` table: for each bias the smallest change a verdict may call a direction
