@@ -666,7 +666,8 @@ mod tests {
     #[test]
     fn every_labelled_image_has_one_place_in_its_folds_files_and_in_its_sources() {
         let text = "[[sources]]\nkind = \"manual\"\nimages = 11\n[[sources]]\nname = \"b\"\nkind = \"heuristic\"\nimages = 7\n\
-                    [nets]\narchitectures = [\"fcn\"]\n[split]\nvalidation = 0.3\ntest = 2\npool = 0\n[study]\ngenerations = 0\n[label_issues]\nfolds = 3\nleave_source_out = true\n";
+                    [nets]\narchitectures = [\"fcn\"]\n[split]\nvalidation = 0.3\ntest = 2\npool = 0\n[study]\ngenerations = 0\nstrategies = [\"self\"]\n\
+                    [label_issues]\nfolds = 3\nleave_source_out = true\n";
         let manifest = crate::manifest::parse(Path::new("t.toml"), text).unwrap();
         let data = StudyData::load(&manifest).unwrap();
         assert!(!data.validation.is_empty());
