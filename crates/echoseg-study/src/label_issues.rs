@@ -98,11 +98,8 @@ fn placed(data: &StudyData, folds: u32, sources: usize) -> Vec<Placed<'_>> {
     let train_in = |fold: usize| (data.train.len() + k - 1 - fold) / k;
     let mut seen = vec![0usize; sources];
     let mut in_source = |l: &LabelledScene| {
-        let n = seen.get(l.source).copied().unwrap_or(0);
-        if let Some(count) = seen.get_mut(l.source) {
-            *count += 1;
-        }
-        n
+        seen[l.source] += 1;
+        seen[l.source] - 1
     };
     let mut images = Vec::with_capacity(data.train.len() + data.validation.len());
     for (i, l) in data.train.iter().enumerate() {
@@ -131,16 +128,21 @@ impl Witnesses {
         // The plan lists each architecture's folds in order, then each architecture's sources in order.
         for run in plan.cross_fits() {
             let Teaching::CrossFit { held_out } = run.teaching else { continue };
-            let (readers, first) = match held_out {
-                HeldOut::Fold { fold, .. } => (&mut folds, fold == 0),
-                HeldOut::Source(source) => (&mut sources, source == 0),
-            };
-            if first {
-                if matches!(held_out, HeldOut::Fold { .. }) {
-                    names.push(run.model.clone());
+            let readers = match held_out {
+                HeldOut::Fold { fold, .. } => {
+                    if fold == 0 {
+                        names.push(run.model.clone());
+                        folds.push(Vec::new());
+                    }
+                    &mut folds
                 }
-                readers.push(Vec::new());
-            }
+                HeldOut::Source(source) => {
+                    if source == 0 {
+                        sources.push(Vec::new());
+                    }
+                    &mut sources
+                }
+            };
             if let Some(last) = readers.last_mut() {
                 last.push(LabelReader::open(&dir.run(&run.id).held_out_probabilities())?);
             }

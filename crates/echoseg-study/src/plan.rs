@@ -250,10 +250,13 @@ pub fn run_seed(manifest_seed: u64, repeat: u32, generation: u32, spec: &Network
 fn readable_id(generation: u32, treatment: &Treatment, spec: &NetworkSpec, teachers: &[&PlannedRun], repeat: u32, hash: &str) -> String {
     let names: Vec<&str> = teachers.iter().map(|t| t.model.as_str()).collect();
     let from = if names.is_empty() { String::new() } else { format!("-from-{}", committee_name(&names)) };
-    // Selection names are free text; an id is a directory name, so only safe characters stay.
-    let strategy: String =
-        treatment.id_label().chars().map(|c| if c.is_ascii_alphanumeric() || ".-_+".contains(c) { c } else { '_' }).collect();
-    format!("g{generation}-{strategy}-{}{from}-r{repeat}-{}", spec.name(), &hash[..8])
+    format!("g{generation}-{}-{}{from}-r{repeat}-{}", id_safe(&treatment.id_label()), spec.name(), &hash[..8])
+}
+
+/// `text` (a selection's or a source's name, free text) with every character a directory name
+/// should not hold replaced by `_`: run ids are directory names.
+fn id_safe(text: &str) -> String {
+    text.chars().map(|c| if c.is_ascii_alphanumeric() || ".-_+".contains(c) { c } else { '_' }).collect()
 }
 
 /// Expands a manifest into its runs for its data: ceiling runs when the manifest asks for them
@@ -391,9 +394,7 @@ fn source_cross_fits(manifest: &Manifest, runs: &mut Vec<PlannedRun>) {
                 inference_tile: manifest.inference_tile_key(),
             };
             let hash = settings_hash(&key);
-            // Source names may hold any character; run ids are directory names.
-            let name: String = s.name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
-            let id = format!("crossfit-{}-without-{name}-{}", spec.name(), &hash[..8]);
+            let id = format!("crossfit-{}-without-{}-{}", spec.name(), id_safe(&s.name), &hash[..8]);
             runs.push(cross_fit(manifest, spec, id, HeldOut::Source(source)));
         }
     }
