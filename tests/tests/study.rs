@@ -245,6 +245,16 @@ fn verdicts_and_intervals_are_written_consistently_and_lead_the_report() {
         };
         let grew = f("change_low") > 0.0 && f("change") >= minimum;
         let shrank = f("change_high") < 0.0 && -f("change") >= minimum;
+        // A lineage through an architecture that does not learn the task has no verdict (see the
+        // test below): the student's or its teacher's own `self` verdicts say so too.
+        if row[col("verdict")] == "unlearned" {
+            let unlearned = |model: &str| {
+                rows.iter().filter(|r| r[col("strategy")] == "self" && r[col("model")] == model).all(|r| r[col("verdict")] == "unlearned")
+            };
+            assert!(unlearned(&row[col("model")]) || unlearned(&row[col("against")]), "{row:?}");
+            continue;
+        }
+        let inside = -minimum < f("change_low") && f("change_high") < minimum;
         let expected = if 2.0 * collapsed > total {
             "collapsed"
         } else if signed && side(f("before"), f("before_low"), f("before_high")) * side(f("after"), f("after_low"), f("after_high")) == -1 {
@@ -255,10 +265,15 @@ fn verdicts_and_intervals_are_written_consistently_and_lead_the_report() {
                 (false, _, true) => "cancels",
                 (true, true, _) => "grows",
                 (true, _, true) => "shrinks",
-                _ => "holds",
+                _ if inside => "holds",
+                _ => "undecided",
             }
         };
         assert_eq!(row[col("verdict")], expected, "{row:?}");
+        // Only an undecided verdict names the seeds that would decide it.
+        if expected != "undecided" {
+            assert_eq!(row[col("seeds_needed")], "", "{row:?}");
+        }
     }
 
     let (header, rows) = csv_rows(&reports.join("tiny/summary.csv"));
@@ -293,6 +308,31 @@ fn verdicts_and_intervals_are_written_consistently_and_lead_the_report() {
     let gap = html.find("id=\"gap\"").expect("no gap-recovered section");
     assert!(gap < html.find("id=\"fingerprints\"").unwrap());
     assert!(reports.join("tiny/gap.csv").exists());
+}
+
+#[test]
+fn networks_that_cannot_learn_the_task_give_no_verdict_and_the_report_says_so_first() {
+    // bnonly only re-weights random features: on exact labels it stays far below the labels'
+    // mIoU (0.35 against about 0.7 in the default world), so whatever its students do says
+    // nothing about labels.
+    let scratch = Scratch::new("unlearned");
+    let reports = scratch.path().join("reports");
+    let text = TINY_MANIFEST
+        .replace("architectures = [\"unet\", \"fcn\"]", "architectures = [\"bnonly\"]\nbnonly = { width = 4, depth = 2 }")
+        .replace("strategies = [\"self\", \"cross\"]", "strategies = [\"self\"]");
+    let page = run_tiny(&reports, &text);
+    let (header, rows) = csv_rows(&reports.join("tiny/verdicts.csv"));
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    assert!(!rows.is_empty());
+    assert!(rows.iter().all(|r| r[col("verdict")] == "unlearned"), "{rows:?}");
+    let (header, rows) = csv_rows(&reports.join("tiny/summary.csv"));
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let ceiling: f64 =
+        rows.iter().find(|r| r[col("strategy")] == "ceiling" && r[col("metric")] == "miou").unwrap()[col("estimate")].parse().unwrap();
+    assert!(ceiling < echoseg_study::intervals::LEARNED_MIOU, "ceiling mIoU {ceiling}");
+    let html = std::fs::read_to_string(&page).unwrap();
+    let warning = html.find("These networks do not learn this task").expect("no first-line warning");
+    assert!(warning < html.find("<table").unwrap(), "the warning must come before any table");
 }
 
 #[test]

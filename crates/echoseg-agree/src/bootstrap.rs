@@ -89,9 +89,58 @@ pub(crate) fn mean(values: &[f64]) -> Option<f64> {
     (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
 }
 
+/// The two variances behind an interval over k ≥ 2 seeds, kept so that a study can say what
+/// more seeds would do to it.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Spread {
+    /// Seeds the interval was computed from.
+    pub repeats: usize,
+    /// Sample variance of the per-seed statistics.
+    pub seeds: f64,
+    /// Bootstrap variance over test images of the mean over seeds: more seeds do not shrink it,
+    /// since every seed is scored on the same images.
+    pub images: f64,
+}
+
+impl Spread {
+    /// The half-width of the interval with `repeats` seeds at this spread and `confidence`.
+    pub fn half_width(&self, repeats: usize, confidence: f64) -> f64 {
+        let k = repeats.max(2) as f64;
+        student_t_quantile((1.0 + confidence) / 2.0, k - 1.0) * (self.seeds / k + self.images).sqrt()
+    }
+
+    /// The fewest seeds (at most `cap`) whose interval at this spread is narrower than `half`
+    /// on each side; `None` when not even `cap` seeds get there (the test images' spread alone,
+    /// or a target of zero, can make that so).
+    pub fn repeats_for(&self, half: f64, confidence: f64, cap: usize) -> Option<usize> {
+        if half <= 0.0 || self.images.sqrt() * 1.96 >= half {
+            return None;
+        }
+        (2..=cap).find(|&k| self.half_width(k, confidence) < half)
+    }
+}
+
+/// An interval and, over two or more seeds, the spread it was made from.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Estimated {
+    /// The interval.
+    pub interval: Interval,
+    /// Its seed and image variances (`None` with one seed: a percentile interval).
+    pub spread: Option<Spread>,
+}
+
 /// The interval of `stat` over `groups[g][unit]` (see the module's documentation); `None` when
 /// the statistic is undefined on all the data. `stat` gets a group's drawn units and returns its value.
 pub fn bootstrap<T: Sync>(groups: &[Vec<T>], config: &BootstrapConfig, stat: impl Fn(&[&T]) -> Option<f64> + Sync) -> Option<Interval> {
+    bootstrap_spread(groups, config, stat).map(|e| e.interval)
+}
+
+/// As [`bootstrap`], with the seed and image variances behind the interval.
+pub fn bootstrap_spread<T: Sync>(
+    groups: &[Vec<T>],
+    config: &BootstrapConfig,
+    stat: impl Fn(&[&T]) -> Option<f64> + Sync,
+) -> Option<Estimated> {
     let groups: Vec<&[T]> = groups.iter().map(Vec::as_slice).filter(|g| !g.is_empty()).collect();
     let per_group: Vec<f64> = groups.iter().filter_map(|g| stat(&g.iter().collect::<Vec<_>>())).collect();
     let estimate = mean(&per_group)?;
@@ -122,16 +171,27 @@ pub fn bootstrap<T: Sync>(groups: &[Vec<T>], config: &BootstrapConfig, stat: imp
         // No resample with a value (none drawn, or the statistic undefined on every one): the seeds' spread alone.
         let centre = mean(&values).unwrap_or(estimate);
         let images = values.iter().map(|v| (v - centre).powi(2)).sum::<f64>() / values.len().max(1) as f64;
-        let half = student_t_quantile((1.0 + config.confidence) / 2.0, (k - 1) as f64) * (seeds / k as f64 + images).sqrt();
-        return Some(Interval { estimate, low: estimate - half, high: estimate + half });
+        let spread = Spread { repeats: k, seeds, images };
+        let half = spread.half_width(k, config.confidence);
+        return Some(Estimated { interval: Interval { estimate, low: estimate - half, high: estimate + half }, spread: Some(spread) });
     }
+    let point = |low, high| Some(Estimated { interval: Interval { estimate, low, high }, spread: None });
     if values.is_empty() {
-        return Some(Interval { estimate, low: estimate, high: estimate });
+        return point(estimate, estimate);
     }
     values.sort_by(f64::total_cmp);
     let tail = (1.0 - config.confidence) / 2.0;
     let at = |q: f64| values[((q * (values.len() - 1) as f64).round() as usize).min(values.len() - 1)];
-    Some(Interval { estimate, low: at(tail), high: at(1.0 - tail) })
+    point(at(tail), at(1.0 - tail))
+}
+
+/// P(Z ≤ z) for a standard normal Z (Abramowitz and Stegun 7.1.26: absolute error below 1.5e-7).
+pub fn normal_cdf(z: f64) -> f64 {
+    let x = z.abs() / std::f64::consts::SQRT_2;
+    let t = 1.0 / (1.0 + 0.327_591_1 * x);
+    let poly = t * (0.254_829_592 + t * (-0.284_496_736 + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
+    let erf = 1.0 - poly * (-x * x).exp();
+    if z >= 0.0 { 0.5 * (1.0 + erf) } else { 0.5 * (1.0 - erf) }
 }
 
 /// The `p` quantile of Student's t distribution with `df` degrees of freedom, by bisection on

@@ -17,7 +17,7 @@ pub mod staple;
 pub mod surface;
 pub mod verdict;
 
-pub use bootstrap::{BootstrapConfig, Interval, bootstrap};
+pub use bootstrap::{BootstrapConfig, Estimated, Interval, Spread, bootstrap, bootstrap_spread};
 pub use calibration::{BoundaryMatch, CALIBRATION_BINS, Calibration, boundary_match};
 pub use confusion::Confusion;
 pub use error::{AgreeError, Who};
@@ -32,7 +32,7 @@ pub use metric::{Bias, Metric, Sense, Unit};
 pub use raters::{DisagreementError, RaterAnalysis, TruthAnalysis, analyse_raters, check_raters, plurality, vote_entropy};
 pub use staple::{Staple, StapleConfig, staple};
 pub use surface::{ClassSurface, SURFACE_TOLERANCE, SurfaceScores, cl_dice, class_surfaces, surface_scores};
-pub use verdict::{Verdict, VerdictRules};
+pub use verdict::{MAX_SEEDS_NEEDED, Verdict, VerdictRules, chance_decided, seeds_to_decide};
 pub mod scores;
 
 pub use scores::{PairScores, TruthScores, pair_scores, pooled_confusion, truth_scores};

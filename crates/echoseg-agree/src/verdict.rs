@@ -1,12 +1,14 @@
 //! Verdicts on a bias between two generations, by rules a reader can check: a direction only
 //! when the interval of the change excludes zero *and* the change is larger than a practical
-//! minimum, and for a signed bias (the boundary offset) the sign is judged too.
+//! minimum, and for a signed bias (the boundary offset) the sign is judged too; "holds" only
+//! when the whole interval of the change lies inside ± the minimum (an equivalence, as in TOST's
+//! two one-sided tests at the interval's level); otherwise the study could not tell, and says so.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::bootstrap::Interval;
+use crate::bootstrap::{Interval, Spread};
 use crate::metric::Bias;
 #[cfg(doc)]
 use crate::metric::Sense;
@@ -25,16 +27,31 @@ pub enum Verdict {
     Shrinks,
     /// A signed bias of a practical size before is one of the opposite sign and a practical size after.
     Reverses,
-    /// No change that excludes zero and exceeds the practical minimum.
+    /// No practical change: the whole interval of the change lies inside ± the practical minimum.
     Holds,
+    /// Neither a direction nor an equivalence: the interval reaches past the practical minimum
+    /// and does not exclude zero (or the estimate is below the minimum): more seeds are needed.
+    Undecided,
     /// Most runs behind the comparison collapsed (stopped predicting a class), so there is no verdict.
     Collapsed,
+    /// The architecture does not learn the task from these images (its exact-label ceiling does
+    /// not beat the labels, or misses a class), so there is no verdict about labels.
+    Unlearned,
 }
 
 impl Verdict {
     /// Every verdict.
-    pub const ALL: [Verdict; 7] =
-        [Verdict::Amplifies, Verdict::Cancels, Verdict::Grows, Verdict::Shrinks, Verdict::Reverses, Verdict::Holds, Verdict::Collapsed];
+    pub const ALL: [Verdict; 9] = [
+        Verdict::Amplifies,
+        Verdict::Cancels,
+        Verdict::Grows,
+        Verdict::Shrinks,
+        Verdict::Reverses,
+        Verdict::Holds,
+        Verdict::Undecided,
+        Verdict::Collapsed,
+        Verdict::Unlearned,
+    ];
 
     /// The word used in tables and the report.
     pub fn name(self) -> &'static str {
@@ -45,7 +62,9 @@ impl Verdict {
             Verdict::Shrinks => "shrinks",
             Verdict::Reverses => "reverses",
             Verdict::Holds => "holds",
+            Verdict::Undecided => "undecided",
             Verdict::Collapsed => "collapsed",
+            Verdict::Unlearned => "unlearned",
         }
     }
 
@@ -55,12 +74,20 @@ impl Verdict {
     }
 
     /// The direction of the change, if there is one: +1 the bias grew, −1 it shrank, 0 neither
-    /// (holds, reverses or collapsed).
+    /// (holds, reverses, undecided, collapsed or unlearned).
     pub fn direction(self) -> i8 {
         match self {
             Verdict::Amplifies | Verdict::Grows => 1,
             Verdict::Cancels | Verdict::Shrinks => -1,
-            Verdict::Reverses | Verdict::Holds | Verdict::Collapsed => 0,
+            Verdict::Reverses | Verdict::Holds | Verdict::Undecided | Verdict::Collapsed | Verdict::Unlearned => 0,
+        }
+    }
+
+    /// Whether the study could tell: a direction, a reversal or an equivalence.
+    pub fn decided(self) -> bool {
+        match self {
+            Verdict::Amplifies | Verdict::Cancels | Verdict::Grows | Verdict::Shrinks | Verdict::Reverses | Verdict::Holds => true,
+            Verdict::Undecided | Verdict::Collapsed | Verdict::Unlearned => false,
         }
     }
 
@@ -86,9 +113,23 @@ impl Verdict {
             (false, -1) => Verdict::Cancels,
             (true, 1) => Verdict::Grows,
             (true, -1) => Verdict::Shrinks,
-            _ => Verdict::Holds,
+            _ if change.low > -minimum && change.high < minimum => Verdict::Holds,
+            _ => Verdict::Undecided,
         }
     }
+}
+
+/// The most seeds [`seeds_to_decide`] looks at: past it, more seeds are no practical answer.
+pub const MAX_SEEDS_NEEDED: usize = 100;
+
+/// The seeds that would decide a change at its observed estimate and `spread`: enough for the
+/// interval to exclude zero when the estimate reaches the practical `minimum`, or to fit inside
+/// ± `minimum` when it does not. `None` when no number up to [`MAX_SEEDS_NEEDED`] would (an
+/// estimate just at the minimum, or test images too few: their spread does not shrink with seeds).
+pub fn seeds_to_decide(change: &Interval, spread: &Spread, minimum: f64, confidence: f64) -> Option<usize> {
+    let size = change.estimate.abs();
+    let half = if size >= minimum { size } else { minimum - size };
+    spread.repeats_for(half, confidence, MAX_SEEDS_NEEDED)
 }
 
 /// The smallest change of each bias a verdict may call a direction: the `[verdict]` table of a
@@ -120,9 +161,30 @@ impl VerdictRules {
     }
 }
 
+/// The chance that a study with `repeats` seeds decides a change whose true value is `estimate`
+/// and whose spread is `spread` (a power calculation with the observed values plugged in): the
+/// estimate then falls, normally, around `estimate` with the interval's standard error, and is
+/// decided when it clears both zero by the half-width and the `minimum` (a direction), or when
+/// the whole interval fits inside ± `minimum` (an equivalence).
+pub fn chance_decided(estimate: f64, spread: &Spread, minimum: f64, repeats: usize, confidence: f64) -> f64 {
+    let k = repeats.max(2) as f64;
+    let se = (spread.seeds / k + spread.images).sqrt();
+    let half = spread.half_width(repeats, confidence);
+    if se <= 0.0 {
+        let size = estimate.abs();
+        return f64::from(u8::from(size >= minimum.max(half) || size < minimum - half));
+    }
+    let below = |x: f64| crate::bootstrap::normal_cdf((x - estimate) / se);
+    let edge = minimum.max(half);
+    let direction = below(-edge) + (1.0 - below(edge));
+    let equivalence = if minimum > half { below(minimum - half) - below(half - minimum) } else { 0.0 };
+    (direction + equivalence).clamp(0.0, 1.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bootstrap::BootstrapConfig;
 
     fn at(estimate: f64, half: f64) -> Interval {
         Interval { estimate, low: estimate - half, high: estimate + half }
@@ -136,6 +198,104 @@ mod tests {
         // Thin recall 0.01 → 0.00: one point of recall is no amplification.
         let change = Interval { estimate: 0.01, low: 0.004, high: 0.02 };
         assert_eq!(Verdict::judge(false, &at(0.01, 0.005), &at(0.0, 0.0), &change, 0.05), Verdict::Holds);
+    }
+
+    #[test]
+    fn no_change_is_claimed_only_when_the_whole_interval_is_inside_the_minimum() {
+        // Measured on the default study (2026-12-03): fcn thin recall under cross, +0.065 [−0.149, +0.278].
+        let wide = Interval { estimate: 0.065, low: -0.149, high: 0.278 };
+        assert_eq!(Verdict::judge(false, &at(0.8, 0.1), &at(0.7, 0.1), &wide, 0.05), Verdict::Undecided);
+        // dilated boundary offset under self: −0.001 [−0.053, +0.051], an equivalence.
+        let narrow = Interval { estimate: -0.001, low: -0.053, high: 0.051 };
+        assert_eq!(Verdict::judge(true, &at(0.9, 0.1), &at(0.9, 0.1), &narrow, 0.25), Verdict::Holds);
+        // A small change that excludes zero but may still reach the minimum: not yet told.
+        let small = Interval { estimate: 0.04, low: 0.01, high: 0.07 };
+        assert_eq!(Verdict::judge(false, &at(0.5, 0.1), &at(0.46, 0.1), &small, 0.05), Verdict::Undecided);
+        let decided: Vec<Verdict> = Verdict::ALL.into_iter().filter(|v| v.decided()).collect();
+        assert!(decided.contains(&Verdict::Holds) && decided.contains(&Verdict::Reverses) && !decided.contains(&Verdict::Undecided));
+    }
+
+    #[test]
+    fn the_seeds_to_decide_shrink_the_interval_to_the_distance_that_decides() {
+        // Four seeds with a change SD of 0.1 and no image noise: ±0.16 now.
+        let spread = Spread { repeats: 4, seeds: 0.01, images: 0.0 };
+        let near_zero = Interval { estimate: 0.01, low: -0.15, high: 0.17 };
+        let n = seeds_to_decide(&near_zero, &spread, 0.05, 0.95).unwrap();
+        // An equivalence needs a half-width under 0.04: t(n−1)·0.1/√n < 0.04 first at n = 27.
+        assert_eq!(n, 27);
+        assert!(spread.half_width(n, 0.95) < 0.04 && spread.half_width(n - 1, 0.95) >= 0.04);
+        // A change of 0.12 needs its interval to exclude zero: t(n−1)·0.1/√n < 0.12 first at n = 6.
+        let large = Interval { estimate: 0.12, low: -0.04, high: 0.28 };
+        assert_eq!(seeds_to_decide(&large, &spread, 0.05, 0.95), Some(6));
+        // At the minimum exactly, or with test images too few, seeds alone never decide.
+        assert_eq!(seeds_to_decide(&Interval { estimate: 0.05, ..large }, &spread, 0.05, 0.95), Some(18));
+        assert_eq!(seeds_to_decide(&Interval { estimate: 0.0499, ..large }, &spread, 0.05, 0.95), None);
+        assert_eq!(seeds_to_decide(&near_zero, &Spread { images: 0.0009, ..spread }, 0.05, 0.95), None);
+    }
+
+    #[test]
+    fn the_chance_to_decide_grows_with_seeds_and_is_high_far_from_the_minimum() {
+        let spread = Spread { repeats: 4, seeds: 0.01, images: 0.0001 };
+        let chance = |estimate: f64, n: usize| chance_decided(estimate, &spread, 0.05, n, 0.95);
+        // No change at all: with 4 seeds (half-width ≈ 0.16) almost never an equivalence; with 60, mostly.
+        assert!(chance(0.0, 4) < 0.05, "{}", chance(0.0, 4));
+        assert!(chance(0.0, 60) > 0.5, "{}", chance(0.0, 60));
+        // A large change is found in most studies of 8 seeds.
+        assert!(chance(0.3, 8) > 0.9, "{}", chance(0.3, 8));
+        for n in [3, 6, 12, 24] {
+            assert!(chance(0.0, n) <= chance(0.0, n + 1) + 1e-12);
+        }
+    }
+
+    /// Paired values of `seeds` seeds on `images` test images: each arm a mean plus a seed effect
+    /// (SD `seed_sd`) plus image noise (SD 0.2, shared by the arms of an image), the after arm
+    /// shifted by `effect`. Normal draws by Box–Muller from a seeded SplitMix64.
+    fn paired_study(stream: u64, seeds: usize, images: usize, seed_sd: f64, effect: f64) -> Vec<Vec<(f64, f64)>> {
+        let mut state = stream.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x1234_5678;
+        let mut uniform = || {
+            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64 + 1e-12
+        };
+        let mut normal = || (-2.0 * uniform().ln()).sqrt() * (2.0 * std::f64::consts::PI * uniform()).cos();
+        let image: Vec<f64> = (0..images).map(|_| 0.2 * normal()).collect();
+        (0..seeds)
+            .map(|_| {
+                let (b, a) = (seed_sd * normal(), seed_sd * normal());
+                image.iter().map(|e| (1.0 + b + e, 1.0 + effect + a + e)).collect()
+            })
+            .collect()
+    }
+
+    fn judged(groups: &[Vec<(f64, f64)>], minimum: f64) -> Verdict {
+        let config = BootstrapConfig { resamples: 200, ..BootstrapConfig::default() };
+        let arm =
+            |after: bool| move |u: &[&(f64, f64)]| Some(u.iter().map(|(b, a)| if after { *a } else { *b }).sum::<f64>() / u.len() as f64);
+        let before = crate::bootstrap::bootstrap(groups, &config, arm(false)).unwrap();
+        let after = crate::bootstrap::bootstrap(groups, &config, arm(true)).unwrap();
+        let change = crate::bootstrap::bootstrap(groups, &config, |u| Some(arm(true)(u)? - arm(false)(u)?)).unwrap();
+        Verdict::judge(false, &before, &after, &change, minimum)
+    }
+
+    #[test]
+    fn a_null_comparison_gives_few_directions_and_mostly_holds() {
+        // 200 comparisons whose after arm is made exactly as the before arm: 6 seeds, a seed SD
+        // of 0.02 and a minimum of 0.05, so that an equivalence is within reach of the interval.
+        let verdicts: Vec<Verdict> = (0..200).map(|i| judged(&paired_study(i, 6, 40, 0.02, 0.0), 0.05)).collect();
+        let directions = verdicts.iter().filter(|v| v.direction() != 0).count();
+        let holds = verdicts.iter().filter(|v| **v == Verdict::Holds).count();
+        assert!(directions <= 10, "{directions} of 200 null comparisons gave a direction");
+        assert!(holds > 100, "only {holds} of 200 null comparisons hold");
+    }
+
+    #[test]
+    fn an_effect_above_the_minimum_is_found_in_its_direction_and_never_reversed() {
+        let verdicts: Vec<Verdict> = (0..100).map(|i| judged(&paired_study(1000 + i, 6, 40, 0.02, 0.1), 0.05)).collect();
+        let right = verdicts.iter().filter(|v| **v == Verdict::Amplifies).count();
+        assert!(right >= 90, "{right} of 100");
+        assert!(verdicts.iter().all(|v| *v != Verdict::Cancels && *v != Verdict::Holds));
     }
 
     #[test]

@@ -59,7 +59,8 @@ th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums;
 figure{margin:1.2em 0}figure img{max-width:100%;border:1px solid #eee}figcaption{font-size:.92em;color:#444;margin-top:.3em}
 .lead{font-size:1.08em;background:#f6f8fa;border-left:4px solid #0072b2;padding:.6em 1em}
 td.amplifies,td.grows,td.missed,td.lowers{background:#fde0dd}td.cancels,td.shrinks,td.met,td.raises{background:#e5f5e0}
-td.reverses{background:#fff3cd}td.collapsed{background:#ddd}
+td.reverses{background:#fff3cd}td.collapsed,td.unlearned{background:#ddd}td.holds{background:#e3eefa}
+td.undecided{background:repeating-linear-gradient(135deg,#fff,#fff 6px,#f0f0f0 6px,#f0f0f0 12px)}.unlearned-box{background:#fde0dd;border-left:4px solid #d55e00;padding:.6em 1em;font-weight:600}
 .warnings{background:#fff8e1;border-left:4px solid #e69f00;padding:.4em 1em;margin:1em 0}.warnings ul{margin:.3em 0}
 details{margin:1em 0}summary{cursor:pointer;font-weight:600}
 code,pre{background:#f4f4f4;padding:.1em .3em}pre{padding:.6em;overflow-x:auto}.muted{color:#666}";

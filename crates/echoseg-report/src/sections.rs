@@ -8,7 +8,7 @@ use crate::html::{Page, escape};
 use crate::summaries::{
     confusions_table, estimates_table, gap_table, has_ceiling, label_quality_table, lead, masks_sentence, masks_table, metric_of,
     pretraining_sentences, pretraining_table, provenance_table, scores_table, selection_table, sources_table, surface_table,
-    target_sentences, targets_table, verdict_sentences, verdict_table, warnings, worst_table,
+    target_sentences, targets_table, unlearned_models, verdict_count, verdict_sentences, verdict_table, warnings, worst_table,
 };
 use crate::{Figures, Study};
 
@@ -38,7 +38,27 @@ pub(crate) fn page(study: &Study, figures: &Figures) -> Page {
     let mut page = Page::new(&format!("echoseg report: {}", study.name));
     // The fingerprint figure exists exactly when the study has truth.
     if let Some(fingerprint) = &figures.fingerprint {
-        page.raw(&format!("<p class=\"lead\">{}</p>", escape(&lead(&study.rows, &study.models))));
+        let unlearned = unlearned_models(&study.verdicts);
+        if !unlearned.is_empty() {
+            let all = study.models.iter().all(|m| unlearned.contains(m) || !study.verdicts.iter().any(|v| &v.model == m));
+            let text = if all {
+                "These networks do not learn this task from these images: trained on exact labels, none beats the labels it \
+                 could have copied (or one misses a class of the truth). No verdict on label biases is given."
+                    .to_string()
+            } else {
+                format!(
+                    "{} {} not learn this task from these images (trained on exact labels, {} not beat the labels or misses a \
+                     class of the truth): {} verdicts are withheld.",
+                    unlearned.join(" and "),
+                    if unlearned.len() == 1 { "does" } else { "do" },
+                    if unlearned.len() == 1 { "it does" } else { "they do" },
+                    if unlearned.len() == 1 { "its" } else { "their" }
+                )
+            };
+            page.raw(&format!("<p class=\"unlearned-box\">{}</p>", escape(&text)));
+        }
+        let count = verdict_count(&study.verdicts).map(|c| format!("{c} ")).unwrap_or_default();
+        page.raw(&format!("<p class=\"lead\">{}{}</p>", escape(&count), escape(&lead(&study.rows, &study.models))));
         verdict(&mut page, study);
         targets(&mut page, study);
         pretraining(&mut page, study);
@@ -83,13 +103,23 @@ fn verdict(page: &mut Page, study: &Study) {
              a source teaches)"
         };
         page.paragraph(&format!(
-            "Each bias of each architecture after pseudo-labelling, against the same architecture and seed at generation 0, \
-             on the same test images{ceiling}. {} A bias amplifies (grows, for the signed boundary offset) or cancels (shrinks) only when \
+            "Each bias of each architecture after pseudo-labelling, against the generation-0 network(s) of the same seed whose \
+             outputs its pseudo-labels come from, on the same test images: under self its own generation 0, under cross its \
+             teacher (named in the cell), under ensemble and consensus the committee's members pooled. A student inherits its \
+             teacher's seed quirks, so comparing the two keeps them on both sides of the change and measures what learning \
+             from pseudo-labels did{ceiling}. {} A bias amplifies (grows, for the signed boundary offset) or cancels (shrinks) only when \
              the interval of the change in its size excludes zero and the change is at least the practical minimum of the \
              manifest's [verdict] table (defaults: 0.25 px for the boundary offset, 0.05 for recalls and F1); the offset \
-             reverses when it has a practical size of one sign before and of the other after. Otherwise it holds. Bias size: \
+             reverses when it has a practical size of one sign before and of the other after. It holds only when the whole \
+             interval of the change lies inside ± that minimum (an equivalence, as in TOST): \"no change\" is a claim that needs \
+             its interval too. Otherwise it is undecided (hatched), and the cell says how many seeds would decide it if the \
+             change and its spread stay as seen (`echoseg plan --from` projects this for any number of seeds). An architecture \
+             whose exact-label ceiling does not beat the labels' mIoU (unless it reaches {learned:.1}) or gives a class of the \
+             truth an IoU below {class_iou:.1} has not learned the task: its verdicts are withheld (unlearned). Bias size: \
              |offset| for the boundary offset, 1 − F1 for the boundary F1, 1 − recall for recalls, the rate for false positives.",
-            intervals_in_words()
+            intervals_in_words(),
+            learned = echoseg_study::intervals::LEARNED_MIOU,
+            class_iou = echoseg_study::intervals::LEARNED_CLASS_IOU,
         ));
     }
     let warnings = warnings(&study.rows, &study.summary);

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use echoseg_agree::{Bias, Metric, Verdict};
+use echoseg_agree::{Bias, MAX_SEEDS_NEEDED, Metric, Verdict};
 use echoseg_study::Treatment;
 use echoseg_study::intervals::PretrainingVerdict;
 use echoseg_study::provenance::Provenance;
@@ -12,7 +12,7 @@ use crate::figures::{SELECTION_BIASES, groups, sort_by_name};
 use crate::html::{Table, cell, escape, interval_cell, number, with_interval};
 use echoseg_study::label_issues::WorstIndex;
 use echoseg_study::rows::{
-    GapRow, LabelConfusionRow, LabelIssueQualityRow, MaskRow, PretrainingRow, ResultRow, SummaryRow, TargetRow, VerdictRow,
+    GapRow, LabelConfusionRow, LabelIssueQualityRow, MaskRow, PretrainingRow, ResultRow, SummaryRow, TargetRow, VerdictRow, answer_rows,
 };
 
 /// The mean of `metric` over the rows `subject` picks; `None` when there are none.
@@ -112,12 +112,16 @@ pub(crate) fn verdict_table(
                             .map(|c| format!("{} | ", show(c[0])))
                             .unwrap_or_default();
                         let collapsed = if v.collapsed > 0 { format!(", {} collapsed left out", v.collapsed) } else { String::new() };
+                        // Compared with its teacher (or a committee's members), not its own generation 0: say whose value it is.
+                        let whose = if v.against.is_empty() || v.against == **m { String::new() } else { format!("{} ", v.against) };
                         format!(
-                            "<td class=\"verdict {}\">{ceiling}{} → {}<br><small>{}{collapsed}</small></td>",
+                            "<td class=\"verdict {}\">{ceiling}{}{} → {}<br><small>{}{}{collapsed}</small></td>",
                             escape(v.verdict.name()),
+                            escape(&whose),
                             show(v.before[0]),
                             escape(&with_interval(v.after, 2, signed)),
                             escape(v.verdict.name()),
+                            escape(&seeds_needed_note(v)),
                         )
                     }
                     None => cell("–"),
@@ -127,6 +131,59 @@ pub(crate) fn verdict_table(
         })
         .collect();
     Table { header, rows }
+}
+
+/// For an undecided verdict, what would decide it: ", about 12 seeds", or that seeds alone would not.
+pub(crate) fn seeds_needed_note(v: &VerdictRow) -> String {
+    match (v.verdict, v.seeds_needed) {
+        (Verdict::Undecided, Some(n)) => format!(": about {n} seeds would decide"),
+        (Verdict::Undecided, None) if v.change_sd.is_some() => {
+            format!(": more than {MAX_SEEDS_NEEDED} seeds at this spread, or more test images")
+        }
+        _ => String::new(),
+    }
+}
+
+/// The verdicts of the answer table counted by kind, the sentence the page opens with: "Of the 20
+/// verdicts at generation 1, 3 amplify, 13 hold, 4 are undecided (16 decided)." `None` without verdicts.
+pub(crate) fn verdict_count(verdicts: &[VerdictRow]) -> Option<String> {
+    let last = verdicts.iter().map(|v| v.generation).max()?;
+    let shown = answer_rows(verdicts);
+    let count = |verdict: Verdict| shown.iter().filter(|v| v.verdict == verdict).count();
+    // The verb agrees with the count: "1 amplifies", "3 amplify".
+    let plural = |verdict: Verdict| match verdict {
+        Verdict::Amplifies => "amplify",
+        Verdict::Cancels => "cancel",
+        Verdict::Grows => "grow",
+        Verdict::Shrinks => "shrink",
+        Verdict::Reverses => "reverse",
+        Verdict::Holds => "hold",
+        Verdict::Undecided => "are undecided",
+        Verdict::Collapsed => "collapsed",
+        Verdict::Unlearned => "are unlearned",
+    };
+    let parts: Vec<String> = Verdict::ALL
+        .into_iter()
+        .filter(|&v| count(v) > 0)
+        .map(|v| match (count(v), v) {
+            (1, Verdict::Undecided) => "1 is undecided".to_string(),
+            (1, Verdict::Unlearned) => "1 is unlearned".to_string(),
+            (1, v) => format!("1 {}", v.name()),
+            (n, v) => format!("{n} {}", plural(v)),
+        })
+        .collect();
+    let decided = shown.iter().filter(|v| v.verdict.decided()).count();
+    Some(format!("Of the {} verdicts at generation {last}, {} ({decided} decided).", shown.len(), parts.join(", ")))
+}
+
+/// The architectures whose verdicts are withheld because they do not learn the task (their
+/// exact-label ceiling does not beat the labels, or misses a class).
+pub(crate) fn unlearned_models(verdicts: &[VerdictRow]) -> Vec<String> {
+    let mut models: Vec<String> = verdicts.iter().filter(|v| v.verdict == Verdict::Unlearned).map(|v| v.model.clone()).collect();
+    models.dedup();
+    models.sort();
+    models.dedup();
+    models
 }
 
 /// What a study of `seeds` seeds per configuration cannot say: with one, its intervals cover the
@@ -280,13 +337,18 @@ pub(crate) fn verdict_sentences(verdicts: &[VerdictRow]) -> Vec<String> {
                 // A ratio of sizes means something only when the bias had a practical size to begin with.
                 let sized = v.minimum.is_some_and(|m| bias.size(v.before[0]) >= m);
                 let factor = v.factor.filter(|_| sized).map(|f| format!(", ×{}", with_interval(f, 2, false))).unwrap_or_default();
-                format!("{} with {} ({}{factor})", with_interval(v.after, 2, signed), v.treatment, v.verdict.name())
+                let before = with_interval(v.before, 2, signed);
+                let against = if v.against.is_empty() || v.against == model {
+                    format!("its own generation 0: {before}")
+                } else {
+                    format!("generation-0 {}: {before}", v.against)
+                };
+                format!("{} with {} (against {against}; {}{factor})", with_interval(v.after, 2, signed), v.treatment, v.verdict.name())
             })
             .collect();
         sentences.push(format!(
-            "The {} of {model} was {} at generation 0; after {last} generation{} of pseudo-labels it is {}.",
+            "The {} of {model} after {last} generation{} of pseudo-labels: {}.",
             bias.display_name(),
-            with_interval(at_last[0].before, 2, signed),
             if last == 1 { "" } else { "s" },
             parts.join(", and ")
         ));
@@ -824,6 +886,45 @@ pub(crate) fn masks_sentence(masks: &[MaskRow]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use echoseg_study::Strategy;
+
+    fn verdict_row(strategy: Strategy, verdict: Verdict, seeds_needed: Option<i64>) -> VerdictRow {
+        VerdictRow {
+            treatment: Treatment::every_label(strategy),
+            model: "fcn".into(),
+            against: "dilated".into(),
+            generation: 1,
+            bias: Bias::ThinRecall,
+            before: [0.8, 0.7, 0.9],
+            after: [0.8, 0.7, 0.9],
+            change: [0.03, -0.05, 0.11],
+            factor: None,
+            minimum: Some(0.05),
+            verdict,
+            seeds_needed,
+            change_sd: Some((0.05, 0.003)),
+            repeats: 4,
+            collapsed: 0,
+        }
+    }
+
+    #[test]
+    fn the_page_opens_with_the_count_of_decided_verdicts_and_undecided_cells_say_what_would_decide() {
+        let rows = vec![
+            verdict_row(Strategy::Cross, Verdict::Amplifies, None),
+            verdict_row(Strategy::Cross, Verdict::Holds, None),
+            verdict_row(Strategy::SelfTraining, Verdict::Holds, None),
+            verdict_row(Strategy::SelfTraining, Verdict::Undecided, Some(12)),
+        ];
+        assert_eq!(verdict_count(&rows).unwrap(), "Of the 4 verdicts at generation 1, 1 amplifies, 2 hold, 1 is undecided (3 decided).");
+        assert_eq!(seeds_needed_note(&rows[3]), ": about 12 seeds would decide");
+        assert_eq!(
+            seeds_needed_note(&verdict_row(Strategy::Cross, Verdict::Undecided, None)),
+            ": more than 100 seeds at this spread, or more test images"
+        );
+        assert_eq!(seeds_needed_note(&rows[1]), "");
+    }
 
     #[test]
     fn the_masks_answer_names_the_biases_a_committee_improves_on_every_source() {

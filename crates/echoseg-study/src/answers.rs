@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use echoseg_agree::Metric;
+use echoseg_agree::{Metric, Verdict};
 use serde::Deserialize;
 
 use crate::StudyError;
@@ -86,7 +86,18 @@ pub struct Outcome {
 /// Reads an answer file.
 pub fn read_answer(path: &Path) -> Result<KnownAnswer, StudyError> {
     let text = std::fs::read_to_string(path).map_err(|source| StudyError::Io { path: path.to_path_buf(), source })?;
-    toml::from_str(&text).map_err(|e| StudyError::Format { path: path.to_path_buf(), message: e.to_string() })
+    let answer: KnownAnswer = toml::from_str(&text).map_err(|e| StudyError::Format { path: path.to_path_buf(), message: e.to_string() })?;
+    // A misspelt verdict would never match and make a right study look wrong.
+    for name in answer.checks.iter().filter_map(|c| c.verdict_in.as_ref()).flatten() {
+        if Verdict::from_name(name).is_none() {
+            let allowed: Vec<&str> = Verdict::ALL.iter().map(|v| v.name()).collect();
+            return Err(StudyError::Format {
+                path: path.to_path_buf(),
+                message: format!("verdict_in names `{name}`, which is no verdict; allowed: {}", allowed.join(", ")),
+            });
+        }
+    }
+    Ok(answer)
 }
 
 /// The tables of a finished study that answers are checked on.

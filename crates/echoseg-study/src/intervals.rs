@@ -4,7 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use echoseg_agree::{Bias, BootstrapConfig, Confusion, FingerprintCounts, Interval, Metric, Ratio, Verdict, VerdictRules, bootstrap};
+use echoseg_agree::{
+    Bias, BootstrapConfig, Confusion, FingerprintCounts, Interval, Metric, Ratio, Spread, Verdict, VerdictRules, bootstrap,
+    bootstrap_spread, seeds_to_decide,
+};
 use polars::prelude::*;
 use rayon::prelude::*;
 
@@ -36,29 +39,33 @@ pub enum PretrainingVerdict {
     Cancels,
     /// A signed bias changed sign (see [`Verdict::Reverses`]).
     Reverses,
-    /// No change that excludes zero and exceeds the practical minimum.
+    /// No practical change: the interval of the change lies inside ± the practical minimum.
     Holds,
+    /// Neither a direction nor an equivalence (see [`Verdict::Undecided`]).
+    Undecided,
     /// Most of the runs compared collapsed.
     Collapsed,
 }
 
 impl PretrainingVerdict {
     /// Every pre-training verdict.
-    pub const ALL: [PretrainingVerdict; 7] = [
+    pub const ALL: [PretrainingVerdict; 8] = [
         PretrainingVerdict::Raises,
         PretrainingVerdict::Lowers,
         PretrainingVerdict::Amplifies,
         PretrainingVerdict::Cancels,
         PretrainingVerdict::Reverses,
         PretrainingVerdict::Holds,
+        PretrainingVerdict::Undecided,
         PretrainingVerdict::Collapsed,
     ];
 
     /// The verdict on `metric` from the verdict on the change of its size.
     pub fn of(metric: &Metric, verdict: Verdict) -> Self {
         match (metric, verdict.direction(), verdict) {
-            (_, _, Verdict::Collapsed) => PretrainingVerdict::Collapsed,
+            (_, _, Verdict::Collapsed | Verdict::Unlearned) => PretrainingVerdict::Collapsed,
             (_, _, Verdict::Reverses) => PretrainingVerdict::Reverses,
+            (_, _, Verdict::Undecided) => PretrainingVerdict::Undecided,
             (Metric::Miou, 1, _) => PretrainingVerdict::Raises,
             (Metric::Miou, -1, _) => PretrainingVerdict::Lowers,
             (_, 1, _) => PretrainingVerdict::Amplifies,
@@ -76,6 +83,7 @@ impl PretrainingVerdict {
             PretrainingVerdict::Cancels => Verdict::Cancels.name(),
             PretrainingVerdict::Reverses => Verdict::Reverses.name(),
             PretrainingVerdict::Holds => Verdict::Holds.name(),
+            PretrainingVerdict::Undecided => Verdict::Undecided.name(),
             PretrainingVerdict::Collapsed => Verdict::Collapsed.name(),
         }
     }
@@ -96,6 +104,28 @@ struct ImageCounts {
     /// The confusion of the synthetic-style test image of the same index, for the domain gap:
     /// the two sets are drawn alike, so resampling pairs resamples both.
     synthetic: Option<Confusion>,
+}
+
+impl ImageCounts {
+    /// The counts of several runs on one image pooled, as one committee of networks: every metric
+    /// computed from them is the members' pooled value (their pixels counted together).
+    fn pooled<'a>(members: impl IntoIterator<Item = &'a ImageCounts>) -> Option<ImageCounts> {
+        let mut members = members.into_iter();
+        let mut out = members.next()?.clone();
+        for m in members {
+            out.confusion.merge(&m.confusion);
+            out.fingerprint.merge(&m.fingerprint);
+            out.cue = out.cue.zip(m.cue).map(|(mut a, b)| {
+                a.merge(b);
+                a
+            });
+            out.synthetic = out.synthetic.zip(m.synthetic.as_ref()).map(|(mut a, b)| {
+                a.merge(b);
+                a
+            });
+        }
+        Some(out)
+    }
 }
 
 /// A run's predictions on the images that pair with its test images, where the study has them.
@@ -170,6 +200,7 @@ fn run_counts(labels: &[Vec<u8>], extra: Extra<'_>, data: &StudyData) -> Vec<Ima
 struct Columns {
     text: BTreeMap<&'static str, Vec<String>>,
     int: BTreeMap<&'static str, Vec<i64>>,
+    maybe_int: BTreeMap<&'static str, Vec<Option<i64>>>,
     float: BTreeMap<&'static str, Vec<Option<f64>>>,
     order: Vec<&'static str>,
 }
@@ -182,6 +213,10 @@ impl Columns {
     fn int(&mut self, name: &'static str, value: i64) {
         self.note(name);
         self.int.entry(name).or_default().push(value);
+    }
+    fn maybe_int(&mut self, name: &'static str, value: Option<i64>) {
+        self.note(name);
+        self.maybe_int.entry(name).or_default().push(value);
     }
     fn float(&mut self, name: &'static str, value: Option<f64>) {
         self.note(name);
@@ -209,6 +244,8 @@ impl Columns {
                     Column::new(n.into(), v)
                 } else if let Some(v) = self.int.remove(n) {
                     Column::new(n.into(), v)
+                } else if let Some(v) = self.maybe_int.remove(n) {
+                    Column::new(n.into(), v)
                 } else {
                     Column::new(n.into(), self.float.remove(n).unwrap_or_default())
                 }
@@ -225,6 +262,8 @@ struct Comparison {
     after: Interval,
     /// Change of the bias size (after − before).
     change: Interval,
+    /// The seed and image variances of the change (two or more seeds).
+    spread: Option<Spread>,
     /// Ratio of bias sizes (after / before); `None` when the bias was zero before.
     factor: Option<Interval>,
     verdict: Verdict,
@@ -250,17 +289,25 @@ fn compare(groups: &[Vec<(ImageCounts, ImageCounts)>], measured: &Metric, minimu
     let before = bootstrap(groups, config, side(false))?.within(measured.range());
     let after = bootstrap(groups, config, side(true))?.within(measured.range());
     let span = measured.range().map(|(low, high)| (low - high, high - low));
-    let change = bootstrap(groups, config, |u| Some(measured.size(side(true)(u)?) - measured.size(side(false)(u)?)))?.within(span);
+    let changed = bootstrap_spread(groups, config, |u| Some(measured.size(side(true)(u)?) - measured.size(side(false)(u)?)))?;
+    let (change, spread) = (changed.interval.within(span), changed.spread);
     let factor = bootstrap(groups, config, |u| {
         let b = measured.size(side(false)(u)?);
         (b > 1e-9).then_some(measured.size(side(true)(u)?) / b)
     });
     let verdict = Verdict::judge(measured.signed(), &before, &after, &change, minimum);
-    Some(Comparison { before, after, change, factor, verdict })
+    Some(Comparison { before, after, change, spread, factor, verdict })
 }
 
 /// Treatment, architecture and generation of a chain run.
 type ChainKey<'a> = (&'a Treatment, &'a str, u32);
+
+/// A chain run and the generation-0 runs its pseudo-labels come from, by plan index.
+#[derive(Clone, Debug)]
+struct Lineage {
+    roots: Vec<usize>,
+    student: usize,
+}
 
 /// Generation, treatment, architecture and teachers of a configuration.
 type ConfigurationKey<'a> = (u32, &'a Treatment, &'a str, &'a str);
@@ -298,6 +345,8 @@ pub struct IntervalInputs<'a> {
     pub targets: &'a [Target],
     /// The verdicts' practical minimums.
     pub rules: &'a VerdictRules,
+    /// The mIoU of generation 0's training labels against truth, where the data has it.
+    pub labels_miou: Option<f64>,
 }
 
 /// The summary, verdict, target, pre-training and gap tables of a finished study.
@@ -318,6 +367,7 @@ pub fn interval_frames(plan: &Plan, inputs: IntervalInputs<'_>, dir: &StudyDir) 
         treatments: plan.runs.iter().map(PlannedRun::treatment).collect(),
         config: BootstrapConfig { seed: inputs.seed, ..BootstrapConfig::default() },
         rules: inputs.rules,
+        labels_miou: inputs.labels_miou,
     };
     let (summary, judged) = summary_columns(&study, inputs.targets);
     let verdicts = verdict_columns(&study);
@@ -345,6 +395,7 @@ struct Evidence<'a> {
     treatments: Vec<Treatment>,
     config: BootstrapConfig,
     rules: &'a VerdictRules,
+    labels_miou: Option<f64>,
 }
 
 /// The summary (every configuration's metrics with intervals; runs that differ only in their
@@ -391,9 +442,23 @@ fn summary_columns(study: &Evidence<'_>, targets: &[Target]) -> (Columns, Column
     (summary, judged)
 }
 
-/// The generation-0 run (learning from the labels) of `run`'s network and repeat.
-fn generation_zero(plan: &Plan, run: &PlannedRun) -> Option<usize> {
-    plan.runs.iter().position(|b| b.generation == 0 && b.teaching == Teaching::Labels && b.repeat == run.repeat && b.network == run.network)
+/// The generation-0 runs (learning from the labels) a student's pseudo-labels come from,
+/// followed back through its teachers: under `self` its own generation 0, under `cross` at
+/// generation 1 its teacher, under `ensemble` and `consensus` the committee's members. Same
+/// repeat throughout, since a student learns from teachers of its own seed.
+fn lineage_roots(plan: &Plan, run: usize) -> Vec<usize> {
+    let mut roots = Vec::new();
+    let mut stack = vec![run];
+    while let Some(i) = stack.pop() {
+        match &plan.runs[i].teaching {
+            Teaching::Labels => roots.push(i),
+            Teaching::PseudoLabels { teachers, .. } => stack.extend(teachers.iter().copied()),
+            Teaching::Truth | Teaching::CrossFit { .. } => {}
+        }
+    }
+    roots.sort_unstable();
+    roots.dedup();
+    roots
 }
 
 /// The ceiling run of `run`'s architecture (without pre-training) and repeat.
@@ -415,37 +480,93 @@ fn sound_pairs(study: &Evidence<'_>, pairs: &[(usize, usize)]) -> (Vec<(usize, u
 
 /// The items (runs, pairs or triples of runs) none of whose runs collapsed (`bad`), or all of
 /// them when none is left, and how many had a collapsed run.
-fn without_collapsed<T: Copy>(items: &[T], bad: impl Fn(&T) -> bool) -> (Vec<T>, usize) {
+fn without_collapsed<T: Clone>(items: &[T], bad: impl Fn(&T) -> bool) -> (Vec<T>, usize) {
     let collapsed = items.iter().filter(|i| bad(i)).count();
-    let sound: Vec<T> = items.iter().copied().filter(|i| !bad(i)).collect();
+    let sound: Vec<T> = items.iter().filter(|i| !bad(i)).cloned().collect();
     (if sound.is_empty() { items.to_vec() } else { sound }, collapsed)
 }
 
-/// The verdicts: each chain run against the generation-0 run of its architecture and repeat,
-/// paired image by image; runs that collapsed are left out and counted.
+/// Where the labels are (nearly) exact nothing can beat them: a ceiling of at least this mIoU
+/// then counts as having learned the task.
+pub const LEARNED_MIOU: f64 = 0.8;
+
+/// A class of the truth whose ceiling IoU (pooled over test images and seeds) stays below this
+/// was not learned.
+pub const LEARNED_CLASS_IOU: f64 = 0.1;
+
+/// Whether the architecture of `run` learns the task from these images, judged on its
+/// exact-label ceilings (every repeat, collapsed ones too: a ceiling that collapses has not
+/// learned): their mean mIoU beats the labels' (or reaches [`LEARNED_MIOU`]), and every class of
+/// the truth gets an IoU of at least [`LEARNED_CLASS_IOU`]. `None` without ceilings.
+fn learns_task(study: &Evidence<'_>, run: &PlannedRun) -> Option<bool> {
+    let plain = echoseg_nets::NetworkSpec { pretrain: None, ..run.network };
+    let ceilings: Vec<usize> =
+        study.plan.runs.iter().enumerate().filter(|(_, c)| c.teaching == Teaching::Truth && c.network == plain).map(|(i, _)| i).collect();
+    let pooled: Vec<Confusion> = ceilings
+        .iter()
+        .filter_map(|&i| {
+            let units: Vec<&ImageCounts> = study.counts[i].iter().collect();
+            let mut c = Confusion::new(units.first()?.confusion.classes());
+            units.iter().for_each(|u| c.merge(&u.confusion));
+            Some(c)
+        })
+        .collect();
+    let mut all = Confusion::new(pooled.first()?.classes());
+    pooled.iter().for_each(|c| all.merge(c));
+    let miou = pooled.iter().map(Confusion::miou).sum::<f64>() / pooled.len() as f64;
+    let beats_labels = study.labels_miou.is_none_or(|labels| miou > labels || miou >= LEARNED_MIOU);
+    let every_class = (0..all.classes()).all(|c| all.recall(c).is_none() || all.iou(c).is_some_and(|iou| iou >= LEARNED_CLASS_IOU));
+    Some(beats_labels && every_class)
+}
+
+/// The verdicts: each chain run against the generation-0 network(s) its pseudo-labels come from
+/// ([`lineage_roots`]), same repeat, paired image by image, so that a seed's quirks, which a
+/// student inherits from its teacher, are on both sides of the change; runs that collapsed are
+/// left out and counted; an architecture that does not learn the task gets no verdict
+/// ([`Verdict::Unlearned`]); an undecided verdict says how many seeds would decide it.
 fn verdict_columns(study: &Evidence<'_>) -> Columns {
     let runs = &study.plan.runs;
-    let mut chains: BTreeMap<ChainKey<'_>, Vec<(usize, usize)>> = BTreeMap::new();
+    let mut chains: BTreeMap<ChainKey<'_>, Vec<Lineage>> = BTreeMap::new();
     for (i, r) in runs.iter().enumerate() {
         if r.generation == 0 || !r.chain {
             continue;
         }
-        if let Some(b) = generation_zero(study.plan, r) {
-            chains.entry((&study.treatments[i], r.model.as_str(), r.generation)).or_default().push((b, i));
+        let roots = lineage_roots(study.plan, i);
+        if !roots.is_empty() {
+            chains.entry((&study.treatments[i], r.model.as_str(), r.generation)).or_default().push(Lineage { roots, student: i });
         }
     }
     let mut verdicts = Columns::default();
-    for ((treatment, model, generation), pairs) in &chains {
+    for ((treatment, model, generation), lineages) in &chains {
         let (strategy, selection) = (treatment.strategy_column(), treatment.selection_column());
-        let (sound, collapsed) = sound_pairs(study, pairs);
-        let groups = paired(&study.counts, &sound);
+        let bad = |l: &Lineage| study.collapsed[l.student] || l.roots.iter().any(|&r| study.collapsed[r]);
+        let (sound, collapsed) = without_collapsed(lineages, bad);
+        let groups: Vec<Vec<(ImageCounts, ImageCounts)>> = sound
+            .iter()
+            .map(|l| {
+                let before = |image: usize| ImageCounts::pooled(l.roots.iter().map(|&r| &study.counts[r][image]));
+                (0..study.counts[l.student].len()).filter_map(|i| Some((before(i)?, study.counts[l.student][i].clone()))).collect()
+            })
+            .collect();
+        let mut against: Vec<&str> = lineages[0].roots.iter().map(|&r| runs[r].model.as_str()).collect();
+        against.dedup();
+        let against = crate::plan::committee_name(&against);
+        // A lineage through an architecture that cannot learn the task says nothing about labels.
+        let lineage = lineages[0].roots.iter().chain([&lineages[0].student]);
+        let learned = lineage.map(|&i| learns_task(study, &runs[i])).try_fold(true, |all, l| l.map(|l| all && l));
         for bias in Bias::COUNTED {
             let measured = Metric::Bias(bias);
             let practical = minimum(&measured, study.rules);
             let Some(c) = compare(&groups, &measured, practical, &study.config) else { continue };
+            let verdict = if learned == Some(false) { Verdict::Unlearned } else { unless_collapsed(c.verdict, collapsed, lineages.len()) };
+            let needed = c
+                .spread
+                .filter(|_| verdict == Verdict::Undecided)
+                .and_then(|spread| seeds_to_decide(&c.change, &spread, practical, study.config.confidence).map(|n| n as i64));
             verdicts.text("strategy", strategy);
             verdicts.text("selection", selection);
             verdicts.text("model", model);
+            verdicts.text("against", &against);
             verdicts.int("generation", i64::from(*generation));
             verdicts.text("metric", bias.name());
             verdicts.interval(["before", "before_low", "before_high"], Some(c.before));
@@ -453,7 +574,10 @@ fn verdict_columns(study: &Evidence<'_>) -> Columns {
             verdicts.interval(["change", "change_low", "change_high"], Some(c.change));
             verdicts.interval(["factor", "factor_low", "factor_high"], c.factor);
             verdicts.float("minimum", Some(practical));
-            verdicts.text("verdict", unless_collapsed(c.verdict, collapsed, pairs.len()).name());
+            verdicts.text("verdict", verdict.name());
+            verdicts.maybe_int("seeds_needed", needed);
+            verdicts.float("change_seed_sd", c.spread.map(|s| s.seeds.sqrt()));
+            verdicts.float("change_image_sd", c.spread.map(|s| s.images.sqrt()));
             verdicts.int("repeats", groups.len() as i64);
             verdicts.int("collapsed", collapsed as i64);
         }

@@ -19,6 +19,7 @@ pub mod overview;
 pub mod plan;
 pub mod predict;
 pub mod provenance;
+pub mod resolution;
 pub mod rows;
 pub mod samples;
 pub mod schedule;

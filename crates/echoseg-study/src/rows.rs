@@ -151,6 +151,15 @@ impl<'a> Frame<'a> {
         if self.has(name) { self.ints(name) } else { Ok(vec![0; self.height()]) }
     }
 
+    /// A whole-number column with gaps, which older studies did not write: `None` for every row then.
+    fn maybe_ints(&self, name: &str) -> Result<Vec<Option<i64>>, StudyError> {
+        if !self.has(name) {
+            return Ok(vec![None; self.height()]);
+        }
+        let column = self.df.column(name).and_then(|c| c.i64().cloned()).map_err(|e| self.error(e))?;
+        Ok(column.iter().collect())
+    }
+
     /// A number column that older studies did not write: `None` for every row then.
     fn floats_or(&self, name: &str) -> Result<Vec<Option<f64>>, StudyError> {
         if self.has(name) { self.floats(name) } else { Ok(vec![None; self.height()]) }
@@ -267,6 +276,10 @@ pub struct VerdictRow {
     pub treatment: Treatment,
     /// Architecture.
     pub model: String,
+    /// The generation-0 model(s) its pseudo-labels come from, which it is compared with (its
+    /// own under `self`, its teacher under `cross`, `fcn&dilated` for a committee; empty in
+    /// studies that predate the column, which compared with the own generation 0).
+    pub against: String,
     /// Generation compared with generation 0.
     pub generation: i64,
     /// The bias.
@@ -283,6 +296,14 @@ pub struct VerdictRow {
     pub minimum: Option<f64>,
     /// What happened to the bias.
     pub verdict: Verdict,
+    /// For an undecided verdict, the seeds that would decide it at the spread seen (`None` when
+    /// decided, or when no practical number of seeds would).
+    pub seeds_needed: Option<i64>,
+    /// The change's spread: its standard deviation between seeds and over test images (`None`
+    /// with one seed, or in studies that predate it).
+    pub change_sd: Option<(f64, f64)>,
+    /// Seeds compared.
+    pub repeats: i64,
     /// Pairs of runs left out because one of them collapsed.
     pub collapsed: i64,
 }
@@ -310,24 +331,38 @@ pub fn read_summary(path: &Path) -> Result<Vec<SummaryRow>, StudyError> {
         .collect())
 }
 
+/// The verdicts a study answers with: its last generation, strategies that keep every
+/// pseudo-label (selections are variations on them and fold away in the report).
+pub fn answer_rows(verdicts: &[VerdictRow]) -> Vec<&VerdictRow> {
+    let last = verdicts.iter().map(|v| v.generation).max().unwrap_or(0);
+    verdicts.iter().filter(|v| v.generation == last && v.treatment.keeps_every_label()).collect()
+}
+
 /// Reads `verdicts.parquet`; empty when the study predates it or has a single generation.
 pub fn read_verdicts(path: &Path) -> Result<Vec<VerdictRow>, StudyError> {
     let Some(f) = Frame::read_optional(path)? else { return Ok(Vec::new()) };
     let (treatment, model, generation) = (f.treatments()?, f.strings("model")?, f.ints("generation")?);
+    let against = f.strings_or("against", "")?;
     let bias = f.parsed("metric", "bias", Bias::from_name)?;
     let verdict = f.parsed("verdict", "verdict", Verdict::from_name)?;
     let before = f.triple(["before", "before_low", "before_high"])?;
     let after = f.triple(["after", "after_low", "after_high"])?;
     let change = f.triple(["change", "change_low", "change_high"])?;
     let factor = f.triple(["factor", "factor_low", "factor_high"])?;
-    let (minimum, collapsed) = (f.floats_or("minimum")?, f.ints_or("collapsed")?);
+    let (minimum, collapsed, repeats) = (f.floats_or("minimum")?, f.ints_or("collapsed")?, f.ints_or("repeats")?);
+    let (seeds_needed, seed_sd, image_sd) =
+        (f.maybe_ints("seeds_needed")?, f.floats_or("change_seed_sd")?, f.floats_or("change_image_sd")?);
     Ok((0..f.height())
         .filter_map(|i| {
             Some(VerdictRow {
                 minimum: minimum[i],
+                seeds_needed: seeds_needed[i],
+                change_sd: seed_sd[i].zip(image_sd[i]),
+                repeats: repeats[i],
                 collapsed: collapsed[i],
                 treatment: treatment[i].clone(),
                 model: model[i].clone(),
+                against: against[i].clone(),
                 generation: generation[i],
                 bias: bias[i],
                 before: before[i]?,

@@ -303,6 +303,7 @@ pub fn write_tables(manifest: &Manifest, plan: &Plan, outcomes: &[RunOutcome], d
         seed: manifest.seed,
         targets: &manifest.targets,
         rules: &manifest.verdict,
+        labels_miou,
     };
     let mut frames = crate::intervals::interval_frames(plan, inputs, dir)?;
     write_frame(&mut frames.summary, &dir.summary_parquet(), &dir.summary_csv())?;

@@ -75,6 +75,13 @@ pub enum Command {
         /// Skip the timing; print the runs only.
         #[arg(long)]
         no_timing: bool,
+        /// A finished study (a pilot) whose verdicts' changes and spreads project how many
+        /// verdicts this plan's seeds would decide.
+        #[arg(long, value_name = "NAME")]
+        from: Option<String>,
+        /// Directory that holds the reports.
+        #[arg(long, default_value = "reports")]
+        reports: PathBuf,
     },
     /// Gather the runs of every shard of a study and write its tables and report.
     Merge {
@@ -173,7 +180,13 @@ where
             let options = RunOptions { device, threads, jobs, resume, quiet, shard };
             run(&invocation, &reports, &options, &command).map(|_| ())
         }
-        Command::Plan { manifest, overrides, no_timing } => plan::print(&manifest, &overrides, !no_timing),
+        Command::Plan { manifest, overrides, no_timing, from, reports } => {
+            plan::print(&manifest, &overrides, !no_timing)?;
+            match from {
+                Some(name) => plan::print_resolution(&manifest, &overrides, &StudyDir::new(&reports, &name)),
+                None => Ok(()),
+            }
+        }
         Command::Merge { name, reports } => {
             let dir = StudyDir::new(&reports, &name);
             let invocation: Invocation = read_json(&dir.invocation()).with_context(|| {

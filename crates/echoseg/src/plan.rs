@@ -4,11 +4,14 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use echoseg_nets::{BenchCase, bench};
+use echoseg_study::StudyDir;
 use echoseg_study::data::StudyData;
 use echoseg_study::manifest;
 use echoseg_study::plan::{PlannedRun, Teaching};
+use echoseg_study::resolution::expected_resolution;
+use echoseg_study::rows::{answer_rows, read_verdicts};
 use echoseg_study::schedule::{Jobs, dependencies, makespan};
 
 /// Images one run trains on and predicts, which with a timing give its estimated seconds.
@@ -118,6 +121,39 @@ pub fn print(path: &Path, overrides: &[String], timing: bool) -> Result<()> {
             jobs.threads_per_job,
             seconds.iter().sum::<f64>()
         );
+    }
+    Ok(())
+}
+
+/// Prints, from the verdicts of the finished study in `pilot`, how many verdicts the manifest's
+/// number of seeds (and a ladder of others) is expected to decide.
+pub fn print_resolution(path: &Path, overrides: &[String], pilot: &StudyDir) -> Result<()> {
+    let m = manifest::load_with(path, overrides)?;
+    let verdicts = read_verdicts(&pilot.verdicts_parquet())?;
+    if verdicts.is_empty() {
+        bail!("{} has no verdicts (no finished study with a pseudo-label generation and truth)", pilot.root().display());
+    }
+    let seen = expected_resolution(&verdicts, 0);
+    let pilot_repeats = verdicts.iter().map(|v| v.repeats).max().unwrap_or(0);
+    let decided_now = answer_rows(&verdicts).iter().filter(|v| v.verdict.decided()).count();
+    println!(
+        "\nfrom `{}` ({pilot_repeats} seed(s); {decided_now} of {} answer-table verdicts decided): expected decided verdicts, \
+         if every change and its spread stay as measured there",
+        pilot.root().display(),
+        seen.verdicts
+    );
+    if seen.without_spread > 0 {
+        println!("({} verdict(s) have no spread, a single seed: they count as undecided)", seen.without_spread);
+    }
+    let planned = m.study.repeats as usize;
+    let mut ladder: Vec<usize> = [2, 3, 4, 6, 8, 12, 16, 24, 32].into_iter().chain([planned]).collect();
+    ladder.sort_unstable();
+    ladder.dedup();
+    for repeats in ladder {
+        let r = expected_resolution(&verdicts, repeats);
+        let share = if r.verdicts == 0 { 0.0 } else { r.expected_decided / r.verdicts as f64 };
+        let mark = if repeats == planned { "  ← this manifest's study.repeats" } else { "" };
+        println!("  {repeats:>3} seeds: {:>5.1} of {} ({:>3.0} %){mark}", r.expected_decided, r.verdicts, 100.0 * share);
     }
     Ok(())
 }
