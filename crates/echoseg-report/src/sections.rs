@@ -48,11 +48,12 @@ pub(crate) fn page(study: &Study, figures: &Figures) -> Page {
             } else {
                 format!(
                     "{} {} not learn this task from these images (trained on exact labels, {} not beat the labels or misses a \
-                     class of the truth): {} verdicts are withheld.",
+                     class of the truth): {} verdicts, and those of networks that learned from {}, are withheld.",
                     unlearned.join(" and "),
                     if unlearned.len() == 1 { "does" } else { "do" },
                     if unlearned.len() == 1 { "it does" } else { "they do" },
-                    if unlearned.len() == 1 { "its" } else { "their" }
+                    if unlearned.len() == 1 { "its" } else { "their" },
+                    if unlearned.len() == 1 { "it" } else { "them" }
                 )
             };
             page.raw(&format!("<p class=\"unlearned-box\">{}</p>", escape(&text)));

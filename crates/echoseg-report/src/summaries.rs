@@ -176,14 +176,12 @@ pub(crate) fn verdict_count(verdicts: &[VerdictRow]) -> Option<String> {
     Some(format!("Of the {} verdicts at generation {last}, {} ({decided} decided).", shown.len(), parts.join(", ")))
 }
 
-/// The architectures whose verdicts are withheld because they do not learn the task (their
-/// exact-label ceiling does not beat the labels, or misses a class).
+/// The architectures that do not learn the task (their exact-label ceiling does not beat the
+/// labels, or misses a class): their verdicts, and those of networks that learned from them,
+/// are withheld.
 pub(crate) fn unlearned_models(verdicts: &[VerdictRow]) -> Vec<String> {
-    let mut models: Vec<String> = verdicts.iter().filter(|v| v.verdict == Verdict::Unlearned).map(|v| v.model.clone()).collect();
-    models.dedup();
-    models.sort();
-    models.dedup();
-    models
+    let models: BTreeSet<&str> = verdicts.iter().filter(|v| v.learned == Some(false)).map(|v| v.model.as_str()).collect();
+    models.into_iter().map(str::to_string).collect()
 }
 
 /// What a study of `seeds` seeds per configuration cannot say: with one, its intervals cover the
@@ -904,6 +902,7 @@ mod tests {
             verdict,
             seeds_needed,
             change_sd: Some((0.05, 0.003)),
+            learned: Some(true),
             repeats: 4,
             collapsed: 0,
         }

@@ -201,6 +201,7 @@ struct Columns {
     text: BTreeMap<&'static str, Vec<String>>,
     int: BTreeMap<&'static str, Vec<i64>>,
     maybe_int: BTreeMap<&'static str, Vec<Option<i64>>>,
+    maybe_bool: BTreeMap<&'static str, Vec<Option<bool>>>,
     float: BTreeMap<&'static str, Vec<Option<f64>>>,
     order: Vec<&'static str>,
 }
@@ -217,6 +218,10 @@ impl Columns {
     fn maybe_int(&mut self, name: &'static str, value: Option<i64>) {
         self.note(name);
         self.maybe_int.entry(name).or_default().push(value);
+    }
+    fn maybe_bool(&mut self, name: &'static str, value: Option<bool>) {
+        self.note(name);
+        self.maybe_bool.entry(name).or_default().push(value);
     }
     fn float(&mut self, name: &'static str, value: Option<f64>) {
         self.note(name);
@@ -245,6 +250,8 @@ impl Columns {
                 } else if let Some(v) = self.int.remove(n) {
                     Column::new(n.into(), v)
                 } else if let Some(v) = self.maybe_int.remove(n) {
+                    Column::new(n.into(), v)
+                } else if let Some(v) = self.maybe_bool.remove(n) {
                     Column::new(n.into(), v)
                 } else {
                     Column::new(n.into(), self.float.remove(n).unwrap_or_default())
@@ -552,8 +559,9 @@ fn verdict_columns(study: &Evidence<'_>) -> Columns {
         against.dedup();
         let against = crate::plan::committee_name(&against);
         // A lineage through an architecture that cannot learn the task says nothing about labels.
-        let lineage = lineages[0].roots.iter().chain([&lineages[0].student]);
-        let learned = lineage.map(|&i| learns_task(study, &runs[i])).try_fold(true, |all, l| l.map(|l| all && l));
+        let own = learns_task(study, &runs[lineages[0].student]);
+        let learned =
+            lineages[0].roots.iter().map(|&i| learns_task(study, &runs[i])).chain([own]).try_fold(true, |all, l| l.map(|l| all && l));
         for bias in Bias::COUNTED {
             let measured = Metric::Bias(bias);
             let practical = minimum(&measured, study.rules);
@@ -575,6 +583,7 @@ fn verdict_columns(study: &Evidence<'_>) -> Columns {
             verdicts.interval(["factor", "factor_low", "factor_high"], c.factor);
             verdicts.float("minimum", Some(practical));
             verdicts.text("verdict", verdict.name());
+            verdicts.maybe_bool("learned", own);
             verdicts.maybe_int("seeds_needed", needed);
             verdicts.float("change_seed_sd", c.spread.map(|s| s.seeds.sqrt()));
             verdicts.float("change_image_sd", c.spread.map(|s| s.images.sqrt()));

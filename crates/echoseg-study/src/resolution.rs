@@ -65,6 +65,7 @@ mod tests {
             verdict,
             seeds_needed: None,
             change_sd: Some((seed_sd, 0.002)),
+            learned: Some(true),
             repeats: 4,
             collapsed: 0,
         }

@@ -160,6 +160,15 @@ impl<'a> Frame<'a> {
         Ok(column.iter().collect())
     }
 
+    /// A yes/no column with gaps, which older studies did not write: `None` for every row then.
+    fn maybe_bools(&self, name: &str) -> Result<Vec<Option<bool>>, StudyError> {
+        if !self.has(name) {
+            return Ok(vec![None; self.height()]);
+        }
+        let column = self.df.column(name).and_then(|c| c.bool().cloned()).map_err(|e| self.error(e))?;
+        Ok(column.iter().collect())
+    }
+
     /// A number column that older studies did not write: `None` for every row then.
     fn floats_or(&self, name: &str) -> Result<Vec<Option<f64>>, StudyError> {
         if self.has(name) { self.floats(name) } else { Ok(vec![None; self.height()]) }
@@ -302,6 +311,9 @@ pub struct VerdictRow {
     /// The change's spread: its standard deviation between seeds and over test images (`None`
     /// with one seed, or in studies that predate it).
     pub change_sd: Option<(f64, f64)>,
+    /// Whether the student's architecture learns the task from these images, judged on its
+    /// exact-label ceiling (`None` without a ceiling, or in studies that predate the column).
+    pub learned: Option<bool>,
     /// Seeds compared.
     pub repeats: i64,
     /// Pairs of runs left out because one of them collapsed.
@@ -343,6 +355,7 @@ pub fn read_verdicts(path: &Path) -> Result<Vec<VerdictRow>, StudyError> {
     let Some(f) = Frame::read_optional(path)? else { return Ok(Vec::new()) };
     let (treatment, model, generation) = (f.treatments()?, f.strings("model")?, f.ints("generation")?);
     let against = f.strings_or("against", "")?;
+    let learned = f.maybe_bools("learned")?;
     let bias = f.parsed("metric", "bias", Bias::from_name)?;
     let verdict = f.parsed("verdict", "verdict", Verdict::from_name)?;
     let before = f.triple(["before", "before_low", "before_high"])?;
@@ -363,6 +376,7 @@ pub fn read_verdicts(path: &Path) -> Result<Vec<VerdictRow>, StudyError> {
                 treatment: treatment[i].clone(),
                 model: model[i].clone(),
                 against: against[i].clone(),
+                learned: learned[i],
                 generation: generation[i],
                 bias: bias[i],
                 before: before[i]?,
