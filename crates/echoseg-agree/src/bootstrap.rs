@@ -63,7 +63,7 @@ impl Interval {
 }
 
 /// SplitMix64: small, fast and good enough for drawing indices.
-struct Draw(u64);
+pub(crate) struct Draw(u64);
 
 fn mix(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -74,11 +74,11 @@ fn mix(mut z: u64) -> u64 {
 impl Draw {
     /// Streams start from hashed states: consecutive raw states would give shifted copies of one
     /// sequence, and correlated resamples would make intervals too narrow.
-    fn new(seed: u64, stream: u64) -> Self {
+    pub(crate) fn new(seed: u64, stream: u64) -> Self {
         Self(mix(seed ^ mix(stream.wrapping_add(0x9e37_79b9_7f4a_7c15))))
     }
 
-    fn below(&mut self, n: usize) -> usize {
+    pub(crate) fn below(&mut self, n: usize) -> usize {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         ((u128::from(mix(self.0)) * n as u128) >> 64) as usize
     }
@@ -93,8 +93,6 @@ pub(crate) fn mean(values: &[f64]) -> Option<f64> {
 /// more seeds would do to it.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Spread {
-    /// Seeds the interval was computed from.
-    pub repeats: usize,
     /// Sample variance of the per-seed statistics.
     pub seeds: f64,
     /// Bootstrap variance over test images of the mean over seeds: more seeds do not shrink it,
@@ -103,19 +101,20 @@ pub struct Spread {
 }
 
 impl Spread {
+    /// The standard error of the mean over `repeats` seeds (at least 2) at this spread.
+    pub fn standard_error(&self, repeats: usize) -> f64 {
+        (self.seeds / repeats.max(2) as f64 + self.images).sqrt()
+    }
+
     /// The half-width of the interval with `repeats` seeds at this spread and `confidence`.
     pub fn half_width(&self, repeats: usize, confidence: f64) -> f64 {
-        let k = repeats.max(2) as f64;
-        student_t_quantile((1.0 + confidence) / 2.0, k - 1.0) * (self.seeds / k + self.images).sqrt()
+        student_t_quantile((1.0 + confidence) / 2.0, (repeats.max(2) - 1) as f64) * self.standard_error(repeats)
     }
 
     /// The fewest seeds (at most `cap`) whose interval at this spread is narrower than `half`
     /// on each side; `None` when not even `cap` seeds get there (the test images' spread alone,
     /// or a target of zero, can make that so).
     pub fn repeats_for(&self, half: f64, confidence: f64, cap: usize) -> Option<usize> {
-        if half <= 0.0 || self.images.sqrt() * 1.96 >= half {
-            return None;
-        }
         (2..=cap).find(|&k| self.half_width(k, confidence) < half)
     }
 }
@@ -171,7 +170,7 @@ pub fn bootstrap_spread<T: Sync>(
         // No resample with a value (none drawn, or the statistic undefined on every one): the seeds' spread alone.
         let centre = mean(&values).unwrap_or(estimate);
         let images = values.iter().map(|v| (v - centre).powi(2)).sum::<f64>() / values.len().max(1) as f64;
-        let spread = Spread { repeats: k, seeds, images };
+        let spread = Spread { seeds, images };
         let half = spread.half_width(k, config.confidence);
         return Some(Estimated { interval: Interval { estimate, low: estimate - half, high: estimate + half }, spread: Some(spread) });
     }

@@ -167,8 +167,7 @@ impl VerdictRules {
 /// decided when it clears both zero by the half-width and the `minimum` (a direction), or when
 /// the whole interval fits inside ± `minimum` (an equivalence).
 pub fn chance_decided(estimate: f64, spread: &Spread, minimum: f64, repeats: usize, confidence: f64) -> f64 {
-    let k = repeats.max(2) as f64;
-    let se = (spread.seeds / k + spread.images).sqrt();
+    let se = spread.standard_error(repeats);
     let half = spread.half_width(repeats, confidence);
     if se <= 0.0 {
         let size = estimate.abs();
@@ -218,7 +217,7 @@ mod tests {
     #[test]
     fn the_seeds_to_decide_shrink_the_interval_to_the_distance_that_decides() {
         // Four seeds with a change SD of 0.1 and no image noise: ±0.16 now.
-        let spread = Spread { repeats: 4, seeds: 0.01, images: 0.0 };
+        let spread = Spread { seeds: 0.01, images: 0.0 };
         let near_zero = Interval { estimate: 0.01, low: -0.15, high: 0.17 };
         let n = seeds_to_decide(&near_zero, &spread, 0.05, 0.95).unwrap();
         // An equivalence needs a half-width under 0.04: t(n−1)·0.1/√n < 0.04 first at n = 27.
@@ -235,7 +234,7 @@ mod tests {
 
     #[test]
     fn the_chance_to_decide_grows_with_seeds_and_is_high_far_from_the_minimum() {
-        let spread = Spread { repeats: 4, seeds: 0.01, images: 0.0001 };
+        let spread = Spread { seeds: 0.01, images: 0.0001 };
         let chance = |estimate: f64, n: usize| chance_decided(estimate, &spread, 0.05, n, 0.95);
         // No change at all: with 4 seeds (half-width ≈ 0.16) almost never an equivalence; with 60, mostly.
         assert!(chance(0.0, 4) < 0.05, "{}", chance(0.0, 4));
@@ -249,16 +248,12 @@ mod tests {
 
     /// Paired values of `seeds` seeds on `images` test images: each arm a mean plus a seed effect
     /// (SD `seed_sd`) plus image noise (SD 0.2, shared by the arms of an image), the after arm
-    /// shifted by `effect`. Normal draws by Box–Muller from a seeded SplitMix64.
+    /// shifted by `effect`. Normal draws by Box–Muller from the bootstrap's seeded generator.
     fn paired_study(stream: u64, seeds: usize, images: usize, seed_sd: f64, effect: f64) -> Vec<Vec<(f64, f64)>> {
-        let mut state = stream.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x1234_5678;
-        let mut uniform = || {
-            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64 + 1e-12
-        };
+        const STEPS: usize = 1 << 53;
+        let mut draw = crate::bootstrap::Draw::new(0x5eed, stream);
+        // In (0, 1), so that the logarithm below is finite.
+        let mut uniform = || (draw.below(STEPS) as f64 + 0.5) / STEPS as f64;
         let mut normal = || (-2.0 * uniform().ln()).sqrt() * (2.0 * std::f64::consts::PI * uniform()).cos();
         let image: Vec<f64> = (0..images).map(|_| 0.2 * normal()).collect();
         (0..seeds)

@@ -2,7 +2,7 @@
 //! spread between seeds and over test images), how many of them a study with another number of
 //! seeds is expected to decide, so that a pilot can size the study that answers.
 
-use echoseg_agree::{BootstrapConfig, Spread, chance_decided};
+use echoseg_agree::{BootstrapConfig, Spread, Verdict, chance_decided};
 
 use crate::rows::{VerdictRow, answer_rows};
 
@@ -28,9 +28,9 @@ pub fn expected_resolution(verdicts: &[VerdictRow], repeats: usize) -> Resolutio
     let mut without_spread = 0;
     let expected_decided = rows
         .iter()
-        .map(|v| match (v.verdict.decided() || v.verdict == echoseg_agree::Verdict::Undecided, v.change_sd, v.minimum) {
+        .map(|v| match (!matches!(v.verdict, Verdict::Collapsed | Verdict::Unlearned), v.change_sd, v.minimum) {
             (true, Some((seed_sd, image_sd)), Some(minimum)) => {
-                let spread = Spread { repeats: v.repeats.max(0) as usize, seeds: seed_sd * seed_sd, images: image_sd * image_sd };
+                let spread = Spread { seeds: seed_sd * seed_sd, images: image_sd * image_sd };
                 chance_decided(v.change[0], &spread, minimum, repeats, confidence)
             }
             (true, _, _) => {
@@ -45,7 +45,7 @@ pub fn expected_resolution(verdicts: &[VerdictRow], repeats: usize) -> Resolutio
 
 #[cfg(test)]
 mod tests {
-    use echoseg_agree::{Bias, Verdict};
+    use echoseg_agree::Bias;
 
     use super::*;
     use crate::strategy::{Strategy, Treatment};
