@@ -50,3 +50,15 @@ plan manifest="experiments/default.toml" *args:
 # `echoseg answers`.
 validate-verdicts *args:
     cargo run --release -p echoseg -- answers experiments/validation/*.toml {{args}}
+
+# The null comparison with real networks: experiments/validation/null-self.toml (students retrained
+# on the labels with fresh seeds, so every true change is 0) under ten study seeds, 100 verdicts,
+# then the count of each verdict: every direction is a false one (about 30 minutes on 2 cores).
+# Extra arguments go to `echoseg run`, e.g. `--set study.max_repeats=8` for the adaptive seeds.
+validate-null seeds="10" *args:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    for s in $(seq 1 {{seeds}}); do
+        cargo run --release -q -p echoseg -- run experiments/validation/null-self.toml --quiet --set seed=$s --set name=validation-null-self-s$s {{args}}
+    done
+    awk -F, 'FNR == 1 { for (i = 1; i <= NF; i++) if ($i == "verdict") v = i; next } { n[$v]++; t++ } END { for (k in n) printf "%-10s %d\n", k, n[k]; printf "of %d comparisons (a direction here is a false one)\n", t }' reports/validation-null-self-s*/verdicts.csv

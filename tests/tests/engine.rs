@@ -8,6 +8,7 @@ use echoseg_nets::{Architecture, Device, DeviceChoice, Progress};
 use echoseg_study::data::StudyData;
 use echoseg_study::engine::Observer;
 use echoseg_study::plan::PlannedRun;
+use echoseg_study::rounds::{Round, VerdictChain, plan_with_rounds};
 use echoseg_study::{Manifest, Reuse, Shard, Silent, Strategy, StudyDir, manifest, merge_study, run_study, run_study_shard};
 use echoseg_tests::{Scratch, TINY_MANIFEST};
 
@@ -113,6 +114,90 @@ fn two_shards_merged_equal_one_unsharded_study() {
     // More shards than repeats would leave some empty: refused with the rule.
     let err = run_study_shard(&m, &shared, &device(), Reuse::Nothing, Shard::parse("3/3"), &mut Silent).unwrap_err().to_string();
     assert!(err.contains("at most 2 shards"), "{err}");
+}
+
+/// Records the rounds of added seeds.
+#[derive(Default)]
+struct Rounds(Vec<Round>);
+
+impl Observer for Rounds {
+    fn round(&mut self, round: &Round) {
+        self.0.push(round.clone());
+    }
+}
+
+#[test]
+fn seeds_are_added_to_undecided_chains_only_the_same_whole_resumed_and_sharded() {
+    let scratch = Scratch::new("engine-rounds");
+    // The null arm (`mix = 0`: students learn the labels again with fresh seeds) in a world of
+    // blobs only, which the tiny networks learn, without ceilings: two seeds leave its verdicts
+    // undecided (Student's t is 12.7 standard errors wide at one degree of freedom), so a round
+    // adds two seeds to each undecided chain, with the generation-0 teachers they need.
+    let text = two_repeats()
+        .replace("repeats = 2", "repeats = 2\nmax_repeats = 4\nrepeats_per_round = 2\nmix = 0\nceiling = false")
+        .replace("classes = [\"blob\", \"thin\"]", "classes = [\"blob\"]");
+    let m = parse(&text);
+    assert_eq!((m.study.looks(), m.study.verdict_confidence()), (2, 0.975));
+    let whole = StudyDir::new(&scratch.path().join("whole"), &m.name);
+    let mut rounds = Rounds::default();
+    let summary = run_study(&m, &whole, &device(), Reuse::Nothing, &mut rounds).unwrap();
+    let [round] = rounds.0.as_slice() else { panic!("{} rounds, expected one (then the cap)", rounds.0.len()) };
+    assert_eq!((round.first, round.seeds), (2, 2));
+    assert!(!round.chains.is_empty());
+    // An added repeat holds the round's students and their generation-0 teachers, nothing else.
+    for run in summary.plan.runs.iter().filter(|r| r.repeat >= 2) {
+        let needed = match run.generation {
+            0 => round.chains.iter().any(|c| c.model == run.model),
+            _ => round.chains.contains(&VerdictChain::of(run)),
+        };
+        assert!(needed, "{} is in an added repeat that no undecided chain needs", run.id);
+    }
+    assert_eq!(summary.plan.runs.iter().filter(|r| r.repeat >= 2).count(), 2 * 2 * round.chains.len());
+    // The extended chains' verdicts rest on four seeds (used or left out as collapsed), every interval at 97.5 %.
+    let verdicts = std::fs::read_to_string(whole.root().join("verdicts.csv")).unwrap();
+    let header: Vec<&str> = verdicts.lines().next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    for row in verdicts.lines().skip(1).map(|l| l.split(',').collect::<Vec<_>>()) {
+        let extended = round.chains.iter().any(|c| c.model == row[col("model")]);
+        let seeds: u32 = row[col("repeats")].parse::<u32>().unwrap() + row[col("collapsed")].parse::<u32>().unwrap();
+        assert_eq!((seeds, row[col("confidence")]), (if extended { 4 } else { 2 }, "0.975"), "{verdicts}");
+    }
+
+    // Resumed, nothing trains and the same round is taken.
+    let again = run_study(&m, &whole, &device(), Reuse::Finished, &mut Silent).unwrap();
+    assert_eq!((again.trained, &again.outcomes), (0, &summary.outcomes));
+
+    // Two shards: each runs its share of every round whose look it can take; the first runs
+    // again once the second has finished the planned repeats, then the merge takes the same look.
+    let shared = StudyDir::new(&scratch.path().join("shared"), &m.name);
+    let shard = |i: &str, reuse| run_study_shard(&m, &shared, &device(), reuse, Shard::parse(i), &mut Silent).unwrap();
+    let first = shard("1/2", Reuse::Nothing);
+    assert!(first.outcomes.iter().all(|o| o.id.contains("-r0-")), "the first shard must wait for the look");
+    shard("2/2", Reuse::Nothing);
+    let early = merge_study(&m, &shared).unwrap_err().to_string();
+    assert!(early.contains("-r2-"), "the merge must name the added repeat still missing: {early}");
+    shard("1/2", Reuse::Finished);
+    let merged = merge_study(&m, &shared).unwrap();
+    assert_eq!(merged.plan, summary.plan);
+    assert_eq!(results(&shared), results(&whole));
+    assert_eq!(std::fs::read_to_string(shared.root().join("verdicts.csv")).unwrap(), verdicts);
+}
+
+#[test]
+fn an_added_repeat_holds_a_chains_teachers_and_the_ceiling_its_gap_needs() {
+    let m = parse(&TINY_MANIFEST.replace("[study]", "[study]\nrepeats = 2\nmax_repeats = 4"));
+    let data = StudyData::load(&m).unwrap();
+    let planned = echoseg_study::plan(&m, &data);
+    // unet taught by fcn under cross: fcn's generation 0, the unet student and unet's ceiling.
+    let student = planned.runs.iter().find(|r| r.generation == 1 && r.model == "unet" && r.id.contains("cross")).unwrap();
+    let round = Round { first: 2, seeds: 1, chains: vec![VerdictChain::of(student)] };
+    let plan = plan_with_rounds(&m, &data, std::slice::from_ref(&round));
+    assert_eq!(plan.runs[..planned.tabled()], planned.runs[..planned.tabled()], "the planned repeats are untouched");
+    let added: Vec<String> =
+        plan.runs.iter().filter(|r| r.repeat == 2).map(|r| format!("{} {} {}", r.generation, r.model, r.treatment())).collect();
+    assert_eq!(added, ["0 fcn labels", "1 unet cross", "0 unet ceiling"]);
+    let added_student = plan.runs.iter().find(|r| r.repeat == 2 && r.generation == 1).unwrap();
+    assert_eq!(plan.teachers_of(added_student).iter().map(|t| (t.model.as_str(), t.repeat)).collect::<Vec<_>>(), [("fcn", 2)]);
 }
 
 #[test]

@@ -6,8 +6,8 @@ use echoseg_study::label_issues::OTHER_SOURCES;
 
 use crate::html::{Page, escape};
 use crate::summaries::{
-    confusions_table, estimates_table, gap_table, has_ceiling, label_quality_table, lead, masks_sentence, masks_table, metric_of,
-    pretraining_sentences, pretraining_table, provenance_table, scores_table, selection_table, sources_table, surface_table,
+    added_seeds, confusions_table, estimates_table, gap_table, has_ceiling, label_quality_table, lead, masks_sentence, masks_table,
+    metric_of, pretraining_sentences, pretraining_table, provenance_table, scores_table, selection_table, sources_table, surface_table,
     target_sentences, targets_table, unlearned_models, verdict_count, verdict_sentences, verdict_table, warnings, worst_table,
 };
 use crate::{Figures, Study};
@@ -122,6 +122,9 @@ fn verdict(page: &mut Page, study: &Study) {
             learned = echoseg_study::intervals::LEARNED_MIOU,
             class_iou = echoseg_study::intervals::LEARNED_CLASS_IOU,
         ));
+        if let Some(added) = added_seeds(&study.verdicts) {
+            page.paragraph(&added);
+        }
     }
     let warnings = warnings(&study.rows, &study.summary);
     if !warnings.is_empty() {

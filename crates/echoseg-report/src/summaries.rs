@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use echoseg_agree::{Bias, MAX_SEEDS_NEEDED, Metric, Verdict};
+use echoseg_agree::{Bias, BootstrapConfig, MAX_SEEDS_NEEDED, Metric, Verdict};
 use echoseg_study::Treatment;
 use echoseg_study::intervals::PretrainingVerdict;
 use echoseg_study::provenance::Provenance;
@@ -131,6 +131,25 @@ pub(crate) fn verdict_table(
         })
         .collect();
     Table { header, rows }
+}
+
+/// Where seeds were added to undecided verdicts (`study.max_repeats`) and what their intervals
+/// pay for the extra looks, in two sentences; `None` when the study looked at its verdicts once.
+pub(crate) fn added_seeds(verdicts: &[VerdictRow]) -> Option<String> {
+    let confidence = verdicts.iter().filter_map(|v| v.confidence).fold(0.0, f64::max);
+    if confidence <= BootstrapConfig::default().confidence + 1e-9 {
+        return None;
+    }
+    let seeds: Vec<i64> = verdicts.iter().map(|v| v.repeats + v.collapsed).collect();
+    let (fewest, most) = (seeds.iter().min()?, seeds.iter().max()?);
+    Some(format!(
+        "Seeds were added, a round at a time, to the verdicts still undecided (study.max_repeats): they rest on {fewest} to \
+         {most} seeds each (verdicts.csv, repeats). A verdict looked at more than once is more likely to be decided by a chance \
+         fluctuation, so every verdict's interval here is a {:.1} % interval: the {:.0} % error split evenly over the looks \
+         the manifest allows (Bonferroni), which keeps it whichever look a verdict stops at.",
+        confidence * 100.0,
+        100.0 - 100.0 * BootstrapConfig::default().confidence,
+    ))
 }
 
 /// For an undecided verdict, what would decide it: ", about 12 seeds", or that seeds alone would not.
@@ -904,6 +923,7 @@ mod tests {
             change_sd: Some((0.05, 0.003)),
             learned: Some(true),
             repeats: 4,
+            confidence: Some(0.95),
             collapsed: 0,
         }
     }
@@ -923,6 +943,17 @@ mod tests {
             ": more than 100 seeds at this spread, or more test images"
         );
         assert_eq!(seeds_needed_note(&rows[1]), "");
+        assert_eq!(added_seeds(&rows), None, "a study that looked once says nothing of added seeds");
+        let added: Vec<VerdictRow> = rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| VerdictRow { confidence: Some(0.975), repeats: 2 + 2 * (i as i64 % 2), ..r.clone() })
+            .collect();
+        let sentence = added_seeds(&added).unwrap();
+        assert!(
+            sentence.contains("rest on 2 to 4 seeds") && sentence.contains("97.5 % interval") && sentence.contains("the 5 % error"),
+            "{sentence}"
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The study engine: runs the plan, each run into its own directory of the run store, and
 //! gathers every finished run's results into the results tables.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -17,7 +18,8 @@ use crate::StudyError;
 use crate::data::{LabelledScene, StudyData};
 use crate::fingerprints::{cue_reliance, fingerprint_of};
 use crate::manifest::{Manifest, Strategy};
-use crate::plan::{Plan, PlannedRun, Teaching, plan};
+use crate::plan::{Plan, PlannedRun, Teaching};
+use crate::rounds::{Round, may_add, next_round, plan_with_rounds};
 use crate::schedule::{self, Jobs};
 use crate::selection::{SelectionRecord, labelled_pixels, pseudo_weight};
 use crate::store::{RunDir, StudyDir, read_json, read_labels, write_json, write_labels};
@@ -35,6 +37,8 @@ pub trait Observer: Send {
     fn progress(&mut self, _run: &PlannedRun, _progress: &Progress) {}
     /// A run finished (or was found finished, when `reused`).
     fn run_finished(&mut self, _run: &PlannedRun, _outcome: &RunOutcome, _reused: bool) {}
+    /// Verdicts are still undecided: `round` adds seeds to their chains (`study.max_repeats`).
+    fn round(&mut self, _round: &Round) {}
 }
 
 /// An observer that says nothing (for tests and `--quiet`).
@@ -144,7 +148,9 @@ pub fn run_study(
 }
 
 /// Like [`run_study`], but with a `shard` only that slice's runs; the results tables are then
-/// left to [`merge_study`], once every slice has finished.
+/// left to [`merge_study`], once every slice has finished. With `study.max_repeats`, seeds are
+/// added in rounds ([`crate::rounds`]); a shard runs its share of every round whose look it can
+/// take, and a round that waits for other shards' runs is taken up when the shard runs again.
 pub fn run_study_shard(
     manifest: &Manifest,
     dir: &StudyDir,
@@ -163,53 +169,115 @@ pub fn run_study_shard(
         )));
     }
     let data = StudyData::load(manifest)?;
-    let plan = plan(manifest, &data);
-    let mine = |r: &PlannedRun| shard.is_none_or(|s| s.owns(r));
     write_json(&dir.splits(), &data.splits(manifest))?;
-    let study = StudyContext { manifest, plan: &plan, data: &data, dir, device };
-    let finished: Vec<Option<RunOutcome>> = plan
-        .runs
-        .iter()
-        .map(|r| match reuse {
-            Reuse::Finished => read_json::<RunOutcome>(&dir.run(&r.id).outcome()).ok().filter(|o| o.id == r.id),
-            Reuse::Nothing => None,
-        })
-        .collect();
-    let mine: Vec<usize> = (0..plan.runs.len()).filter(|&i| mine(&plan.runs[i])).collect();
-    let reused = mine.iter().filter(|&&i| finished[i].is_some()).count();
-    observer.planned(&plan, mine.len(), reused);
-    for &i in &mine {
-        if let Some(outcome) = &finished[i] {
-            observer.run_finished(&plan.runs[i], outcome, true);
-        }
-    }
-
-    let todo: Vec<usize> = mine.iter().copied().filter(|&i| finished[i].is_none()).collect();
-    let done: Vec<bool> = finished.iter().map(Option::is_some).collect();
     let jobs = Jobs::within(manifest.jobs, rayon::current_num_threads());
-    let position = |i: usize| mine.iter().position(|&m| m == i).unwrap_or(i);
-    let shared = Mutex::new(observer);
-    let trained = schedule::run_all(&todo, &schedule::dependencies(&plan), &done, jobs, |i| {
-        let run = &plan.runs[i];
-        if reuse == Reuse::Nothing {
-            forget_earlier_training(manifest, dir, run);
+    let mut pass = Pass { manifest, data: &data, dir, device, reuse, shard, jobs, trained: HashMap::new(), announced: HashSet::new() };
+    let mut rounds: Vec<Round> = Vec::new();
+    loop {
+        let plan = plan_with_rounds(manifest, &data, &rounds);
+        let known = pass.run(&plan, observer)?;
+        let summary = |plan: Plan, known: Vec<Option<RunOutcome>>, trained: usize| {
+            let outcomes = plan.runs.iter().zip(known).filter(|(r, _)| shard.is_none_or(|s| s.owns(r))).filter_map(|(_, o)| o).collect();
+            StudySummary { plan, outcomes, trained, seconds: started.elapsed().as_secs_f64(), jobs }
+        };
+        // A round that waits for other shards' runs is taken up when this shard runs again.
+        let Some(outcomes) = known.iter().cloned().collect::<Option<Vec<RunOutcome>>>() else {
+            return Ok(summary(plan, known, pass.trained.len()));
+        };
+        match look(manifest, &plan, &outcomes, &data, dir, &rounds)? {
+            Some(round) => {
+                observer.round(&round);
+                rounds.push(round);
+            }
+            None => {
+                if shard.is_none() {
+                    tables::write_tables(manifest, &plan, &outcomes, &data, dir)?;
+                }
+                return Ok(summary(plan, known, pass.trained.len()));
+            }
         }
-        let mut observer = SharedObserver(&shared);
-        observer.run_started(run, position(i), mine.len());
-        let outcome = execute(&study, run, &mut observer)?;
-        observer.run_finished(run, &outcome, false);
-        Ok::<RunOutcome, StudyError>(outcome)
-    })?;
-    let count = trained.len();
-    let mut finished = finished;
-    for (i, outcome) in todo.into_iter().zip(trained) {
-        finished[i] = Some(outcome);
     }
-    let outcomes: Vec<RunOutcome> = mine.iter().filter_map(|&i| finished[i].take()).collect();
-    if shard.is_none() {
-        tables::write_tables(manifest, &plan, &outcomes, &data, dir)?;
+}
+
+/// The round the verdicts of a finished `plan` ask for, if the manifest adds seeds.
+fn look(
+    manifest: &Manifest,
+    plan: &Plan,
+    outcomes: &[RunOutcome],
+    data: &StudyData,
+    dir: &StudyDir,
+    rounds: &[Round],
+) -> Result<Option<Round>, StudyError> {
+    if !may_add(manifest, rounds) {
+        return Ok(None);
     }
-    Ok(StudySummary { plan, outcomes, trained: count, seconds: started.elapsed().as_secs_f64(), jobs })
+    let undecided = tables::undecided_runs(manifest, plan, outcomes, data, dir)?;
+    Ok(next_round(manifest, plan, rounds, &undecided))
+}
+
+/// Runs the plans of one study, round after round, on one process: what it trained so far and
+/// which runs it told the observer about.
+struct Pass<'a> {
+    manifest: &'a Manifest,
+    data: &'a StudyData,
+    dir: &'a StudyDir,
+    device: &'a Device,
+    reuse: Reuse,
+    shard: Option<Shard>,
+    jobs: Jobs,
+    /// The runs this process trained, by id: finished whatever `reuse` says.
+    trained: HashMap<String, RunOutcome>,
+    /// The runs the observer already heard of, so that a later round announces only its new ones.
+    announced: HashSet<String>,
+}
+
+impl Pass<'_> {
+    /// Trains this process's unfinished runs of `plan`; returns every run's outcome where known
+    /// (other shards' runs from the store, when they have finished).
+    fn run(&mut self, plan: &Plan, observer: &mut dyn Observer) -> Result<Vec<Option<RunOutcome>>, StudyError> {
+        let (manifest, dir, reuse) = (self.manifest, self.dir, self.reuse);
+        let mine_of = |r: &PlannedRun| self.shard.is_none_or(|s| s.owns(r));
+        let stored = |r: &PlannedRun| read_json::<RunOutcome>(&dir.run(&r.id).outcome()).ok().filter(|o| o.id == r.id);
+        let mut known: Vec<Option<RunOutcome>> = plan
+            .runs
+            .iter()
+            .map(|r| match self.trained.get(&r.id) {
+                Some(outcome) => Some(outcome.clone()),
+                None if reuse == Reuse::Finished || !mine_of(r) => stored(r),
+                None => None,
+            })
+            .collect();
+        let mine: Vec<usize> = (0..plan.runs.len()).filter(|&i| mine_of(&plan.runs[i])).collect();
+        let fresh: Vec<usize> = mine.iter().copied().filter(|&i| !self.announced.contains(&plan.runs[i].id)).collect();
+        observer.planned(plan, mine.len(), mine.iter().filter(|&&i| known[i].is_some()).count());
+        for &i in &fresh {
+            if let Some(outcome) = &known[i] {
+                observer.run_finished(&plan.runs[i], outcome, true);
+            }
+            self.announced.insert(plan.runs[i].id.clone());
+        }
+        let todo: Vec<usize> = mine.iter().copied().filter(|&i| known[i].is_none()).collect();
+        let done: Vec<bool> = known.iter().map(Option::is_some).collect();
+        let position = |i: usize| mine.iter().position(|&m| m == i).unwrap_or(i);
+        let study = StudyContext { manifest, plan, data: self.data, dir, device: self.device };
+        let shared = Mutex::new(observer);
+        let trained = schedule::run_all(&todo, &schedule::dependencies(plan), &done, self.jobs, |i| {
+            let run = &plan.runs[i];
+            if reuse == Reuse::Nothing {
+                forget_earlier_training(manifest, dir, run);
+            }
+            let mut observer = SharedObserver(&shared);
+            observer.run_started(run, position(i), mine.len());
+            let outcome = execute(&study, run, &mut observer)?;
+            observer.run_finished(run, &outcome, false);
+            Ok::<RunOutcome, StudyError>(outcome)
+        })?;
+        for (i, outcome) in todo.into_iter().zip(trained) {
+            self.trained.insert(outcome.id.clone(), outcome.clone());
+            known[i] = Some(outcome);
+        }
+        Ok(known)
+    }
 }
 
 /// Removes what an earlier study left of `run`: a fresh study must not continue a half-trained
@@ -247,28 +315,40 @@ impl Observer for SharedObserver<'_, '_> {
     fn run_finished(&mut self, run: &PlannedRun, outcome: &RunOutcome, reused: bool) {
         self.with(|o| o.run_finished(run, outcome, reused));
     }
+    fn round(&mut self, round: &Round) {
+        self.with(|o| o.round(round));
+    }
 }
 
 /// Gathers the finished runs of every shard of `manifest`'s study from `dir` and writes the
-/// results tables; fails naming the runs that are missing.
+/// results tables, taking the same looks (and rounds of added seeds) as the shards did; fails
+/// naming the runs that are missing.
 pub fn merge_study(manifest: &Manifest, dir: &StudyDir) -> Result<StudySummary, StudyError> {
     let started = Instant::now();
     let data = StudyData::load(manifest)?;
-    let plan = plan(manifest, &data);
-    let mut outcomes = Vec::with_capacity(plan.runs.len());
-    let mut missing = Vec::new();
-    for run in &plan.runs {
-        match read_json::<RunOutcome>(&dir.run(&run.id).outcome()).ok().filter(|o| o.id == run.id) {
-            Some(outcome) => outcomes.push(outcome),
-            None => missing.push(run.id.clone()),
+    let mut rounds: Vec<Round> = Vec::new();
+    loop {
+        let plan = plan_with_rounds(manifest, &data, &rounds);
+        let mut outcomes = Vec::with_capacity(plan.runs.len());
+        let mut missing = Vec::new();
+        for run in &plan.runs {
+            match read_json::<RunOutcome>(&dir.run(&run.id).outcome()).ok().filter(|o| o.id == run.id) {
+                Some(outcome) => outcomes.push(outcome),
+                None => missing.push(run.id.clone()),
+            }
+        }
+        if !missing.is_empty() {
+            return Err(StudyError::Incomplete { runs: dir.runs(), missing });
+        }
+        match look(manifest, &plan, &outcomes, &data, dir, &rounds)? {
+            Some(round) => rounds.push(round),
+            None => {
+                tables::write_tables(manifest, &plan, &outcomes, &data, dir)?;
+                let jobs = Jobs::within(manifest.jobs, rayon::current_num_threads());
+                return Ok(StudySummary { plan, outcomes, trained: 0, seconds: started.elapsed().as_secs_f64(), jobs });
+            }
         }
     }
-    if !missing.is_empty() {
-        return Err(StudyError::Incomplete { runs: dir.runs(), missing });
-    }
-    tables::write_tables(manifest, &plan, &outcomes, &data, dir)?;
-    let jobs = Jobs::within(manifest.jobs, rayon::current_num_threads());
-    Ok(StudySummary { plan, outcomes, trained: 0, seconds: started.elapsed().as_secs_f64(), jobs })
 }
 
 /// What every run of one study shares: the manifest, its plan and data, the run store and the device.
@@ -336,8 +416,9 @@ fn training_samples(study: &StudyContext<'_>, run: &PlannedRun) -> Result<(Vec<S
         Teaching::Truth => return Ok((exact_samples(data.train.iter().map(|l| &l.scene), run, dir)?, None)),
         Teaching::PseudoLabels { strategy, selection, .. } => (strategy, selection),
     };
-    // The mean teacher makes its pool targets online, from the labelled images plus the pool.
-    if *strategy == Strategy::Ema {
+    // The mean teacher makes its pool targets online, from the labelled images plus the pool; at
+    // `mix = 0` (the null arm) a student learns the labels exactly as generation 0 did, with its own seed.
+    if *strategy == Strategy::Ema || manifest.study.mix == 0.0 {
         return Ok((originals().collect(), None));
     }
     let teachers = plan.teachers_of(run);

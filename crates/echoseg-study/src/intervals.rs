@@ -354,11 +354,37 @@ pub struct IntervalInputs<'a> {
     pub rules: &'a VerdictRules,
     /// The mIoU of generation 0's training labels against truth, where the data has it.
     pub labels_miou: Option<f64>,
+    /// The confidence of the verdicts' intervals ([`crate::manifest::StudySettings::verdict_confidence`]).
+    pub verdict_confidence: f64,
 }
 
 /// The summary, verdict, target, pre-training and gap tables of a finished study.
 pub fn interval_frames(plan: &Plan, inputs: IntervalInputs<'_>, dir: &StudyDir) -> Result<IntervalFrames, StudyError> {
-    let study = Evidence {
+    let targets = inputs.targets;
+    let study = evidence(plan, inputs);
+    let (summary, judged) = summary_columns(&study, targets);
+    let (verdicts, _) = verdict_columns(&study);
+    let pretraining = pretraining_columns(&study);
+    let gap = gap_columns(&study);
+    let error = |path: std::path::PathBuf| move |e: PolarsError| StudyError::Table { path: path.clone(), message: e.to_string() };
+    Ok(IntervalFrames {
+        summary: summary.frame().map_err(error(dir.summary_parquet()))?,
+        verdicts: verdicts.frame().map_err(error(dir.verdicts_parquet()))?,
+        targets: judged.frame().map_err(error(dir.targets_parquet()))?,
+        pretraining: pretraining.frame().map_err(error(dir.pretraining_parquet()))?,
+        gap: gap.frame().map_err(error(dir.gap_parquet()))?,
+    })
+}
+
+/// The chain runs (plan indices) with at least one undecided verdict: the verdicts alone,
+/// without the other tables, for deciding where seeds are added.
+pub fn undecided_runs(plan: &Plan, inputs: IntervalInputs<'_>) -> Vec<usize> {
+    verdict_columns(&evidence(plan, inputs)).1
+}
+
+/// Every run's per-image counts and names, from the plan and the inputs.
+fn evidence<'a>(plan: &'a Plan, inputs: IntervalInputs<'a>) -> Evidence<'a> {
+    Evidence {
         plan,
         counts: (0..inputs.test_labels.len())
             .map(|i| {
@@ -373,21 +399,10 @@ pub fn interval_frames(plan: &Plan, inputs: IntervalInputs<'_>, dir: &StudyDir) 
         teacher_names: plan.runs.iter().map(|r| plan.teacher_name(r)).collect(),
         treatments: plan.runs.iter().map(PlannedRun::treatment).collect(),
         config: BootstrapConfig { seed: inputs.seed, ..BootstrapConfig::default() },
+        verdict_config: BootstrapConfig { seed: inputs.seed, confidence: inputs.verdict_confidence, ..BootstrapConfig::default() },
         rules: inputs.rules,
         labels_miou: inputs.labels_miou,
-    };
-    let (summary, judged) = summary_columns(&study, inputs.targets);
-    let verdicts = verdict_columns(&study);
-    let pretraining = pretraining_columns(&study);
-    let gap = gap_columns(&study);
-    let error = |path: std::path::PathBuf| move |e: PolarsError| StudyError::Table { path: path.clone(), message: e.to_string() };
-    Ok(IntervalFrames {
-        summary: summary.frame().map_err(error(dir.summary_parquet()))?,
-        verdicts: verdicts.frame().map_err(error(dir.verdicts_parquet()))?,
-        targets: judged.frame().map_err(error(dir.targets_parquet()))?,
-        pretraining: pretraining.frame().map_err(error(dir.pretraining_parquet()))?,
-        gap: gap.frame().map_err(error(dir.gap_parquet()))?,
-    })
+    }
 }
 
 /// What every interval table is computed from: each run's per-image counts and how it is named.
@@ -401,6 +416,8 @@ struct Evidence<'a> {
     /// Table rows follow the order of keys holding these; `Treatment` orders by its column names.
     treatments: Vec<Treatment>,
     config: BootstrapConfig,
+    /// The verdicts' bootstrap: its confidence is split over the looks when seeds are added.
+    verdict_config: BootstrapConfig,
     rules: &'a VerdictRules,
     labels_miou: Option<f64>,
 }
@@ -530,8 +547,9 @@ fn learns_task(study: &Evidence<'_>, run: &PlannedRun) -> Option<bool> {
 /// ([`lineage_roots`]), same repeat, paired image by image, so that a seed's quirks, which a
 /// student inherits from its teacher, are on both sides of the change; runs that collapsed are
 /// left out and counted; an architecture that does not learn the task gets no verdict
-/// ([`Verdict::Unlearned`]); an undecided verdict says how many seeds would decide it.
-fn verdict_columns(study: &Evidence<'_>) -> Columns {
+/// ([`Verdict::Unlearned`]); an undecided verdict says how many seeds would decide it. Also
+/// returns the chain runs with an undecided verdict, every repeat of them.
+fn verdict_columns(study: &Evidence<'_>) -> (Columns, Vec<usize>) {
     let runs = &study.plan.runs;
     let mut chains: BTreeMap<ChainKey<'_>, Vec<Lineage>> = BTreeMap::new();
     for (i, r) in runs.iter().enumerate() {
@@ -544,6 +562,8 @@ fn verdict_columns(study: &Evidence<'_>) -> Columns {
         }
     }
     let mut verdicts = Columns::default();
+    let mut undecided = Vec::new();
+    let config = &study.verdict_config;
     for ((treatment, model, generation), lineages) in &chains {
         let (strategy, selection) = (treatment.strategy_column(), treatment.selection_column());
         let bad = |l: &Lineage| study.collapsed[l.student] || l.roots.iter().any(|&r| study.collapsed[r]);
@@ -565,12 +585,15 @@ fn verdict_columns(study: &Evidence<'_>) -> Columns {
         for bias in Bias::COUNTED {
             let measured = Metric::Bias(bias);
             let practical = minimum(&measured, study.rules);
-            let Some(c) = compare(&groups, &measured, practical, &study.config) else { continue };
+            let Some(c) = compare(&groups, &measured, practical, config) else { continue };
             let verdict = if learned == Some(false) { Verdict::Unlearned } else { unless_collapsed(c.verdict, collapsed, lineages.len()) };
             let needed = c
                 .spread
                 .filter(|_| verdict == Verdict::Undecided)
-                .and_then(|spread| seeds_to_decide(&c.change, &spread, practical, study.config.confidence).map(|n| n as i64));
+                .and_then(|spread| seeds_to_decide(&c.change, &spread, practical, config.confidence).map(|n| n as i64));
+            if verdict == Verdict::Undecided {
+                undecided.extend(lineages.iter().map(|l| l.student));
+            }
             verdicts.text("strategy", strategy);
             verdicts.text("selection", selection);
             verdicts.text("model", model);
@@ -588,10 +611,13 @@ fn verdict_columns(study: &Evidence<'_>) -> Columns {
             verdicts.float("change_seed_sd", c.spread.map(|s| s.seeds.sqrt()));
             verdicts.float("change_image_sd", c.spread.map(|s| s.images.sqrt()));
             verdicts.int("repeats", groups.len() as i64);
+            verdicts.float("confidence", Some(config.confidence));
             verdicts.int("collapsed", collapsed as i64);
         }
     }
-    verdicts
+    undecided.sort_unstable();
+    undecided.dedup();
+    (verdicts, undecided)
 }
 
 /// The counts of (before, after) run pairs, image by image.

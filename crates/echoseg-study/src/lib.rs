@@ -20,6 +20,7 @@ pub mod plan;
 pub mod predict;
 pub mod provenance;
 pub mod resolution;
+pub mod rounds;
 pub mod rows;
 pub mod samples;
 pub mod schedule;

@@ -127,6 +127,23 @@ impl Plan {
     pub fn cross_fits(&self) -> &[PlannedRun] {
         &self.runs[self.tabled()..]
     }
+
+    /// The plan of the runs `keep` marks, in the same order, teachers renumbered; every kept
+    /// run's teachers must be kept too.
+    pub fn retain(self, keep: &[bool]) -> Plan {
+        let mut index = vec![usize::MAX; self.runs.len()];
+        let mut runs = Vec::new();
+        for (i, run) in self.runs.into_iter().enumerate().filter(|(i, _)| keep[*i]) {
+            index[i] = runs.len();
+            runs.push(run);
+        }
+        for run in &mut runs {
+            if let Teaching::PseudoLabels { teachers, .. } = &mut run.teaching {
+                teachers.iter_mut().for_each(|t| *t = index[*t]);
+            }
+        }
+        Plan { runs }
+    }
 }
 
 /// Which labelled images a cross-fitting run holds out, to score them out of sample.
@@ -263,9 +280,15 @@ fn id_safe(text: &str) -> String {
 /// (`study.ceiling`, on by default) and the data has exact labels for every image generation 0
 /// learns from (always in the procedural world; in a folder, when masks/TRUTH covers them).
 pub fn plan(manifest: &Manifest, data: &StudyData) -> Plan {
+    plan_repeats(manifest, data, manifest.study.repeats)
+}
+
+/// The plan of `manifest` with `repeats` seeds instead of its own: a run's id and seed depend on
+/// its repeat, not on how many there are, so the first repeats are the same runs either way.
+pub fn plan_repeats(manifest: &Manifest, data: &StudyData, repeats: u32) -> Plan {
     let mut runs: Vec<PlannedRun> = Vec::new();
     let every = Selection::all();
-    for repeat in 0..manifest.study.repeats {
+    for repeat in 0..repeats {
         let gen0: Vec<usize> = manifest
             .networks
             .iter()

@@ -67,6 +67,7 @@ mod tests {
             change_sd: Some((seed_sd, 0.002)),
             learned: Some(true),
             repeats: 4,
+            confidence: Some(0.95),
             collapsed: 0,
         }
     }

@@ -316,6 +316,9 @@ pub struct VerdictRow {
     pub learned: Option<bool>,
     /// Seeds compared.
     pub repeats: i64,
+    /// The confidence of its intervals: 0.95, or more where seeds were added and every look at
+    /// the verdicts is paid for (`None` in studies that predate the column).
+    pub confidence: Option<f64>,
     /// Pairs of runs left out because one of them collapsed.
     pub collapsed: i64,
 }
@@ -365,6 +368,7 @@ pub fn read_verdicts(path: &Path) -> Result<Vec<VerdictRow>, StudyError> {
     let (minimum, collapsed, repeats) = (f.floats_or("minimum")?, f.ints_or("collapsed")?, f.ints_or("repeats")?);
     let (seeds_needed, seed_sd, image_sd) =
         (f.maybe_ints("seeds_needed")?, f.floats_or("change_seed_sd")?, f.floats_or("change_image_sd")?);
+    let confidence = f.floats_or("confidence")?;
     Ok((0..f.height())
         .filter_map(|i| {
             Some(VerdictRow {
@@ -372,6 +376,7 @@ pub fn read_verdicts(path: &Path) -> Result<Vec<VerdictRow>, StudyError> {
                 seeds_needed: seeds_needed[i],
                 change_sd: seed_sd[i].zip(image_sd[i]),
                 repeats: repeats[i],
+                confidence: confidence[i],
                 collapsed: collapsed[i],
                 treatment: treatment[i].clone(),
                 model: model[i].clone(),

@@ -230,16 +230,7 @@ pub fn write_tables(manifest: &Manifest, plan: &Plan, outcomes: &[RunOutcome], d
     }
 
     // All of generation 0's training labels together against truth, beside each generation-0 model.
-    let labelled: Vec<_> = data.train.iter().filter(|l| l.scene.truth.is_some()).collect();
-    let labels_miou = (!labelled.is_empty()).then(|| {
-        let mut confusion = Confusion::new(data.classes.len());
-        for l in &labelled {
-            if let Some(t) = l.scene.truth_labels() {
-                confusion.add_maps(&t.labels, &l.labels.labels);
-            }
-        }
-        confusion.miou()
-    });
+    let labels_miou = labels_miou(data);
     for (run, outcome) in plan.runs.iter().zip(outcomes) {
         let teacher = plan.teacher_name(run);
         let key = model_key(run, &teacher, subjects::MODEL, "");
@@ -282,38 +273,93 @@ pub fn write_tables(manifest: &Manifest, plan: &Plan, outcomes: &[RunOutcome], d
     }
 
     // Every run's test predictions, read once for the surface and agreement rows and the intervals.
-    let test_labels = every_run_labels(plan, dir, RunDir::test_labels)?;
-    surface_rows(&mut rows, plan, outcomes, &test_labels, data);
-    committee_rows(&mut rows, plan, &test_labels, data);
+    let predictions = Predictions::read(plan, data, dir)?;
+    let test_labels = &predictions.test;
+    surface_rows(&mut rows, plan, outcomes, test_labels, data);
+    committee_rows(&mut rows, plan, test_labels, data);
 
     let mut results = rows.frame().map_err(table_error(&dir.results_parquet()))?;
     write_frame(&mut results, &dir.results_parquet(), &dir.results_csv())?;
     let mut history = history_frame(plan, outcomes).map_err(table_error(&dir.history_parquet()))?;
     write_frame(&mut history, &dir.history_parquet(), &dir.history_csv())?;
-    // With a cue (or synthetic test images), every run's predictions on the twins (or those
-    // images) too, for cue reliance (or the domain gap) image by image.
-    let twin_labels = (!data.test_twins.is_empty()).then(|| every_run_labels(plan, dir, RunDir::twin_labels)).transpose()?;
-    let synthetic_labels = (!data.synthetic_test.is_empty()).then(|| every_run_labels(plan, dir, RunDir::synthetic_labels)).transpose()?;
-    let inputs = IntervalInputs {
-        data,
-        test_labels: &test_labels,
-        twin_labels: twin_labels.as_deref(),
-        synthetic_labels: synthetic_labels.as_deref(),
-        collapsed: outcomes.iter().map(|o| o.collapsed).collect(),
-        seed: manifest.seed,
-        targets: &manifest.targets,
-        rules: &manifest.verdict,
-        labels_miou,
-    };
-    let mut frames = crate::intervals::interval_frames(plan, inputs, dir)?;
+    let mut frames = crate::intervals::interval_frames(plan, predictions.inputs(manifest, data, outcomes, labels_miou), dir)?;
     write_frame(&mut frames.summary, &dir.summary_parquet(), &dir.summary_csv())?;
     write_frame(&mut frames.verdicts, &dir.verdicts_parquet(), &dir.verdicts_csv())?;
     write_frame(&mut frames.targets, &dir.targets_parquet(), &dir.targets_csv())?;
     // Only studies with pre-trained models have the pre-training table, and only those with a ceiling the gap table.
     write_if_any(&mut frames.pretraining, &dir.pretraining_parquet(), &dir.pretraining_csv())?;
     write_if_any(&mut frames.gap, &dir.gap_parquet(), &dir.gap_csv())?;
-    let mut masks = crate::export::masks_frame(manifest, plan, data, &test_labels).map_err(table_error(&dir.masks_parquet()))?;
+    let mut masks = crate::export::masks_frame(manifest, plan, data, test_labels).map_err(table_error(&dir.masks_parquet()))?;
     write_if_any(&mut masks, &dir.masks_parquet(), &dir.masks_csv())
+}
+
+/// The chain runs of the study's results (the plan without its cross-fitting runs) with an
+/// undecided verdict: where added seeds would go (`study.max_repeats`).
+pub fn undecided_runs(
+    manifest: &Manifest,
+    plan: &Plan,
+    outcomes: &[RunOutcome],
+    data: &StudyData,
+    dir: &StudyDir,
+) -> Result<Vec<usize>, StudyError> {
+    let tabled = plan.tabled();
+    let (plan, outcomes) = (&Plan { runs: plan.runs[..tabled].to_vec() }, &outcomes[..tabled.min(outcomes.len())]);
+    let predictions = Predictions::read(plan, data, dir)?;
+    Ok(crate::intervals::undecided_runs(plan, predictions.inputs(manifest, data, outcomes, labels_miou(data))))
+}
+
+/// All of generation 0's training labels together against truth, where the data has it.
+fn labels_miou(data: &StudyData) -> Option<f64> {
+    let labelled: Vec<_> = data.train.iter().filter(|l| l.scene.truth.is_some()).collect();
+    (!labelled.is_empty()).then(|| {
+        let mut confusion = Confusion::new(data.classes.len());
+        for l in &labelled {
+            if let Some(t) = l.scene.truth_labels() {
+                confusion.add_maps(&t.labels, &l.labels.labels);
+            }
+        }
+        confusion.miou()
+    })
+}
+
+/// Every run's predictions the interval tables compare, in plan order, read from the run store.
+struct Predictions {
+    test: Vec<Vec<Vec<u8>>>,
+    /// On the test images' cue twins (studies with a cue), for cue reliance image by image.
+    twins: Option<Vec<Vec<Vec<u8>>>>,
+    /// On the synthetic-style test images (studies with them), for the domain gap.
+    synthetic: Option<Vec<Vec<Vec<u8>>>>,
+}
+
+impl Predictions {
+    fn read(plan: &Plan, data: &StudyData, dir: &StudyDir) -> Result<Self, StudyError> {
+        Ok(Self {
+            test: every_run_labels(plan, dir, RunDir::test_labels)?,
+            twins: (!data.test_twins.is_empty()).then(|| every_run_labels(plan, dir, RunDir::twin_labels)).transpose()?,
+            synthetic: (!data.synthetic_test.is_empty()).then(|| every_run_labels(plan, dir, RunDir::synthetic_labels)).transpose()?,
+        })
+    }
+
+    fn inputs<'a>(
+        &'a self,
+        manifest: &'a Manifest,
+        data: &'a StudyData,
+        outcomes: &[RunOutcome],
+        labels_miou: Option<f64>,
+    ) -> IntervalInputs<'a> {
+        IntervalInputs {
+            data,
+            test_labels: &self.test,
+            twin_labels: self.twins.as_deref(),
+            synthetic_labels: self.synthetic.as_deref(),
+            collapsed: outcomes.iter().map(|o| o.collapsed).collect(),
+            seed: manifest.seed,
+            targets: &manifest.targets,
+            rules: &manifest.verdict,
+            labels_miou,
+            verdict_confidence: manifest.study.verdict_confidence(),
+        }
+    }
 }
 
 /// Each scored run's surface metrics on the test images with truth.

@@ -6,6 +6,7 @@ use std::time::Duration;
 use echoseg_nets::Progress;
 use echoseg_study::engine::{Observer, RunOutcome};
 use echoseg_study::plan::{HeldOut, Plan, PlannedRun, Teaching};
+use echoseg_study::rounds::Round;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// Draws a bar per run in training (several when runs train in parallel jobs) and prints one
@@ -86,6 +87,16 @@ impl Observer for Terminal {
             let stage = if p.pretraining { "BYOL " } else { "" };
             bar.set_message(format!("{stage}epoch {}/{} loss {:.3} {:.0} img/s", p.epoch, p.epochs, p.loss, p.images_per_second));
         }
+    }
+
+    fn round(&mut self, round: &Round) {
+        if self.quiet {
+            return;
+        }
+        let chains: Vec<String> = round.chains.iter().map(|c| format!("g{} {} ({})", c.generation, c.model, c.treatment)).collect();
+        let last = round.first + round.seeds - 1;
+        let repeats = if round.seeds == 1 { format!("repeat {last}") } else { format!("repeats {}–{last}", round.first) };
+        self.say(&format!("undecided after {} seeds: {repeats} added to {}", round.first, chains.join(", ")));
     }
 
     fn run_finished(&mut self, run: &PlannedRun, outcome: &RunOutcome, reused: bool) {

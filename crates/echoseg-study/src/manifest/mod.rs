@@ -816,9 +816,23 @@ fn study_problems(study: &StudySettings, networks: &[NetworkSpec], classes: &Cla
     if !(1..=100).contains(&study.repeats) {
         p.add("study.repeats", format!("must be between 1 and 100, got {}", study.repeats));
     }
+    if let Some(most) = study.max_repeats
+        && !(study.repeats..=100).contains(&most)
+    {
+        p.add("study.max_repeats", format!("must lie between study.repeats ({}) and 100, got {most}", study.repeats));
+    }
+    if study.repeats_per_round == 0 {
+        p.add("study.repeats_per_round", "must be at least 1 (seeds added per round)".to_string());
+    }
 
-    if !(study.mix > 0.0 && study.mix <= 1.0) {
-        p.add("study.mix", format!("is the pseudo-labels' share of the loss weight in (0, 1] (1 = pseudo-labels only), got {}", study.mix));
+    if !(0.0..=1.0).contains(&study.mix) {
+        p.add(
+            "study.mix",
+            format!(
+                "is the pseudo-labels' share of the loss weight in [0, 1] (1 = pseudo-labels only, 0 = the null arm: labels only), got {}",
+                study.mix
+            ),
+        );
     }
     selections(&study.selections, classes, p)
 }
@@ -1113,14 +1127,14 @@ images = 10
         assert_eq!((m.study.mix, m.targets[0].text.as_str()), (0.5, "miou >= 0.8"));
 
         let bad = format!(
-            "targets = [\"iou > 1\"]\n{GOOD}\n[study]\nmix = 0\n[[study.selections]]\nkind = \"confidence\"\nkeep = 0.5\n\
+            "targets = [\"iou > 1\"]\n{GOOD}\n[study]\nmix = 1.5\n[[study.selections]]\nkind = \"confidence\"\nkeep = 0.5\n\
              [[study.selections]]\nkind = \"hardness\"\nkeep = 1.5\n[[study.selections]]\nkind = \"verifier\"\n\
              [[study.selections]]\nkind = \"verifier\"\nname = \"verifier\"\nshape = {{ tree = {{ min_fill = 0.5 }} }}\n\
              [[study.selections]]\nthreshold = 0.5\n"
         );
         let err = parse(Path::new("t.toml"), &bad).unwrap_err().to_string();
         for needle in [
-            "`study.mix` is the pseudo-labels' share of the loss weight in (0, 1]",
+            "`study.mix` is the pseudo-labels' share of the loss weight in [0, 1]",
             "`study.selections[0].keep` applies only to kind = \"hardness\"",
             "`study.selections[1].keep` must lie in (0, 1], got 1.5",
             "`study.selections[2]` a verifier needs at least one rule",

@@ -381,6 +381,13 @@ pub struct StudySettings {
     pub strategies: Vec<Strategy>,
     /// Repeats of every configuration with different seeds.
     pub repeats: u32,
+    /// The most seeds a verdict's configuration may get: after the planned `repeats`, seeds are
+    /// added in rounds to the chains whose verdicts are still undecided, up to this many.
+    /// `None`: no seeds are added (`repeats` is the cap).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_repeats: Option<u32>,
+    /// Seeds added per round (with `max_repeats`).
+    pub repeats_per_round: u32,
     /// Share of a student's loss weight carried by pseudo-labels; 1 = pseudo-labels only.
     pub mix: f32,
     /// Whether a student starts fresh or from its teacher's weights.
@@ -398,12 +405,35 @@ pub struct StudySettings {
     pub cross_matrix: bool,
 }
 
+impl StudySettings {
+    /// The most seeds any configuration gets: `max_repeats`, or `repeats` when none are added.
+    pub fn most_repeats(&self) -> u32 {
+        self.max_repeats.unwrap_or(self.repeats).max(self.repeats)
+    }
+
+    /// How often the verdicts are looked at: after the planned repeats and after every round.
+    pub fn looks(&self) -> u32 {
+        1 + (self.most_repeats() - self.repeats).div_ceil(self.repeats_per_round.max(1))
+    }
+
+    /// The confidence of every verdict's interval: the 5 % error split evenly over the looks
+    /// (Bonferroni), so that a verdict decided at whichever look is wrong at most 5 % of the time.
+    pub fn verdict_confidence(&self) -> f64 {
+        1.0 - (1.0 - VERDICT_CONFIDENCE) / f64::from(self.looks())
+    }
+}
+
+/// The confidence of a verdict's interval in a study that looks once (no added seeds).
+pub const VERDICT_CONFIDENCE: f64 = 0.95;
+
 impl Default for StudySettings {
     fn default() -> Self {
         Self {
             generations: 1,
             strategies: vec![Strategy::SelfTraining, Strategy::Cross],
             repeats: 1,
+            max_repeats: None,
+            repeats_per_round: 2,
             mix: 1.0,
             student: StudentStart::Reinit,
             selections: Vec::new(),
