@@ -166,32 +166,65 @@ pub fn class_surfaces(
         .collect()
 }
 
-/// The Zhang–Suen skeleton of `mask` (the 1984 paper's two sub-iterations; pixels outside the image are background).
+/// The 8 neighbours P2..P9 of Zhang and Suen, clockwise from north.
+const NEIGHBOURS: [(isize, isize); 8] = [(0, -1), (1, -1), (1, 0), (1, 1), (0, 1), (-1, 1), (-1, 0), (-1, -1)];
+
+/// Whether Zhang–Suen's sub-iteration `pass` (0 or 1) removes the set pixel `i` of `s`.
+fn thins(s: &[bool], width: usize, height: usize, i: usize, pass: usize) -> bool {
+    let (x, y) = ((i % width) as isize, (i / width) as isize);
+    let p = NEIGHBOURS.map(|(dx, dy)| set(s, width, height, x + dx, y + dy));
+    let neighbours = p.iter().filter(|&&v| v).count();
+    let transitions = (0..8).filter(|&k| !p[k] && p[(k + 1) % 8]).count();
+    let (p2, p4, p6, p8) = (p[0], p[2], p[4], p[6]);
+    // P2·P4·P6 = P4·P6·P8 = 0 in the first sub-iteration, P2·P4·P8 = P2·P6·P8 = 0 in the second.
+    let side = if pass == 0 { !(p4 && p6 && (p2 || p8)) } else { !(p2 && p8 && (p4 || p6)) };
+    (2..=6).contains(&neighbours) && transitions == 1 && side
+}
+
+/// The set 8-neighbours of pixel `i` in `s`.
+fn set_neighbours(s: &[bool], width: usize, height: usize, i: usize) -> impl Iterator<Item = usize> + '_ {
+    let (x, y) = ((i % width) as isize, (i / width) as isize);
+    NEIGHBOURS.into_iter().filter(move |&(dx, dy)| set(s, width, height, x + dx, y + dy)).map(move |(dx, dy)| {
+        let (nx, ny) = ((x + dx) as usize, (y + dy) as usize);
+        ny * width + nx
+    })
+}
+
+/// Puts pixel `i` in both sub-iterations' queues, once.
+fn enqueue(i: usize, queued: &mut [Vec<bool>; 2], queues: &mut [Vec<usize>; 2]) {
+    for pass in 0..2 {
+        if !queued[pass][i] {
+            queued[pass][i] = true;
+            queues[pass].push(i);
+        }
+    }
+}
+
+/// The Zhang–Suen skeleton of `mask` (the 1984 paper's two sub-iterations; pixels outside the
+/// image are background). Each sub-iteration checks only the pixels whose neighbourhood changed
+/// since that sub-iteration last checked them (at first, the border: a pixel needs a background
+/// neighbour to go), so a thick object costs time in its area, not in its area times its
+/// thickness, and the skeleton is the full scan's, pixel for pixel.
 pub fn skeleton(mask: &[bool], width: usize, height: usize) -> Vec<bool> {
     let mut s = mask.to_vec();
+    let mut queued = [vec![false; s.len()], vec![false; s.len()]];
+    let mut queues: [Vec<usize>; 2] = [Vec::new(), Vec::new()];
+    for i in (0..s.len()).filter(|&i| s[i] && set_neighbours(&s, width, height, i).count() < 8) {
+        enqueue(i, &mut queued, &mut queues);
+    }
     loop {
         let mut changed = false;
         for pass in 0..2 {
-            let remove: Vec<usize> = (0..width * height)
-                .filter(|&i| {
-                    if !s[i] {
-                        return false;
-                    }
-                    let (x, y) = ((i % width) as isize, (i / width) as isize);
-                    // P2..P9 clockwise from north.
-                    let p = [(0, -1), (1, -1), (1, 0), (1, 1), (0, 1), (-1, 1), (-1, 0), (-1, -1)]
-                        .map(|(dx, dy)| set(&s, width, height, x + dx, y + dy));
-                    let neighbours = p.iter().filter(|&&v| v).count();
-                    let transitions = (0..8).filter(|&k| !p[k] && p[(k + 1) % 8]).count();
-                    let (p2, p4, p6, p8) = (p[0], p[2], p[4], p[6]);
-                    // P2·P4·P6 = P4·P6·P8 = 0 in the first sub-iteration, P2·P4·P8 = P2·P6·P8 = 0 in the second.
-                    let side = if pass == 0 { !(p4 && p6 && (p2 || p8)) } else { !(p2 && p8 && (p4 || p6)) };
-                    (2..=6).contains(&neighbours) && transitions == 1 && side
-                })
-                .collect();
+            let candidates = std::mem::take(&mut queues[pass]);
+            candidates.iter().for_each(|&i| queued[pass][i] = false);
+            // Decided on the state before the sub-iteration, then removed together, as the paper does.
+            let remove: Vec<usize> = candidates.into_iter().filter(|&i| s[i] && thins(&s, width, height, i, pass)).collect();
             changed |= !remove.is_empty();
-            for i in remove {
-                s[i] = false;
+            remove.iter().for_each(|&i| s[i] = false);
+            for &i in &remove {
+                for j in set_neighbours(&s, width, height, i).collect::<Vec<_>>() {
+                    enqueue(j, &mut queued, &mut queues);
+                }
             }
         }
         if !changed {
@@ -280,6 +313,45 @@ mod tests {
         let c = cl_dice(&broken, &line, 20, 5);
         let (precision, sensitivity) = (1.0, 12.0 / 16.0);
         assert!((c - 2.0 * precision * sensitivity / (precision + sensitivity)).abs() < 1e-12, "{c}");
+    }
+
+    /// Zhang–Suen as the paper states it: every pixel checked in every sub-iteration.
+    fn full_scan_skeleton(mask: &[bool], width: usize, height: usize) -> Vec<bool> {
+        let mut s = mask.to_vec();
+        loop {
+            let mut changed = false;
+            for pass in 0..2 {
+                let remove: Vec<usize> = (0..s.len()).filter(|&i| s[i] && thins(&s, width, height, i, pass)).collect();
+                changed |= !remove.is_empty();
+                remove.into_iter().for_each(|i| s[i] = false);
+            }
+            if !changed {
+                return s;
+            }
+        }
+    }
+
+    #[test]
+    fn the_frontier_skeleton_is_the_full_scans_pixel_for_pixel() {
+        // Random unions of discs and bars of every thickness, touching the image's edges too.
+        let (width, height) = (61, 47);
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = |n: usize| {
+            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            (state >> 33) as usize % n
+        };
+        for _ in 0..40 {
+            let mut mask = vec![false; width * height];
+            for _ in 0..1 + next(6) {
+                let (cx, cy, r) = (next(width) as isize, next(height) as isize, 1 + next(14) as isize);
+                let (bar, thick) = (next(2) == 0, 1 + next(6) as isize);
+                for (i, m) in mask.iter_mut().enumerate() {
+                    let (dx, dy) = ((i % width) as isize - cx, (i / width) as isize - cy);
+                    *m |= if bar { dy.abs() < thick && dx.abs() <= 3 * r } else { dx * dx + dy * dy <= r * r };
+                }
+            }
+            assert_eq!(skeleton(&mask, width, height), full_scan_skeleton(&mask, width, height));
+        }
     }
 
     #[test]

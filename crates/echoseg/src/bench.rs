@@ -83,6 +83,44 @@ struct AgreementBench {
     /// Cohen's kappa of raters 1 and 2 and Fleiss' kappa of all five, to check against other tools.
     cohen_kappa: f64,
     fleiss_kappa: f64,
+    /// Surface metrics of one large image (HD95, ASD both ways, ASSD, surface Dice, clDice).
+    surface: Vec<SurfaceBench>,
+}
+
+/// One image of `side` × `side` px: a disc of radius 0.3 × side as the truth, the same with 10 %
+/// of its pixels flipped as the rater (bench/surface_reference.py times medpy on the same kind).
+#[derive(Debug, Serialize)]
+struct SurfaceBench {
+    side: usize,
+    seconds: f64,
+    hd95: Option<f64>,
+    assd: Option<f64>,
+}
+
+/// Image sides of the surface cases: the sizes at which medpy was compared (bench/README.md).
+const SURFACE_SIDES: [usize; 3] = [1000, 2000, 4200];
+
+fn bench_surface(side: usize) -> SurfaceBench {
+    let mut state = 0x2545_f491_4f6c_dd1d_u64 ^ side as u64;
+    let centre = (0.45 * side as f64, 0.5 * side as f64);
+    let truth: Vec<bool> = (0..side * side)
+        .map(|i| {
+            let (dx, dy) = ((i % side) as f64 - centre.0, (i / side) as f64 - centre.1);
+            dx * dx + dy * dy <= (0.3 * side as f64).powi(2)
+        })
+        .collect();
+    let rater: Vec<bool> = truth
+        .iter()
+        .map(|&t| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            t != state.is_multiple_of(10)
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    let scores = echoseg_agree::surface_scores(&rater, &truth, side, side, echoseg_agree::SURFACE_TOLERANCE);
+    SurfaceBench { side, seconds: started.elapsed().as_secs_f64(), hd95: scores.hd95, assd: scores.assd }
 }
 
 /// Five raters' label maps of `images` 1000 × 1000 images with 4 classes: the truth is a tiling
@@ -151,6 +189,7 @@ fn bench_agreement(mpixels: usize) -> AgreementBench {
         staple_iterations: iterations,
         cohen_kappa,
         fleiss_kappa,
+        surface: SURFACE_SIDES.into_iter().map(bench_surface).collect(),
     }
 }
 
@@ -179,6 +218,16 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 "  STAPLE ({} iterations):                        {:>8.3} s  {:>8.1} Mpixel/s",
                 a.staple_iterations, a.staple_s, a.staple_mpixel_per_s
             );
+            for c in &a.surface {
+                let px = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.2} px"));
+                println!(
+                    "  surface metrics, {side} × {side} px, rater with 10 % flipped: {:>8.3} s  HD95 {}  ASSD {}",
+                    c.seconds,
+                    px(c.hd95),
+                    px(c.assd),
+                    side = c.side
+                );
+            }
         }
         a
     });
