@@ -170,6 +170,9 @@ pub enum Metric {
     SurfaceDice(String),
     /// Mean over test images of one class's centreline Dice, clDice (named class).
     ClDice(String),
+    /// Test images where exactly one of the prediction and the truth has the class (named): its
+    /// surface metrics count there at their worst values.
+    SurfaceEmpty(String),
     /// A bias of the fingerprint.
     Bias(Bias),
     /// Expected calibration error.
@@ -254,13 +257,14 @@ const FIXED: [(Metric, &str); 23] = [
 type OfClass = fn(String) -> Metric;
 
 /// The per-class metrics: a prefix, then the class name.
-const PER_CLASS: [(&str, OfClass); 8] = [
+const PER_CLASS: [(&str, OfClass); 9] = [
     ("iou_", Metric::Iou),
     ("dice_", Metric::Dice),
     ("hd95_", Metric::Hd95),
     ("assd_", Metric::Assd),
     ("surface_dice_", Metric::SurfaceDice),
     ("cldice_", Metric::ClDice),
+    ("surface_empty_", Metric::SurfaceEmpty),
     ("staple_sensitivity_", Metric::StapleSensitivity),
     ("sensitivity_", Metric::Sensitivity),
 ];
@@ -340,6 +344,7 @@ impl fmt::Display for Metric {
             Metric::Assd(c) => class("assd_", c, f),
             Metric::SurfaceDice(c) => class("surface_dice_", c, f),
             Metric::ClDice(c) => class("cldice_", c, f),
+            Metric::SurfaceEmpty(c) => class("surface_empty_", c, f),
             Metric::Sensitivity(c) => class("sensitivity_", c, f),
             Metric::StapleSensitivity(c) => class("staple_sensitivity_", c, f),
             fixed => f.write_str(FIXED.iter().find(|(m, _)| m == fixed).map_or("", |(_, n)| n)),
@@ -376,6 +381,7 @@ mod tests {
             Metric::Assd("thin".into()),
             Metric::SurfaceDice("blob".into()),
             Metric::ClDice("thin".into()),
+            Metric::SurfaceEmpty("thin".into()),
         ] {
             assert_eq!(Metric::from_name(&metric.name()), Some(metric));
         }

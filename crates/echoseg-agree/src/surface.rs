@@ -17,8 +17,14 @@
 //! differently, e.g. it removes the corner pixels of staircases), so clDice computed with it
 //! differs on thin structures; bench/surface_reference.py measures by how much.
 //!
-//! Empty masks: both empty — distances 0, surface Dice 1, clDice 1 (nothing to find, nothing
-//! found); exactly one empty — distances undefined (`None`), surface Dice 0, clDice 0.
+//! Empty masks, a stated rule rather than a gap in the mean: both empty — the best values
+//! (distances 0, surface Dice 1, clDice 1: nothing to find, nothing found); exactly one empty
+//! (an object missed, or one drawn where there is none) — the worst values (every distance the
+//! image's diagonal, the farthest two pixels can lie; surface Dice 0, clDice 0). This is
+//! MetricsReloaded's per-case rule (Maier-Hein et al., Nature Methods 2024: an empty
+//! prediction of a present structure gets the metric's worst value, both empty its best). Leaving
+//! such images out of a mean, as MONAI's NaN does (issue #9095), makes a model that stops finding
+//! hard objects look closer to the truth. [`ClassSurface::empty`] counts them.
 
 use serde::Serialize;
 
@@ -34,13 +40,13 @@ use crate::metric::Metric;
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct SurfaceScores {
     /// 95th-percentile Hausdorff distance in px.
-    pub hd95: Option<f64>,
+    pub hd95: f64,
     /// Mean distance from the segmentation's border to the reference's, in px.
-    pub asd: Option<f64>,
+    pub asd: f64,
     /// Mean distance from the reference's border to the segmentation's, in px.
-    pub asd_reverse: Option<f64>,
+    pub asd_reverse: f64,
     /// The mean of both directions' distances together, in px.
-    pub assd: Option<f64>,
+    pub assd: f64,
     /// Share of both borders within the tolerance of the other.
     pub surface_dice: f64,
     /// Centreline Dice.
@@ -89,7 +95,7 @@ pub fn surface_scores(segmentation: &[bool], reference: &[bool], width: usize, h
     let cl_dice = cl_dice(segmentation, reference, width, height);
     if !s_any || !r_any {
         let both = !s_any && !r_any;
-        let distance = both.then_some(0.0);
+        let distance = if both { 0.0 } else { (width as f64).hypot(height as f64) };
         let dice = if both { 1.0 } else { 0.0 };
         return SurfaceScores { hd95: distance, asd: distance, asd_reverse: distance, assd: distance, surface_dice: dice, cl_dice };
     }
@@ -98,34 +104,38 @@ pub fn surface_scores(segmentation: &[bool], reference: &[bool], width: usize, h
     let reverse = border_distances(&rb, &sb, width, height);
     let within = forward.iter().chain(&reverse).filter(|&&d| d <= tolerance).count();
     let surface_dice = within as f64 / (forward.len() + reverse.len()) as f64;
-    let (asd, asd_reverse) = (mean(&forward), mean(&reverse));
+    // Both masks have pixels, so both have a border and every mean and percentile is defined.
+    let (asd, asd_reverse) = (mean(&forward).unwrap_or(0.0), mean(&reverse).unwrap_or(0.0));
     let mut both: Vec<f64> = forward.iter().chain(&reverse).copied().collect();
-    SurfaceScores { hd95: percentile(&mut both, 95.0), asd, asd_reverse, assd: mean(&both), surface_dice, cl_dice }
+    // The percentile sorts `both`, and the mean is summed in that order, as it always was.
+    let hd95 = percentile(&mut both, 95.0).unwrap_or(0.0);
+    SurfaceScores { hd95, asd, asd_reverse, assd: mean(&both).unwrap_or(0.0), surface_dice, cl_dice }
 }
 
 /// One segmentation's surface metrics of one class against truth over a set of images, each the
-/// mean over the images where it is defined.
+/// mean over every image (empty masks by the module's rule).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ClassSurface {
     /// The class index.
     pub class: usize,
-    /// The means over the images (distances over the images that define them).
+    /// The means over the images.
     #[serde(flatten)]
     pub mean: SurfaceScores,
-    /// Images where the distances are undefined (exactly one of the two masks empty).
-    pub undefined: usize,
+    /// Images where exactly one of the two masks is empty, counted at the worst values.
+    pub empty: usize,
 }
 
 impl ClassSurface {
     /// The tables' metrics of these means for the class named `class`: HD95, ASSD, surface Dice
-    /// and clDice (the distances `None` where no image defines them).
-    pub fn metrics(&self, class: &str) -> [(Metric, Option<f64>); 4] {
+    /// and clDice, and the count of images with one mask empty.
+    pub fn metrics(&self, class: &str) -> [(Metric, f64); 5] {
         let class = class.to_string();
         [
             (Metric::Hd95(class.clone()), self.mean.hd95),
             (Metric::Assd(class.clone()), self.mean.assd),
-            (Metric::SurfaceDice(class.clone()), Some(self.mean.surface_dice)),
-            (Metric::ClDice(class), Some(self.mean.cl_dice)),
+            (Metric::SurfaceDice(class.clone()), self.mean.surface_dice),
+            (Metric::ClDice(class.clone()), self.mean.cl_dice),
+            (Metric::SurfaceEmpty(class), self.empty as f64),
         ]
     }
 }
@@ -141,27 +151,26 @@ pub fn class_surfaces(
 ) -> Vec<ClassSurface> {
     (1..classes)
         .map(|class| {
-            let scores: Vec<SurfaceScores> = segmentation
+            let (scores, empty): (Vec<SurfaceScores>, Vec<bool>) = segmentation
                 .iter()
                 .zip(truth)
                 .zip(sizes)
                 .map(|((s, t), &(w, h))| {
                     let (a, b): (Vec<bool>, Vec<bool>) =
                         s.iter().zip(t.iter()).map(|(&x, &y)| (usize::from(x) == class, usize::from(y) == class)).unzip();
-                    surface_scores(&a, &b, w, h, tolerance)
+                    (surface_scores(&a, &b, w, h, tolerance), a.contains(&true) != b.contains(&true))
                 })
-                .collect();
-            let pick = |f: fn(&SurfaceScores) -> Option<f64>| mean(&scores.iter().filter_map(f).collect::<Vec<_>>());
-            let share = |f: fn(&SurfaceScores) -> f64| mean(&scores.iter().map(f).collect::<Vec<_>>()).unwrap_or(0.0);
+                .unzip();
+            let over = |f: fn(&SurfaceScores) -> f64| mean(&scores.iter().map(f).collect::<Vec<_>>()).unwrap_or(0.0);
             let mean = SurfaceScores {
-                hd95: pick(|s| s.hd95),
-                asd: pick(|s| s.asd),
-                asd_reverse: pick(|s| s.asd_reverse),
-                assd: pick(|s| s.assd),
-                surface_dice: share(|s| s.surface_dice),
-                cl_dice: share(|s| s.cl_dice),
+                hd95: over(|s| s.hd95),
+                asd: over(|s| s.asd),
+                asd_reverse: over(|s| s.asd_reverse),
+                assd: over(|s| s.assd),
+                surface_dice: over(|s| s.surface_dice),
+                cl_dice: over(|s| s.cl_dice),
             };
-            ClassSurface { class, mean, undefined: scores.iter().filter(|s| s.hd95.is_none()).count() }
+            ClassSurface { class, mean, empty: empty.iter().filter(|&&e| e).count() }
         })
         .collect()
 }
@@ -275,24 +284,63 @@ mod tests {
         // from b's top row (x 6..11), the bottom row likewise; a's left column (x 4, y 5..8) is 2
         // from b's left column; a's right column (x 9) is 1, 2, 2, 1 from b's top row, right
         // column or bottom row. Sum 3 + 3 + 8 + 6 = 20 over 20 pixels; the reverse is the mirror image.
-        assert!((s.asd.unwrap() - 1.0).abs() < 1e-12, "{s:?}");
-        assert!((s.asd_reverse.unwrap() - 1.0).abs() < 1e-12, "{s:?}");
-        assert!((s.assd.unwrap() - 1.0).abs() < 1e-12);
+        assert!((s.asd - 1.0).abs() < 1e-12, "{s:?}");
+        assert!((s.asd_reverse - 1.0).abs() < 1e-12, "{s:?}");
+        assert!((s.assd - 1.0).abs() < 1e-12);
         // 40 distances: 16 of 2, 8 of 1, 16 of 0; the 95th percentile (rank 37.05 of 0..39) is 2.
-        assert_eq!(s.hd95, Some(2.0));
+        assert_eq!(s.hd95, 2.0);
         // Within 1 px: 24 of the 40.
         assert!((s.surface_dice - 24.0 / 40.0).abs() < 1e-12, "{s:?}");
     }
 
     #[test]
-    fn empty_masks_are_defined() {
-        let (none, some) = (vec![false; 64], rect(8, 8, 2, 2, 5, 5));
-        let both = surface_scores(&none, &none, 8, 8, 1.0);
-        assert_eq!((both.hd95, both.assd, both.surface_dice, both.cl_dice), (Some(0.0), Some(0.0), 1.0, 1.0));
-        let one = surface_scores(&none, &some, 8, 8, 1.0);
-        assert_eq!((one.hd95, one.assd, one.surface_dice, one.cl_dice), (None, None, 0.0, 0.0));
-        let same = surface_scores(&some, &some, 8, 8, 0.0);
-        assert_eq!((same.hd95, same.assd, same.surface_dice, same.cl_dice), (Some(0.0), Some(0.0), 1.0, 1.0));
+    fn empty_masks_get_the_best_values_when_both_are_empty_and_the_worst_when_one_is() {
+        let (none, some) = (vec![false; 48], rect(8, 6, 2, 2, 5, 5));
+        let both = surface_scores(&none, &none, 8, 6, 1.0);
+        assert_eq!((both.hd95, both.assd, both.surface_dice, both.cl_dice), (0.0, 0.0, 1.0, 1.0));
+        // An 8 × 6 image's diagonal is 10 px, whichever mask is the empty one.
+        for one in [surface_scores(&none, &some, 8, 6, 1.0), surface_scores(&some, &none, 8, 6, 1.0)] {
+            assert_eq!((one.hd95, one.asd, one.asd_reverse, one.assd, one.surface_dice, one.cl_dice), (10.0, 10.0, 10.0, 10.0, 0.0, 0.0));
+        }
+        let same = surface_scores(&some, &some, 8, 6, 0.0);
+        assert_eq!((same.hd95, same.assd, same.surface_dice, same.cl_dice), (0.0, 0.0, 1.0, 1.0));
+    }
+
+    #[test]
+    fn a_rater_who_finds_nothing_on_half_the_images_scores_worse_than_one_who_draws_every_object_too_large() {
+        // Four 64 × 64 images with one square each; `good` draws every square 1 px too large on
+        // every side,
+        // `missing` the same masks but nothing on images 2 and 3 (the issue's case).
+        let truth: Vec<Vec<u8>> = (0..4).map(|i| square(64, 10 + 4 * i, 30)).collect();
+        let good: Vec<Vec<u8>> = (0..4).map(|i| square(64, 9 + 4 * i, 32)).collect();
+        let missing: Vec<Vec<u8>> = good.iter().enumerate().map(|(i, m)| if i < 2 { m.clone() } else { vec![0; m.len()] }).collect();
+        let sizes = [(64, 64); 4];
+        let score = |maps: &[Vec<u8>]| class_surfaces(&slices(maps), &slices(&truth), &sizes, 2, 1.0).remove(0);
+        let (good, missing) = (score(&good), score(&missing));
+        assert_eq!((good.empty, missing.empty), (0, 2));
+        assert!((good.mean.hd95 - 1.0).abs() < 1e-12 && (good.mean.assd - 1.0).abs() < 0.05, "{good:?}");
+        // Two images at 1 px, two at the 90.5 px diagonal.
+        let diagonal = 64.0 * std::f64::consts::SQRT_2;
+        assert!((missing.mean.hd95 - (2.0 * 1.0 + 2.0 * diagonal) / 4.0).abs() < 1e-9, "{missing:?}");
+        assert!(missing.mean.hd95 > good.mean.hd95 && missing.mean.assd > good.mean.assd);
+        assert!(missing.mean.surface_dice < good.mean.surface_dice && missing.mean.cl_dice < good.mean.cl_dice);
+        // Truth empty and a prediction drawn: as bad as a miss.
+        let none = vec![0u8; 64 * 64];
+        let drawn = class_surfaces(&[&good_square()], &[&none], &[(64, 64)], 2, 1.0).remove(0);
+        assert_eq!((drawn.empty, drawn.mean.hd95), (1, diagonal));
+    }
+
+    fn slices(maps: &[Vec<u8>]) -> Vec<&[u8]> {
+        maps.iter().map(Vec::as_slice).collect()
+    }
+
+    /// A label map of `side` × `side` px with class 1 on the square at (`at`, `at`) of side `size`.
+    fn square(side: usize, at: usize, size: usize) -> Vec<u8> {
+        rect(side, side, at, at, at + size, at + size).into_iter().map(u8::from).collect()
+    }
+
+    fn good_square() -> Vec<u8> {
+        square(64, 9, 32)
     }
 
     #[test]

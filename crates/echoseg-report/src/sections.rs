@@ -383,10 +383,13 @@ fn surfaces(page: &mut Page, study: &Study) {
     page.heading("surfaces", "Surface distances");
     page.paragraph(&format!(
         "Per class, means over the scored images (and over seeds for models): HD95, the 95th-percentile distance between the \
-         two borders; ASSD, the mean distance of both borders' pixels to the other border (both in px, medpy's definitions; \
-         left out where an image has the class in only one of the two masks); surface Dice, the share of both borders within \
-         {} px of the other; clDice, the centreline Dice of thin structures (Zhang–Suen skeletons). Sources are scored where \
-         the sources table scores them, models on the test images.",
+         two borders; ASSD, the mean distance of both borders' pixels to the other border (both in px, medpy's definitions); \
+         surface Dice, the share of both borders within {} px of the other; clDice, the centreline Dice of thin structures \
+         (Zhang–Suen skeletons). An image where only one of the two masks has the class (an object missed, or drawn where \
+         there is none) counts at the worst values, distances the image's diagonal and both Dice 0, and an image where \
+         neither has it at the best (MetricsReloaded's rule): left out, such images would make a model that stops finding \
+         hard objects look closer to the truth. The last columns count them. Sources are scored where the sources table \
+         scores them, models on the test images.",
         echoseg_agree::SURFACE_TOLERANCE
     ));
     page.raw(&table.html());

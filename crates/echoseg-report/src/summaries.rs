@@ -652,7 +652,7 @@ pub(crate) fn sources_table(rows: &[ResultRow], class_metrics: &[Metric]) -> Tab
 
 /// Whether a metric is one of the per-class surface metrics.
 fn is_surface(metric: &Metric) -> bool {
-    matches!(metric, Metric::Hd95(_) | Metric::Assd(_) | Metric::SurfaceDice(_) | Metric::ClDice(_))
+    matches!(metric, Metric::Hd95(_) | Metric::Assd(_) | Metric::SurfaceDice(_) | Metric::ClDice(_) | Metric::SurfaceEmpty(_))
 }
 
 /// Each source, and each model per generation and treatment (means over seeds), by the
@@ -683,7 +683,12 @@ pub(crate) fn surface_table(rows: &[ResultRow]) -> Option<Table> {
             let label = if *source { format!("source {model}") } else { format!("{model}, gen {generation} {treatment}") };
             let mut cells = vec![cell(&label)];
             cells.extend(metrics.iter().map(|m| {
-                let decimals = if matches!(m, Metric::Hd95(_) | Metric::Assd(_)) { 2 } else { 3 };
+                let decimals = match m {
+                    Metric::Hd95(_) | Metric::Assd(_) => 2,
+                    // A count per run, averaged over seeds for models.
+                    Metric::SurfaceEmpty(_) => 1,
+                    _ => 3,
+                };
                 number(metric_of(rows, mine, m), decimals, false)
             }));
             cells
@@ -699,6 +704,7 @@ fn column_title(metric: &Metric) -> String {
         Metric::Assd(class) => format!("ASSD {class} (px)"),
         Metric::SurfaceDice(class) => format!("surface Dice {class}"),
         Metric::ClDice(class) => format!("clDice {class}"),
+        Metric::SurfaceEmpty(class) => format!("images, one mask without {class}"),
         Metric::Ece => "ECE".into(),
         Metric::Bias(Bias::BoundaryF1) => Bias::BoundaryF1.display_name(),
         other => other.name().replace('_', " ").replace("fp rate", "FP rate"),

@@ -111,7 +111,7 @@ pub(crate) fn masks_frame(manifest: &Manifest, plan: &Plan, data: &StudyData, te
             .iter()
             .filter_map(|s| class_names.get(s.class).map(|c| s.metrics(c)))
             .flatten()
-            .map(|(metric, v)| (metric.name(), v));
+            .map(|(metric, v)| (metric.name(), Some(v)));
         let values = std::iter::once((Metric::Miou.name(), Some(m.scores.miou)))
             .chain(m.fingerprint.named().into_iter().map(|(bias, v)| (Metric::Bias(bias).name(), v)))
             .chain(surfaces);

@@ -116,15 +116,13 @@ impl Rows {
         self.chain.push(key.chain);
     }
 
-    /// Each foreground class's surface metrics (means over the images; HD95 and ASSD left out
-    /// where no image defines them).
+    /// Each foreground class's surface metrics (means over the images, empty masks by the rule of
+    /// `echoseg_agree::surface`) and the count of images with one mask empty.
     fn push_surfaces(&mut self, key: &RowKey<'_>, surfaces: &[ClassSurface], class_names: &[String]) {
         for s in surfaces {
             let Some(name) = class_names.get(s.class) else { continue };
             for (metric, value) in s.metrics(name) {
-                if let Some(v) = value {
-                    self.push(key, &metric, v);
-                }
+                self.push(key, &metric, value);
             }
         }
     }

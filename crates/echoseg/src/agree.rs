@@ -303,20 +303,22 @@ fn print_tables(
 }
 
 fn print_surface(raters: &[String], surface: &[Vec<ClassSurface>], tolerance: f64) {
-    let px = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}"));
-    println!("\nsurface metrics against truth, per class (means over images; distances in px; surface Dice within {tolerance} px)");
+    println!(
+        "\nsurface metrics against truth, per class (means over images; distances in px; surface Dice within {tolerance} px; \
+         an image where exactly one mask has the class counts at the worst values: distances the image's diagonal, Dice 0)"
+    );
     for (j, (name, classes)) in raters.iter().zip(surface).enumerate() {
         for c in classes {
-            let undefined =
-                if c.undefined > 0 { format!("  ({} image(s) with one mask empty: no distance)", c.undefined) } else { String::new() };
+            let empty =
+                if c.empty > 0 { format!("  ({} image(s) with one mask empty, at the worst values)", c.empty) } else { String::new() };
             println!(
-                "  {:>3} class {}: HD95 {}  ASSD {} (ASD {} / {})  surface Dice {:.3}  clDice {:.3}{undefined}  {name}",
+                "  {:>3} class {}: HD95 {:.2}  ASSD {:.2} (ASD {:.2} / {:.2})  surface Dice {:.3}  clDice {:.3}{empty}  {name}",
                 j + 1,
                 c.class,
-                px(c.mean.hd95),
-                px(c.mean.assd),
-                px(c.mean.asd),
-                px(c.mean.asd_reverse),
+                c.mean.hd95,
+                c.mean.assd,
+                c.mean.asd,
+                c.mean.asd_reverse,
                 c.mean.surface_dice,
                 c.mean.cl_dice
             );

@@ -93,8 +93,8 @@ struct AgreementBench {
 struct SurfaceBench {
     side: usize,
     seconds: f64,
-    hd95: Option<f64>,
-    assd: Option<f64>,
+    hd95: f64,
+    assd: f64,
 }
 
 /// Image sides of the surface cases: the sizes at which medpy was compared (bench/README.md).
@@ -219,12 +219,11 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 a.staple_iterations, a.staple_s, a.staple_mpixel_per_s
             );
             for c in &a.surface {
-                let px = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.2} px"));
                 println!(
-                    "  surface metrics, {side} × {side} px, rater with 10 % flipped: {:>8.3} s  HD95 {}  ASSD {}",
+                    "  surface metrics, {side} × {side} px, rater with 10 % flipped: {:>8.3} s  HD95 {:.2} px  ASSD {:.2} px",
                     c.seconds,
-                    px(c.hd95),
-                    px(c.assd),
+                    c.hd95,
+                    c.assd,
                     side = c.side
                 );
             }
