@@ -266,4 +266,21 @@ mod tests {
         let err = staple(&[vec![map.as_slice()]], 2, &StapleConfig::default()).unwrap_err();
         assert!(matches!(err, AgreeError::TooFewRaters { needed: 2, got: 1 }));
     }
+
+    #[test]
+    fn counts_stay_exact_past_two_to_the_24_pixels() {
+        // One 4200 × 4200 image (17.64 M pixels, past the 2^24 where a float32 count stops
+        // growing by one; SimpleITK fixed such a bug in 2026, PR #2670): two raters mark every
+        // 70th pixel, a third the same but for pixel 0, so the unmarked tuple counts 17.39 M in
+        // runs of 69. The prior is exact label counts.
+        let n: usize = 4200 * 4200;
+        let marked: Vec<u8> = (0..n).map(|i| u8::from(i % 70 == 0)).collect();
+        let mut third = marked.clone();
+        third[0] = 0;
+        let s = run(&[marked.clone(), marked, third], 2);
+        let ones = n.div_ceil(70) as f64;
+        let expected = (3.0 * ones - 1.0) / (3.0 * n as f64);
+        assert!((s.prior[1] - expected).abs() < 1e-15, "{} against {expected}", s.prior[1]);
+        assert!((s.prior[0] - (1.0 - expected)).abs() < 1e-15);
+    }
 }
