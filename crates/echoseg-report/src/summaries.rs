@@ -704,7 +704,7 @@ fn column_title(metric: &Metric) -> String {
         Metric::Assd(class) => format!("ASSD {class} (px)"),
         Metric::SurfaceDice(class) => format!("surface Dice {class}"),
         Metric::ClDice(class) => format!("clDice {class}"),
-        Metric::SurfaceEmpty(class) => format!("images, one mask without {class}"),
+        Metric::SurfaceEmpty(class) => format!("images with {class} in one mask only"),
         Metric::Ece => "ECE".into(),
         Metric::Bias(Bias::BoundaryF1) => Bias::BoundaryF1.display_name(),
         other => other.name().replace('_', " ").replace("fp rate", "FP rate"),

@@ -68,6 +68,15 @@ pub fn plan_with_rounds(manifest: &Manifest, data: &StudyData, rounds: &[Round])
             Some(round) => run.chain && run.generation > 0 && round.chains.contains(&VerdictChain::of(run)),
         })
         .collect();
+    // A pre-trained student starts from the pre-training its model's generation 0 makes (the
+    // scheduler's dependency), so that run comes too.
+    for i in 0..full.runs.len() {
+        let run = &full.runs[i];
+        if keep[i] && run.generation > 0 && run.network.pretrain.is_some() {
+            let first = full.runs.iter().position(|r| r.generation == 0 && r.repeat == run.repeat && r.network == run.network);
+            first.into_iter().for_each(|f| keep[f] = true);
+        }
+    }
     // Teachers come before their students, so one pass from the end reaches every ancestor.
     for i in (0..full.runs.len()).rev() {
         if let (true, Teaching::PseudoLabels { teachers, .. }) = (keep[i], &full.runs[i].teaching) {
