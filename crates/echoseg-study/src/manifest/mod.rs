@@ -1111,6 +1111,20 @@ images = 10
     }
 
     #[test]
+    fn added_seeds_are_validated_and_every_look_is_paid_for() {
+        let m = parse(Path::new("t.toml"), &format!("{GOOD}\n[study]\nrepeats = 4\nmax_repeats = 9\n")).unwrap();
+        // Rounds of 2, 2 and 1 seeds: four looks, each at 1 − 0.05 / 4.
+        assert_eq!((m.study.most_repeats(), m.study.looks()), (9, 4));
+        assert!((m.study.verdict_confidence() - 0.9875).abs() < 1e-12);
+        let once = parse(Path::new("t.toml"), &format!("{GOOD}\n[study]\nrepeats = 4\n")).unwrap();
+        assert_eq!((once.study.looks(), once.study.verdict_confidence()), (1, 0.95));
+        let bad = format!("{GOOD}\n[study]\nrepeats = 4\nmax_repeats = 3\nrepeats_per_round = 0\n");
+        let err = parse(Path::new("t.toml"), &bad).unwrap_err().to_string();
+        assert!(err.contains("`study.max_repeats` must lie between study.repeats (4) and 100, got 3"), "{err}");
+        assert!(err.contains("`study.repeats_per_round` must be at least 1"), "{err}");
+    }
+
+    #[test]
     fn selections_mix_and_targets_are_validated_with_what_is_allowed() {
         let m = parse(Path::new("t.toml"), GOOD).unwrap();
         assert_eq!((m.selections.clone(), m.study.mix, m.targets.len()), (vec![Selection::all()], 1.0, 0));
