@@ -485,12 +485,6 @@ fn lineage_roots(plan: &Plan, run: usize) -> Vec<usize> {
     roots
 }
 
-/// The ceiling run of `run`'s architecture (without pre-training) and repeat.
-fn ceiling_of(plan: &Plan, run: &PlannedRun) -> Option<usize> {
-    let plain = echoseg_nets::NetworkSpec { pretrain: None, ..run.network };
-    plan.runs.iter().position(|b| b.teaching == Teaching::Truth && b.repeat == run.repeat && b.network == plain)
-}
-
 /// The verdict of a comparison whose pairs `collapsed` of `total` had a collapsed run in:
 /// "collapsed" when most did.
 fn unless_collapsed(verdict: Verdict, collapsed: usize, total: usize) -> Verdict {
@@ -703,7 +697,7 @@ fn gap_columns(study: &Evidence<'_>) -> Columns {
     let plan = study.plan;
     let mut students: BTreeMap<ConfigurationKey<'_>, Vec<GapRuns<'_>>> = BTreeMap::new();
     for (i, r) in plan.runs.iter().enumerate() {
-        let (Teaching::PseudoLabels { teachers, .. }, Some(ceiling)) = (&r.teaching, ceiling_of(plan, r)) else { continue };
+        let (Teaching::PseudoLabels { teachers, .. }, Some(ceiling)) = (&r.teaching, plan.ceiling_of(r)) else { continue };
         let key = (r.generation, &study.treatments[i], r.model.as_str(), study.teacher_names[i].as_str());
         students.entry(key).or_default().push(GapRuns { teachers, student: i, ceiling });
     }

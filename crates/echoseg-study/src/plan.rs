@@ -123,6 +123,12 @@ impl Plan {
         self.runs.iter().take_while(|r| !matches!(r.teaching, Teaching::CrossFit { .. })).count()
     }
 
+    /// The ceiling run of `run`'s architecture (without pre-training) and repeat.
+    pub fn ceiling_of(&self, run: &PlannedRun) -> Option<usize> {
+        let plain = NetworkSpec { pretrain: None, ..run.network };
+        self.runs.iter().position(|b| b.teaching == Teaching::Truth && b.repeat == run.repeat && b.network == plain)
+    }
+
     /// The cross-fitting runs, for label issues.
     pub fn cross_fits(&self) -> &[PlannedRun] {
         &self.runs[self.tabled()..]

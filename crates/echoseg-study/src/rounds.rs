@@ -7,11 +7,10 @@
 
 use std::collections::BTreeSet;
 
-use echoseg_nets::NetworkSpec;
-
 use crate::data::StudyData;
 use crate::manifest::Manifest;
-use crate::plan::{Plan, PlannedRun, Teaching, plan_repeats};
+use crate::plan::{Plan, PlannedRun, plan_repeats};
+use crate::schedule::dependencies;
 use crate::strategy::Treatment;
 
 /// The runs one verdict row judges, over the seeds: a strategy's (and selection's) chain
@@ -68,26 +67,18 @@ pub fn plan_with_rounds(manifest: &Manifest, data: &StudyData, rounds: &[Round])
             Some(round) => run.chain && run.generation > 0 && round.chains.contains(&VerdictChain::of(run)),
         })
         .collect();
-    // A pre-trained student starts from the pre-training its model's generation 0 makes (the
-    // scheduler's dependency), so that run comes too.
-    for i in 0..full.runs.len() {
-        let run = &full.runs[i];
-        if keep[i] && run.generation > 0 && run.network.pretrain.is_some() {
-            let first = full.runs.iter().position(|r| r.generation == 0 && r.repeat == run.repeat && r.network == run.network);
-            first.into_iter().for_each(|f| keep[f] = true);
-        }
-    }
-    // Teachers come before their students, so one pass from the end reaches every ancestor.
+    // Whatever a kept run waits for (teachers, a pre-trained model's generation 0): those come
+    // earlier in the plan, so one pass from the end reaches every ancestor.
+    let needs = dependencies(&full);
     for i in (0..full.runs.len()).rev() {
-        if let (true, Teaching::PseudoLabels { teachers, .. }) = (keep[i], &full.runs[i].teaching) {
-            teachers.iter().for_each(|&t| keep[t] = true);
+        if keep[i] {
+            needs[i].iter().for_each(|&n| keep[n] = true);
         }
     }
-    for (i, ceiling) in full.runs.iter().enumerate() {
-        if ceiling.teaching == Teaching::Truth && round_of(ceiling).is_some() {
-            keep[i] = full.runs.iter().enumerate().any(|(j, s)| {
-                keep[j] && s.generation > 0 && s.repeat == ceiling.repeat && NetworkSpec { pretrain: None, ..s.network } == ceiling.network
-            });
+    // The ceilings the gap table pairs the added students (teachers of later generations too) with.
+    for i in 0..full.runs.len() {
+        if keep[i] && full.runs[i].generation > 0 && round_of(&full.runs[i]).is_some() {
+            full.ceiling_of(&full.runs[i]).into_iter().for_each(|c| keep[c] = true);
         }
     }
     full.retain(&keep)

@@ -183,9 +183,8 @@ fn model_key<'a>(run: &'a PlannedRun, teacher: &'a str, subject: &'static str, p
 /// Builds the results and history tables from finished runs and writes them (Parquet and CSV).
 pub fn write_tables(manifest: &Manifest, plan: &Plan, outcomes: &[RunOutcome], data: &StudyData, dir: &StudyDir) -> Result<(), StudyError> {
     crate::label_issues::write_label_issues(manifest, plan, data, dir)?;
-    // The cross-fitting runs come last and belong to the label issues only.
-    let tabled = plan.tabled();
-    let (plan, outcomes) = (&Plan { runs: plan.runs[..tabled].to_vec() }, &outcomes[..tabled.min(outcomes.len())]);
+    let (tabled, outcomes) = results_part(plan, outcomes);
+    let plan = &tabled;
     let class_names = data.classes.names().to_vec();
     crate::samples::write_samples(manifest, data, dir)?;
     let mut rows = Rows::default();
@@ -300,10 +299,17 @@ pub fn undecided_runs(
     data: &StudyData,
     dir: &StudyDir,
 ) -> Result<Vec<usize>, StudyError> {
-    let tabled = plan.tabled();
-    let (plan, outcomes) = (&Plan { runs: plan.runs[..tabled].to_vec() }, &outcomes[..tabled.min(outcomes.len())]);
+    let (tabled, outcomes) = results_part(plan, outcomes);
+    let plan = &tabled;
     let predictions = Predictions::read(plan, data, dir)?;
     Ok(crate::intervals::undecided_runs(plan, predictions.inputs(manifest, data, outcomes, labels_miou(data))))
+}
+
+/// The runs the results tables hold and their outcomes: the plan without its cross-fitting runs,
+/// which come last and belong to the label issues only.
+fn results_part<'a>(plan: &Plan, outcomes: &'a [RunOutcome]) -> (Plan, &'a [RunOutcome]) {
+    let tabled = plan.tabled();
+    (Plan { runs: plan.runs[..tabled].to_vec() }, &outcomes[..tabled.min(outcomes.len())])
 }
 
 /// All of generation 0's training labels together against truth, where the data has it.

@@ -1,7 +1,7 @@
 //! `echoseg plan`: the runs a manifest expands to, with a time estimate from a short timing of
 //! each architecture at the study's image size and batch.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
@@ -11,7 +11,7 @@ use echoseg_study::data::StudyData;
 use echoseg_study::manifest;
 use echoseg_study::plan::{PlannedRun, Teaching};
 use echoseg_study::resolution::expected_resolution;
-use echoseg_study::rounds::{Round, VerdictChain, may_add, plan_with_rounds};
+use echoseg_study::rounds::{Round, may_add, next_round, plan_with_rounds};
 use echoseg_study::rows::{answer_rows, read_verdicts};
 use echoseg_study::schedule::{Jobs, dependencies, makespan};
 
@@ -88,8 +88,7 @@ pub fn print(path: &Path, overrides: &[String], timing: bool) -> Result<()> {
         "{:<id_width$} {:>3} {:>6} {:<10} {:<10} {:<14} {:<10} {:>6} {:>8}",
         "run", "gen", "repeat", "model", "strategy", "selection", "teacher", "images", "estimate"
     );
-    let estimate = |run: &PlannedRun| {
-        let work = workload(run);
+    let estimate = |run: &PlannedRun, work: &Workload| {
         speed.get(run.network.architecture.name()).map(|&(train_ips, infer_ips)| {
             (work.trained_images + work.pretraining_images) as f64 / train_ips
                 + (work.predicted_images + work.pretraining_images) as f64 / infer_ips
@@ -101,7 +100,7 @@ pub fn print(path: &Path, overrides: &[String], timing: bool) -> Result<()> {
         let teacher = plan.teacher_name(run);
         let teacher = if teacher.is_empty() { "-".to_string() } else { teacher };
         let treatment = run.treatment();
-        let estimate = estimate(run);
+        let estimate = estimate(run, &work);
         seconds.push(estimate.unwrap_or(0.0));
         println!(
             "{:<id_width$} {:>3} {:>6} {:<10} {:<10} {:<14} {:<10} {:>6} {:>8}",
@@ -128,17 +127,17 @@ pub fn print(path: &Path, overrides: &[String], timing: bool) -> Result<()> {
         );
     }
     if may_add(&m, &[]) {
-        // The most a study can add: every chain undecided at every look.
-        let chains: BTreeSet<VerdictChain> = plan.runs.iter().filter(|r| r.chain && r.generation > 0).map(VerdictChain::of).collect();
-        let step = m.study.repeats_per_round.max(1);
-        let rounds: Vec<Round> = (m.study.repeats..m.study.most_repeats())
-            .step_by(step as usize)
-            .map(|first| Round { first, seeds: step.min(m.study.most_repeats() - first), chains: chains.iter().cloned().collect() })
-            .collect();
+        // The most a study can add: every chain undecided at every look, rounds taken as the engine takes them.
+        let every_chain: Vec<usize> = (0..plan.runs.len()).filter(|&i| plan.runs[i].chain && plan.runs[i].generation > 0).collect();
+        let mut rounds: Vec<Round> = Vec::new();
+        while let Some(round) = next_round(&m, &plan, &rounds, &every_chain) {
+            rounds.push(round);
+        }
+        let step = m.study.repeats_per_round;
         let most = plan_with_rounds(&m, &data, &rounds);
         let added = &most.runs[plan.tabled()..most.tabled()];
         let more = if timing {
-            format!(", {:.0} s of training and prediction", added.iter().filter_map(estimate).sum::<f64>())
+            format!(", {:.0} s of training and prediction", added.iter().filter_map(|r| estimate(r, &workload(r))).sum::<f64>())
         } else {
             String::new()
         };
