@@ -43,6 +43,20 @@ fn a_dilation_every_label_shares_is_learned_and_absent_from_the_ceiling() {
 }
 
 #[test]
+fn students_of_dilated_pseudo_labels_grow_outwards_and_their_teachers_do_not() {
+    let scratch = Scratch::new("answer-dilated-pseudo-labels");
+    // Exact labels, so generation 0 has no offset; its pseudo-labels grown by 2 px before the
+    // `self` students learn them: the students' boundaries move outwards, by about the 2 px.
+    let text = tiny("pseudo", "[[sources]]\nkind = \"exact\"\nimages = 48\n", "")
+        .replace("generations = 0\n", "generations = 1\nceiling = false\ndilate_pseudo_labels = { blob = 2, thin = 2 }\n");
+    let answer = "answer = \"grows\"\n\
+                  [[check]]\nwhat = \"teachers on exact labels\"\nmetric = \"boundary_offset\"\ngeneration = 0\nmin = -0.5\nmax = 0.5\n\
+                  [[check]]\nwhat = \"students of dilated pseudo-labels\"\nmetric = \"boundary_offset\"\ngeneration = 1\nstrategy = \"self\"\nmin = 1.0\n";
+    let wrong = wrong_checks(&scratch, &text, answer);
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
+#[test]
 fn networks_trained_on_random_label_errors_beat_their_labels() {
     let scratch = Scratch::new("answer-random");
     // As experiments/validation/random-errors.toml with one architecture and fewer test images:

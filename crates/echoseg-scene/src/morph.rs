@@ -26,6 +26,17 @@ fn neighbour(map: &LabelMap, x: usize, y: usize, (dx, dy): (i32, i32)) -> Option
 /// Grows every foreground class by `radius` px into the background (never over another
 /// class): a background pixel takes the class of its nearest foreground pixel within the disc.
 pub fn dilate(map: &LabelMap, radius: f32) -> LabelMap {
+    dilate_classes(map, radius, |_| true)
+}
+
+/// Shrinks every foreground class by `radius` px: a foreground pixel with any pixel of
+/// another class (or the image border) within the disc becomes background.
+pub fn erode(map: &LabelMap, radius: f32) -> LabelMap {
+    erode_classes(map, radius, |_| true)
+}
+
+/// [`dilate`] for the foreground classes `grows` accepts; the others neither grow nor are grown over.
+pub fn dilate_classes(map: &LabelMap, radius: f32, grows: impl Fn(ClassId) -> bool) -> LabelMap {
     let offsets = disc_offsets(radius);
     let mut out = map.clone();
     for y in 0..map.height {
@@ -33,7 +44,7 @@ pub fn dilate(map: &LabelMap, radius: f32) -> LabelMap {
             if map.get(x, y) != 0 {
                 continue;
             }
-            if let Some(c) = offsets.iter().find_map(|&o| neighbour(map, x, y, o).filter(|&c| c != 0)) {
+            if let Some(c) = offsets.iter().find_map(|&o| neighbour(map, x, y, o).filter(|&c| c != 0 && grows(c))) {
                 out.labels[y * map.width + x] = c;
             }
         }
@@ -41,15 +52,14 @@ pub fn dilate(map: &LabelMap, radius: f32) -> LabelMap {
     out
 }
 
-/// Shrinks every foreground class by `radius` px: a foreground pixel with any pixel of
-/// another class (or the image border) within the disc becomes background.
-pub fn erode(map: &LabelMap, radius: f32) -> LabelMap {
+/// [`erode`] for the foreground classes `shrinks` accepts; the others keep every pixel.
+pub fn erode_classes(map: &LabelMap, radius: f32, shrinks: impl Fn(ClassId) -> bool) -> LabelMap {
     let offsets = disc_offsets(radius);
     let mut out = map.clone();
     for y in 0..map.height {
         for x in 0..map.width {
             let c = map.get(x, y);
-            if c == 0 {
+            if c == 0 || !shrinks(c) {
                 continue;
             }
             if offsets.iter().any(|&o| neighbour(map, x, y, o) != Some(c)) {
@@ -189,6 +199,21 @@ mod tests {
         // A 10×10 square grows by one pixel on each side, corners excluded by the disc.
         assert_eq!(d.class_counts(2)[1], 100 + 4 * 10);
         assert_eq!(erode(&d, 1.0), m, "closing a square gives it back");
+    }
+
+    #[test]
+    fn one_class_grows_and_shrinks_while_the_other_keeps_every_pixel() {
+        let mut m = square(20, 5, 15);
+        for y in 2..4 {
+            for x in 5..15 {
+                m.labels[y * 20 + x] = 2; // a 10×2 bar of class 2 above, one pixel away
+            }
+        }
+        let grown = dilate_classes(&m, 1.0, |c| c == 1);
+        // Class 1 takes its perimeter (the row between the two included), class 2 is untouched.
+        assert_eq!(grown.class_counts(3)[1..], [140, 20]);
+        let shrunk = erode_classes(&m, 1.0, |c| c == 2);
+        assert_eq!(shrunk.class_counts(3)[1..], [100, 0], "a 2 px bar eroded by 1 px is gone; the square stays");
     }
 
     #[test]

@@ -427,7 +427,8 @@ fn training_samples(study: &StudyContext<'_>, run: &PlannedRun) -> Result<(Vec<S
     }
     let teacher_labels =
         teachers.iter().map(|t| Ok(read_labels(&dir.run(&t.id).pool_labels())?.maps)).collect::<Result<Vec<_>, StudyError>>()?;
-    let offered = strategy.combine(&teacher_labels, data.classes.len());
+    let mut offered = strategy.combine(&teacher_labels, data.classes.len());
+    manifest.pseudo_label_dilation.apply(&mut offered, &StudyData::sizes(&data.pool));
     let mut labels = offered.clone();
     // Confidence and hardness are read only when a selection needs them.
     if !selection.is_all() {

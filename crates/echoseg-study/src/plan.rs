@@ -1,5 +1,7 @@
 //! The study planner: a manifest expands into runs (architectures × strategies × generations × repeats).
 
+use std::collections::BTreeMap;
+
 use echoseg_nets::{ByolConfig, EmaConfig, NetworkSpec, TrainConfig, Valid};
 use serde::Serialize;
 
@@ -249,6 +251,9 @@ struct PseudoKey<'a> {
     network: &'a NetworkSpec,
     train: &'a Valid<TrainConfig>,
     mix: f32,
+    // Left out when empty, so ids of studies without it stay what they were.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    dilate_pseudo_labels: &'a BTreeMap<String, f32>,
     selection: &'a Selection,
     repeat: u32,
     // Left out when false, so the ids of fresh students stay what they were before the option existed.
@@ -347,6 +352,7 @@ pub fn plan_repeats(manifest: &Manifest, data: &StudyData, repeats: u32) -> Plan
                             network: spec,
                             train: &manifest.train,
                             mix: manifest.study.mix,
+                            dilate_pseudo_labels: &manifest.study.dilate_pseudo_labels,
                             selection,
                             repeat,
                             ema: (strategy == Strategy::Ema).then_some(&manifest.ema),

@@ -4,8 +4,8 @@
 //! towards either class there.
 
 use echoseg_nets::IGNORE;
-use echoseg_scene::ClassId;
-use echoseg_scene::morph::components;
+use echoseg_scene::morph::{components, dilate_classes, erode_classes};
+use echoseg_scene::{ClassId, LabelMap};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -186,6 +186,37 @@ impl SelectionRecord {
             accuracy_before: accuracy(before),
             accuracy_after: accuracy(after),
         }
+    }
+}
+
+/// Object classes of the pseudo-labels grown (positive px) or shrunk (negative) before a student
+/// learns them, applied to the teachers' combined labels before any selection.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct PseudoLabelDilation {
+    /// (class, px) in class order; empty: labels as the teachers give them.
+    pub by_class: Vec<(ClassId, f32)>,
+}
+
+impl PseudoLabelDilation {
+    /// True when no class is changed.
+    pub fn is_none(&self) -> bool {
+        self.by_class.is_empty()
+    }
+
+    /// Grows or shrinks every listed class of `labels` (one map per image, of the width and
+    /// height `sizes` gives); a class grows into the background only, never over another class
+    /// or an ignored pixel.
+    pub fn apply(&self, labels: &mut [Vec<u8>], sizes: &[(usize, usize)]) {
+        if self.is_none() {
+            return;
+        }
+        labels.par_iter_mut().zip(sizes).for_each(|(map, &(width, height))| {
+            let mut m = LabelMap { width, height, labels: std::mem::take(map) };
+            for &(class, px) in &self.by_class {
+                m = if px > 0.0 { dilate_classes(&m, px, |c| c == class) } else { erode_classes(&m, -px, |c| c == class) };
+            }
+            *map = m.labels;
+        });
     }
 }
 

@@ -16,7 +16,7 @@ pub use raw::*;
 use crate::strategy::EVERY_LABEL;
 pub use crate::strategy::Strategy;
 
-use crate::selection::{Selection, SelectionRule, ShapeRule, VerifierRules};
+use crate::selection::{PseudoLabelDilation, Selection, SelectionRule, ShapeRule, VerifierRules};
 use crate::targets::Target;
 
 /// A problem found while validating a manifest.
@@ -186,6 +186,9 @@ pub struct Manifest {
     pub ema: Valid<EmaConfig>,
     /// The selections of pseudo-labelled pixels, at least `all` (validated `study.selections`).
     pub selections: Vec<Selection>,
+    /// How pseudo-labels are grown or shrunk per class before a student learns them (validated
+    /// `study.dilate_pseudo_labels`).
+    pub pseudo_label_dilation: PseudoLabelDilation,
     /// Targets judged in the report.
     pub targets: Vec<Target>,
     /// Practical minimums of the verdicts (`[verdict]`).
@@ -497,6 +500,7 @@ pub fn validate(path: &Path, text: &str, raw: RawManifest) -> Result<Manifest, M
     let (split, synthetic_test) = split_spec(&raw, &data, &sources, &mut p);
     let (networks, byol) = network_specs(&raw, &classes, &mut p);
     let selections = study_problems(&raw.study, &networks, &classes, &mut p);
+    let pseudo_label_dilation = pseudo_label_dilation(&raw.study, &classes, &mut p);
     let ema = checked(raw.study.ema.clone(), "study.ema", &mut p);
     let targets = targets(&raw.targets, &mut p);
     let verdict = verdict_rules(&raw.verdict, &mut p);
@@ -529,6 +533,7 @@ pub fn validate(path: &Path, text: &str, raw: RawManifest) -> Result<Manifest, M
         study: raw.study,
         ema,
         selections,
+        pseudo_label_dilation,
         targets,
         verdict,
         label_issues,
@@ -837,6 +842,32 @@ fn study_problems(study: &StudySettings, networks: &[NetworkSpec], classes: &Cla
     selections(&study.selections, classes, p)
 }
 
+/// `study.dilate_pseudo_labels`: object classes of the study, a finite non-zero number of px up to
+/// 8, and pseudo-labels for it to act on (no `ema`, whose targets are made online, no null arm).
+fn pseudo_label_dilation(study: &StudySettings, classes: &ClassTable, p: &mut Problems<'_>) -> PseudoLabelDilation {
+    let mut by_class = Vec::new();
+    for (name, &px) in &study.dilate_pseudo_labels {
+        let at = format!("study.dilate_pseudo_labels.{name}");
+        match classes.index_of(name).filter(|&c| c > 0) {
+            None => p.add(at, format!("names no object class ({})", classes.names()[1..].join(", "))),
+            Some(_) if !(px.is_finite() && px != 0.0 && px.abs() <= 8.0) => {
+                p.add(at, format!("is the px the class grows (negative: shrinks), non-zero and at most 8 either way, got {px}"))
+            }
+            Some(class) => by_class.push((class, px)),
+        }
+    }
+    if !study.dilate_pseudo_labels.is_empty() {
+        if study.strategies.contains(&Strategy::Ema) {
+            let why = "does not apply to the \"ema\" strategy, whose targets are made online; run it in a study of its own";
+            p.add("study.dilate_pseudo_labels", why.to_string());
+        }
+        if study.mix == 0.0 {
+            p.add("study.dilate_pseudo_labels", "needs pseudo-labels to act on: study.mix is 0 (the null arm)".to_string());
+        }
+    }
+    PseudoLabelDilation { by_class }
+}
+
 /// `targets`.
 fn targets(raw: &[String], p: &mut Problems<'_>) -> Vec<Target> {
     let mut targets = Vec::new();
@@ -1122,6 +1153,27 @@ images = 10
         let err = parse(Path::new("t.toml"), &bad).unwrap_err().to_string();
         assert!(err.contains("`study.max_repeats` must lie between study.repeats (4) and 100, got 3"), "{err}");
         assert!(err.contains("`study.repeats_per_round` must be at least 1"), "{err}");
+    }
+
+    #[test]
+    fn pseudo_label_dilation_names_object_classes_and_needs_pseudo_labels() {
+        let m = parse(Path::new("t.toml"), &format!("{GOOD}\n[study]\ndilate_pseudo_labels = {{ thin = 1, blob = -0.5 }}\n")).unwrap();
+        assert_eq!(m.pseudo_label_dilation.by_class, [(1, -0.5), (2, 1.0)], "class order, whatever the order written");
+        assert!(parse(Path::new("t.toml"), GOOD).unwrap().pseudo_label_dilation.is_none());
+        let bad = format!(
+            "{GOOD}\n[study]\nstrategies = [\"self\", \"ema\"]\nmix = 0\ndilate_pseudo_labels = {{ tree = 1, background = 1, thin = 0, blob = 9 }}\n"
+        );
+        let err = parse(Path::new("t.toml"), &bad).unwrap_err().to_string();
+        for expected in [
+            "`study.dilate_pseudo_labels.tree` names no object class (blob, thin)",
+            "`study.dilate_pseudo_labels.background` names no object class",
+            "`study.dilate_pseudo_labels.thin` is the px the class grows (negative: shrinks), non-zero and at most 8 either way, got 0",
+            "`study.dilate_pseudo_labels.blob` is the px",
+            "`study.dilate_pseudo_labels` does not apply to the \"ema\" strategy",
+            "`study.dilate_pseudo_labels` needs pseudo-labels to act on: study.mix is 0",
+        ] {
+            assert!(err.contains(expected), "{expected} not in {err}");
+        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The manifest as written: serde types that reject unknown keys. Defaults live here.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use echoseg_nets::{Architecture, DeviceChoice, TrainConfig};
@@ -390,6 +391,11 @@ pub struct StudySettings {
     pub repeats_per_round: u32,
     /// Share of a student's loss weight carried by pseudo-labels; 1 = pseudo-labels only.
     pub mix: f32,
+    /// Px by which each named object class of the pseudo-labels is grown (negative: shrunk)
+    /// before a student learns them: a deliberate correction, or a bias of known direction for
+    /// checking the verdicts. Empty: the teachers' labels as they are.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub dilate_pseudo_labels: BTreeMap<String, f32>,
     /// Whether a student starts fresh or from its teacher's weights.
     pub student: StudentStart,
     /// Which pseudo-labelled pixels students learn from; each selection is run with every strategy
@@ -435,6 +441,7 @@ impl Default for StudySettings {
             max_repeats: None,
             repeats_per_round: 2,
             mix: 1.0,
+            dilate_pseudo_labels: BTreeMap::new(),
             student: StudentStart::Reinit,
             selections: Vec::new(),
             ema: echoseg_nets::EmaConfig::default(),
