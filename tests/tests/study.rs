@@ -375,3 +375,31 @@ fn surface_metrics_show_a_one_pixel_dilation_as_one_pixel() {
     let html = std::fs::read_to_string(page).unwrap();
     assert!(html.contains("id=\"surfaces\"") && html.contains("HD95 blob (px)"), "no surface table in the report");
 }
+
+#[test]
+fn a_study_run_in_shards_and_merged_records_its_provenance_and_setup() {
+    let scratch = Scratch::new("merged-provenance");
+    let text = TINY_MANIFEST
+        .replace("strategies = [\"self\", \"cross\"]", "strategies = [\"self\"]\nrepeats = 2")
+        .replace("epochs = 12", "epochs = 2");
+    let path = scratch.write("tiny.toml", &text);
+    let reports = scratch.path().join("reports");
+    let (manifest_arg, reports_arg) = (path.to_string_lossy().into_owned(), reports.to_string_lossy().into_owned());
+    for shard in ["1/2", "2/2"] {
+        echoseg::run_cli(["echoseg", "run", &manifest_arg, "--reports", &reports_arg, "--quiet", "--shard", shard]).unwrap();
+    }
+    let name = manifest::load(&path).unwrap().name;
+    echoseg::run_cli(["echoseg", "merge", &name, "--reports", &reports_arg]).unwrap();
+
+    let dir = StudyDir::new(&reports, &name);
+    let provenance: echoseg_study::Provenance = echoseg_study::store::read_json(&dir.provenance()).unwrap();
+    assert_eq!((provenance.runs_trained, provenance.runs_reused), (0, 12), "the merge trains nothing and gathers all 12 runs");
+    assert!(provenance.command.contains("merge"), "{}", provenance.command);
+    assert_eq!(std::fs::read_to_string(dir.manifest_copy()).unwrap(), text);
+    let page = std::fs::read_to_string(dir.root().join("index.html")).unwrap();
+    assert!(page.contains("runs trained / reused"), "the report's setup table is there");
+
+    // `--jobs` is checked as the manifest's `jobs` is.
+    let err = echoseg::run_cli(["echoseg", "run", &manifest_arg, "--reports", &reports_arg, "--jobs", "5000"]).unwrap_err();
+    assert!(format!("{err:#}").contains("--jobs 5000: must be between 0 (one per worker thread) and 1024, got 5000"), "{err:#}");
+}

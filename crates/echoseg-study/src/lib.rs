@@ -11,6 +11,7 @@ pub mod engine;
 pub mod error;
 pub mod export;
 pub mod fingerprints;
+pub mod finish;
 pub mod folder_split;
 pub mod intervals;
 pub mod label_issues;

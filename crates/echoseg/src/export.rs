@@ -7,10 +7,8 @@ use anyhow::{Context, Result};
 use echoseg_nets::DeviceChoice;
 use echoseg_study::StudyDir;
 use echoseg_study::export::{ExportChoice, export};
-use echoseg_study::store::read_json;
+use echoseg_study::finish::Invocation;
 use indicatif::{ProgressBar, ProgressStyle};
-
-use crate::Invocation;
 
 /// The command-line options of `echoseg export`.
 #[derive(Debug, clap::Args)]
@@ -46,8 +44,8 @@ pub fn run(args: ExportArgs) -> Result<()> {
     let dir = StudyDir::new(&args.reports, &args.name);
     // The manifest as the study ran it (its own path, so a folder's relative path still resolves);
     // a study run before that was recorded falls back to the copy in its report.
-    let manifest = match read_json::<Invocation>(&dir.invocation()) {
-        Ok(invocation) => echoseg_study::manifest::load_with(&invocation.manifest, &invocation.overrides)?,
+    let manifest = match Invocation::of_study(&dir) {
+        Ok(invocation) => invocation.load()?,
         Err(_) => echoseg_study::manifest::load(&dir.manifest_copy())
             .with_context(|| format!("{} holds no finished study: run `echoseg run MANIFEST` first", dir.root().display()))?,
     };

@@ -16,10 +16,11 @@ use clap::{Parser, Subcommand};
 use echoseg_nets::DeviceChoice;
 use echoseg_scene::read_folder;
 use echoseg_study::data::{MaskCoverage, StudyData};
+// `run` takes it, so callers of the library find it here too.
+pub use echoseg_study::finish::Invocation;
+use echoseg_study::finish::{Process, finish};
 use echoseg_study::manifest::DataSpec;
 use echoseg_study::overview::MaskSetOverview;
-use echoseg_study::provenance::{BURN_VERSION, Provenance, cpu_seconds, git_revision, now_unix};
-use echoseg_study::store::{read_json, write_atomic, write_json};
 use echoseg_study::{Manifest, Reuse, Shard, StudyDir, StudyError, manifest, merge_study, run_study_shard};
 
 /// Train segmenters on mixed-source labels and measure whether their biases amplify or cancel.
@@ -189,12 +190,14 @@ where
         }
         Command::Merge { name, reports } => {
             let dir = StudyDir::new(&reports, &name);
-            let invocation: Invocation = read_json(&dir.invocation()).with_context(|| {
+            let invocation = Invocation::of_study(&dir).with_context(|| {
                 format!("{} was not written by `echoseg run --shard`, so there is nothing to merge", dir.root().display())
             })?;
-            let manifest = manifest::load_with(&invocation.manifest, &invocation.overrides)?;
+            let manifest = invocation.load()?;
             let summary = merge_study(&manifest, &dir)?;
-            write_atomic(&dir.manifest_copy(), manifest.text.as_bytes())?;
+            let command = args.iter().map(|a| a.to_string_lossy().into_owned()).collect::<Vec<_>>().join(" ");
+            let process = Process { command: &command, device: manifest.device.name(), threads: rayon::current_num_threads() };
+            finish(&manifest, &dir, &invocation, &summary, &process)?;
             let page = echoseg_report::render(&dir)?;
             println!("merged {} run(s) of study `{}`\nreport: {}", summary.outcomes.len(), manifest.name, page.display());
             Ok(())
@@ -284,16 +287,6 @@ fn init_logging() {
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
-/// A manifest and the command-line overrides applied to it: what `merge` needs to re-plan a
-/// sharded study exactly as its shards did.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
-pub struct Invocation {
-    /// The manifest file.
-    pub manifest: PathBuf,
-    /// `--set KEY=VALUE` overrides, in order.
-    pub overrides: Vec<String>,
-}
-
 /// How `echoseg run` runs a study.
 #[derive(Clone, Debug, Default)]
 pub struct RunOptions {
@@ -317,7 +310,7 @@ pub fn run(invocation: &Invocation, reports: &Path, options: &RunOptions, comman
     let manifest_path = &invocation.manifest;
     let mut manifest: Manifest = manifest::load_with(manifest_path, &invocation.overrides)?;
     if let Some(jobs) = options.jobs {
-        manifest.jobs = jobs;
+        manifest = manifest.with_jobs(jobs)?;
     }
     let choice = options.device.unwrap_or(manifest.device);
     let compute = choice.open()?;
@@ -329,11 +322,8 @@ pub fn run(invocation: &Invocation, reports: &Path, options: &RunOptions, comman
     let reuse = if options.resume { Reuse::Finished } else { Reuse::Nothing };
     // `echoseg merge` and `echoseg export` load the manifest as it ran: shards record it before
     // they start (merge needs it whichever finishes last), a whole study once it has finished.
-    let absolute = std::path::absolute(manifest_path).unwrap_or_else(|_| manifest_path.clone());
-    let record = Invocation { manifest: absolute, overrides: invocation.overrides.clone() };
     if options.shard.is_some() {
-        std::fs::create_dir_all(dir.root()).with_context(|| format!("cannot create {}", dir.root().display()))?;
-        write_json(&dir.invocation(), &record)?;
+        invocation.record(&dir)?;
     }
     let summary = run_study_shard(&manifest, &dir, &compute, reuse, options.shard, &mut observer).with_context(|| {
         format!(
@@ -360,29 +350,7 @@ pub fn run(invocation: &Invocation, reports: &Path, options: &RunOptions, comman
         return Ok(dir.runs());
     }
 
-    write_atomic(&dir.manifest_copy(), manifest.text.as_bytes())?;
-    write_json(&dir.invocation(), &record)?;
-    let provenance = Provenance {
-        echoseg_version: env!("CARGO_PKG_VERSION").to_string(),
-        git_revision: git_revision(),
-        burn_version: BURN_VERSION.to_string(),
-        device: choice.name().to_string(),
-        threads,
-        jobs: summary.jobs.jobs,
-        threads_per_job: summary.jobs.threads_per_job,
-        peak_memory_mib: echoseg_nets::peak_rss_mib(),
-        command: command.to_string(),
-        finished_unix: now_unix(),
-        wall_seconds: summary.seconds,
-        cpu_seconds: cpu_seconds(),
-        runs_trained: summary.trained,
-        runs_reused: summary.plan.runs.len() - summary.trained,
-        seed: manifest.seed,
-        architectures: manifest.networks.iter().map(|n| format!("{} (width {}, depth {})", n.name(), n.width, n.depth)).collect(),
-        generations: manifest.study.generations,
-        repeats: manifest.study.repeats,
-    };
-    write_json(&dir.provenance(), &provenance)?;
+    finish(&manifest, &dir, invocation, &summary, &Process { command, device: choice.name(), threads })?;
     let page = echoseg_report::render(&dir)?;
     if !quiet {
         println!(

@@ -63,6 +63,14 @@ pub enum ManifestError {
         /// What is wrong and what is allowed.
         message: String,
     },
+    /// `--jobs`, which stands in for the manifest's `jobs`, is out of range.
+    #[error("--jobs {jobs}: {message}")]
+    Jobs {
+        /// The value given.
+        jobs: usize,
+        /// What is allowed.
+        message: String,
+    },
     /// Values parse but are not allowed.
     #[error("{}", format_problems(path, problems))]
     Invalid {
@@ -485,13 +493,31 @@ fn source_spec(i: usize, s: &RawSource, classes: &ClassTable, folder: bool, p: &
     Some(SourceSpec { name, kind, labeller, images: s.images, share })
 }
 
+/// What is wrong with `jobs` runs at once, if anything.
+fn jobs_problem(jobs: usize) -> Option<String> {
+    const MOST_JOBS: usize = 1024;
+    (jobs > MOST_JOBS).then(|| format!("must be between 0 (one per worker thread) and {MOST_JOBS}, got {jobs}"))
+}
+
+impl Manifest {
+    /// The manifest with `jobs` runs trained at once (`--jobs`), checked as its `jobs` key is;
+    /// the manifest's copy is left as written, since jobs change no result.
+    pub fn with_jobs(mut self, jobs: usize) -> Result<Self, ManifestError> {
+        if let Some(message) = jobs_problem(jobs) {
+            return Err(ManifestError::Jobs { jobs, message });
+        }
+        self.jobs = jobs;
+        Ok(self)
+    }
+}
+
 /// Checks every value of `raw`, collecting all problems before failing.
 pub fn validate(path: &Path, text: &str, raw: RawManifest) -> Result<Manifest, ManifestError> {
     let mut p = Problems { text, list: Vec::new() };
     // Sections in the order their problems are listed; later ones are checked against earlier ones.
     let name = study_name(path, &raw, &mut p);
-    if raw.jobs > 1024 {
-        p.add("jobs", format!("must be between 0 (one per worker thread) and 1024, got {}", raw.jobs));
+    if let Some(problem) = jobs_problem(raw.jobs) {
+        p.add("jobs", problem);
     }
     let (data, classes) = data_spec(path, &raw, &mut p);
     let train = checked(raw.train.clone(), "train", &mut p);
