@@ -86,12 +86,17 @@ fn cartesian<'a, DB: DrawingBackend>(
         .map_err(|e| e.to_string())
 }
 
+/// Points up to which a line gets a marker at each.
+const MOST_MARKERS: usize = 20;
+
 fn draw_panel<DB: DrawingBackend>(panel: &LinePanel, area: &DrawingArea<DB, Shift>) -> Result<(), String> {
     let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
     let (x0, x1) = bounds(panel.series.iter().flat_map(|s| s.points.iter().map(|p| p.0)));
     let (x0, x1) = if panel.integer_x {
         let (lo, hi) = (x0.ceil(), x1.floor());
-        (lo - 0.15 * (hi - lo).max(1.0), hi + 0.15 * (hi - lo).max(1.0))
+        // Room for the end markers, at most one step: 60 epochs need no ten empty ones each side.
+        let pad = (0.15 * (hi - lo).max(1.0)).min(1.0);
+        (lo - pad, hi + pad)
     } else {
         (x0, x1)
     };
@@ -115,7 +120,7 @@ fn draw_panel<DB: DrawingBackend>(panel: &LinePanel, area: &DrawingArea<DB, Shif
             // only whole numbers are labelled on an integer axis
             true if (v - v.round()).abs() < 1e-6 => format!("{}", v.round() as i64),
             true => String::new(),
-            false => format!("{v:.1}"),
+            false => format!("{v:.*}", tick_decimals(x0, x1)),
         })
         .light_line_style(RGBColor(235, 235, 235))
         .draw()
@@ -147,7 +152,10 @@ fn draw_panel<DB: DrawingBackend>(panel: &LinePanel, area: &DrawingArea<DB, Shif
                 + PathElement::new(vec![(0, 0), (9 - gap / 2, 0)], style)
                 + PathElement::new(vec![(9 + gap / 2, 0), (18, 0)], style)
         });
-        chart.draw_series(s.points.iter().map(|&p| Circle::new(p, 3, series_colour(s.colour).filled()))).map_err(err)?;
+        // Markers show where values were measured; on a long curve they would only thicken it.
+        if s.points.len() <= MOST_MARKERS {
+            chart.draw_series(s.points.iter().map(|&p| Circle::new(p, 3, series_colour(s.colour).filled()))).map_err(err)?;
+        }
     }
     draw_legend(&mut chart, SeriesLabelPosition::UpperRight).map_err(err)
 }
@@ -313,10 +321,16 @@ pub fn groups(rows: &[ResultRow]) -> Vec<(i64, Treatment)> {
 }
 
 fn group_title(generation: i64, treatment: &Treatment) -> String {
-    if generation == 0 { "generation 0 (source labels)".into() } else { format!("generation {generation}, {treatment}") }
+    match treatment {
+        Treatment::Labels => "generation 0 (source labels)".into(),
+        Treatment::Ceiling => "ceiling (exact labels)".into(),
+        _ => format!("generation {generation}, {treatment}"),
+    }
 }
 
-/// Training (solid) and validation (dashed) loss per epoch, one panel per generation and strategy.
+/// Training (solid) and validation (dashed) loss per epoch, one panel per generation and strategy:
+/// per model, the median over seeds, and the middle half of the seeds' validation losses as a
+/// band, so one seed's spike reads as one seed's.
 pub fn loss_curves(history: &[HistoryRow], models: &[String]) -> LineGrid {
     let all: Vec<&Treatment> = history.iter().map(|h| &h.treatment).collect();
     let mut keys: Vec<(i64, Treatment)> =
@@ -325,11 +339,8 @@ pub fn loss_curves(history: &[HistoryRow], models: &[String]) -> LineGrid {
     let panels = keys
         .iter()
         .map(|(g, s)| {
-            let mut runs: Vec<(String, String)> = history
-                .iter()
-                .filter(|h| h.generation == *g && &h.treatment == s && h.repeat == 0)
-                .map(|h| (h.model.clone(), h.teacher.clone()))
-                .collect();
+            let mut runs: Vec<(String, String)> =
+                history.iter().filter(|h| h.generation == *g && &h.treatment == s).map(|h| (h.model.clone(), h.teacher.clone())).collect();
             runs.sort();
             runs.dedup();
             let mut series = Vec::new();
@@ -337,19 +348,26 @@ pub fn loss_curves(history: &[HistoryRow], models: &[String]) -> LineGrid {
                 let colour = models.iter().position(|m| *m == model).unwrap_or(0);
                 let mine: Vec<&HistoryRow> = history
                     .iter()
-                    .filter(|h| h.generation == *g && &h.treatment == s && h.repeat == 0 && h.model == model && h.teacher == teacher)
+                    .filter(|h| h.generation == *g && &h.treatment == s && h.model == model && h.teacher == teacher)
                     .collect();
                 let name = if teacher.is_empty() || teacher == model { model.clone() } else { format!("{model} ← {teacher}") };
+                let train = over_seeds(&mine, |h| Some(h.train_loss));
                 series.push(Series {
                     label: format!("{name} train"),
                     colour,
                     dashed: false,
-                    points: mine.iter().map(|h| (h.epoch as f64, h.train_loss)).collect(),
+                    points: train.iter().map(|e| (e.epoch, e.median)).collect(),
                     band: Vec::new(),
                 });
-                let val: Vec<(f64, f64)> = mine.iter().filter_map(|h| h.val_loss.map(|v| (h.epoch as f64, v))).collect();
+                let val = over_seeds(&mine, |h| h.val_loss);
                 if !val.is_empty() {
-                    series.push(Series { label: format!("{name} validation"), colour, dashed: true, points: val, band: Vec::new() });
+                    series.push(Series {
+                        label: format!("{name} validation"),
+                        colour,
+                        dashed: true,
+                        points: val.iter().map(|e| (e.epoch, e.median)).collect(),
+                        band: val.iter().map(|e| (e.epoch, e.low, e.high)).collect(),
+                    });
                 }
             }
             LinePanel {
@@ -363,6 +381,50 @@ pub fn loss_curves(history: &[HistoryRow], models: &[String]) -> LineGrid {
         })
         .collect();
     LineGrid { panels, columns: 3 }
+}
+
+/// One epoch of a loss over seeds: the median and the middle half (25th to 75th percentile).
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct EpochOverSeeds {
+    epoch: f64,
+    median: f64,
+    low: f64,
+    high: f64,
+}
+
+/// `value` of `rows` per epoch over the seeds that have it, in epoch order.
+fn over_seeds(rows: &[&HistoryRow], value: impl Fn(&HistoryRow) -> Option<f64>) -> Vec<EpochOverSeeds> {
+    let mut by_epoch: std::collections::BTreeMap<i64, Vec<f64>> = std::collections::BTreeMap::new();
+    for h in rows {
+        if let Some(v) = value(h).filter(|v| v.is_finite()) {
+            by_epoch.entry(h.epoch).or_default().push(v);
+        }
+    }
+    by_epoch
+        .into_iter()
+        .map(|(epoch, mut values)| {
+            values.sort_by(f64::total_cmp);
+            let at = |q: f64| percentile(&values, q);
+            EpochOverSeeds { epoch: epoch as f64, median: at(0.5), low: at(0.25), high: at(0.75) }
+        })
+        .collect()
+}
+
+/// The `q` quantile of sorted, non-empty `values`, linear between neighbours.
+fn percentile(values: &[f64], q: f64) -> f64 {
+    let at = q * (values.len() - 1) as f64;
+    let (below, above) = (at.floor() as usize, at.ceil() as usize);
+    values[below] + (values[above] - values[below]) * (at - below as f64)
+}
+
+/// Decimals that keep an axis's tick labels distinct over `lo..hi`: plotters places about ten
+/// ticks at steps of 1, 2 or 5 × 10^k, so a step is at least a tenth of the range.
+fn tick_decimals(lo: f64, hi: f64) -> usize {
+    let range = (hi - lo).abs();
+    if !range.is_finite() || range <= 0.0 {
+        return 2;
+    }
+    (1.0 - range.log10()).ceil().clamp(0.0, 6.0) as usize
 }
 
 fn mean(values: impl Iterator<Item = f64>) -> Option<f64> {
@@ -535,8 +597,8 @@ fn draw_scatter<DB: DrawingBackend>(panel: &ScatterPanel, area: &DrawingArea<DB,
         .y_desc(panel.y_label.as_str())
         .label_style(text(12))
         .axis_desc_style(text(13))
-        .x_label_formatter(&|v| format!("{v:.2}"))
-        .y_label_formatter(&|v| format!("{v:.2}"))
+        .x_label_formatter(&|v| format!("{v:.*}", tick_decimals(x0, x1)))
+        .y_label_formatter(&|v| format!("{v:.*}", tick_decimals(y0, y1)))
         .light_line_style(RGBColor(235, 235, 235))
         .draw()
         .map_err(err)?;
@@ -686,4 +748,54 @@ pub fn transfer_matrices(rows: &[ResultRow], models: &[String]) -> Option<Heatma
         })
         .collect();
     (!matrices.is_empty()).then_some(Heatmaps { matrices, columns: 2 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tick_labels_stay_distinct_on_narrow_and_wide_axes() {
+        // (range, the finest step plotters takes for it): 0.05 wide gives ticks 0.005 apart.
+        for (lo, hi, step) in [(0.01, 0.06, 0.005), (0.0, 0.2, 0.02), (0.3, 1.0, 0.1), (0.0, 30.0, 5.0), (-0.4, 0.4, 0.1)] {
+            let decimals = tick_decimals(lo, hi);
+            let labels: Vec<String> = (0..10).map(|i| format!("{:.*}", decimals, lo + f64::from(i) * step)).collect();
+            let mut distinct = labels.clone();
+            distinct.dedup();
+            assert_eq!(distinct, labels, "{lo}..{hi}: {labels:?}");
+        }
+        assert_eq!(tick_decimals(0.0, 30.0), 0, "whole pixels need no decimals");
+    }
+
+    #[test]
+    fn losses_over_seeds_are_a_median_and_the_middle_half_per_epoch() {
+        let row = |repeat: i64, epoch: i64, val: Option<f64>| HistoryRow {
+            run: format!("r{repeat}"),
+            model: "fcn".into(),
+            generation: 0,
+            treatment: Treatment::Labels,
+            teacher: String::new(),
+            repeat,
+            epoch,
+            train_loss: 1.0,
+            val_loss: val,
+        };
+        let rows = [
+            row(0, 1, Some(0.5)),
+            row(1, 1, Some(3.0)),
+            row(2, 1, Some(0.7)),
+            row(3, 1, Some(0.6)),
+            row(4, 1, Some(0.4)),
+            row(0, 2, Some(0.4)),
+            row(1, 2, None),
+            row(2, 2, Some(0.2)),
+        ];
+        let refs: Vec<&HistoryRow> = rows.iter().collect();
+        let over = over_seeds(&refs, |h| h.val_loss);
+        // Epoch 1 sorted: 0.4 0.5 0.6 0.7 3.0; epoch 2: 0.2 0.4 (seed 1 has no value).
+        assert_eq!(over.len(), 2);
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-12;
+        assert!(close(over[0].median, 0.6) && close(over[0].low, 0.5) && close(over[0].high, 0.7), "{:?}: the spike stays out", over[0]);
+        assert!(close(over[1].median, 0.3) && close(over[1].low, 0.25) && close(over[1].high, 0.35), "{:?}", over[1]);
+    }
 }

@@ -358,8 +358,8 @@ fn training(page: &mut Page, figures: &Figures) {
     page.figure(
         &figures.loss,
         "training and validation loss per epoch",
-        "Mean training loss (solid) and validation loss (dashed) per epoch. Validation uses held-out images labelled \
-         by the same sources, never the test set.",
+        "Training loss (solid) and validation loss (dashed) per epoch, each the median over seeds; the band holds \
+         the middle half of the seeds' validation losses (25th to 75th percentile). Validation uses held-out images labelled by the same sources, never the test set.",
     );
 }
 
