@@ -4,10 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::calibration::{BoundaryMatch, boundary_match};
 use crate::distance::{is_far, squared_distance};
-use crate::metric::Bias;
-
-/// Tolerance in px of the boundary F1 in fingerprints.
-pub const BOUNDARY_TOLERANCE: f32 = 2.0;
+use crate::metric::{BOUNDARY_TOLERANCE, Bias};
 
 /// Predicted boundary pixels farther than this from the true boundary belong to objects the
 /// other map does not have at all; they measure detection, not boundary placement.

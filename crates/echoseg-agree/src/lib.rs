@@ -22,13 +22,13 @@ pub use calibration::{BoundaryMatch, CALIBRATION_BINS, Calibration, boundary_mat
 pub use confusion::Confusion;
 pub use error::{AgreeError, Who};
 pub use fingerprint::{
-    BOUNDARY_TOLERANCE, BoundaryOffset, DEFAULT_MAX_OFFSET, Fingerprint, FingerprintCounts, Ratio, Subgroups, boundary_offset, change_rate,
-    foreground_rate, subgroup_recall,
+    BoundaryOffset, DEFAULT_MAX_OFFSET, Fingerprint, FingerprintCounts, Ratio, Subgroups, boundary_offset, change_rate, foreground_rate,
+    subgroup_recall,
 };
 pub use label_issues::{
     ClassProbabilities, FlagBudget, FlagCounts, ImageIssues, IssueCount, SelfConfidence, error_concordance, image_score, softmin_score,
 };
-pub use metric::{Bias, Metric, Sense, Unit};
+pub use metric::{BOUNDARY_TOLERANCE, Bias, Metric, Sense, Unit};
 pub use raters::{DisagreementError, RaterAnalysis, TruthAnalysis, analyse_raters, check_raters, plurality, vote_entropy};
 pub use staple::{Staple, StapleConfig, staple};
 pub use surface::{ClassSurface, SURFACE_TOLERANCE, SurfaceScores, cl_dice, class_surfaces, surface_scores};

@@ -6,7 +6,8 @@
 
 use std::fmt;
 
-use crate::fingerprint::BOUNDARY_TOLERANCE;
+/// Tolerance in px of the boundary F1 ([`Bias::BoundaryF1`]): part of what that bias means.
+pub const BOUNDARY_TOLERANCE: f32 = 2.0;
 
 /// What a value is measured in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -270,6 +271,12 @@ const PER_CLASS: [(&str, OfClass); 9] = [
 ];
 
 impl Metric {
+    /// Metrics that have per-image counts, so intervals over images: mIoU and the biases a
+    /// verdict is given on ([`Bias::COUNTED`]).
+    pub fn counted() -> impl Iterator<Item = Metric> {
+        std::iter::once(Metric::Miou).chain(Bias::COUNTED.map(Metric::Bias))
+    }
+
     /// The name in tables (`miou`, `iou_blob`, `boundary_offset`, …).
     pub fn name(&self) -> String {
         self.to_string()

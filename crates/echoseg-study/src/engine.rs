@@ -5,19 +5,20 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use echoseg_agree::{Calibration, Confusion, Fingerprint, TruthScores, pooled_confusion};
+use echoseg_agree::{Calibration, Confusion, TruthScores, pooled_confusion};
 use echoseg_nets::{
-    ByolConfig, ByolReport, Device, Network, Probabilities, Progress, Sample, Tiling, TrainReport, Valid, load_network, predict_tiled,
+    ByolConfig, ByolReport, Device, Network, Probabilities, Progress, Sample, Tiling, Valid, load_network, predict_tiled,
     predict_with_hardness, pretrain_byol, save_network, train_mean_teacher, train_resumable,
 };
 use echoseg_scene::Scene;
 use rayon::prelude::*;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::StudyError;
 use crate::data::{LabelledScene, StudyData};
-use crate::fingerprints::{cue_reliance, fingerprint_of};
+use crate::fingerprints::{as_slices, cue_reliance, fingerprint_of};
 use crate::manifest::{Manifest, Strategy};
+use crate::outcome::RunOutcome;
 use crate::plan::{Plan, PlannedRun, Teaching};
 use crate::rounds::{Round, may_add, next_round, plan_with_rounds};
 use crate::schedule::{self, Jobs};
@@ -45,47 +46,6 @@ pub trait Observer: Send {
 pub struct Silent;
 
 impl Observer for Silent {}
-
-/// Everything a finished run leaves behind besides its files: written last, as `outcome.json`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct RunOutcome {
-    /// The run's id.
-    pub id: String,
-    /// Scores of its test predictions against truth (meaningless when `scored` is false).
-    pub test: TruthScores,
-    /// True when the test images had truth to score against (real folder data may have none).
-    #[serde(default = "scored_by_default")]
-    pub scored: bool,
-    /// Its bias fingerprint on the test images.
-    pub fingerprint: Fingerprint,
-    /// Expected calibration error of its test probabilities against truth (15 bins).
-    #[serde(default)]
-    pub calibration_error: Option<f64>,
-    /// The reliability bins behind it (for the report's calibration diagrams).
-    #[serde(default)]
-    pub calibration: Option<Calibration>,
-    /// What the selection kept of its pseudo-labels and how right they were (later generations).
-    #[serde(default)]
-    pub selection: Option<SelectionRecord>,
-    /// Its BYOL pre-training, for a pre-trained model that did not start from a teacher.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pretraining: Option<ByolReport>,
-    /// Its training record (steps, whether it converged, every epoch's losses).
-    pub training: TrainReport,
-    /// mIoU of its predictions on its own training images against the labels it learned from.
-    #[serde(default)]
-    pub fit_miou: Option<f64>,
-    /// True when its test predictions collapsed ([`echoseg_agree::Confusion::collapsed`]).
-    #[serde(default)]
-    pub collapsed: bool,
-    /// Wall time of training and prediction, in seconds.
-    pub seconds: f64,
-}
-
-/// Outcomes written before `scored` existed were all scored against truth.
-fn scored_by_default() -> bool {
-    true
-}
 
 /// How a study should treat runs already in the store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -656,9 +616,4 @@ fn confusion_against_truth(labels: &[Vec<u8>], scenes: &[Scene], data: &StudyDat
 /// Scores label maps against the truth of those `scenes` that have it.
 pub fn score_set(labels: &[Vec<u8>], scenes: &[Scene], data: &StudyData) -> TruthScores {
     TruthScores::of(&confusion_against_truth(labels, scenes, data))
-}
-
-/// Borrowed views of owned label maps.
-pub fn as_slices(labels: &[Vec<u8>]) -> Vec<&[u8]> {
-    labels.iter().map(Vec::as_slice).collect()
 }

@@ -14,9 +14,9 @@ use serde::Serialize;
 
 use crate::StudyError;
 use crate::data::StudyData;
-use crate::engine::RunOutcome;
 use crate::fingerprints::fingerprint_of;
 use crate::manifest::Manifest;
+use crate::outcome::RunOutcome;
 use crate::plan::{Plan, PlannedRun, Teaching};
 use crate::store::{StudyDir, read_json, write_image_png, write_json};
 use crate::strategy::Treatment;

@@ -67,3 +67,8 @@ pub fn cue_changes(labels: &[u8], twin_labels: &[u8], scene: &Scene, twin: &Scen
     }
     r
 }
+
+/// Borrowed views of owned label maps.
+pub fn as_slices(labels: &[Vec<u8>]) -> Vec<&[u8]> {
+    labels.iter().map(Vec::as_slice).collect()
+}

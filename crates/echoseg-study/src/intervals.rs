@@ -19,12 +19,6 @@ use crate::store::StudyDir;
 use crate::strategy::Treatment;
 use crate::targets::Target;
 
-/// Metrics that have per-image counts, so intervals over images: mIoU and the biases a verdict
-/// is given on ([`Bias::COUNTED`]).
-pub fn interval_metrics() -> impl Iterator<Item = Metric> {
-    std::iter::once(Metric::Miou).chain(Bias::COUNTED.map(Metric::Bias))
-}
-
 /// What pre-training did to a metric: for mIoU a larger value is better, not a larger bias, so
 /// its directions have their own words.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -437,7 +431,7 @@ fn summary_columns(study: &Evidence<'_>, targets: &[Target]) -> (Columns, Column
         // `collapsed` column says so).
         let (sound, collapsed) = without_collapsed(runs, |&i| study.collapsed[i]);
         let groups: Vec<Vec<ImageCounts>> = sound.iter().map(|&i| study.counts[i].clone()).collect();
-        for measured in interval_metrics() {
+        for measured in Metric::counted() {
             let Some(interval) = bootstrap(&groups, &study.config, |u| metric(&measured, u)).map(|i| i.within(measured.range())) else {
                 continue;
             };
@@ -642,7 +636,7 @@ fn pretraining_columns(study: &Evidence<'_>) -> Columns {
         let (strategy, selection) = (treatment.strategy_column(), treatment.selection_column());
         let (sound, collapsed) = sound_pairs(study, pairs);
         let groups = paired(&study.counts, &sound);
-        for measured in interval_metrics() {
+        for measured in Metric::counted() {
             let Some(c) = compare(&groups, &measured, minimum(&measured, study.rules), config) else { continue };
             out.text("model", model);
             out.text("pretrained", pretrained);

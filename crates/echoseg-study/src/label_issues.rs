@@ -34,8 +34,7 @@ use crate::StudyError;
 use crate::data::{LabelledScene, StudyData};
 use crate::manifest::{LabelIssueSettings, Manifest};
 use crate::plan::{HeldOut, Plan, Teaching};
-use crate::store::{LabelReader, LabelWriter, PendingFile, StudyDir, write_image_png, write_json, write_labels};
-use crate::tables::{table_error, write_frame};
+use crate::store::{LabelReader, LabelWriter, PendingFile, StudyDir, table_error, write_frame, write_image_png, write_json, write_labels};
 
 /// The scorer that averages every architecture's probabilities.
 pub const AVERAGE: &str = "average";

@@ -11,8 +11,9 @@ use polars::prelude::*;
 
 use crate::StudyError;
 use crate::intervals::PretrainingVerdict;
+use crate::store::read_table;
 use crate::strategy::{EVERY_LABEL, Treatment};
-use crate::tables::{columns, read_table, subjects};
+use crate::tables::{columns, subjects};
 use crate::targets::Judgement;
 
 /// One row of `results.parquet`.

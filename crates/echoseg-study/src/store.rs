@@ -5,6 +5,8 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use polars::prelude::{CsvWriter, DataFrame, ParquetReader, ParquetWriter, PolarsError, SerReader, SerWriter};
+
 use crate::StudyError;
 
 /// The directory of one study: `reports/NAME/`.
@@ -515,6 +517,27 @@ pub fn read_labels(path: &Path) -> Result<LabelFile, StudyError> {
         })
         .collect();
     Ok(LabelFile { sizes, maps })
+}
+
+/// Names the table file a polars error happened in.
+pub(crate) fn table_error(path: &Path) -> impl Fn(PolarsError) -> StudyError + '_ {
+    move |e| StudyError::Table { path: path.to_path_buf(), message: e.to_string() }
+}
+
+/// Writes `frame` as Parquet and as CSV, each atomically.
+pub(crate) fn write_frame(frame: &mut DataFrame, parquet: &Path, csv: &Path) -> Result<(), StudyError> {
+    let mut bytes = Vec::new();
+    ParquetWriter::new(&mut bytes).finish(frame).map_err(table_error(parquet))?;
+    write_atomic(parquet, &bytes)?;
+    let mut bytes = Vec::new();
+    CsvWriter::new(&mut bytes).finish(frame).map_err(table_error(csv))?;
+    write_atomic(csv, &bytes)
+}
+
+/// Reads a Parquet table written by the study.
+pub fn read_table(path: &Path) -> Result<DataFrame, StudyError> {
+    let file = std::fs::File::open(path).map_err(|source| StudyError::Io { path: path.to_path_buf(), source })?;
+    ParquetReader::new(file).finish().map_err(table_error(path))
 }
 
 #[cfg(test)]

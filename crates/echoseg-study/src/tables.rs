@@ -11,12 +11,12 @@ use polars::prelude::*;
 
 use crate::StudyError;
 use crate::data::StudyData;
-use crate::engine::{RunOutcome, as_slices};
-use crate::fingerprints::fingerprint_of;
+use crate::fingerprints::{as_slices, fingerprint_of};
 use crate::intervals::IntervalInputs;
 use crate::manifest::Manifest;
+use crate::outcome::RunOutcome;
 use crate::plan::{Plan, PlannedRun};
-use crate::store::{RunDir, StudyDir, read_labels, write_atomic};
+use crate::store::{RunDir, StudyDir, read_labels, table_error, write_frame};
 use crate::strategy::Treatment;
 use echoseg_scene::Scene;
 
@@ -474,11 +474,6 @@ fn committee_rows(rows: &mut Rows, plan: &Plan, test_labels: &[Vec<Vec<u8>>], da
     }
 }
 
-/// Names the table file a polars error happened in.
-pub(crate) fn table_error(path: &Path) -> impl Fn(PolarsError) -> StudyError + '_ {
-    move |e| StudyError::Table { path: path.to_path_buf(), message: e.to_string() }
-}
-
 fn history_frame(plan: &Plan, outcomes: &[RunOutcome]) -> PolarsResult<DataFrame> {
     use columns::*;
     let (mut run, mut model, mut generation, mut strategy, mut teacher, mut repeat) = (vec![], vec![], vec![], vec![], vec![], vec![]);
@@ -511,19 +506,4 @@ fn history_frame(plan: &Plan, outcomes: &[RunOutcome]) -> PolarsResult<DataFrame
         Column::new(TRAIN_LOSS.into(), train_loss),
         Column::new(VAL_LOSS.into(), val_loss),
     ])
-}
-
-pub(crate) fn write_frame(frame: &mut DataFrame, parquet: &Path, csv: &Path) -> Result<(), StudyError> {
-    let mut bytes = Vec::new();
-    ParquetWriter::new(&mut bytes).finish(frame).map_err(table_error(parquet))?;
-    write_atomic(parquet, &bytes)?;
-    let mut bytes = Vec::new();
-    CsvWriter::new(&mut bytes).finish(frame).map_err(table_error(csv))?;
-    write_atomic(csv, &bytes)
-}
-
-/// Reads a Parquet table written by the study.
-pub fn read_table(path: &Path) -> Result<DataFrame, StudyError> {
-    let file = std::fs::File::open(path).map_err(|source| StudyError::Io { path: path.to_path_buf(), source })?;
-    ParquetReader::new(file).finish().map_err(table_error(path))
 }

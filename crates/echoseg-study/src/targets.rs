@@ -4,8 +4,6 @@
 use echoseg_agree::Metric;
 use serde::Serialize;
 
-use crate::intervals::interval_metrics;
-
 /// How a metric is compared with a target's value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum Comparison {
@@ -35,7 +33,7 @@ impl Comparison {
 pub struct Target {
     /// The target as written, normalised (`miou >= 0.8`).
     pub text: String,
-    /// A metric of the summary table (one of [`interval_metrics`]).
+    /// A metric of the summary table (one of [`Metric::counted`]).
     pub metric: Metric,
     /// The comparison.
     pub comparison: Comparison,
@@ -81,8 +79,8 @@ impl Target {
             return Err(format!("\"{}\" is not METRIC OP VALUE such as \"miou >= 0.8\" (OP: >=, <=, >, <)", text.escape_debug()));
         };
         let name = text[..at].trim();
-        let Some(metric) = Metric::from_name(name).filter(|m| interval_metrics().any(|i| i == *m)) else {
-            let allowed: Vec<String> = interval_metrics().map(|m| m.name()).collect();
+        let Some(metric) = Metric::from_name(name).filter(|m| Metric::counted().any(|i| i == *m)) else {
+            let allowed: Vec<String> = Metric::counted().map(|m| m.name()).collect();
             return Err(format!("\"{}\": unknown metric `{name}`; allowed: {}", text.escape_debug(), allowed.join(", ")));
         };
         let value: f64 = text[at + op.len()..]

@@ -4,7 +4,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use echoseg_nets::Progress;
-use echoseg_study::engine::{Observer, RunOutcome};
+use echoseg_study::RunOutcome;
+use echoseg_study::engine::Observer;
 use echoseg_study::plan::{HeldOut, Plan, PlannedRun, Teaching};
 use echoseg_study::rounds::Round;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
