@@ -119,7 +119,7 @@ impl Study {
             masks: read_masks(&dir.masks_parquet())?,
             label_quality: read_label_issue_quality(&dir.label_issue_quality_parquet())?,
             label_confusions: read_label_confusions(&dir.label_issue_confusions_parquet())?,
-            worst_labels: read_json(&dir.label_issues().join("worst.json")).ok(),
+            worst_labels: read_json(&dir.worst_index()).ok(),
             provenance: read_json(&dir.provenance()).ok(),
             splits: read_json(&dir.splits()).ok(),
             rows,

@@ -1,7 +1,7 @@
 //! Sample panels: for a few test images, the image, its truth, each source's labels, each
 //! model's prediction at generation 0 and at the last generation, and where the models disagree.
 
-use echoseg_study::label_issues::WorstIndex;
+use echoseg_study::label_issues::{WorstIndex, WorstMap};
 use echoseg_study::samples::SampleIndex;
 use echoseg_study::store::{read_json, read_labels};
 use echoseg_study::{IGNORE, Strategy, StudyDir, Treatment};
@@ -148,8 +148,8 @@ fn disagreement(maps: &[&Vec<u8>]) -> Vec<f32> {
 /// The panels of a finished study: repeat 0's chain models at generation 0 and at the last
 /// generation of the first strategy (`self` when run); `None` when the study wrote no samples.
 pub fn sample_panels(dir: &StudyDir, rows: &[ResultRow], models: &[String]) -> Option<SamplePanels> {
-    let index: SampleIndex = read_json(&dir.samples().join("samples.json")).ok()?;
-    let stored = read_labels(&dir.samples().join("labels.labels")).ok()?;
+    let index: SampleIndex = read_json(&dir.samples_index()).ok()?;
+    let stored = read_labels(&dir.samples_labels()).ok()?;
     let maps = &stored.maps;
     let run_of = |model: &str, generation: i64, treatment: &Treatment| {
         rows.iter()
@@ -187,7 +187,7 @@ pub fn sample_panels(dir: &StudyDir, rows: &[ResultRow], models: &[String]) -> O
     let per_sample = index.maps.len();
     let (mut out_rows, mut sizes) = (Vec::new(), Vec::new());
     for (k, &position) in index.test_positions.iter().enumerate() {
-        let rgb = image::open(dir.samples().join(format!("image-{k}.png"))).ok()?.to_rgb8().into_raw();
+        let rgb = image::open(dir.sample_image(k)).ok()?.to_rgb8().into_raw();
         sizes.push(*stored.sizes.get(k * per_sample)?);
         let mut row = vec![Tile::Image(rgb)];
         row.extend(maps[k * per_sample..(k + 1) * per_sample].iter().cloned().map(Tile::Labels));
@@ -208,19 +208,18 @@ pub fn sample_panels(dir: &StudyDir, rows: &[ResultRow], models: &[String]) -> O
 /// class the cross-fitted networks' average finds most probable, the flagged pixels in red and the truth where known;
 /// `None` when the study did not search for label issues.
 pub fn label_issue_panels(dir: &StudyDir) -> Option<SamplePanels> {
-    let root = dir.label_issues();
-    let index: WorstIndex = read_json(&root.join("worst.json")).ok()?;
-    let stored = read_labels(&root.join("worst.labels")).ok()?;
+    let index: WorstIndex = read_json(&dir.worst_index()).ok()?;
+    let stored = read_labels(&dir.worst_labels()).ok()?;
     let per_image = index.maps.len();
-    let flagged = index.maps.iter().position(|m| m == "flagged")?;
-    let truth = index.maps.iter().position(|m| m == "truth");
+    let flagged = index.position(WorstMap::Flagged)?;
+    let truth = index.position(WorstMap::Truth);
     let has_truth = truth.is_some_and(|t| stored.maps.iter().skip(t).step_by(per_image).any(|m| m.iter().any(|&v| v != IGNORE)));
     let shown: Vec<usize> = (0..per_image).filter(|&m| Some(m) != truth || has_truth).collect();
     let mut columns = vec!["image".to_string()];
     columns.extend(shown.iter().map(|&m| index.maps[m].clone()));
     let (mut rows, mut sizes) = (Vec::new(), Vec::new());
     for k in 0..index.images.len() {
-        let rgb = image::open(root.join(format!("worst-{k}.png"))).ok()?.to_rgb8().into_raw();
+        let rgb = image::open(dir.worst_image(k)).ok()?.to_rgb8().into_raw();
         sizes.push(*stored.sizes.get(k * per_image)?);
         let mut row = vec![Tile::Image(rgb)];
         for &m in &shown {

@@ -4,6 +4,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use echoseg_agree::{Bias, BootstrapConfig, MAX_SEEDS_NEEDED, Metric, Verdict};
 use echoseg_study::Treatment;
+use echoseg_study::export::MaskKind;
 use echoseg_study::intervals::PretrainingVerdict;
 use echoseg_study::provenance::Provenance;
 use echoseg_study::targets::Judgement;
@@ -423,18 +424,18 @@ pub(crate) fn scores_table(rows: &[ResultRow], summary: &[SummaryRow], models: &
 pub(crate) fn target_sentences(targets: &[TargetRow]) -> Vec<String> {
     let mut names: Vec<&str> = Vec::new();
     for t in targets {
-        if !names.contains(&t.target.as_str()) {
-            names.push(&t.target);
+        if !names.contains(&t.target.text.as_str()) {
+            names.push(&t.target.text);
         }
     }
     names
         .iter()
         .map(|name| {
             // The ceiling is a reference trained on exact labels, not a configuration a user can pick.
-            let mine: Vec<&TargetRow> = targets.iter().filter(|t| t.target == *name && t.treatment != Treatment::Ceiling).collect();
+            let mine: Vec<&TargetRow> = targets.iter().filter(|t| t.target.text == *name && t.treatment != Treatment::Ceiling).collect();
             let count = |j: Judgement| mine.iter().filter(|t| t.judgement == j).count();
             // The best configuration is the one furthest on the target's good side.
-            let lower_is_better = name.contains('<');
+            let lower_is_better = mine.first().is_some_and(|t| t.target.comparison.lower_is_better());
             let best = mine.iter().max_by(|a, b| {
                 let (x, y) = if lower_is_better { (-a.value[0], -b.value[0]) } else { (a.value[0], b.value[0]) };
                 x.total_cmp(&y)
@@ -471,7 +472,7 @@ pub(crate) fn targets_table(targets: &[TargetRow]) -> Table {
         .filter(|t| t.generation == 0 || t.generation == last)
         .map(|t| {
             vec![
-                cell(&t.target),
+                cell(&t.target.text),
                 cell(&t.model),
                 cell(&t.generation.to_string()),
                 cell(&t.treatment.to_string()),
@@ -834,14 +835,14 @@ pub(crate) fn confusions_table(confusions: &[LabelConfusionRow]) -> Option<Table
 /// (columns; `masks.csv` has HD95 and surface Dice too); `None` without any.
 pub(crate) fn masks_table(masks: &[MaskRow]) -> Option<Table> {
     let mut metrics: Vec<&Metric> = Vec::new();
-    let mut names: Vec<(&str, &str)> = Vec::new();
+    let mut names: Vec<(&str, MaskKind)> = Vec::new();
     let shown = |m: &Metric| matches!(m, Metric::Miou | Metric::Bias(_) | Metric::Assd(_) | Metric::ClDice(_));
     for m in masks {
         if shown(&m.metric) && !metrics.contains(&&m.metric) {
             metrics.push(&m.metric);
         }
         if !names.iter().any(|(n, _)| *n == m.mask) {
-            names.push((m.mask.as_str(), m.kind.as_str()));
+            names.push((m.mask.as_str(), m.kind));
         }
     }
     let mut header = vec!["mask".to_string(), "test images".to_string()];
@@ -854,7 +855,7 @@ pub(crate) fn masks_table(masks: &[MaskRow]) -> Option<Table> {
         .iter()
         .map(|&(name, kind)| {
             let mine: Vec<&MaskRow> = masks.iter().filter(|m| m.mask == name).collect();
-            let label = if kind == "source" { format!("source {name}") } else { name.to_string() };
+            let label = if kind == MaskKind::Source { format!("source {name}") } else { name.to_string() };
             let mut row = vec![cell(&label), number(mine.first().map(|m| m.images as f64), 0, false)];
             row.extend(metrics.iter().map(|metric| {
                 let value = mine.iter().find(|m| &m.metric == *metric).map(|m| m.value);
@@ -874,8 +875,9 @@ pub(crate) fn masks_table(masks: &[MaskRow]) -> Option<Table> {
 /// The answer in words: the best committee mask against the best source in mIoU, and the biases
 /// in which it is nearer the truth than every source; `None` without both.
 pub(crate) fn masks_sentence(masks: &[MaskRow]) -> Option<String> {
-    let best = |kind: &str| masks.iter().filter(|m| m.kind == kind && m.metric == Metric::Miou).max_by(|a, b| a.value.total_cmp(&b.value));
-    let (committee, source) = (best("committee")?, best("source")?);
+    let best =
+        |kind: MaskKind| masks.iter().filter(|m| m.kind == kind && m.metric == Metric::Miou).max_by(|a, b| a.value.total_cmp(&b.value));
+    let (committee, source) = (best(MaskKind::Committee)?, best(MaskKind::Source)?);
     let relation = if (committee.value - source.value).abs() < 0.005 {
         "level with"
     } else if committee.value > source.value {
@@ -887,7 +889,7 @@ pub(crate) fn masks_sentence(masks: &[MaskRow]) -> Option<String> {
     for bias in Bias::ALL {
         let size = |m: &MaskRow| (m.metric == Metric::Bias(bias)).then(|| bias.size(m.value));
         let Some(mine) = masks.iter().filter(|m| m.mask == committee.mask).find_map(size) else { continue };
-        let sources: Vec<f64> = masks.iter().filter(|m| m.kind == "source").filter_map(size).collect();
+        let sources: Vec<f64> = masks.iter().filter(|m| m.kind == MaskKind::Source).filter_map(size).collect();
         if sources.is_empty() {
             continue;
         }
@@ -911,6 +913,7 @@ mod tests {
     use super::*;
 
     use echoseg_study::Strategy;
+    use echoseg_study::tables::Subject;
 
     fn verdict_row(strategy: Strategy, verdict: Verdict, seeds_needed: Option<i64>) -> VerdictRow {
         VerdictRow {
@@ -964,25 +967,19 @@ mod tests {
 
     #[test]
     fn the_masks_answer_names_the_biases_a_committee_improves_on_every_source() {
-        let m = |mask: &str, kind: &str, metric: Metric, value: f64| MaskRow {
-            mask: mask.into(),
-            kind: kind.into(),
-            metric,
-            value,
-            images: 40,
-        };
+        let m = |mask: &str, kind: MaskKind, metric: Metric, value: f64| MaskRow { mask: mask.into(), kind, metric, value, images: 40 };
         let offset = Metric::Bias(Bias::BoundaryOffset);
         let thin = Metric::Bias(Bias::ThinRecall);
         let masks = vec![
-            m("manual", "source", Metric::Miou, 0.70),
-            m("manual", "source", offset.clone(), 0.96),
-            m("manual", "source", thin.clone(), 1.0),
-            m("heuristic", "source", Metric::Miou, 0.62),
-            m("heuristic", "source", offset.clone(), -0.14),
-            m("heuristic", "source", thin.clone(), 0.52),
-            m("committee of generation 1 cross", "committee", Metric::Miou, 0.72),
-            m("committee of generation 1 cross", "committee", offset, 0.05),
-            m("committee of generation 1 cross", "committee", thin, 0.79),
+            m("manual", MaskKind::Source, Metric::Miou, 0.70),
+            m("manual", MaskKind::Source, offset.clone(), 0.96),
+            m("manual", MaskKind::Source, thin.clone(), 1.0),
+            m("heuristic", MaskKind::Source, Metric::Miou, 0.62),
+            m("heuristic", MaskKind::Source, offset.clone(), -0.14),
+            m("heuristic", MaskKind::Source, thin.clone(), 0.52),
+            m("committee of generation 1 cross", MaskKind::Committee, Metric::Miou, 0.72),
+            m("committee of generation 1 cross", MaskKind::Committee, offset, 0.05),
+            m("committee of generation 1 cross", MaskKind::Committee, thin, 0.79),
         ];
         let sentence = masks_sentence(&masks).unwrap();
         assert!(sentence.contains("(committee of generation 1 cross, mIoU 0.720) is above the best source (manual, 0.700)"), "{sentence}");
@@ -992,7 +989,7 @@ mod tests {
 
     fn row(run: &str, generation: i64, metric: Metric, value: f64) -> ResultRow {
         ResultRow {
-            subject: "model".into(),
+            subject: Subject::Model,
             generation,
             treatment: if generation == 0 {
                 Treatment::Labels

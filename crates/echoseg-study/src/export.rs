@@ -98,6 +98,30 @@ fn scored(masks: &[(usize, &[u8])], data: &StudyData) -> Option<MaskScores> {
     })
 }
 
+/// What a row of `masks.csv` scores (its `kind` column).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MaskKind {
+    /// A label source's own masks on the test images.
+    Source,
+    /// A configuration's committee mask (the plurality of all its runs).
+    Committee,
+}
+
+impl MaskKind {
+    /// The name in the `kind` column.
+    pub fn name(self) -> &'static str {
+        match self {
+            MaskKind::Source => "source",
+            MaskKind::Committee => "committee",
+        }
+    }
+
+    /// The kind a column value names.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [MaskKind::Source, MaskKind::Committee].into_iter().find(|k| k.name() == name)
+    }
+}
+
 /// `masks.csv`: every source's masks and every configuration's committee mask on the test images,
 /// against the truth (mIoU, the fingerprint and the surface metrics), so the report can say whether the outputs are
 /// better than each input. Empty without truth on the test images.
@@ -105,7 +129,7 @@ pub(crate) fn masks_frame(manifest: &Manifest, plan: &Plan, data: &StudyData, te
     let (mut mask, mut kind, mut generation, mut strategy, mut selection) = (vec![], vec![], vec![], vec![], vec![]);
     let (mut images, mut metric, mut value) = (vec![], vec![], vec![]);
     let class_names = data.classes.names();
-    let mut push = |name: &str, what: &str, configuration: Option<&Configuration>, m: MaskScores| {
+    let mut push = |name: &str, what: MaskKind, configuration: Option<&Configuration>, m: MaskScores| {
         let surfaces = m
             .surfaces
             .iter()
@@ -119,7 +143,7 @@ pub(crate) fn masks_frame(manifest: &Manifest, plan: &Plan, data: &StudyData, te
         for (m, v) in values {
             let Some(v) = v else { continue };
             mask.push(name.to_string());
-            kind.push(what.to_string());
+            kind.push(what.name());
             generation.push(configuration.map(|c| i64::from(c.generation)));
             strategy.push(configuration.map(|c| c.treatment.strategy_column().to_string()));
             selection.push(configuration.map(|c| c.treatment.selection_column().to_string()));
@@ -131,7 +155,7 @@ pub(crate) fn masks_frame(manifest: &Manifest, plan: &Plan, data: &StudyData, te
     for (name, masks) in source_masks_on_test(manifest, data) {
         let masks: Vec<(usize, &[u8])> = masks.iter().map(|(i, l)| (*i, l.labels.as_slice())).collect();
         if let Some(s) = scored(&masks, data) {
-            push(&name, "source", None, s);
+            push(&name, MaskKind::Source, None, s);
         }
     }
     for (configuration, runs) in configurations(plan) {
@@ -140,7 +164,7 @@ pub(crate) fn masks_frame(manifest: &Manifest, plan: &Plan, data: &StudyData, te
             .collect();
         let masks: Vec<(usize, &[u8])> = committee.iter().enumerate().map(|(i, m)| (i, m.as_slice())).collect();
         if let Some(s) = scored(&masks, data) {
-            push(&format!("committee of {configuration}"), "committee", Some(&configuration), s);
+            push(&format!("committee of {configuration}"), MaskKind::Committee, Some(&configuration), s);
         }
     }
     DataFrame::new_infer_height(vec![

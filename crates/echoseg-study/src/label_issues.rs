@@ -241,8 +241,40 @@ pub struct WorstIndex {
     pub method: String,
 }
 
-/// The maps stored per worst image.
-pub const WORST_MAPS: [&str; 4] = ["given", "average", "flagged", "truth"];
+impl WorstIndex {
+    /// Where `map` sits among each image's maps; `None` in an index written without it.
+    pub fn position(&self, map: WorstMap) -> Option<usize> {
+        self.maps.iter().position(|m| m == map.name())
+    }
+}
+
+/// One of the maps stored per worst image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WorstMap {
+    /// The mask the source gave.
+    Given,
+    /// The class the cross-fitted networks' average finds most probable.
+    Average,
+    /// The pixels flagged as label issues.
+    Flagged,
+    /// The truth, where known.
+    Truth,
+}
+
+impl WorstMap {
+    /// Its name in `worst.json`.
+    pub fn name(self) -> &'static str {
+        match self {
+            WorstMap::Given => "given",
+            WorstMap::Average => AVERAGE,
+            WorstMap::Flagged => "flagged",
+            WorstMap::Truth => "truth",
+        }
+    }
+}
+
+/// The maps stored per worst image, in their order.
+pub const WORST_MAPS: [WorstMap; 4] = [WorstMap::Given, WorstMap::Average, WorstMap::Flagged, WorstMap::Truth];
 
 /// Scores every labelled image of every source with the cross-fitting runs' probabilities and
 /// writes `label_issues.*`, `label_issue_quality.*`, `label_issue_confusions.*` and
@@ -440,12 +472,11 @@ impl WorstPanels {
         dir: &StudyDir,
         method: String,
     ) -> Result<(), StudyError> {
-        let root = dir.label_issues();
         let (mut index, mut maps, mut sizes) = (Vec::new(), Vec::new(), Vec::new());
         for &n in worst {
             let Some(four) = self.maps.remove(&n) else { continue };
             let scene = &images[n].labelled.scene;
-            write_image_png(&root.join(format!("worst-{}.png", index.len())), &scene.image)?;
+            write_image_png(&dir.worst_image(index.len()), &scene.image)?;
             maps.extend(four);
             sizes.resize(maps.len(), (scene.image.width, scene.image.height));
             let row = &rows[n * scorers];
@@ -456,10 +487,14 @@ impl WorstPanels {
                 error_share: row.error_share,
             });
         }
-        write_labels(&root.join("worst.labels"), &sizes, &maps)?;
-        let worst =
-            WorstIndex { images: index, maps: WORST_MAPS.map(String::from).to_vec(), classes: data.classes.names().to_vec(), method };
-        write_json(&root.join("worst.json"), &worst)
+        write_labels(&dir.worst_labels(), &sizes, &maps)?;
+        let worst = WorstIndex {
+            images: index,
+            maps: WORST_MAPS.map(|m| m.name().to_string()).to_vec(),
+            classes: data.classes.names().to_vec(),
+            method,
+        };
+        write_json(&dir.worst_index(), &worst)
     }
 }
 
@@ -584,7 +619,7 @@ impl Exports {
                 )));
             }
             let n = mine.len();
-            let path = |what: &str| dir.label_issues().join(format!("{}.{what}.npy", spec.name));
+            let path = |what: &str| dir.label_issue_npy(&spec.name, what);
             let with_truth = mine.iter().all(|l| l.scene.truth.is_some());
             files.push(Some(SourceExport {
                 labels: NpyWriter::create(&path("labels"), "|u1", &[n, h, w])?,

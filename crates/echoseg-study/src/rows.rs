@@ -10,17 +10,18 @@ use echoseg_agree::{Bias, Metric, Verdict};
 use polars::prelude::*;
 
 use crate::StudyError;
+use crate::export::MaskKind;
 use crate::intervals::PretrainingVerdict;
 use crate::store::read_table;
 use crate::strategy::{EVERY_LABEL, Treatment};
-use crate::tables::{columns, subjects};
-use crate::targets::Judgement;
+use crate::tables::{Subject, columns};
+use crate::targets::{Judgement, Target};
 
 /// One row of `results.parquet`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ResultRow {
-    /// `model`, `source`, `pair` or `committee`.
-    pub subject: String,
+    /// What the row scores.
+    pub subject: Subject,
     /// Generation.
     pub generation: i64,
     /// What the model learned from (the strategy and selection columns).
@@ -46,28 +47,28 @@ pub struct ResultRow {
 impl ResultRow {
     /// True for a model scored against truth.
     pub fn is_model(&self) -> bool {
-        self.subject == subjects::MODEL
+        self.subject == Subject::Model
     }
 
     /// True for a label source scored against truth.
     pub fn is_source(&self) -> bool {
-        self.subject == subjects::SOURCE
+        self.subject == Subject::Source
     }
 
     /// True for a pairwise comparison.
     pub fn is_pair(&self) -> bool {
-        self.subject == subjects::PAIR
+        self.subject == Subject::Pair
     }
 
     /// True for all the models of one generation, strategy and repeat together.
     pub fn is_committee(&self) -> bool {
-        self.subject == subjects::COMMITTEE
+        self.subject == Subject::Committee
     }
 
     /// True when `other` describes the same run or pair (any metric).
     pub fn same_subject(&self, other: &ResultRow) -> bool {
-        (&self.subject, self.generation, &self.treatment, &self.model, &self.peer, &self.teacher, self.repeat)
-            == (&other.subject, other.generation, &other.treatment, &other.model, &other.peer, &other.teacher, other.repeat)
+        (self.subject, self.generation, &self.treatment, &self.model, &self.peer, &self.teacher, self.repeat)
+            == (other.subject, other.generation, &other.treatment, &other.model, &other.peer, &other.teacher, other.repeat)
     }
 }
 
@@ -214,13 +215,14 @@ impl<'a> Frame<'a> {
 pub fn read_results(path: &Path) -> Result<Vec<ResultRow>, StudyError> {
     use columns::*;
     let f = Frame::read(path)?;
-    let (subject, generation, treatment, model) = (f.strings(SUBJECT)?, f.ints(GENERATION)?, f.treatments()?, f.strings(MODEL)?);
+    let subject = f.parsed(SUBJECT, "subject", Subject::from_name)?;
+    let (generation, treatment, model) = (f.ints(GENERATION)?, f.treatments()?, f.strings(MODEL)?);
     let (teacher, peer, repeat, value) = (f.strings(TEACHER)?, f.strings(PEER)?, f.ints(REPEAT)?, f.floats(VALUE)?);
     let metric = f.parsed(METRIC, "metric", Metric::from_name)?;
     let (chain, run) = (f.bools(CHAIN, true)?, f.strings(RUN)?);
     Ok((0..f.height())
         .map(|i| ResultRow {
-            subject: subject[i].clone(),
+            subject: subject[i],
             generation: generation[i],
             treatment: treatment[i].clone(),
             model: model[i].clone(),
@@ -571,8 +573,8 @@ pub fn read_label_confusions(path: &Path) -> Result<Vec<LabelConfusionRow>, Stud
 pub struct MaskRow {
     /// The source's name, or `committee of generation G STRATEGY`.
     pub mask: String,
-    /// `source` or `committee`.
-    pub kind: String,
+    /// A source's masks or a committee mask.
+    pub kind: MaskKind,
     /// The metric.
     pub metric: Metric,
     /// Its value.
@@ -584,11 +586,12 @@ pub struct MaskRow {
 /// Reads `masks.parquet`; empty when the test images have no truth.
 pub fn read_masks(path: &Path) -> Result<Vec<MaskRow>, StudyError> {
     let Some(f) = Frame::read_optional(path)? else { return Ok(Vec::new()) };
-    let (mask, kind, images, value) = (f.strings("mask")?, f.strings("kind")?, f.ints("images")?, f.floats("value")?);
+    let (mask, images, value) = (f.strings("mask")?, f.ints("images")?, f.floats("value")?);
+    let kind = f.parsed("kind", "mask kind", MaskKind::from_name)?;
     let metric = f.parsed("metric", "metric", Metric::from_name)?;
     Ok((0..f.height())
         .filter_map(|i| {
-            Some(MaskRow { mask: mask[i].clone(), kind: kind[i].clone(), metric: metric[i].clone(), value: value[i]?, images: images[i] })
+            Some(MaskRow { mask: mask[i].clone(), kind: kind[i], metric: metric[i].clone(), value: value[i]?, images: images[i] })
         })
         .collect())
 }
@@ -597,7 +600,7 @@ pub fn read_masks(path: &Path) -> Result<Vec<MaskRow>, StudyError> {
 #[derive(Clone, Debug, PartialEq)]
 pub struct TargetRow {
     /// The target (`miou >= 0.8`).
-    pub target: String,
+    pub target: Target,
     /// Generation.
     pub generation: i64,
     /// What the configuration learned from.
@@ -615,8 +618,8 @@ pub struct TargetRow {
 /// Reads `targets.parquet`; empty when the manifest sets no targets.
 pub fn read_targets(path: &Path) -> Result<Vec<TargetRow>, StudyError> {
     let Some(f) = Frame::read_optional(path)? else { return Ok(Vec::new()) };
-    let (target, generation, treatment, model, teacher) =
-        (f.strings("target")?, f.ints("generation")?, f.treatments()?, f.strings("model")?, f.strings("teacher")?);
+    let target = f.parsed("target", "target", |t| Target::parse(t).ok())?;
+    let (generation, treatment, model, teacher) = (f.ints("generation")?, f.treatments()?, f.strings("model")?, f.strings("teacher")?);
     let judgement = f.parsed("judgement", "judgement", Judgement::from_name)?;
     let values = f.triple(["estimate", "low", "high"])?;
     Ok((0..f.height())
@@ -672,5 +675,48 @@ mod tests {
         assert!(error.contains("unknown strategy `teach`") && error.contains(&path.display().to_string()), "{error}");
         let error = read_summary(&summary_file("metric", "self", "mioU")).unwrap_err().to_string();
         assert!(error.contains("unknown metric `mioU`"), "{error}");
+    }
+
+    #[test]
+    fn subjects_mask_kinds_and_targets_are_typed_where_they_are_read() {
+        for subject in Subject::ALL {
+            assert_eq!(Subject::from_name(subject.name()), Some(subject));
+        }
+        assert_eq!(Subject::from_name("Model"), None, "names are exact");
+        for kind in [MaskKind::Source, MaskKind::Committee] {
+            assert_eq!(MaskKind::from_name(kind.name()), Some(kind));
+        }
+        let dir = std::env::temp_dir().join(format!("echoseg-rows-typed-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("masks.parquet");
+        let mut df = DataFrame::new_infer_height(vec![
+            Column::new("mask".into(), vec!["manual", "x"]),
+            Column::new("kind".into(), vec!["source", "rater"]),
+            Column::new("images".into(), vec![40i64, 40]),
+            Column::new("metric".into(), vec!["miou", "miou"]),
+            Column::new("value".into(), vec![0.7f64, 0.6]),
+        ])
+        .unwrap();
+        ParquetWriter::new(std::fs::File::create(&path).unwrap()).finish(&mut df).unwrap();
+        let error = read_masks(&path).unwrap_err().to_string();
+        assert!(error.contains("unknown mask kind `rater`"), "{error}");
+
+        let path = dir.join("targets.parquet");
+        let mut df = DataFrame::new_infer_height(vec![
+            Column::new("target".into(), vec!["boundary_offset <= 0.5"]),
+            Column::new("generation".into(), vec![1i64]),
+            Column::new("strategy".into(), vec!["self"]),
+            Column::new("model".into(), vec!["fcn"]),
+            Column::new("teacher".into(), vec!["fcn"]),
+            Column::new("judgement".into(), vec!["met"]),
+            Column::new("estimate".into(), vec![0.3f64]),
+            Column::new("low".into(), vec![0.2f64]),
+            Column::new("high".into(), vec![0.4f64]),
+        ])
+        .unwrap();
+        ParquetWriter::new(std::fs::File::create(&path).unwrap()).finish(&mut df).unwrap();
+        let rows = read_targets(&path).unwrap();
+        assert!(rows[0].target.comparison.lower_is_better(), "the direction comes from the parsed comparison");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -29,12 +29,11 @@ pub struct SampleIndex {
 /// Writes the first [`SAMPLES`] test images (`image-K.png`), their label maps (`labels.labels`,
 /// sample-major, [`IGNORE`] where a map is unknown) and `samples.json` under `samples/`.
 pub fn write_samples(manifest: &Manifest, data: &StudyData, dir: &StudyDir) -> Result<(), StudyError> {
-    let root = dir.samples();
     let chosen: Vec<usize> = (0..data.test.len().min(SAMPLES)).collect();
     let (mut maps, mut sizes) = (Vec::new(), Vec::new());
     for (k, &i) in chosen.iter().enumerate() {
         let scene = &data.test[i];
-        write_image_png(&root.join(format!("image-{k}.png")), &scene.image)?;
+        write_image_png(&dir.sample_image(k), &scene.image)?;
         let (w, h) = (scene.image.width, scene.image.height);
         let unknown = || vec![IGNORE; w * h];
         maps.push(scene.truth_labels().map(|t| t.labels.clone()).unwrap_or_else(unknown));
@@ -44,12 +43,12 @@ pub fn write_samples(manifest: &Manifest, data: &StudyData, dir: &StudyDir) -> R
         }
         sizes.resize(maps.len(), (w, h));
     }
-    write_labels(&root.join("labels.labels"), &sizes, &maps)?;
+    write_labels(&dir.samples_labels(), &sizes, &maps)?;
     let index = SampleIndex {
         test_positions: chosen.clone(),
         names: chosen.iter().map(|&i| data.test[i].name.clone()).collect(),
         maps: std::iter::once("truth".to_string()).chain(manifest.sources.iter().map(|s| s.name.clone())).collect(),
         classes: data.classes.names().to_vec(),
     };
-    write_json(&root.join("samples.json"), &index)
+    write_json(&dir.samples_index(), &index)
 }

@@ -71,6 +71,21 @@ impl StudyDir {
         self.root.join("samples")
     }
 
+    /// What the sample images are (`samples/samples.json`).
+    pub fn samples_index(&self) -> PathBuf {
+        self.samples().join("samples.json")
+    }
+
+    /// The sample images' label maps (`samples/labels.labels`).
+    pub fn samples_labels(&self) -> PathBuf {
+        self.samples().join("labels.labels")
+    }
+
+    /// The `k`-th sample image (`samples/image-K.png`).
+    pub fn sample_image(&self, k: usize) -> PathBuf {
+        self.samples().join(format!("image-{k}.png"))
+    }
+
     /// Each source's masks and each configuration's committee mask on the test images against truth (Parquet).
     pub fn masks_parquet(&self) -> PathBuf {
         self.root.join("masks.parquet")
@@ -114,6 +129,26 @@ impl StudyDir {
     /// The worst images per source with their maps, and the optional .npy exports.
     pub fn label_issues(&self) -> PathBuf {
         self.root.join("label_issues")
+    }
+
+    /// What the worst images are (`label_issues/worst.json`).
+    pub fn worst_index(&self) -> PathBuf {
+        self.label_issues().join("worst.json")
+    }
+
+    /// The worst images' maps (`label_issues/worst.labels`).
+    pub fn worst_labels(&self) -> PathBuf {
+        self.label_issues().join("worst.labels")
+    }
+
+    /// One of a source's optional NumPy exports (`label_issues/SOURCE.WHAT.npy`).
+    pub fn label_issue_npy(&self, source: &str, what: &str) -> PathBuf {
+        self.label_issues().join(format!("{source}.{what}.npy"))
+    }
+
+    /// The `k`-th worst image (`label_issues/worst-K.png`).
+    pub fn worst_image(&self, k: usize) -> PathBuf {
+        self.label_issues().join(format!("worst-{k}.png"))
     }
 
     /// What `echoseg run` was given (manifest and overrides), for `echoseg merge` and `echoseg export`.

@@ -60,16 +60,37 @@ pub mod columns {
     pub const VAL_LOSS: &str = "val_loss";
 }
 
-/// Subject values of the results table.
-pub mod subjects {
+/// What a row of the results table scores (its `subject` column).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Subject {
     /// A trained model scored against truth.
-    pub const MODEL: &str = "model";
+    Model,
     /// A label source scored against truth on the images it labelled.
-    pub const SOURCE: &str = "source";
+    Source,
     /// Two models of one generation and strategy compared with each other.
-    pub const PAIR: &str = "pair";
+    Pair,
     /// All the models of one generation, strategy and repeat together (Fleiss' kappa, vote entropy).
-    pub const COMMITTEE: &str = "committee";
+    Committee,
+}
+
+impl Subject {
+    /// Every subject.
+    pub const ALL: [Subject; 4] = [Subject::Model, Subject::Source, Subject::Pair, Subject::Committee];
+
+    /// The name in the `subject` column.
+    pub fn name(self) -> &'static str {
+        match self {
+            Subject::Model => "model",
+            Subject::Source => "source",
+            Subject::Pair => "pair",
+            Subject::Committee => "committee",
+        }
+    }
+
+    /// The subject a column value names.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.name() == name)
+    }
 }
 
 #[derive(Default)]
@@ -89,7 +110,7 @@ struct Rows {
 }
 
 struct RowKey<'a> {
-    subject: &'static str,
+    subject: Subject,
     generation: i64,
     treatment: Treatment,
     model: &'a str,
@@ -102,7 +123,7 @@ struct RowKey<'a> {
 
 impl Rows {
     fn push(&mut self, key: &RowKey<'_>, metric: &Metric, value: f64) {
-        self.subject.push(key.subject);
+        self.subject.push(key.subject.name());
         self.generation.push(key.generation);
         self.strategy.push(key.treatment.strategy_column().to_string());
         self.selection.push(key.treatment.selection_column().to_string());
@@ -166,7 +187,7 @@ impl Rows {
     }
 }
 
-fn model_key<'a>(run: &'a PlannedRun, teacher: &'a str, subject: &'static str, peer: &'a str) -> RowKey<'a> {
+fn model_key<'a>(run: &'a PlannedRun, teacher: &'a str, subject: Subject, peer: &'a str) -> RowKey<'a> {
     RowKey {
         subject,
         generation: i64::from(run.generation),
@@ -211,7 +232,7 @@ pub fn write_tables(manifest: &Manifest, plan: &Plan, outcomes: &[RunOutcome], d
         let scores = truth_scores(&predicted, &truth, data.classes.len());
         let fingerprint = fingerprint_of(&predicted, &scored.iter().map(|(scene, _)| *scene).collect::<Vec<_>>(), &data.classes);
         let key = RowKey {
-            subject: subjects::SOURCE,
+            subject: Subject::Source,
             generation: 0,
             treatment: Treatment::Labels,
             model: &spec.name,
@@ -230,7 +251,7 @@ pub fn write_tables(manifest: &Manifest, plan: &Plan, outcomes: &[RunOutcome], d
     let labels_miou = labels_miou(data);
     for (run, outcome) in plan.runs.iter().zip(outcomes) {
         let teacher = plan.teacher_name(run);
-        let key = model_key(run, &teacher, subjects::MODEL, "");
+        let key = model_key(run, &teacher, Subject::Model, "");
         // Without truth there is nothing to score: no row rather than a vacuous mIoU of 1.
         if outcome.scored {
             rows.push_scores(&key, &outcome.test, &outcome.fingerprint, &class_names);
@@ -386,7 +407,7 @@ fn surface_rows(rows: &mut Rows, plan: &Plan, outcomes: &[RunOutcome], test_labe
     for ((run, outcome), surfaces) in plan.runs.iter().zip(outcomes).zip(&surfaces) {
         if outcome.scored {
             let teacher = plan.teacher_name(run);
-            rows.push_surfaces(&model_key(run, &teacher, subjects::MODEL, ""), surfaces, &class_names);
+            rows.push_surfaces(&model_key(run, &teacher, Subject::Model, ""), surfaces, &class_names);
         }
     }
 }
@@ -426,12 +447,12 @@ fn committee_rows(rows: &mut Rows, plan: &Plan, test_labels: &[Vec<Vec<u8>>], da
         let Ok(analysis) = analyse_raters(&raters, truth.as_deref(), classes) else { continue };
         let first = &plan.runs[members[0]];
         let key = RowKey {
-            subject: subjects::COMMITTEE,
+            subject: Subject::Committee,
             model: "",
             teacher: "",
             peer: "",
             run: "",
-            ..model_key(first, "", subjects::COMMITTEE, "")
+            ..model_key(first, "", Subject::Committee, "")
         };
         rows.push(&key, &Metric::FleissKappa, analysis.fleiss_kappa);
         rows.push(&key, &Metric::VoteEntropy, analysis.mean_vote_entropy);
@@ -440,7 +461,7 @@ fn committee_rows(rows: &mut Rows, plan: &Plan, test_labels: &[Vec<Vec<u8>>], da
             for y in x + 1..members.len() {
                 let (a, b) = (&plan.runs[members[x]], &plan.runs[members[y]]);
                 let teacher = plan.teacher_name(a);
-                let key = model_key(a, &teacher, subjects::PAIR, b.model.as_str());
+                let key = model_key(a, &teacher, Subject::Pair, b.model.as_str());
                 rows.push(&key, &Metric::Agreement, analysis.agreement[x][y]);
                 rows.push(&key, &Metric::Kappa, analysis.kappa[x][y]);
                 if let Some(t) = &analysis.truth {
@@ -456,7 +477,7 @@ fn committee_rows(rows: &mut Rows, plan: &Plan, test_labels: &[Vec<Vec<u8>>], da
         for (j, &i) in members.iter().enumerate() {
             let run = &plan.runs[i];
             let teacher = plan.teacher_name(run);
-            let key = model_key(run, &teacher, subjects::MODEL, "");
+            let key = model_key(run, &teacher, Subject::Model, "");
             for c in 1..classes {
                 let name = &data.classes.names()[c];
                 rows.push(&key, &Metric::StapleSensitivity(name.clone()), estimate.sensitivity[j][c]);

@@ -18,6 +18,11 @@ pub enum Comparison {
 }
 
 impl Comparison {
+    /// True when a lower value is on the target's good side (`<=`, `<`).
+    pub fn lower_is_better(self) -> bool {
+        matches!(self, Comparison::AtMost | Comparison::Below)
+    }
+
     fn holds(self, x: f64, value: f64) -> bool {
         match self {
             Comparison::AtLeast => x >= value,
