@@ -7,8 +7,10 @@
 pub mod chart;
 pub mod figures;
 pub mod html;
+mod mask_tables;
 pub mod reliability;
 pub mod samples;
+mod score_tables;
 mod sections;
 mod summaries;
 

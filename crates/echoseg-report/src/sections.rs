@@ -5,10 +5,11 @@ use echoseg_study::Treatment;
 use echoseg_study::label_issues::OTHER_SOURCES;
 
 use crate::html::{Page, escape};
+use crate::mask_tables::{confusions_table, label_quality_table, masks_sentence, masks_table, worst_table};
+use crate::score_tables::{estimates_table, scores_table, sources_table, surface_table};
 use crate::summaries::{
-    added_seeds, confusions_table, estimates_table, gap_table, has_ceiling, label_quality_table, lead, masks_sentence, masks_table,
-    metric_of, pretraining_sentences, pretraining_table, provenance_table, scores_table, selection_table, sources_table, surface_table,
-    target_sentences, targets_table, unlearned_models, verdict_count, verdict_sentences, verdict_table, warnings, worst_table,
+    added_seeds, gap_table, has_ceiling, lead, metric_of, pretraining_sentences, pretraining_table, provenance_table, selection_table,
+    target_sentences, targets_table, unlearned_models, verdict_count, verdict_sentences, verdict_table, warnings,
 };
 use crate::{Figures, Study};
 

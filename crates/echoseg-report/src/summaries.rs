@@ -4,17 +4,13 @@ use std::collections::{BTreeSet, HashMap};
 
 use echoseg_agree::{Bias, BootstrapConfig, MAX_SEEDS_NEEDED, Metric, Verdict};
 use echoseg_study::Treatment;
-use echoseg_study::export::MaskKind;
 use echoseg_study::intervals::PretrainingVerdict;
 use echoseg_study::provenance::Provenance;
 use echoseg_study::targets::Judgement;
 
 use crate::figures::{SELECTION_BIASES, groups, sort_by_name};
 use crate::html::{Table, cell, escape, interval_cell, number, with_interval};
-use echoseg_study::label_issues::WorstIndex;
-use echoseg_study::rows::{
-    GapRow, LabelConfusionRow, LabelIssueQualityRow, MaskRow, PretrainingRow, ResultRow, SummaryRow, TargetRow, VerdictRow, answer_rows,
-};
+use echoseg_study::rows::{GapRow, PretrainingRow, ResultRow, SummaryRow, TargetRow, VerdictRow, answer_rows};
 
 /// The mean of `metric` over the rows `subject` picks; `None` when there are none.
 pub(crate) fn metric_of(rows: &[ResultRow], subject: impl Fn(&ResultRow) -> bool, metric: &Metric) -> Option<f64> {
@@ -72,7 +68,7 @@ pub(crate) fn lead(rows: &[ResultRow], models: &[String]) -> String {
     parts.join(" ")
 }
 
-fn summary_of(summary: &[SummaryRow], g: i64, s: &Treatment, model: &str, teacher: &str, metric: &Metric) -> Option<[f64; 3]> {
+pub(crate) fn summary_of(summary: &[SummaryRow], g: i64, s: &Treatment, model: &str, teacher: &str, metric: &Metric) -> Option<[f64; 3]> {
     summary
         .iter()
         .find(|r| r.generation == g && &r.treatment == s && r.model == model && r.teacher == teacher && &r.metric == metric)
@@ -374,52 +370,6 @@ pub(crate) fn verdict_sentences(verdicts: &[VerdictRow]) -> Vec<String> {
     sentences
 }
 
-/// Per model, generation, treatment and teacher: mIoU and boundary offset (with intervals where
-/// the summary has them), then the per-class and subgroup columns.
-pub(crate) fn scores_table(rows: &[ResultRow], summary: &[SummaryRow], models: &[String], class_metrics: &[Metric]) -> Table {
-    let offset = Bias::BoundaryOffset;
-    let mut header: Vec<String> = ["model", "generation", "strategy", "teacher", "mIoU"].iter().map(|s| s.to_string()).collect();
-    header.push(offset.display_name());
-    header.extend(class_metrics.iter().map(column_title));
-    let mut keys: Vec<(i64, Treatment, usize, String)> = rows
-        .iter()
-        .filter(|r| r.is_model())
-        .map(|r| (r.generation, r.treatment.clone(), models.iter().position(|m| *m == r.model).unwrap_or(0), r.teacher.clone()))
-        .collect();
-    keys.sort_by_cached_key(|(g, s, mi, t)| (*g, s.to_string(), *mi, t.clone()));
-    keys.dedup();
-    let table_rows = keys
-        .iter()
-        .map(|(g, s, mi, t)| {
-            let of = |metric: &Metric| {
-                metric_of(
-                    rows,
-                    |r| r.is_model() && r.generation == *g && &r.treatment == s && r.model == models[*mi] && &r.teacher == t,
-                    metric,
-                )
-            };
-            let mut cells = vec![
-                cell(&models[*mi]),
-                cell(&g.to_string()),
-                cell(&s.to_string()),
-                cell(t),
-                match summary_of(summary, *g, s, &models[*mi], t, &Metric::Miou) {
-                    Some(v) => interval_cell(Some(v), 3, false),
-                    None => number(of(&Metric::Miou), 3, false),
-                },
-                match summary_of(summary, *g, s, &models[*mi], t, &offset.into()) {
-                    Some(v) => interval_cell(Some(v), offset.decimals(), offset.signed()),
-                    None => number(of(&offset.into()), offset.decimals(), offset.signed()),
-                },
-            ];
-            // The extra columns are compact, unsigned thousandths (the domain gap included).
-            cells.extend(class_metrics.iter().map(|m| number(of(m), 3, false)));
-            cells
-        })
-        .collect();
-    Table { header, rows: table_rows }
-}
-
 /// Per target, one sentence: how many configurations met it and the best one.
 pub(crate) fn target_sentences(targets: &[TargetRow]) -> Vec<String> {
     let mut names: Vec<&str> = Vec::new();
@@ -591,127 +541,6 @@ pub(crate) fn selection_table(rows: &[ResultRow]) -> Option<Table> {
     Some(Table { header, rows: table_rows })
 }
 
-/// Per model of each generation and strategy: mean disagreement with the other models and STAPLE's
-/// estimated sensitivity per class (repeat means), the numbers a study without truth can give.
-pub(crate) fn estimates_table(rows: &[ResultRow], models: &[String]) -> Table {
-    let classes: Vec<&str> = rows
-        .iter()
-        .filter_map(|r| match &r.metric {
-            Metric::StapleSensitivity(class) => Some(class.as_str()),
-            _ => None,
-        })
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let mut header: Vec<String> =
-        ["model", "generation", "strategy", "mean disagreement with the others"].iter().map(|s| s.to_string()).collect();
-    header.extend(classes.iter().map(|c| format!("STAPLE sensitivity {c}")));
-    let table_rows = groups(rows)
-        .iter()
-        .flat_map(|(g, s)| models.iter().map(move |m| (*g, s.clone(), m)))
-        .filter_map(|(g, s, m)| {
-            let disagreement = metric_of(
-                rows,
-                |r| r.is_pair() && r.generation == g && r.treatment == s && (&r.model == m || &r.peer == m),
-                &Metric::Agreement,
-            )
-            .map(|a| 1.0 - a);
-            let of = |metric: &Metric| {
-                metric_of(rows, |r| r.is_model() && r.chain && r.generation == g && r.treatment == s && &r.model == m, metric)
-            };
-            let sensitivities: Vec<Option<f64>> = classes.iter().map(|c| of(&Metric::StapleSensitivity(c.to_string()))).collect();
-            if disagreement.is_none() && sensitivities.iter().all(Option::is_none) {
-                return None;
-            }
-            let mut cells = vec![cell(m), cell(&g.to_string()), cell(&s.to_string()), number(disagreement, 3, false)];
-            cells.extend(sensitivities.into_iter().map(|v| number(v, 3, false)));
-            Some(cells)
-        })
-        .collect();
-    Table { header, rows: table_rows }
-}
-
-/// Each source's labels against truth: mIoU, boundary offset and the extra columns.
-pub(crate) fn sources_table(rows: &[ResultRow], class_metrics: &[Metric]) -> Table {
-    let offset = Bias::BoundaryOffset;
-    let mut names: Vec<String> = rows.iter().filter(|r| r.is_source()).map(|r| r.model.clone()).collect();
-    names.dedup();
-    let mut header: Vec<String> = vec!["source".into(), "mIoU vs truth".into(), offset.display_name()];
-    header.extend(class_metrics.iter().map(column_title));
-    let table_rows = names
-        .iter()
-        .map(|n| {
-            let of = |metric: &Metric| metric_of(rows, |r| r.is_source() && &r.model == n, metric);
-            let mut cells =
-                vec![cell(n), number(of(&Metric::Miou), 3, false), number(of(&offset.into()), offset.decimals(), offset.signed())];
-            cells.extend(class_metrics.iter().map(|m| number(of(m), 3, false)));
-            cells
-        })
-        .collect();
-    Table { header, rows: table_rows }
-}
-
-/// Whether a metric is one of the per-class surface metrics.
-fn is_surface(metric: &Metric) -> bool {
-    matches!(metric, Metric::Hd95(_) | Metric::Assd(_) | Metric::SurfaceDice(_) | Metric::ClDice(_) | Metric::SurfaceEmpty(_))
-}
-
-/// Each source, and each model per generation and treatment (means over seeds), by the
-/// per-class surface metrics on the images they were scored on; `None` without any.
-pub(crate) fn surface_table(rows: &[ResultRow]) -> Option<Table> {
-    let mut metrics: Vec<Metric> = rows.iter().filter(|r| is_surface(&r.metric)).map(|r| r.metric.clone()).collect();
-    metrics.sort();
-    metrics.dedup();
-    if metrics.is_empty() {
-        return None;
-    }
-    let mut subjects: Vec<(bool, String, i64, Treatment)> = Vec::new();
-    for r in rows.iter().filter(|r| is_surface(&r.metric) && (r.is_source() || r.is_model())) {
-        let key = (r.is_source(), r.model.clone(), r.generation, r.treatment.clone());
-        if !subjects.contains(&key) {
-            subjects.push(key);
-        }
-    }
-    // Sources first, then models by generation and treatment.
-    subjects.sort_by_cached_key(|(source, model, generation, treatment)| (!source, *generation, treatment.to_string(), model.clone()));
-    let mut header = vec!["labels or model".to_string()];
-    header.extend(metrics.iter().map(column_title));
-    let table_rows = subjects
-        .iter()
-        .map(|(source, model, generation, treatment)| {
-            let mine =
-                |r: &ResultRow| r.is_source() == *source && &r.model == model && r.generation == *generation && &r.treatment == treatment;
-            let label = if *source { format!("source {model}") } else { format!("{model}, gen {generation} {treatment}") };
-            let mut cells = vec![cell(&label)];
-            cells.extend(metrics.iter().map(|m| {
-                let decimals = match m {
-                    Metric::Hd95(_) | Metric::Assd(_) => 2,
-                    // A count per run, averaged over seeds for models.
-                    Metric::SurfaceEmpty(_) => 1,
-                    _ => 3,
-                };
-                number(metric_of(rows, mine, m), decimals, false)
-            }));
-            cells
-        })
-        .collect();
-    Some(Table { header, rows: table_rows })
-}
-
-fn column_title(metric: &Metric) -> String {
-    match metric {
-        Metric::Iou(class) => format!("IoU {class}"),
-        Metric::Hd95(class) => format!("HD95 {class} (px)"),
-        Metric::Assd(class) => format!("ASSD {class} (px)"),
-        Metric::SurfaceDice(class) => format!("surface Dice {class}"),
-        Metric::ClDice(class) => format!("clDice {class}"),
-        Metric::SurfaceEmpty(class) => format!("images with {class} in one mask only"),
-        Metric::Ece => "ECE".into(),
-        Metric::Bias(Bias::BoundaryF1) => Bias::BoundaryF1.display_name(),
-        other => other.name().replace('_', " ").replace("fp rate", "FP rate"),
-    }
-}
-
 /// Power drawn by one busy CPU core, package share included: a round figure for current server
 /// and laptop cores (about 5 to 15 W), not a measurement of this machine.
 const WATTS_PER_BUSY_CORE: f64 = 10.0;
@@ -758,154 +587,6 @@ pub(crate) fn provenance_table(p: &Provenance) -> Table {
         ));
     }
     Table { header: vec!["what".into(), "value".into()], rows }
-}
-
-/// Per source and scorer: how well label-issue scores rank images by their true error share and
-/// how right the flagged pixels are (truth columns empty without truth).
-pub(crate) fn label_quality_table(quality: &[LabelIssueQualityRow]) -> Table {
-    let header = ["source", "scorer", "images", "true error share", "AUROC", "flagged share", "flagged precision", "flagged recall"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    let rows = quality
-        .iter()
-        .map(|q| {
-            vec![
-                cell(&q.source),
-                cell(&q.scorer),
-                number(Some(q.images as f64), 0, false),
-                number(q.error_share, 3, false),
-                number(q.auroc, 3, false),
-                number(Some(q.flagged_share), 4, false),
-                number(q.flagged_precision, 3, false),
-                number(q.flagged_recall, 3, false),
-            ]
-        })
-        .collect();
-    Table { header, rows }
-}
-
-/// The worst images of the label-issue figure, in its order.
-pub(crate) fn worst_table(worst: &WorstIndex) -> Table {
-    let header = ["row", "source", "image", "score", "true error share"].iter().map(|s| s.to_string()).collect();
-    let rows = worst
-        .images
-        .iter()
-        .enumerate()
-        .map(|(k, w)| {
-            vec![
-                cell(&(k + 1).to_string()),
-                cell(&w.source),
-                cell(&w.image),
-                number(Some(w.score), 3, false),
-                number(w.error_share, 3, false),
-            ]
-        })
-        .collect();
-    Table { header, rows }
-}
-
-/// The largest off-diagonal given → predicted counts of each source (at most five per source), as
-/// pixels and as a share of the pixels given that class; `None` when there are none.
-pub(crate) fn confusions_table(confusions: &[LabelConfusionRow]) -> Option<Table> {
-    let given_total =
-        |c: &LabelConfusionRow| -> i64 { confusions.iter().filter(|o| o.source == c.source && o.given == c.given).map(|o| o.pixels).sum() };
-    let mut sources: Vec<&str> = confusions.iter().map(|c| c.source.as_str()).collect();
-    sources.dedup();
-    let mut rows = Vec::new();
-    for source in sources {
-        let mut off: Vec<&LabelConfusionRow> =
-            confusions.iter().filter(|c| c.source == source && c.given != c.predicted && c.pixels > 0).collect();
-        off.sort_by_key(|c| std::cmp::Reverse(c.pixels));
-        for c in off.into_iter().take(5) {
-            let share = c.pixels as f64 / given_total(c).max(1) as f64;
-            rows.push(vec![
-                cell(&c.source),
-                cell(&format!("{} → {}", c.given, c.predicted)),
-                number(Some(c.pixels as f64), 0, false),
-                number(Some(share), 3, false),
-            ]);
-        }
-    }
-    let header = ["source", "given → predicted", "pixels", "share of given"].iter().map(|s| s.to_string()).collect();
-    (!rows.is_empty()).then_some(Table { header, rows })
-}
-
-/// Sources and committee masks (rows) by mIoU, every bias measured and per class ASSD and clDice
-/// (columns; `masks.csv` has HD95 and surface Dice too); `None` without any.
-pub(crate) fn masks_table(masks: &[MaskRow]) -> Option<Table> {
-    let mut metrics: Vec<&Metric> = Vec::new();
-    let mut names: Vec<(&str, MaskKind)> = Vec::new();
-    let shown = |m: &Metric| matches!(m, Metric::Miou | Metric::Bias(_) | Metric::Assd(_) | Metric::ClDice(_));
-    for m in masks {
-        if shown(&m.metric) && !metrics.contains(&&m.metric) {
-            metrics.push(&m.metric);
-        }
-        if !names.iter().any(|(n, _)| *n == m.mask) {
-            names.push((m.mask.as_str(), m.kind));
-        }
-    }
-    let mut header = vec!["mask".to_string(), "test images".to_string()];
-    header.extend(metrics.iter().map(|m| match m {
-        Metric::Miou => "mIoU".to_string(),
-        Metric::Bias(b) => b.display_name(),
-        other => column_title(other),
-    }));
-    let rows = names
-        .iter()
-        .map(|&(name, kind)| {
-            let mine: Vec<&MaskRow> = masks.iter().filter(|m| m.mask == name).collect();
-            let label = if kind == MaskKind::Source { format!("source {name}") } else { name.to_string() };
-            let mut row = vec![cell(&label), number(mine.first().map(|m| m.images as f64), 0, false)];
-            row.extend(metrics.iter().map(|metric| {
-                let value = mine.iter().find(|m| &m.metric == *metric).map(|m| m.value);
-                let decimals = match metric {
-                    Metric::Bias(b) => b.decimals(),
-                    Metric::Assd(_) => 2,
-                    _ => 3,
-                };
-                number(value, decimals, metric.signed())
-            }));
-            row
-        })
-        .collect();
-    (!names.is_empty()).then_some(Table { header, rows })
-}
-
-/// The answer in words: the best committee mask against the best source in mIoU, and the biases
-/// in which it is nearer the truth than every source; `None` without both.
-pub(crate) fn masks_sentence(masks: &[MaskRow]) -> Option<String> {
-    let best =
-        |kind: MaskKind| masks.iter().filter(|m| m.kind == kind && m.metric == Metric::Miou).max_by(|a, b| a.value.total_cmp(&b.value));
-    let (committee, source) = (best(MaskKind::Committee)?, best(MaskKind::Source)?);
-    let relation = if (committee.value - source.value).abs() < 0.005 {
-        "level with"
-    } else if committee.value > source.value {
-        "above"
-    } else {
-        "below"
-    };
-    let (mut nearer, mut not) = (Vec::new(), Vec::new());
-    for bias in Bias::ALL {
-        let size = |m: &MaskRow| (m.metric == Metric::Bias(bias)).then(|| bias.size(m.value));
-        let Some(mine) = masks.iter().filter(|m| m.mask == committee.mask).find_map(size) else { continue };
-        let sources: Vec<f64> = masks.iter().filter(|m| m.kind == MaskKind::Source).filter_map(size).collect();
-        if sources.is_empty() {
-            continue;
-        }
-        if sources.iter().all(|&s| mine < s) { nearer.push(bias.display_name()) } else { not.push(bias.display_name()) }
-    }
-    let list = |v: &[String]| if v.is_empty() { "none".to_string() } else { v.join(", ") };
-    Some(format!(
-        "The best committee mask ({}, mIoU {:.3}) is {relation} the best source ({}, {:.3}). It is nearer the truth than every source in: {}; \
-         not in: {}.",
-        committee.mask,
-        committee.value,
-        source.mask,
-        source.value,
-        list(&nearer),
-        list(&not)
-    ))
 }
 
 #[cfg(test)]
@@ -963,28 +644,6 @@ mod tests {
             sentence.contains("rest on 2 to 4 seeds") && sentence.contains("97.5 % interval") && sentence.contains("the 5 % error"),
             "{sentence}"
         );
-    }
-
-    #[test]
-    fn the_masks_answer_names_the_biases_a_committee_improves_on_every_source() {
-        let m = |mask: &str, kind: MaskKind, metric: Metric, value: f64| MaskRow { mask: mask.into(), kind, metric, value, images: 40 };
-        let offset = Metric::Bias(Bias::BoundaryOffset);
-        let thin = Metric::Bias(Bias::ThinRecall);
-        let masks = vec![
-            m("manual", MaskKind::Source, Metric::Miou, 0.70),
-            m("manual", MaskKind::Source, offset.clone(), 0.96),
-            m("manual", MaskKind::Source, thin.clone(), 1.0),
-            m("heuristic", MaskKind::Source, Metric::Miou, 0.62),
-            m("heuristic", MaskKind::Source, offset.clone(), -0.14),
-            m("heuristic", MaskKind::Source, thin.clone(), 0.52),
-            m("committee of generation 1 cross", MaskKind::Committee, Metric::Miou, 0.72),
-            m("committee of generation 1 cross", MaskKind::Committee, offset, 0.05),
-            m("committee of generation 1 cross", MaskKind::Committee, thin, 0.79),
-        ];
-        let sentence = masks_sentence(&masks).unwrap();
-        assert!(sentence.contains("(committee of generation 1 cross, mIoU 0.720) is above the best source (manual, 0.700)"), "{sentence}");
-        // |+0.05| is below both |+0.96| and |−0.14|; thin recall 0.79 is below manual's 1.0.
-        assert!(sentence.contains("in: boundary offset (px); not in: thin-structure recall."), "{sentence}");
     }
 
     fn row(run: &str, generation: i64, metric: Metric, value: f64) -> ResultRow {

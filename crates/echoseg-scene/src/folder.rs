@@ -263,7 +263,8 @@ pub fn write_folder(root: &Path, scenes: &[Scene], mask_sets: &[MaskSet]) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::world::{CueRule, WorldConfig, generate_world};
+    use crate::generate::generate_world;
+    use crate::world::{CueRule, WorldConfig};
 
     struct Dir(PathBuf);
     impl Drop for Dir {

@@ -334,7 +334,8 @@ fn label_heuristic(rules: &HeuristicRules, scene: &Scene, classes: &ClassTable) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::world::{CueRule, WorldConfig, generate_world};
+    use crate::generate::generate_world;
+    use crate::world::{CueRule, WorldConfig};
 
     fn share_labelled(scenes: &[Scene], source: &LabelSource, classes: &ClassTable, pick: impl Fn(&ObjectAttributes) -> bool) -> f32 {
         let (mut hit, mut all) = (0u64, 0u64);
