@@ -3,7 +3,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers fail loudly
 
 use echoseg_agree::truth_scores;
-use echoseg_nets::{Architecture, DeviceChoice, NetworkSpec, Probabilities, Sample, Settings, TrainConfig, predict, train};
+use echoseg_nets::{
+    Architecture, DeviceChoice, NetworkSpec, Probabilities, Sample, Settings, TrainConfig, TrainingRequest, predict, train,
+};
 use echoseg_scene::{CueRule, LabelSource, ManualBias, Style, WorldConfig, generate_world};
 use echoseg_study::fingerprints::fingerprint_of;
 
@@ -22,7 +24,9 @@ fn exact_labels_beat_heavily_corrupted_labels() {
     let score = |source: &LabelSource| {
         let samples: Vec<Sample> =
             scenes.iter().map(|s| Sample::hard(s.image.clone(), source.label(s, &classes, 1).unwrap().labels)).collect();
-        let (net, _) = train(&spec, &config.clone().validate().unwrap(), 3, &samples, &[], &device, &mut |_| {}).unwrap();
+        let config = config.clone().validate().unwrap();
+        let request = TrainingRequest { spec: &spec, config: &config, seed: 3, train: &samples, val: &[], device: &device };
+        let (net, _) = train(&request, &mut |_| {}).unwrap();
         let images: Vec<_> = test.iter().map(|s| &s.image).collect();
         let labels: Vec<Vec<u8>> = predict(&net, &images, 16, &device).unwrap().iter().map(Probabilities::argmax).collect();
         let predicted: Vec<&[u8]> = labels.iter().map(Vec::as_slice).collect();

@@ -6,8 +6,8 @@
 
 use echoseg_agree::truth_scores;
 use echoseg_nets::{
-    Architecture, Device, DeviceChoice, EmaConfig, NetsError, Network, NetworkSpec, Probabilities, Sample, Settings, TrainConfig, Valid,
-    init_network, predict, train, train_mean_teacher, train_resumable,
+    Architecture, Device, DeviceChoice, EmaConfig, NetsError, Network, NetworkSpec, Probabilities, Sample, Settings, TrainConfig,
+    TrainReport, TrainingRequest, Valid, init_network, predict, train_mean_teacher, train_resumable,
 };
 use echoseg_scene::{CueRule, Scene, Style, WorldConfig, generate_world};
 use echoseg_tests::Scratch;
@@ -61,6 +61,24 @@ fn device() -> Device {
     DeviceChoice::Flex.open().unwrap()
 }
 
+/// Trains a network of `spec` from scratch with `config` and `seed` on `train`, without validation.
+fn trained(spec: &NetworkSpec, config: TrainConfig, seed: u64, train: &[Sample]) -> Result<(Network, TrainReport), NetsError> {
+    let (config, device) = (valid(config), device());
+    echoseg_nets::train(&TrainingRequest { spec, config: &config, seed, train, val: &[], device: &device }, &mut |_| {})
+}
+
+/// The request of a resumable training in these tests.
+fn request<'a>(
+    spec: &'a NetworkSpec,
+    config: &'a Valid<TrainConfig>,
+    seed: u64,
+    train: &'a [Sample],
+    val: &'a [Sample],
+    device: &'a Device,
+) -> TrainingRequest<'a> {
+    TrainingRequest { spec, config, seed, train, val, device }
+}
+
 fn miou(network: &Network, world: &TinyWorld) -> f64 {
     let images: Vec<_> = world.test.iter().map(|s| &s.image).collect();
     let labels: Vec<Vec<u8>> = predict(network, &images, 16, &device()).unwrap().iter().map(Probabilities::argmax).collect();
@@ -83,8 +101,7 @@ fn every_architecture_learns_a_tiny_world() {
     let chance = chance_miou(&world);
     let mut scores = Vec::new();
     for architecture in Architecture::ALL {
-        let (network, report) =
-            train(&spec(architecture, world.classes), &valid(config(10)), 1, &world.train, &[], &device(), &mut |_| {}).unwrap();
+        let (network, report) = trained(&spec(architecture, world.classes), config(10), 1, &world.train).unwrap();
         let first = report.history.first().unwrap().train_loss;
         let last = report.history.last().unwrap().train_loss;
         scores.push((architecture, miou(&network, &world), first, last));
@@ -102,7 +119,7 @@ fn bnonly_trains_only_batchnorm() {
     let world = tiny_world();
     let spec = spec(Architecture::Bnonly, world.classes);
     let initial = init_network(&spec, 4, &device().autodiff()).parameter_values();
-    let (trained, _) = train(&spec, &valid(config(6)), 4, &world.train, &[], &device(), &mut |_| {}).unwrap();
+    let (trained, _) = trained(&spec, config(6), 4, &world.train).unwrap();
     let trained = trained.parameter_values();
     assert_eq!(initial.len(), trained.len());
     let (mut kernels, mut trainable) = (0, 0);
@@ -128,7 +145,7 @@ fn bnonly_trains_only_batchnorm() {
 fn a_seed_fixes_the_weights() {
     let world = tiny_world();
     let spec = spec(Architecture::Dilated, world.classes);
-    let run = |seed| values(&train(&spec, &valid(config(2)), seed, &world.train, &[], &device(), &mut |_| {}).unwrap().0);
+    let run = |seed| values(&trained(&spec, config(2), seed, &world.train).unwrap().0);
     let (a, b, c) = (run(7), run(7), run(8));
     assert_eq!(first_difference(&a, &b), None, "the same seed gave different weights");
     assert!(first_difference(&a, &c).is_some(), "different seeds gave the same weights");
@@ -143,22 +160,22 @@ fn a_resumed_training_equals_an_uninterrupted_one() {
     let scratch = Scratch::new("resume");
     let (whole_dir, killed_dir) = (scratch.path().join("whole"), scratch.path().join("killed"));
 
-    let (whole, whole_report) =
-        train_resumable(None, &spec, &valid(config.clone()), 5, &world.train, val, &device(), &whole_dir, &mut |_| {}).unwrap();
+    let (config, device) = (valid(config), device());
+    let request = request(&spec, &config, 5, &world.train, val, &device);
+    let (whole, whole_report) = train_resumable(None, &request, &whole_dir, &mut |_| {}).unwrap();
 
     // Kill the second training in the middle of epoch 3, as a crash or Ctrl-C would.
     let killed = std::panic::catch_unwind(|| {
-        train_resumable(None, &spec, &valid(config.clone()), 5, &world.train, val, &device(), &killed_dir, &mut |p| {
+        train_resumable(None, &request, &killed_dir, &mut |p| {
             assert!(!(p.epoch == 3 && p.step == 2), "killed");
         })
     });
     assert!(killed.is_err());
     let mut epochs_seen = Vec::new();
-    let (resumed, resumed_report) =
-        train_resumable(None, &spec, &valid(config.clone()), 5, &world.train, val, &device(), &killed_dir, &mut |p| {
-            epochs_seen.push(p.epoch);
-        })
-        .unwrap();
+    let (resumed, resumed_report) = train_resumable(None, &request, &killed_dir, &mut |p| {
+        epochs_seen.push(p.epoch);
+    })
+    .unwrap();
     assert_eq!(epochs_seen.first(), Some(&3), "the resumed training should start at epoch 3");
     assert_eq!(first_difference(&values(&resumed), &values(&whole)), None, "resumed weights differ from an uninterrupted training");
     assert_eq!(resumed_report.history.len(), whole_report.history.len());
@@ -177,16 +194,12 @@ fn a_resumed_mean_teacher_equals_an_uninterrupted_one() {
     let scratch = Scratch::new("resume-ema");
     let run = |dir: &str, kill_at: Option<usize>, epochs_seen: &mut Vec<usize>| {
         let initial = init_network(&spec, 4, &device());
+        let (config, device) = (valid(config(4)), device());
         train_mean_teacher(
             initial,
-            &spec,
-            &valid(config(4)),
+            &request(&spec, &config, 5, labelled, val, &device),
             &valid(ema.clone()),
-            5,
-            labelled,
             &pool,
-            val,
-            &device(),
             &scratch.path().join(dir),
             &mut |p| {
                 epochs_seen.push(p.epoch);
@@ -210,7 +223,7 @@ fn a_resumed_mean_teacher_equals_an_uninterrupted_one() {
 fn an_absurd_learning_rate_is_stopped_with_a_clear_error() {
     let world = tiny_world();
     let config = TrainConfig { learning_rate: 1e9, ..config(3) };
-    let err = train(&spec(Architecture::Fcn, world.classes), &valid(config), 1, &world.train, &[], &device(), &mut |_| {}).unwrap_err();
+    let err = trained(&spec(Architecture::Fcn, world.classes), config, 1, &world.train).unwrap_err();
     assert!(matches!(err, NetsError::Diverged { .. }), "{err:?}");
     assert!(err.to_string().contains("lower train.learning_rate"), "{err}");
 }
@@ -219,8 +232,7 @@ fn an_absurd_learning_rate_is_stopped_with_a_clear_error() {
 fn folding_batchnorm_for_inference_keeps_the_predictions() {
     let world = tiny_world();
     for architecture in Architecture::ALL {
-        let (network, _) =
-            train(&spec(architecture, world.classes), &valid(config(2)), 3, &world.train, &[], &device(), &mut |_| {}).unwrap();
+        let (network, _) = trained(&spec(architecture, world.classes), config(2), 3, &world.train).unwrap();
         let images: Vec<_> = world.test.iter().map(|s| &s.image).collect();
         let plain = predict(&network, &images, 8, &device()).unwrap();
         let fused = predict(&network.for_inference(), &images, 8, &device()).unwrap();

@@ -36,4 +36,4 @@ pub use infer::{Probabilities, Tiling, predict, predict_tiled, predict_with_hard
 pub use init::init_network;
 pub use mean_teacher::{EmaConfig, train_mean_teacher};
 pub use settings::{SettingProblem, Settings, Valid};
-pub use train::{Budget, DEFAULT_STEPS, TrainConfig, train, train_resumable};
+pub use train::{Budget, DEFAULT_STEPS, TrainConfig, TrainingRequest, train, train_resumable};

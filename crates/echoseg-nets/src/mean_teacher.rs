@@ -12,14 +12,14 @@ use echoseg_scene::{Image, Rng};
 use serde::{Deserialize, Serialize};
 
 use crate::NetsError;
-use crate::arch::{Network, NetworkSpec};
+use crate::arch::Network;
 use crate::augment::{Augmentation, Geometry, view_of};
 use crate::checkpoint::CheckpointStore;
-use crate::data::{Sample, Window, read_back};
+use crate::data::{Window, read_back};
 use crate::ema::{detached_copy, ema_update};
 use crate::epochs::{Objective, Progress, Step, TrainReport, drive};
 use crate::settings::{SettingProblem, Settings, Valid};
-use crate::train::{Labelled, TrainConfig, resume_key, soft_cross_entropy};
+use crate::train::{Labelled, TrainingRequest, resume_key, soft_cross_entropy};
 
 /// Settings of a mean-teacher training.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -94,23 +94,18 @@ impl EmaConfig {
 /// Returns the teacher (in inference mode), which is what the mean-teacher method evaluates.
 /// Like [`crate::train_resumable`], it keeps its state (student, teacher, optimiser, its place in
 /// the pool) in `checkpoint` after every epoch and continues from there when killed.
-#[allow(clippy::too_many_arguments)]
 pub fn train_mean_teacher(
     initial: Network,
-    spec: &NetworkSpec,
-    config: &Valid<TrainConfig>,
+    request: &TrainingRequest<'_>,
     ema: &Valid<EmaConfig>,
-    seed: u64,
-    train: &[Sample],
     pool: &[&Image],
-    val: &[Sample],
-    device: &Device,
     checkpoint: &Path,
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<(Network, TrainReport), NetsError> {
+    let TrainingRequest { spec, config, seed, device, .. } = *request;
     let pool_sizes: Vec<(usize, usize)> = pool.iter().map(|i| (i.width, i.height)).collect();
-    let labelled = Labelled::new(train, val, spec, config, seed, device, &pool_sizes)?;
-    let key = format!("{}|mean teacher {ema:?}|pool {}", resume_key(spec, config, seed, train.len(), val.len()), pool.len());
+    let labelled = Labelled::new(request, &pool_sizes)?;
+    let key = format!("{}|mean teacher {ema:?}|pool {}", resume_key(request), pool.len());
     let store = CheckpointStore { dir: checkpoint, key };
     // No early stopping: the method evaluates its last teacher.
     let course = labelled.course(config, 0, Some(store));
@@ -282,10 +277,10 @@ mod tests {
     use burn::optim::{AdamConfig, GradientsParams};
 
     use super::*;
-    use crate::arch::Architecture;
-    use crate::data::{Cut, make_batch};
+    use crate::arch::{Architecture, NetworkSpec};
+    use crate::data::{Cut, Sample, make_batch};
     use crate::init::init_network;
-    use crate::train::batch_loss;
+    use crate::train::{TrainConfig, batch_loss};
 
     fn spec() -> NetworkSpec {
         NetworkSpec { architecture: Architecture::Fcn, width: 4, depth: 2, inputs: 3, classes: 2, pretrain: None }
@@ -350,8 +345,9 @@ mod tests {
         let run = |label: &str| {
             let dir = std::env::temp_dir().join(format!("echoseg-mt-mixed-{label}-{}", std::process::id()));
             let initial = init_network(&spec(), 3, &device.clone().autodiff());
-            let (teacher, report) =
-                train_mean_teacher(initial, &spec(), &config, &ema, 3, &train, &pool, &train[..2], &device, &dir, &mut |_| {}).unwrap();
+            let spec = spec();
+            let request = TrainingRequest { spec: &spec, config: &config, seed: 3, train: &train, val: &train[..2], device: &device };
+            let (teacher, report) = train_mean_teacher(initial, &request, &ema, &pool, &dir, &mut |_| {}).unwrap();
             let _ = std::fs::remove_dir_all(&dir);
             assert!(report.history.iter().all(|e| e.train_loss.is_finite() && e.val_loss.is_some_and(f32::is_finite)));
             teacher.parameter_values().into_iter().flat_map(|p| p.values).collect::<Vec<f32>>()

@@ -205,47 +205,59 @@ pub(crate) fn class_weights(samples: &[Sample], classes: usize, balance: f64) ->
     Some(raw.iter().map(|w| (w / mean).min(100.0) as f32).collect())
 }
 
-/// Trains a network of `spec` from scratch on `train`, stopping early on `val` when configured.
-/// Returns the kept weights (in inference mode) and the training record.
-pub fn train(
-    spec: &NetworkSpec,
-    config: &Valid<TrainConfig>,
-    seed: u64,
-    train: &[Sample],
-    val: &[Sample],
-    device: &Device,
-    progress: &mut dyn FnMut(&Progress),
-) -> Result<(Network, TrainReport), NetsError> {
-    let labelled = Labelled::new(train, val, spec, config, seed, device, &[])?;
-    let network = init_network(spec, seed, &device.clone().autodiff());
-    supervise(network, None, labelled, config, progress)
+/// What one training learns and how: the network, its checked settings and seed, the samples
+/// and the device. Every training takes one, so a call names each part instead of passing ten
+/// arguments in an order.
+#[derive(Clone, Copy)]
+pub struct TrainingRequest<'a> {
+    /// The network to train.
+    pub spec: &'a NetworkSpec,
+    /// Training settings, checked.
+    pub config: &'a Valid<TrainConfig>,
+    /// Seed of the initial weights, the sample order and the augmentation.
+    pub seed: u64,
+    /// The samples it learns from.
+    pub train: &'a [Sample],
+    /// Held-out samples for early stopping (may be empty).
+    pub val: &'a [Sample],
+    /// Where it trains.
+    pub device: &'a Device,
+}
+
+impl TrainingRequest<'_> {
+    /// The first weights: `initial`, or fresh ones from the seed.
+    fn start(&self, initial: Option<Network>) -> Network {
+        initial.unwrap_or_else(|| init_network(self.spec, self.seed, &self.device.clone().autodiff()))
+    }
+}
+
+/// Trains a network from scratch on the request's samples, stopping early on its validation
+/// samples when configured. Returns the kept weights (in inference mode) and the training record.
+pub fn train(request: &TrainingRequest<'_>, progress: &mut dyn FnMut(&Progress)) -> Result<(Network, TrainReport), NetsError> {
+    let labelled = Labelled::new(request, &[])?;
+    supervise(request.start(None), None, labelled, request.config, progress)
 }
 
 /// Trains like [`train`], but keeps its state in `checkpoint` after every epoch and, when that
 /// directory already holds the state of the same training, continues from it: a training killed
 /// midway loses at most one epoch, and the result is identical to an uninterrupted one.
-/// `initial` gives the starting weights of a fresh training (`None`: initialise from `seed`).
-#[allow(clippy::too_many_arguments)]
+/// `initial` gives the starting weights of a fresh training (`None`: initialise from the seed).
 pub fn train_resumable(
     initial: Option<Network>,
-    spec: &NetworkSpec,
-    config: &Valid<TrainConfig>,
-    seed: u64,
-    train: &[Sample],
-    val: &[Sample],
-    device: &Device,
+    request: &TrainingRequest<'_>,
     checkpoint: &Path,
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<(Network, TrainReport), NetsError> {
-    let store = CheckpointStore { dir: checkpoint, key: resume_key(spec, config, seed, train.len(), val.len()) };
-    let labelled = Labelled::new(train, val, spec, config, seed, device, &[])?;
-    let network = initial.unwrap_or_else(|| init_network(spec, seed, &device.clone().autodiff()));
-    supervise(network, Some(store), labelled, config, progress)
+    let store = CheckpointStore { dir: checkpoint, key: resume_key(request) };
+    let labelled = Labelled::new(request, &[])?;
+    supervise(request.start(initial), Some(store), labelled, request.config, progress)
 }
 
 /// What identifies one training, so a checkpoint of another one is never resumed by mistake.
-pub(crate) fn resume_key(spec: &NetworkSpec, config: &TrainConfig, seed: u64, train: usize, val: usize) -> String {
-    format!("{spec:?}|{config:?}|seed {seed}|train {train}|val {val}")
+pub(crate) fn resume_key(request: &TrainingRequest<'_>) -> String {
+    let TrainingRequest { spec, config, seed, train, val, .. } = request;
+    let config: &TrainConfig = config;
+    format!("{spec:?}|{config:?}|seed {seed}|train {}|val {}", train.len(), val.len())
 }
 
 fn supervise(
@@ -284,15 +296,9 @@ pub(crate) struct Labelled<'a> {
 impl<'a> Labelled<'a> {
     /// Checks the samples and chooses the crop over them and `other_sizes` (a pool trained on in
     /// the same steps).
-    pub(crate) fn new(
-        train: &'a [Sample],
-        val: &'a [Sample],
-        spec: &'a NetworkSpec,
-        config: &TrainConfig,
-        seed: u64,
-        device: &'a Device,
-        other_sizes: &[(usize, usize)],
-    ) -> Result<Self, NetsError> {
+    pub(crate) fn new(request: &TrainingRequest<'a>, other_sizes: &[(usize, usize)]) -> Result<Self, NetsError> {
+        let TrainingRequest { spec, config, seed, train, val, device } = *request;
+        let config: &TrainConfig = config;
         check_samples(train, spec.classes)?;
         if !val.is_empty() {
             check_samples(val, spec.classes)?;

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use echoseg_agree::{Calibration, Confusion, TruthScores, pooled_confusion};
 use echoseg_nets::{
-    ByolConfig, ByolReport, Device, Network, Probabilities, Progress, Sample, Tiling, Valid, load_network, predict_tiled,
+    ByolConfig, ByolReport, Device, Network, Probabilities, Progress, Sample, Tiling, TrainingRequest, Valid, load_network, predict_tiled,
     predict_with_hardness, pretrain_byol, save_network, train_mean_teacher, train_resumable,
 };
 use echoseg_scene::Scene;
@@ -460,16 +460,15 @@ fn execute(study: &StudyContext<'_>, run: &PlannedRun, observer: &mut dyn Observ
         _ => (None, None),
     };
     let ema = matches!(run.teaching, Teaching::PseudoLabels { strategy: Strategy::Ema, .. });
+    let request =
+        TrainingRequest { spec: &run.network, config: &manifest.train, seed: run.seed, train: &samples, val: &validation, device };
+    let progress = &mut |p: &Progress| observer.progress(run, p);
     let (network, training) = match initial {
         Some(initial) if ema => {
             let pool: Vec<&echoseg_scene::Image> = data.pool.iter().map(|s| &s.image).collect();
-            let progress = &mut |p: &Progress| observer.progress(run, p);
-            let (config, train) = (&manifest.ema, &manifest.train);
-            train_mean_teacher(initial, &run.network, train, config, run.seed, &samples, &pool, &validation, device, &state, progress)
+            train_mean_teacher(initial, &request, &manifest.ema, &pool, &state, progress)
         }
-        initial => train_resumable(initial, &run.network, &manifest.train, run.seed, &samples, &validation, device, &state, &mut |p| {
-            observer.progress(run, p)
-        }),
+        initial => train_resumable(initial, &request, &state, progress),
     }
     .map_err(nets_error)?;
     save_network(&network, &run_dir.checkpoint()).map_err(nets_error)?;
