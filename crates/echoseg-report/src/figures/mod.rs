@@ -177,17 +177,20 @@ fn draw_legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
 const PANEL_W: u32 = 460;
 const PANEL_H: u32 = 320;
 
+/// Rows and columns of `count` panels laid out `columns` to a row (fewer when there are fewer).
+fn grid(count: usize, columns: usize) -> (usize, usize) {
+    let cols = columns.clamp(1, count.max(1));
+    (count.div_ceil(cols).max(1), cols)
+}
+
 impl Chart for LineGrid {
     fn size(&self) -> (u32, u32) {
-        let cols = self.columns.clamp(1, self.panels.len().max(1));
-        let rows = self.panels.len().div_ceil(cols).max(1);
+        let (rows, cols) = grid(self.panels.len(), self.columns);
         (PANEL_W * cols as u32, PANEL_H * rows as u32)
     }
 
     fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> Result<(), String> {
-        let cols = self.columns.clamp(1, self.panels.len().max(1));
-        let rows = self.panels.len().div_ceil(cols).max(1);
-        for (panel, cell) in self.panels.iter().zip(area.split_evenly((rows, cols))) {
+        for (panel, cell) in self.panels.iter().zip(area.split_evenly(grid(self.panels.len(), self.columns))) {
             draw_panel(panel, &cell)?;
         }
         Ok(())
@@ -220,15 +223,12 @@ pub struct Heatmaps {
 
 impl Chart for Heatmaps {
     fn size(&self) -> (u32, u32) {
-        let cols = self.columns.clamp(1, self.matrices.len().max(1));
-        let rows = self.matrices.len().div_ceil(cols).max(1);
+        let (rows, cols) = grid(self.matrices.len(), self.columns);
         (340 * cols as u32, 320 * rows as u32)
     }
 
     fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> Result<(), String> {
-        let cols = self.columns.clamp(1, self.matrices.len().max(1));
-        let rows = self.matrices.len().div_ceil(cols).max(1);
-        for (m, cell) in self.matrices.iter().zip(area.split_evenly((rows, cols))) {
+        for (m, cell) in self.matrices.iter().zip(area.split_evenly(grid(self.matrices.len(), self.columns))) {
             draw_matrix(m, &cell)?;
         }
         Ok(())

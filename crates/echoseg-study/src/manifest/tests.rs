@@ -151,6 +151,10 @@ fn pseudo_label_dilation_names_object_classes_and_needs_pseudo_labels() {
     let m = parse(Path::new("t.toml"), &format!("{GOOD}\n[study]\ndilate_pseudo_labels = {{ thin = 1, blob = -0.5 }}\n")).unwrap();
     assert_eq!(m.pseudo_label_dilation.by_class, [(1, -0.5), (2, 1.0)], "class order, whatever the order written");
     assert!(parse(Path::new("t.toml"), GOOD).unwrap().pseudo_label_dilation.is_none());
+    let reordered =
+        format!("{GOOD}\n[world]\nclasses = [\"thin\", \"blob\"]\n[study]\ndilate_pseudo_labels = {{ thin = 1, blob = -0.5 }}\n");
+    let m = parse(Path::new("t.toml"), &reordered).unwrap();
+    assert_eq!(m.pseudo_label_dilation.by_class, [(1, 1.0), (2, -0.5)], "class order, not the names' order");
     let bad = format!(
         "{GOOD}\n[study]\nstrategies = [\"self\", \"ema\"]\nmix = 0\ndilate_pseudo_labels = {{ tree = 1, background = 1, thin = 0, blob = 9 }}\n"
     );

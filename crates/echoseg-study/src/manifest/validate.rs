@@ -552,6 +552,8 @@ fn pseudo_label_dilation(study: &StudySettings, classes: &ClassTable, p: &mut Pr
             Some(class) => by_class.push((class, px)),
         }
     }
+    // Applied one class after another, in class order, whatever order the manifest names them in.
+    by_class.sort_by_key(|&(class, _)| class);
     if !study.dilate_pseudo_labels.is_empty() {
         if study.strategies.contains(&Strategy::Ema) {
             let why = "does not apply to the \"ema\" strategy, whose targets are made online; run it in a study of its own";
