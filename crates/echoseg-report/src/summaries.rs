@@ -6,7 +6,7 @@ use echoseg_agree::{Bias, BootstrapConfig, MAX_SEEDS_NEEDED, Metric, Verdict};
 use echoseg_study::Treatment;
 use echoseg_study::intervals::PretrainingVerdict;
 use echoseg_study::provenance::Provenance;
-use echoseg_study::targets::Judgement;
+use echoseg_study::targets::{Judgement, Target};
 
 use crate::figures::{SELECTION_BIASES, groups, sort_by_name};
 use crate::html::{Table, cell, escape, interval_cell, number, with_interval};
@@ -372,20 +372,20 @@ pub(crate) fn verdict_sentences(verdicts: &[VerdictRow]) -> Vec<String> {
 
 /// Per target, one sentence: how many configurations met it and the best one.
 pub(crate) fn target_sentences(targets: &[TargetRow]) -> Vec<String> {
-    let mut names: Vec<&str> = Vec::new();
+    let mut distinct: Vec<&Target> = Vec::new();
     for t in targets {
-        if !names.contains(&t.target.text.as_str()) {
-            names.push(&t.target.text);
+        if !distinct.contains(&&t.target) {
+            distinct.push(&t.target);
         }
     }
-    names
+    distinct
         .iter()
-        .map(|name| {
+        .map(|target| {
             // The ceiling is a reference trained on exact labels, not a configuration a user can pick.
-            let mine: Vec<&TargetRow> = targets.iter().filter(|t| t.target.text == *name && t.treatment != Treatment::Ceiling).collect();
+            let mine: Vec<&TargetRow> = targets.iter().filter(|t| t.target == **target && t.treatment != Treatment::Ceiling).collect();
             let count = |j: Judgement| mine.iter().filter(|t| t.judgement == j).count();
             // The best configuration is the one furthest on the target's good side.
-            let lower_is_better = mine.first().is_some_and(|t| t.target.comparison.lower_is_better());
+            let lower_is_better = target.comparison.lower_is_better();
             let best = mine.iter().max_by(|a, b| {
                 let (x, y) = if lower_is_better { (-a.value[0], -b.value[0]) } else { (a.value[0], b.value[0]) };
                 x.total_cmp(&y)
@@ -403,7 +403,8 @@ pub(crate) fn target_sentences(targets: &[TargetRow]) -> Vec<String> {
                 })
                 .unwrap_or_default();
             format!(
-                "{name}: met by {} of {} configurations, missed by {}, undecided for {} (the interval straddles the target){best}.",
+                "{}: met by {} of {} configurations, missed by {}, undecided for {} (the interval straddles the target){best}.",
+                target.text,
                 count(Judgement::Met),
                 mine.len(),
                 count(Judgement::Missed),

@@ -387,15 +387,16 @@ fn training_samples(study: &StudyContext<'_>, run: &PlannedRun) -> Result<(Vec<S
     }
     let teacher_labels =
         teachers.iter().map(|t| Ok(read_labels(&dir.run(&t.id).pool_labels())?.maps)).collect::<Result<Vec<_>, StudyError>>()?;
+    let pool_sizes = StudyData::sizes(&data.pool);
     let mut offered = strategy.combine(&teacher_labels, data.classes.len());
-    manifest.pseudo_label_dilation.apply(&mut offered, &StudyData::sizes(&data.pool));
+    manifest.pseudo_label_dilation.apply(&mut offered, &pool_sizes);
     let mut labels = offered.clone();
     // Confidence and hardness are read only when a selection needs them.
     if !selection.is_all() {
         let evidence = teachers.iter().map(|t| pool_evidence(study, t)).collect::<Result<Vec<_>, _>>()?;
         let confidence = mean_of(&evidence.iter().map(|e| &e.confidence).collect::<Vec<_>>(), 1.0 / 255.0);
         let hardness = mean_of(&evidence.iter().map(|e| &e.hardness).collect::<Vec<_>>(), RADIANS_PER_STEP);
-        selection.apply(&mut labels, &confidence, &hardness, &StudyData::sizes(&data.pool));
+        selection.apply(&mut labels, &confidence, &hardness, &pool_sizes);
     }
     let truth: Vec<Option<&[u8]>> = data.pool.iter().map(|s| s.truth_labels().map(|t| t.labels.as_slice())).collect();
     let mut record = SelectionRecord::of(&offered, &labels, &truth);

@@ -174,9 +174,10 @@ where
         Err(e) => bail!("{}", e.render().to_string().trim_end()),
     };
     init_logging();
+    // The command line as provenance records it.
+    let command = args.iter().map(|a| a.to_string_lossy().into_owned()).collect::<Vec<_>>().join(" ");
     match cli.command {
         Command::Run { manifest, reports, device, threads, jobs, resume, quiet, overrides, shard } => {
-            let command = args.iter().map(|a| a.to_string_lossy().into_owned()).collect::<Vec<_>>().join(" ");
             let invocation = Invocation { manifest, overrides };
             let options = RunOptions { device, threads, jobs, resume, quiet, shard };
             run(&invocation, &reports, &options, &command).map(|_| ())
@@ -195,7 +196,6 @@ where
             })?;
             let manifest = invocation.load()?;
             let summary = merge_study(&manifest, &dir)?;
-            let command = args.iter().map(|a| a.to_string_lossy().into_owned()).collect::<Vec<_>>().join(" ");
             let process = Process { command: &command, device: manifest.device.name(), threads: rayon::current_num_threads() };
             finish(&manifest, &dir, &invocation, &summary, &process)?;
             let page = echoseg_report::render(&dir)?;
@@ -241,7 +241,7 @@ where
             println!("wrote the data of study `{}` to {} (images/, masks/truth/, masks/SOURCE/: {which})", m.name, out.display());
             Ok(())
         }
-        Command::Answers { manifests, reports, resume, no_run } => answers(&manifests, &reports, resume, no_run, &args),
+        Command::Answers { manifests, reports, resume, no_run } => answers(&manifests, &reports, resume, no_run, &command),
         Command::Bench(args) => bench::run(args),
         Command::Agree(args) => agree::run(args),
         Command::Predict(args) => predict::run(args),
@@ -251,7 +251,7 @@ where
 
 /// `echoseg answers`: runs each known-answer study (unless `no_run`), checks it against its
 /// answer file and prints one line per check; fails when any check is wrong.
-fn answers(manifests: &[PathBuf], reports: &Path, resume: bool, no_run: bool, args: &[OsString]) -> Result<()> {
+fn answers(manifests: &[PathBuf], reports: &Path, resume: bool, no_run: bool, command: &str) -> Result<()> {
     use echoseg_study::answers::{answer_path, check_answer, read_answer};
     let (mut right, mut wrong) = (0usize, 0usize);
     // A shell glob of the folder also lists the answer files; they are read beside their manifests.
@@ -261,9 +261,8 @@ fn answers(manifests: &[PathBuf], reports: &Path, resume: bool, no_run: bool, ar
         let m = manifest::load(path)?;
         if !no_run {
             eprintln!("running {} …", path.display());
-            let command = args.iter().map(|a| a.to_string_lossy().into_owned()).collect::<Vec<_>>().join(" ");
             let options = RunOptions { resume, quiet: true, ..RunOptions::default() };
-            run(&Invocation { manifest: path.clone(), overrides: Vec::new() }, reports, &options, &command)?;
+            run(&Invocation { manifest: path.clone(), overrides: Vec::new() }, reports, &options, command)?;
         }
         let outcomes = check_answer(&answer, &StudyDir::new(reports, &m.name))?;
         println!("{} — {}", m.name, answer.answer);
