@@ -6,8 +6,8 @@
 use std::path::Path;
 
 use echoseg_nets::DeviceChoice;
-use echoseg_study::answers::{KnownAnswer, check_answer};
-use echoseg_study::{Reuse, Silent, StudyDir, manifest, run_study};
+use echoseg_study::take_home::answers::{KnownAnswer, check_answer};
+use echoseg_study::{Reuse, Silent, StudyDir, plan::manifest, run_study};
 use echoseg_tests::Scratch;
 
 /// A 32 px world of blobs and thin lines, one small fcn, 160 steps, two seeds, generation 0

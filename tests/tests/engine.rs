@@ -5,11 +5,11 @@
 use std::path::Path;
 
 use echoseg_nets::{Architecture, Device, DeviceChoice, Progress};
-use echoseg_study::data::StudyData;
-use echoseg_study::engine::Observer;
 use echoseg_study::plan::PlannedRun;
-use echoseg_study::rounds::{Round, VerdictChain, plan_with_rounds};
-use echoseg_study::{Manifest, Reuse, Shard, Silent, Strategy, StudyDir, manifest, merge_study, run_study, run_study_shard};
+use echoseg_study::plan::data::StudyData;
+use echoseg_study::plan::rounds::{Round, VerdictChain, plan_with_rounds};
+use echoseg_study::run::engine::Observer;
+use echoseg_study::{Manifest, Reuse, Shard, Silent, Strategy, StudyDir, merge_study, plan::manifest, run_study, run_study_shard};
 use echoseg_tests::{Scratch, TINY_MANIFEST};
 
 /// The tiny study with self-training only, twice over (6 runs per repeat: generation 0, self and

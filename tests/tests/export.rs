@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers fail loudly
 
-use echoseg_study::export::committee_mask;
+use echoseg_study::analysis::committee::committee_mask;
 use echoseg_study::store::read_labels;
 use echoseg_tests::{Scratch, TINY_MANIFEST, run_quietly};
 

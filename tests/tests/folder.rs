@@ -4,9 +4,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers fail loudly
 
 use echoseg_scene::{FolderSpec, read_folder};
-use echoseg_study::data::StudyData;
-use echoseg_study::manifest;
 use echoseg_study::plan::Teaching;
+use echoseg_study::plan::data::StudyData;
+use echoseg_study::plan::manifest;
 use echoseg_tests::{Scratch, TINY_MANIFEST, run_quietly};
 
 fn generate(scratch: &Scratch) -> (std::path::PathBuf, StudyData) {

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use echoseg_nets::DeviceChoice;
-use echoseg_study::{Reuse, Silent, StudyDir, manifest, run_study};
+use echoseg_study::{Reuse, Silent, StudyDir, plan::manifest, run_study};
 use echoseg_tests::{Scratch, TINY_MANIFEST};
 
 /// The tiny study with two repeats, so generation 0 alone has four independent runs.

@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use echoseg_study::RunOutcome;
-use echoseg_study::data::StudyData;
+use echoseg_study::plan::data::StudyData;
 use echoseg_tests::{Scratch, TINY_MANIFEST, run_quietly};
 
 fn manifest() -> String {
@@ -91,7 +91,7 @@ fn a_pretrained_model_is_compared_with_its_twin_and_its_students_reuse_the_pretr
 #[test]
 fn plain_run_ids_do_not_change_when_a_pretrained_twin_joins() {
     let load = |text: &str| {
-        let m = echoseg_study::manifest::parse(Path::new("t.toml"), text).unwrap();
+        let m = echoseg_study::plan::manifest::parse(Path::new("t.toml"), text).unwrap();
         echoseg_study::plan(&m, &StudyData::load(&m).unwrap())
     };
     let with = load(&manifest());
@@ -103,8 +103,9 @@ fn plain_run_ids_do_not_change_when_a_pretrained_twin_joins() {
 
 #[test]
 fn model_names_and_byol_settings_are_validated() {
-    let bad =
-        |from: &str, to: &str| echoseg_study::manifest::parse(Path::new("t.toml"), &manifest().replace(from, to)).unwrap_err().to_string();
+    let bad = |from: &str, to: &str| {
+        echoseg_study::plan::manifest::parse(Path::new("t.toml"), &manifest().replace(from, to)).unwrap_err().to_string()
+    };
     let unknown = bad("\"fcn+byol\"]", "\"fcn+simclr\"]");
     assert!(unknown.contains("`nets.architectures` \"fcn+simclr\" is not a model") && unknown.contains("+byol"), "{unknown}");
     assert!(bad("\"fcn+byol\"]", "\"fcn\"]").contains("lists \"fcn\" twice"));
@@ -112,5 +113,5 @@ fn model_names_and_byol_settings_are_validated() {
     assert!(bad("pool = 16", "pool = 0").contains("`split.pool` must be at least 1: BYOL pre-trains on the unlabelled pool"));
     // Without a pre-trained model the BYOL settings are not needed, so not judged.
     let plain = manifest().replace("[\"fcn\", \"fcn+byol\"]", "[\"fcn\"]").replace("epochs = 3, batch_size = 8", "decay = 1.0");
-    assert!(echoseg_study::manifest::parse(Path::new("t.toml"), &plain).is_ok());
+    assert!(echoseg_study::plan::manifest::parse(Path::new("t.toml"), &plain).is_ok());
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use echoseg_study::Strategy;
-use echoseg_study::data::StudyData;
+use echoseg_study::plan::data::StudyData;
 use echoseg_tests::{Scratch, TINY_MANIFEST, run_quietly};
 
 /// The tiny study, self-training only, with every kind of selection and two targets whose
@@ -121,7 +121,7 @@ fn an_ema_student_is_judged_beside_self_training_and_ignores_selections() {
     let path = scratch.write("tiny.toml", &text);
     let reports = scratch.path().join("reports");
     let page = run_quietly(&path, &reports).unwrap();
-    let m = echoseg_study::manifest::load(&path).unwrap();
+    let m = echoseg_study::plan::manifest::load(&path).unwrap();
     let plan = echoseg_study::plan(&m, &StudyData::load(&m).unwrap());
     // 2 at generation 0, self × 2 selections, ema once (it has its own threshold), 2 ceilings: 10 runs.
     let ema: Vec<_> = plan.runs.iter().filter(|r| r.strategy() == Some(Strategy::Ema)).collect();
@@ -136,6 +136,6 @@ fn an_ema_student_is_judged_beside_self_training_and_ignores_selections() {
     assert!(verdicts.lines().filter(|l| l.starts_with("ema,all,")).count() >= 2, "{verdicts}");
     let html = std::fs::read_to_string(page).unwrap();
     assert!(html.contains(">ema<"), "the verdict table has no ema row");
-    let changed = echoseg_study::manifest::parse(Path::new("t.toml"), &text.replace("decay = 0.9", "decay = 1.5")).unwrap_err();
+    let changed = echoseg_study::plan::manifest::parse(Path::new("t.toml"), &text.replace("decay = 0.9", "decay = 1.5")).unwrap_err();
     assert!(changed.to_string().contains("`study.ema.decay` must lie in [0, 1), got 1.5"), "{changed}");
 }

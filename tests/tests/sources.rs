@@ -5,7 +5,7 @@
 
 use echoseg_agree::Fingerprint;
 use echoseg_scene::{CueRule, HeuristicRules, LabelSource, ManualBias, ObjectKind, Scene, Style, WorldConfig, generate_world};
-use echoseg_study::fingerprints::fingerprint_of;
+use echoseg_study::analysis::fingerprints::fingerprint_of;
 
 fn world() -> WorldConfig {
     WorldConfig {

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use echoseg_study::{Reuse, Silent, StudyDir, manifest, run_study};
+use echoseg_study::{Reuse, Silent, StudyDir, plan::manifest, run_study};
 use echoseg_tests::{Scratch, TINY_MANIFEST, run_quietly};
 
 fn run_tiny(reports: &Path, manifest_text: &str) -> std::path::PathBuf {
@@ -329,7 +329,7 @@ fn networks_that_cannot_learn_the_task_give_no_verdict_and_the_report_says_so_fi
     let col = |name: &str| header.iter().position(|h| h == name).unwrap();
     let ceiling: f64 =
         rows.iter().find(|r| r[col("strategy")] == "ceiling" && r[col("metric")] == "miou").unwrap()[col("estimate")].parse().unwrap();
-    assert!(ceiling < echoseg_study::intervals::LEARNED_MIOU, "ceiling mIoU {ceiling}");
+    assert!(ceiling < echoseg_study::analysis::intervals::LEARNED_MIOU, "ceiling mIoU {ceiling}");
     let html = std::fs::read_to_string(&page).unwrap();
     let warning = html.find("These networks do not learn this task").expect("no first-line warning");
     assert!(warning < html.find("<table").unwrap(), "the warning must come before any table");

@@ -7,7 +7,7 @@ use echoseg_nets::{
     Architecture, DeviceChoice, NetworkSpec, Probabilities, Sample, Settings, TrainConfig, TrainingRequest, predict, train,
 };
 use echoseg_scene::{CueRule, LabelSource, ManualBias, Style, WorldConfig, generate_world};
-use echoseg_study::fingerprints::fingerprint_of;
+use echoseg_study::analysis::fingerprints::fingerprint_of;
 
 #[test]
 fn exact_labels_beat_heavily_corrupted_labels() {

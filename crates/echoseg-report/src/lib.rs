@@ -18,17 +18,17 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use echoseg_agree::{Bias, Metric};
-use echoseg_study::StudyDir;
-use echoseg_study::data::Splits;
-use echoseg_study::provenance::Provenance;
-use echoseg_study::store::{read_json, write_atomic};
+use echoseg_study::read::Provenance;
+use echoseg_study::read::Splits;
+use echoseg_study::read::StudyDir;
+use echoseg_study::read::{read_json, write_atomic};
 
 use crate::chart::Chart;
 use crate::figures::{
     LineGrid, agreement_heatmaps, agreement_without_truth, loss_curves, model_names, selection_effect, trajectory, transfer_matrices,
 };
-use echoseg_study::label_issues::WorstIndex;
-use echoseg_study::rows::{
+use echoseg_study::read::WorstIndex;
+use echoseg_study::read::{
     GapRow, HistoryRow, LabelConfusionRow, LabelIssueQualityRow, MaskRow, PretrainingRow, ResultRow, SummaryRow, TargetRow, VerdictRow,
     read_gap, read_history, read_label_confusions, read_label_issue_quality, read_masks, read_pretraining, read_results, read_summary,
     read_targets, read_verdicts,
@@ -39,7 +39,7 @@ use echoseg_study::rows::{
 pub enum ReportError {
     /// The study's files are missing or unreadable.
     #[error(transparent)]
-    Study(#[from] echoseg_study::StudyError),
+    Study(#[from] echoseg_study::read::StudyError),
     /// A figure could not be drawn.
     #[error("drawing a figure failed: {0}")]
     Figure(String),
@@ -59,7 +59,7 @@ impl Written {
     /// previous page's figures stay intact until the new page replaces it.
     fn figure<C: Chart>(&mut self, dir: &StudyDir, stem: &str, chart: &C, with_svg: bool) -> Result<String, ReportError> {
         let png = chart::png(chart)?;
-        let name = format!("{stem}-{}.png", &echoseg_study::plan::settings_hash(&png)[..10]);
+        let name = format!("{stem}-{}.png", &echoseg_study::read::settings_hash(&png)[..10]);
         write_atomic(&dir.figures().join(&name), &png)?;
         self.files.insert(name.clone());
         if with_svg {

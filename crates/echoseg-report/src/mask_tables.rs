@@ -2,9 +2,9 @@
 //! committee masks against every source.
 
 use echoseg_agree::{Bias, Metric};
-use echoseg_study::export::MaskKind;
-use echoseg_study::label_issues::WorstIndex;
-use echoseg_study::rows::{LabelConfusionRow, LabelIssueQualityRow, MaskRow};
+use echoseg_study::read::MaskKind;
+use echoseg_study::read::WorstIndex;
+use echoseg_study::read::{LabelConfusionRow, LabelIssueQualityRow, MaskRow};
 
 use crate::html::{Table, cell, number};
 use crate::score_tables::column_title;

@@ -2,18 +2,18 @@
 //! the reliability bins every run keeps in its `outcome.json`.
 
 use echoseg_agree::Calibration;
-use echoseg_study::store::read_json;
-use echoseg_study::{RunOutcome, StudyDir};
+use echoseg_study::read::read_json;
+use echoseg_study::read::{RunOutcome, StudyDir};
 
 use crate::figures::{LineGrid, LinePanel, Series, groups};
-use echoseg_study::rows::ResultRow;
+use echoseg_study::read::ResultRow;
 
 /// Reliability diagrams at generation 0 and at the last generation of each strategy shown
 /// ([`crate::figures::shown`]), the bins
 /// pooled over seeds; `None` when no run kept its bins (older studies, no truth).
 pub fn reliability_diagrams(dir: &StudyDir, rows: &[ResultRow], models: &[String]) -> Option<LineGrid> {
     let last = rows.iter().filter(|r| r.is_model()).map(|r| r.generation).max().unwrap_or(0);
-    let groups: Vec<(i64, echoseg_study::Treatment)> = groups(rows).into_iter().filter(|(g, _)| *g == 0 || *g == last).collect();
+    let groups: Vec<(i64, echoseg_study::read::Treatment)> = groups(rows).into_iter().filter(|(g, _)| *g == 0 || *g == last).collect();
     let panels: Vec<LinePanel> = groups
         .iter()
         .filter_map(|(g, s)| {

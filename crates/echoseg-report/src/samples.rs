@@ -1,16 +1,16 @@
 //! Sample panels: for a few test images, the image, its truth, each source's labels, each
 //! model's prediction at generation 0 and at the last generation, and where the models disagree.
 
-use echoseg_study::label_issues::{WorstIndex, WorstMap};
-use echoseg_study::samples::SampleIndex;
-use echoseg_study::store::{read_json, read_labels};
-use echoseg_study::{IGNORE, Strategy, StudyDir, Treatment};
+use echoseg_study::read::SampleIndex;
+use echoseg_study::read::{IGNORE, Strategy, StudyDir, Treatment};
+use echoseg_study::read::{WorstIndex, WorstMap};
+use echoseg_study::read::{read_json, read_labels};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::chart::{Chart, series_colour, text};
-use echoseg_study::rows::ResultRow;
+use echoseg_study::read::ResultRow;
 
 /// One tile of the panel grid.
 #[derive(Clone, Debug)]

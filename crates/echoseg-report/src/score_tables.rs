@@ -4,8 +4,8 @@
 use std::collections::BTreeSet;
 
 use echoseg_agree::{Bias, Metric};
-use echoseg_study::Treatment;
-use echoseg_study::rows::{ResultRow, SummaryRow};
+use echoseg_study::read::Treatment;
+use echoseg_study::read::{ResultRow, SummaryRow};
 
 use crate::figures::groups;
 use crate::html::{Table, cell, interval_cell, number};

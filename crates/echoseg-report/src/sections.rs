@@ -1,8 +1,8 @@
 //! The report page, one function per section, in page order.
 
 use echoseg_agree::{BOUNDARY_TOLERANCE, BootstrapConfig, CALIBRATION_BINS, DEFAULT_MAX_OFFSET, Metric};
-use echoseg_study::Treatment;
-use echoseg_study::label_issues::OTHER_SOURCES;
+use echoseg_study::read::OTHER_SOURCES;
+use echoseg_study::read::Treatment;
 
 use crate::html::{Page, escape};
 use crate::mask_tables::{confusions_table, label_quality_table, masks_sentence, masks_table, worst_table};
@@ -120,8 +120,8 @@ fn verdict(page: &mut Page, study: &Study) {
              truth an IoU below {class_iou:.1} has not learned the task: its verdicts are withheld (unlearned). Bias size: \
              |offset| for the boundary offset, 1 − F1 for the boundary F1, 1 − recall for recalls, the rate for false positives.",
             intervals_in_words(),
-            learned = echoseg_study::intervals::LEARNED_MIOU,
-            class_iou = echoseg_study::intervals::LEARNED_CLASS_IOU,
+            learned = echoseg_study::read::LEARNED_MIOU,
+            class_iou = echoseg_study::read::LEARNED_CLASS_IOU,
         ));
         if let Some(added) = added_seeds(&study.verdicts) {
             page.paragraph(&added);

@@ -3,14 +3,14 @@
 use std::collections::{BTreeSet, HashMap};
 
 use echoseg_agree::{Bias, BootstrapConfig, MAX_SEEDS_NEEDED, Metric, Verdict};
-use echoseg_study::Treatment;
-use echoseg_study::intervals::PretrainingVerdict;
-use echoseg_study::provenance::Provenance;
-use echoseg_study::targets::{Judgement, Target};
+use echoseg_study::read::PretrainingVerdict;
+use echoseg_study::read::Provenance;
+use echoseg_study::read::Treatment;
+use echoseg_study::read::{Judgement, Target};
 
 use crate::figures::{SELECTION_BIASES, groups, sort_by_name};
 use crate::html::{Table, cell, escape, interval_cell, number, with_interval};
-use echoseg_study::rows::{GapRow, PretrainingRow, ResultRow, SummaryRow, TargetRow, VerdictRow, answer_rows};
+use echoseg_study::read::{GapRow, PretrainingRow, ResultRow, SummaryRow, TargetRow, VerdictRow, answer_rows};
 
 /// The mean of `metric` over the rows `subject` picks; `None` when there are none.
 pub(crate) fn metric_of(rows: &[ResultRow], subject: impl Fn(&ResultRow) -> bool, metric: &Metric) -> Option<f64> {
@@ -282,7 +282,7 @@ pub(crate) fn warnings(rows: &[ResultRow], summary: &[SummaryRow]) -> Vec<String
              last quarter of epochs {} % or more below the best before): longer training could move their numbers. {}",
             unsettled.len(),
             runs.len(),
-            (echoseg_study::LEVELLED_OFF * 100.0).round(),
+            (echoseg_study::read::LEVELLED_OFF * 100.0).round(),
             if unsettled.len() <= 6 { format!("They are: {}.", unsettled.join(", ")) } else { String::new() }
         ));
     }
@@ -594,8 +594,8 @@ pub(crate) fn provenance_table(p: &Provenance) -> Table {
 mod tests {
     use super::*;
 
-    use echoseg_study::Strategy;
-    use echoseg_study::tables::Subject;
+    use echoseg_study::read::Strategy;
+    use echoseg_study::read::Subject;
 
     fn verdict_row(strategy: Strategy, verdict: Verdict, seeds_needed: Option<i64>) -> VerdictRow {
         VerdictRow {
@@ -654,7 +654,7 @@ mod tests {
             treatment: if generation == 0 {
                 Treatment::Labels
             } else {
-                Treatment::Pseudo { strategy: echoseg_study::Strategy::SelfTraining, selection: "all".into() }
+                Treatment::Pseudo { strategy: echoseg_study::read::Strategy::SelfTraining, selection: "all".into() }
             },
             model: "unet".into(),
             teacher: if generation == 0 { String::new() } else { "unet".into() },

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::manifest::ManifestError;
+use crate::plan::manifest::ManifestError;
 
 /// Everything that can stop a study.
 #[derive(Debug, thiserror::Error)]

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use echoseg_nets::{Architecture, BenchCase, BenchResult, DeviceChoice, NetworkSpec, bench, reference_case};
-use echoseg_study::provenance::{BURN_VERSION, git_revision, now_unix};
+use echoseg_study::run::provenance::{BURN_VERSION, git_revision, now_unix};
 use echoseg_study::store::write_atomic;
 use rayon::prelude::*;
 use serde::Serialize;

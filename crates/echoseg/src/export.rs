@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use echoseg_nets::DeviceChoice;
 use echoseg_study::StudyDir;
-use echoseg_study::export::{ExportChoice, export};
-use echoseg_study::finish::Invocation;
+use echoseg_study::run::finish::Invocation;
+use echoseg_study::take_home::export::{ExportChoice, export};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// The command-line options of `echoseg export`.
@@ -46,7 +46,7 @@ pub fn run(args: ExportArgs) -> Result<()> {
     // a study run before that was recorded falls back to the copy in its report.
     let manifest = match Invocation::of_study(&dir) {
         Ok(invocation) => invocation.load()?,
-        Err(_) => echoseg_study::manifest::load(&dir.manifest_copy())
+        Err(_) => echoseg_study::plan::manifest::load(&dir.manifest_copy())
             .with_context(|| format!("{} holds no finished study: run `echoseg run MANIFEST` first", dir.root().display()))?,
     };
     let choice = match (args.generation, args.strategy) {

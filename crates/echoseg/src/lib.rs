@@ -15,13 +15,13 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use echoseg_nets::DeviceChoice;
 use echoseg_scene::read_folder;
-use echoseg_study::data::{MaskCoverage, StudyData};
+use echoseg_study::plan::data::{MaskCoverage, StudyData};
 // `run` takes it, so callers of the library find it here too.
-pub use echoseg_study::finish::Invocation;
-use echoseg_study::finish::{Process, finish};
-use echoseg_study::manifest::DataSpec;
-use echoseg_study::overview::MaskSetOverview;
-use echoseg_study::{Manifest, Reuse, Shard, StudyDir, StudyError, manifest, merge_study, run_study_shard};
+use echoseg_study::plan::manifest::DataSpec;
+use echoseg_study::plan::overview::MaskSetOverview;
+pub use echoseg_study::run::finish::Invocation;
+use echoseg_study::run::finish::{Process, finish};
+use echoseg_study::{Manifest, Reuse, Shard, StudyDir, StudyError, merge_study, plan::manifest, run_study_shard};
 
 /// Train segmenters on mixed-source labels and measure whether their biases amplify or cancel.
 #[derive(Debug, Parser)]
@@ -252,7 +252,7 @@ where
 /// `echoseg answers`: runs each known-answer study (unless `no_run`), checks it against its
 /// answer file and prints one line per check; fails when any check is wrong.
 fn answers(manifests: &[PathBuf], reports: &Path, resume: bool, no_run: bool, command: &str) -> Result<()> {
-    use echoseg_study::answers::{answer_path, check_answer, read_answer};
+    use echoseg_study::take_home::answers::{answer_path, check_answer, read_answer};
     let (mut right, mut wrong) = (0usize, 0usize);
     // A shell glob of the folder also lists the answer files; they are read beside their manifests.
     for path in manifests.iter().filter(|p| !p.to_string_lossy().ends_with(".answer.toml")) {

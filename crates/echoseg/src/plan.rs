@@ -7,13 +7,13 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use echoseg_nets::{BenchCase, bench};
 use echoseg_study::StudyDir;
-use echoseg_study::data::StudyData;
-use echoseg_study::manifest;
+use echoseg_study::analysis::resolution::expected_resolution;
+use echoseg_study::analysis::rows::{answer_rows, read_verdicts};
+use echoseg_study::plan::data::StudyData;
+use echoseg_study::plan::manifest;
+use echoseg_study::plan::rounds::{Round, may_add, next_round, plan_with_rounds};
+use echoseg_study::plan::schedule::{Jobs, dependencies, makespan};
 use echoseg_study::plan::{PlannedRun, Teaching};
-use echoseg_study::resolution::expected_resolution;
-use echoseg_study::rounds::{Round, may_add, next_round, plan_with_rounds};
-use echoseg_study::rows::{answer_rows, read_verdicts};
-use echoseg_study::schedule::{Jobs, dependencies, makespan};
 
 /// Images one run trains on and predicts, which with a timing give its estimated seconds.
 struct Workload {
@@ -40,7 +40,7 @@ pub fn print(path: &Path, overrides: &[String], timing: bool) -> Result<()> {
         };
         // The driver shuffles the student's samples (a mean teacher's labelled ones, each batch paired with pool images).
         let items = match run.strategy() {
-            Some(echoseg_study::manifest::Strategy::Ema) => data.train.len(),
+            Some(echoseg_study::plan::manifest::Strategy::Ema) => data.train.len(),
             _ => training_images,
         };
         let steps = m.train.total_steps(items);

@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use echoseg_nets::DeviceChoice;
 use echoseg_scene::png::{BitDepth, read_image_with_depth, write_label_map};
 use echoseg_scene::{LabelMap, image_name, is_image_file};
-use echoseg_study::predict::load_trained;
+use echoseg_study::take_home::predict::load_trained;
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// The command-line options of `echoseg predict`.

@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use echoseg_nets::Progress;
 use echoseg_study::RunOutcome;
-use echoseg_study::engine::Observer;
+use echoseg_study::plan::rounds::Round;
 use echoseg_study::plan::{HeldOut, Plan, PlannedRun, Teaching};
-use echoseg_study::rounds::Round;
+use echoseg_study::run::engine::Observer;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// Draws a bar per run in training (several when runs train in parallel jobs) and prints one

@@ -6,10 +6,10 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use echoseg_agree::{Bias, Metric};
-use echoseg_study::{Strategy, Treatment};
+use echoseg_study::read::{Strategy, Treatment};
 
 use crate::chart::{Chart, sequential, series_colour, text};
-use echoseg_study::rows::{HistoryRow, ResultRow, SummaryRow};
+use echoseg_study::read::{HistoryRow, ResultRow, SummaryRow};
 
 /// One line of a line panel.
 #[derive(Clone, Debug)]

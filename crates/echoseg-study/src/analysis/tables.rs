@@ -10,14 +10,14 @@ use echoseg_agree::{
 use polars::prelude::*;
 
 use crate::StudyError;
-use crate::data::StudyData;
-use crate::fingerprints::{as_slices, fingerprint_of};
-use crate::intervals::IntervalInputs;
-use crate::manifest::Manifest;
-use crate::outcome::RunOutcome;
+use crate::analysis::fingerprints::{as_slices, fingerprint_of};
+use crate::analysis::intervals::IntervalInputs;
+use crate::analysis::outcome::RunOutcome;
+use crate::plan::data::StudyData;
+use crate::plan::manifest::Manifest;
+use crate::plan::strategy::Treatment;
 use crate::plan::{Plan, PlannedRun};
 use crate::store::{RunDir, StudyDir, read_labels, table_error, write_frame};
-use crate::strategy::Treatment;
 use echoseg_scene::Scene;
 
 /// Column names of the results table, shared with the report.
@@ -203,11 +203,11 @@ fn model_key<'a>(run: &'a PlannedRun, teacher: &'a str, subject: Subject, peer: 
 
 /// Builds the results and history tables from finished runs and writes them (Parquet and CSV).
 pub fn write_tables(manifest: &Manifest, plan: &Plan, outcomes: &[RunOutcome], data: &StudyData, dir: &StudyDir) -> Result<(), StudyError> {
-    crate::label_issues::write_label_issues(manifest, plan, data, dir)?;
+    crate::analysis::label_issues::write_label_issues(manifest, plan, data, dir)?;
     let (tabled, outcomes) = results_part(plan, outcomes);
     let plan = &tabled;
     let class_names = data.classes.names().to_vec();
-    crate::samples::write_samples(manifest, data, dir)?;
+    crate::analysis::samples::write_samples(manifest, data, dir)?;
     let mut rows = Rows::default();
 
     // Each source's labels against truth: on the test images where it has masks there (a
@@ -300,14 +300,15 @@ pub fn write_tables(manifest: &Manifest, plan: &Plan, outcomes: &[RunOutcome], d
     write_frame(&mut results, &dir.results_parquet(), &dir.results_csv())?;
     let mut history = history_frame(plan, outcomes).map_err(table_error(&dir.history_parquet()))?;
     write_frame(&mut history, &dir.history_parquet(), &dir.history_csv())?;
-    let mut frames = crate::intervals::interval_frames(plan, predictions.inputs(manifest, data, outcomes, labels_miou), dir)?;
+    let mut frames = crate::analysis::intervals::interval_frames(plan, predictions.inputs(manifest, data, outcomes, labels_miou), dir)?;
     write_frame(&mut frames.summary, &dir.summary_parquet(), &dir.summary_csv())?;
     write_frame(&mut frames.verdicts, &dir.verdicts_parquet(), &dir.verdicts_csv())?;
     write_frame(&mut frames.targets, &dir.targets_parquet(), &dir.targets_csv())?;
     // Only studies with pre-trained models have the pre-training table, and only those with a ceiling the gap table.
     write_if_any(&mut frames.pretraining, &dir.pretraining_parquet(), &dir.pretraining_csv())?;
     write_if_any(&mut frames.gap, &dir.gap_parquet(), &dir.gap_csv())?;
-    let mut masks = crate::export::masks_frame(manifest, plan, data, test_labels).map_err(table_error(&dir.masks_parquet()))?;
+    let mut masks =
+        crate::analysis::committee::masks_frame(manifest, plan, data, test_labels).map_err(table_error(&dir.masks_parquet()))?;
     write_if_any(&mut masks, &dir.masks_parquet(), &dir.masks_csv())
 }
 
@@ -323,7 +324,7 @@ pub fn undecided_runs(
     let (tabled, outcomes) = results_part(plan, outcomes);
     let plan = &tabled;
     let predictions = Predictions::read(plan, data, dir)?;
-    Ok(crate::intervals::undecided_runs(plan, predictions.inputs(manifest, data, outcomes, labels_miou(data))))
+    Ok(crate::analysis::intervals::undecided_runs(plan, predictions.inputs(manifest, data, outcomes, labels_miou(data))))
 }
 
 /// The runs the results tables hold and their outcomes: the plan without its cross-fitting runs,

@@ -8,7 +8,7 @@ use echoseg_scene::Image;
 use serde::Deserialize;
 
 use crate::StudyError;
-use crate::manifest;
+use crate::plan::manifest;
 use crate::store::{RunDir, read_json};
 
 /// A trained network with the inference settings of the study that trained it.

@@ -8,8 +8,8 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::StudyError;
-use crate::folder_split::{Coverage, SplitInputs, split_folder, validation_count};
-use crate::manifest::{DataSpec, Labeller, Manifest, Overlap};
+use crate::plan::folder_split::{Coverage, SplitInputs, split_folder, validation_count};
+use crate::plan::manifest::{DataSpec, Labeller, Manifest, Overlap};
 
 /// A scene with the labels one source gave it.
 #[derive(Clone, Debug)]
@@ -216,7 +216,7 @@ impl StudyData {
         .checked_crop(manifest.train.crop)
     }
 
-    /// Splits a folder dataset (see [`crate::folder_split`]): test, pool, training and validation
+    /// Splits a folder dataset (see [`crate::plan::folder_split`]): test, pool, training and validation
     /// images are drawn from all images; each source's masks on training images teach, its masks on
     /// test images are scored, its masks on pool images are not used.
     pub fn from_folder(manifest: &Manifest, folder: FolderDataset) -> Result<Self, StudyError> {
@@ -246,7 +246,7 @@ impl StudyData {
             seed: manifest.seed,
         };
         let split = split_folder(&inputs, &names).map_err(|e| StudyError::Config(e.to_string()))?;
-        let label = |t: &crate::folder_split::Teaching| -> Result<LabelledScene, StudyError> {
+        let label = |t: &crate::plan::folder_split::Teaching| -> Result<LabelledScene, StudyError> {
             let scene = scenes[t.image].clone();
             let labels = match &manifest.sources[t.source].labeller {
                 Labeller::Masks(set) => mask_sets[set].masks[&scene.name].clone(),

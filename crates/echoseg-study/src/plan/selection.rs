@@ -9,7 +9,7 @@ use echoseg_scene::{ClassId, LabelMap};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::strategy::EVERY_LABEL;
+use crate::plan::strategy::EVERY_LABEL;
 
 /// A rule on the shape of one class's connected components.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]

@@ -2,16 +2,16 @@
 //! looked at, and the chains whose verdicts are still undecided get more seeds, a round at a
 //! time, until every verdict is decided or the cap is reached. Every look is paid for: the
 //! verdicts' 5 % error is split evenly over the looks the manifest allows
-//! ([`crate::manifest::StudySettings::verdict_confidence`], Bonferroni), so deciding at whichever
+//! ([`crate::plan::manifest::StudySettings::verdict_confidence`], Bonferroni), so deciding at whichever
 //! look keeps it.
 
 use std::collections::BTreeSet;
 
-use crate::data::StudyData;
-use crate::manifest::Manifest;
+use crate::plan::data::StudyData;
+use crate::plan::manifest::Manifest;
+use crate::plan::schedule::dependencies;
+use crate::plan::strategy::Treatment;
 use crate::plan::{Plan, PlannedRun, plan_repeats};
-use crate::schedule::dependencies;
-use crate::strategy::Treatment;
 
 /// The runs one verdict row judges, over the seeds: a strategy's (and selection's) chain
 /// student of one model at one generation.

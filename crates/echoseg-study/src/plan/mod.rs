@@ -1,14 +1,28 @@
 //! The study planner: a manifest expands into runs (architectures × strategies × generations × repeats).
+//!
+//! The first stage of a study: what it asks (the manifest, its strategies, selections and
+//! targets), the images it asks it on (data), and the runs that answer it, in the order and
+//! rounds they run.
+
+pub mod data;
+pub(crate) mod folder_split;
+pub mod manifest;
+pub mod overview;
+pub mod rounds;
+pub mod schedule;
+pub mod selection;
+pub mod strategy;
+pub mod targets;
 
 use std::collections::BTreeMap;
 
 use echoseg_nets::{ByolConfig, EmaConfig, NetworkSpec, TrainConfig, Valid};
 use serde::Serialize;
 
-use crate::data::{LabelledScene, StudyData};
-use crate::manifest::{Manifest, StudentStart};
-use crate::selection::Selection;
-use crate::strategy::{Lesson, Strategy, Treatment};
+use crate::plan::data::{LabelledScene, StudyData};
+use crate::plan::manifest::{Manifest, StudentStart};
+use crate::plan::selection::Selection;
+use crate::plan::strategy::{Lesson, Strategy, Treatment};
 
 /// What a run learns from.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -498,7 +512,7 @@ mod tests {
     fn a_committee_of_pretrained_models_names_each_teacher() {
         let text = "[[sources]]\nkind = \"manual\"\nimages = 4\n[nets]\narchitectures = [\"unet\", \"unet+byol\", \"fcn\"]\n\
                     [study]\nstrategies = [\"ensemble\"]\n";
-        let manifest = crate::manifest::parse(Path::new("t.toml"), text).unwrap();
+        let manifest = crate::plan::manifest::parse(Path::new("t.toml"), text).unwrap();
         let plan = planned(&manifest);
         let student = plan.runs.iter().find(|r| r.generation == 1 && r.model == "unet").unwrap();
         assert_eq!(plan.teacher_models(student), ["unet+byol", "fcn"]);
@@ -512,7 +526,7 @@ mod tests {
     fn every_architecture_gets_a_ceiling_with_its_generation_zero_seed_and_pretraining_shares_it() {
         let text = "[[sources]]\nkind = \"manual\"\nimages = 4\n[nets]\narchitectures = [\"unet\", \"unet+byol\", \"fcn\"]\n\
                     [study]\nrepeats = 2\n";
-        let manifest = crate::manifest::parse(Path::new("t.toml"), text).unwrap();
+        let manifest = crate::plan::manifest::parse(Path::new("t.toml"), text).unwrap();
         let plan = planned(&manifest);
         let ceilings: Vec<&PlannedRun> = plan.runs.iter().filter(|r| r.teaching == Teaching::Truth).collect();
         // unet and unet+byol are one architecture: two ceilings per repeat.
@@ -523,7 +537,7 @@ mod tests {
             let gen0 = plan.runs.iter().find(|r| r.teaching == Teaching::Labels && r.repeat == c.repeat && r.network == c.network).unwrap();
             assert_eq!(c.seed, gen0.seed, "the ceiling starts where generation 0 starts");
         }
-        let off = crate::manifest::parse(Path::new("t.toml"), &format!("{text}ceiling = false\n")).unwrap();
+        let off = crate::plan::manifest::parse(Path::new("t.toml"), &format!("{text}ceiling = false\n")).unwrap();
         assert!(plan_has_no_ceiling(&off));
     }
 

@@ -9,9 +9,9 @@ use echoseg_agree::{Metric, Verdict};
 use serde::Deserialize;
 
 use crate::StudyError;
-use crate::rows::{SummaryRow, VerdictRow, read_results, read_summary, read_verdicts};
+use crate::analysis::rows::{SummaryRow, VerdictRow, read_results, read_summary, read_verdicts};
+use crate::plan::strategy::{EVERY_LABEL, LABELS, Treatment};
 use crate::store::StudyDir;
-use crate::strategy::{EVERY_LABEL, LABELS, Treatment};
 
 /// The answer file of a manifest: `experiments/validation/NAME.toml` → `NAME.answer.toml`.
 pub fn answer_path(manifest: &Path) -> PathBuf {

@@ -15,16 +15,16 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::StudyError;
-use crate::data::{LabelledScene, StudyData};
-use crate::fingerprints::{as_slices, cue_reliance, fingerprint_of};
-use crate::manifest::{Manifest, Strategy};
-use crate::outcome::RunOutcome;
+use crate::analysis::fingerprints::{as_slices, cue_reliance, fingerprint_of};
+use crate::analysis::outcome::RunOutcome;
+use crate::analysis::tables;
+use crate::plan::data::{LabelledScene, StudyData};
+use crate::plan::manifest::{Manifest, Strategy};
+use crate::plan::rounds::{Round, may_add, next_round, plan_with_rounds};
+use crate::plan::schedule::{self, Jobs};
+use crate::plan::selection::{SelectionRecord, labelled_pixels, pseudo_weight};
 use crate::plan::{Plan, PlannedRun, Teaching};
-use crate::rounds::{Round, may_add, next_round, plan_with_rounds};
-use crate::schedule::{self, Jobs};
-use crate::selection::{SelectionRecord, labelled_pixels, pseudo_weight};
 use crate::store::{RunDir, StudyDir, read_json, read_labels, write_json, write_labels};
-use crate::tables;
 
 /// What the engine tells whoever runs it (the CLI draws progress bars from this). Runs train
 /// in parallel jobs, so calls for different runs interleave; each call names its run.
@@ -109,7 +109,7 @@ pub fn run_study(
 
 /// Like [`run_study`], but with a `shard` only that slice's runs; the results tables are then
 /// left to [`merge_study`], once every slice has finished. With `study.max_repeats`, seeds are
-/// added in rounds ([`crate::rounds`]); a shard runs its share of every round whose look it can
+/// added in rounds ([`crate::plan::rounds`]); a shard runs its share of every round whose look it can
 /// take, and a round that waits for other shards' runs is taken up when the shard runs again.
 pub fn run_study_shard(
     manifest: &Manifest,
@@ -501,7 +501,15 @@ fn execute(study: &StudyContext<'_>, run: &PlannedRun, observer: &mut dyn Observ
     drop(test_probabilities);
     write_labels(&run_dir.test_labels(), &StudyData::sizes(&data.test), &test_labels)?;
     if let Teaching::CrossFit { held_out } = run.teaching {
-        crate::label_issues::write_held_out(manifest, data, device, &network, held_out, &run_dir.held_out_probabilities(), &run.id)?;
+        crate::analysis::label_issues::write_held_out(
+            manifest,
+            data,
+            device,
+            &network,
+            held_out,
+            &run_dir.held_out_probabilities(),
+            &run.id,
+        )?;
     } else if run.generation < manifest.study.generations {
         write_pool_evidence(study, &network, &run.id)?;
     }

@@ -31,8 +31,8 @@ use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::StudyError;
-use crate::data::{LabelledScene, StudyData};
-use crate::manifest::{LabelIssueSettings, Manifest};
+use crate::plan::data::{LabelledScene, StudyData};
+use crate::plan::manifest::{LabelIssueSettings, Manifest};
 use crate::plan::{HeldOut, Plan, Teaching};
 use crate::store::{LabelReader, LabelWriter, PendingFile, StudyDir, table_error, write_frame, write_image_png, write_json, write_labels};
 
@@ -704,7 +704,7 @@ mod tests {
         let text = "[[sources]]\nkind = \"manual\"\nimages = 11\n[[sources]]\nname = \"b\"\nkind = \"heuristic\"\nimages = 7\n\
                     [nets]\narchitectures = [\"fcn\"]\n[split]\nvalidation = 0.3\ntest = 2\npool = 0\n[study]\ngenerations = 0\nstrategies = [\"self\"]\n\
                     [label_issues]\nfolds = 3\nleave_source_out = true\n";
-        let manifest = crate::manifest::parse(Path::new("t.toml"), text).unwrap();
+        let manifest = crate::plan::manifest::parse(Path::new("t.toml"), text).unwrap();
         let data = StudyData::load(&manifest).unwrap();
         assert!(!data.validation.is_empty());
         let all = placed(&data, 3, 2);

@@ -4,7 +4,7 @@ use echoseg_agree::{Calibration, Fingerprint, TruthScores};
 use echoseg_nets::{ByolReport, TrainReport};
 use serde::{Deserialize, Serialize};
 
-use crate::selection::SelectionRecord;
+use crate::plan::selection::SelectionRecord;
 
 /// Everything a finished run leaves behind besides its files: written last, as `outcome.json`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

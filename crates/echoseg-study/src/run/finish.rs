@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::StudyError;
-use crate::engine::StudySummary;
-use crate::manifest::{self, Manifest, ManifestError};
-use crate::provenance::{BURN_VERSION, Provenance, cpu_seconds, git_revision, now_unix};
+use crate::plan::manifest::{self, Manifest, ManifestError};
+use crate::run::engine::StudySummary;
+use crate::run::provenance::{BURN_VERSION, Provenance, cpu_seconds, git_revision, now_unix};
 use crate::store::{StudyDir, read_json, write_atomic, write_json};
 
 /// A manifest and the command-line overrides applied to it: what `merge` and `export` need to

@@ -12,12 +12,12 @@ use polars::prelude::*;
 use rayon::prelude::*;
 
 use crate::StudyError;
-use crate::data::StudyData;
-use crate::fingerprints::{cue_changes, image_counts};
+use crate::analysis::fingerprints::{cue_changes, image_counts};
+use crate::plan::data::StudyData;
+use crate::plan::strategy::Treatment;
+use crate::plan::targets::Target;
 use crate::plan::{Plan, PlannedRun, Teaching};
 use crate::store::StudyDir;
-use crate::strategy::Treatment;
-use crate::targets::Target;
 
 /// What pre-training did to a metric: for mIoU a larger value is better, not a larger bias, so
 /// its directions have their own words.
@@ -348,7 +348,7 @@ pub struct IntervalInputs<'a> {
     pub rules: &'a VerdictRules,
     /// The mIoU of generation 0's training labels against truth, where the data has it.
     pub labels_miou: Option<f64>,
-    /// The confidence of the verdicts' intervals ([`crate::manifest::StudySettings::verdict_confidence`]).
+    /// The confidence of the verdicts' intervals ([`crate::plan::manifest::StudySettings::verdict_confidence`]).
     pub verdict_confidence: f64,
 }
 

@@ -6,8 +6,8 @@ use echoseg_nets::IGNORE;
 use serde::{Deserialize, Serialize};
 
 use crate::StudyError;
-use crate::data::StudyData;
-use crate::manifest::Manifest;
+use crate::plan::data::StudyData;
+use crate::plan::manifest::Manifest;
 use crate::store::{StudyDir, write_image_png, write_json, write_labels};
 
 /// How many test images the report shows.

@@ -19,11 +19,11 @@ pub use raw::*;
 pub use read::{load, load_with, parse};
 pub use validate::validate;
 
-use crate::strategy::EVERY_LABEL;
-pub use crate::strategy::Strategy;
+use crate::plan::strategy::EVERY_LABEL;
+pub use crate::plan::strategy::Strategy;
 
-use crate::selection::{PseudoLabelDilation, Selection, SelectionRule, ShapeRule, VerifierRules};
-use crate::targets::Target;
+use crate::plan::selection::{PseudoLabelDilation, Selection, SelectionRule, ShapeRule, VerifierRules};
+use crate::plan::targets::Target;
 
 /// A problem found while validating a manifest.
 #[derive(Clone, Debug, PartialEq)]

@@ -10,12 +10,12 @@ use echoseg_agree::{Bias, Metric, Verdict};
 use polars::prelude::*;
 
 use crate::StudyError;
-use crate::export::MaskKind;
-use crate::intervals::PretrainingVerdict;
+use crate::analysis::committee::MaskKind;
+use crate::analysis::intervals::PretrainingVerdict;
+use crate::analysis::tables::{Subject, columns};
+use crate::plan::strategy::{EVERY_LABEL, Treatment};
+use crate::plan::targets::{Judgement, Target};
 use crate::store::read_table;
-use crate::strategy::{EVERY_LABEL, Treatment};
-use crate::tables::{Subject, columns};
-use crate::targets::{Judgement, Target};
 
 /// One row of `results.parquet`.
 #[derive(Clone, Debug, PartialEq)]

@@ -4,7 +4,7 @@
 
 use echoseg_agree::{BootstrapConfig, Spread, Verdict, chance_decided};
 
-use crate::rows::{VerdictRow, answer_rows};
+use crate::analysis::rows::{VerdictRow, answer_rows};
 
 /// The verdicts a number of seeds is expected to decide.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -48,7 +48,7 @@ mod tests {
     use echoseg_agree::Bias;
 
     use super::*;
-    use crate::strategy::{Strategy, Treatment};
+    use crate::plan::strategy::{Strategy, Treatment};
 
     fn row(change: f64, seed_sd: f64, verdict: Verdict) -> VerdictRow {
         VerdictRow {

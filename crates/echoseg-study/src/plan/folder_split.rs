@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use echoseg_scene::Rng;
 
-use crate::manifest::{Overlap, SplitSpec};
+use crate::plan::manifest::{Overlap, SplitSpec};
 
 /// Which images one source can label.
 #[derive(Clone, Debug, PartialEq)]
@@ -221,7 +221,7 @@ fn draw(candidates: &[usize], shares: &[f32], rng: &mut Rng) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::SplitSize;
+    use crate::plan::manifest::SplitSize;
 
     fn spec(test: SplitSize, pool: SplitSize, overlap: Overlap) -> SplitSpec {
         SplitSpec { validation: 0.2, test, pool, overlap }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use echoseg_nets::{Architecture, DeviceChoice, TrainConfig};
 use echoseg_scene::WorldConfig;
 
-use crate::strategy::{EVERY_LABEL, Strategy};
+use crate::plan::strategy::{EVERY_LABEL, Strategy};
 use serde::{Deserialize, Serialize};
 
 /// The kind of a label source, as written in `[[sources]] kind = ...`.
