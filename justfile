@@ -5,6 +5,12 @@
 experiment manifest="experiments/default.toml" *args:
     cargo run --release -p echoseg -- run {{manifest}} {{args}}
 
+# Many generations: experiments/collapse.toml, self and cross for five generations, pseudo-labels
+# replaced and accumulated, every bias's trend in reports/collapse/trends.csv. Extra arguments go
+# to `echoseg run`, e.g. `--resume`.
+collapse *args:
+    cargo run --release -p echoseg -- run experiments/collapse.toml {{args}}
+
 # Write a study's images and masks as PNG folders (what experiments/folder-example.toml reads).
 generate manifest="experiments/default.toml" out="experiments/data/default-world":
     cargo run --release -p echoseg -- generate {{manifest}} --out {{out}}

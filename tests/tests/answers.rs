@@ -91,3 +91,40 @@ fn a_check_that_matches_nothing_is_wrong_not_silently_right() {
     assert_eq!(wrong.len(), 1, "{wrong:#?}");
     assert!(wrong[0].contains("no row"), "{wrong:#?}");
 }
+
+#[test]
+fn a_dilation_repeated_every_generation_drifts_when_replaced_and_less_when_accumulated() {
+    use echoseg_agree::{Bias, Trend};
+    use echoseg_study::read::{PseudoLabels, read_trends};
+
+    let scratch = Scratch::new("answer-generations");
+    // Exact labels, so generation 0 has no offset; every generation's pseudo-labels grown by 1 px.
+    // Replacing, each student grows its teacher's boundaries by about 1 px more: a drift of about
+    // 1 px per generation. Accumulating, it also learns the earlier, thinner generations'
+    // pseudo-labels, generation 0's among them, which hold its boundaries back.
+    let text = tiny("generations", "[[sources]]\nkind = \"exact\"\nimages = 48\n", "").replace(
+        "generations = 0\n",
+        "generations = 3\nceiling = false\ndilate_pseudo_labels = { blob = 1, thin = 1 }\npseudo_labels = [\"replace\", \"accumulate\"]\n",
+    );
+    let m = manifest::parse(Path::new("generations.toml"), &text).unwrap();
+    let dir = StudyDir::new(scratch.path(), &m.name);
+    let summary = run_study(&m, &dir, &DeviceChoice::Flex.open().unwrap(), Reuse::Nothing, &mut Silent).unwrap();
+
+    // Generation 1 is shared; an accumulating student of generation 3 learns the pool three times.
+    let runs = summary.plan.runs.iter().zip(&summary.outcomes);
+    let accumulating =
+        |g: u32| runs.clone().filter(move |(r, _)| r.generation == g && r.treatment().pseudo_labels() == PseudoLabels::Accumulate);
+    assert_eq!(accumulating(1).count(), 0);
+    assert_eq!(accumulating(3).count(), 2, "one per seed");
+    for (run, outcome) in accumulating(3) {
+        assert_eq!(outcome.selection.as_ref().unwrap().training_images, 3 * 8, "{}", run.id);
+    }
+
+    let trends = read_trends(&dir.trends_parquet()).unwrap();
+    let offset =
+        |mode: PseudoLabels| trends.iter().find(|t| t.bias == Bias::BoundaryOffset && t.treatment.pseudo_labels() == mode).unwrap();
+    let (replace, accumulate) = (offset(PseudoLabels::Replace), offset(PseudoLabels::Accumulate));
+    assert!(replace.slope[0] >= 0.4, "replace drifts outwards generation after generation (measured 0.60 px): {replace:?}");
+    assert_eq!(replace.trend, Trend::Drifts, "{replace:?}");
+    assert!(accumulate.last[0] < replace.last[0] - 0.3, "accumulate holds the boundary back: {accumulate:?} against {replace:?}");
+}

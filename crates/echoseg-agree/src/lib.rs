@@ -32,7 +32,7 @@ pub use metric::{BOUNDARY_TOLERANCE, Bias, Metric, Sense, Unit};
 pub use raters::{DisagreementError, RaterAnalysis, TruthAnalysis, analyse_raters, check_raters, plurality, vote_entropy};
 pub use staple::{Staple, StapleConfig, staple};
 pub use surface::{ClassSurface, SURFACE_TOLERANCE, SurfaceScores, cl_dice, class_surfaces, surface_scores};
-pub use verdict::{MAX_SEEDS_NEEDED, Verdict, VerdictRules, chance_decided, seeds_to_decide};
+pub use verdict::{MAX_SEEDS_NEEDED, Trend, Verdict, VerdictRules, chance_decided, seeds_to_decide};
 pub mod scores;
 
 pub use scores::{PairScores, TruthScores, pair_scores, pooled_confusion, truth_scores};

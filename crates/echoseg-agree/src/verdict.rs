@@ -119,6 +119,58 @@ impl Verdict {
     }
 }
 
+/// Where a bias goes over many generations: the interval of its drift (the slope of its size per
+/// generation times the generations studied) judged by the rules of [`Verdict`] against the same
+/// practical minimum.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Trend {
+    /// The bias grows by more than its minimum over the generations, the interval excluding no drift.
+    Drifts,
+    /// The bias shrinks by more than its minimum over the generations, the interval excluding no drift.
+    Recedes,
+    /// No practical drift: the whole interval of the drift lies inside ± the minimum.
+    Bounded,
+    /// Neither: more seeds are needed.
+    Undecided,
+    /// Most chains behind it collapsed, so there is no trend.
+    Collapsed,
+}
+
+impl Trend {
+    /// Every trend.
+    pub const ALL: [Trend; 5] = [Trend::Drifts, Trend::Recedes, Trend::Bounded, Trend::Undecided, Trend::Collapsed];
+
+    /// The word used in tables and the report.
+    pub fn name(self) -> &'static str {
+        match self {
+            Trend::Drifts => "drifts",
+            Trend::Recedes => "recedes",
+            Trend::Bounded => "bounded",
+            Trend::Undecided => "undecided",
+            Trend::Collapsed => "collapsed",
+        }
+    }
+
+    /// The trend a table word stands for.
+    pub fn from_name(name: &str) -> Option<Trend> {
+        Trend::ALL.into_iter().find(|t| t.name() == name)
+    }
+
+    /// The trend of a bias whose size drifted by `drift` over the generations studied.
+    pub fn judge(drift: &Interval, minimum: f64) -> Trend {
+        if drift.low > 0.0 && drift.estimate >= minimum {
+            Trend::Drifts
+        } else if drift.high < 0.0 && -drift.estimate >= minimum {
+            Trend::Recedes
+        } else if drift.low > -minimum && drift.high < minimum {
+            Trend::Bounded
+        } else {
+            Trend::Undecided
+        }
+    }
+}
+
 /// The most seeds [`seeds_to_decide`] looks at: past it, more seeds are no practical answer.
 pub const MAX_SEEDS_NEEDED: usize = 100;
 
@@ -369,5 +421,15 @@ mod tests {
         assert_eq!(Verdict::from_name("poison"), None);
         let rules = VerdictRules { minimum: [(Bias::ThinRecall, 0.1)].into() };
         assert_eq!((rules.minimum(Bias::ThinRecall), rules.minimum(Bias::BoundaryOffset)), (0.1, 0.25));
+    }
+
+    #[test]
+    fn a_trend_needs_a_practical_drift_for_a_direction_and_an_equivalence_for_bounded() {
+        let i = |estimate, low, high| Interval { estimate, low, high };
+        assert_eq!(Trend::judge(&i(0.5, 0.3, 0.7), 0.25), Trend::Drifts);
+        assert_eq!(Trend::judge(&i(0.1, 0.05, 0.15), 0.25), Trend::Bounded, "excludes zero but stays inside the minimum");
+        assert_eq!(Trend::judge(&i(-0.4, -0.6, -0.3), 0.25), Trend::Recedes);
+        assert_eq!(Trend::judge(&i(0.1, -0.2, 0.4), 0.25), Trend::Undecided);
+        assert!(Trend::ALL.iter().all(|t| Trend::from_name(t.name()) == Some(*t)));
     }
 }

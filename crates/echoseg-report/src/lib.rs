@@ -13,6 +13,7 @@ pub mod samples;
 mod score_tables;
 mod sections;
 mod summaries;
+pub mod trends;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -29,9 +30,9 @@ use crate::figures::{
 };
 use echoseg_study::read::WorstIndex;
 use echoseg_study::read::{
-    GapRow, HistoryRow, LabelConfusionRow, LabelIssueQualityRow, MaskRow, PretrainingRow, ResultRow, SummaryRow, TargetRow, VerdictRow,
-    read_gap, read_history, read_label_confusions, read_label_issue_quality, read_masks, read_pretraining, read_results, read_summary,
-    read_targets, read_verdicts,
+    GapRow, HistoryRow, LabelConfusionRow, LabelIssueQualityRow, MaskRow, PretrainingRow, ResultRow, SummaryRow, TargetRow, TrendRow,
+    VerdictRow, read_gap, read_history, read_label_confusions, read_label_issue_quality, read_masks, read_pretraining, read_results,
+    read_summary, read_targets, read_trends, read_verdicts,
 };
 
 /// Why a report could not be rendered.
@@ -88,6 +89,7 @@ struct Study {
     targets: Vec<TargetRow>,
     pretraining: Vec<PretrainingRow>,
     gap: Vec<GapRow>,
+    trends: Vec<TrendRow>,
     masks: Vec<MaskRow>,
     label_quality: Vec<LabelIssueQualityRow>,
     label_confusions: Vec<LabelConfusionRow>,
@@ -118,6 +120,7 @@ impl Study {
             targets: read_targets(&dir.targets_parquet())?,
             pretraining: read_pretraining(&dir.pretraining_parquet())?,
             gap: read_gap(&dir.gap_parquet())?,
+            trends: read_trends(&dir.trends_parquet())?,
             masks: read_masks(&dir.masks_parquet())?,
             label_quality: read_label_issue_quality(&dir.label_issue_quality_parquet())?,
             label_confusions: read_label_confusions(&dir.label_issue_confusions_parquet())?,
@@ -162,6 +165,8 @@ struct Figures {
     label_issues: Option<String>,
     reliability: Option<String>,
     selection: Option<String>,
+    /// One per bias with a trend (studies of two or more generations).
+    trends: Vec<(Bias, String)>,
 }
 
 impl Figures {
@@ -207,6 +212,10 @@ impl Figures {
             label_issues: written.figure_if(dir, "label-issues", samples::label_issue_panels(dir), false)?,
             reliability: written.figure_if(dir, "calibration", reliability::reliability_diagrams(dir, rows, models), true)?,
             selection: written.figure_if(dir, "selection", selection_effect(rows), true)?,
+            trends: trends::trend_grids(&study.trends, summary)
+                .into_iter()
+                .map(|(bias, grid)| Ok((bias, written.figure(dir, &format!("trend-{}", bias.name()), &grid, true)?)))
+                .collect::<Result<_, ReportError>>()?,
         })
     }
 }

@@ -61,7 +61,11 @@ pub(crate) fn page(study: &Study, figures: &Figures) -> Page {
         }
         let count = verdict_count(&study.verdicts).map(|c| format!("{c} ")).unwrap_or_default();
         page.raw(&format!("<p class=\"lead\">{}{}</p>", escape(&count), escape(&lead(&study.rows, &study.models))));
+        if let Some(trend) = crate::trends::trend_lead(&study.trends) {
+            page.raw(&format!("<p class=\"lead\">{}</p>", escape(&trend)));
+        }
         verdict(&mut page, study);
+        trends(&mut page, study, figures);
         targets(&mut page, study);
         pretraining(&mut page, study);
         samples_with_truth(&mut page, figures);
@@ -145,6 +149,37 @@ fn verdict(page: &mut Page, study: &Study) {
     if !sentences.is_empty() {
         let text: String = sentences.iter().map(|s| format!("<p>{}</p>", escape(s))).collect();
         page.raw(&format!("<details><summary>The verdicts in words, per architecture and bias</summary>{text}</details>"));
+    }
+}
+
+fn trends(page: &mut Page, study: &Study, figures: &Figures) {
+    if study.trends.is_empty() {
+        return;
+    }
+    page.heading("trends", "Over generations: which biases drift, which stay bounded");
+    page.paragraph(&format!(
+        "For every strategy, pseudo-label mode and architecture, the bias of one architecture's chain at every generation \
+         (generation 0 learned the labels; generation 1, which has only generation 0's pseudo-labels to learn, is shared \
+         by both modes). With replace, each generation learns its teachers' pseudo-labels only; with accumulate, also \
+         those of every earlier generation of its lineage, all together carrying the manifest's mix. The slope is the \
+         least-squares slope of the bias's size per generation, within each seed, averaged over seeds; the drift is the \
+         slope times the generations. A bias drifts (recedes) when the drift's interval excludes zero and the drift \
+         reaches the verdicts' practical minimum; it stays bounded when the drift's whole interval lies inside ± that \
+         minimum; otherwise it is undecided. {} trends.csv has every row.",
+        intervals_in_words()
+    ));
+    page.raw(&crate::trends::trend_table(&study.trends).html());
+    for (bias, figure) in &figures.trends {
+        let name = bias.display_name();
+        page.figure(
+            figure,
+            &format!("{name} over generations"),
+            &format!(
+                "{name} at every generation, one panel per architecture and strategy: replace solid, accumulate dashed. The \
+                 bands are each generation's interval over seeds and test images; the slope's interval in the table is \
+                 narrower, since it compares the generations within each seed and image."
+            ),
+        );
     }
 }
 

@@ -654,7 +654,7 @@ mod tests {
             treatment: if generation == 0 {
                 Treatment::Labels
             } else {
-                Treatment::Pseudo { strategy: echoseg_study::read::Strategy::SelfTraining, selection: "all".into() }
+                Treatment::every_label(echoseg_study::read::Strategy::SelfTraining)
             },
             model: "unet".into(),
             teacher: if generation == 0 { String::new() } else { "unet".into() },

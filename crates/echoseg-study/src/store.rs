@@ -56,6 +56,16 @@ impl StudyDir {
         self.root.join("gap.csv")
     }
 
+    /// Every bias's trend over generations (studies with two or more generations only).
+    pub fn trends_parquet(&self) -> PathBuf {
+        self.root.join("trends.parquet")
+    }
+
+    /// The trends table as CSV.
+    pub fn trends_csv(&self) -> PathBuf {
+        self.root.join("trends.csv")
+    }
+
     /// Every target judged for every configuration (Parquet).
     pub fn targets_parquet(&self) -> PathBuf {
         self.root.join("targets.parquet")

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use echoseg_nets::DeviceChoice;
 use echoseg_study::StudyDir;
+use echoseg_study::plan::strategy::PseudoLabels;
 use echoseg_study::run::finish::Invocation;
 use echoseg_study::take_home::export::{ExportChoice, export};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -31,12 +32,20 @@ pub struct ExportArgs {
     /// The configuration's selection (default `all`).
     #[arg(long, default_value = "all")]
     selection: String,
+    /// The configuration's pseudo-label mode: replace or accumulate (studies with `study.pseudo_labels`).
+    #[arg(long, value_parser = parse_pseudo_labels, default_value = "replace")]
+    pseudo_labels: PseudoLabels,
     /// Compute device: flex (CPU) or wgpu (GPU).
     #[arg(long, value_parser = crate::parse_device, default_value = "flex")]
     device: DeviceChoice,
     /// Print nothing but errors.
     #[arg(short, long)]
     quiet: bool,
+}
+
+fn parse_pseudo_labels(name: &str) -> Result<PseudoLabels, String> {
+    let allowed = PseudoLabels::ALL.map(PseudoLabels::name).join(", ");
+    PseudoLabels::from_name(name).ok_or_else(|| format!("`{name}` is no pseudo-label mode (allowed: {allowed})"))
 }
 
 /// Runs `echoseg export`.
@@ -50,7 +59,9 @@ pub fn run(args: ExportArgs) -> Result<()> {
             .with_context(|| format!("{} holds no finished study: run `echoseg run MANIFEST` first", dir.root().display()))?,
     };
     let choice = match (args.generation, args.strategy) {
-        (Some(generation), Some(strategy)) => ExportChoice::Named { generation, strategy, selection: args.selection },
+        (Some(generation), Some(strategy)) => {
+            ExportChoice::Named { generation, strategy, selection: args.selection, pseudo_labels: args.pseudo_labels }
+        }
         _ => ExportChoice::BestValidation,
     };
     let device = args.device.open()?;

@@ -36,7 +36,9 @@ pub fn print(path: &Path, overrides: &[String], timing: bool) -> Result<()> {
         let training_images = match run.teaching {
             Teaching::Labels | Teaching::Truth => data.train.len(),
             Teaching::CrossFit { held_out } => held_out.members(&data.train, false).count(),
-            Teaching::PseudoLabels { strategy, .. } => strategy.training_images(data.train.len(), data.pool.len(), m.study.mix),
+            Teaching::PseudoLabels { strategy, pseudo_labels, .. } => {
+                strategy.training_images(data.train.len(), data.pool.len() * pseudo_labels.pool_copies(run.generation), m.study.mix)
+            }
         };
         // The driver shuffles the student's samples (a mean teacher's labelled ones, each batch paired with pool images).
         let items = match run.strategy() {
@@ -85,8 +87,8 @@ pub fn print(path: &Path, overrides: &[String], timing: bool) -> Result<()> {
     println!("study `{}`: {} run(s), {budget} each at most, on {}", m.name, plan.runs.len(), m.device.name());
     let id_width = plan.runs.iter().map(|r| r.id.len()).max().unwrap_or(3);
     println!(
-        "{:<id_width$} {:>3} {:>6} {:<10} {:<10} {:<14} {:<10} {:>6} {:>8}",
-        "run", "gen", "repeat", "model", "strategy", "selection", "teacher", "images", "estimate"
+        "{:<id_width$} {:>3} {:>6} {:<10} {:<10} {:<14} {:<10} {:<10} {:>6} {:>8}",
+        "run", "gen", "repeat", "model", "strategy", "selection", "labels", "teacher", "images", "estimate"
     );
     let estimate = |run: &PlannedRun, work: &Workload| {
         speed.get(run.network.architecture.name()).map(|&(train_ips, infer_ips)| {
@@ -103,13 +105,14 @@ pub fn print(path: &Path, overrides: &[String], timing: bool) -> Result<()> {
         let estimate = estimate(run, &work);
         seconds.push(estimate.unwrap_or(0.0));
         println!(
-            "{:<id_width$} {:>3} {:>6} {:<10} {:<10} {:<14} {:<10} {:>6} {:>8}",
+            "{:<id_width$} {:>3} {:>6} {:<10} {:<10} {:<14} {:<10} {:<10} {:>6} {:>8}",
             run.id,
             run.generation,
             run.repeat,
             run.model,
             treatment.strategy_column(),
             treatment.selection_column(),
+            if run.generation == 0 { "-" } else { treatment.pseudo_labels().name() },
             teacher,
             work.training_images,
             estimate.map(|s| format!("{s:.0} s")).unwrap_or_else(|| "-".into())
@@ -125,6 +128,17 @@ pub fn print(path: &Path, overrides: &[String], timing: bool) -> Result<()> {
             jobs.threads_per_job,
             seconds.iter().sum::<f64>()
         );
+        // A generation waits for the one before it, so what it costs is the time a chain waits.
+        for generation in 0..=m.study.generations {
+            let of: Vec<f64> = plan.runs.iter().zip(&seconds).filter(|(r, _)| r.generation == generation).map(|(_, s)| *s).collect();
+            println!(
+                "  generation {generation}: {} run(s), {:.0} s of training and prediction ({:.0} s with {} job(s))",
+                of.len(),
+                of.iter().sum::<f64>(),
+                of.iter().sum::<f64>() / jobs.jobs.max(1) as f64,
+                jobs.jobs
+            );
+        }
     }
     if may_add(&m, &[]) {
         // The most a study can add: every chain undecided at every look, rounds taken as the engine takes them.

@@ -119,7 +119,7 @@ impl MaskKind {
 /// better than each input. Empty without truth on the test images.
 pub(crate) fn masks_frame(manifest: &Manifest, plan: &Plan, data: &StudyData, test_labels: &[Vec<Vec<u8>>]) -> PolarsResult<DataFrame> {
     let (mut mask, mut kind, mut generation, mut strategy, mut selection) = (vec![], vec![], vec![], vec![], vec![]);
-    let (mut images, mut metric, mut value) = (vec![], vec![], vec![]);
+    let (mut images, mut metric, mut value, mut pseudo_labels) = (vec![], vec![], vec![], vec![]);
     let class_names = data.classes.names();
     let mut push = |name: &str, what: MaskKind, configuration: Option<&Configuration>, m: MaskScores| {
         let surfaces = m
@@ -139,6 +139,7 @@ pub(crate) fn masks_frame(manifest: &Manifest, plan: &Plan, data: &StudyData, te
             generation.push(configuration.map(|c| i64::from(c.generation)));
             strategy.push(configuration.map(|c| c.treatment.strategy_column().to_string()));
             selection.push(configuration.map(|c| c.treatment.selection_column().to_string()));
+            pseudo_labels.push(configuration.map(|c| c.treatment.pseudo_labels().name()));
             images.push(n as i64);
             metric.push(m);
             value.push(v);
@@ -165,6 +166,7 @@ pub(crate) fn masks_frame(manifest: &Manifest, plan: &Plan, data: &StudyData, te
         Column::new("generation".into(), generation),
         Column::new("strategy".into(), strategy),
         Column::new("selection".into(), selection),
+        Column::new("pseudo_labels".into(), pseudo_labels),
         Column::new("images".into(), images),
         Column::new("metric".into(), metric),
         Column::new("value".into(), value),

@@ -6,14 +6,14 @@
 
 use std::path::Path;
 
-use echoseg_agree::{Bias, Metric, Verdict};
+use echoseg_agree::{Bias, Metric, Trend, Verdict};
 use polars::prelude::*;
 
 use crate::StudyError;
 use crate::analysis::committee::MaskKind;
 use crate::analysis::intervals::PretrainingVerdict;
 use crate::analysis::tables::{Subject, columns};
-use crate::plan::strategy::{EVERY_LABEL, Treatment};
+use crate::plan::strategy::{EVERY_LABEL, PseudoLabels, Treatment};
 use crate::plan::targets::{Judgement, Target};
 use crate::store::read_table;
 
@@ -194,14 +194,21 @@ impl<'a> Frame<'a> {
             .collect()
     }
 
-    /// The treatments the strategy and selection columns describe.
+    /// The treatments the strategy, selection and pseudo-label columns describe (`replace` where
+    /// a table has no `pseudo_labels` column).
     fn treatments(&self) -> Result<Vec<Treatment>, StudyError> {
         let (strategy, selection) = (self.strings(columns::STRATEGY)?, self.strings_or(columns::SELECTION, EVERY_LABEL)?);
+        let modes = if self.has(columns::PSEUDO_LABELS) {
+            self.parsed(columns::PSEUDO_LABELS, "pseudo-label mode", PseudoLabels::from_name)?
+        } else {
+            vec![PseudoLabels::Replace; self.height()]
+        };
         strategy
             .iter()
             .zip(&selection)
-            .map(|(s, sel)| {
-                Treatment::from_columns(s, sel).ok_or_else(|| StudyError::UnknownName {
+            .zip(modes)
+            .map(|((s, sel), mode)| {
+                Treatment::from_columns(s, sel, mode).ok_or_else(|| StudyError::UnknownName {
                     path: self.path.to_path_buf(),
                     what: "strategy",
                     name: s.clone(),
@@ -447,6 +454,64 @@ pub fn read_gap(path: &Path) -> Result<Vec<GapRow>, StudyError> {
         .collect())
 }
 
+/// One row of `trends.parquet`: where a bias went over the generations of one architecture's chains.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrendRow {
+    /// What the chains learned from at their later generations (strategy, selection, mode).
+    pub treatment: Treatment,
+    /// The architecture.
+    pub model: String,
+    /// The bias.
+    pub bias: Bias,
+    /// Generations after generation 0.
+    pub generations: i64,
+    /// The bias at generation 0 with its interval.
+    pub first: [f64; 3],
+    /// The bias at the last generation with its interval.
+    pub last: [f64; 3],
+    /// Slope of the bias's size per generation with its interval.
+    pub slope: [f64; 3],
+    /// The slope times the generations: the drift the verdict-like judgement reads.
+    pub drift: [f64; 3],
+    /// The practical minimum the drift is judged against.
+    pub minimum: f64,
+    /// The judgement.
+    pub trend: Trend,
+    /// For an undecided trend, the seeds that would decide it at the spread seen.
+    pub seeds_needed: Option<i64>,
+    /// Seeds behind it.
+    pub repeats: i64,
+}
+
+/// Reads `trends.parquet`; empty for studies of fewer than two generations.
+pub fn read_trends(path: &Path) -> Result<Vec<TrendRow>, StudyError> {
+    let Some(f) = Frame::read_optional(path)? else { return Ok(Vec::new()) };
+    let (treatment, model, generations) = (f.treatments()?, f.strings("model")?, f.ints("generations")?);
+    let bias = f.parsed("metric", "bias", Bias::from_name)?;
+    let trend = f.parsed("trend", "trend", Trend::from_name)?;
+    let (first, last) = (f.triple(["first", "first_low", "first_high"])?, f.triple(["last", "last_low", "last_high"])?);
+    let (slope, drift) = (f.triple(["slope", "slope_low", "slope_high"])?, f.triple(["drift", "drift_low", "drift_high"])?);
+    let (minimum, seeds_needed, repeats) = (f.floats("minimum")?, f.maybe_ints("seeds_needed")?, f.ints("repeats")?);
+    Ok((0..f.height())
+        .filter_map(|i| {
+            Some(TrendRow {
+                treatment: treatment[i].clone(),
+                model: model[i].clone(),
+                bias: bias[i],
+                generations: generations[i],
+                first: first[i]?,
+                last: last[i]?,
+                slope: slope[i]?,
+                drift: drift[i]?,
+                minimum: minimum[i]?,
+                trend: trend[i],
+                seeds_needed: seeds_needed[i],
+                repeats: repeats[i],
+            })
+        })
+        .collect())
+}
+
 /// One row of `pretraining.parquet`: a metric of a pre-trained model against the same
 /// architecture without pre-training, at the same place in the study.
 #[derive(Clone, Debug, PartialEq)]
@@ -667,7 +732,8 @@ mod tests {
     fn names_are_parsed_at_read_time_and_an_unknown_one_names_its_file() {
         let path = summary_file("known", "self", "thin_recall");
         let rows = read_summary(&path).unwrap();
-        let treatment = Treatment::Pseudo { strategy: Strategy::SelfTraining, selection: "confidence0.9".into() };
+        let treatment =
+            Treatment::Pseudo { strategy: Strategy::SelfTraining, selection: "confidence0.9".into(), pseudo_labels: PseudoLabels::Replace };
         assert_eq!((&rows[0].treatment, &rows[0].metric), (&treatment, &Metric::Bias(Bias::ThinRecall)));
 
         let path = summary_file("strategy", "teach", "miou");

@@ -15,7 +15,7 @@ use crate::analysis::intervals::IntervalInputs;
 use crate::analysis::outcome::RunOutcome;
 use crate::plan::data::StudyData;
 use crate::plan::manifest::Manifest;
-use crate::plan::strategy::Treatment;
+use crate::plan::strategy::{PseudoLabels, Treatment};
 use crate::plan::{Plan, PlannedRun};
 use crate::store::{RunDir, StudyDir, read_labels, table_error, write_frame};
 use echoseg_scene::Scene;
@@ -30,6 +30,9 @@ pub mod columns {
     pub const STRATEGY: &str = "strategy";
     /// Which pseudo-labelled pixels the student learned from (`all` for generation 0).
     pub const SELECTION: &str = "selection";
+    /// Whether a student kept earlier generations' pseudo-labels (`replace` or `accumulate`);
+    /// only in the tables of studies where some row accumulates.
+    pub const PSEUDO_LABELS: &str = "pseudo_labels";
     /// Architecture of the model, or the source name.
     pub const MODEL: &str = "model";
     /// Architecture of the teacher (empty for generation 0 and sources).
@@ -99,6 +102,7 @@ struct Rows {
     generation: Vec<i64>,
     strategy: Vec<String>,
     selection: Vec<String>,
+    pseudo_labels: Vec<&'static str>,
     model: Vec<String>,
     teacher: Vec<String>,
     peer: Vec<String>,
@@ -127,6 +131,7 @@ impl Rows {
         self.generation.push(key.generation);
         self.strategy.push(key.treatment.strategy_column().to_string());
         self.selection.push(key.treatment.selection_column().to_string());
+        self.pseudo_labels.push(key.treatment.pseudo_labels().name());
         self.model.push(key.model.to_string());
         self.teacher.push(key.teacher.to_string());
         self.peer.push(key.peer.to_string());
@@ -175,6 +180,7 @@ impl Rows {
             Column::new(GENERATION.into(), self.generation),
             Column::new(STRATEGY.into(), self.strategy),
             Column::new(SELECTION.into(), self.selection),
+            Column::new(PSEUDO_LABELS.into(), self.pseudo_labels),
             Column::new(MODEL.into(), self.model),
             Column::new(TEACHER.into(), self.teacher),
             Column::new(PEER.into(), self.peer),
@@ -297,16 +303,18 @@ pub fn write_tables(manifest: &Manifest, plan: &Plan, outcomes: &[RunOutcome], d
     committee_rows(&mut rows, plan, test_labels, data);
 
     let mut results = rows.frame().map_err(table_error(&dir.results_parquet()))?;
-    write_frame(&mut results, &dir.results_parquet(), &dir.results_csv())?;
+    write_table(&mut results, &dir.results_parquet(), &dir.results_csv())?;
     let mut history = history_frame(plan, outcomes).map_err(table_error(&dir.history_parquet()))?;
-    write_frame(&mut history, &dir.history_parquet(), &dir.history_csv())?;
+    write_table(&mut history, &dir.history_parquet(), &dir.history_csv())?;
     let mut frames = crate::analysis::intervals::interval_frames(plan, predictions.inputs(manifest, data, outcomes, labels_miou), dir)?;
-    write_frame(&mut frames.summary, &dir.summary_parquet(), &dir.summary_csv())?;
-    write_frame(&mut frames.verdicts, &dir.verdicts_parquet(), &dir.verdicts_csv())?;
-    write_frame(&mut frames.targets, &dir.targets_parquet(), &dir.targets_csv())?;
+    write_table(&mut frames.summary, &dir.summary_parquet(), &dir.summary_csv())?;
+    write_table(&mut frames.verdicts, &dir.verdicts_parquet(), &dir.verdicts_csv())?;
+    write_table(&mut frames.targets, &dir.targets_parquet(), &dir.targets_csv())?;
     // Only studies with pre-trained models have the pre-training table, and only those with a ceiling the gap table.
     write_if_any(&mut frames.pretraining, &dir.pretraining_parquet(), &dir.pretraining_csv())?;
     write_if_any(&mut frames.gap, &dir.gap_parquet(), &dir.gap_csv())?;
+    // And only those of two or more generations the trends.
+    write_if_any(&mut frames.trends, &dir.trends_parquet(), &dir.trends_csv())?;
     let mut masks =
         crate::analysis::committee::masks_frame(manifest, plan, data, test_labels).map_err(table_error(&dir.masks_parquet()))?;
     write_if_any(&mut masks, &dir.masks_parquet(), &dir.masks_csv())
@@ -422,7 +430,20 @@ fn every_run_labels(plan: &Plan, dir: &StudyDir, file: fn(&RunDir) -> std::path:
 fn write_if_any(frame: &mut DataFrame, parquet: &Path, csv: &Path) -> Result<(), StudyError> {
     let _ = std::fs::remove_file(parquet);
     let _ = std::fs::remove_file(csv);
-    if frame.height() > 0 { write_frame(frame, parquet, csv) } else { Ok(()) }
+    if frame.height() > 0 { write_table(frame, parquet, csv) } else { Ok(()) }
+}
+
+/// Writes a table without its `pseudo_labels` column where no row accumulates, so the tables of
+/// studies that only replace (every study before the option) stay what they were.
+fn write_table(frame: &mut DataFrame, parquet: &Path, csv: &Path) -> Result<(), StudyError> {
+    let replace_only = frame
+        .column(columns::PSEUDO_LABELS)
+        .ok()
+        .and_then(|c| c.str().ok().map(|c| c.iter().all(|v| v.is_none_or(|v| v == PseudoLabels::Replace.name()))));
+    if replace_only == Some(true) {
+        let _ = frame.drop_in_place(columns::PSEUDO_LABELS);
+    }
+    write_frame(frame, parquet, csv)
 }
 
 /// Per chain group (repeat, generation, strategy, selection) of two or more models: Fleiss' kappa and vote
@@ -499,7 +520,7 @@ fn committee_rows(rows: &mut Rows, plan: &Plan, test_labels: &[Vec<Vec<u8>>], da
 fn history_frame(plan: &Plan, outcomes: &[RunOutcome]) -> PolarsResult<DataFrame> {
     use columns::*;
     let (mut run, mut model, mut generation, mut strategy, mut teacher, mut repeat) = (vec![], vec![], vec![], vec![], vec![], vec![]);
-    let mut selection = vec![];
+    let (mut selection, mut pseudo_labels) = (vec![], vec![]);
     let (mut epoch, mut train_loss, mut val_loss) = (vec![], vec![], vec![]);
     for (r, o) in plan.runs.iter().zip(outcomes) {
         for e in &o.training.history {
@@ -509,6 +530,7 @@ fn history_frame(plan: &Plan, outcomes: &[RunOutcome]) -> PolarsResult<DataFrame
             let treatment = r.treatment();
             strategy.push(treatment.strategy_column());
             selection.push(treatment.selection_column().to_string());
+            pseudo_labels.push(treatment.pseudo_labels().name());
             teacher.push(plan.teacher_name(r));
             repeat.push(i64::from(r.repeat));
             epoch.push(e.epoch as i64);
@@ -522,6 +544,7 @@ fn history_frame(plan: &Plan, outcomes: &[RunOutcome]) -> PolarsResult<DataFrame
         Column::new(GENERATION.into(), generation),
         Column::new(STRATEGY.into(), strategy),
         Column::new(SELECTION.into(), selection),
+        Column::new(PSEUDO_LABELS.into(), pseudo_labels),
         Column::new(TEACHER.into(), teacher),
         Column::new(REPEAT.into(), repeat),
         Column::new(EPOCH.into(), epoch),

@@ -22,7 +22,7 @@ use serde::Serialize;
 use crate::plan::data::{LabelledScene, StudyData};
 use crate::plan::manifest::{Manifest, StudentStart};
 use crate::plan::selection::Selection;
-use crate::plan::strategy::{Lesson, Strategy, Treatment};
+use crate::plan::strategy::{Lesson, PseudoLabels, Strategy, Treatment};
 
 /// What a run learns from.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -46,6 +46,9 @@ pub enum Teaching {
         strategy: Strategy,
         /// Which of the combined labels the student learns from.
         selection: Selection,
+        /// Whether the student also learns the pseudo-labels of every earlier generation of its
+        /// lineage (`accumulate`, from generation 2).
+        pseudo_labels: PseudoLabels,
     },
 }
 
@@ -89,8 +92,8 @@ impl PlannedRun {
             Teaching::Labels => Treatment::Labels,
             Teaching::Truth => Treatment::Ceiling,
             Teaching::CrossFit { .. } => Treatment::CrossFit,
-            Teaching::PseudoLabels { strategy, selection, .. } => {
-                Treatment::Pseudo { strategy: *strategy, selection: selection.name.clone() }
+            Teaching::PseudoLabels { strategy, selection, pseudo_labels, .. } => {
+                Treatment::Pseudo { strategy: *strategy, selection: selection.name.clone(), pseudo_labels: *pseudo_labels }
             }
         }
     }
@@ -269,6 +272,9 @@ struct PseudoKey<'a> {
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     dilate_pseudo_labels: &'a BTreeMap<String, f32>,
     selection: &'a Selection,
+    // Left out for `replace`, so ids of studies without the option stay what they were.
+    #[serde(skip_serializing_if = "is_replace")]
+    pseudo_labels: PseudoLabels,
     repeat: u32,
     // Left out when false, so the ids of fresh students stay what they were before the option existed.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -280,6 +286,10 @@ struct PseudoKey<'a> {
     // Only a tile other than the default is in the key, so ids from before the option stay.
     #[serde(skip_serializing_if = "Option::is_none")]
     inference_tile: Option<usize>,
+}
+
+fn is_replace(mode: &PseudoLabels) -> bool {
+    *mode == PseudoLabels::Replace
 }
 
 /// The seed of a run; a pre-trained model shares its architecture's seeds, so the two differ
@@ -347,53 +357,20 @@ pub fn plan_repeats(manifest: &Manifest, data: &StudyData, repeats: u32) -> Plan
             selections.into_iter().map(move |sel| (s, sel))
         });
         for (strategy, selection) in treatments {
-            // chain[a] is the latest run of architecture a in this strategy's (and selection's) chain.
-            let mut chain = gen0.clone();
+            // chains[m][a] is the latest run of architecture a in this strategy's (and selection's)
+            // chain of mode m; generation 1 is one run for every mode ([`PseudoLabels::at`]).
+            let mut chains = vec![gen0.clone(); manifest.pseudo_labels.len()];
             for generation in 1..=manifest.study.generations {
-                let mut next = chain.clone();
-                for (a, spec) in manifest.networks.iter().enumerate() {
-                    // Without the cross matrix only the chain's lesson is trained.
-                    let lessons = strategy.lessons(a, generation, &chain).into_iter().filter(|l| l.chain || manifest.study.cross_matrix);
-                    for Lesson { teachers, chain: in_chain } in lessons {
-                        // An ema run always goes on from its predecessor: student and teacher start from its weights.
-                        let continues = strategy == Strategy::Ema
-                            || (manifest.study.student == StudentStart::Continue
-                                && matches!(teachers.as_slice(), [t] if runs[*t].network == *spec));
-                        let key = PseudoKey {
-                            continues,
-                            teachers: teachers.iter().map(|&t| runs[t].id.as_str()).collect(),
-                            strategy,
-                            network: spec,
-                            train: &manifest.train,
-                            mix: manifest.study.mix,
-                            dilate_pseudo_labels: &manifest.study.dilate_pseudo_labels,
-                            selection,
-                            repeat,
-                            ema: (strategy == Strategy::Ema).then_some(&manifest.ema),
-                            byol: spec.pretrain.and(manifest.byol.as_ref()),
-                            inference_tile: manifest.inference_tile_key(),
-                        };
-                        let hash = settings_hash(&key);
-                        let teacher_runs: Vec<&PlannedRun> = teachers.iter().map(|&t| &runs[t]).collect();
-                        let treatment = Treatment::Pseudo { strategy, selection: selection.name.clone() };
-                        let id = readable_id(generation, &treatment, spec, &teacher_runs, repeat, &hash);
-                        runs.push(PlannedRun {
-                            id,
-                            generation,
-                            teaching: Teaching::PseudoLabels { teachers, strategy, selection: selection.clone() },
-                            network: *spec,
-                            model: spec.name(),
-                            repeat,
-                            seed: run_seed(manifest.seed, repeat, generation, spec),
-                            chain: in_chain,
-                            continues,
-                        });
-                        if in_chain {
-                            next[a] = runs.len() - 1;
+                for (m, &mode) in manifest.pseudo_labels.iter().enumerate() {
+                    let shared = (0..m).find(|&earlier| manifest.pseudo_labels[earlier].at(generation) == mode.at(generation));
+                    chains[m] = match shared {
+                        Some(earlier) => chains[earlier].clone(),
+                        None => {
+                            let step = ChainStep { strategy, selection, pseudo_labels: mode.at(generation), generation, repeat };
+                            next_generation(manifest, &step, &chains[m], &mut runs)
                         }
-                    }
+                    };
                 }
-                chain = next;
             }
         }
         if manifest.study.ceiling && data.truth_covers_training() {
@@ -408,6 +385,66 @@ pub fn plan_repeats(manifest: &Manifest, data: &StudyData, repeats: u32) -> Plan
         }
     }
     Plan { runs }
+}
+
+/// What one generation of one chain learns: its strategy, selection and mode, at a generation
+/// and repeat.
+struct ChainStep<'a> {
+    strategy: Strategy,
+    selection: &'a Selection,
+    pseudo_labels: PseudoLabels,
+    generation: u32,
+    repeat: u32,
+}
+
+/// Plans every architecture's students of `step.generation` after the chain's latest runs
+/// `chain` (per architecture), and returns the chain's latest runs after them.
+fn next_generation(manifest: &Manifest, step: &ChainStep<'_>, chain: &[usize], runs: &mut Vec<PlannedRun>) -> Vec<usize> {
+    let ChainStep { strategy, selection, pseudo_labels, generation, repeat } = *step;
+    let mut next = chain.to_vec();
+    for (a, spec) in manifest.networks.iter().enumerate() {
+        // Without the cross matrix only the chain's lesson is trained.
+        let lessons = strategy.lessons(a, generation, chain).into_iter().filter(|l| l.chain || manifest.study.cross_matrix);
+        for Lesson { teachers, chain: in_chain } in lessons {
+            // An ema run always goes on from its predecessor: student and teacher start from its weights.
+            let continues = strategy == Strategy::Ema
+                || (manifest.study.student == StudentStart::Continue && matches!(teachers.as_slice(), [t] if runs[*t].network == *spec));
+            let key = PseudoKey {
+                continues,
+                teachers: teachers.iter().map(|&t| runs[t].id.as_str()).collect(),
+                strategy,
+                network: spec,
+                train: &manifest.train,
+                mix: manifest.study.mix,
+                dilate_pseudo_labels: &manifest.study.dilate_pseudo_labels,
+                selection,
+                pseudo_labels,
+                repeat,
+                ema: (strategy == Strategy::Ema).then_some(&manifest.ema),
+                byol: spec.pretrain.and(manifest.byol.as_ref()),
+                inference_tile: manifest.inference_tile_key(),
+            };
+            let hash = settings_hash(&key);
+            let teacher_runs: Vec<&PlannedRun> = teachers.iter().map(|&t| &runs[t]).collect();
+            let treatment = Treatment::Pseudo { strategy, selection: selection.name.clone(), pseudo_labels };
+            let id = readable_id(generation, &treatment, spec, &teacher_runs, repeat, &hash);
+            runs.push(PlannedRun {
+                id,
+                generation,
+                teaching: Teaching::PseudoLabels { teachers, strategy, selection: selection.clone(), pseudo_labels },
+                network: *spec,
+                model: spec.name(),
+                repeat,
+                seed: run_seed(manifest.seed, repeat, generation, spec),
+                chain: in_chain,
+                continues,
+            });
+            if in_chain {
+                next[a] = runs.len() - 1;
+            }
+        }
+    }
+    next
 }
 
 /// Each plain architecture once per fold (the first repeat's seed): label issues need every
@@ -518,7 +555,7 @@ mod tests {
         assert_eq!(plan.teacher_models(student), ["unet+byol", "fcn"]);
         assert_eq!(plan.teacher_name(student), "unet+byol+fcn");
         assert!(student.id.starts_with("g1-ensemble-unet-from-unet+byol&fcn-r0-"), "{}", student.id);
-        assert_eq!(student.treatment(), Treatment::Pseudo { strategy: Strategy::Ensemble, selection: "all".into() });
+        assert_eq!(student.treatment(), Treatment::every_label(Strategy::Ensemble));
         assert_eq!(plan.runs[0].treatment(), Treatment::Labels);
     }
 
@@ -539,6 +576,31 @@ mod tests {
         }
         let off = crate::plan::manifest::parse(Path::new("t.toml"), &format!("{text}ceiling = false\n")).unwrap();
         assert!(plan_has_no_ceiling(&off));
+    }
+
+    #[test]
+    fn accumulating_chains_share_generation_one_and_leave_the_replacing_runs_as_they_were() {
+        let text = "[[sources]]\nkind = \"manual\"\nimages = 4\n[nets]\narchitectures = [\"fcn\", \"dilated\"]\n\
+                    [study]\ngenerations = 3\nceiling = false\n";
+        let replacing = planned(&crate::plan::manifest::parse(Path::new("t.toml"), text).unwrap());
+        let both = format!("{text}pseudo_labels = [\"replace\", \"accumulate\"]\n");
+        let plan = planned(&crate::plan::manifest::parse(Path::new("t.toml"), &both).unwrap());
+        // The replacing runs keep their ids; accumulate adds generations 2 and 3 only.
+        let ids = |p: &Plan, mode: PseudoLabels| -> Vec<String> {
+            p.runs.iter().filter(|r| r.treatment().pseudo_labels() == mode).map(|r| r.id.clone()).collect()
+        };
+        assert_eq!(ids(&plan, PseudoLabels::Replace), ids(&replacing, PseudoLabels::Replace));
+        let accumulating: Vec<&PlannedRun> =
+            plan.runs.iter().filter(|r| r.treatment().pseudo_labels() == PseudoLabels::Accumulate).collect();
+        // 2 strategies × 2 architectures × generations 2 and 3.
+        assert_eq!(accumulating.len(), 8);
+        assert!(accumulating.iter().all(|r| r.generation >= 2 && r.id.contains(".accumulate-")), "{accumulating:#?}");
+        // An accumulating student of generation 2 learns from the shared generation-1 run.
+        let student =
+            accumulating.iter().find(|r| r.generation == 2 && r.model == "fcn" && r.strategy() == Some(Strategy::SelfTraining)).unwrap();
+        let teacher = plan.teachers_of(student)[0];
+        assert_eq!((teacher.generation, teacher.treatment().pseudo_labels()), (1, PseudoLabels::Replace));
+        assert_eq!(PseudoLabels::Accumulate.pool_copies(3), 3);
     }
 
     fn planned(manifest: &Manifest) -> Plan {

@@ -139,6 +139,52 @@ impl std::fmt::Display for Strategy {
     }
 }
 
+/// What a later generation's student learns besides the labelled images: the pseudo-labels of
+/// the generation before it only, or those of every earlier generation of its lineage.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PseudoLabels {
+    /// Each generation's pseudo-labels replace the last (the pool labelled once, by its teachers).
+    #[default]
+    Replace,
+    /// Each generation's pseudo-labels join those of every earlier one (the pool labelled once
+    /// per earlier generation), `mix` stating their share together.
+    Accumulate,
+}
+
+impl PseudoLabels {
+    /// Both modes, in manifest order.
+    pub const ALL: [PseudoLabels; 2] = [PseudoLabels::Replace, PseudoLabels::Accumulate];
+
+    /// The manifest and table name.
+    pub fn name(self) -> &'static str {
+        match self {
+            PseudoLabels::Replace => "replace",
+            PseudoLabels::Accumulate => "accumulate",
+        }
+    }
+
+    /// The mode of a manifest or table name.
+    pub fn from_name(name: &str) -> Option<PseudoLabels> {
+        PseudoLabels::ALL.into_iter().find(|m| m.name() == name)
+    }
+
+    /// How many pseudo-labelled copies of the pool a student of `generation` learns from: one, or
+    /// one per earlier generation when accumulating.
+    pub fn pool_copies(self, generation: u32) -> usize {
+        match self.at(generation) {
+            PseudoLabels::Replace => 1,
+            PseudoLabels::Accumulate => generation as usize,
+        }
+    }
+
+    /// The mode a student of `generation` learns in: generation 1 has only generation 0's
+    /// pseudo-labels to learn, so both modes share its runs, which count as `replace`.
+    pub fn at(self, generation: u32) -> PseudoLabels {
+        if generation <= 1 { PseudoLabels::Replace } else { self }
+    }
+}
+
 /// The `strategy` column's value for generation 0, which learns from the source labels.
 pub const LABELS: &str = "labels";
 /// The `strategy` column's value for the ceiling: generation 0's images with exact labels.
@@ -166,13 +212,15 @@ pub enum Treatment {
         strategy: Strategy,
         /// The selection's name (`all` when every pseudo-label is kept).
         selection: String,
+        /// Whether the pseudo-labels of earlier generations stay (`accumulate`).
+        pseudo_labels: PseudoLabels,
     },
 }
 
 impl Treatment {
     /// The treatment of `strategy` that keeps every pseudo-label (plain `self`, `cross`, …).
     pub fn every_label(strategy: Strategy) -> Self {
-        Treatment::Pseudo { strategy, selection: EVERY_LABEL.to_string() }
+        Treatment::Pseudo { strategy, selection: EVERY_LABEL.to_string(), pseudo_labels: PseudoLabels::Replace }
     }
 
     /// The strategy, `None` for generation 0's labels and the ceiling.
@@ -201,14 +249,40 @@ impl Treatment {
         }
     }
 
+    /// The `pseudo_labels` column: `replace` for every treatment but an accumulating one. The
+    /// tables have the column only where some row accumulates, so studies without it keep their tables.
+    pub fn pseudo_labels(&self) -> PseudoLabels {
+        match self {
+            Treatment::Pseudo { pseudo_labels, .. } => *pseudo_labels,
+            Treatment::Labels | Treatment::Ceiling | Treatment::CrossFit => PseudoLabels::Replace,
+        }
+    }
+
+    /// The same treatment with pseudo-labels in `mode` (generation 0 and the ceiling have none to keep).
+    pub fn with_pseudo_labels(&self, mode: PseudoLabels) -> Treatment {
+        match self {
+            Treatment::Pseudo { strategy, selection, .. } => {
+                Treatment::Pseudo { strategy: *strategy, selection: selection.clone(), pseudo_labels: mode }
+            }
+            other => other.clone(),
+        }
+    }
+
+    /// What a chain of this treatment learned at `generation`: the labels at generation 0, and at
+    /// generation 1, shared by both modes, `replace` ([`PseudoLabels::at`]).
+    pub fn at_generation(&self, generation: u32) -> Treatment {
+        if generation == 0 { Treatment::Labels } else { self.with_pseudo_labels(self.pseudo_labels().at(generation)) }
+    }
+
     /// True when every label is learned from (generation 0, or a selection of `all`).
     pub fn keeps_every_label(&self) -> bool {
         let selection = self.selection_column();
         selection == EVERY_LABEL || selection.is_empty()
     }
 
-    /// The treatment two table columns describe; `None` for a strategy name echoseg does not know.
-    pub fn from_columns(strategy: &str, selection: &str) -> Option<Treatment> {
+    /// The treatment two table columns describe (and the `pseudo_labels` column, `replace` where a
+    /// table has none); `None` for a strategy name echoseg does not know.
+    pub fn from_columns(strategy: &str, selection: &str, pseudo_labels: PseudoLabels) -> Option<Treatment> {
         match strategy {
             LABELS => return Some(Treatment::Labels),
             CEILING => return Some(Treatment::Ceiling),
@@ -216,24 +290,32 @@ impl Treatment {
             _ => {}
         }
         let selection = if selection.is_empty() { EVERY_LABEL } else { selection };
-        Some(Treatment::Pseudo { strategy: Strategy::from_name(strategy)?, selection: selection.to_string() })
+        Some(Treatment::Pseudo { strategy: Strategy::from_name(strategy)?, selection: selection.to_string(), pseudo_labels })
     }
 
-    /// The part of a run id that names the treatment: `self`, or `self.confidence0.9`.
+    /// The part of a run id that names the treatment: `self`, `self.confidence0.9`, or
+    /// `self.accumulate` for a chain that accumulates.
     pub fn id_label(&self) -> String {
-        if self.keeps_every_label() {
-            self.strategy_column().to_string()
-        } else {
-            format!("{}.{}", self.strategy_column(), self.selection_column())
+        let mut label = self.strategy_column().to_string();
+        if !self.keeps_every_label() {
+            label = format!("{label}.{}", self.selection_column());
         }
+        if self.pseudo_labels() == PseudoLabels::Accumulate {
+            label.push_str(".accumulate");
+        }
+        label
     }
 }
 
-/// Treatments order by their column names (`strategy`, then `selection`), the order in which the
-/// tables list them.
+/// Treatments order by their column names (`strategy`, `selection`, then replace before
+/// accumulate), the order in which the tables list them.
 impl Ord for Treatment {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (self.strategy_column(), self.selection_column()).cmp(&(other.strategy_column(), other.selection_column()))
+        (self.strategy_column(), self.selection_column(), self.pseudo_labels()).cmp(&(
+            other.strategy_column(),
+            other.selection_column(),
+            other.pseudo_labels(),
+        ))
     }
 }
 
@@ -244,13 +326,18 @@ impl PartialOrd for Treatment {
 }
 
 impl std::fmt::Display for Treatment {
-    /// `self` when every pseudo-label is kept, `self + confidence0.9` for a selection of them.
+    /// `self` when every pseudo-label is kept, `self + confidence0.9` for a selection of them,
+    /// `self, accumulated` for a chain that accumulates.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if self.keeps_every_label() {
-            f.write_str(self.strategy_column())
+            f.write_str(self.strategy_column())?;
         } else {
-            write!(f, "{} + {}", self.strategy_column(), self.selection_column())
+            write!(f, "{} + {}", self.strategy_column(), self.selection_column())?;
         }
+        if self.pseudo_labels() == PseudoLabels::Accumulate {
+            f.write_str(", accumulated")?;
+        }
+        Ok(())
     }
 }
 
@@ -263,16 +350,24 @@ mod tests {
         for strategy in Strategy::ALL {
             assert_eq!(Strategy::from_name(strategy.name()), Some(strategy));
             for selection in ["all", "confidence0.9"] {
-                let t = Treatment::Pseudo { strategy, selection: selection.into() };
-                assert_eq!(Treatment::from_columns(t.strategy_column(), t.selection_column()), Some(t));
+                for pseudo_labels in PseudoLabels::ALL {
+                    let t = Treatment::Pseudo { strategy, selection: selection.into(), pseudo_labels };
+                    assert_eq!(Treatment::from_columns(t.strategy_column(), t.selection_column(), t.pseudo_labels()), Some(t));
+                }
             }
         }
-        let t = Treatment::Pseudo { strategy: Strategy::SelfTraining, selection: "confidence0.9".into() };
+        let t =
+            Treatment::Pseudo { strategy: Strategy::SelfTraining, selection: "confidence0.9".into(), pseudo_labels: PseudoLabels::Replace };
         assert_eq!((t.to_string(), t.id_label()), ("self + confidence0.9".to_string(), "self.confidence0.9".to_string()));
-        assert_eq!(Treatment::from_columns("labels", "all"), Some(Treatment::Labels));
+        let t = Treatment::Pseudo { strategy: Strategy::Cross, selection: "all".into(), pseudo_labels: PseudoLabels::Accumulate };
+        assert_eq!((t.to_string(), t.id_label()), ("cross, accumulated".to_string(), "cross.accumulate".to_string()));
+        assert!(Treatment::every_label(Strategy::Cross) < t, "replace lists before accumulate");
+        let replace = PseudoLabels::Replace;
+        assert_eq!(Treatment::from_columns("labels", "all", replace), Some(Treatment::Labels));
         assert_eq!(Treatment::Labels.to_string(), "labels");
-        assert_eq!(Treatment::from_columns("ceiling", "all"), Some(Treatment::Ceiling));
-        assert_eq!(Treatment::from_columns("teach", "all"), None);
+        assert_eq!(Treatment::from_columns("ceiling", "all", replace), Some(Treatment::Ceiling));
+        assert_eq!(Treatment::from_columns("teach", "all", replace), None);
+        assert_eq!(PseudoLabels::Accumulate.at(1), PseudoLabels::Replace, "generation 1 is shared");
     }
 
     #[test]

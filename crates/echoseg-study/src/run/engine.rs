@@ -22,7 +22,8 @@ use crate::plan::data::{LabelledScene, StudyData};
 use crate::plan::manifest::{Manifest, Strategy};
 use crate::plan::rounds::{Round, may_add, next_round, plan_with_rounds};
 use crate::plan::schedule::{self, Jobs};
-use crate::plan::selection::{SelectionRecord, labelled_pixels, pseudo_weight};
+use crate::plan::selection::{Selection, SelectionRecord, labelled_pixels, pseudo_weight};
+use crate::plan::strategy::PseudoLabels;
 use crate::plan::{Plan, PlannedRun, Teaching};
 use crate::store::{RunDir, StudyDir, read_json, read_labels, write_json, write_labels};
 
@@ -370,21 +371,92 @@ fn mean_of(maps: &[&Vec<Vec<u8>>], step: f32) -> Vec<Vec<f32>> {
 fn training_samples(study: &StudyContext<'_>, run: &PlannedRun) -> Result<(Vec<Sample>, Option<SelectionRecord>), StudyError> {
     let StudyContext { manifest, plan, data, dir, .. } = *study;
     let originals = || data.train.iter().map(as_sample);
-    let (strategy, selection) = match &run.teaching {
+    let (strategy, selection, mode) = match &run.teaching {
         Teaching::Labels => return Ok((originals().collect(), None)),
         Teaching::CrossFit { held_out } => return Ok((held_out.members(&data.train, false).map(as_sample).collect(), None)),
         Teaching::Truth => return Ok((exact_samples(data.train.iter().map(|l| &l.scene), run, dir)?, None)),
-        Teaching::PseudoLabels { strategy, selection, .. } => (strategy, selection),
+        Teaching::PseudoLabels { strategy, selection, pseudo_labels, .. } => (*strategy, selection, *pseudo_labels),
     };
     // The mean teacher makes its pool targets online, from the labelled images plus the pool; at
     // `mix = 0` (the null arm) a student learns the labels exactly as generation 0 did, with its own seed.
-    if *strategy == Strategy::Ema || manifest.study.mix == 0.0 {
+    if strategy == Strategy::Ema || manifest.study.mix == 0.0 {
         return Ok((originals().collect(), None));
     }
     let teachers = plan.teachers_of(run);
     if teachers.is_empty() {
         return Err(StudyError::Format { path: dir.run(&run.id).settings(), message: "a pseudo-label run without a teacher".into() });
     }
+    // Replace: the teachers' pseudo-labels. Accumulate: also those of every earlier generation of
+    // the lineage, newest first, each generation's teachers combined as the strategy combines.
+    let generations = match mode {
+        PseudoLabels::Replace => vec![teachers],
+        PseudoLabels::Accumulate => lineage_by_generation(plan, teachers),
+    };
+    let (mut offered, mut labels) = (Vec::new(), Vec::new());
+    for teachers in &generations {
+        let set = pseudo_labels_of(study, teachers, strategy, selection)?;
+        offered.extend(set.offered);
+        labels.extend(set.kept);
+    }
+    let pool_truth = data.pool.iter().map(|s| s.truth_labels().map(|t| t.labels.as_slice()));
+    let truth: Vec<Option<&[u8]>> = std::iter::repeat_n(pool_truth, generations.len()).flatten().collect();
+    let mut record = SelectionRecord::of(&offered, &labels, &truth);
+
+    // One weight for every pseudo-labelled pixel, so `mix` states all generations' share together.
+    let (original_pixels, pseudo_pixels) = (labelled_pixels(data.train.iter().map(|l| &l.labels.labels)), labelled_pixels(&labels));
+    let weight = pseudo_weight(manifest.study.mix, original_pixels, pseudo_pixels);
+    if manifest.study.mix < 1.0 {
+        record.training_images += data.train.len();
+        let pseudo = f64::from(weight.unwrap_or(0.0)) * pseudo_pixels as f64;
+        record.pseudo_share = pseudo / (pseudo + original_pixels as f64).max(f64::MIN_POSITIVE);
+    }
+    let pool_images = std::iter::repeat_n(data.pool.iter(), generations.len()).flatten();
+    let pseudo = pool_images.zip(labels).map(|(scene, l)| {
+        let plane = l.len();
+        let mut sample = Sample::hard(scene.image.clone(), l);
+        sample.weight = weight.map(|w| vec![w; plane]);
+        sample
+    });
+    let samples = if manifest.study.mix < 1.0 { originals().chain(pseudo).collect() } else { pseudo.collect() };
+    Ok((samples, Some(record)))
+}
+
+/// The teachers of a student and, generation by generation back to generation 0, the teachers
+/// of those teachers: one set per earlier generation, newest first.
+fn lineage_by_generation<'a>(plan: &'a Plan, teachers: Vec<&'a PlannedRun>) -> Vec<Vec<&'a PlannedRun>> {
+    let mut generations = vec![teachers];
+    loop {
+        let mut earlier: Vec<&PlannedRun> = Vec::new();
+        for t in generations.last().into_iter().flatten() {
+            for e in plan.teachers_of(t) {
+                if !earlier.iter().any(|known| known.id == e.id) {
+                    earlier.push(e);
+                }
+            }
+        }
+        if earlier.is_empty() {
+            return generations;
+        }
+        generations.push(earlier);
+    }
+}
+
+/// One generation's pseudo-labels on the pool.
+struct PseudoLabelSet {
+    /// The teachers' labels combined by the strategy, grown or shrunk.
+    offered: Vec<Vec<u8>>,
+    /// What the selection kept of them.
+    kept: Vec<Vec<u8>>,
+}
+
+/// The pool's pseudo-labels from `teachers`.
+fn pseudo_labels_of(
+    study: &StudyContext<'_>,
+    teachers: &[&PlannedRun],
+    strategy: Strategy,
+    selection: &Selection,
+) -> Result<PseudoLabelSet, StudyError> {
+    let StudyContext { manifest, data, dir, .. } = *study;
     let teacher_labels =
         teachers.iter().map(|t| Ok(read_labels(&dir.run(&t.id).pool_labels())?.maps)).collect::<Result<Vec<_>, StudyError>>()?;
     let pool_sizes = StudyData::sizes(&data.pool);
@@ -398,24 +470,7 @@ fn training_samples(study: &StudyContext<'_>, run: &PlannedRun) -> Result<(Vec<S
         let hardness = mean_of(&evidence.iter().map(|e| &e.hardness).collect::<Vec<_>>(), RADIANS_PER_STEP);
         selection.apply(&mut labels, &confidence, &hardness, &pool_sizes);
     }
-    let truth: Vec<Option<&[u8]>> = data.pool.iter().map(|s| s.truth_labels().map(|t| t.labels.as_slice())).collect();
-    let mut record = SelectionRecord::of(&offered, &labels, &truth);
-
-    let (original_pixels, pseudo_pixels) = (labelled_pixels(data.train.iter().map(|l| &l.labels.labels)), labelled_pixels(&labels));
-    let weight = pseudo_weight(manifest.study.mix, original_pixels, pseudo_pixels);
-    if manifest.study.mix < 1.0 {
-        record.training_images += data.train.len();
-        let pseudo = f64::from(weight.unwrap_or(0.0)) * pseudo_pixels as f64;
-        record.pseudo_share = pseudo / (pseudo + original_pixels as f64).max(f64::MIN_POSITIVE);
-    }
-    let pseudo = data.pool.iter().zip(labels).map(|(scene, l)| {
-        let plane = l.len();
-        let mut sample = Sample::hard(scene.image.clone(), l);
-        sample.weight = weight.map(|w| vec![w; plane]);
-        sample
-    });
-    let samples = if manifest.study.mix < 1.0 { originals().chain(pseudo).collect() } else { pseudo.collect() };
-    Ok((samples, Some(record)))
+    Ok(PseudoLabelSet { offered, kept: labels })
 }
 
 /// A labelled image as a training sample with its source's labels.

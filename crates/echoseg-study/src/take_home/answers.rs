@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use crate::StudyError;
 use crate::analysis::rows::{SummaryRow, VerdictRow, read_results, read_summary, read_verdicts};
-use crate::plan::strategy::{EVERY_LABEL, LABELS, Treatment};
+use crate::plan::strategy::{EVERY_LABEL, LABELS, PseudoLabels, Treatment};
 use crate::store::StudyDir;
 
 /// The answer file of a manifest: `experiments/validation/NAME.toml` → `NAME.answer.toml`.
@@ -46,6 +46,8 @@ pub struct Check {
     /// Their selection column.
     #[serde(default = "every_label")]
     pub selection: String,
+    /// Their pseudo-label mode: `replace` (the default) or `accumulate`.
+    pub pseudo_labels: Option<String>,
     /// Only this model (default: every model the study has).
     pub model: Option<String>,
     /// The estimate is at least this.
@@ -130,7 +132,11 @@ pub fn check_answer(answer: &KnownAnswer, dir: &StudyDir) -> Result<Vec<Outcome>
     let tables = Tables::read(dir)?;
     let mut out = Vec::new();
     for check in &answer.checks {
-        let treatment = Treatment::from_columns(&check.strategy, &check.selection)
+        let mode = match &check.pseudo_labels {
+            None => PseudoLabels::Replace,
+            Some(name) => PseudoLabels::from_name(name).ok_or_else(|| unknown(&dir.summary_parquet(), "pseudo-label mode", name))?,
+        };
+        let treatment = Treatment::from_columns(&check.strategy, &check.selection, mode)
             .ok_or_else(|| unknown(&dir.summary_parquet(), "strategy", &check.strategy))?;
         let metric = Metric::from_name(&check.metric).ok_or_else(|| unknown(&dir.summary_parquet(), "metric", &check.metric))?;
         let wanted = |model: &str| check.model.as_deref().is_none_or(|m| m == model);

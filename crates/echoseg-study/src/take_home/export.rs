@@ -14,7 +14,7 @@ use crate::analysis::committee::{CommitteeMask, Configuration, committee_mask, c
 use crate::analysis::outcome::RunOutcome;
 use crate::plan::data::StudyData;
 use crate::plan::manifest::Manifest;
-use crate::plan::strategy::Treatment;
+use crate::plan::strategy::{PseudoLabels, Treatment};
 use crate::plan::{Plan, PlannedRun};
 use crate::store::{StudyDir, read_json, write_image_png, write_json};
 
@@ -31,6 +31,8 @@ pub enum ExportChoice {
         strategy: String,
         /// The selection's name.
         selection: String,
+        /// The pseudo-label mode (`replace` unless the study accumulates).
+        pseudo_labels: PseudoLabels,
     },
 }
 
@@ -119,8 +121,8 @@ impl Finished<'_> {
                 };
                 best.or_else(first).and_then(|name| self.candidates.iter().find(|(c, _)| c.to_string() == name)).map(|f| (f, why))
             }
-            ExportChoice::Named { generation, strategy, selection } => {
-                let wanted = Treatment::from_columns(strategy, selection);
+            ExportChoice::Named { generation, strategy, selection, pseudo_labels } => {
+                let wanted = Treatment::from_columns(strategy, selection, pseudo_labels.at(*generation));
                 let found = self.candidates.iter().find(|(c, _)| c.generation == *generation && Some(&c.treatment) == wanted.as_ref());
                 let Some(found) = found else {
                     let names: Vec<String> = self.candidates.iter().map(|(c, _)| c.to_string()).collect();

@@ -325,6 +325,8 @@ pub struct IntervalFrames {
     pub pretraining: DataFrame,
     /// The gap recovered by every teacher→student pair (`gap.*`, empty without a ceiling).
     pub gap: DataFrame,
+    /// Every bias's trend over generations (`trends.*`, empty below two generations).
+    pub trends: DataFrame,
 }
 
 /// What the interval tables are computed from besides the plan: the data, every run's test
@@ -360,6 +362,7 @@ pub fn interval_frames(plan: &Plan, inputs: IntervalInputs<'_>, dir: &StudyDir) 
     let (verdicts, _) = verdict_columns(&study);
     let pretraining = pretraining_columns(&study);
     let gap = gap_columns(&study);
+    let trends = trends::trend_columns(&study);
     let error = |path: std::path::PathBuf| move |e: PolarsError| StudyError::Table { path: path.clone(), message: e.to_string() };
     Ok(IntervalFrames {
         summary: summary.frame().map_err(error(dir.summary_parquet()))?,
@@ -367,6 +370,7 @@ pub fn interval_frames(plan: &Plan, inputs: IntervalInputs<'_>, dir: &StudyDir) 
         targets: judged.frame().map_err(error(dir.targets_parquet()))?,
         pretraining: pretraining.frame().map_err(error(dir.pretraining_parquet()))?,
         gap: gap.frame().map_err(error(dir.gap_parquet()))?,
+        trends: trends.frame().map_err(error(dir.trends_parquet()))?,
     })
 }
 
@@ -440,6 +444,7 @@ fn summary_columns(study: &Evidence<'_>, targets: &[Target]) -> (Columns, Column
                 judged.int("generation", i64::from(*generation));
                 judged.text("strategy", strategy);
                 judged.text("selection", selection);
+                judged.text("pseudo_labels", treatment.pseudo_labels().name());
                 judged.text("model", model);
                 judged.text("teacher", teacher);
                 judged.interval(["estimate", "low", "high"], Some(interval));
@@ -448,6 +453,7 @@ fn summary_columns(study: &Evidence<'_>, targets: &[Target]) -> (Columns, Column
             summary.int("generation", i64::from(*generation));
             summary.text("strategy", strategy);
             summary.text("selection", selection);
+            summary.text("pseudo_labels", treatment.pseudo_labels().name());
             summary.text("model", model);
             summary.text("teacher", teacher);
             summary.text("metric", &measured.name());
@@ -584,6 +590,7 @@ fn verdict_columns(study: &Evidence<'_>) -> (Columns, Vec<usize>) {
             }
             verdicts.text("strategy", strategy);
             verdicts.text("selection", selection);
+            verdicts.text("pseudo_labels", treatment.pseudo_labels().name());
             verdicts.text("model", model);
             verdicts.text("against", &against);
             verdicts.int("generation", i64::from(*generation));
@@ -643,6 +650,7 @@ fn pretraining_columns(study: &Evidence<'_>) -> Columns {
             out.int("generation", i64::from(*generation));
             out.text("strategy", strategy);
             out.text("selection", selection);
+            out.text("pseudo_labels", treatment.pseudo_labels().name());
             out.text("metric", &measured.name());
             out.interval(["without", "without_low", "without_high"], Some(c.before));
             out.interval(["with", "with_low", "with_high"], Some(c.after));
@@ -724,6 +732,7 @@ fn gap_columns(study: &Evidence<'_>) -> Columns {
         out.int("generation", i64::from(*generation));
         out.text("strategy", treatment.strategy_column());
         out.text("selection", treatment.selection_column());
+        out.text("pseudo_labels", treatment.pseudo_labels().name());
         out.text("model", model);
         out.text("teacher", teacher);
         let miou =
@@ -740,6 +749,8 @@ fn gap_columns(study: &Evidence<'_>) -> Columns {
     }
     out
 }
+
+mod trends;
 
 #[cfg(test)]
 mod tests;

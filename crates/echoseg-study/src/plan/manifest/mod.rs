@@ -19,8 +19,8 @@ pub use raw::*;
 pub use read::{load, load_with, parse};
 pub use validate::validate;
 
-use crate::plan::strategy::EVERY_LABEL;
 pub use crate::plan::strategy::Strategy;
+use crate::plan::strategy::{EVERY_LABEL, PseudoLabels};
 
 use crate::plan::selection::{PseudoLabelDilation, Selection, SelectionRule, ShapeRule, VerifierRules};
 use crate::plan::targets::Target;
@@ -203,6 +203,9 @@ pub struct Manifest {
     /// How pseudo-labels are grown or shrunk per class before a student learns them (validated
     /// `study.dilate_pseudo_labels`).
     pub pseudo_label_dilation: PseudoLabelDilation,
+    /// The pseudo-label modes, each its own chains, in manifest order without repeats
+    /// (validated `study.pseudo_labels`).
+    pub pseudo_labels: Vec<PseudoLabels>,
     /// Targets judged in the report.
     pub targets: Vec<Target>,
     /// Practical minimums of the verdicts (`[verdict]`).

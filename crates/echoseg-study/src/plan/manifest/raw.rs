@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use echoseg_nets::{Architecture, DeviceChoice, TrainConfig};
 use echoseg_scene::WorldConfig;
 
-use crate::plan::strategy::{EVERY_LABEL, Strategy};
+use crate::plan::strategy::{EVERY_LABEL, PseudoLabels, Strategy};
 use serde::{Deserialize, Serialize};
 
 /// The kind of a label source, as written in `[[sources]] kind = ...`.
@@ -372,6 +372,26 @@ pub enum StudentStart {
     Continue,
 }
 
+/// A name or a list of names, as a list.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    match OneOrMany::deserialize(deserializer) {
+        Ok(OneOrMany::One(name)) => Ok(vec![name]),
+        Ok(OneOrMany::Many(names)) => Ok(names),
+        Err(_) => Err(serde::de::Error::custom("expected a name or a list of names")),
+    }
+}
+
+/// The default `study.pseudo_labels`, left out when the settings are written back.
+fn replaces_only(modes: &[String]) -> bool {
+    modes == [PseudoLabels::Replace.name()]
+}
+
 /// `[study]` as written.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -396,6 +416,10 @@ pub struct StudySettings {
     /// checking the verdicts. Empty: the teachers' labels as they are.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub dilate_pseudo_labels: BTreeMap<String, f32>,
+    /// `"replace"` (each generation learns its teachers' pseudo-labels only), `"accumulate"`
+    /// (every earlier generation's too), or both as a list: each mode its own chains.
+    #[serde(deserialize_with = "one_or_many", skip_serializing_if = "replaces_only")]
+    pub pseudo_labels: Vec<String>,
     /// Whether a student starts fresh or from its teacher's weights.
     pub student: StudentStart,
     /// Which pseudo-labelled pixels students learn from; each selection is run with every strategy
@@ -442,6 +466,7 @@ impl Default for StudySettings {
             repeats_per_round: 2,
             mix: 1.0,
             dilate_pseudo_labels: BTreeMap::new(),
+            pseudo_labels: vec![PseudoLabels::Replace.name().to_string()],
             student: StudentStart::Reinit,
             selections: Vec::new(),
             ema: echoseg_nets::EmaConfig::default(),

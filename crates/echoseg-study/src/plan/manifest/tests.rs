@@ -172,6 +172,29 @@ fn pseudo_label_dilation_names_object_classes_and_needs_pseudo_labels() {
 }
 
 #[test]
+fn pseudo_label_modes_are_one_name_or_a_list_and_accumulate_needs_two_generations() {
+    assert_eq!(parse(Path::new("t.toml"), GOOD).unwrap().pseudo_labels, [PseudoLabels::Replace]);
+    let one = parse(Path::new("t.toml"), &format!("{GOOD}\n[study]\ngenerations = 2\npseudo_labels = \"accumulate\"\n")).unwrap();
+    assert_eq!(one.pseudo_labels, [PseudoLabels::Accumulate]);
+    let both = format!("{GOOD}\n[study]\ngenerations = 2\npseudo_labels = [\"accumulate\", \"replace\"]\n");
+    assert_eq!(parse(Path::new("t.toml"), &both).unwrap().pseudo_labels, [PseudoLabels::Accumulate, PseudoLabels::Replace]);
+    let bad =
+        format!("{GOOD}\n[study]\nstrategies = [\"self\", \"ema\"]\nmix = 0\npseudo_labels = [\"accumulate\", \"keep\", \"accumulate\"]\n");
+    let err = parse(Path::new("t.toml"), &bad).unwrap_err().to_string();
+    for expected in [
+        "`study.pseudo_labels` names no mode: \"keep\" (allowed: \"replace\", \"accumulate\")",
+        "`study.pseudo_labels` names \"accumulate\" twice",
+        "\"accumulate\" differs from \"replace\" from generation 2 on; study.generations is 1",
+        "\"accumulate\" does not apply to the \"ema\" strategy",
+        "\"accumulate\" needs pseudo-labels to keep: study.mix is 0",
+    ] {
+        assert!(err.contains(expected), "{expected} not in {err}");
+    }
+    let wrong_type = parse(Path::new("t.toml"), &format!("{GOOD}\n[study]\npseudo_labels = 3\n")).unwrap_err().to_string();
+    assert!(wrong_type.contains("expected a name or a list of names"), "{wrong_type}");
+}
+
+#[test]
 fn selections_mix_and_targets_are_validated_with_what_is_allowed() {
     let m = parse(Path::new("t.toml"), GOOD).unwrap();
     assert_eq!((m.selections.clone(), m.study.mix, m.targets.len()), (vec![Selection::all()], 1.0, 0));

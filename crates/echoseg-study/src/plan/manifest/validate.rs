@@ -197,6 +197,7 @@ pub fn validate(path: &Path, text: &str, raw: RawManifest) -> Result<Manifest, M
     let (networks, byol) = network_specs(&raw, &classes, &mut p);
     let selections = study_problems(&raw.study, &networks, &classes, &mut p);
     let pseudo_label_dilation = pseudo_label_dilation(&raw.study, &classes, &mut p);
+    let pseudo_labels = pseudo_label_modes(&raw.study, &mut p);
     let ema = checked(raw.study.ema.clone(), "study.ema", &mut p);
     let targets = targets(&raw.targets, &mut p);
     let verdict = verdict_rules(&raw.verdict, &mut p);
@@ -230,6 +231,7 @@ pub fn validate(path: &Path, text: &str, raw: RawManifest) -> Result<Manifest, M
         ema,
         selections,
         pseudo_label_dilation,
+        pseudo_labels,
         targets,
         verdict,
         label_issues,
@@ -564,6 +566,40 @@ fn pseudo_label_dilation(study: &StudySettings, classes: &ClassTable, p: &mut Pr
         }
     }
     PseudoLabelDilation { by_class }
+}
+
+/// `study.pseudo_labels`: known modes, each once; `accumulate` needs pseudo-labels of two
+/// generations to keep (generations >= 2, no `ema`, no null arm).
+fn pseudo_label_modes(study: &StudySettings, p: &mut Problems<'_>) -> Vec<PseudoLabels> {
+    let key = "study.pseudo_labels";
+    let mut modes = Vec::new();
+    for name in &study.pseudo_labels {
+        match PseudoLabels::from_name(name) {
+            None => p.add(key, format!("names no mode: \"{name}\" (allowed: {})", quoted(&PseudoLabels::ALL.map(PseudoLabels::name)))),
+            Some(m) if modes.contains(&m) => p.add(key, format!("names \"{name}\" twice")),
+            Some(m) => modes.push(m),
+        }
+    }
+    if study.pseudo_labels.is_empty() {
+        p.add(key, format!("needs at least one of {}", quoted(&PseudoLabels::ALL.map(PseudoLabels::name))));
+    }
+    if modes.contains(&PseudoLabels::Accumulate) {
+        if study.generations < 2 {
+            let why = format!("\"accumulate\" differs from \"replace\" from generation 2 on; study.generations is {}", study.generations);
+            p.add(key, why);
+        }
+        if study.strategies.contains(&Strategy::Ema) {
+            p.add(
+                key,
+                "\"accumulate\" does not apply to the \"ema\" strategy, whose targets are made online; run it in a study of its own"
+                    .to_string(),
+            );
+        }
+        if study.mix == 0.0 {
+            p.add(key, "\"accumulate\" needs pseudo-labels to keep: study.mix is 0 (the null arm)".to_string());
+        }
+    }
+    modes
 }
 
 /// `targets`.
