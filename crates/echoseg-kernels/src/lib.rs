@@ -29,6 +29,8 @@ mod norm;
 mod pool;
 mod resize;
 
+pub use matmul::{flops, gemm_gflops};
+
 use burn::backend::ops::ConvOptions;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, backend_extension};

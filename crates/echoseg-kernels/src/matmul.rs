@@ -1,6 +1,47 @@
 //! A checked, single-threaded matrix product on slices: the one place this workspace calls
 //! unsafe code (the `gemm` crate that burn-flex also uses takes raw pointers).
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use rayon::prelude::*;
+
+/// Floating-point operations of every product since the process started, 2·m·n·k each: the
+/// convolutions' useful work, which `echoseg bench` divides by time for its GFLOP/s.
+static FLOPS: AtomicU64 = AtomicU64::new(0);
+
+/// Floating-point operations of every matrix product so far (see [`FLOPS`]).
+pub fn flops() -> u64 {
+    FLOPS.load(Ordering::Relaxed)
+}
+
+/// The machine's own rate of this product in GFLOP/s on the current thread pool: one
+/// `side`³ product per thread at once, repeated for about `seconds`. What a convolution could
+/// reach if it were nothing but this product.
+pub fn gemm_gflops(side: usize, seconds: f64) -> f64 {
+    let threads = rayon::current_num_threads().max(1);
+    let a: Vec<f32> = (0..side * side).map(|i| (i % 7) as f32 * 0.1).collect();
+    let b: Vec<f32> = (0..side * side).map(|i| (i % 5) as f32 * 0.1).collect();
+    let mut outputs = vec![vec![0.0f32; side * side]; threads];
+    let run = |outputs: &mut Vec<Vec<f32>>| {
+        outputs.par_iter_mut().for_each(|c| {
+            product(
+                ViewMut { data: c, rows: side, cols: side, row_stride: side },
+                View::rows(&a, side, side),
+                View::rows(&b, side, side),
+                false,
+            )
+        });
+    };
+    run(&mut outputs);
+    let (started, mut rounds) = (Instant::now(), 0usize);
+    while rounds == 0 || started.elapsed().as_secs_f64() < seconds {
+        run(&mut outputs);
+        rounds += 1;
+    }
+    2.0 * (side * side * side * threads * rounds) as f64 / started.elapsed().as_secs_f64() / 1e9
+}
+
 /// A strided matrix view into a slice: element (r, c) is `data[r * row_stride + c * col_stride]`.
 #[derive(Clone, Copy, Debug)]
 pub struct View<'a> {
@@ -68,6 +109,7 @@ pub fn product(dst: ViewMut<'_>, lhs: View<'_>, rhs: View<'_>, accumulate: bool)
     if dst.rows == 0 || dst.cols == 0 {
         return;
     }
+    FLOPS.fetch_add(2 * (dst.rows * dst.cols * lhs.cols) as u64, Ordering::Relaxed);
     let stride = |s: usize| s as isize;
     #[allow(unsafe_code)]
     // SAFETY: every index the product touches, (rows - 1) · row stride + (cols - 1) · col stride
@@ -101,6 +143,17 @@ pub fn product(dst: ViewMut<'_>, lhs: View<'_>, rhs: View<'_>, accumulate: bool)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_product_counts_its_two_m_n_k_operations() {
+        let (a, b) = (vec![1.0f32; 6], vec![1.0f32; 8]);
+        let mut c = vec![0.0f32; 12];
+        let before = flops();
+        product(ViewMut { data: &mut c, rows: 3, cols: 4, row_stride: 4 }, View::rows(&a, 3, 2), View::rows(&b, 2, 4), false);
+        // Other tests run products at the same time: at least this one's 2 · 3 · 4 · 2.
+        assert!(flops() - before >= 48);
+        assert!(c.iter().all(|&v| v == 2.0));
+    }
 
     #[test]
     fn product_of_strided_views_is_the_definition() {

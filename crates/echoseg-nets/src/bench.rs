@@ -10,6 +10,8 @@ use burn::tensor::Device;
 use echoseg_scene::{CueRule, ObjectKind, Style, WorldConfig, generate_world};
 use serde::{Deserialize, Serialize};
 
+pub use echoseg_kernels::gemm_gflops;
+
 use crate::NetsError;
 use crate::arch::{Architecture, NetworkSpec};
 use crate::data::{Cut, Sample, image_batch, make_batch};
@@ -50,6 +52,16 @@ pub struct BenchResult {
     pub optimiser_ms: f64,
     /// Peak resident memory of the process during this case, in MiB (Linux only).
     pub peak_rss_mib: Option<f64>,
+    /// GFLOP of the convolutions' matrix products per trained image, as the kernels counted them
+    /// (`None` on a device whose products the CPU kernels do not run).
+    #[serde(default)]
+    pub train_gflop_per_image: Option<f64>,
+    /// Those products' GFLOP per second of training.
+    #[serde(default)]
+    pub train_gflops: Option<f64>,
+    /// GFLOP per second of inference with BatchNorm folded.
+    #[serde(default)]
+    pub infer_fused_gflops: Option<f64>,
 }
 
 /// Runs one case on `device`.
@@ -67,13 +79,13 @@ pub fn bench(case: &BenchCase, device: &Device) -> Result<BenchResult, NetsError
     let mut network = init_network(&spec, 1, &train_device);
     let parameters = network.num_params();
     let mut optimiser = AdamConfig::new().init();
-    let (mut forward, mut backward, mut step_time) = (0.0, 0.0, 0.0);
+    let (mut forward, mut backward, mut step_time, mut train_flops) = (0.0, 0.0, 0.0, 0u64);
     let steps = case.steps.max(1);
     for step in 0..steps + 2 {
         let first = (step % 2) * case.batch;
         let indices: Vec<usize> = (first..first + case.batch).collect();
         let batch = make_batch(&samples, &indices, classes, None, Cut::Whole, &train_device);
-        let t0 = Instant::now();
+        let (t0, flops0) = (Instant::now(), echoseg_kernels::flops());
         let loss = batch_loss(&network, batch, None);
         let value = loss.clone().into_scalar::<f32>();
         let t1 = Instant::now();
@@ -90,6 +102,7 @@ pub fn bench(case: &BenchCase, device: &Device) -> Result<BenchResult, NetsError
             forward += (t1 - t0).as_secs_f64();
             backward += (t2 - t1).as_secs_f64();
             step_time += (t3 - t2).as_secs_f64();
+            train_flops += echoseg_kernels::flops() - flops0;
         }
     }
     let train_seconds = forward + backward + step_time;
@@ -98,15 +111,17 @@ pub fn bench(case: &BenchCase, device: &Device) -> Result<BenchResult, NetsError
     let time_inference = |inference: &crate::Network| {
         let run = || inference.forward(image_batch(&images, device)).logits.into_data();
         run();
-        let started = Instant::now();
+        let (started, flops0) = (Instant::now(), echoseg_kernels::flops());
         for _ in 0..steps {
             run();
         }
-        started.elapsed().as_secs_f64()
+        (started.elapsed().as_secs_f64(), echoseg_kernels::flops() - flops0)
     };
     let valid = network.valid();
-    let infer_seconds = time_inference(&valid);
-    let fused_seconds = time_inference(&valid.for_inference());
+    let (infer_seconds, _) = time_inference(&valid);
+    let (fused_seconds, fused_flops) = time_inference(&valid.for_inference());
+    // Nothing counted: the products ran elsewhere (the GPU).
+    let rate = |flops: u64, seconds: f64| (flops > 0).then(|| flops as f64 / seconds.max(1e-9) / 1e9);
     let per_step = |s: f64| 1e3 * s / steps as f64;
     Ok(BenchResult {
         case: BenchCase { network: spec, ..case.clone() },
@@ -118,6 +133,9 @@ pub fn bench(case: &BenchCase, device: &Device) -> Result<BenchResult, NetsError
         backward_ms: per_step(backward),
         optimiser_ms: per_step(step_time),
         peak_rss_mib: peak_rss_mib(),
+        train_gflop_per_image: (train_flops > 0).then(|| train_flops as f64 / (steps * case.batch) as f64 / 1e9),
+        train_gflops: rate(train_flops, train_seconds),
+        infer_fused_gflops: rate(fused_flops, fused_seconds),
     })
 }
 

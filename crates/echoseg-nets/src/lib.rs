@@ -22,7 +22,7 @@ pub mod train;
 
 pub use arch::{Architecture, Network, NetworkSpec, ParameterValues, Pretrain, SegmenterOutput};
 pub use augment::Augmentation;
-pub use bench::{BenchCase, BenchResult, bench, peak_rss_mib, reference_case};
+pub use bench::{BenchCase, BenchResult, bench, gemm_gflops, peak_rss_mib, reference_case};
 /// burn's runtime device, re-exported so callers need not depend on burn.
 pub use burn::tensor::Device;
 pub use byol::{ByolConfig, ByolEpoch, ByolReport, embedding_std, pretrain_byol};

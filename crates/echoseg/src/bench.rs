@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use echoseg_nets::{Architecture, BenchCase, BenchResult, DeviceChoice, NetworkSpec, bench, reference_case};
+use echoseg_nets::{Architecture, BenchCase, BenchResult, DeviceChoice, NetworkSpec, bench, gemm_gflops, reference_case};
 use echoseg_study::run::provenance::{BURN_VERSION, git_revision, now_unix};
 use echoseg_study::store::write_atomic;
 use rayon::prelude::*;
@@ -63,6 +63,9 @@ struct BenchReport {
     device: &'static str,
     threads: usize,
     cpu: Option<String>,
+    /// The machine's own rate of the kernels' matrix product (one 1024³ product per thread at
+    /// once), measured in the same call: the ceiling each case's GFLOP/s is a share of.
+    gemm_gflops: Option<f64>,
     results: Vec<BenchResult>,
     agreement: Option<AgreementBench>,
 }
@@ -236,12 +239,33 @@ pub fn run(args: BenchArgs) -> Result<()> {
         (true, false) => Architecture::ALL.to_vec(),
         (false, _) => args.architectures.clone(),
     };
+    // The CPU kernels' products only run on flex; the GPU's rate is not theirs.
+    let gemm = (!architectures.is_empty() && args.device == DeviceChoice::Flex).then(|| gemm_gflops(1024, 1.0));
     if !args.json && !architectures.is_empty() {
+        if let Some(g) = gemm {
+            println!("matrix product, one 1024³ per thread at once: {g:.1} GFLOP/s on {threads} thread(s)");
+        }
         println!(
-            "{:<8} {:>6} {:>9} {:>12} {:>12} {:>12} {:>9} {:>9} {:>9} {:>9}",
-            "arch", "width", "params", "train img/s", "infer img/s", "fused img/s", "fwd ms", "bwd ms", "adam ms", "peak MiB"
+            "{:<8} {:>6} {:>9} {:>12} {:>12} {:>12} {:>9} {:>9} {:>9} {:>9} {:>18} {:>18}",
+            "arch",
+            "width",
+            "params",
+            "train img/s",
+            "infer img/s",
+            "fused img/s",
+            "fwd ms",
+            "bwd ms",
+            "adam ms",
+            "peak MiB",
+            "train GFLOP/s",
+            "fused GFLOP/s"
         );
     }
+    let share = |rate: Option<f64>| match (rate, gemm) {
+        (Some(r), Some(g)) => format!("{r:.1} ({:.0} %)", 100.0 * r / g),
+        (Some(r), None) => format!("{r:.1}"),
+        _ => "n/a".into(),
+    };
     for architecture in architectures {
         // Widths scale from the reference unet's, so `--width` resizes every architecture alike.
         let (default_width, depth) = architecture.default_shape();
@@ -256,7 +280,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         let result = bench(&case, &device).with_context(|| format!("benchmark of {architecture} failed"))?;
         if !args.json {
             println!(
-                "{:<8} {:>6} {:>9} {:>12.1} {:>12.1} {:>12.1} {:>9.1} {:>9.1} {:>9.1} {:>9}",
+                "{:<8} {:>6} {:>9} {:>12.1} {:>12.1} {:>12.1} {:>9.1} {:>9.1} {:>9.1} {:>9} {:>18} {:>18}",
                 architecture.name(),
                 width,
                 result.parameters,
@@ -267,6 +291,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 result.backward_ms,
                 result.optimiser_ms,
                 result.peak_rss_mib.map_or("n/a".into(), |m| format!("{m:.0}")),
+                share(result.train_gflops),
+                share(result.infer_fused_gflops),
             );
         }
         results.push(result);
@@ -279,6 +305,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         device: args.device.name(),
         threads,
         cpu: cpu_model(),
+        gemm_gflops: gemm,
         results,
         agreement,
     };
