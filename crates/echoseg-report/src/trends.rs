@@ -5,7 +5,17 @@ use echoseg_agree::{Bias, Metric, Trend};
 use echoseg_study::read::{PseudoLabels, SummaryRow, Treatment, TrendRow};
 
 use crate::figures::{LineGrid, LinePanel, Series};
-use crate::html::{Table, cell, interval_cell};
+use crate::html::{Table, cell, escape, interval_cell};
+
+/// `value` with `decimals`, signed when `signed`.
+fn signed_text(value: f64, decimals: usize, signed: bool) -> String {
+    if signed { format!("{value:+.decimals$}") } else { format!("{value:.decimals$}") }
+}
+
+/// A right-aligned cell of text.
+fn number_cell(text: &str) -> String {
+    format!("<td class=\"num\">{}</td>", escape(text))
+}
 
 /// The biases with a trend, in the order of [`Bias::ALL`].
 fn biases(trends: &[TrendRow]) -> Vec<Bias> {
@@ -111,7 +121,7 @@ pub fn trend_lead(trends: &[TrendRow]) -> Option<String> {
 /// Every trend: the bias at generation 0 and at the last, its slope per generation and the drift
 /// over the generations, with the judgement.
 pub fn trend_table(trends: &[TrendRow]) -> Table {
-    let header = ["strategy", "model", "bias", "generation 0", "last generation", "slope per generation", "drift", "trend"];
+    let header = ["strategy", "model", "bias", "generation 0 → last", "slope of its size per generation", "drift of its size", "trend"];
     let rows = trends
         .iter()
         .map(|t| {
@@ -125,8 +135,8 @@ pub fn trend_table(trends: &[TrendRow]) -> Table {
                 cell(&t.treatment.to_string()),
                 cell(&t.model),
                 cell(&t.bias.display_name()),
-                interval_cell(Some(t.first), decimals, signed),
-                interval_cell(Some(t.last), decimals, signed),
+                // The levels' intervals are in the figure; the table keeps the width for the slope's.
+                number_cell(&format!("{} → {}", signed_text(t.first[0], decimals, signed), signed_text(t.last[0], decimals, signed))),
                 interval_cell(Some(t.slope), decimals + 1, true),
                 interval_cell(Some(t.drift), decimals, true),
                 cell(&trend),
