@@ -135,11 +135,13 @@ pub enum Trend {
     Undecided,
     /// Most chains behind it collapsed, so there is no trend.
     Collapsed,
+    /// The architecture does not learn the task from these images (as [`Verdict::Unlearned`]).
+    Unlearned,
 }
 
 impl Trend {
     /// Every trend.
-    pub const ALL: [Trend; 5] = [Trend::Drifts, Trend::Recedes, Trend::Bounded, Trend::Undecided, Trend::Collapsed];
+    pub const ALL: [Trend; 6] = [Trend::Drifts, Trend::Recedes, Trend::Bounded, Trend::Undecided, Trend::Collapsed, Trend::Unlearned];
 
     /// The word used in tables and the report.
     pub fn name(self) -> &'static str {
@@ -149,6 +151,7 @@ impl Trend {
             Trend::Bounded => "bounded",
             Trend::Undecided => "undecided",
             Trend::Collapsed => "collapsed",
+            Trend::Unlearned => "unlearned",
         }
     }
 

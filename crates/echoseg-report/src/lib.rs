@@ -212,7 +212,7 @@ impl Figures {
             label_issues: written.figure_if(dir, "label-issues", samples::label_issue_panels(dir), false)?,
             reliability: written.figure_if(dir, "calibration", reliability::reliability_diagrams(dir, rows, models), true)?,
             selection: written.figure_if(dir, "selection", selection_effect(rows), true)?,
-            trends: trends::trend_grids(&study.trends, summary)
+            trends: trends::trend_grids(&study.trends, summary, rows)
                 .into_iter()
                 .map(|(bias, grid)| Ok((bias, written.figure(dir, &format!("trend-{}", bias.name()), &grid, true)?)))
                 .collect::<Result<_, ReportError>>()?,

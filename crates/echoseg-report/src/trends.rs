@@ -2,7 +2,7 @@
 //! per bias, each pseudo-label mode a line with its interval band across generations.
 
 use echoseg_agree::{Bias, Metric, Trend};
-use echoseg_study::read::{PseudoLabels, SummaryRow, Treatment, TrendRow};
+use echoseg_study::read::{PseudoLabels, ResultRow, SummaryRow, Treatment, TrendRow};
 
 use crate::figures::{LineGrid, LinePanel, Series};
 use crate::html::{Table, cell, escape, interval_cell};
@@ -23,8 +23,10 @@ fn biases(trends: &[TrendRow]) -> Vec<Bias> {
 }
 
 /// One line grid per bias: a panel per strategy (with its selection) and architecture, a line
-/// per pseudo-label mode with its summary interval band at every generation.
-pub fn trend_grids(trends: &[TrendRow], summary: &[SummaryRow]) -> Vec<(Bias, LineGrid)> {
+/// per pseudo-label mode with its summary interval band at every generation, from the chain's
+/// configuration (its teacher as `rows` name it: with three architectures, `cross` also trains
+/// students outside the chain at generation 1).
+pub fn trend_grids(trends: &[TrendRow], summary: &[SummaryRow], rows: &[ResultRow]) -> Vec<(Bias, LineGrid)> {
     let mut chains: Vec<(Treatment, &str)> = trends.iter().map(|t| (t.treatment.clone(), t.model.as_str())).collect();
     chains.sort();
     chains.dedup();
@@ -46,9 +48,15 @@ pub fn trend_grids(trends: &[TrendRow], summary: &[SummaryRow]) -> Vec<(Bias, Li
                             let at: Vec<&SummaryRow> = (0..=last)
                                 .filter_map(|g| {
                                     let wanted = treatment.at_generation(u32::try_from(g).unwrap_or(u32::MAX));
-                                    summary
-                                        .iter()
-                                        .find(|s| s.generation == g && s.treatment == wanted && s.model == *model && s.metric == metric)
+                                    let chain = |r: &&ResultRow| r.is_model() && r.chain && r.generation == g && r.treatment == wanted;
+                                    let teacher = rows.iter().filter(chain).find(|r| r.model == *model).map(|r| r.teacher.as_str());
+                                    summary.iter().find(|s| {
+                                        s.generation == g
+                                            && s.treatment == wanted
+                                            && s.model == *model
+                                            && s.metric == metric
+                                            && teacher.is_none_or(|t| s.teacher == t)
+                                    })
                                 })
                                 .collect();
                             let mode = treatment.pseudo_labels();
@@ -76,8 +84,9 @@ pub fn trend_grids(trends: &[TrendRow], summary: &[SummaryRow]) -> Vec<(Bias, Li
         .collect()
 }
 
-/// The lead sentence: per mode, how many trends drift, recede, stay bounded or are undecided,
-/// and which biases drift.
+/// The lead sentence: per mode, how many trends drift, recede, stay bounded or are undecided
+/// (collapsed and unlearned ones counted with the undecided: none says where the bias goes), and
+/// which biases drift.
 pub fn trend_lead(trends: &[TrendRow]) -> Option<String> {
     let last = trends.iter().map(|t| t.generations).max()?;
     let parts: Vec<String> = PseudoLabels::ALL
@@ -111,7 +120,7 @@ pub fn trend_lead(trends: &[TrendRow]) -> Option<String> {
                 count(Trend::Recedes),
                 named(Trend::Recedes),
                 count(Trend::Bounded),
-                count(Trend::Undecided) + count(Trend::Collapsed),
+                count(Trend::Undecided) + count(Trend::Collapsed) + count(Trend::Unlearned),
             ))
         })
         .collect();
@@ -192,7 +201,7 @@ mod tests {
         let accumulate = replace.with_pseudo_labels(PseudoLabels::Accumulate);
         let mut rows = vec![summary(0, Treatment::Labels, 0.9), summary(1, replace.clone(), 0.8)];
         rows.extend((2..=3).flat_map(|g| [summary(g, replace.clone(), 0.9 - 0.1 * g as f64), summary(g, accumulate.clone(), 0.85)]));
-        let grids = trend_grids(&trends, &rows);
+        let grids = trend_grids(&trends, &rows, &[]);
         assert_eq!(grids.len(), 1);
         let (bias, grid) = &grids[0];
         assert_eq!((*bias, grid.panels.len()), (Bias::ThinRecall, 1));
@@ -202,6 +211,27 @@ mod tests {
         assert_eq!(lines[0].points, [(0.0, 0.9), (1.0, 0.8), (2.0, 0.7), (3.0, 0.6)]);
         assert_eq!(lines[1].points[..2], [(0.0, 0.9), (1.0, 0.8)]);
         assert_eq!(lines[1].points[3], (3.0, 0.85));
+
+        // With a second teacher outside the chain at generation 1, the chain's own one is drawn.
+        let outside = SummaryRow { teacher: "a-model-outside".into(), estimate: 0.1, ..summary(1, replace.clone(), 0.0) };
+        let chain = ResultRow {
+            subject: echoseg_study::read::Subject::Model,
+            generation: 1,
+            treatment: replace.clone(),
+            model: "fcn".into(),
+            teacher: "dilated".into(),
+            peer: String::new(),
+            repeat: 0,
+            metric: Metric::Miou,
+            value: 0.7,
+            chain: true,
+            run: "g1".into(),
+        };
+        let mut with_outside = vec![outside];
+        with_outside
+            .extend(rows.iter().map(|r| if r.generation == 1 { SummaryRow { teacher: "dilated".into(), ..r.clone() } } else { r.clone() }));
+        let grids = trend_grids(&trends, &with_outside, &[chain]);
+        assert_eq!(grids[0].1.panels[0].series[0].points[1], (1.0, 0.8), "the chain's teacher, not the first row found");
 
         let lead = trend_lead(&trends).unwrap();
         assert!(lead.starts_with("Over 3 generations: replacing the pseudo-labels every generation, 1 of 1 bias trends drift (thin-structure recall of fcn under self)"), "{lead}");

@@ -478,10 +478,12 @@ pub fn trajectory(rows: &[ResultRow], summary: &[SummaryRow], metric: &Metric, t
     for (si, strategy) in strategies.iter().enumerate() {
         for (mi, model) in models.iter().enumerate() {
             let mut points: Vec<(f64, f64)> = value(model, 0, &Treatment::Labels).map(|v| vec![(0.0, v)]).unwrap_or_default();
-            points.extend((1..=max_gen).filter_map(|g| value(model, g, strategy).map(|v| (g as f64, v))));
+            // An accumulating chain's generation 1 is the shared one, tabled as `replace`.
+            let at = |g: i64| strategy.at_generation(u32::try_from(g).unwrap_or(u32::MAX));
+            points.extend((1..=max_gen).filter_map(|g| value(model, g, &at(g)).map(|v| (g as f64, v))));
             let band: Vec<(f64, f64, f64)> = interval(model, 0, &Treatment::Labels)
                 .into_iter()
-                .chain((1..=max_gen).filter_map(|g| interval(model, g, strategy)))
+                .chain((1..=max_gen).filter_map(|g| interval(model, g, &at(g))))
                 .collect();
             series.push(Series { label: format!("{model}, {strategy}"), colour: mi, dashed: si % 2 == 1, points, band });
         }

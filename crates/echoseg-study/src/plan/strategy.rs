@@ -195,8 +195,10 @@ pub const CROSS_FIT: &str = "crossfit";
 pub const EVERY_LABEL: &str = "all";
 
 /// What a configuration learned from: generation 0's source labels, or a strategy's
-/// pseudo-labels with the selection that chose among them. Tables write it as two columns
-/// (`strategy`, `selection`); readers see it as `self` or `self + confidence0.9`.
+/// pseudo-labels with the selection that chose among them and the mode that kept or replaced
+/// earlier generations'. Tables write it as the columns `strategy`, `selection` and, where some
+/// row accumulates, `pseudo_labels`; readers see it as `self`, `self + confidence0.9` or
+/// `self, accumulated`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Treatment {
     /// Generation 0: the mixed-source labels.

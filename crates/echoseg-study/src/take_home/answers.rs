@@ -136,7 +136,8 @@ pub fn check_answer(answer: &KnownAnswer, dir: &StudyDir) -> Result<Vec<Outcome>
             None => PseudoLabels::Replace,
             Some(name) => PseudoLabels::from_name(name).ok_or_else(|| unknown(&dir.summary_parquet(), "pseudo-label mode", name))?,
         };
-        let treatment = Treatment::from_columns(&check.strategy, &check.selection, mode)
+        // Generation 1 is shared by both modes and tabled as `replace`.
+        let treatment = Treatment::from_columns(&check.strategy, &check.selection, mode.at(check.generation))
             .ok_or_else(|| unknown(&dir.summary_parquet(), "strategy", &check.strategy))?;
         let metric = Metric::from_name(&check.metric).ok_or_else(|| unknown(&dir.summary_parquet(), "metric", &check.metric))?;
         let wanted = |model: &str| check.model.as_deref().is_none_or(|m| m == model);

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use echoseg_agree::{Bias, Interval, Metric, Spread, Trend, bootstrap, bootstrap_spread, seeds_to_decide};
 
-use super::{Columns, Evidence, ImageCounts, metric, minimum, without_collapsed};
+use super::{Columns, Evidence, ImageCounts, learns_task, metric, minimum, without_collapsed};
 use crate::plan::strategy::Treatment;
 
 /// Treatment, architecture, repeat and generation of a chain run.
@@ -58,6 +58,10 @@ pub(super) fn trend_columns(study: &Evidence<'_>) -> Columns {
             })
             .collect();
         let (sound, collapsed) = without_collapsed(&lineages, |l| l.iter().any(|&i| study.collapsed[i]));
+        // A chain through an architecture that cannot learn the task says nothing about labels.
+        let learned = lineages
+            .first()
+            .and_then(|l| l.iter().map(|&i| learns_task(study, &runs[i])).try_fold(true, |all, one| one.map(|one| all && one)));
         // Per seed, per test image: its counts at every generation, so that a resampled image is
         // the same image at every generation.
         let groups: Vec<Vec<Vec<ImageCounts>>> = sound
@@ -81,7 +85,13 @@ pub(super) fn trend_columns(study: &Evidence<'_>) -> Columns {
                 high: per_generation.interval.high * span,
             };
             let practical = minimum(&measured, study.rules);
-            let trend = if collapsed * 2 > lineages.len() { Trend::Collapsed } else { Trend::judge(&drift, practical) };
+            let trend = if learned == Some(false) {
+                Trend::Unlearned
+            } else if collapsed * 2 > lineages.len() {
+                Trend::Collapsed
+            } else {
+                Trend::judge(&drift, practical)
+            };
             let spread = per_generation.spread.map(|s| Spread { seeds: s.seeds * span * span, images: s.images * span * span });
             let needed = spread
                 .filter(|_| trend == Trend::Undecided)

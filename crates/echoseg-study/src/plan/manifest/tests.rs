@@ -178,8 +178,9 @@ fn pseudo_label_modes_are_one_name_or_a_list_and_accumulate_needs_two_generation
     assert_eq!(one.pseudo_labels, [PseudoLabels::Accumulate]);
     let both = format!("{GOOD}\n[study]\ngenerations = 2\npseudo_labels = [\"accumulate\", \"replace\"]\n");
     assert_eq!(parse(Path::new("t.toml"), &both).unwrap().pseudo_labels, [PseudoLabels::Accumulate, PseudoLabels::Replace]);
-    let bad =
-        format!("{GOOD}\n[study]\nstrategies = [\"self\", \"ema\"]\nmix = 0\npseudo_labels = [\"accumulate\", \"keep\", \"accumulate\"]\n");
+    let bad = format!(
+        "{GOOD}\n[study]\nstrategies = [\"self\", \"ema\", \"ensemble\"]\nmix = 0\npseudo_labels = [\"accumulate\", \"keep\", \"accumulate\"]\n"
+    );
     let err = parse(Path::new("t.toml"), &bad).unwrap_err().to_string();
     for expected in [
         "`study.pseudo_labels` names no mode: \"keep\" (allowed: \"replace\", \"accumulate\")",
@@ -187,6 +188,7 @@ fn pseudo_label_modes_are_one_name_or_a_list_and_accumulate_needs_two_generation
         "\"accumulate\" differs from \"replace\" from generation 2 on; study.generations is 1",
         "\"accumulate\" does not apply to the \"ema\" strategy",
         "\"accumulate\" needs pseudo-labels to keep: study.mix is 0",
+        "\"accumulate\" follows one teacher's lineage, so it runs with \"self\" and \"cross\", not \"ensemble\"",
     ] {
         assert!(err.contains(expected), "{expected} not in {err}");
     }

@@ -598,6 +598,17 @@ fn pseudo_label_modes(study: &StudySettings, p: &mut Problems<'_>) -> Vec<Pseudo
         if study.mix == 0.0 {
             p.add(key, "\"accumulate\" needs pseudo-labels to keep: study.mix is 0 (the null arm)".to_string());
         }
+        // A committee's members learned from different committees, so "the committee's earlier
+        // pseudo-labels" names no set any run learned.
+        for committee in [Strategy::Ensemble, Strategy::Consensus] {
+            if study.strategies.contains(&committee) {
+                let why = format!(
+                    "\"accumulate\" follows one teacher's lineage, so it runs with \"self\" and \"cross\", not \"{}\"",
+                    committee.name()
+                );
+                p.add(key, why);
+            }
+        }
     }
     modes
 }
