@@ -123,16 +123,26 @@ pub fn number(value: Option<f64>, decimals: usize, signed: bool) -> String {
     }
 }
 
+/// A number with `decimals`, with a sign when asked.
+pub fn number_text(x: f64, decimals: usize, signed: bool) -> String {
+    if signed { format!("{x:+.decimals$}") } else { format!("{x:.decimals$}") }
+}
+
 /// A number with its interval, e.g. `+0.62 [+0.55, +0.70]`.
 pub fn with_interval(v: [f64; 3], decimals: usize, signed: bool) -> String {
-    let f = |x: f64| if signed { format!("{x:+.decimals$}") } else { format!("{x:.decimals$}") };
+    let f = |x: f64| number_text(x, decimals, signed);
     format!("{} [{}, {}]", f(v[0]), f(v[1]), f(v[2]))
+}
+
+/// A right-aligned table cell of text made of numbers.
+pub fn number_cell(text: &str) -> String {
+    format!("<td class=\"num\">{}</td>", escape(text))
 }
 
 /// A table cell holding a number with its interval.
 pub fn interval_cell(v: Option<[f64; 3]>, decimals: usize, signed: bool) -> String {
     match v {
-        Some(v) if v.iter().all(|x| x.is_finite()) => format!("<td class=\"num\">{}</td>", escape(&with_interval(v, decimals, signed))),
+        Some(v) if v.iter().all(|x| x.is_finite()) => number_cell(&with_interval(v, decimals, signed)),
         _ => "<td class=\"num\">–</td>".into(),
     }
 }

@@ -5,17 +5,7 @@ use echoseg_agree::{Bias, Metric, Trend};
 use echoseg_study::read::{PseudoLabels, ResultRow, SummaryRow, Treatment, TrendRow};
 
 use crate::figures::{LineGrid, LinePanel, Series};
-use crate::html::{Table, cell, escape, interval_cell};
-
-/// `value` with `decimals`, signed when `signed`.
-fn signed_text(value: f64, decimals: usize, signed: bool) -> String {
-    if signed { format!("{value:+.decimals$}") } else { format!("{value:.decimals$}") }
-}
-
-/// A right-aligned cell of text.
-fn number_cell(text: &str) -> String {
-    format!("<td class=\"num\">{}</td>", escape(text))
-}
+use crate::html::{Table, cell, interval_cell, number_cell, number_text};
 
 /// The biases with a trend, in the order of [`Bias::ALL`].
 fn biases(trends: &[TrendRow]) -> Vec<Bias> {
@@ -145,7 +135,7 @@ pub fn trend_table(trends: &[TrendRow]) -> Table {
                 cell(&t.model),
                 cell(&t.bias.display_name()),
                 // The levels' intervals are in the figure; the table keeps the width for the slope's.
-                number_cell(&format!("{} → {}", signed_text(t.first[0], decimals, signed), signed_text(t.last[0], decimals, signed))),
+                number_cell(&format!("{} → {}", number_text(t.first[0], decimals, signed), number_text(t.last[0], decimals, signed))),
                 interval_cell(Some(t.slope), decimals + 1, true),
                 interval_cell(Some(t.drift), decimals, true),
                 cell(&trend),

@@ -392,9 +392,10 @@ fn training_samples(study: &StudyContext<'_>, run: &PlannedRun) -> Result<(Vec<S
         PseudoLabels::Replace => vec![teachers],
         PseudoLabels::Accumulate => lineage_by_generation(plan, teachers),
     };
+    let pool_sizes = StudyData::sizes(&data.pool);
     let (mut offered, mut labels) = (Vec::new(), Vec::new());
     for teachers in &generations {
-        let set = pseudo_labels_of(study, teachers, strategy, selection)?;
+        let set = pseudo_labels_of(study, teachers, strategy, selection, &pool_sizes)?;
         offered.extend(set.offered);
         labels.extend(set.kept);
     }
@@ -455,20 +456,20 @@ fn pseudo_labels_of(
     teachers: &[&PlannedRun],
     strategy: Strategy,
     selection: &Selection,
+    pool_sizes: &[(usize, usize)],
 ) -> Result<PseudoLabelSet, StudyError> {
     let StudyContext { manifest, data, dir, .. } = *study;
     let teacher_labels =
         teachers.iter().map(|t| Ok(read_labels(&dir.run(&t.id).pool_labels())?.maps)).collect::<Result<Vec<_>, StudyError>>()?;
-    let pool_sizes = StudyData::sizes(&data.pool);
     let mut offered = strategy.combine(&teacher_labels, data.classes.len());
-    manifest.pseudo_label_dilation.apply(&mut offered, &pool_sizes);
+    manifest.pseudo_label_dilation.apply(&mut offered, pool_sizes);
     let mut labels = offered.clone();
     // Confidence and hardness are read only when a selection needs them.
     if !selection.is_all() {
         let evidence = teachers.iter().map(|t| pool_evidence(study, t)).collect::<Result<Vec<_>, _>>()?;
         let confidence = mean_of(&evidence.iter().map(|e| &e.confidence).collect::<Vec<_>>(), 1.0 / 255.0);
         let hardness = mean_of(&evidence.iter().map(|e| &e.hardness).collect::<Vec<_>>(), RADIANS_PER_STEP);
-        selection.apply(&mut labels, &confidence, &hardness, &pool_sizes);
+        selection.apply(&mut labels, &confidence, &hardness, pool_sizes);
     }
     Ok(PseudoLabelSet { offered, kept: labels })
 }
