@@ -47,6 +47,11 @@ bench-torch python="python3" pairs="5":
     cargo build --release -q -p echoseg
     {{python}} bench/torch_reference.py --threads 2 --pairs {{pairs}}
 
+# PyTorch's outputs and gradients for every kernel of the reference unet at its shapes, stored in
+# crates/echoseg-kernels/tests/torch_reference.json for the test suite (which never runs PyTorch).
+torch-reference python="python3":
+    {{python}} bench/torch_kernels_reference.py
+
 # The runs a manifest expands to, with a time estimate from a short timing.
 plan manifest="experiments/default.toml" *args:
     cargo run --release -p echoseg -- plan {{manifest}} {{args}}

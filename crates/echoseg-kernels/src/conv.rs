@@ -12,6 +12,7 @@ use rayon::prelude::*;
 use crate::im2col::{Same, im2col};
 use crate::matmul::{View, ViewMut, product};
 use crate::norm::positive;
+use crate::shifted;
 
 /// The largest im2col band, in values (4 MiB of f32): it stays in cache and bounds memory for
 /// large images, which are cut into bands of whole rows.
@@ -67,10 +68,12 @@ impl Epilogue<'_> {
 /// `y = w ⊛ x`, then `epilogue`: x [batch, cin, h, w], weight [cout, cin, k, k] → [batch, cout, h, w].
 pub fn forward(g: &Same, x: &[f32], weight: &[f32], epilogue: Epilogue<'_>) -> Vec<f32> {
     let (n, w) = (g.pixels(), View::rows(weight, g.cout, g.taps()));
-    let mut y = vec![0.0f32; g.batch * g.cout * n];
+    let mut y = crate::zeroed(g.batch * g.cout * n);
     y.par_chunks_mut(g.cout * n).zip(x.par_chunks(g.cin * n)).for_each(|(y, x)| {
         if g.pointwise() {
             product(ViewMut { data: y, rows: g.cout, cols: n, row_stride: n }, w, View::rows(x, g.cin, n), false);
+        } else if shifted::worth_it(g) {
+            shifted::forward(g, x, weight, y);
         } else {
             for rows in bands(g) {
                 let (from, len) = (rows.start * g.width, rows.len() * g.width);
@@ -111,6 +114,9 @@ pub fn input_grad(g: &Same, weight: &[f32], dy: &[f32]) -> Vec<f32> {
 /// then runs along output channels (few), reads the im2col rows as they lie and packs only `dy`,
 /// where `dy · colᵀ` made it gather the whole im2col matrix column by column.
 pub fn weight_grad(g: &Same, x: &[f32], dy: &[f32]) -> Vec<f32> {
+    if shifted::worth_it(g) {
+        return shifted_weight_grad(g, x, dy);
+    }
     let (n, len) = (g.pixels(), g.cout * g.taps());
     let mut per_image = vec![0.0f32; g.batch * len];
     per_image.par_chunks_mut(len).zip(x.par_chunks(g.cin * n)).zip(dy.par_chunks(g.cout * n)).for_each(|((dwt, x), dy)| {
@@ -136,6 +142,25 @@ pub fn weight_grad(g: &Same, x: &[f32], dy: &[f32]) -> Vec<f32> {
         for (t, per_tap) in image.chunks_exact(g.cout).enumerate() {
             for (o, &v) in per_tap.iter().enumerate() {
                 sum[o * g.taps() + t] += v;
+            }
+        }
+    }
+    sum
+}
+
+/// [`weight_grad`] through [`shifted::weight_grad`]: each image's [k², cout, cin], summed in image
+/// order into [cout, cin, k, k].
+fn shifted_weight_grad(g: &Same, x: &[f32], dy: &[f32]) -> Vec<f32> {
+    let (n, len, taps) = (g.pixels(), g.cout * g.taps(), g.kernel * g.kernel);
+    let mut per_image = vec![0.0f32; g.batch * len];
+    per_image.par_chunks_mut(len).zip(x.par_chunks(g.cin * n)).zip(dy.par_chunks(g.cout * n)).for_each(|((dw, x), dy)| {
+        shifted::weight_grad(g, x, dy, dw);
+    });
+    let mut sum = vec![0.0f32; len];
+    for image in per_image.chunks_exact(len) {
+        for (t, per_tap) in image.chunks_exact(g.cout * g.cin).enumerate() {
+            for (i, &v) in per_tap.iter().enumerate() {
+                sum[i * taps + t] += v;
             }
         }
     }

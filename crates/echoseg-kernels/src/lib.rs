@@ -7,13 +7,17 @@
 //! in tiles of 512 pixels, one small matrix product per tile, a strided scatter back) and their
 //! gradients through a transposed convolution. Here each image's im2col is built by one copy per
 //! tap into a reused band buffer and one matrix product per band writes straight into the
-//! output. The input gradient is itself a "same" convolution (of the output gradient with the
-//! kernel turned half a turn), and the weight gradient is formed transposed so the product reads
-//! the im2col rows as they lie. BatchNorm with the batch's statistics and the ReLU after it are
-//! one operation (three passes forward, two backward, where burn's composition makes about a
-//! dozen), and a block with BatchNorm folded in adds its bias and applies ReLU while each image's
-//! output is in cache. Up-sampling and pooling read their inputs through precomputed
-//! coordinates. On other backends (the GPU) burn's own operations run.
+//! output; where that im2col would outgrow L2 and the channels are many, the input is copied once
+//! into a zero-padded band instead and each tap's product reads it shifted in place (the forward,
+//! and the weight gradient from a band laid out pixel by pixel). The input gradient is itself a
+//! "same" convolution (of the output gradient with the kernel turned half a turn), and the weight
+//! gradient is formed transposed so the product reads the im2col rows as they lie. BatchNorm
+//! with the batch's statistics and the ReLU after it are one operation (three passes forward,
+//! two backward, where burn's composition makes about a dozen), and a block with BatchNorm folded
+//! in adds its bias and applies ReLU while each image's output is in cache. Up-sampling and
+//! pooling read their inputs through precomputed coordinates. Large output buffers are zeroed by
+//! all worker threads, not by the calling thread alone. On other backends (the GPU) burn's own
+//! operations run.
 //!
 //! Results never depend on the number of threads: each image is computed on one thread and every
 //! sum over images runs in image order.
@@ -28,6 +32,7 @@ mod matmul;
 mod norm;
 mod pool;
 mod resize;
+mod shifted;
 
 pub use matmul::{flops, gemm_gflops};
 
@@ -242,6 +247,20 @@ pub(crate) mod reference {
         let pooled = B::max_pool2d_with_indices(x.clone(), [2, 2], [2, 2], [0, 0], [1, 1], false, IntDType::I64);
         B::max_pool2d_with_indices_backward(x, [2, 2], [2, 2], [0, 0], [1, 1], false, grad, pooled.indices).x_grad
     }
+}
+
+/// `len` zeros for an output buffer, written by the worker threads in parallel where the buffer
+/// is large: the calling thread alone zeroing it before the parallel work starts leaves the other
+/// cores idle for that time.
+pub(crate) fn zeroed(len: usize) -> Vec<f32> {
+    use rayon::iter::ParallelExtend;
+    // one thread zeroes fastest with memset (the parallel fill writes value by value)
+    if len < 1 << 16 || rayon::current_num_threads() == 1 {
+        return vec![0.0; len];
+    }
+    let mut values = Vec::with_capacity(len);
+    values.par_extend(rayon::iter::repeat_n(0.0f32, len));
+    values
 }
 
 /// burn's options for a "same" convolution with this weight and dilation.

@@ -108,7 +108,7 @@ fn add<const K: usize>(a: [f64; K], b: [f64; K]) -> [f64; K] {
 /// `relu(gamma · (x − mean) / √(variance + ε) + beta)`, channel by channel.
 pub fn forward(p: &Planes, x: &[f32], stats: (&[f32], &[f32]), gamma: &[f32], beta: &[f32], epsilon: f64) -> Vec<f32> {
     let affine = Affine::new(stats.0, stats.1, gamma, beta, epsilon);
-    let mut y = vec![0.0f32; x.len()];
+    let mut y = crate::zeroed(x.len());
     y.par_chunks_mut(p.pixels).zip(x.par_chunks(p.pixels)).enumerate().for_each(|(plane, (y, x))| {
         let before = affine.channel(plane % p.channels);
         for (y, &x) in y.iter_mut().zip(x) {
@@ -151,7 +151,7 @@ pub fn backward(
         .collect();
     let (dgamma, dbeta): (Vec<f32>, Vec<f32>) = sums.into_iter().unzip();
     let count = p.count() as f32;
-    let mut dx = vec![0.0f32; x.len()];
+    let mut dx = crate::zeroed(x.len());
     dx.par_chunks_mut(p.pixels).zip(x.par_chunks(p.pixels).zip(dy.par_chunks(p.pixels))).enumerate().for_each(|(plane, (dx, (x, dy)))| {
         let c = plane % p.channels;
         let (m, s, before) = (mean[c], affine.inv_std[c], affine.channel(c));

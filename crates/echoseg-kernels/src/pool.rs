@@ -47,7 +47,7 @@ fn rows<'a>(plane: &'a [f32], p: &Pool, o: usize) -> (&'a [f32], &'a [f32]) {
 /// Pools every plane of `x`.
 pub fn forward(p: &Pool, x: &[f32]) -> Vec<f32> {
     let [oh, ow] = p.output();
-    let mut y = vec![0.0f32; p.planes * oh * ow];
+    let mut y = crate::zeroed(p.planes * oh * ow);
     y.par_chunks_mut((oh * ow).max(1)).zip(x.par_chunks((p.height * p.width).max(1))).for_each(|(y, x)| {
         for (row, o) in y.chunks_exact_mut(ow.max(1)).zip(0..oh) {
             let (top, bottom) = rows(x, p, o);
@@ -63,7 +63,7 @@ pub fn forward(p: &Pool, x: &[f32]) -> Vec<f32> {
 /// (windows do not overlap, so each input receives at most one).
 pub fn backward(p: &Pool, x: &[f32], dy: &[f32]) -> Vec<f32> {
     let [oh, ow] = p.output();
-    let mut dx = vec![0.0f32; p.planes * p.height * p.width];
+    let mut dx = crate::zeroed(p.planes * p.height * p.width);
     let (plane, w) = ((p.height * p.width).max(1), p.width);
     dx.par_chunks_mut(plane).zip(x.par_chunks(plane)).zip(dy.par_chunks((oh * ow).max(1))).for_each(|((dx, x), dy)| {
         for (row, o) in dy.chunks_exact(ow.max(1)).zip(0..oh) {

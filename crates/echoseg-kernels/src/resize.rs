@@ -47,7 +47,7 @@ pub struct Resize {
 pub fn forward(r: &Resize, x: &[f32]) -> Vec<f32> {
     let ([ih, iw], [oh, ow]) = (r.input, r.output);
     let (rows, cols) = (Taps::new(ih, oh), Taps::new(iw, ow));
-    let mut y = vec![0.0f32; r.planes * oh * ow];
+    let mut y = crate::zeroed(r.planes * oh * ow);
     y.par_chunks_mut(oh * ow).zip(x.par_chunks(ih * iw)).for_each(|(y, x)| {
         let mut blended = vec![0.0f32; iw];
         for (out, o) in y.chunks_exact_mut(ow).zip(0..oh) {
@@ -70,7 +70,7 @@ pub fn forward(r: &Resize, x: &[f32]) -> Vec<f32> {
 pub fn backward(r: &Resize, dy: &[f32]) -> Vec<f32> {
     let ([ih, iw], [oh, ow]) = (r.input, r.output);
     let (rows, cols) = (Taps::new(ih, oh), Taps::new(iw, ow));
-    let mut dx = vec![0.0f32; r.planes * ih * iw];
+    let mut dx = crate::zeroed(r.planes * ih * iw);
     dx.par_chunks_mut(ih * iw).zip(dy.par_chunks(oh * ow)).for_each(|(dx, dy)| {
         let mut row_grad = vec![0.0f32; iw];
         for (grad, o) in dy.chunks_exact(ow).zip(0..oh) {

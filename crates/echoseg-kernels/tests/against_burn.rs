@@ -6,8 +6,9 @@ use burn::tensor::ops::{ConvOptions, InterpolateMode, InterpolateOptions};
 use burn::tensor::{Device, Distribution, Tensor, TensorData};
 use echoseg_kernels::same_conv2d;
 
-/// (batch, in, out, side, kernel, dilation): the unet's, fcn's, dilated's, bnonly's and heads'.
-const CASES: [(usize, usize, usize, usize, usize, usize); 10] = [
+/// (batch, in, out, side, kernel, dilation): the unet's, fcn's, dilated's, bnonly's and heads',
+/// through im2col and, the last three, through the shifted products of a padded band.
+const CASES: [(usize, usize, usize, usize, usize, usize); 13] = [
     (2, 3, 12, 17, 3, 1),
     (3, 24, 12, 9, 3, 1),
     (2, 8, 8, 12, 3, 2),
@@ -18,6 +19,9 @@ const CASES: [(usize, usize, usize, usize, usize, usize); 10] = [
     (1, 1, 1, 5, 3, 1),
     (2, 4, 6, 13, 5, 3),
     (1, 9, 4, 130, 3, 2), // im2col in two bands of rows
+    (2, 16, 8, 64, 3, 1),
+    (1, 32, 4, 72, 3, 2),
+    (1, 64, 3, 96, 3, 1), // the padded band in three bands of rows
 ];
 
 /// A fixed pseudo-random pattern in [-1, 1), so both paths see the same numbers.
