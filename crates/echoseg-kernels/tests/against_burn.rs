@@ -1,6 +1,8 @@
 //! Every "same" convolution the architectures use, against burn-flex's own operation: outputs and
 //! both gradients within 1e-4 relative, and identical bits for any thread count.
 
+mod common;
+
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::{ConvOptions, InterpolateMode, InterpolateOptions};
 use burn::tensor::{Device, Distribution, Tensor, TensorData};
@@ -205,17 +207,9 @@ struct Normed {
 }
 
 fn norm_run(case: (usize, usize, usize, usize), ours: bool) -> Normed {
-    use burn::module::Param;
     let (batch, channels, h, w) = case;
     let device = Device::flex().autodiff();
-    let mut norm = burn::nn::BatchNormConfig::new(channels).init(&device);
-    // a scale of either sign and shifts that put ReLU's threshold inside the values
-    let ramp = |scale: f32, offset: f32| {
-        let values: Vec<f32> = (0..channels).map(|c| (c as f32 * 0.37 + offset).sin() * scale).collect();
-        Tensor::<1>::from_data(TensorData::new(values, [channels]), &device)
-    };
-    norm.gamma = Param::from_tensor(ramp(1.5, 0.3));
-    norm.beta = Param::from_tensor(ramp(0.8, 1.1));
+    let norm = common::ramped_norm(channels, &device);
     let x = (seeded([batch, channels, h, w], 7, &device) * 2.0 + 0.5).require_grad();
     let r = seeded([batch, channels, h, w], 8, &device);
     let y = if ours {

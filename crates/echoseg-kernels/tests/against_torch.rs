@@ -5,7 +5,8 @@
 //! (sums, largest magnitude and 64 values at fixed positions per tensor) in
 //! `tests/torch_reference.json`.
 
-use burn::module::Param;
+mod common;
+
 use burn::tensor::{Device, Tensor, TensorData};
 use serde_json::Value;
 
@@ -89,13 +90,7 @@ fn batch_norm_and_relu_with_their_gradients_equal_pytorchs() {
     let device = Device::flex().autodiff();
     for case in cases(&reference, "norms") {
         let [channels, side] = ["channels", "side"].map(|k| size(case, k));
-        let mut norm = burn::nn::BatchNormConfig::new(channels).init(&device);
-        let ramp = |scale: f32, offset: f32| {
-            let values: Vec<f32> = (0..channels).map(|c| (c as f32 * 0.37 + offset).sin() * scale).collect();
-            Tensor::<1>::from_data(TensorData::new(values, [channels]), &device)
-        };
-        norm.gamma = Param::from_tensor(ramp(1.5, 0.3));
-        norm.beta = Param::from_tensor(ramp(0.8, 1.1));
+        let norm = common::ramped_norm(channels, &device);
         let x = (pattern([batch, channels, side, side], 7, &device) * 2.0 + 0.5).require_grad();
         let r = pattern([batch, channels, side, side], 8, &device);
         let y = echoseg_kernels::batch_norm_relu_forward(&norm, x.clone());
