@@ -54,6 +54,11 @@ impl Padded {
         let width = g.width + 2 * pad;
         Self { pad, width, plane: (rows + 2 * pad) * width + 2 * pad }
     }
+
+    /// Where tap `t` (row-major in the kernel) starts reading the band, in padded pixels.
+    fn offset(&self, g: &Same, t: usize) -> usize {
+        (t / g.kernel) * g.dilation * self.width + (t % g.kernel) * g.dilation
+    }
 }
 
 /// The bands of output rows the image is cut into, each with its padded input band in budget.
@@ -104,7 +109,7 @@ pub fn forward(g: &Same, x: &[f32], weight: &[f32], y: &mut [f32]) {
             let (band, out) = (&mut band[..g.cin * p.plane], &mut out[..g.cout * n]);
             fill(g, x, &rows, &p, band);
             for t in 0..k * k {
-                let offset = (t / k) * g.dilation * p.width + (t % k) * g.dilation;
+                let offset = p.offset(g, t);
                 // tap t of every (output, input) pair: the weight's values t, k² apart
                 let tap = View { data: &weight[t..], rows: g.cout, cols: g.cin, row_stride: g.taps(), col_stride: k * k };
                 let shifted = View { data: &band[offset..], rows: g.cin, cols: n, row_stride: p.plane, col_stride: 1 };
@@ -159,7 +164,6 @@ fn fill_gradient(g: &Same, dy: &[f32], rows: &Range<usize>, p: &Padded, band: &m
 /// One image's weight gradient, tap by tap: `dw` [k², cout, cin] (overwritten) gets
 /// `dy · xᵀ` of each tap, the input read shifted by the tap's offset.
 pub fn weight_grad(g: &Same, x: &[f32], dy: &[f32], dw: &mut [f32]) {
-    let k = g.kernel;
     BUFFERS.with(|buffers| {
         let (band, gradient) = &mut *buffers.borrow_mut();
         for (b, rows) in bands(g).enumerate() {
@@ -178,8 +182,7 @@ pub fn weight_grad(g: &Same, x: &[f32], dy: &[f32], dw: &mut [f32]) {
             fill_gradient(g, dy, &rows, &p, gradient);
             let lhs = View::rows(gradient, g.cout, n);
             for (t, per_tap) in dw.chunks_exact_mut(g.cout * g.cin).enumerate() {
-                let offset = (t / k) * g.dilation * p.width + (t % k) * g.dilation;
-                let shifted = View::rows(&band[offset * g.cin..], n, g.cin);
+                let shifted = View::rows(&band[p.offset(g, t) * g.cin..], n, g.cin);
                 product(ViewMut { data: per_tap, rows: g.cout, cols: g.cin, row_stride: g.cin }, lhs, shifted, b > 0);
             }
         }
