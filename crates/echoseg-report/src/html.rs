@@ -117,9 +117,8 @@ pub fn cell(text: &str) -> String {
 /// A number for a table cell, right-aligned, with a sign when asked.
 pub fn number(value: Option<f64>, decimals: usize, signed: bool) -> String {
     match value {
-        Some(v) if v.is_finite() && signed => format!("<td class=\"num\">{v:+.decimals$}</td>"),
-        Some(v) if v.is_finite() => format!("<td class=\"num\">{v:.decimals$}</td>"),
-        _ => "<td class=\"num\">–</td>".into(),
+        Some(v) if v.is_finite() => number_cell(&number_text(v, decimals, signed)),
+        _ => number_cell("–"),
     }
 }
 
@@ -143,7 +142,7 @@ pub fn number_cell(text: &str) -> String {
 pub fn interval_cell(v: Option<[f64; 3]>, decimals: usize, signed: bool) -> String {
     match v {
         Some(v) if v.iter().all(|x| x.is_finite()) => number_cell(&with_interval(v, decimals, signed)),
-        _ => "<td class=\"num\">–</td>".into(),
+        _ => number_cell("–"),
     }
 }
 

@@ -9,7 +9,7 @@ use echoseg_study::read::Treatment;
 use echoseg_study::read::{Judgement, Target};
 
 use crate::figures::{SELECTION_BIASES, groups, sort_by_name};
-use crate::html::{Table, cell, escape, interval_cell, number, with_interval};
+use crate::html::{Table, cell, escape, interval_cell, number, number_text, with_interval};
 use echoseg_study::read::{GapRow, PretrainingRow, ResultRow, SummaryRow, TargetRow, VerdictRow, answer_rows};
 
 /// The mean of `metric` over the rows `subject` picks; `None` when there are none.
@@ -100,7 +100,7 @@ pub(crate) fn verdict_table(
         .filter_map(|&(b, treatment)| {
             let bias = *Bias::COUNTED.get(b)?;
             let signed = bias.signed();
-            let show = |x: f64| if signed { format!("{x:+.2}") } else { format!("{x:.2}") };
+            let show = |x: f64| number_text(x, 2, signed);
             let mut cells = vec![cell(&bias.display_name()), cell(&treatment.to_string())];
             for m in &columns {
                 cells.push(match at_last.iter().find(|v| v.bias == bias && &v.treatment == treatment && &v.model == *m) {

@@ -9,6 +9,7 @@ use echoseg_agree::{Bias, Metric};
 use echoseg_study::read::{Strategy, Treatment};
 
 use crate::chart::{Chart, sequential, series_colour, text};
+use crate::html::number_text;
 use echoseg_study::read::{HistoryRow, ResultRow, SummaryRow};
 
 /// One line of a line panel.
@@ -498,7 +499,7 @@ pub fn trajectory(rows: &[ResultRow], summary: &[SummaryRow], metric: &Metric, t
         .iter()
         .filter(|r| r.is_source() && &r.metric == metric)
         .map(|r| {
-            let value = if metric.signed() { format!("{:+.2}", r.value) } else { format!("{:.2}", r.value) };
+            let value = number_text(r.value, 2, metric.signed());
             Reference { label: format!("{} labels ({value})", r.model), value: r.value }
         })
         .collect();
