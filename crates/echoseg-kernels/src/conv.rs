@@ -25,13 +25,7 @@ thread_local! {
 
 /// Runs `f` with this thread's band buffer of at least `len` values (contents arbitrary).
 fn with_band<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
-    BAND.with(|band| {
-        let mut band = band.borrow_mut();
-        if band.len() < len {
-            band.resize(len, 0.0);
-        }
-        f(&mut band[..len])
-    })
+    BAND.with(|band| f(crate::at_least(&mut band.borrow_mut(), len)))
 }
 
 /// The bands of output rows an image is cut into.
@@ -110,59 +104,48 @@ pub fn input_grad(g: &Same, weight: &[f32], dy: &[f32]) -> Vec<f32> {
 
 /// The weight gradient: `dw = Σ_images dy · colᵀ`, summed in image order.
 ///
-/// Each image's product is formed transposed, `dwᵀ = col · dyᵀ` [taps, cout]: the matrix product
-/// then runs along output channels (few), reads the im2col rows as they lie and packs only `dy`,
-/// where `dy · colᵀ` made it gather the whole im2col matrix column by column.
+/// Each image's gradient is formed transposed, by [`shifted::weight_grad`] where it applies
+/// ([k², cout · cin]) and by [`im2col_weight_grad`] otherwise ([taps, cout]); the sum over images
+/// turns it back to [cout, cin, k, k].
 pub fn weight_grad(g: &Same, x: &[f32], dy: &[f32]) -> Vec<f32> {
-    if shifted::worth_it(g) {
-        return shifted_weight_grad(g, x, dy);
-    }
     let (n, len) = (g.pixels(), g.cout * g.taps());
+    let shifted = shifted::worth_it(g);
     let mut per_image = vec![0.0f32; g.batch * len];
-    per_image.par_chunks_mut(len).zip(x.par_chunks(g.cin * n)).zip(dy.par_chunks(g.cout * n)).for_each(|((dwt, x), dy)| {
-        let dyt = View::rows(dy, g.cout, n).t();
-        fn dst<'a>(g: &Same, dwt: &'a mut [f32]) -> ViewMut<'a> {
-            ViewMut { data: dwt, rows: g.taps(), cols: g.cout, row_stride: g.cout }
-        }
-        if g.pointwise() {
-            return product(dst(g, dwt), View::rows(x, g.cin, n), dyt, false);
-        }
-        for (band, rows) in bands(g).enumerate() {
-            let (from, pixels) = (rows.start * g.width, rows.len() * g.width);
-            with_band(g.taps() * pixels, |col| {
-                im2col(g, x, rows, col);
-                let dyt = dyt.t().columns(from, pixels).t();
-                product(dst(g, &mut *dwt), View::rows(col, g.taps(), pixels), dyt, band > 0);
-            });
-        }
+    per_image.par_chunks_mut(len).zip(x.par_chunks(g.cin * n)).zip(dy.par_chunks(g.cout * n)).for_each(|((dwt, x), dy)| match shifted {
+        true => shifted::weight_grad(g, x, dy, dwt),
+        false => im2col_weight_grad(g, x, dy, dwt),
     });
-    // the images' sum, transposed back to [cout, taps]
+    // rows of each image's transposed gradient: one per tap (k²) or one per input channel and tap
+    let rows = if shifted { g.kernel * g.kernel } else { g.taps() };
     let mut sum = vec![0.0f32; len];
     for image in per_image.chunks_exact(len) {
-        for (t, per_tap) in image.chunks_exact(g.cout).enumerate() {
-            for (o, &v) in per_tap.iter().enumerate() {
-                sum[o * g.taps() + t] += v;
+        for (r, row) in image.chunks_exact(len / rows).enumerate() {
+            for (c, &v) in row.iter().enumerate() {
+                sum[c * rows + r] += v;
             }
         }
     }
     sum
 }
 
-/// [`weight_grad`] through [`shifted::weight_grad`]: each image's [k², cout, cin], summed in image
-/// order into [cout, cin, k, k].
-fn shifted_weight_grad(g: &Same, x: &[f32], dy: &[f32]) -> Vec<f32> {
-    let (n, len, taps) = (g.pixels(), g.cout * g.taps(), g.kernel * g.kernel);
-    let mut per_image = vec![0.0f32; g.batch * len];
-    per_image.par_chunks_mut(len).zip(x.par_chunks(g.cin * n)).zip(dy.par_chunks(g.cout * n)).for_each(|((dw, x), dy)| {
-        shifted::weight_grad(g, x, dy, dw);
-    });
-    let mut sum = vec![0.0f32; len];
-    for image in per_image.chunks_exact(len) {
-        for (t, per_tap) in image.chunks_exact(g.cout * g.cin).enumerate() {
-            for (i, &v) in per_tap.iter().enumerate() {
-                sum[i * taps + t] += v;
-            }
-        }
+/// One image's weight gradient through im2col, `dwt` [taps, cout] = `col · dyᵀ`: the matrix
+/// product then runs along output channels (few), reads the im2col rows as they lie and packs
+/// only `dy`, where `dy · colᵀ` made it gather the whole im2col matrix column by column.
+fn im2col_weight_grad(g: &Same, x: &[f32], dy: &[f32], dwt: &mut [f32]) {
+    let n = g.pixels();
+    let dyt = View::rows(dy, g.cout, n).t();
+    fn dst<'a>(g: &Same, dwt: &'a mut [f32]) -> ViewMut<'a> {
+        ViewMut { data: dwt, rows: g.taps(), cols: g.cout, row_stride: g.cout }
     }
-    sum
+    if g.pointwise() {
+        return product(dst(g, dwt), View::rows(x, g.cin, n), dyt, false);
+    }
+    for (band, rows) in bands(g).enumerate() {
+        let (from, pixels) = (rows.start * g.width, rows.len() * g.width);
+        with_band(g.taps() * pixels, |col| {
+            im2col(g, x, rows, col);
+            let dyt = dyt.t().columns(from, pixels).t();
+            product(dst(g, &mut *dwt), View::rows(col, g.taps(), pixels), dyt, band > 0);
+        });
+    }
 }

@@ -263,6 +263,14 @@ pub(crate) fn zeroed(len: usize) -> Vec<f32> {
     values
 }
 
+/// The first `len` values of a reused scratch `buffer`, grown to hold them (contents arbitrary).
+pub(crate) fn at_least(buffer: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    if buffer.len() < len {
+        buffer.resize(len, 0.0);
+    }
+    &mut buffer[..len]
+}
+
 /// burn's options for a "same" convolution with this weight and dilation.
 fn conv_options<P: burn::backend::TensorMetadata>(weight: &P, dilation: usize) -> ConvOptions<2> {
     let shape = weight.shape();

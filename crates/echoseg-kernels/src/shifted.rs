@@ -15,6 +15,7 @@
 use std::cell::RefCell;
 use std::ops::Range;
 
+use crate::at_least;
 use crate::im2col::Same;
 use crate::matmul::{View, ViewMut, product};
 
@@ -55,6 +56,12 @@ impl Padded {
         Self { pad, width, plane: (rows + 2 * pad) * width + 2 * pad }
     }
 
+    /// The image row band row `r` of the output rows `rows` holds, or `None` in the padding
+    /// above or below the image.
+    fn source_row(&self, g: &Same, rows: &Range<usize>, r: usize) -> Option<usize> {
+        (rows.start + r).checked_sub(self.pad).filter(|&y| y < g.height)
+    }
+
     /// Where tap `t` (row-major in the kernel) starts reading the band, in padded pixels.
     fn offset(&self, g: &Same, t: usize) -> usize {
         (t / g.kernel) * g.dilation * self.width + (t % g.kernel) * g.dilation
@@ -76,12 +83,10 @@ fn fill(g: &Same, x: &[f32], rows: &Range<usize>, p: &Padded, band: &mut [f32]) 
     for (c, plane) in band.chunks_exact_mut(p.plane).enumerate() {
         let channel = &x[c * pixels..(c + 1) * pixels];
         for (r, row) in plane.chunks_exact_mut(p.width).enumerate() {
-            let y = (rows.start + r) as isize - p.pad as isize;
-            if y < 0 || y >= g.height as isize {
+            let Some(y) = p.source_row(g, rows, r) else {
                 row.fill(0.0);
                 continue;
-            }
-            let y = y as usize;
+            };
             row[..p.pad].fill(0.0);
             row[p.pad..p.pad + g.width].copy_from_slice(&channel[y * g.width..(y + 1) * g.width]);
             row[p.pad + g.width..].fill(0.0);
@@ -100,13 +105,7 @@ pub fn forward(g: &Same, x: &[f32], weight: &[f32], y: &mut [f32]) {
         for rows in bands(g) {
             let p = Padded::new(g, rows.len());
             let n = rows.len() * p.width;
-            if band.len() < g.cin * p.plane {
-                band.resize(g.cin * p.plane, 0.0);
-            }
-            if out.len() < g.cout * n {
-                out.resize(g.cout * n, 0.0);
-            }
-            let (band, out) = (&mut band[..g.cin * p.plane], &mut out[..g.cout * n]);
+            let (band, out) = (at_least(band, g.cin * p.plane), at_least(out, g.cout * n));
             fill(g, x, &rows, &p, band);
             for t in 0..k * k {
                 let offset = p.offset(g, t);
@@ -133,13 +132,10 @@ fn fill_pixel_major(g: &Same, x: &[f32], rows: &Range<usize>, p: &Padded, band: 
     let (pixels, cin) = (g.pixels(), g.cin);
     band.fill(0.0);
     for r in 0..rows.len() + 2 * p.pad {
-        let y = (rows.start + r) as isize - p.pad as isize;
-        if y < 0 || y >= g.height as isize {
-            continue;
-        }
+        let Some(y) = p.source_row(g, rows, r) else { continue };
         let row = &mut band[(r * p.width + p.pad) * cin..][..g.width * cin];
         for (c, channel) in x.chunks_exact(pixels).enumerate() {
-            let source = &channel[y as usize * g.width..][..g.width];
+            let source = &channel[y * g.width..][..g.width];
             for (to, &v) in row.chunks_exact_mut(cin).zip(source) {
                 to[c] = v;
             }
@@ -169,15 +165,8 @@ pub fn weight_grad(g: &Same, x: &[f32], dy: &[f32], dw: &mut [f32]) {
         for (b, rows) in bands(g).enumerate() {
             let p = Padded::new(g, rows.len());
             let n = rows.len() * p.width;
-            // the pixel-major band: its rows and the slack the last tap reads past them
-            let pixels = p.plane;
-            if band.len() < pixels * g.cin {
-                band.resize(pixels * g.cin, 0.0);
-            }
-            if gradient.len() < g.cout * n {
-                gradient.resize(g.cout * n, 0.0);
-            }
-            let (band, gradient) = (&mut band[..pixels * g.cin], &mut gradient[..g.cout * n]);
+            // the pixel-major band holds the same values as the forward's: `plane` pixels of cin
+            let (band, gradient) = (at_least(band, p.plane * g.cin), at_least(gradient, g.cout * n));
             fill_pixel_major(g, x, &rows, &p, band);
             fill_gradient(g, dy, &rows, &p, gradient);
             let lhs = View::rows(gradient, g.cout, n);
