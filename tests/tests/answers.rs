@@ -126,5 +126,9 @@ fn a_dilation_repeated_every_generation_drifts_when_replaced_and_less_when_accum
     let (replace, accumulate) = (offset(PseudoLabels::Replace), offset(PseudoLabels::Accumulate));
     assert!(replace.slope[0] >= 0.4, "replace drifts outwards generation after generation (measured 0.60 px): {replace:?}");
     assert_eq!(replace.trend, Trend::Drifts, "{replace:?}");
-    assert!(accumulate.last[0] < replace.last[0] - 0.3, "accumulate holds the boundary back: {accumulate:?} against {replace:?}");
+    // How far back it holds is not a finding at this size (two seeds of a 160-step model): the
+    // gap was 0.63 px with the matrix-product kernels and 0.20 px with the direct convolution,
+    // which only rounds differently (one accumulating seed drifted as far as replacing). Only
+    // the direction is asserted; a larger study has to size it.
+    assert!(accumulate.last[0] < replace.last[0], "accumulate holds the boundary back: {accumulate:?} against {replace:?}");
 }

@@ -1,13 +1,13 @@
 //! The backward passes of the kernels: the gradients the inner backend computes, so a training
 //! step never leaves the kernels of this crate.
 
-use burn::backend::Backend;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
 use burn::backend::autodiff::{Autodiff, NodeId};
 use burn::backend::tensor::FloatTensor;
+use burn::backend::{Backend, TensorMetadata};
 
 use crate::KernelBackend;
 
@@ -79,6 +79,14 @@ impl<B: Backend + KernelBackend, C: CheckpointStrategy> KernelBackend for Autodi
         }
     }
 
+    fn concat_channels(a: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self> {
+        let first = a.primitive().shape()[1];
+        match ConcatChannels.prepare::<C>([a.node(), b.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => prep.finish(first, B::concat_channels(a.into_primitive(), b.into_primitive())),
+            OpsKind::UnTracked(prep) => prep.finish(B::concat_channels(a.into_primitive(), b.into_primitive())),
+        }
+    }
+
     fn max_pool2(x: FloatTensor<Self>) -> FloatTensor<Self> {
         match MaxPool2.prepare::<C>([x.node()]).compute_bound().stateful() {
             OpsKind::Tracked(mut prep) => {
@@ -86,6 +94,25 @@ impl<B: Backend + KernelBackend, C: CheckpointStrategy> KernelBackend for Autodi
                 prep.finish(x_state, B::max_pool2(x.into_primitive()))
             }
             OpsKind::UnTracked(prep) => prep.finish(B::max_pool2(x.into_primitive())),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct ConcatChannels;
+
+impl<B: Backend + KernelBackend> Backward<B, 2> for ConcatChannels {
+    /// Channels of the first input.
+    type State = usize;
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+        let [node_a, node_b] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        let (da, db) = B::split_channels(grad, ops.state);
+        for (node, grad) in [(node_a, da), (node_b, db)] {
+            if let Some(node) = node {
+                grads.register::<B>(node.id, grad);
+            }
         }
     }
 }

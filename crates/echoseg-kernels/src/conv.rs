@@ -1,14 +1,18 @@
 //! The "same" convolution and its two gradients on slices in NCHW order, image by image.
 //!
-//! Each image is computed on one thread from start to end (its im2col in bands of rows, one
-//! matrix product per band, written straight into its part of the output), so no result
-//! depends on how many threads share the batch.
+//! Each image is computed on one thread from start to end, so no result depends on how many
+//! threads share the batch: by the direct convolution of `direct.rs` where the machine has AVX2
+//! or AVX-512, otherwise by im2col in bands of rows (one matrix product per band, written
+//! straight into its part of the output) or the shifted products of `shifted.rs`; a 1×1
+//! convolution is one matrix product. The weight gradient takes whichever of the three was
+//! measured fastest for the geometry ([`WeightGradPath`]).
 
 use std::cell::RefCell;
 use std::ops::Range;
 
 use rayon::prelude::*;
 
+use crate::direct;
 use crate::im2col::{Same, im2col};
 use crate::matmul::{View, ViewMut, product};
 use crate::norm::positive;
@@ -57,13 +61,28 @@ impl Epilogue<'_> {
             }
         }
     }
+
+    /// Writes output channel `c`'s `values` into `to` with the epilogue applied.
+    pub(crate) fn write(&self, c: usize, values: &[f32], to: &mut [f32]) {
+        let bias = self.bias.map_or(0.0, |b| b[c]);
+        match self.relu {
+            true => to.iter_mut().zip(values).for_each(|(t, &v)| *t = positive(v + bias)),
+            false if self.bias.is_some() => to.iter_mut().zip(values).for_each(|(t, &v)| *t = v + bias),
+            false => to.copy_from_slice(values),
+        }
+    }
 }
 
 /// `y = w ⊛ x`, then `epilogue`: x [batch, cin, h, w], weight [cout, cin, k, k] → [batch, cout, h, w].
 pub fn forward(g: &Same, x: &[f32], weight: &[f32], epilogue: Epilogue<'_>) -> Vec<f32> {
     let (n, w) = (g.pixels(), View::rows(weight, g.cout, g.taps()));
     let mut y = crate::zeroed(g.batch * g.cout * n);
+    let taps = direct::worth_it(g).then(|| direct::tap_major(g, weight));
     y.par_chunks_mut(g.cout * n).zip(x.par_chunks(g.cin * n)).for_each(|(y, x)| {
+        if let Some(taps) = &taps {
+            // the epilogue is applied as each block of the output is written
+            return direct::forward(g, x, taps, epilogue, y);
+        }
         if g.pointwise() {
             product(ViewMut { data: y, rows: g.cout, cols: n, row_stride: n }, w, View::rows(x, g.cin, n), false);
         } else if shifted::worth_it(g) {
@@ -102,29 +121,66 @@ pub fn input_grad(g: &Same, weight: &[f32], dy: &[f32]) -> Vec<f32> {
     forward(&transposed, dy, &turned, Epilogue::NONE)
 }
 
-/// The weight gradient: `dw = Σ_images dy · colᵀ`, summed in image order.
-///
-/// Each image's gradient is formed transposed, by [`shifted::weight_grad`] where it applies
-/// ([k², cout · cin]) and by [`im2col_weight_grad`] otherwise ([taps, cout]); the sum over images
-/// turns it back to [cout, cin, k, k].
-pub fn weight_grad(g: &Same, x: &[f32], dy: &[f32]) -> Vec<f32> {
-    let (n, len) = (g.pixels(), g.cout * g.taps());
-    let shifted = shifted::worth_it(g);
-    let mut per_image = vec![0.0f32; g.batch * len];
-    per_image.par_chunks_mut(len).zip(x.par_chunks(g.cin * n)).zip(dy.par_chunks(g.cout * n)).for_each(|((dwt, x), dy)| match shifted {
-        true => shifted::weight_grad(g, x, dy, dwt),
-        false => im2col_weight_grad(g, x, dy, dwt),
-    });
-    // rows of each image's transposed gradient: one per tap (k²) or one per input channel and tap
-    let rows = if shifted { g.kernel * g.kernel } else { g.taps() };
-    let mut sum = vec![0.0f32; len];
-    for image in per_image.chunks_exact(len) {
-        for (r, row) in image.chunks_exact(len / rows).enumerate() {
-            for (c, &v) in row.iter().enumerate() {
-                sum[c * rows + r] += v;
-            }
+/// How one image's weight gradient is computed, each the fastest where it is chosen (measured
+/// at the reference unet's and the default study's shapes).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum WeightGradPath {
+    /// [`direct::weight_grad`], [cout, cin, k, k]: where the output channels are few (16 or fewer)
+    /// for a matrix product along them and the rows long (32 pixels or more) for whole vectors.
+    Direct,
+    /// [`shifted::weight_grad`], [k², cout · cin]: where the forward's shifted products apply.
+    Shifted,
+    /// [`im2col_weight_grad`], [taps, cout]: everywhere else.
+    Im2col,
+}
+
+impl WeightGradPath {
+    fn choose(g: &Same) -> Self {
+        let shifted = shifted::worth_it(g);
+        let few_outputs = g.cout < 16 || (g.cout == 16 && !shifted);
+        if direct::worth_it(g) && few_outputs && g.width >= 32 {
+            Self::Direct
+        } else if shifted {
+            Self::Shifted
+        } else {
+            Self::Im2col
         }
     }
+
+    /// Rows of one image's gradient as this path lays it out, the transpose of [cout, cin, k, k]
+    /// (the direct path's is that layout itself: one row).
+    fn rows(self, g: &Same) -> usize {
+        match self {
+            Self::Direct => 1,
+            Self::Shifted => g.kernel * g.kernel,
+            Self::Im2col => g.taps(),
+        }
+    }
+}
+
+/// The weight gradient: `dw = Σ_images dy · colᵀ`, summed in image order.
+///
+/// Each image's gradient is formed by the [`WeightGradPath`] chosen for the geometry; the sum
+/// over images turns it back to [cout, cin, k, k] where the path formed it transposed.
+pub fn weight_grad(g: &Same, x: &[f32], dy: &[f32]) -> Vec<f32> {
+    let (n, len) = (g.pixels(), g.cout * g.taps());
+    let path = WeightGradPath::choose(g);
+    let mut per_image = crate::zeroed(g.batch * len);
+    per_image.par_chunks_mut(len).zip(x.par_chunks(g.cin * n)).zip(dy.par_chunks(g.cout * n)).for_each(|((dw, x), dy)| match path {
+        WeightGradPath::Direct => direct::weight_grad(g, x, dy, dw),
+        WeightGradPath::Shifted => shifted::weight_grad(g, x, dy, dw),
+        WeightGradPath::Im2col => im2col_weight_grad(g, x, dy, dw),
+    });
+    // each worker sums its own run of the result, every value over the images in image order
+    let rows = path.rows(g);
+    let (columns, mut sum) = (len / rows, vec![0.0f32; len]);
+    sum.par_chunks_mut(rows).enumerate().for_each(|(c, sum)| {
+        for image in per_image.chunks_exact(len) {
+            for (s, &v) in sum.iter_mut().zip(image[c..].iter().step_by(columns)) {
+                *s += v;
+            }
+        }
+    });
     sum
 }
 

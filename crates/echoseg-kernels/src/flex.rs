@@ -10,7 +10,7 @@ use crate::im2col::Same;
 use crate::norm::{self, Planes};
 use crate::pool::{self, Pool};
 use crate::resize::{self, Resize};
-use crate::{KernelBackend, conv, reference};
+use crate::{KernelBackend, concat, conv, reference};
 
 impl KernelBackend for Flex {
     fn same_conv2d(x: FlexTensor, weight: FlexTensor, dilation: usize) -> FlexTensor {
@@ -126,6 +126,27 @@ impl KernelBackend for Flex {
         let dx = pool::backward(&p, values(&x).storage(), values(&output_grad).storage());
         tensor(dx, shape4(&x))
     }
+
+    fn concat_channels(a: FlexTensor, b: FlexTensor) -> FlexTensor {
+        let (sa, sb) = (a.shape(), b.shape());
+        let fits = a.dtype() == DType::F32 && b.dtype() == DType::F32 && sa.num_dims() == 4 && sb.num_dims() == 4;
+        if !fits || sa[0] != sb[0] || sa[2..] != sb[2..] {
+            return reference::concat_channels::<Flex>(a, b);
+        }
+        let pixels = sa[2] * sa[3];
+        let y = concat::join(values(&a).storage(), values(&b).storage(), sa[0], [sa[1] * pixels, sb[1] * pixels]);
+        tensor(y, [sa[0], sa[1] + sb[1], sa[2], sa[3]])
+    }
+
+    fn split_channels(x: FlexTensor, first: usize) -> (FlexTensor, FlexTensor) {
+        let shape = x.shape();
+        if x.dtype() != DType::F32 || shape.num_dims() != 4 || first > shape[1] {
+            return reference::split_channels::<Flex>(x, first);
+        }
+        let (pixels, rest) = (shape[2] * shape[3], shape[1] - first);
+        let (a, b) = concat::split(values(&x).storage(), shape[0], [first * pixels, rest * pixels]);
+        (tensor(a, [shape[0], first, shape[2], shape[3]]), tensor(b, [shape[0], rest, shape[2], shape[3]]))
+    }
 }
 
 /// The convolution's geometry, or `None` where the kernels here do not apply.
@@ -184,4 +205,25 @@ fn values(t: &FlexTensor) -> FlexTensor {
 
 fn tensor<const D: usize>(values: Vec<f32>, shape: [usize; D]) -> FlexTensor {
     FlexTensor::new(Bytes::from_elems(values), Layout::contiguous(Shape::from(shape.to_vec())), DType::F32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// burn's own operations are what the GPU runs for the concatenation and its split.
+    #[test]
+    fn the_split_is_the_inverse_of_the_concatenation_in_burns_operations_and_here() {
+        let (a, b) = ((0..2 * 3 * 4).map(|v| v as f32).collect::<Vec<_>>(), (0..2 * 5 * 4).map(|v| -(v as f32)).collect::<Vec<_>>());
+        let (ta, tb) = (tensor(a.clone(), [2, 3, 2, 2]), tensor(b.clone(), [2, 5, 2, 2]));
+        let ours = <Flex as KernelBackend>::concat_channels(ta.clone(), tb.clone());
+        let burns = reference::concat_channels::<Flex>(ta, tb);
+        let read = |t: &FlexTensor| values(t).storage().to_vec();
+        assert_eq!(read(&ours), read(&burns));
+        assert_eq!(read(&ours)[..12], a[..12], "the first image's first input, then its second");
+        for (da, db) in [<Flex as KernelBackend>::split_channels(ours.clone(), 3), reference::split_channels::<Flex>(burns, 3)] {
+            assert_eq!((read(&da), read(&db)), (a.clone(), b.clone()));
+            assert_eq!((da.shape()[1], db.shape()[1]), (3, 5));
+        }
+    }
 }

@@ -32,6 +32,11 @@ impl Same {
         self.cin * self.kernel * self.kernel
     }
 
+    /// Zero rows and columns on each side that keep the output the input's size.
+    pub fn pad(&self) -> usize {
+        self.dilation * (self.kernel - 1) / 2
+    }
+
     /// Whether the convolution is a plain channel mix (1×1), which needs no im2col.
     pub fn pointwise(&self) -> bool {
         self.kernel == 1
@@ -39,7 +44,7 @@ impl Same {
 
     /// The offsets (dy, dx) of tap (ky, kx) from the output pixel.
     fn offset(&self, ky: usize, kx: usize) -> (isize, isize) {
-        let pad = (self.dilation * (self.kernel - 1) / 2) as isize;
+        let pad = self.pad() as isize;
         ((ky * self.dilation) as isize - pad, (kx * self.dilation) as isize - pad)
     }
 

@@ -1,31 +1,37 @@
 //! The CPU kernels of echoseg's architectures, forward and backward: their convolutions, their
-//! BatchNorm + ReLU, their bilinear up-sampling and their 2×2 max-pooling.
+//! BatchNorm + ReLU, their bilinear up-sampling, their 2×2 max-pooling and the concatenation of
+//! a decoder's inputs.
 //!
 //! Every convolution the architectures use is a "same" convolution: stride 1, one group, a 1×1 or
 //! k×k kernel (k odd) with any dilation, padded so the output keeps the input's size. burn-flex
 //! runs 2-D convolutions through a general 3-D path (a layout copy, im2col one value at a time
 //! in tiles of 512 pixels, one small matrix product per tile, a strided scatter back) and their
-//! gradients through a transposed convolution. Here each image's im2col is built by one copy per
-//! tap into a reused band buffer and one matrix product per band writes straight into the
-//! output; where that im2col would outgrow L2 and the channels are many, the input is copied once
-//! into a zero-padded band instead and each tap's product reads it shifted in place (the forward,
-//! and the weight gradient from a band laid out pixel by pixel). The input gradient is itself a
-//! "same" convolution (of the output gradient with the kernel turned half a turn), and the weight
-//! gradient is formed transposed so the product reads the im2col rows as they lie. BatchNorm
-//! with the batch's statistics and the ReLU after it are one operation (three passes forward,
-//! two backward, where burn's composition makes about a dozen), and a block with BatchNorm folded
-//! in adds its bias and applies ReLU while each image's output is in cache. Up-sampling and
-//! pooling read their inputs through precomputed coordinates. Large output buffers are zeroed by
-//! all worker threads, not by the calling thread alone. On other backends (the GPU) burn's own
+//! gradients through a transposed convolution. Here, on a machine with AVX2 or AVX-512, each
+//! image's k×k convolution is computed directly: the input copied once into a zero-padded band,
+//! a block of output channels × vectors of pixels held in registers while every tap and input
+//! channel is added into it, each output value written once (with a folded block's bias and ReLU
+//! applied as it is written). The input gradient is itself a "same" convolution (of the output
+//! gradient with the kernel turned half a turn) and runs the same way. The weight gradient is
+//! computed directly too where the output channels are few and the rows long, and otherwise as
+//! matrix products: of each image's im2col band, or, where that im2col would outgrow L2 and the
+//! channels are many, of an input band laid out pixel by pixel read shifted once per tap.
+//! Without AVX2 the forward runs through those matrix products as well. BatchNorm with the
+//! batch's statistics and the ReLU after it are one operation (three passes forward, two
+//! backward, where burn's composition makes about a dozen). Up-sampling widens the input's rows
+//! and then blends them, pooling reads its inputs through precomputed coordinates, and the
+//! concatenation and its gradient copy image by image. Large output buffers are zeroed by all
+//! worker threads, not by the calling thread alone. On other backends (the GPU) burn's own
 //! operations run.
 //!
 //! Results never depend on the number of threads: each image is computed on one thread and every
 //! sum over images runs in image order.
 
 mod autodiff;
+mod concat;
 mod conv;
 #[cfg(feature = "wgpu")]
 mod cube;
+mod direct;
 mod flex;
 mod im2col;
 mod matmul;
@@ -46,8 +52,8 @@ use burn::nn::{BatchNorm, PaddingConfig2d};
 use burn::tensor::Tensor;
 use burn::tensor::activation::relu;
 
-/// A backend that runs the architectures' "same" convolutions, bilinear up-sampling and 2×2
-/// max-pooling (see the crate documentation).
+/// A backend that runs the architectures' "same" convolutions, BatchNorm + ReLU, bilinear
+/// up-sampling, 2×2 max-pooling and channel concatenation (see the crate documentation).
 ///
 /// The default bodies are burn's own operations, so a backend without kernels of its own still
 /// computes the same function.
@@ -145,15 +151,27 @@ pub trait KernelBackend: Backend {
     fn max_pool2_grad(x: FloatTensor<Self>, output_grad: FloatTensor<Self>) -> FloatTensor<Self> {
         reference::max_pool2_grad::<Self>(x, output_grad)
     }
+
+    /// `a` [batch, ca, h, w] and `b` [batch, cb, h, w] side by side: [batch, ca + cb, h, w].
+    fn concat_channels(a: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self> {
+        reference::concat_channels::<Self>(a, b)
+    }
+
+    /// `x` [batch, c, h, w] cut into its first `first` channels and the rest: the gradient of
+    /// [`concat_channels`](Self::concat_channels) with respect to its two inputs.
+    fn split_channels(x: FloatTensor<Self>, first: usize) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        reference::split_channels::<Self>(x, first)
+    }
 }
 
 /// burn's own operations computing the same functions: the default bodies, and what the CPU
 /// kernels fall back to where they do not apply (another dtype, an even kernel).
 pub(crate) mod reference {
     use burn::backend::Backend;
+    use burn::backend::TensorMetadata;
     use burn::backend::ops::{InterpolateMode, InterpolateOptions};
     use burn::backend::tensor::FloatTensor;
-    use burn::tensor::IntDType;
+    use burn::tensor::{IntDType, Slice};
 
     use crate::conv_options;
 
@@ -239,6 +257,19 @@ pub(crate) mod reference {
         (grads.x_grad, grads.gamma_grad, grads.beta_grad)
     }
 
+    pub fn concat_channels<B: Backend>(a: FloatTensor<B>, b: FloatTensor<B>) -> FloatTensor<B> {
+        B::float_cat(vec![a, b], 1)
+    }
+
+    pub fn split_channels<B: Backend>(x: FloatTensor<B>, first: usize) -> (FloatTensor<B>, FloatTensor<B>) {
+        let channels = x.shape()[1];
+        let cut = |range: std::ops::Range<usize>| {
+            let whole = Slice::full();
+            B::float_slice(x.clone(), &[whole, Slice::new(range.start as isize, Some(range.end as isize), 1), whole, whole])
+        };
+        (cut(0..first), cut(first..channels))
+    }
+
     pub fn max_pool2<B: Backend>(x: FloatTensor<B>) -> FloatTensor<B> {
         B::max_pool2d(x, [2, 2], [2, 2], [0, 0], [1, 1], false)
     }
@@ -283,6 +314,12 @@ fn conv_options<P: burn::backend::TensorMetadata>(weight: &P, dilation: usize) -
 pub fn same_conv2d(x: Tensor<4>, weight: Tensor<4>, dilation: usize) -> Tensor<4> {
     let out = <burn::backend::Dispatch as KernelBackend>::same_conv2d(x.into_dispatch(), weight.into_dispatch(), dilation);
     Tensor::from_dispatch(out)
+}
+
+/// `a` [batch, ca, h, w] and `b` [batch, cb, h, w] concatenated along channels:
+/// `Tensor::cat(vec![a, b], 1)`, copied image by image by every worker thread; differentiable.
+pub fn concat_channels(a: Tensor<4>, b: Tensor<4>) -> Tensor<4> {
+    Tensor::from_dispatch(<burn::backend::Dispatch as KernelBackend>::concat_channels(a.into_dispatch(), b.into_dispatch()))
 }
 
 /// `x` [batch, channels, h, w] resized bilinearly to `size` with corners aligned: burn's

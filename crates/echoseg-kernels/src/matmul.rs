@@ -6,13 +6,19 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
-/// Floating-point operations of every product since the process started, 2·m·n·k each: the
-/// convolutions' useful work, which `echoseg bench` divides by time for its GFLOP/s.
+/// Floating-point operations of every product since the process started, 2·m·n·k each (and a
+/// direct convolution's 2 · cout · cin · k² per pixel): the convolutions' useful work, which
+/// `echoseg bench` divides by time for its GFLOP/s.
 static FLOPS: AtomicU64 = AtomicU64::new(0);
 
 /// Floating-point operations of every matrix product so far (see [`FLOPS`]).
 pub fn flops() -> u64 {
     FLOPS.load(Ordering::Relaxed)
+}
+
+/// Counts `operations` of a convolution computed without a matrix product (`direct.rs`).
+pub(crate) fn count(operations: usize) {
+    FLOPS.fetch_add(operations as u64, Ordering::Relaxed);
 }
 
 /// The machine's own rate of this product in GFLOP/s on the current thread pool: one
@@ -115,7 +121,7 @@ pub fn product(dst: ViewMut<'_>, lhs: View<'_>, rhs: View<'_>, accumulate: bool)
     if dst.rows == 0 || dst.cols == 0 {
         return;
     }
-    FLOPS.fetch_add(2 * (dst.rows * dst.cols * lhs.cols) as u64, Ordering::Relaxed);
+    count(2 * dst.rows * dst.cols * lhs.cols);
     let stride = |s: usize| s as isize;
     #[allow(unsafe_code)]
     // SAFETY: every index the product touches, (rows - 1) · row stride + (cols - 1) · col stride

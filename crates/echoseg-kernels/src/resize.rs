@@ -42,51 +42,61 @@ pub struct Resize {
     pub output: [usize; 2],
 }
 
-/// Resizes every plane of `x`: each output row blends its two input rows (contiguous, so
-/// vectorised), then each output pixel blends two values of that row.
+/// Resizes every plane of `x`: each input row is first widened to the output's width (two values
+/// of the row blended per output column), then each output row blends two widened rows
+/// (contiguous, so vectorised). Widening the input's rows rather than the output's gathers half
+/// as often when up-sampling by two.
 pub fn forward(r: &Resize, x: &[f32]) -> Vec<f32> {
     let ([ih, iw], [oh, ow]) = (r.input, r.output);
     let (rows, cols) = (Taps::new(ih, oh), Taps::new(iw, ow));
     let mut y = crate::zeroed(r.planes * oh * ow);
-    y.par_chunks_mut(oh * ow).zip(x.par_chunks(ih * iw)).for_each(|(y, x)| {
-        let mut blended = vec![0.0f32; iw];
-        for (out, o) in y.chunks_exact_mut(ow).zip(0..oh) {
-            let (top, bottom, wy) = (&x[rows.low[o] * iw..][..iw], &x[rows.high[o] * iw..][..iw], rows.weight[o]);
-            for ((b, &t), &u) in blended.iter_mut().zip(top).zip(bottom) {
-                *b = t + (u - t) * wy;
+    y.par_chunks_mut(oh * ow).zip(x.par_chunks(ih * iw)).for_each_init(
+        || vec![0.0f32; ih * ow],
+        |widened, (y, x)| {
+            for (wide, row) in widened.chunks_exact_mut(ow).zip(x.chunks_exact(iw)) {
+                for (v, ((&l, &h), &wx)) in wide.iter_mut().zip(cols.low.iter().zip(&cols.high).zip(&cols.weight)) {
+                    let (a, b) = (row[l], row[h]);
+                    *v = a + (b - a) * wx;
+                }
             }
-            for (v, ((&l, &h), &wx)) in out.iter_mut().zip(cols.low.iter().zip(&cols.high).zip(&cols.weight)) {
-                let (a, b) = (blended[l], blended[h]);
-                *v = a + (b - a) * wx;
+            for (out, o) in y.chunks_exact_mut(ow).zip(0..oh) {
+                let (top, bottom, wy) = (&widened[rows.low[o] * ow..][..ow], &widened[rows.high[o] * ow..][..ow], rows.weight[o]);
+                for ((v, &t), &u) in out.iter_mut().zip(top).zip(bottom) {
+                    *v = t + (u - t) * wy;
+                }
             }
-        }
-    });
+        },
+    );
     y
 }
 
 /// The gradient of [`forward`] with respect to its input, its adjoint step by step: each output
-/// row's gradient is shared between two values of a row, and that row between two input rows,
-/// added in a fixed order.
+/// row's gradient is shared between two widened rows (contiguous, so vectorised), then each
+/// widened value between two values of its input row, added in a fixed order.
 pub fn backward(r: &Resize, dy: &[f32]) -> Vec<f32> {
     let ([ih, iw], [oh, ow]) = (r.input, r.output);
     let (rows, cols) = (Taps::new(ih, oh), Taps::new(iw, ow));
     let mut dx = crate::zeroed(r.planes * ih * iw);
-    dx.par_chunks_mut(ih * iw).zip(dy.par_chunks(oh * ow)).for_each(|(dx, dy)| {
-        let mut row_grad = vec![0.0f32; iw];
-        for (grad, o) in dy.chunks_exact(ow).zip(0..oh) {
-            row_grad.fill(0.0);
-            for (&g, ((&l, &h), &wx)) in grad.iter().zip(cols.low.iter().zip(&cols.high).zip(&cols.weight)) {
-                row_grad[l] += g - g * wx;
-                row_grad[h] += g * wx;
+    dx.par_chunks_mut(ih * iw).zip(dy.par_chunks(oh * ow)).for_each_init(
+        || vec![0.0f32; ih * ow],
+        |widened, (dx, dy)| {
+            widened.fill(0.0);
+            for (grad, o) in dy.chunks_exact(ow).zip(0..oh) {
+                let wy = rows.weight[o];
+                for (w, &g) in widened[rows.low[o] * ow..][..ow].iter_mut().zip(grad) {
+                    *w += g - g * wy;
+                }
+                for (w, &g) in widened[rows.high[o] * ow..][..ow].iter_mut().zip(grad) {
+                    *w += g * wy;
+                }
             }
-            let wy = rows.weight[o];
-            for (d, &g) in dx[rows.low[o] * iw..][..iw].iter_mut().zip(&row_grad) {
-                *d += g - g * wy;
+            for (row, wide) in dx.chunks_exact_mut(iw).zip(widened.chunks_exact(ow)) {
+                for (&g, ((&l, &h), &wx)) in wide.iter().zip(cols.low.iter().zip(&cols.high).zip(&cols.weight)) {
+                    row[l] += g - g * wx;
+                    row[h] += g * wx;
+                }
             }
-            for (d, &g) in dx[rows.high[o] * iw..][..iw].iter_mut().zip(&row_grad) {
-                *d += g * wy;
-            }
-        }
-    });
+        },
+    );
     dx
 }

@@ -8,6 +8,9 @@
 //! dropped) and accumulated once per tap, so it only pays where the channels are many enough
 //! for each product to be long (`worth_it`).
 //!
+//! Where `direct.rs` runs (AVX2 or AVX-512) the forward is its; the shifted products then serve
+//! the weight gradient, and the forward only on other machines.
+//!
 //! The weight gradient reads the same band laid out pixel by pixel (a pixel's channels side by
 //! side) against the output gradient on padded rows with zero pad columns: one product per tap
 //! over all the band's pixels, and neither operand needs `gemm` to pack it.
@@ -32,7 +35,7 @@ thread_local! {
 /// product per tap), a product per tap is long enough (8 input channels or more) and the padded
 /// rows are not much longer than the image's.
 pub fn worth_it(g: &Same) -> bool {
-    let pad = g.dilation * (g.kernel - 1) / 2;
+    let pad = g.pad();
     g.kernel > 1 && g.taps() * g.pixels() >= IM2COL_IN_CACHE && g.cin >= 8 && 16 * pad <= g.width
 }
 
@@ -51,7 +54,7 @@ struct Padded {
 
 impl Padded {
     fn new(g: &Same, rows: usize) -> Self {
-        let pad = g.dilation * (g.kernel - 1) / 2;
+        let pad = g.pad();
         let width = g.width + 2 * pad;
         Self { pad, width, plane: (rows + 2 * pad) * width + 2 * pad }
     }

@@ -8,9 +8,10 @@ use burn::tensor::ops::{ConvOptions, InterpolateMode, InterpolateOptions};
 use burn::tensor::{Device, Distribution, Tensor, TensorData};
 use echoseg_kernels::same_conv2d;
 
-/// (batch, in, out, side, kernel, dilation): the unet's, fcn's, dilated's, bnonly's and heads',
-/// through im2col and, the last three, through the shifted products of a padded band.
-const CASES: [(usize, usize, usize, usize, usize, usize); 13] = [
+/// (batch, in, out, side, kernel, dilation): the unet's, fcn's, dilated's, bnonly's and heads'.
+/// Forward: direct (vectors of pixels) or, for 1×1, one product. Weight gradient: im2col, direct
+/// (wide rows, few outputs: 130, 64, 72, 96 and 40 px) or the shifted products (the last case).
+const CASES: [(usize, usize, usize, usize, usize, usize); 15] = [
     (2, 3, 12, 17, 3, 1),
     (3, 24, 12, 9, 3, 1),
     (2, 8, 8, 12, 3, 2),
@@ -24,6 +25,8 @@ const CASES: [(usize, usize, usize, usize, usize, usize); 13] = [
     (2, 16, 8, 64, 3, 1),
     (1, 32, 4, 72, 3, 2),
     (1, 64, 3, 96, 3, 1), // the padded band in three bands of rows
+    (1, 3, 5, 40, 5, 1),  // a 5×5 kernel's columns three and then one at a time
+    (1, 16, 24, 64, 3, 1),
 ];
 
 /// A fixed pseudo-random pattern in [-1, 1), so both paths see the same numbers.
@@ -127,6 +130,35 @@ fn bilinear_resizing_and_its_gradient_equal_burns_interpolate() {
         let ((y, dx), (y_burn, dx_burn)) = (resize_run(case, true), resize_run(case, false));
         assert_close(&y, &y_burn, &format!("{case:?} output"));
         assert_close(&dx, &dx_burn, &format!("{case:?} input gradient"));
+    }
+}
+
+/// (batch, channels of the first, channels of the second, h, w): the unet's and the dilated
+/// network's decoders.
+const CONCATS: [(usize, usize, usize, usize, usize); 3] = [(2, 8, 4, 6, 6), (3, 5, 7, 3, 9), (1, 16, 16, 12, 12)];
+
+/// The concatenation and the gradients of both inputs, where each input is the output of an
+/// operation (so both are tracked) and the loss weighs every output channel differently.
+fn concat_run(case: (usize, usize, usize, usize, usize), ours: bool) -> (TensorData, TensorData, TensorData) {
+    let (batch, ca, cb, h, w) = case;
+    let device = Device::flex().autodiff();
+    let a = seeded([batch, ca, h, w], 6, &device).require_grad();
+    let b = seeded([batch, cb, h, w], 7, &device).require_grad();
+    let r = seeded([batch, ca + cb, h, w], 8, &device);
+    let (sa, sb) = (a.clone() * 2.0, b.clone() - 1.0);
+    let y = if ours { echoseg_kernels::concat_channels(sa, sb) } else { Tensor::cat(vec![sa, sb], 1) };
+    let grads = (y.clone() * r).sum().backward();
+    let grad = |t: &Tensor<4>| t.grad(&grads).map(|g| g.into_data()).unwrap_or_else(|| panic!("no gradient"));
+    (y.into_data(), grad(&a), grad(&b))
+}
+
+#[test]
+fn concatenation_and_its_gradients_equal_burns_cat_to_the_bit() {
+    for case in CONCATS {
+        let (ours, burn) = (concat_run(case, true), concat_run(case, false));
+        assert_eq!(ours.0, burn.0, "{case:?} output");
+        assert_eq!(ours.1, burn.1, "{case:?} first input's gradient");
+        assert_eq!(ours.2, burn.2, "{case:?} second input's gradient");
     }
 }
 

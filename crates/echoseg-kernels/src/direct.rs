@@ -1,0 +1,520 @@
+//! A "same" convolution of one image computed directly, without a matrix product, and its
+//! weight gradient where that pays.
+//!
+//! The products of `conv.rs` and `shifted.rs` hand `gemm` a matrix whose one small dimension is the
+//! output channels (16 to 64): `gemm` then packs its operands, reads and writes its output tiles
+//! once per product, and im2col or the shifted products' accumulation pass over memory between
+//! them. Here the input band is copied once ([padded row, channel, padded column], so the pixels a
+//! tap reads for one channel lie side by side), the kernel is laid out tap by tap with the output
+//! channels side by side, and a block of 8 output channels × up to 3 vectors of pixels stays in
+//! registers while every tap and input channel is added into it; each value is written once, into
+//! the output.
+//!
+//! The weight gradient keeps, for 8 output channels × 3 kernel columns of one input channel and
+//! kernel row, one vector of per-lane sums over the pixels (the output gradient and the input read
+//! whole vectors at a time, no value broadcast), and adds the lanes at the end.
+//!
+//! Vectors are compiled for AVX-512 and AVX2 and chosen at run time (`pulp`). Each output value's
+//! sum runs in the same order whatever the vector width or the number of threads; the weight
+//! gradient's lanes, and so its rounding, follow the vector width.
+
+use std::cell::RefCell;
+use std::ops::Range;
+
+use pulp::{Simd, WithSimd, bytemuck};
+
+use crate::at_least;
+use crate::conv::Epilogue;
+use crate::im2col::Same;
+
+/// The padded input band's size, in values (1 MiB of f32): it stays in L2.
+const BAND_VALUES: usize = 1 << 18;
+
+/// The most vectors of pixels per register block.
+const VECTORS: usize = 3;
+
+thread_local! {
+    /// Each thread's padded input band, reused from call to call.
+    static BAND: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Whether the direct convolution runs for this geometry: a kernel wider than one pixel (a 1×1
+/// convolution is one matrix product already) on a machine with AVX2 or AVX-512 (without them
+/// `gemm`'s products are faster than these loops).
+pub fn worth_it(g: &Same) -> bool {
+    !g.pointwise() && vectors_available()
+}
+
+/// Whether this machine has the vector instructions the direct convolution is written for (AVX2
+/// and FMA, or AVX-512).
+#[cfg(target_arch = "x86_64")]
+fn vectors_available() -> bool {
+    static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *AVAILABLE.get_or_init(|| pulp::x86::V3::try_new().is_some())
+}
+
+/// Elsewhere the products of `conv.rs` and `shifted.rs` run (not measured here).
+#[cfg(not(target_arch = "x86_64"))]
+fn vectors_available() -> bool {
+    false
+}
+
+/// The kernel laid out for the direct convolution: [kernel row, input channel, kernel column,
+/// output channel], so the output channels of one tap are side by side and one kernel row of one
+/// input channel is one run.
+pub fn tap_major(g: &Same, weight: &[f32]) -> Vec<f32> {
+    let k = g.kernel;
+    let mut laid = vec![0.0f32; weight.len()];
+    for (o, per_output) in weight.chunks_exact(g.taps()).enumerate() {
+        for (c, kernel) in per_output.chunks_exact(k * k).enumerate() {
+            for (t, &v) in kernel.iter().enumerate() {
+                let (ky, kx) = (t / k, t % k);
+                laid[((ky * g.cin + c) * k + kx) * g.cout + o] = v;
+            }
+        }
+    }
+    laid
+}
+
+/// The padded band's geometry.
+#[derive(Clone, Copy)]
+struct Band {
+    pad: usize,
+    /// Padded row length.
+    width: usize,
+    /// Output rows in this band.
+    rows: usize,
+}
+
+impl Band {
+    /// The band for `rows` output rows.
+    fn new(g: &Same, rows: usize) -> Self {
+        let pad = g.pad();
+        Self { pad, width: g.width + 2 * pad, rows }
+    }
+
+    /// Values of the band for `rows` output rows, with slack past the end for the last vector's
+    /// read beyond the image's right side.
+    fn len(&self, g: &Same, lanes: usize) -> usize {
+        (self.rows + 2 * self.pad) * g.cin * self.width + VECTORS * lanes
+    }
+
+    /// Where channel `c` of padded row `r` starts.
+    fn row(&self, g: &Same, r: usize, c: usize) -> usize {
+        (r * g.cin + c) * self.width
+    }
+}
+
+/// The bands of output rows the image is cut into, each with its padded input band in budget.
+fn bands(g: &Same) -> impl Iterator<Item = Range<usize>> {
+    let whole = Band::new(g, 0);
+    let per_row = g.cin * whole.width;
+    let rows = (BAND_VALUES / per_row.max(1)).saturating_sub(2 * whole.pad).clamp(1, g.height.max(1));
+    (0..g.height).step_by(rows).map(move |y| y..(y + rows).min(g.height))
+}
+
+/// Copies the input rows that output rows `rows` read into `band` ([padded row, channel, padded
+/// column]), zero outside the image.
+fn fill(g: &Same, x: &[f32], rows: &Range<usize>, b: &Band, band: &mut [f32]) {
+    let pixels = g.pixels();
+    band.fill(0.0);
+    for r in 0..rows.len() + 2 * b.pad {
+        let Some(y) = (rows.start + r).checked_sub(b.pad).filter(|&y| y < g.height) else { continue };
+        for c in 0..g.cin {
+            let to = b.row(g, r, c) + b.pad;
+            band[to..to + g.width].copy_from_slice(&x[c * pixels + y * g.width..][..g.width]);
+        }
+    }
+}
+
+/// `y = w ⊛ x`, then `epilogue`, for one image: x [cin, h, w], [`tap_major`] weights → y [cout,
+/// h, w], every value of `y` written.
+pub fn forward(g: &Same, x: &[f32], taps: &[f32], epilogue: Epilogue<'_>, y: &mut [f32]) {
+    crate::matmul::count(2 * g.cout * g.taps() * g.pixels());
+    BAND.with(|band| pulp::Arch::new().dispatch(Forward { g, x, taps, epilogue, y, band: &mut band.borrow_mut() }));
+}
+
+/// [`forward`] for one vector width. A closure would not be compiled for that width: the loops
+/// run in `with_simd` itself, and the band buffer is borrowed before.
+struct Forward<'a> {
+    g: &'a Same,
+    x: &'a [f32],
+    taps: &'a [f32],
+    epilogue: Epilogue<'a>,
+    y: &'a mut [f32],
+    band: &'a mut Vec<f32>,
+}
+
+impl WithSimd for Forward<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) {
+        let Self { g, x, taps, epilogue, y, band } = self;
+        let lanes = S::F32_LANES;
+        for rows in bands(g) {
+            let b = Band::new(g, rows.len());
+            let band = at_least(band, b.len(g, lanes));
+            fill(g, x, &rows, &b, band);
+            let source = Source { g, b, band, taps };
+            let mut target = Target { y: &mut *y, epilogue };
+            for r in 0..rows.len() {
+                let mut x0 = 0;
+                while x0 < g.width {
+                    let (left, at) = (g.width - x0, Block { r, x0, image_row: rows.start + r });
+                    // As many vectors of pixels per block as the registers hold: the row's last
+                    // block covers what is left in one go (a part of its last vector unused),
+                    // and four vectors are two blocks of two rather than three and one.
+                    let wide = S::REGISTER_COUNT >= 32;
+                    let done = match left.div_ceil(lanes) {
+                        1 => channel_blocks::<S, 1>(simd, &source, at, left, &mut target),
+                        2 => channel_blocks::<S, 2>(simd, &source, at, left, &mut target),
+                        3 if wide => channel_blocks::<S, 3>(simd, &source, at, left, &mut target),
+                        5.. if wide => channel_blocks::<S, 3>(simd, &source, at, 3 * lanes, &mut target),
+                        _ => channel_blocks::<S, 2>(simd, &source, at, 2 * lanes, &mut target),
+                    };
+                    x0 += done;
+                }
+            }
+        }
+    }
+}
+
+/// What a register block reads: the geometry, the padded input band and the laid-out kernel.
+struct Source<'a> {
+    g: &'a Same,
+    b: Band,
+    band: &'a [f32],
+    taps: &'a [f32],
+}
+
+/// Where a register block's sums go: the image's output, through the epilogue.
+struct Target<'a> {
+    y: &'a mut [f32],
+    epilogue: Epilogue<'a>,
+}
+
+/// Where a register block's pixels are: band row `r` (image row `image_row`), columns from `x0`.
+#[derive(Clone, Copy)]
+struct Block {
+    r: usize,
+    x0: usize,
+    image_row: usize,
+}
+
+/// Every output channel of the pixels `at`, `valid` of them (at most `V` vectors): 8 channels at a
+/// time where 32 registers hold the sums, 4 where 16 do, then the rest. Returns `valid`.
+#[inline(always)]
+fn channel_blocks<S: Simd, const V: usize>(simd: S, source: &Source<'_>, at: Block, valid: usize, target: &mut Target<'_>) -> usize {
+    let (cout, mut o) = (source.g.cout, 0);
+    if S::REGISTER_COUNT >= 32 {
+        while o + 8 <= cout {
+            store(source.g, &sums::<S, V, 8>(simd, source, at, o), at, o, valid, target);
+            o += 8;
+        }
+    }
+    while o + 4 <= cout {
+        store(source.g, &sums::<S, V, 4>(simd, source, at, o), at, o, valid, target);
+        o += 4;
+    }
+    while o < cout {
+        store(source.g, &sums::<S, V, 1>(simd, source, at, o), at, o, valid, target);
+        o += 1;
+    }
+    valid
+}
+
+/// The sums of `C` output channels from `o` over `V` vectors of pixels at `at`.
+#[inline(always)]
+fn sums<S: Simd, const V: usize, const C: usize>(simd: S, source: &Source<'_>, at: Block, o: usize) -> [[S::f32s; V]; C] {
+    match source.g.kernel {
+        3 => sums_k::<S, V, C, 3>(simd, source, at, o),
+        _ => sums_k::<S, V, C, 0>(simd, source, at, o),
+    }
+}
+
+/// [`sums`] for a kernel side known when compiling (`K`), or read from the geometry (`K` = 0).
+#[inline(always)]
+fn sums_k<S: Simd, const V: usize, const C: usize, const K: usize>(simd: S, source: &Source<'_>, at: Block, o: usize) -> [[S::f32s; V]; C] {
+    let Source { g, b, band, taps } = *source;
+    let lanes = S::F32_LANES;
+    let (k, d) = (if K > 0 { K } else { g.kernel }, g.dilation);
+    let mut acc = [[simd.splat_f32s(0.0); V]; C];
+    for ky in 0..k {
+        for c in 0..g.cin {
+            let row = &band[b.row(g, at.r + ky * d, c) + at.x0..];
+            let weights = &taps[((ky * g.cin + c) * k) * g.cout + o..];
+            for kx in 0..k {
+                let pixels = &row[kx * d..][..V * lanes];
+                let mut v = [simd.splat_f32s(0.0); V];
+                for (p, v) in v.iter_mut().enumerate() {
+                    *v = bytemuck::pod_read_unaligned(bytemuck::cast_slice(&pixels[p * lanes..(p + 1) * lanes]));
+                }
+                for (acc, &w) in acc.iter_mut().zip(&weights[kx * g.cout..][..C]) {
+                    let w = simd.splat_f32s(w);
+                    for (acc, &v) in acc.iter_mut().zip(&v) {
+                        *acc = simd.mul_add_f32s(w, v, *acc);
+                    }
+                }
+            }
+        }
+    }
+    acc
+}
+
+/// Writes the first `valid` pixels of each channel's vectors into the output, through the
+/// epilogue.
+#[inline(always)]
+fn store<T: bytemuck::Pod, const V: usize, const C: usize>(
+    g: &Same,
+    acc: &[[T; V]; C],
+    at: Block,
+    o: usize,
+    valid: usize,
+    target: &mut Target<'_>,
+) {
+    let pixels = g.pixels();
+    for (c, vectors) in acc.iter().enumerate() {
+        let values = &bytemuck::cast_slice::<T, f32>(vectors.as_slice())[..valid];
+        let start = (o + c) * pixels + at.image_row * g.width + at.x0;
+        target.epilogue.write(o + c, values, &mut target.y[start..start + valid]);
+    }
+}
+
+/// Copies the output gradient's rows `rows` into `band` ([row, output channel, columns rounded
+/// up to whole vectors]), zero past the image's right side, so every vector read is whole.
+fn fill_gradient(g: &Same, dy: &[f32], rows: &Range<usize>, padded: usize, band: &mut [f32]) {
+    let pixels = g.pixels();
+    for (r, y) in rows.clone().enumerate() {
+        for o in 0..g.cout {
+            let to = &mut band[(r * g.cout + o) * padded..][..padded];
+            to[..g.width].copy_from_slice(&dy[o * pixels + y * g.width..][..g.width]);
+            to[g.width..].fill(0.0);
+        }
+    }
+}
+
+thread_local! {
+    /// Each thread's band of the output gradient, reused from call to call.
+    static GRADIENT: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// One image's weight gradient, added into `dw` [cout, cin, k, k]: for each output channel, input
+/// channel and tap, the sum over pixels of the output gradient times the input the tap reads.
+/// Vectors hold consecutive pixels: each lane sums its pixels, and the lanes are added at the end.
+pub fn weight_grad(g: &Same, x: &[f32], dy: &[f32], dw: &mut [f32]) {
+    crate::matmul::count(2 * g.cout * g.taps() * g.pixels());
+    BAND.with(|band| {
+        GRADIENT.with(|gradient| {
+            let (band, gradient) = (&mut *band.borrow_mut(), &mut *gradient.borrow_mut());
+            pulp::Arch::new().dispatch(WeightGrad { g, x, dy, dw, band, gradient });
+        })
+    });
+}
+
+/// [`weight_grad`] for one vector width (see [`Forward`]).
+struct WeightGrad<'a> {
+    g: &'a Same,
+    x: &'a [f32],
+    dy: &'a [f32],
+    dw: &'a mut [f32],
+    band: &'a mut Vec<f32>,
+    gradient: &'a mut Vec<f32>,
+}
+
+/// What the weight gradient's sums read: the geometry, the padded input band, the output
+/// gradient's band and its padded row length.
+struct Pair<'a> {
+    g: &'a Same,
+    b: Band,
+    band: &'a [f32],
+    gradient: &'a [f32],
+    padded: usize,
+}
+
+impl WithSimd for WeightGrad<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) {
+        let Self { g, x, dy, dw, band, gradient } = self;
+        let lanes = S::F32_LANES;
+        let padded = g.width.div_ceil(lanes) * lanes;
+        let k = g.kernel;
+        for rows in bands(g) {
+            let b = Band::new(g, rows.len());
+            let band = at_least(band, b.len(g, lanes) + padded);
+            fill(g, x, &rows, &b, band);
+            let gradient = at_least(gradient, rows.len() * g.cout * padded);
+            fill_gradient(g, dy, &rows, padded, gradient);
+            let pair = Pair { g, b, band, gradient, padded };
+            let mut o = 0;
+            while o < g.cout {
+                let outputs = if S::REGISTER_COUNT >= 32 && o + 8 <= g.cout {
+                    8
+                } else if o + 4 <= g.cout {
+                    4
+                } else {
+                    1
+                };
+                for c in 0..g.cin {
+                    for ky in 0..k {
+                        // three kernel columns at once, then one at a time
+                        let mut kx = 0;
+                        while kx < k {
+                            let three = k - kx >= 3;
+                            let at = (o, c, ky, kx);
+                            let sums: [f32; 24] = match (outputs, three) {
+                                (8, true) => reduced::<S, 8, 3>(simd, &pair, at),
+                                (4, true) => reduced::<S, 4, 3>(simd, &pair, at),
+                                (_, true) => reduced::<S, 1, 3>(simd, &pair, at),
+                                (8, false) => reduced::<S, 8, 1>(simd, &pair, at),
+                                (4, false) => reduced::<S, 4, 1>(simd, &pair, at),
+                                _ => reduced::<S, 1, 1>(simd, &pair, at),
+                            };
+                            let columns = if three { 3 } else { 1 };
+                            for q in 0..outputs {
+                                for j in 0..columns {
+                                    dw[(((o + q) * g.cin + c) * k + ky) * k + kx + j] += sums[q * 3 + j];
+                                }
+                            }
+                            kx += columns;
+                        }
+                    }
+                }
+                o += outputs;
+            }
+        }
+    }
+}
+
+/// [`lane_sums`] with each vector's lanes added: at `[q * 3 + j]`.
+#[inline(always)]
+fn reduced<S: Simd, const O: usize, const N: usize>(simd: S, pair: &Pair<'_>, at: (usize, usize, usize, usize)) -> [f32; 24] {
+    let acc = lane_sums::<S, O, N>(simd, pair, at);
+    let mut sums = [0.0f32; 24];
+    for (q, acc) in acc.iter().enumerate() {
+        for (j, &a) in acc.iter().enumerate() {
+            sums[q * 3 + j] = simd.reduce_sum_f32s(a);
+        }
+    }
+    sums
+}
+
+/// For output channels `o..o + O`, input channel `c`, kernel row `ky` and the `N` kernel columns
+/// from `kx`: per lane, the sum over the band's pixels of the output gradient times the input the
+/// tap reads. Returned by value, so the sums stay in registers to the end.
+#[inline(always)]
+fn lane_sums<S: Simd, const O: usize, const N: usize>(
+    simd: S,
+    pair: &Pair<'_>,
+    (o, c, ky, kx): (usize, usize, usize, usize),
+) -> [[S::f32s; N]; O] {
+    let Pair { g, b, band, gradient, padded } = *pair;
+    let (lanes, d) = (S::F32_LANES, g.dilation);
+    let mut acc = [[simd.splat_f32s(0.0); N]; O];
+    for r in 0..b.rows {
+        let inputs = &band[b.row(g, r + ky * d, c) + kx * d..][..padded + (N - 1) * d];
+        let outputs = &gradient[(r * g.cout + o) * padded..][..O * padded];
+        for x0 in (0..padded).step_by(lanes) {
+            let mut v = [simd.splat_f32s(0.0); N];
+            for (j, v) in v.iter_mut().enumerate() {
+                *v = bytemuck::pod_read_unaligned(bytemuck::cast_slice(&inputs[x0 + j * d..][..lanes]));
+            }
+            for (q, acc) in acc.iter_mut().enumerate() {
+                let dyv: S::f32s = bytemuck::pod_read_unaligned(bytemuck::cast_slice(&outputs[q * padded + x0..][..lanes]));
+                for (acc, &v) in acc.iter_mut().zip(&v) {
+                    *acc = simd.mul_add_f32s(dyv, v, *acc);
+                }
+            }
+        }
+    }
+    acc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Odd sizes: 8 + 4 + 1 output channels, a row of two whole vectors and a part, a 5×5 kernel.
+    const GEOMETRIES: [Same; 3] = [
+        Same { batch: 1, cin: 5, cout: 13, height: 7, width: 37, kernel: 3, dilation: 2 },
+        Same { batch: 1, cin: 3, cout: 6, height: 5, width: 33, kernel: 5, dilation: 1 },
+        Same { batch: 1, cin: 2, cout: 4, height: 3, width: 9, kernel: 3, dilation: 1 },
+    ];
+
+    fn values(len: usize, seed: usize) -> Vec<f32> {
+        (0..len).map(|i| ((i * 7919 + seed * 104729) % 997) as f32 / 498.5 - 1.0).collect()
+    }
+
+    /// The input value tap (ky, kx) of output pixel (y, x) reads, 0 outside the image.
+    fn input(g: &Same, x: &[f32], c: usize, (y, px): (usize, usize), (ky, kx): (usize, usize)) -> f64 {
+        let pad = g.pad() as isize;
+        let (sy, sx) = (y as isize + (ky * g.dilation) as isize - pad, px as isize + (kx * g.dilation) as isize - pad);
+        let inside = sy >= 0 && sx >= 0 && (sy as usize) < g.height && (sx as usize) < g.width;
+        if inside { f64::from(x[c * g.pixels() + sy as usize * g.width + sx as usize]) } else { 0.0 }
+    }
+
+    /// The convolution and its weight gradient summed in f64, as defined.
+    fn naive(g: &Same, x: &[f32], w: &[f32], dy: &[f32]) -> (Vec<f64>, Vec<f64>) {
+        let k = g.kernel;
+        let (mut y, mut dw) = (vec![0.0; g.cout * g.pixels()], vec![0.0; w.len()]);
+        for o in 0..g.cout {
+            for c in 0..g.cin {
+                for t in 0..k * k {
+                    let wi = (o * g.cin + c) * k * k + t;
+                    for p in 0..g.pixels() {
+                        let v = input(g, x, c, (p / g.width, p % g.width), (t / k, t % k));
+                        y[o * g.pixels() + p] += f64::from(w[wi]) * v;
+                        dw[wi] += f64::from(dy[o * g.pixels() + p]) * v;
+                    }
+                }
+            }
+        }
+        (y, dw)
+    }
+
+    fn close(got: &[f32], expected: &[f64], what: &str) {
+        let scale = expected.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+        for (i, (&a, &b)) in got.iter().zip(expected).enumerate() {
+            assert!((f64::from(a) - b).abs() <= 1e-5 * scale, "{what}: value {i} is {a}, defined as {b}");
+        }
+    }
+
+    /// The output and the weight gradient of one image, computed with vectors `S`.
+    fn on<S: Simd>(simd: S, (g, x, taps, dy): (&Same, &[f32], &[f32], &[f32])) -> (Vec<f32>, Vec<f32>) {
+        let (mut y, mut dw) = (vec![f32::NAN; g.cout * g.pixels()], vec![0.0; g.cout * g.taps()]);
+        let (mut band, mut gradient) = (Vec::new(), Vec::new());
+        simd.vectorize(Forward { g, x, taps, epilogue: Epilogue::NONE, y: &mut y, band: &mut band });
+        simd.vectorize(WeightGrad { g, x, dy, dw: &mut dw, band: &mut band, gradient: &mut gradient });
+        (y, dw)
+    }
+
+    #[test]
+    fn every_vector_width_computes_the_convolution_as_defined_and_the_forward_to_the_same_bits() {
+        for g in GEOMETRIES {
+            let (x, w, dy) = (values(g.cin * g.pixels(), 1), values(g.cout * g.taps(), 2), values(g.cout * g.pixels(), 3));
+            let (y_defined, dw_defined) = naive(&g, &x, &w, &dy);
+            let taps = tap_major(&g, &w);
+            let run = |width: &str| {
+                let inputs = (&g, &x[..], &taps[..], &dy[..]);
+                match width {
+                    #[cfg(target_arch = "x86_64")]
+                    "avx512" => pulp::x86::V4::try_new().map(|s| on(s, inputs)),
+                    #[cfg(target_arch = "x86_64")]
+                    "avx2" => pulp::x86::V3::try_new().map(|s| on(s, inputs)),
+                    "scalar" => Some(on(pulp::Scalar::new(), inputs)),
+                    _ => None,
+                }
+            };
+            let scalar = run("scalar").unwrap_or_else(|| panic!("scalar"));
+            for width in ["avx512", "avx2", "scalar"] {
+                // a machine without these instructions checks the others
+                let Some((y, dw)) = run(width) else { continue };
+                close(&y, &y_defined, &format!("{g:?} {width} output"));
+                close(&dw, &dw_defined, &format!("{g:?} {width} weight gradient"));
+                assert_eq!(y, scalar.0, "{g:?} {width}: the output differs from one lane's");
+            }
+        }
+    }
+}
