@@ -77,7 +77,7 @@ impl Epilogue<'_> {
 pub fn forward(g: &Same, x: &[f32], weight: &[f32], epilogue: Epilogue<'_>) -> Vec<f32> {
     let (n, w) = (g.pixels(), View::rows(weight, g.cout, g.taps()));
     let mut y = crate::zeroed(g.batch * g.cout * n);
-    let taps = direct::worth_it(g).then(|| direct::tap_major(g, weight));
+    let taps = direct::worth_it(g).then(|| direct::Taps::new(g, weight));
     y.par_chunks_mut(g.cout * n).zip(x.par_chunks(g.cin * n)).for_each(|(y, x)| {
         if let Some(taps) = &taps {
             // the epilogue is applied as each block of the output is written

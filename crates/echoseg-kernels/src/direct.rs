@@ -5,10 +5,11 @@
 //! output channels (16 to 64): `gemm` then packs its operands, reads and writes its output tiles
 //! once per product, and im2col or the shifted products' accumulation pass over memory between
 //! them. Here the input band is copied once ([padded row, channel, padded column], so the pixels a
-//! tap reads for one channel lie side by side), the kernel is laid out tap by tap with the output
-//! channels side by side, and a block of 8 output channels × up to 3 vectors of pixels stays in
-//! registers while every tap and input channel is added into it; each value is written once, into
-//! the output.
+//! tap reads for one channel lie side by side), the kernel is laid out block of output channels
+//! by block, each block's taps in one run with its channels side by side ([`Taps`]), and a block
+//! of output channels × vectors of pixels stays in registers while every tap and input channel is
+//! added into it (8 × 3 of AVX-512's 32 registers, 6 × 2 of AVX2's 16); each value is written
+//! once, into the output.
 //!
 //! The weight gradient keeps, for 8 output channels × 3 kernel columns of one input channel and
 //! kernel row, one vector of per-lane sums over the pixels (the output gradient and the input read
@@ -59,21 +60,86 @@ fn vectors_available() -> bool {
     false
 }
 
-/// The kernel laid out for the direct convolution: [kernel row, input channel, kernel column,
-/// output channel], so the output channels of one tap are side by side and one kernel row of one
-/// input channel is one run.
-pub fn tap_major(g: &Same, weight: &[f32]) -> Vec<f32> {
-    let k = g.kernel;
-    let mut laid = vec![0.0f32; weight.len()];
-    for (o, per_output) in weight.chunks_exact(g.taps()).enumerate() {
-        for (c, kernel) in per_output.chunks_exact(k * k).enumerate() {
-            for (t, &v) in kernel.iter().enumerate() {
-                let (ky, kx) = (t / k, t % k);
-                laid[((ky * g.cin + c) * k + kx) * g.cout + o] = v;
+/// The kernel laid out for the direct convolution, block of output channels by block (see
+/// [`channel_blocks`]): each block's values lie together, [kernel row, input channel, kernel
+/// column, output channel of the block], so a block reads one run of memory that stays in L1
+/// while it sweeps every tap and input channel.
+pub struct Taps {
+    /// The values, block after block.
+    values: Vec<f32>,
+    /// Each block's first output channel and its number of channels, in order.
+    blocks: Vec<(usize, usize)>,
+}
+
+impl Taps {
+    /// `weight` [cout, cin, k, k] laid out in the blocks this machine's registers hold.
+    pub fn new(g: &Same, weight: &[f32]) -> Self {
+        let blocks = channel_blocks(g.cout, wide_registers());
+        let k = g.kernel;
+        let mut values = vec![0.0f32; weight.len()];
+        for &(first, size) in &blocks {
+            let block = &mut values[first * g.taps()..][..size * g.taps()];
+            for j in 0..size {
+                for (c, kernel) in weight[(first + j) * g.taps()..][..g.taps()].chunks_exact(k * k).enumerate() {
+                    for (t, &v) in kernel.iter().enumerate() {
+                        let (ky, kx) = (t / k, t % k);
+                        block[((ky * g.cin + c) * k + kx) * size + j] = v;
+                    }
+                }
             }
         }
+        Self { values, blocks }
     }
-    laid
+
+    /// The values of the block whose first output channel is `first`, `size` channels.
+    fn block(&self, g: &Same, first: usize, size: usize) -> &[f32] {
+        &self.values[first * g.taps()..][..size * g.taps()]
+    }
+}
+
+/// How the output channels are cut into register blocks: 8 at a time where 32 vector registers
+/// hold the sums (AVX-512), otherwise 6 and 4 (12 or 8 of AVX2's 16: 12 sums in flight keep
+/// both multiply-add units busy where 8 leave them waiting on each other's latency), then single
+/// channels for what is left.
+fn channel_blocks(cout: usize, wide: bool) -> Vec<(usize, usize)> {
+    let mut sizes = Vec::new();
+    let mut rest = cout;
+    if wide {
+        sizes.extend(std::iter::repeat_n(8, rest / 8));
+        rest %= 8;
+    } else {
+        // fours first until sixes cover the rest: 16 = 4 + 6 + 6, 32 = 4 + 4 + 6 · 4
+        while !rest.is_multiple_of(6) && rest >= 4 {
+            sizes.push(4);
+            rest -= 4;
+        }
+        sizes.extend(std::iter::repeat_n(6, rest / 6));
+        rest %= 6;
+    }
+    if rest >= 4 {
+        sizes.push(4);
+        rest -= 4;
+    }
+    sizes.extend(std::iter::repeat_n(1, rest));
+    let mut first = 0;
+    sizes
+        .into_iter()
+        .map(|size| {
+            first += size;
+            (first - size, size)
+        })
+        .collect()
+}
+
+/// Whether this machine has 32 vector registers (AVX-512), as `pulp` will dispatch to.
+fn wide_registers() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static WIDE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *WIDE.get_or_init(|| pulp::x86::V4::try_new().is_some())
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
 }
 
 /// The padded band's geometry.
@@ -127,9 +193,9 @@ fn fill(g: &Same, x: &[f32], rows: &Range<usize>, b: &Band, band: &mut [f32]) {
     }
 }
 
-/// `y = w ⊛ x`, then `epilogue`, for one image: x [cin, h, w], [`tap_major`] weights → y [cout,
-/// h, w], every value of `y` written.
-pub fn forward(g: &Same, x: &[f32], taps: &[f32], epilogue: Epilogue<'_>, y: &mut [f32]) {
+/// `y = w ⊛ x`, then `epilogue`, for one image: x [cin, h, w], weights laid out as [`Taps`] → y
+/// [cout, h, w], every value of `y` written.
+pub fn forward(g: &Same, x: &[f32], taps: &Taps, epilogue: Epilogue<'_>, y: &mut [f32]) {
     crate::matmul::count(2 * g.cout * g.taps() * g.pixels());
     BAND.with(|band| pulp::Arch::new().dispatch(Forward { g, x, taps, epilogue, y, band: &mut band.borrow_mut() }));
 }
@@ -139,7 +205,7 @@ pub fn forward(g: &Same, x: &[f32], taps: &[f32], epilogue: Epilogue<'_>, y: &mu
 struct Forward<'a> {
     g: &'a Same,
     x: &'a [f32],
-    taps: &'a [f32],
+    taps: &'a Taps,
     epilogue: Epilogue<'a>,
     y: &'a mut [f32],
     band: &'a mut Vec<f32>,
@@ -167,11 +233,11 @@ impl WithSimd for Forward<'_> {
                     // and four vectors are two blocks of two rather than three and one.
                     let wide = S::REGISTER_COUNT >= 32;
                     let done = match left.div_ceil(lanes) {
-                        1 => channel_blocks::<S, 1>(simd, &source, at, left, &mut target),
-                        2 => channel_blocks::<S, 2>(simd, &source, at, left, &mut target),
-                        3 if wide => channel_blocks::<S, 3>(simd, &source, at, left, &mut target),
-                        5.. if wide => channel_blocks::<S, 3>(simd, &source, at, 3 * lanes, &mut target),
-                        _ => channel_blocks::<S, 2>(simd, &source, at, 2 * lanes, &mut target),
+                        1 => channel_blocks_of::<S, 1>(simd, &source, at, left, &mut target),
+                        2 => channel_blocks_of::<S, 2>(simd, &source, at, left, &mut target),
+                        3 if wide => channel_blocks_of::<S, 3>(simd, &source, at, left, &mut target),
+                        5.. if wide => channel_blocks_of::<S, 3>(simd, &source, at, 3 * lanes, &mut target),
+                        _ => channel_blocks_of::<S, 2>(simd, &source, at, 2 * lanes, &mut target),
                     };
                     x0 += done;
                 }
@@ -185,7 +251,7 @@ struct Source<'a> {
     g: &'a Same,
     b: Band,
     band: &'a [f32],
-    taps: &'a [f32],
+    taps: &'a Taps,
 }
 
 /// Where a register block's sums go: the image's output, through the epilogue.
@@ -202,55 +268,56 @@ struct Block {
     image_row: usize,
 }
 
-/// Every output channel of the pixels `at`, `valid` of them (at most `V` vectors): 8 channels at a
-/// time where 32 registers hold the sums, 4 where 16 do, then the rest. Returns `valid`.
+/// Every output channel of the pixels `at`, `valid` of them (at most `V` vectors), block by
+/// block as [`Taps`] lays them out. Returns `valid`.
 #[inline(always)]
-fn channel_blocks<S: Simd, const V: usize>(simd: S, source: &Source<'_>, at: Block, valid: usize, target: &mut Target<'_>) -> usize {
-    let (cout, mut o) = (source.g.cout, 0);
-    if S::REGISTER_COUNT >= 32 {
-        while o + 8 <= cout {
-            store(source.g, &sums::<S, V, 8>(simd, source, at, o), at, o, valid, target);
-            o += 8;
+fn channel_blocks_of<S: Simd, const V: usize>(simd: S, source: &Source<'_>, at: Block, valid: usize, target: &mut Target<'_>) -> usize {
+    let g = source.g;
+    for &(o, size) in &source.taps.blocks {
+        let taps = source.taps.block(g, o, size);
+        match size {
+            8 => store(g, &sums::<S, V, 8>(simd, source, taps, at), at, o, valid, target),
+            6 => store(g, &sums::<S, V, 6>(simd, source, taps, at), at, o, valid, target),
+            4 => store(g, &sums::<S, V, 4>(simd, source, taps, at), at, o, valid, target),
+            _ => store(g, &sums::<S, V, 1>(simd, source, taps, at), at, o, valid, target),
         }
-    }
-    while o + 4 <= cout {
-        store(source.g, &sums::<S, V, 4>(simd, source, at, o), at, o, valid, target);
-        o += 4;
-    }
-    while o < cout {
-        store(source.g, &sums::<S, V, 1>(simd, source, at, o), at, o, valid, target);
-        o += 1;
     }
     valid
 }
 
-/// The sums of `C` output channels from `o` over `V` vectors of pixels at `at`.
+/// The sums of the `C` output channels whose laid-out kernel is `taps` over `V` vectors of pixels
+/// at `at`.
 #[inline(always)]
-fn sums<S: Simd, const V: usize, const C: usize>(simd: S, source: &Source<'_>, at: Block, o: usize) -> [[S::f32s; V]; C] {
+fn sums<S: Simd, const V: usize, const C: usize>(simd: S, source: &Source<'_>, taps: &[f32], at: Block) -> [[S::f32s; V]; C] {
     match source.g.kernel {
-        3 => sums_k::<S, V, C, 3>(simd, source, at, o),
-        _ => sums_k::<S, V, C, 0>(simd, source, at, o),
+        3 => sums_k::<S, V, C, 3>(simd, source, taps, at),
+        _ => sums_k::<S, V, C, 0>(simd, source, taps, at),
     }
 }
 
 /// [`sums`] for a kernel side known when compiling (`K`), or read from the geometry (`K` = 0).
 #[inline(always)]
-fn sums_k<S: Simd, const V: usize, const C: usize, const K: usize>(simd: S, source: &Source<'_>, at: Block, o: usize) -> [[S::f32s; V]; C] {
-    let Source { g, b, band, taps } = *source;
+fn sums_k<S: Simd, const V: usize, const C: usize, const K: usize>(
+    simd: S,
+    source: &Source<'_>,
+    taps: &[f32],
+    at: Block,
+) -> [[S::f32s; V]; C] {
+    let Source { g, b, band, .. } = *source;
     let lanes = S::F32_LANES;
     let (k, d) = (if K > 0 { K } else { g.kernel }, g.dilation);
     let mut acc = [[simd.splat_f32s(0.0); V]; C];
     for ky in 0..k {
         for c in 0..g.cin {
             let row = &band[b.row(g, at.r + ky * d, c) + at.x0..];
-            let weights = &taps[((ky * g.cin + c) * k) * g.cout + o..];
+            let weights = &taps[(ky * g.cin + c) * k * C..][..k * C];
             for kx in 0..k {
                 let pixels = &row[kx * d..][..V * lanes];
                 let mut v = [simd.splat_f32s(0.0); V];
                 for (p, v) in v.iter_mut().enumerate() {
                     *v = bytemuck::pod_read_unaligned(bytemuck::cast_slice(&pixels[p * lanes..(p + 1) * lanes]));
                 }
-                for (acc, &w) in acc.iter_mut().zip(&weights[kx * g.cout..][..C]) {
+                for (acc, &w) in acc.iter_mut().zip(&weights[kx * C..][..C]) {
                     let w = simd.splat_f32s(w);
                     for (acc, &v) in acc.iter_mut().zip(&v) {
                         *acc = simd.mul_add_f32s(w, v, *acc);
@@ -482,7 +549,7 @@ mod tests {
     }
 
     /// The output and the weight gradient of one image, computed with vectors `S`.
-    fn on<S: Simd>(simd: S, (g, x, taps, dy): (&Same, &[f32], &[f32], &[f32])) -> (Vec<f32>, Vec<f32>) {
+    fn on<S: Simd>(simd: S, (g, x, taps, dy): (&Same, &[f32], &Taps, &[f32])) -> (Vec<f32>, Vec<f32>) {
         let (mut y, mut dw) = (vec![f32::NAN; g.cout * g.pixels()], vec![0.0; g.cout * g.taps()]);
         let (mut band, mut gradient) = (Vec::new(), Vec::new());
         simd.vectorize(Forward { g, x, taps, epilogue: Epilogue::NONE, y: &mut y, band: &mut band });
@@ -491,13 +558,33 @@ mod tests {
     }
 
     #[test]
+    fn channel_blocks_cover_every_output_channel_once_in_sizes_the_registers_hold() {
+        for wide in [false, true] {
+            for cout in 1..=70 {
+                let blocks = channel_blocks(cout, wide);
+                let mut next = 0;
+                for &(first, size) in &blocks {
+                    assert_eq!(first, next, "{cout} channels, wide {wide}: {blocks:?}");
+                    assert!([1, 4, if wide { 8 } else { 6 }].contains(&size), "{cout} channels, wide {wide}: {blocks:?}");
+                    next += size;
+                }
+                assert_eq!(next, cout, "{cout} channels, wide {wide}: {blocks:?}");
+                // an even count of 4 or more needs no single channels on AVX2
+                if !wide && cout.is_multiple_of(2) && cout >= 4 {
+                    assert!(blocks.iter().all(|&(_, size)| size > 1), "{cout}: {blocks:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn every_vector_width_computes_the_convolution_as_defined_and_the_forward_to_the_same_bits() {
         for g in GEOMETRIES {
             let (x, w, dy) = (values(g.cin * g.pixels(), 1), values(g.cout * g.taps(), 2), values(g.cout * g.pixels(), 3));
             let (y_defined, dw_defined) = naive(&g, &x, &w, &dy);
-            let taps = tap_major(&g, &w);
+            let taps = Taps::new(&g, &w);
             let run = |width: &str| {
-                let inputs = (&g, &x[..], &taps[..], &dy[..]);
+                let inputs = (&g, &x[..], &taps, &dy[..]);
                 match width {
                     #[cfg(target_arch = "x86_64")]
                     "avx512" => pulp::x86::V4::try_new().map(|s| on(s, inputs)),

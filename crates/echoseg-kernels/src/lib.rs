@@ -26,6 +26,7 @@
 //! Results never depend on the number of threads: each image is computed on one thread and every
 //! sum over images runs in image order.
 
+mod allocator;
 mod autodiff;
 mod concat;
 mod conv;
@@ -40,6 +41,7 @@ mod pool;
 mod resize;
 mod shifted;
 
+pub use allocator::keep_freed_memory;
 pub use matmul::{flops, gemm_gflops};
 
 use burn::backend::ops::ConvOptions;

@@ -1,5 +1,6 @@
-//! A checked, single-threaded matrix product on slices: the one place this workspace calls
-//! unsafe code (the `gemm` crate that burn-flex also uses takes raw pointers).
+//! A checked, single-threaded matrix product on slices: one of the two places this workspace
+//! calls unsafe code (the `gemm` crate that burn-flex also uses takes raw pointers; the other is
+//! `allocator.rs`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;

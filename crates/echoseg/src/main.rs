@@ -3,6 +3,8 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // before the first tensor: every training step then reuses the last one's memory
+    echoseg_kernels::keep_freed_memory();
     match echoseg::run_cli(std::env::args_os()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
