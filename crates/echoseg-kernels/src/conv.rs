@@ -12,11 +12,11 @@ use std::ops::Range;
 
 use rayon::prelude::*;
 
-use crate::direct;
 use crate::im2col::{Same, im2col};
 use crate::matmul::{View, ViewMut, product};
 use crate::norm::positive;
 use crate::shifted;
+use crate::{channel_grad, direct};
 
 /// The largest im2col band, in values (4 MiB of f32): it stays in cache and bounds memory for
 /// large images, which are cut into bands of whole rows.
@@ -125,6 +125,9 @@ pub fn input_grad(g: &Same, weight: &[f32], dy: &[f32]) -> Vec<f32> {
 /// at the reference unet's and the default study's shapes).
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum WeightGradPath {
+    /// [`channel_grad::weight_grad`], [cout, cin, k, k]: on AVX2 where the output channels are
+    /// whole blocks of 16, the kernel 3×3 and either side 32 channels or more.
+    Channels,
     /// [`direct::weight_grad`], [cout, cin, k, k]: where the output channels are few (16 or fewer)
     /// for a matrix product along them and the rows long (32 pixels or more) for whole vectors.
     Direct,
@@ -138,7 +141,9 @@ impl WeightGradPath {
     fn choose(g: &Same) -> Self {
         let shifted = shifted::worth_it(g);
         let few_outputs = g.cout < 16 || (g.cout == 16 && !shifted);
-        if direct::worth_it(g) && few_outputs && g.width >= 32 {
+        if channel_grad::worth_it(g) {
+            Self::Channels
+        } else if direct::worth_it(g) && few_outputs && g.width >= 32 {
             Self::Direct
         } else if shifted {
             Self::Shifted
@@ -151,7 +156,7 @@ impl WeightGradPath {
     /// (the direct path's is that layout itself: one row).
     fn rows(self, g: &Same) -> usize {
         match self {
-            Self::Direct => 1,
+            Self::Direct | Self::Channels => 1,
             Self::Shifted => g.kernel * g.kernel,
             Self::Im2col => g.taps(),
         }
@@ -168,6 +173,7 @@ pub fn weight_grad(g: &Same, x: &[f32], dy: &[f32]) -> Vec<f32> {
     let mut per_image = crate::zeroed(g.batch * len);
     per_image.par_chunks_mut(len).zip(x.par_chunks(g.cin * n)).zip(dy.par_chunks(g.cout * n)).for_each(|((dw, x), dy)| match path {
         WeightGradPath::Direct => direct::weight_grad(g, x, dy, dw),
+        WeightGradPath::Channels => channel_grad::weight_grad(g, x, dy, dw),
         WeightGradPath::Shifted => shifted::weight_grad(g, x, dy, dw),
         WeightGradPath::Im2col => im2col_weight_grad(g, x, dy, dw),
     });

@@ -132,7 +132,7 @@ fn channel_blocks(cout: usize, wide: bool) -> Vec<(usize, usize)> {
 }
 
 /// Whether this machine has 32 vector registers (AVX-512), as `pulp` will dispatch to.
-fn wide_registers() -> bool {
+pub(crate) fn wide_registers() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         static WIDE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
@@ -144,35 +144,35 @@ fn wide_registers() -> bool {
 
 /// The padded band's geometry.
 #[derive(Clone, Copy)]
-struct Band {
+pub(crate) struct Band {
     pad: usize,
     /// Padded row length.
     width: usize,
     /// Output rows in this band.
-    rows: usize,
+    pub(crate) rows: usize,
 }
 
 impl Band {
     /// The band for `rows` output rows.
-    fn new(g: &Same, rows: usize) -> Self {
+    pub(crate) fn new(g: &Same, rows: usize) -> Self {
         let pad = g.pad();
         Self { pad, width: g.width + 2 * pad, rows }
     }
 
     /// Values of the band for `rows` output rows, with slack past the end for the last vector's
     /// read beyond the image's right side.
-    fn len(&self, g: &Same, lanes: usize) -> usize {
+    pub(crate) fn len(&self, g: &Same, lanes: usize) -> usize {
         (self.rows + 2 * self.pad) * g.cin * self.width + VECTORS * lanes
     }
 
     /// Where channel `c` of padded row `r` starts.
-    fn row(&self, g: &Same, r: usize, c: usize) -> usize {
+    pub(crate) fn row(&self, g: &Same, r: usize, c: usize) -> usize {
         (r * g.cin + c) * self.width
     }
 }
 
 /// The bands of output rows the image is cut into, each with its padded input band in budget.
-fn bands(g: &Same) -> impl Iterator<Item = Range<usize>> {
+pub(crate) fn bands(g: &Same) -> impl Iterator<Item = Range<usize>> {
     let whole = Band::new(g, 0);
     let per_row = g.cin * whole.width;
     let rows = (BAND_VALUES / per_row.max(1)).saturating_sub(2 * whole.pad).clamp(1, g.height.max(1));
@@ -181,7 +181,7 @@ fn bands(g: &Same) -> impl Iterator<Item = Range<usize>> {
 
 /// Copies the input rows that output rows `rows` read into `band` ([padded row, channel, padded
 /// column]), zero outside the image.
-fn fill(g: &Same, x: &[f32], rows: &Range<usize>, b: &Band, band: &mut [f32]) {
+pub(crate) fn fill(g: &Same, x: &[f32], rows: &Range<usize>, b: &Band, band: &mut [f32]) {
     let pixels = g.pixels();
     band.fill(0.0);
     for r in 0..rows.len() + 2 * b.pad {

@@ -28,6 +28,7 @@
 
 mod allocator;
 mod autodiff;
+mod channel_grad;
 mod concat;
 mod conv;
 #[cfg(feature = "wgpu")]
