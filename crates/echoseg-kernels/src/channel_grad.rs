@@ -10,23 +10,16 @@
 //! nothing is added across lanes at the end. `gemm` reached 55–63 GFLOP/s per core on these
 //! products (AMD EPYC Zen 3), with im2col or the shifted products' copies around it.
 
-use std::cell::RefCell;
-
 use pulp::{Simd, WithSimd, bytemuck};
 
 use crate::at_least;
-use crate::direct::{Band, bands, fill};
+use crate::direct::{Band, GradientJob, bands, fill, run_weight_grad};
 use crate::im2col::Same;
 
 /// Input channels per register block.
 const INPUTS: usize = 2;
 /// Vectors of output channels per register block.
 const OUTPUTS: usize = 2;
-
-thread_local! {
-    /// Each thread's padded input band and pixel-major output gradient, reused from call to call.
-    static BUFFERS: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
-}
 
 /// Whether this path computes the geometry's weight gradient: a 3×3 kernel on a machine with
 /// AVX2 and 16 vector registers (AVX-512's 32 keep `direct.rs`'s and `gemm`'s paths, measured
@@ -40,29 +33,18 @@ pub fn worth_it(g: &Same) -> bool {
 
 /// One image's weight gradient, added into `dw` [cout, cin, 3, 3].
 pub fn weight_grad(g: &Same, x: &[f32], dy: &[f32], dw: &mut [f32]) {
-    crate::matmul::count(2 * g.cout * g.taps() * g.pixels());
-    BUFFERS.with(|buffers| {
-        let (band, gradient) = &mut *buffers.borrow_mut();
-        pulp::Arch::new().dispatch(ChannelGrad { g, x, dy, dw, band, gradient });
-    });
+    run_weight_grad(g, x, dy, dw, |job| pulp::Arch::new().dispatch(ChannelGrad(job)));
 }
 
 /// [`weight_grad`] for one vector width (a closure would not be compiled for it).
-struct ChannelGrad<'a> {
-    g: &'a Same,
-    x: &'a [f32],
-    dy: &'a [f32],
-    dw: &'a mut [f32],
-    band: &'a mut Vec<f32>,
-    gradient: &'a mut Vec<f32>,
-}
+struct ChannelGrad<'a>(GradientJob<'a>);
 
 impl WithSimd for ChannelGrad<'_> {
     type Output = ();
 
     #[inline(always)]
     fn with_simd<S: Simd>(self, simd: S) {
-        let Self { g, x, dy, dw, band, gradient } = self;
+        let GradientJob { g, x, dy, dw, band, gradient } = self.0;
         let (lanes, pixels) = (S::F32_LANES, g.pixels());
         let block = OUTPUTS * lanes;
         assert!(g.cout.is_multiple_of(block), "{} output channels are not whole blocks of {block}", g.cout);
@@ -190,7 +172,7 @@ mod tests {
             let run = |simd_name: &str| -> Option<Vec<f32>> {
                 let mut dw = vec![0.0f32; g.cout * g.taps()];
                 let (mut band, mut gradient) = (Vec::new(), Vec::new());
-                let job = ChannelGrad { g: &g, x: &x, dy: &dy, dw: &mut dw, band: &mut band, gradient: &mut gradient };
+                let job = ChannelGrad(GradientJob { g: &g, x: &x, dy: &dy, dw: &mut dw, band: &mut band, gradient: &mut gradient });
                 match simd_name {
                     #[cfg(target_arch = "x86_64")]
                     "avx2" => Simd::vectorize(pulp::x86::V3::try_new()?, job),

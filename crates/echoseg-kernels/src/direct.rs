@@ -370,24 +370,34 @@ thread_local! {
 /// channel and tap, the sum over pixels of the output gradient times the input the tap reads.
 /// Vectors hold consecutive pixels: each lane sums its pixels, and the lanes are added at the end.
 pub fn weight_grad(g: &Same, x: &[f32], dy: &[f32], dw: &mut [f32]) {
+    run_weight_grad(g, x, dy, dw, |job| pulp::Arch::new().dispatch(WeightGrad(job)));
+}
+
+/// What a weight-gradient kernel of one vector width reads and writes for one image, with this
+/// thread's two scratch buffers (the padded input band, the output gradient's band).
+pub(crate) struct GradientJob<'a> {
+    pub(crate) g: &'a Same,
+    pub(crate) x: &'a [f32],
+    pub(crate) dy: &'a [f32],
+    pub(crate) dw: &'a mut [f32],
+    pub(crate) band: &'a mut Vec<f32>,
+    pub(crate) gradient: &'a mut Vec<f32>,
+}
+
+/// Runs `kernel` (a weight-gradient kernel dispatched to this machine's vector width) on one
+/// image's job with this thread's scratch buffers, and counts its products.
+pub(crate) fn run_weight_grad(g: &Same, x: &[f32], dy: &[f32], dw: &mut [f32], kernel: impl FnOnce(GradientJob<'_>)) {
     crate::matmul::count(2 * g.cout * g.taps() * g.pixels());
     BAND.with(|band| {
         GRADIENT.with(|gradient| {
             let (band, gradient) = (&mut *band.borrow_mut(), &mut *gradient.borrow_mut());
-            pulp::Arch::new().dispatch(WeightGrad { g, x, dy, dw, band, gradient });
+            kernel(GradientJob { g, x, dy, dw, band, gradient });
         })
     });
 }
 
 /// [`weight_grad`] for one vector width (see [`Forward`]).
-struct WeightGrad<'a> {
-    g: &'a Same,
-    x: &'a [f32],
-    dy: &'a [f32],
-    dw: &'a mut [f32],
-    band: &'a mut Vec<f32>,
-    gradient: &'a mut Vec<f32>,
-}
+struct WeightGrad<'a>(GradientJob<'a>);
 
 /// What the weight gradient's sums read: the geometry, the padded input band, the output
 /// gradient's band and its padded row length.
@@ -404,7 +414,7 @@ impl WithSimd for WeightGrad<'_> {
 
     #[inline(always)]
     fn with_simd<S: Simd>(self, simd: S) {
-        let Self { g, x, dy, dw, band, gradient } = self;
+        let GradientJob { g, x, dy, dw, band, gradient } = self.0;
         let lanes = S::F32_LANES;
         let padded = g.width.div_ceil(lanes) * lanes;
         let k = g.kernel;
@@ -553,7 +563,7 @@ mod tests {
         let (mut y, mut dw) = (vec![f32::NAN; g.cout * g.pixels()], vec![0.0; g.cout * g.taps()]);
         let (mut band, mut gradient) = (Vec::new(), Vec::new());
         simd.vectorize(Forward { g, x, taps, epilogue: Epilogue::NONE, y: &mut y, band: &mut band });
-        simd.vectorize(WeightGrad { g, x, dy, dw: &mut dw, band: &mut band, gradient: &mut gradient });
+        simd.vectorize(WeightGrad(GradientJob { g, x, dy, dw: &mut dw, band: &mut band, gradient: &mut gradient }));
         (y, dw)
     }
 
