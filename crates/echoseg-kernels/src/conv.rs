@@ -4,8 +4,8 @@
 //! threads share the batch: by the direct convolution of `direct.rs` where the machine has AVX2
 //! or AVX-512, otherwise by im2col in bands of rows (one matrix product per band, written
 //! straight into its part of the output) or the shifted products of `shifted.rs`; a 1×1
-//! convolution is one matrix product. The weight gradient takes whichever of the three was
-//! measured fastest for the geometry ([`WeightGradPath`]).
+//! convolution is one matrix product. The weight gradient takes whichever of those paths, or
+//! `channel_grad.rs`'s, was measured fastest for the geometry ([`WeightGradPath`]).
 
 use std::cell::RefCell;
 use std::ops::Range;

@@ -12,7 +12,8 @@
 //! channel is added into it, each output value written once (with a folded block's bias and ReLU
 //! applied as it is written). The input gradient is itself a "same" convolution (of the output
 //! gradient with the kernel turned half a turn) and runs the same way. The weight gradient is
-//! computed directly too where the output channels are few and the rows long, and otherwise as
+//! computed directly too where the output channels are few and the rows long, or (on AVX2) with
+//! vectors along the output channels where they come in whole blocks of 16, and otherwise as
 //! matrix products: of each image's im2col band, or, where that im2col would outgrow L2 and the
 //! channels are many, of an input band laid out pixel by pixel read shifted once per tap.
 //! Without AVX2 the forward runs through those matrix products as well. BatchNorm with the
@@ -20,8 +21,8 @@
 //! backward, where burn's composition makes about a dozen). Up-sampling widens the input's rows
 //! and then blends them, pooling reads its inputs through precomputed coordinates, and the
 //! concatenation and its gradient copy image by image. Large output buffers are zeroed by all
-//! worker threads, not by the calling thread alone. On other backends (the GPU) burn's own
-//! operations run.
+//! worker threads, not by the calling thread alone, and [`keep_freed_memory`] keeps their pages
+//! in the process from step to step. On other backends (the GPU) burn's own operations run.
 //!
 //! Results never depend on the number of threads: each image is computed on one thread and every
 //! sum over images runs in image order.
