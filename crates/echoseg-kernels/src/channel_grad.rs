@@ -157,11 +157,14 @@ mod tests {
 
     #[test]
     fn every_vector_width_computes_the_weight_gradient_as_defined() {
-        // an odd input channel count (a block of one at the end) and a dilated kernel
+        // an odd input channel count (a block of one at the end), a dilated kernel, and an image
+        // the padded band's budget cuts into three bands of rows
         let geometries = [
             Same { batch: 1, cin: 5, cout: 32, height: 7, width: 13, kernel: 3, dilation: 1 },
             Same { batch: 1, cin: 2, cout: 16, height: 9, width: 11, kernel: 3, dilation: 2 },
+            Same { batch: 1, cin: 64, cout: 16, height: 30, width: 256, kernel: 3, dilation: 1 },
         ];
+        assert_eq!(bands(&geometries[2]).count(), 3, "the last geometry is meant to span several bands");
         for g in geometries {
             let values = |len: usize, seed: usize| -> Vec<f32> {
                 (0..len).map(|i| ((i * 7919 + seed * 104729) % 997) as f32 / 498.5 - 1.0).collect()
