@@ -132,28 +132,7 @@ impl Sweep<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The weight gradient summed in f64, as defined.
-    fn naive(g: &Same, x: &[f32], dy: &[f32]) -> Vec<f64> {
-        let (k, pad) = (g.kernel, g.pad() as isize);
-        let mut dw = vec![0.0; g.cout * g.taps()];
-        for o in 0..g.cout {
-            for c in 0..g.cin {
-                for t in 0..k * k {
-                    let (ky, kx) = (t / k, t % k);
-                    for p in 0..g.pixels() {
-                        let (y, px) = ((p / g.width) as isize, (p % g.width) as isize);
-                        let (sy, sx) = (y + (ky * g.dilation) as isize - pad, px + (kx * g.dilation) as isize - pad);
-                        if sy >= 0 && sx >= 0 && (sy as usize) < g.height && (sx as usize) < g.width {
-                            let v = x[c * g.pixels() + sy as usize * g.width + sx as usize];
-                            dw[(o * g.cin + c) * k * k + t] += f64::from(dy[o * g.pixels() + p]) * f64::from(v);
-                        }
-                    }
-                }
-            }
-        }
-        dw
-    }
+    use crate::direct::tests::{close, naive, values};
 
     #[test]
     fn every_vector_width_computes_the_weight_gradient_as_defined() {
@@ -166,12 +145,8 @@ mod tests {
         ];
         assert_eq!(bands(&geometries[2]).count(), 3, "the last geometry is meant to span several bands");
         for g in geometries {
-            let values = |len: usize, seed: usize| -> Vec<f32> {
-                (0..len).map(|i| ((i * 7919 + seed * 104729) % 997) as f32 / 498.5 - 1.0).collect()
-            };
-            let (x, dy) = (values(g.cin * g.pixels(), 1), values(g.cout * g.pixels(), 3));
-            let defined = naive(&g, &x, &dy);
-            let scale = defined.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+            let (x, w, dy) = (values(g.cin * g.pixels(), 1), values(g.cout * g.taps(), 2), values(g.cout * g.pixels(), 3));
+            let (_, defined) = naive(&g, &x, &w, &dy);
             let run = |simd_name: &str| -> Option<Vec<f32>> {
                 let mut dw = vec![0.0f32; g.cout * g.taps()];
                 let (mut band, mut gradient) = (Vec::new(), Vec::new());
@@ -185,9 +160,7 @@ mod tests {
             };
             for name in ["avx2", "scalar"] {
                 let Some(dw) = run(name) else { continue };
-                for (i, (&a, &b)) in dw.iter().zip(&defined).enumerate() {
-                    assert!((f64::from(a) - b).abs() <= 1e-5 * scale, "{g:?} {name}: value {i} is {a}, defined as {b}");
-                }
+                close(&dw, &defined, &format!("{g:?} {name} weight gradient"));
             }
         }
     }

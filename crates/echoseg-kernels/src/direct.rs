@@ -102,27 +102,16 @@ impl Taps {
 /// both multiply-add units busy where 8 leave them waiting on each other's latency), then single
 /// channels for what is left.
 fn channel_blocks(cout: usize, wide: bool) -> Vec<(usize, usize)> {
-    let mut sizes = Vec::new();
-    let mut rest = cout;
-    if wide {
-        sizes.extend(std::iter::repeat_n(8, rest / 8));
-        rest %= 8;
-    } else {
-        // the fewest single channels, then the most sixes: 16 = 4 + 6 + 6, 32 = 4 + 4 + 6 · 4,
+    let (size, large) = match wide {
+        true => (8, cout / 8),
+        // the fewest single channels, then the most sixes: 16 = 6 + 6 + 4, 32 = 6 · 4 + 4 + 4,
         // 13 = 6 + 6 + 1
-        let sixes = (0..=rest / 6).min_by_key(|&n| ((rest - 6 * n) % 4, usize::MAX - n)).unwrap_or(0);
-        sizes.extend(std::iter::repeat_n(4, (rest - 6 * sixes) / 4));
-        sizes.extend(std::iter::repeat_n(6, sixes));
-        rest = (rest - 6 * sixes) % 4;
-    }
-    if rest >= 4 {
-        sizes.push(4);
-        rest -= 4;
-    }
-    sizes.extend(std::iter::repeat_n(1, rest));
+        false => (6, (0..=cout / 6).min_by_key(|&n| ((cout - 6 * n) % 4, usize::MAX - n)).unwrap_or(0)),
+    };
+    let rest = cout - size * large;
+    let sizes = std::iter::repeat_n(size, large).chain(std::iter::repeat_n(4, rest / 4)).chain(std::iter::repeat_n(1, rest % 4));
     let mut first = 0;
     sizes
-        .into_iter()
         .map(|size| {
             first += size;
             (first - size, size)
@@ -509,7 +498,7 @@ fn lane_sums<S: Simd, const O: usize, const N: usize>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Odd sizes: 13 output channels (8 + 4 + 1 blocks with AVX-512, 6 + 6 + 1 with AVX2), a
@@ -520,7 +509,8 @@ mod tests {
         Same { batch: 1, cin: 2, cout: 4, height: 3, width: 9, kernel: 3, dilation: 1 },
     ];
 
-    fn values(len: usize, seed: usize) -> Vec<f32> {
+    /// `len` values in [-1, 1) that differ with `seed`.
+    pub(crate) fn values(len: usize, seed: usize) -> Vec<f32> {
         (0..len).map(|i| ((i * 7919 + seed * 104729) % 997) as f32 / 498.5 - 1.0).collect()
     }
 
@@ -533,7 +523,7 @@ mod tests {
     }
 
     /// The convolution and its weight gradient summed in f64, as defined.
-    fn naive(g: &Same, x: &[f32], w: &[f32], dy: &[f32]) -> (Vec<f64>, Vec<f64>) {
+    pub(crate) fn naive(g: &Same, x: &[f32], w: &[f32], dy: &[f32]) -> (Vec<f64>, Vec<f64>) {
         let k = g.kernel;
         let (mut y, mut dw) = (vec![0.0; g.cout * g.pixels()], vec![0.0; w.len()]);
         for o in 0..g.cout {
@@ -551,7 +541,8 @@ mod tests {
         (y, dw)
     }
 
-    fn close(got: &[f32], expected: &[f64], what: &str) {
+    /// Each value within 1e-5 of the largest defined one.
+    pub(crate) fn close(got: &[f32], expected: &[f64], what: &str) {
         let scale = expected.iter().fold(1.0f64, |m, v| m.max(v.abs()));
         for (i, (&a, &b)) in got.iter().zip(expected).enumerate() {
             assert!((f64::from(a) - b).abs() <= 1e-5 * scale, "{what}: value {i} is {a}, defined as {b}");
