@@ -29,3 +29,19 @@ pub fn keep_freed_memory() {
         libc::mallopt(libc::M_TRIM_THRESHOLD, libc::c_int::MAX);
     }
 }
+
+/// For tests: every block the allocator hands out from now on is first filled with the bytes
+/// 0x7F (3.4e38 as an f32) and every request up to 32 MiB comes from the heap, where that applies
+/// (glibc's `M_PERTURB`). An output value a kernel failed to write then reads as 3.4e38 instead
+/// of the 0 that fresh pages happen to hold. Does nothing where the C library is not glibc.
+pub fn fill_new_memory_with_garbage() {
+    keep_freed_memory();
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[allow(unsafe_code)]
+    // SAFETY: as in `keep_freed_memory`, one integer parameter of glibc's allocator (allocations
+    // get the complement of the byte given, frees the byte itself). Tests call it while other
+    // threads allocate: glibc reads the parameter per call, and either value is a valid one.
+    unsafe {
+        libc::mallopt(libc::M_PERTURB, 0x80);
+    }
+}

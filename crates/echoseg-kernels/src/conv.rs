@@ -8,6 +8,7 @@
 //! `channel_grad.rs`'s, was measured fastest for the geometry ([`WeightGradPath`]).
 
 use std::cell::RefCell;
+use std::mem::MaybeUninit;
 use std::ops::Range;
 
 use rayon::prelude::*;
@@ -62,44 +63,56 @@ impl Epilogue<'_> {
         }
     }
 
-    /// Writes output channel `c`'s `values` into `to` with the epilogue applied.
-    pub(crate) fn write(&self, c: usize, values: &[f32], to: &mut [f32]) {
+    /// Writes output channel `c`'s `values` into `to` (of the same length: every value of `to`
+    /// is written) with the epilogue applied.
+    pub(crate) fn write(&self, c: usize, values: &[f32], to: &mut [MaybeUninit<f32>]) {
+        assert_eq!(values.len(), to.len(), "an epilogue writes every value it is given");
         let bias = self.bias.map_or(0.0, |b| b[c]);
         match self.relu {
-            true => to.iter_mut().zip(values).for_each(|(t, &v)| *t = positive(v + bias)),
-            false if self.bias.is_some() => to.iter_mut().zip(values).for_each(|(t, &v)| *t = v + bias),
-            false => to.copy_from_slice(values),
+            true => to.iter_mut().zip(values).for_each(|(t, &v)| _ = t.write(positive(v + bias))),
+            false if self.bias.is_some() => to.iter_mut().zip(values).for_each(|(t, &v)| _ = t.write(v + bias)),
+            false => _ = to.write_copy_of_slice(values),
         }
     }
 }
 
 /// `y = w ⊛ x`, then `epilogue`: x [batch, cin, h, w], weight [cout, cin, k, k] → [batch, cout, h, w].
 pub fn forward(g: &Same, x: &[f32], weight: &[f32], epilogue: Epilogue<'_>) -> Vec<f32> {
-    let (n, w) = (g.pixels(), View::rows(weight, g.cout, g.taps()));
-    let mut y = crate::zeroed(g.batch * g.cout * n);
+    let n = g.pixels();
     let taps = direct::worth_it(g).then(|| direct::Taps::new(g, weight));
-    y.par_chunks_mut(g.cout * n).zip(x.par_chunks(g.cin * n)).for_each(|(y, x)| {
-        if let Some(taps) = &taps {
-            // the epilogue is applied as each block of the output is written
-            return direct::forward(g, x, taps, epilogue, y);
+    let image =
+        |i: usize, y: &mut [MaybeUninit<f32>]| forward_image(g, &x[i * g.cin * n..][..g.cin * n], weight, taps.as_ref(), epilogue, y);
+    // SAFETY: the direct convolution writes every value of its image's output (its test starts
+    // from NaN everywhere); the other paths get the output zeroed first.
+    #[allow(unsafe_code)]
+    unsafe {
+        crate::written_by_chunks(g.batch * g.cout * n, g.cout * n, image)
+    }
+}
+
+/// [`forward`] for one image: through the direct convolution where it is worth it (`taps`),
+/// otherwise into zeros through the matrix products.
+fn forward_image(g: &Same, x: &[f32], weight: &[f32], taps: Option<&direct::Taps>, epilogue: Epilogue<'_>, y: &mut [MaybeUninit<f32>]) {
+    if let Some(taps) = taps {
+        // the epilogue is applied as each block of the output is written
+        return direct::forward(g, x, taps, epilogue, y);
+    }
+    let (n, w, y) = (g.pixels(), View::rows(weight, g.cout, g.taps()), crate::zeroed(y));
+    if g.pointwise() {
+        product(ViewMut { data: y, rows: g.cout, cols: n, row_stride: n }, w, View::rows(x, g.cin, n), false);
+    } else if shifted::worth_it(g) {
+        shifted::forward(g, x, weight, y);
+    } else {
+        for rows in bands(g) {
+            let (from, len) = (rows.start * g.width, rows.len() * g.width);
+            with_band(g.taps() * len, |col| {
+                im2col(g, x, rows, col);
+                let dst = ViewMut { data: &mut y[from..], rows: g.cout, cols: len, row_stride: n };
+                product(dst, w, View::rows(col, g.taps(), len), false);
+            });
         }
-        if g.pointwise() {
-            product(ViewMut { data: y, rows: g.cout, cols: n, row_stride: n }, w, View::rows(x, g.cin, n), false);
-        } else if shifted::worth_it(g) {
-            shifted::forward(g, x, weight, y);
-        } else {
-            for rows in bands(g) {
-                let (from, len) = (rows.start * g.width, rows.len() * g.width);
-                with_band(g.taps() * len, |col| {
-                    im2col(g, x, rows, col);
-                    let dst = ViewMut { data: &mut y[from..], rows: g.cout, cols: len, row_stride: n };
-                    product(dst, w, View::rows(col, g.taps(), len), false);
-                });
-            }
-        }
-        epilogue.apply(y, n);
-    });
-    y
+    }
+    epilogue.apply(y, n);
 }
 
 /// The input gradient. For a "same" convolution it is itself a "same" convolution: of `dy` with
@@ -170,12 +183,14 @@ impl WeightGradPath {
 pub fn weight_grad(g: &Same, x: &[f32], dy: &[f32]) -> Vec<f32> {
     let (n, len) = (g.pixels(), g.cout * g.taps());
     let path = WeightGradPath::choose(g);
-    let mut per_image = crate::zeroed(g.batch * len);
-    per_image.par_chunks_mut(len).zip(x.par_chunks(g.cin * n)).zip(dy.par_chunks(g.cout * n)).for_each(|((dw, x), dy)| match path {
-        WeightGradPath::Direct => direct::weight_grad(g, x, dy, dw),
-        WeightGradPath::Channels => channel_grad::weight_grad(g, x, dy, dw),
-        WeightGradPath::Shifted => shifted::weight_grad(g, x, dy, dw),
-        WeightGradPath::Im2col => im2col_weight_grad(g, x, dy, dw),
+    let per_image = crate::zeroed_by_chunks(g.batch * len, len, |image, dw| {
+        let (x, dy) = (&x[image * g.cin * n..][..g.cin * n], &dy[image * g.cout * n..][..g.cout * n]);
+        match path {
+            WeightGradPath::Direct => direct::weight_grad(g, x, dy, dw),
+            WeightGradPath::Channels => channel_grad::weight_grad(g, x, dy, dw),
+            WeightGradPath::Shifted => shifted::weight_grad(g, x, dy, dw),
+            WeightGradPath::Im2col => im2col_weight_grad(g, x, dy, dw),
+        }
     });
     // each worker sums its own run of the result, every value over the images in image order
     let rows = path.rows(g);

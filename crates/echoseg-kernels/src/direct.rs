@@ -20,6 +20,7 @@
 //! gradient's lanes, and so its rounding, follow the vector width.
 
 use std::cell::RefCell;
+use std::mem::MaybeUninit;
 use std::ops::Range;
 
 use pulp::{Simd, WithSimd, bytemuck};
@@ -183,7 +184,7 @@ pub(crate) fn fill(g: &Same, x: &[f32], rows: &Range<usize>, b: &Band, band: &mu
 
 /// `y = w ⊛ x`, then `epilogue`, for one image: x [cin, h, w], weights laid out as [`Taps`] → y
 /// [cout, h, w], every value of `y` written.
-pub fn forward(g: &Same, x: &[f32], taps: &Taps, epilogue: Epilogue<'_>, y: &mut [f32]) {
+pub fn forward(g: &Same, x: &[f32], taps: &Taps, epilogue: Epilogue<'_>, y: &mut [MaybeUninit<f32>]) {
     crate::matmul::count(2 * g.cout * g.taps() * g.pixels());
     BAND.with(|band| pulp::Arch::new().dispatch(Forward { g, x, taps, epilogue, y, band: &mut band.borrow_mut() }));
 }
@@ -195,7 +196,7 @@ struct Forward<'a> {
     x: &'a [f32],
     taps: &'a Taps,
     epilogue: Epilogue<'a>,
-    y: &'a mut [f32],
+    y: &'a mut [MaybeUninit<f32>],
     band: &'a mut Vec<f32>,
 }
 
@@ -244,7 +245,7 @@ struct Source<'a> {
 
 /// Where a register block's sums go: the image's output, through the epilogue.
 struct Target<'a> {
-    y: &'a mut [f32],
+    y: &'a mut [MaybeUninit<f32>],
     epilogue: Epilogue<'a>,
 }
 
@@ -551,10 +552,14 @@ pub(crate) mod tests {
 
     /// The output and the weight gradient of one image, computed with vectors `S`.
     fn on<S: Simd>(simd: S, (g, x, taps, dy): (&Same, &[f32], &Taps, &[f32])) -> (Vec<f32>, Vec<f32>) {
-        let (mut y, mut dw) = (vec![f32::NAN; g.cout * g.pixels()], vec![0.0; g.cout * g.taps()]);
+        // NaN everywhere first: a value the forward does not write fails the comparisons
+        let (mut y, mut dw) = (vec![MaybeUninit::new(f32::NAN); g.cout * g.pixels()], vec![0.0; g.cout * g.taps()]);
         let (mut band, mut gradient) = (Vec::new(), Vec::new());
         simd.vectorize(Forward { g, x, taps, epilogue: Epilogue::NONE, y: &mut y, band: &mut band });
         simd.vectorize(WeightGrad(GradientJob { g, x, dy, dw: &mut dw, band: &mut band, gradient: &mut gradient }));
+        // SAFETY: every value was initialised (to NaN) before the forward ran.
+        #[allow(unsafe_code)]
+        let y = y.into_iter().map(|v| unsafe { v.assume_init() }).collect();
         (y, dw)
     }
 

@@ -108,14 +108,17 @@ fn add<const K: usize>(a: [f64; K], b: [f64; K]) -> [f64; K] {
 /// `relu(gamma · (x − mean) / √(variance + ε) + beta)`, channel by channel.
 pub fn forward(p: &Planes, x: &[f32], stats: (&[f32], &[f32]), gamma: &[f32], beta: &[f32], epsilon: f64) -> Vec<f32> {
     let affine = Affine::new(stats.0, stats.1, gamma, beta, epsilon);
-    let mut y = crate::zeroed(x.len());
-    y.par_chunks_mut(p.pixels).zip(x.par_chunks(p.pixels)).enumerate().for_each(|(plane, (y, x))| {
-        let before = affine.channel(plane % p.channels);
-        for (y, &x) in y.iter_mut().zip(x) {
-            *y = positive(before(x));
-        }
-    });
-    y
+    // SAFETY: each plane's values are written one for one from `x`'s plane of the same length.
+    #[allow(unsafe_code)]
+    unsafe {
+        crate::written_by_chunks(x.len(), p.pixels, |plane, y| {
+            let x = &x[plane * p.pixels..][..y.len()];
+            let before = affine.channel(plane % p.channels);
+            for (y, &x) in y.iter_mut().zip(x) {
+                y.write(positive(before(x)));
+            }
+        })
+    }
 }
 
 /// The gradients of [`forward`]'s loss with respect to `x`, `gamma` and `beta`, given the
@@ -151,16 +154,21 @@ pub fn backward(
         .collect();
     let (dgamma, dbeta): (Vec<f32>, Vec<f32>) = sums.into_iter().unzip();
     let count = p.count() as f32;
-    let mut dx = crate::zeroed(x.len());
-    dx.par_chunks_mut(p.pixels).zip(x.par_chunks(p.pixels).zip(dy.par_chunks(p.pixels))).enumerate().for_each(|(plane, (dx, (x, dy)))| {
-        let c = plane % p.channels;
-        let (m, s, before) = (mean[c], affine.inv_std[c], affine.channel(c));
-        let (mean_g, mean_gx) = (dbeta[c] / count, dgamma[c] / count);
-        let factor = gamma[c] * s;
-        for ((dx, &x), &dy) in dx.iter_mut().zip(x).zip(dy) {
-            let through = if before(x) > 0.0 { dy } else { 0.0 };
-            *dx = factor * (through - mean_g - (x - m) * s * mean_gx);
-        }
-    });
+    // SAFETY: each plane's values are written one for one from `x`'s and `dy`'s planes of the
+    // same length.
+    #[allow(unsafe_code)]
+    let dx = unsafe {
+        crate::written_by_chunks(x.len(), p.pixels, |plane, dx| {
+            let (x, dy) = (&x[plane * p.pixels..][..dx.len()], &dy[plane * p.pixels..][..dx.len()]);
+            let c = plane % p.channels;
+            let (m, s, before) = (mean[c], affine.inv_std[c], affine.channel(c));
+            let (mean_g, mean_gx) = (dbeta[c] / count, dgamma[c] / count);
+            let factor = gamma[c] * s;
+            for ((dx, &x), &dy) in dx.iter_mut().zip(x).zip(dy) {
+                let through = if before(x) > 0.0 { dy } else { 0.0 };
+                dx.write(factor * (through - mean_g - (x - m) * s * mean_gx));
+            }
+        })
+    };
     (dx, dgamma, dbeta)
 }

@@ -5,8 +5,6 @@
 //! directly. Ties go to the first of the four in reading order and NaN wins, as in burn-flex, so
 //! outputs and gradients equal its own to the bit.
 
-use rayon::prelude::*;
-
 /// The size of one pooling: planes (batch × channels) of `height` × `width` pixels.
 #[derive(Clone, Copy, Debug)]
 pub struct Pool {
@@ -47,25 +45,30 @@ fn rows<'a>(plane: &'a [f32], p: &Pool, o: usize) -> (&'a [f32], &'a [f32]) {
 /// Pools every plane of `x`.
 pub fn forward(p: &Pool, x: &[f32]) -> Vec<f32> {
     let [oh, ow] = p.output();
-    let mut y = crate::zeroed(p.planes * oh * ow);
-    y.par_chunks_mut((oh * ow).max(1)).zip(x.par_chunks((p.height * p.width).max(1))).for_each(|(y, x)| {
-        for (row, o) in y.chunks_exact_mut(ow.max(1)).zip(0..oh) {
-            let (top, bottom) = rows(x, p, o);
-            for (v, (t, b)) in row.iter_mut().zip(top.chunks_exact(2).zip(bottom.chunks_exact(2))) {
-                *v = max4(t, b).1;
+    let plane = p.height * p.width;
+    // SAFETY: each plane's `oh` rows of `ow` outputs are written, one per window (a row covers
+    // `ow` windows: `2 · ow` columns).
+    #[allow(unsafe_code)]
+    unsafe {
+        crate::written_by_chunks(p.planes * oh * ow, oh * ow, |i, y| {
+            let x = &x[i * plane..][..plane];
+            for (row, o) in y.chunks_exact_mut(ow.max(1)).zip(0..oh) {
+                let (top, bottom) = rows(x, p, o);
+                for (v, (t, b)) in row.iter_mut().zip(top.chunks_exact(2).zip(bottom.chunks_exact(2))) {
+                    v.write(max4(t, b).1);
+                }
             }
-        }
-    });
-    y
+        })
+    }
 }
 
 /// The gradient of [`forward`] with respect to `x`: each output's gradient goes to its maximum
 /// (windows do not overlap, so each input receives at most one).
 pub fn backward(p: &Pool, x: &[f32], dy: &[f32]) -> Vec<f32> {
     let [oh, ow] = p.output();
-    let mut dx = crate::zeroed(p.planes * p.height * p.width);
-    let (plane, w) = ((p.height * p.width).max(1), p.width);
-    dx.par_chunks_mut(plane).zip(x.par_chunks(plane)).zip(dy.par_chunks((oh * ow).max(1))).for_each(|((dx, x), dy)| {
+    let (plane, w) = (p.height * p.width, p.width);
+    crate::zeroed_by_chunks(p.planes * plane, plane, |i, dx| {
+        let (x, dy) = (&x[i * plane..][..plane], &dy[i * oh * ow..][..oh * ow]);
         for (row, o) in dy.chunks_exact(ow.max(1)).zip(0..oh) {
             let (top, bottom) = rows(x, p, o);
             for (c, (&g, (t, b))) in row.iter().zip(top.chunks_exact(2).zip(bottom.chunks_exact(2))).enumerate() {
@@ -73,6 +76,5 @@ pub fn backward(p: &Pool, x: &[f32], dy: &[f32]) -> Vec<f32> {
                 dx[(2 * o + at / 2) * w + 2 * c + at % 2] = g;
             }
         }
-    });
-    dx
+    })
 }

@@ -6,7 +6,12 @@
 //! and per column, and the interpolation runs along rows and then along columns (the same
 //! function, rounded differently; tests hold it within 1e-4 of burn-flex's, not to the bit).
 
-use rayon::prelude::*;
+use std::cell::RefCell;
+
+thread_local! {
+    /// Each thread's rows widened to the output's width, reused from plane to plane.
+    static WIDENED: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
 
 /// For each output coordinate along one axis: the two source coordinates and the weight of the
 /// second.
@@ -49,25 +54,29 @@ pub struct Resize {
 pub fn forward(r: &Resize, x: &[f32]) -> Vec<f32> {
     let ([ih, iw], [oh, ow]) = (r.input, r.output);
     let (rows, cols) = (Taps::new(ih, oh), Taps::new(iw, ow));
-    let mut y = crate::zeroed(r.planes * oh * ow);
-    y.par_chunks_mut(oh * ow).zip(x.par_chunks(ih * iw)).for_each_init(
-        || vec![0.0f32; ih * ow],
-        |widened, (y, x)| {
-            for (wide, row) in widened.chunks_exact_mut(ow).zip(x.chunks_exact(iw)) {
-                for (v, ((&l, &h), &wx)) in wide.iter_mut().zip(cols.low.iter().zip(&cols.high).zip(&cols.weight)) {
-                    let (a, b) = (row[l], row[h]);
-                    *v = a + (b - a) * wx;
+    // SAFETY: each plane's `oh` rows of `ow` values are written, each from two widened rows of
+    // `ow` values.
+    #[allow(unsafe_code)]
+    unsafe {
+        crate::written_by_chunks(r.planes * oh * ow, oh * ow, |plane, y| {
+            let x = &x[plane * ih * iw..][..ih * iw];
+            WIDENED.with_borrow_mut(|widened| {
+                let widened = crate::at_least(widened, ih * ow);
+                for (wide, row) in widened.chunks_exact_mut(ow).zip(x.chunks_exact(iw)) {
+                    for (v, ((&l, &h), &wx)) in wide.iter_mut().zip(cols.low.iter().zip(&cols.high).zip(&cols.weight)) {
+                        let (a, b) = (row[l], row[h]);
+                        *v = a + (b - a) * wx;
+                    }
                 }
-            }
-            for (out, o) in y.chunks_exact_mut(ow).zip(0..oh) {
-                let (top, bottom, wy) = (&widened[rows.low[o] * ow..][..ow], &widened[rows.high[o] * ow..][..ow], rows.weight[o]);
-                for ((v, &t), &u) in out.iter_mut().zip(top).zip(bottom) {
-                    *v = t + (u - t) * wy;
+                for (out, o) in y.chunks_exact_mut(ow).zip(0..oh) {
+                    let (top, bottom, wy) = (&widened[rows.low[o] * ow..][..ow], &widened[rows.high[o] * ow..][..ow], rows.weight[o]);
+                    for ((v, &t), &u) in out.iter_mut().zip(top).zip(bottom) {
+                        v.write(t + (u - t) * wy);
+                    }
                 }
-            }
-        },
-    );
-    y
+            })
+        })
+    }
 }
 
 /// The gradient of [`forward`] with respect to its input, its adjoint step by step: each output
@@ -76,10 +85,10 @@ pub fn forward(r: &Resize, x: &[f32]) -> Vec<f32> {
 pub fn backward(r: &Resize, dy: &[f32]) -> Vec<f32> {
     let ([ih, iw], [oh, ow]) = (r.input, r.output);
     let (rows, cols) = (Taps::new(ih, oh), Taps::new(iw, ow));
-    let mut dx = crate::zeroed(r.planes * ih * iw);
-    dx.par_chunks_mut(ih * iw).zip(dy.par_chunks(oh * ow)).for_each_init(
-        || vec![0.0f32; ih * ow],
-        |widened, (dx, dy)| {
+    crate::zeroed_by_chunks(r.planes * ih * iw, ih * iw, |plane, dx| {
+        let dy = &dy[plane * oh * ow..][..oh * ow];
+        WIDENED.with_borrow_mut(|widened| {
+            let widened = crate::at_least(widened, ih * ow);
             widened.fill(0.0);
             for (grad, o) in dy.chunks_exact(ow).zip(0..oh) {
                 let wy = rows.weight[o];
@@ -96,7 +105,6 @@ pub fn backward(r: &Resize, dy: &[f32]) -> Vec<f32> {
                     row[h] += g * wx;
                 }
             }
-        },
-    );
-    dx
+        })
+    })
 }
