@@ -11,8 +11,6 @@ use std::cell::RefCell;
 use std::mem::MaybeUninit;
 use std::ops::Range;
 
-use rayon::prelude::*;
-
 use crate::im2col::{Same, im2col};
 use crate::matmul::{View, ViewMut, product};
 use crate::norm::positive;
@@ -192,17 +190,30 @@ pub fn weight_grad(g: &Same, x: &[f32], dy: &[f32]) -> Vec<f32> {
             WeightGradPath::Im2col => im2col_weight_grad(g, x, dy, dw),
         }
     });
-    // each worker sums its own run of the result, every value over the images in image order
-    let rows = path.rows(g);
-    let (columns, mut sum) = (len / rows, vec![0.0f32; len]);
-    sum.par_chunks_mut(rows).enumerate().for_each(|(c, sum)| {
+    sum_over_images(&per_image, len, path.rows(g))
+}
+
+/// The sum over images of `per_image` (images of `len` values, each laid out [rows, columns]),
+/// laid out [columns, rows], every value summed in image order.
+///
+/// Each worker sums its own runs of about 4096 values of the result (whole columns): summing
+/// value by value, each through its own strided iterator, cost as much as a 16 px layer's
+/// weight gradient itself.
+fn sum_over_images(per_image: &[f32], len: usize, rows: usize) -> Vec<f32> {
+    let columns = len / rows.max(1);
+    let block = (4096 / rows.max(1)).clamp(1, columns.max(1));
+    crate::zeroed_by_chunks(len, block * rows, |b, sum| {
+        let (first, count) = (b * block, sum.len() / rows);
         for image in per_image.chunks_exact(len) {
-            for (s, &v) in sum.iter_mut().zip(image[c..].iter().step_by(columns)) {
-                *s += v;
+            for r in 0..rows {
+                let from = &image[r * columns + first..][..count];
+                match rows {
+                    1 => sum.iter_mut().zip(from).for_each(|(s, &v)| *s += v),
+                    _ => from.iter().enumerate().for_each(|(c, &v)| sum[c * rows + r] += v),
+                }
             }
         }
-    });
-    sum
+    })
 }
 
 /// One image's weight gradient through im2col, `dwt` [taps, cout] = `col · dyᵀ`: the matrix
@@ -224,5 +235,27 @@ fn im2col_weight_grad(g: &Same, x: &[f32], dy: &[f32], dwt: &mut [f32]) {
             let dyt = dyt.t().columns(from, pixels).t();
             product(dst(g, &mut *dwt), View::rows(col, g.taps(), pixels), dyt, band > 0);
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sum_over_images;
+
+    #[test]
+    fn the_sum_over_images_transposes_and_adds_in_image_order_across_runs() {
+        // one row (the direct and channel paths), 9 (shifted) and 432 (im2col); lengths that cut
+        // into several runs of columns with a shorter last one
+        for (rows, columns, images) in [(1, 9000, 3), (9, 1000, 2), (432, 13, 4), (1, 7, 1)] {
+            let len = rows * columns;
+            let per_image: Vec<f32> = (0..images * len).map(|i| ((i * 7919 % 1013) as f32) * 0.37 - 150.0).collect();
+            let sum = sum_over_images(&per_image, len, rows);
+            for c in 0..columns {
+                for r in 0..rows {
+                    let expected = (0..images).fold(0.0f32, |s, i| s + per_image[i * len + r * columns + c]);
+                    assert_eq!(sum[c * rows + r].to_bits(), expected.to_bits(), "rows {rows}, column {c}, row {r}");
+                }
+            }
+        }
     }
 }
