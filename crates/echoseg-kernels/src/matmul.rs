@@ -1,6 +1,6 @@
-//! A checked, single-threaded matrix product on slices: one of the two places this workspace
-//! calls unsafe code (the `gemm` crate that burn-flex also uses takes raw pointers; the other is
-//! `allocator.rs`).
+//! A checked, single-threaded matrix product on slices: one of the few places this workspace
+//! calls unsafe code (the `gemm` crate that burn-flex also uses takes raw pointers; the others
+//! are `allocator.rs` and the uninitialised outputs of `lib.rs`'s `written_by_chunks`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;

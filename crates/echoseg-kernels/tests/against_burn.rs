@@ -43,7 +43,7 @@ struct Results {
 }
 
 fn run(case: (usize, usize, usize, usize, usize, usize), ours: bool) -> Results {
-    common::garbage_in_new_memory();
+    echoseg_kernels::fill_new_memory_with_garbage();
     let (batch, cin, cout, side, kernel, dilation) = case;
     let device = Device::flex().autodiff();
     let seeded = |shape, seed| seeded(shape, seed, &device);
@@ -110,7 +110,7 @@ const RESIZES: [(usize, usize, usize, usize, usize, usize); 6] =
     [(2, 8, 6, 6, 12, 12), (3, 4, 5, 7, 11, 15), (1, 2, 24, 24, 48, 48), (2, 3, 1, 4, 3, 8), (1, 1, 4, 4, 4, 4), (2, 2, 9, 9, 4, 4)];
 
 fn resize_run(case: (usize, usize, usize, usize, usize, usize), ours: bool) -> (TensorData, TensorData) {
-    common::garbage_in_new_memory();
+    echoseg_kernels::fill_new_memory_with_garbage();
     let (batch, channels, ih, iw, oh, ow) = case;
     let device = Device::flex().autodiff();
     let seeded = |shape, seed| seeded(shape, seed, &device);
@@ -142,7 +142,7 @@ const CONCATS: [(usize, usize, usize, usize, usize); 3] = [(2, 8, 4, 6, 6), (3, 
 /// The concatenation and the gradients of both inputs, where each input is the output of an
 /// operation (so both are tracked) and the loss weighs every output channel differently.
 fn concat_run(case: (usize, usize, usize, usize, usize), ours: bool) -> (TensorData, TensorData, TensorData) {
-    common::garbage_in_new_memory();
+    echoseg_kernels::fill_new_memory_with_garbage();
     let (batch, ca, cb, h, w) = case;
     let device = Device::flex().autodiff();
     let a = seeded([batch, ca, h, w], 6, &device).require_grad();
@@ -170,7 +170,7 @@ fn concatenation_and_its_gradients_equal_burns_cat_to_the_bit() {
 const POOLS: [(usize, usize, usize, usize); 5] = [(2, 8, 12, 12), (3, 4, 7, 9), (1, 2, 48, 48), (2, 3, 1, 5), (1, 2, 6, 1)];
 
 fn pool_run(case: (usize, usize, usize, usize), ours: bool) -> (TensorData, TensorData) {
-    common::garbage_in_new_memory();
+    echoseg_kernels::fill_new_memory_with_garbage();
     let (batch, channels, h, w) = case;
     let device = Device::flex().autodiff();
     let n = batch * channels * h * w;
@@ -198,7 +198,7 @@ fn max_pooling_and_its_gradient_equal_burns_to_the_bit() {
 
 #[test]
 fn burn_layers_applied_through_the_kernels_equal_their_own_forward() {
-    common::garbage_in_new_memory();
+    echoseg_kernels::fill_new_memory_with_garbage();
     use burn::nn::PaddingConfig2d;
     use burn::nn::conv::Conv2dConfig;
     let device = Device::flex();
@@ -219,7 +219,7 @@ fn burn_layers_applied_through_the_kernels_equal_their_own_forward() {
 
 #[test]
 fn a_folded_block_differentiates_through_the_fused_bias_and_relu() {
-    common::garbage_in_new_memory();
+    echoseg_kernels::fill_new_memory_with_garbage();
     use burn::nn::PaddingConfig2d;
     use burn::nn::conv::Conv2dConfig;
     let device = Device::flex().autodiff();
@@ -246,7 +246,7 @@ struct Normed {
 }
 
 fn norm_run(case: (usize, usize, usize, usize), ours: bool) -> Normed {
-    common::garbage_in_new_memory();
+    echoseg_kernels::fill_new_memory_with_garbage();
     let (batch, channels, h, w) = case;
     let device = Device::flex().autodiff();
     let norm = common::ramped_norm(channels, &device);

@@ -68,7 +68,7 @@ fn cases<'a>(reference: &'a Value, key: &str) -> &'a [Value] {
 
 #[test]
 fn every_reference_convolution_and_its_gradients_equal_pytorchs() {
-    common::garbage_in_new_memory();
+    echoseg_kernels::fill_new_memory_with_garbage();
     let (reference, batch) = reference();
     let device = Device::flex().autodiff();
     for case in cases(&reference, "convs") {
@@ -87,7 +87,7 @@ fn every_reference_convolution_and_its_gradients_equal_pytorchs() {
 
 #[test]
 fn batch_norm_and_relu_with_their_gradients_equal_pytorchs() {
-    common::garbage_in_new_memory();
+    echoseg_kernels::fill_new_memory_with_garbage();
     let (reference, batch) = reference();
     let device = Device::flex().autodiff();
     for case in cases(&reference, "norms") {
@@ -107,7 +107,7 @@ fn batch_norm_and_relu_with_their_gradients_equal_pytorchs() {
 
 #[test]
 fn pooling_and_upsampling_with_their_gradients_equal_pytorchs() {
-    common::garbage_in_new_memory();
+    echoseg_kernels::fill_new_memory_with_garbage();
     let (reference, batch) = reference();
     let device = Device::flex().autodiff();
     let pool = burn::nn::pool::MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init();
