@@ -477,18 +477,18 @@ fn lane_sums<S: Simd, const O: usize, const N: usize>(
     (o, c, ky, kx): (usize, usize, usize, usize),
 ) -> [[S::f32s; N]; O] {
     let Pair { g, b, band, gradient, padded } = *pair;
-    let (lanes, d) = (S::F32_LANES, g.dilation);
+    let (d, vectors) = (g.dilation, padded / S::F32_LANES);
+    // Every row cut to whole vectors of the same count first, so the pixel loop indexes them
+    // without bounds checks (with them, 47 scalar instructions ran beside 12 multiply-adds).
     let mut acc = [[simd.splat_f32s(0.0); N]; O];
     for r in 0..b.rows {
-        let inputs = &band[b.row(g, r + ky * d, c) + kx * d..][..padded + (N - 1) * d];
-        let outputs = &gradient[(r * g.cout + o) * padded..][..O * padded];
-        for x0 in (0..padded).step_by(lanes) {
-            let mut v = [simd.splat_f32s(0.0); N];
-            for (j, v) in v.iter_mut().enumerate() {
-                *v = bytemuck::pod_read_unaligned(bytemuck::cast_slice(&inputs[x0 + j * d..][..lanes]));
-            }
-            for (q, acc) in acc.iter_mut().enumerate() {
-                let dyv: S::f32s = bytemuck::pod_read_unaligned(bytemuck::cast_slice(&outputs[q * padded + x0..][..lanes]));
+        let start = b.row(g, r + ky * d, c) + kx * d;
+        let inputs: [&[S::f32s]; N] = std::array::from_fn(|j| whole::<S>(&band[start + j * d..], vectors));
+        let outputs: [&[S::f32s]; O] = std::array::from_fn(|q| whole::<S>(&gradient[(r * g.cout + o + q) * padded..], vectors));
+        for x in 0..vectors {
+            let v: [S::f32s; N] = std::array::from_fn(|j| inputs[j][x]);
+            for (acc, outputs) in acc.iter_mut().zip(&outputs) {
+                let dyv = outputs[x];
                 for (acc, &v) in acc.iter_mut().zip(&v) {
                     *acc = simd.mul_add_f32s(dyv, v, *acc);
                 }
@@ -496,6 +496,12 @@ fn lane_sums<S: Simd, const O: usize, const N: usize>(
         }
     }
     acc
+}
+
+/// The first `vectors` whole vectors of `from`, read in place.
+#[inline(always)]
+fn whole<S: Simd>(from: &[f32], vectors: usize) -> &[S::f32s] {
+    &S::as_simd_f32s(&from[..vectors * S::F32_LANES]).0[..vectors]
 }
 
 #[cfg(test)]
