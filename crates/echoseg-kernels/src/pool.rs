@@ -5,7 +5,7 @@
 //! directly. Ties go to the first of the four in reading order and NaN wins, as in burn-flex, so
 //! outputs and gradients equal its own to the bit.
 
-use pulp::{Simd, WithSimd, bytemuck};
+use pulp::{Simd, WithSimd};
 
 /// The size of one pooling: planes (batch × channels) of `height` × `width` pixels.
 #[derive(Clone, Copy, Debug)]
@@ -140,8 +140,10 @@ fn winners<S: Simd>(simd: S, top: &[f32], bottom: &[f32]) -> [[S::f32s; 2]; 2] {
     let best = simd.select_f32s(m2, b0, best);
     let m3 = later(b1, best);
     let not = |m| simd.not_m32s(m);
+    // as values whose bits are all ones or all zeros (a mask's own layout differs between widths)
+    let (ones, zeros) = (simd.splat_f32s(f32::from_bits(u32::MAX)), simd.splat_f32s(0.0));
     let won = [not(simd.or_m32s(m1, simd.or_m32s(m2, m3))), simd.and_m32s(m1, not(simd.or_m32s(m2, m3))), simd.and_m32s(m2, not(m3)), m3]
-        .map(bytemuck::cast::<S::m32s, S::f32s>);
+        .map(|m| simd.select_f32s(m, ones, zeros));
     // back in the rows' column order: the interleave undoes the deinterleave's lane order
     [simd.interleave_shfl_f32s([won[0], won[1]]), simd.interleave_shfl_f32s([won[2], won[3]])]
 }
@@ -188,7 +190,16 @@ mod tests {
             let [oh, ow] = p.output();
             let dy: Vec<f32> = (0..planes * oh * ow).map(|i| i as f32 * 0.5 - 7.0).collect();
             let bits = |v: Vec<f32>| v.into_iter().map(f32::to_bits).collect::<Vec<_>>();
-            assert_eq!(bits(backward(&p, &x, &dy)), bits(routed_one_by_one(&p, &x, &dy)), "{p:?}");
+            let defined = bits(routed_one_by_one(&p, &x, &dy));
+            assert_eq!(bits(backward(&p, &x, &dy)), defined, "{p:?} at this machine's vector width");
+            // one lane, as on a machine without the vector instructions
+            let plane = p.height * p.width;
+            let mut one_lane = vec![0.0f32; x.len()];
+            for (i, dx) in one_lane.chunks_exact_mut(plane).enumerate() {
+                let (x, dy) = (&x[i * plane..][..plane], &dy[i * oh * ow..][..oh * ow]);
+                Simd::vectorize(pulp::Scalar::new(), Backward { p: &p, x, dy, dx });
+            }
+            assert_eq!(bits(one_lane), defined, "{p:?} one lane");
         }
     }
 }
