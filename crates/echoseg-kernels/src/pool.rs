@@ -140,9 +140,11 @@ fn winners<S: Simd>(simd: S, top: &[f32], bottom: &[f32]) -> [[S::f32s; 2]; 2] {
     let best = simd.select_f32s(m2, b0, best);
     let m3 = later(b1, best);
     let not = |m| simd.not_m32s(m);
+    // a bottom value won: the top ones lost
+    let bottom_won = simd.or_m32s(m2, m3);
     // as values whose bits are all ones or all zeros (a mask's own layout differs between widths)
     let (ones, zeros) = (simd.splat_f32s(f32::from_bits(u32::MAX)), simd.splat_f32s(0.0));
-    let won = [not(simd.or_m32s(m1, simd.or_m32s(m2, m3))), simd.and_m32s(m1, not(simd.or_m32s(m2, m3))), simd.and_m32s(m2, not(m3)), m3]
+    let won = [not(simd.or_m32s(m1, bottom_won)), simd.and_m32s(m1, not(bottom_won)), simd.and_m32s(m2, not(m3)), m3]
         .map(|m| simd.select_f32s(m, ones, zeros));
     // back in the rows' column order: the interleave undoes the deinterleave's lane order
     [simd.interleave_shfl_f32s([won[0], won[1]]), simd.interleave_shfl_f32s([won[2], won[3]])]
