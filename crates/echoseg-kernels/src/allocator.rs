@@ -22,7 +22,7 @@ const HEAP_UP_TO: usize = 32 << 20;
 /// Every thread allocates from the one main heap. A study trains each run on a worker thread,
 /// and glibc gives each such thread a heap of its own, which it unmaps whole once it is empty,
 /// whatever the trim setting: measured 2026-12-04 on the 2-core Zen 3 (`echoseg bench --arch
-/// unet --threads 2`, networks on a worker thread), 142 000–184 000 page faults per run with
+/// unet --threads 2`, networks on a worker thread), 142 000–270 000 page faults per run with
 /// per-thread heaps, 26 500 with the main heap alone (as many as on the main thread), and the
 /// up-sampling and concatenation, which write fresh outputs, 2–3× slower with per-thread heaps.
 /// Threads then share one lock, taken a few times per operation on tensors of kilobytes or more.
