@@ -27,9 +27,9 @@ use std::ops::Range;
 
 use pulp::{Simd, WithSimd, bytemuck};
 
-use crate::at_least;
 use crate::conv::Epilogue;
 use crate::im2col::Same;
+use crate::{at_least, whole};
 
 /// The padded input band's size, in values (1 MiB of f32): it stays in L2.
 const BAND_VALUES: usize = 1 << 18;
@@ -518,12 +518,6 @@ fn lane_sums<S: Simd, const O: usize, const N: usize>(
         }
     }
     acc
-}
-
-/// The first `vectors` whole vectors of `from`, read in place.
-#[inline(always)]
-fn whole<S: Simd>(from: &[f32], vectors: usize) -> &[S::f32s] {
-    &S::as_simd_f32s(&from[..vectors * S::F32_LANES]).0[..vectors]
 }
 
 #[cfg(test)]

@@ -330,6 +330,12 @@ pub(crate) fn zeroed(part: &mut [MaybeUninit<f32>]) -> &mut [f32] {
     }
 }
 
+/// The first `vectors` whole vectors of `from`, read in place.
+#[inline(always)]
+pub(crate) fn whole<S: pulp::Simd>(from: &[f32], vectors: usize) -> &[S::f32s] {
+    &S::as_simd_f32s(&from[..vectors * S::F32_LANES]).0[..vectors]
+}
+
 /// The first `len` values of a reused scratch `buffer`, grown to hold them (contents arbitrary).
 pub(crate) fn at_least(buffer: &mut Vec<f32>, len: usize) -> &mut [f32] {
     if buffer.len() < len {

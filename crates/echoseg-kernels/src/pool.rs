@@ -125,13 +125,9 @@ impl WithSimd for Backward<'_> {
 /// in the lanes of the value [`max4`] picks, zeros elsewhere, as two vectors per row.
 #[inline(always)]
 fn winners<S: Simd>(simd: S, top: &[f32], bottom: &[f32]) -> [[S::f32s; 2]; 2] {
-    let read = |values: &[f32]| -> [S::f32s; 2] {
-        let (vectors, _) = S::as_simd_f32s(values);
-        [vectors[0], vectors[1]]
-    };
     // left and right columns of each window, lanes in the order the shuffles leave them
-    let [t0, t1] = simd.deinterleave_shfl_f32s(read(top));
-    let [b0, b1] = simd.deinterleave_shfl_f32s(read(bottom));
+    let [t0, t1] = simd.deinterleave_shfl_f32s(two::<S>(top));
+    let [b0, b1] = simd.deinterleave_shfl_f32s(two::<S>(bottom));
     // a later value wins where it is greater or NaN, as in `max4`
     let later = |v, best| simd.or_m32s(simd.greater_than_f32s(v, best), simd.not_m32s(simd.equal_f32s(v, v)));
     let m1 = later(t1, t0);
@@ -157,7 +153,13 @@ fn twice<S: Simd>(values: &[f32]) -> [S::f32s; 2] {
     for (pair, &v) in doubled.chunks_exact_mut(2).zip(values) {
         pair.fill(v);
     }
-    let (vectors, _) = S::as_simd_f32s(&doubled[..2 * S::F32_LANES]);
+    two::<S>(&doubled)
+}
+
+/// The first two whole vectors of `values`.
+#[inline(always)]
+fn two<S: Simd>(values: &[f32]) -> [S::f32s; 2] {
+    let vectors = crate::whole::<S>(values, 2);
     [vectors[0], vectors[1]]
 }
 
