@@ -24,8 +24,8 @@ const OUTPUTS: usize = 2;
 /// Whether this path computes the geometry's weight gradient: a 3×3 kernel on a machine with
 /// AVX2 and 16 vector registers (AVX-512's 32 keep `direct.rs`'s and `gemm`'s paths, measured
 /// there), output channels a whole number of register blocks (16, 32, 48, 64, …), and 32 or more
-/// channels on one side (16 → 16 at 64 px: the shifted products' `gemm` is as fast, 72 against
-/// 67 GFLOP/s).
+/// channels on one side. `conv.rs` gives 16 output channels on rows of 32 pixels or more to the
+/// direct path instead (48 → 16 at 64 px: 83 against 73 GFLOP/s).
 pub fn worth_it(g: &Same) -> bool {
     let fits = g.kernel == 3 && g.cout.is_multiple_of(16) && g.cin.max(g.cout) >= 32;
     fits && crate::direct::worth_it(g) && !crate::direct::wide_registers()
