@@ -33,7 +33,48 @@ impl<B: Backend + KernelBackend> Backward<B, 2> for SameConv {
     }
 }
 
+/// The backward of a convolution of two inputs concatenated along channels.
+#[derive(Debug)]
+struct SameConvPair;
+
+impl<B: Backend + KernelBackend> Backward<B, 3> for SameConvPair {
+    /// The checkpoints of the two inputs and the weight, and the dilation.
+    type State = ([NodeId; 3], usize);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
+        let [node_a, node_b, node_weight] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        let (nodes, dilation) = ops.state;
+        let [a, b, weight] = nodes.map(|node| checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(node));
+        if let Some(node) = node_weight {
+            let dw = B::same_conv2d_pair_weight_grad(a.clone(), b.clone(), weight.clone(), grad.clone(), dilation);
+            grads.register::<B>(node.id, dw);
+        }
+        if node_a.is_some() || node_b.is_some() {
+            let (da, db) = B::same_conv2d_pair_x_grad(a, b, weight, grad, dilation);
+            for (node, grad) in [(node_a, da), (node_b, db)] {
+                if let Some(node) = node {
+                    grads.register::<B>(node.id, grad);
+                }
+            }
+        }
+    }
+}
+
 impl<B: Backend + KernelBackend, C: CheckpointStrategy> KernelBackend for Autodiff<B, C> {
+    fn same_conv2d_pair(a: FloatTensor<Self>, b: FloatTensor<Self>, weight: FloatTensor<Self>, dilation: usize) -> FloatTensor<Self> {
+        match SameConvPair.prepare::<C>([a.node(), b.node(), weight.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(mut prep) => {
+                let nodes = [prep.checkpoint(&a), prep.checkpoint(&b), prep.checkpoint(&weight)];
+                let out = B::same_conv2d_pair(a.into_primitive(), b.into_primitive(), weight.into_primitive(), dilation);
+                prep.finish((nodes, dilation), out)
+            }
+            OpsKind::UnTracked(prep) => {
+                prep.finish(B::same_conv2d_pair(a.into_primitive(), b.into_primitive(), weight.into_primitive(), dilation))
+            }
+        }
+    }
+
     fn same_conv2d(x: FloatTensor<Self>, weight: FloatTensor<Self>, dilation: usize) -> FloatTensor<Self> {
         match SameConv.prepare::<C>([x.node(), weight.node()]).compute_bound().stateful() {
             OpsKind::Tracked(mut prep) => {

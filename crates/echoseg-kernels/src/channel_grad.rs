@@ -13,7 +13,7 @@
 use pulp::{Simd, WithSimd, bytemuck};
 
 use crate::at_least;
-use crate::direct::{Band, GradientJob, bands, fill, run_weight_grad};
+use crate::direct::{Band, GradientJob, ImageInput, bands, fill, run_weight_grad};
 use crate::im2col::Same;
 
 /// Input channels per register block.
@@ -32,7 +32,7 @@ pub fn worth_it(g: &Same) -> bool {
 }
 
 /// One image's weight gradient, added into `dw` [cout, cin, 3, 3].
-pub fn weight_grad(g: &Same, x: &[f32], dy: &[f32], dw: &mut [f32]) {
+pub(crate) fn weight_grad(g: &Same, x: ImageInput<'_>, dy: &[f32], dw: &mut [f32]) {
     run_weight_grad(g, x, dy, dw, |job| pulp::Arch::new().dispatch(ChannelGrad(job)));
 }
 
@@ -150,7 +150,8 @@ mod tests {
             let run = |simd_name: &str| -> Option<Vec<f32>> {
                 let mut dw = vec![0.0f32; g.cout * g.taps()];
                 let (mut band, mut gradient) = (Vec::new(), Vec::new());
-                let job = ChannelGrad(GradientJob { g: &g, x: &x, dy: &dy, dw: &mut dw, band: &mut band, gradient: &mut gradient });
+                let job =
+                    ChannelGrad(GradientJob { g: &g, x: x[..].into(), dy: &dy, dw: &mut dw, band: &mut band, gradient: &mut gradient });
                 match simd_name {
                     #[cfg(target_arch = "x86_64")]
                     "avx2" => Simd::vectorize(pulp::x86::V3::try_new()?, job),

@@ -7,15 +7,17 @@
 //! convolution is one matrix product. The weight gradient takes whichever of those paths, or
 //! `channel_grad.rs`'s, was measured fastest for the geometry ([`WeightGradPath`]).
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::mem::MaybeUninit;
 use std::ops::Range;
 
+use crate::direct::{ImageInput, ImageOutput};
 use crate::im2col::{Same, im2col};
 use crate::matmul::{View, ViewMut, product};
 use crate::norm::positive;
 use crate::shifted;
-use crate::{channel_grad, direct};
+use crate::{channel_grad, concat, direct};
 
 /// The largest im2col band, in values (4 MiB of f32): it stays in cache and bounds memory for
 /// large images, which are cut into bands of whole rows.
@@ -74,28 +76,70 @@ impl Epilogue<'_> {
     }
 }
 
+/// A batch's input channels, [batch, cin, h, w]: one buffer, or two whose channels follow each
+/// other (a decoder's up-sampled input and its skip), read where they lie instead of concatenated
+/// wherever the direct convolution reads them.
+#[derive(Clone, Copy, Debug)]
+pub enum Input<'a> {
+    /// One buffer.
+    Whole(&'a [f32]),
+    /// The first buffer's `split` channels, then the second's.
+    Pair {
+        /// [batch, split, h, w].
+        first: &'a [f32],
+        /// [batch, cin − split, h, w].
+        second: &'a [f32],
+        /// Channels of `first`.
+        split: usize,
+    },
+}
+
+impl<'a> Input<'a> {
+    /// Image `i`'s channels.
+    fn image(self, g: &Same, i: usize) -> ImageInput<'a> {
+        let n = g.pixels();
+        match self {
+            Self::Whole(x) => ImageInput::from(&x[i * g.cin * n..][..g.cin * n]),
+            Self::Pair { first, second, split } => {
+                let rest = g.cin - split;
+                ImageInput::pair(&first[i * split * n..][..split * n], &second[i * rest * n..][..rest * n], split)
+            }
+        }
+    }
+
+    /// The channels in one buffer, a pair concatenated: for the paths that read an image as one
+    /// matrix.
+    fn joined(self, g: &Same) -> Cow<'a, [f32]> {
+        match self {
+            Self::Whole(x) => Cow::Borrowed(x),
+            Self::Pair { first, second, split } => {
+                Cow::Owned(concat::join(first, second, g.batch, [split * g.pixels(), (g.cin - split) * g.pixels()]))
+            }
+        }
+    }
+}
+
 /// `y = w ⊛ x`, then `epilogue`: x [batch, cin, h, w], weight [cout, cin, k, k] → [batch, cout, h, w].
-pub fn forward(g: &Same, x: &[f32], weight: &[f32], epilogue: Epilogue<'_>) -> Vec<f32> {
+pub fn forward(g: &Same, x: Input<'_>, weight: &[f32], epilogue: Epilogue<'_>) -> Vec<f32> {
     let n = g.pixels();
-    let taps = direct::worth_it(g).then(|| direct::Taps::new(g, weight));
-    let image =
-        |i: usize, y: &mut [MaybeUninit<f32>]| forward_image(g, &x[i * g.cin * n..][..g.cin * n], weight, taps.as_ref(), epilogue, y);
+    if !direct::worth_it(g) {
+        let x = x.joined(g);
+        let image = |i: usize, y: &mut [f32]| products_forward(g, &x[i * g.cin * n..][..g.cin * n], weight, epilogue, y);
+        return crate::zeroed_by_chunks(g.batch * g.cout * n, g.cout * n, image);
+    }
+    let taps = direct::Taps::new(g, weight);
+    let image = |i: usize, y: &mut [MaybeUninit<f32>]| direct::forward(g, x.image(g, i), &taps, epilogue, y.into());
     // SAFETY: the direct convolution writes every value of its image's output (its test starts
-    // from NaN everywhere); the other paths get the output zeroed first.
+    // from NaN everywhere).
     #[allow(unsafe_code)]
     unsafe {
         crate::written_by_chunks(g.batch * g.cout * n, g.cout * n, image)
     }
 }
 
-/// [`forward`] for one image: through the direct convolution where it is worth it (`taps`),
-/// otherwise into zeros through the matrix products.
-fn forward_image(g: &Same, x: &[f32], weight: &[f32], taps: Option<&direct::Taps>, epilogue: Epilogue<'_>, y: &mut [MaybeUninit<f32>]) {
-    if let Some(taps) = taps {
-        // the epilogue is applied as each block of the output is written
-        return direct::forward(g, x, taps, epilogue, y);
-    }
-    let (n, w, y) = (g.pixels(), View::rows(weight, g.cout, g.taps()), crate::zeroed(y));
+/// [`forward`] for one image through the matrix products, into `y` (zeros).
+fn products_forward(g: &Same, x: &[f32], weight: &[f32], epilogue: Epilogue<'_>, y: &mut [f32]) {
+    let (n, w) = (g.pixels(), View::rows(weight, g.cout, g.taps()));
     if g.pointwise() {
         product(ViewMut { data: y, rows: g.cout, cols: n, row_stride: n }, w, View::rows(x, g.cin, n), false);
     } else if shifted::worth_it(g) {
@@ -118,6 +162,33 @@ fn forward_image(g: &Same, x: &[f32], weight: &[f32], taps: Option<&direct::Taps
 /// centre), so it runs through [`forward`]: no scatter of a tap matrix back onto `dx`, and a
 /// product whose inner dimension is `cout · k²` rather than `cout`.
 pub fn input_grad(g: &Same, weight: &[f32], dy: &[f32]) -> Vec<f32> {
+    let (transposed, turned) = turned(g, weight);
+    forward(&transposed, Input::Whole(dy), &turned, Epilogue::NONE)
+}
+
+/// [`input_grad`] cut into the gradients of a pair's two inputs ([`Input::Pair`], `split` channels
+/// in the first): the direct convolution writes each channel straight into its part.
+pub fn input_grad_pair(g: &Same, weight: &[f32], dy: &[f32], split: usize) -> (Vec<f32>, Vec<f32>) {
+    let (transposed, turned) = turned(g, weight);
+    let sizes = [split * g.pixels(), (g.cin - split) * g.pixels()];
+    if !direct::worth_it(&transposed) {
+        return concat::split(&forward(&transposed, Input::Whole(dy), &turned, Epilogue::NONE), g.batch, sizes);
+    }
+    let taps = direct::Taps::new(&transposed, &turned);
+    let dy = Input::Whole(dy);
+    let image = |i: usize, first: &mut [MaybeUninit<f32>], second: &mut [MaybeUninit<f32>]| {
+        direct::forward(&transposed, dy.image(&transposed, i), &taps, Epilogue::NONE, ImageOutput::pair(first, second, split));
+    };
+    // SAFETY: the direct convolution writes every value of its image's output, here cut in two.
+    #[allow(unsafe_code)]
+    unsafe {
+        crate::written_by_chunk_pairs(g.batch, sizes, image)
+    }
+}
+
+/// The input gradient's convolution: the geometry with its channels swapped, and the kernel
+/// turned half a turn, [cin, cout, k, k].
+fn turned(g: &Same, weight: &[f32]) -> (Same, Vec<f32>) {
     let transposed = Same { cin: g.cout, cout: g.cin, ..*g };
     let taps = g.kernel * g.kernel;
     let mut turned = vec![0.0f32; weight.len()];
@@ -129,7 +200,7 @@ pub fn input_grad(g: &Same, weight: &[f32], dy: &[f32]) -> Vec<f32> {
             }
         }
     }
-    forward(&transposed, dy, &turned, Epilogue::NONE)
+    (transposed, turned)
 }
 
 /// How one image's weight gradient is computed, each the fastest where it is chosen (measured
@@ -184,16 +255,21 @@ impl WeightGradPath {
 ///
 /// Each image's gradient is formed by the [`WeightGradPath`] chosen for the geometry; the sum
 /// over images turns it back to [cout, cin, k, k] where the path formed it transposed.
-pub fn weight_grad(g: &Same, x: &[f32], dy: &[f32]) -> Vec<f32> {
+pub fn weight_grad(g: &Same, x: Input<'_>, dy: &[f32]) -> Vec<f32> {
     let (n, len) = (g.pixels(), g.cout * g.taps());
     let path = WeightGradPath::choose(g);
+    let joined = match path {
+        WeightGradPath::Shifted | WeightGradPath::Im2col => x.joined(g),
+        WeightGradPath::Direct | WeightGradPath::Channels => Cow::Borrowed(&[][..]),
+    };
     let per_image = crate::zeroed_by_chunks(g.batch * len, len, |image, dw| {
-        let (x, dy) = (&x[image * g.cin * n..][..g.cin * n], &dy[image * g.cout * n..][..g.cout * n]);
+        let dy = &dy[image * g.cout * n..][..g.cout * n];
+        let whole = || &joined[image * g.cin * n..][..g.cin * n];
         match path {
-            WeightGradPath::Direct => direct::weight_grad(g, x, dy, dw),
-            WeightGradPath::Channels => channel_grad::weight_grad(g, x, dy, dw),
-            WeightGradPath::Shifted => shifted::weight_grad(g, x, dy, dw),
-            WeightGradPath::Im2col => im2col_weight_grad(g, x, dy, dw),
+            WeightGradPath::Direct => direct::weight_grad(g, x.image(g, image), dy, dw),
+            WeightGradPath::Channels => channel_grad::weight_grad(g, x.image(g, image), dy, dw),
+            WeightGradPath::Shifted => shifted::weight_grad(g, whole(), dy, dw),
+            WeightGradPath::Im2col => im2col_weight_grad(g, whole(), dy, dw),
         }
     });
     sum_over_images(&per_image, len, path.rows(g))

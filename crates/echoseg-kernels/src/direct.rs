@@ -175,16 +175,74 @@ pub(crate) fn bands(g: &Same) -> impl Iterator<Item = Range<usize>> {
     (0..g.height).step_by(rows).map(move |y| y..(y + rows).min(g.height))
 }
 
+/// One image's input channels, [cin, h, w]: one slice, or two whose channels follow each other (a
+/// decoder's up-sampled input and its skip, read where they lie instead of concatenated).
+#[derive(Clone, Copy)]
+pub(crate) struct ImageInput<'a> {
+    /// The channels before `split`.
+    first: &'a [f32],
+    /// The channels from `split` on (none for one slice).
+    second: &'a [f32],
+    split: usize,
+}
+
+impl<'a> From<&'a [f32]> for ImageInput<'a> {
+    fn from(x: &'a [f32]) -> Self {
+        Self { first: x, second: &[], split: usize::MAX }
+    }
+}
+
+impl<'a> ImageInput<'a> {
+    /// Channels `..split` from `first`, the rest from `second`.
+    pub(crate) fn pair(first: &'a [f32], second: &'a [f32], split: usize) -> Self {
+        Self { first, second, split }
+    }
+
+    /// Row `y` of channel `c`.
+    fn row(&self, g: &Same, c: usize, y: usize) -> &'a [f32] {
+        let (plane, c) = if c < self.split { (self.first, c) } else { (self.second, c - self.split) };
+        &plane[c * g.pixels() + y * g.width..][..g.width]
+    }
+}
+
+/// One image's output channels, [cout, h, w]: one slice, or two whose channels follow each other
+/// (an input gradient written straight into a decoder's two inputs' gradients).
+pub(crate) struct ImageOutput<'a> {
+    /// The channels before `split`.
+    first: &'a mut [MaybeUninit<f32>],
+    /// The channels from `split` on (none for one slice).
+    second: &'a mut [MaybeUninit<f32>],
+    split: usize,
+}
+
+impl<'a> From<&'a mut [MaybeUninit<f32>]> for ImageOutput<'a> {
+    fn from(y: &'a mut [MaybeUninit<f32>]) -> Self {
+        Self { first: y, second: &mut [], split: usize::MAX }
+    }
+}
+
+impl<'a> ImageOutput<'a> {
+    /// Channels `..split` into `first`, the rest into `second`.
+    pub(crate) fn pair(first: &'a mut [MaybeUninit<f32>], second: &'a mut [MaybeUninit<f32>], split: usize) -> Self {
+        Self { first, second, split }
+    }
+
+    /// Row `y` of channel `c`.
+    fn row(&mut self, g: &Same, c: usize, y: usize) -> &mut [MaybeUninit<f32>] {
+        let (plane, c) = if c < self.split { (&mut *self.first, c) } else { (&mut *self.second, c - self.split) };
+        &mut plane[c * g.pixels() + y * g.width..][..g.width]
+    }
+}
+
 /// Copies the input rows that output rows `rows` read into `band` ([padded row, channel, padded
 /// column]), zero outside the image.
-pub(crate) fn fill(g: &Same, x: &[f32], rows: &Range<usize>, b: &Band, band: &mut [f32]) {
-    let pixels = g.pixels();
+pub(crate) fn fill(g: &Same, x: ImageInput<'_>, rows: &Range<usize>, b: &Band, band: &mut [f32]) {
     band.fill(0.0);
     for r in 0..rows.len() + 2 * b.pad {
         let Some(y) = (rows.start + r).checked_sub(b.pad).filter(|&y| y < g.height) else { continue };
         for c in 0..g.cin {
             let to = b.row(g, r, c) + b.pad;
-            band[to..to + g.width].copy_from_slice(&x[c * pixels + y * g.width..][..g.width]);
+            band[to..to + g.width].copy_from_slice(x.row(g, c, y));
         }
     }
 }
@@ -192,21 +250,20 @@ pub(crate) fn fill(g: &Same, x: &[f32], rows: &Range<usize>, b: &Band, band: &mu
 /// [`fill`] laid out [channel, padded row, padded column]: each channel's rows follow each other,
 /// so the weight gradient's sweep over a channel reads one stream the hardware prefetches, not a
 /// new one every row (a 48-pixel row is three cache lines).
-fn fill_by_channel(g: &Same, x: &[f32], rows: &Range<usize>, b: &Band, band: &mut [f32]) {
-    let pixels = g.pixels();
+fn fill_by_channel(g: &Same, x: ImageInput<'_>, rows: &Range<usize>, b: &Band, band: &mut [f32]) {
     band.fill(0.0);
     for c in 0..g.cin {
         for r in 0..rows.len() + 2 * b.pad {
             let Some(y) = (rows.start + r).checked_sub(b.pad).filter(|&y| y < g.height) else { continue };
             let to = b.channel_row(r, c) + b.pad;
-            band[to..to + g.width].copy_from_slice(&x[c * pixels + y * g.width..][..g.width]);
+            band[to..to + g.width].copy_from_slice(x.row(g, c, y));
         }
     }
 }
 
 /// `y = w ⊛ x`, then `epilogue`, for one image: x [cin, h, w], weights laid out as [`Taps`] → y
 /// [cout, h, w], every value of `y` written.
-pub fn forward(g: &Same, x: &[f32], taps: &Taps, epilogue: Epilogue<'_>, y: &mut [MaybeUninit<f32>]) {
+pub(crate) fn forward(g: &Same, x: ImageInput<'_>, taps: &Taps, epilogue: Epilogue<'_>, y: ImageOutput<'_>) {
     crate::matmul::count(2 * g.cout * g.taps() * g.pixels());
     BAND.with(|band| pulp::Arch::new().dispatch(Forward { g, x, taps, epilogue, y, band: &mut band.borrow_mut() }));
 }
@@ -215,10 +272,10 @@ pub fn forward(g: &Same, x: &[f32], taps: &Taps, epilogue: Epilogue<'_>, y: &mut
 /// run in `with_simd` itself, and the band buffer is borrowed before.
 struct Forward<'a> {
     g: &'a Same,
-    x: &'a [f32],
+    x: ImageInput<'a>,
     taps: &'a Taps,
     epilogue: Epilogue<'a>,
-    y: &'a mut [MaybeUninit<f32>],
+    y: ImageOutput<'a>,
     band: &'a mut Vec<f32>,
 }
 
@@ -227,14 +284,14 @@ impl WithSimd for Forward<'_> {
 
     #[inline(always)]
     fn with_simd<S: Simd>(self, simd: S) {
-        let Self { g, x, taps, epilogue, y, band } = self;
+        let Self { g, x, taps, epilogue, mut y, band } = self;
         let lanes = S::F32_LANES;
         for rows in bands(g) {
             let b = Band::new(g, rows.len());
             let band = at_least(band, b.len(g, lanes));
             fill(g, x, &rows, &b, band);
             let source = Source { g, b, band, taps };
-            let mut target = Target { y: &mut *y, epilogue };
+            let mut target = Target { y: &mut y, epilogue };
             for r in 0..rows.len() {
                 let mut x0 = 0;
                 while x0 < g.width {
@@ -266,8 +323,8 @@ struct Source<'a> {
 }
 
 /// Where a register block's sums go: the image's output, through the epilogue.
-struct Target<'a> {
-    y: &'a mut [MaybeUninit<f32>],
+struct Target<'a, 'y> {
+    y: &'a mut ImageOutput<'y>,
     epilogue: Epilogue<'a>,
 }
 
@@ -282,7 +339,7 @@ struct Block {
 /// Every output channel of the pixels `at`, `valid` of them (at most `V` vectors), block by
 /// block as [`Taps`] lays them out. Returns `valid`.
 #[inline(always)]
-fn every_channel<S: Simd, const V: usize>(simd: S, source: &Source<'_>, at: Block, valid: usize, target: &mut Target<'_>) -> usize {
+fn every_channel<S: Simd, const V: usize>(simd: S, source: &Source<'_>, at: Block, valid: usize, target: &mut Target<'_, '_>) -> usize {
     let g = source.g;
     for &(o, size) in &source.taps.blocks {
         let taps = source.taps.block(g, o, size);
@@ -349,13 +406,12 @@ fn store<T: bytemuck::Pod, const V: usize, const C: usize>(
     at: Block,
     o: usize,
     valid: usize,
-    target: &mut Target<'_>,
+    target: &mut Target<'_, '_>,
 ) {
-    let pixels = g.pixels();
     for (c, vectors) in acc.iter().enumerate() {
         let values = &bytemuck::cast_slice::<T, f32>(vectors.as_slice())[..valid];
-        let start = (o + c) * pixels + at.image_row * g.width + at.x0;
-        target.epilogue.write(o + c, values, &mut target.y[start..start + valid]);
+        let row = target.y.row(g, o + c, at.image_row);
+        target.epilogue.write(o + c, values, &mut row[at.x0..at.x0 + valid]);
     }
 }
 
@@ -380,7 +436,7 @@ thread_local! {
 /// One image's weight gradient, added into `dw` [cout, cin, k, k]: for each output channel, input
 /// channel and tap, the sum over pixels of the output gradient times the input the tap reads.
 /// Vectors hold consecutive pixels: each lane sums its pixels, and the lanes are added at the end.
-pub fn weight_grad(g: &Same, x: &[f32], dy: &[f32], dw: &mut [f32]) {
+pub(crate) fn weight_grad(g: &Same, x: ImageInput<'_>, dy: &[f32], dw: &mut [f32]) {
     run_weight_grad(g, x, dy, dw, |job| pulp::Arch::new().dispatch(WeightGrad(job)));
 }
 
@@ -388,7 +444,7 @@ pub fn weight_grad(g: &Same, x: &[f32], dy: &[f32], dw: &mut [f32]) {
 /// thread's two scratch buffers (the padded input band, the output gradient's band).
 pub(crate) struct GradientJob<'a> {
     pub(crate) g: &'a Same,
-    pub(crate) x: &'a [f32],
+    pub(crate) x: ImageInput<'a>,
     pub(crate) dy: &'a [f32],
     pub(crate) dw: &'a mut [f32],
     pub(crate) band: &'a mut Vec<f32>,
@@ -397,7 +453,7 @@ pub(crate) struct GradientJob<'a> {
 
 /// Runs `kernel` (a weight-gradient kernel dispatched to this machine's vector width) on one
 /// image's job with this thread's scratch buffers, and counts its products.
-pub(crate) fn run_weight_grad(g: &Same, x: &[f32], dy: &[f32], dw: &mut [f32], kernel: impl FnOnce(GradientJob<'_>)) {
+pub(crate) fn run_weight_grad(g: &Same, x: ImageInput<'_>, dy: &[f32], dw: &mut [f32], kernel: impl FnOnce(GradientJob<'_>)) {
     crate::matmul::count(2 * g.cout * g.taps() * g.pixels());
     BAND.with(|band| {
         GRADIENT.with(|gradient| {
@@ -577,7 +633,8 @@ pub(crate) mod tests {
         // NaN everywhere first: a value the forward does not write fails the comparisons
         let (mut y, mut dw) = (vec![MaybeUninit::new(f32::NAN); g.cout * g.pixels()], vec![0.0; g.cout * g.taps()]);
         let (mut band, mut gradient) = (Vec::new(), Vec::new());
-        simd.vectorize(Forward { g, x, taps, epilogue: Epilogue::NONE, y: &mut y, band: &mut band });
+        let (x, output) = (ImageInput::from(x), ImageOutput::from(&mut y[..]));
+        simd.vectorize(Forward { g, x, taps, epilogue: Epilogue::NONE, y: output, band: &mut band });
         simd.vectorize(WeightGrad(GradientJob { g, x, dy, dw: &mut dw, band: &mut band, gradient: &mut gradient }));
         // SAFETY: every value was initialised (to NaN) before the forward ran.
         #[allow(unsafe_code)]
@@ -627,7 +684,8 @@ pub(crate) mod tests {
                 fn both<S: Simd>(simd: S, g: &Same, x: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32>) {
                     let mut dw = vec![0.0; g.cout * g.taps()];
                     let (mut band, mut gradient) = (Vec::new(), Vec::new());
-                    simd.vectorize(WeightGrad(GradientJob { g, x, dy, dw: &mut dw, band: &mut band, gradient: &mut gradient }));
+                    let job = GradientJob { g, x: x.into(), dy, dw: &mut dw, band: &mut band, gradient: &mut gradient };
+                    simd.vectorize(WeightGrad(job));
                     (dw, in_lane_order(simd, g, x, dy))
                 }
                 match width {

@@ -5,7 +5,7 @@ use burn::backend::TensorMetadata;
 use burn::backend::flex::{Flex, FlexTensor, Layout};
 use burn::tensor::{Bytes, DType, Shape};
 
-use crate::conv::Epilogue;
+use crate::conv::{Epilogue, Input};
 use crate::im2col::Same;
 use crate::norm::{self, Planes};
 use crate::pool::{self, Pool};
@@ -17,7 +17,7 @@ impl KernelBackend for Flex {
         let Some(g) = geometry(&x, &weight, dilation) else {
             return reference::same_conv2d::<Flex>(x, weight, dilation);
         };
-        let y = conv::forward(&g, values(&x).storage(), values(&weight).storage(), Epilogue::NONE);
+        let y = conv::forward(&g, Input::Whole(values(&x).storage()), values(&weight).storage(), Epilogue::NONE);
         tensor(y, [g.batch, g.cout, g.height, g.width])
     }
 
@@ -28,7 +28,7 @@ impl KernelBackend for Flex {
         };
         let bias = values(&bias);
         let epilogue = Epilogue { bias: Some(bias.storage()), relu: true };
-        let y = conv::forward(&g, values(&x).storage(), values(&weight).storage(), epilogue);
+        let y = conv::forward(&g, Input::Whole(values(&x).storage()), values(&weight).storage(), epilogue);
         tensor(y, [g.batch, g.cout, g.height, g.width])
     }
 
@@ -44,7 +44,47 @@ impl KernelBackend for Flex {
         let Some(g) = geometry(&x, &weight, dilation) else {
             return reference::same_conv2d_weight_grad::<Flex>(x, weight, output_grad, dilation);
         };
-        let dw = conv::weight_grad(&g, values(&x).storage(), values(&output_grad).storage());
+        let dw = conv::weight_grad(&g, Input::Whole(values(&x).storage()), values(&output_grad).storage());
+        tensor(dw, [g.cout, g.cin, g.kernel, g.kernel])
+    }
+
+    fn same_conv2d_pair(a: FlexTensor, b: FlexTensor, weight: FlexTensor, dilation: usize) -> FlexTensor {
+        let Some((g, split)) = pair_geometry(&a, &b, &weight, dilation) else {
+            return reference::same_conv2d_pair::<Flex>(a, b, weight, dilation);
+        };
+        let (a, b) = (values(&a), values(&b));
+        let x = Input::Pair { first: a.storage(), second: b.storage(), split };
+        let y = conv::forward(&g, x, values(&weight).storage(), Epilogue::NONE);
+        tensor(y, [g.batch, g.cout, g.height, g.width])
+    }
+
+    fn same_conv2d_pair_x_grad(
+        a: FlexTensor,
+        b: FlexTensor,
+        weight: FlexTensor,
+        output_grad: FlexTensor,
+        dilation: usize,
+    ) -> (FlexTensor, FlexTensor) {
+        let Some((g, split)) = pair_geometry(&a, &b, &weight, dilation) else {
+            return reference::same_conv2d_pair_x_grad::<Flex>(a, b, weight, output_grad, dilation);
+        };
+        let (da, db) = conv::input_grad_pair(&g, values(&weight).storage(), values(&output_grad).storage(), split);
+        (tensor(da, [g.batch, split, g.height, g.width]), tensor(db, [g.batch, g.cin - split, g.height, g.width]))
+    }
+
+    fn same_conv2d_pair_weight_grad(
+        a: FlexTensor,
+        b: FlexTensor,
+        weight: FlexTensor,
+        output_grad: FlexTensor,
+        dilation: usize,
+    ) -> FlexTensor {
+        let Some((g, split)) = pair_geometry(&a, &b, &weight, dilation) else {
+            return reference::same_conv2d_pair_weight_grad::<Flex>(a, b, weight, output_grad, dilation);
+        };
+        let (a, b) = (values(&a), values(&b));
+        let x = Input::Pair { first: a.storage(), second: b.storage(), split };
+        let dw = conv::weight_grad(&g, x, values(&output_grad).storage());
         tensor(dw, [g.cout, g.cin, g.kernel, g.kernel])
     }
 
@@ -151,8 +191,26 @@ impl KernelBackend for Flex {
 
 /// The convolution's geometry, or `None` where the kernels here do not apply.
 fn geometry(x: &FlexTensor, weight: &FlexTensor, dilation: usize) -> Option<Same> {
-    let (xs, ws) = (x.shape(), weight.shape());
-    let f32s = x.dtype() == DType::F32 && weight.dtype() == DType::F32;
+    let xs = x.shape();
+    same(x.dtype(), [xs[0], xs[1], xs[2], xs[3]], weight, dilation)
+}
+
+/// The geometry of the convolution of `a` and `b` concatenated along channels, and the channels
+/// of `a`; `None` where the kernels here do not apply (burn's concatenation then runs first).
+fn pair_geometry(a: &FlexTensor, b: &FlexTensor, weight: &FlexTensor, dilation: usize) -> Option<(Same, usize)> {
+    let (sa, sb) = (a.shape(), b.shape());
+    let four = sa.num_dims() == 4 && sb.num_dims() == 4;
+    let side_by_side = four && a.dtype() == b.dtype() && sa[0] == sb[0] && sa[2] == sb[2] && sa[3] == sb[3];
+    // each image has channels in both inputs: an empty one is burn's concatenation to handle
+    let g = same(a.dtype(), [sa[0], sa[1] + sb[1], sa[2], sa[3]], weight, dilation);
+    g.filter(|_| side_by_side && sa[1] > 0 && sb[1] > 0).map(|g| (g, sa[1]))
+}
+
+/// The geometry of `x` [batch, cin, h, w] of `dtype` convolved with `weight`, or `None` where the
+/// kernels here do not apply.
+fn same(dtype: DType, xs: [usize; 4], weight: &FlexTensor, dilation: usize) -> Option<Same> {
+    let ws = weight.shape();
+    let f32s = dtype == DType::F32 && weight.dtype() == DType::F32;
     let square_odd = ws[2] == ws[3] && ws[2] % 2 == 1;
     // an empty batch, image or channel set is burn's to handle (nothing to split into images)
     let non_empty = xs.iter().chain(ws.iter()).all(|&d| d > 0);

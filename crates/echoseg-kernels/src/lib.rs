@@ -102,6 +102,36 @@ pub trait KernelBackend: Backend {
         reference::same_conv2d_weight_grad::<Self>(x, weight, output_grad, dilation)
     }
 
+    /// [`same_conv2d`](Self::same_conv2d) of `a` [batch, ca, h, w] and `b` [batch, cb, h, w]
+    /// concatenated along channels (a decoder's two inputs), `weight` [out, ca + cb, k, k].
+    fn same_conv2d_pair(a: FloatTensor<Self>, b: FloatTensor<Self>, weight: FloatTensor<Self>, dilation: usize) -> FloatTensor<Self> {
+        reference::same_conv2d_pair::<Self>(a, b, weight, dilation)
+    }
+
+    /// The gradients of [`same_conv2d_pair`](Self::same_conv2d_pair)'s loss with respect to `a`
+    /// and `b`.
+    fn same_conv2d_pair_x_grad(
+        a: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+        dilation: usize,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        reference::same_conv2d_pair_x_grad::<Self>(a, b, weight, output_grad, dilation)
+    }
+
+    /// The gradient of [`same_conv2d_pair`](Self::same_conv2d_pair)'s loss with respect to
+    /// `weight`.
+    fn same_conv2d_pair_weight_grad(
+        a: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+        dilation: usize,
+    ) -> FloatTensor<Self> {
+        reference::same_conv2d_pair_weight_grad::<Self>(a, b, weight, output_grad, dilation)
+    }
+
     /// `x` [batch, channels, h, w] resized bilinearly to `size`, corners aligned.
     fn resize_bilinear(x: FloatTensor<Self>, size: [usize; 2]) -> FloatTensor<Self> {
         reference::resize_bilinear::<Self>(x, size)
@@ -180,7 +210,7 @@ pub(crate) mod reference {
     use burn::backend::tensor::FloatTensor;
     use burn::tensor::{IntDType, Slice};
 
-    use crate::conv_options;
+    use crate::{KernelBackend, conv_options};
 
     pub fn same_conv2d<B: Backend>(x: FloatTensor<B>, weight: FloatTensor<B>, dilation: usize) -> FloatTensor<B> {
         let options = conv_options(&weight, dilation);
@@ -215,6 +245,38 @@ pub(crate) mod reference {
     ) -> FloatTensor<B> {
         let options = conv_options(&weight, dilation);
         B::conv2d_weight_backward(x, weight, grad, options)
+    }
+
+    // A pair is concatenated first and convolved as one input: through the backend's own
+    // operations, so the gradients are those of `same_conv2d` cut in two.
+    pub fn same_conv2d_pair<B: KernelBackend>(
+        a: FloatTensor<B>,
+        b: FloatTensor<B>,
+        weight: FloatTensor<B>,
+        dilation: usize,
+    ) -> FloatTensor<B> {
+        B::same_conv2d(B::concat_channels(a, b), weight, dilation)
+    }
+
+    pub fn same_conv2d_pair_x_grad<B: KernelBackend>(
+        a: FloatTensor<B>,
+        b: FloatTensor<B>,
+        weight: FloatTensor<B>,
+        grad: FloatTensor<B>,
+        dilation: usize,
+    ) -> (FloatTensor<B>, FloatTensor<B>) {
+        let first = a.shape()[1];
+        B::split_channels(B::same_conv2d_x_grad(B::concat_channels(a, b), weight, grad, dilation), first)
+    }
+
+    pub fn same_conv2d_pair_weight_grad<B: KernelBackend>(
+        a: FloatTensor<B>,
+        b: FloatTensor<B>,
+        weight: FloatTensor<B>,
+        grad: FloatTensor<B>,
+        dilation: usize,
+    ) -> FloatTensor<B> {
+        B::same_conv2d_weight_grad(B::concat_channels(a, b), weight, grad, dilation)
     }
 
     fn bilinear() -> InterpolateOptions {
@@ -308,6 +370,32 @@ pub(crate) unsafe fn written_by_chunks(len: usize, chunk: usize, write: impl Fn(
     values
 }
 
+/// [`written_by_chunks`] for two new buffers of `images` chunks each (`chunks[0]` and `chunks[1]`
+/// values, both more than none): image `i`'s chunk of each handed together to `write`.
+///
+/// # Safety
+/// `write` must initialise every value of both chunks it is given.
+#[allow(unsafe_code)]
+pub(crate) unsafe fn written_by_chunk_pairs(
+    images: usize,
+    chunks: [usize; 2],
+    write: impl Fn(usize, &mut [MaybeUninit<f32>], &mut [MaybeUninit<f32>]) + Sync,
+) -> (Vec<f32>, Vec<f32>) {
+    use rayon::prelude::*;
+    assert!(chunks.iter().all(|&c| c > 0), "each image has values in both buffers");
+    let [mut first, mut second] = chunks.map(|c| Vec::<f32>::with_capacity(images * c));
+    let a = first.spare_capacity_mut()[..images * chunks[0]].par_chunks_mut(chunks[0]);
+    let b = second.spare_capacity_mut()[..images * chunks[1]].par_chunks_mut(chunks[1]);
+    a.zip(b).enumerate().for_each(|(i, (a, b))| write(i, a, b));
+    // SAFETY: the chunks cover `..images · chunk` of each buffer, and the caller's `write`
+    // initialised each (a panic in it never gets here).
+    unsafe {
+        first.set_len(images * chunks[0]);
+        second.set_len(images * chunks[1]);
+    }
+    (first, second)
+}
+
 /// [`written_by_chunks`] for kernels that add into their output or leave parts of it alone:
 /// each chunk is zeroed just before `write` gets it, by the thread that runs `write`, so the
 /// zeros are still in that core's cache when the kernel writes over them.
@@ -356,6 +444,14 @@ fn conv_options<P: burn::backend::TensorMetadata>(weight: &P, dilation: usize) -
 pub fn same_conv2d(x: Tensor<4>, weight: Tensor<4>, dilation: usize) -> Tensor<4> {
     let out = <burn::backend::Dispatch as KernelBackend>::same_conv2d(x.into_dispatch(), weight.into_dispatch(), dilation);
     Tensor::from_dispatch(out)
+}
+
+/// [`same_conv2d`] of `a` [batch, ca, h, w] and `b` [batch, cb, h, w] concatenated along channels,
+/// `weight` [out, ca + cb, k, k]: on the CPU both are read where they lie, forward and backward,
+/// with the same sums in the same order as on their concatenation; differentiable.
+pub fn same_conv2d_pair(a: Tensor<4>, b: Tensor<4>, weight: Tensor<4>, dilation: usize) -> Tensor<4> {
+    let (a, b, weight) = (a.into_dispatch(), b.into_dispatch(), weight.into_dispatch());
+    Tensor::from_dispatch(<burn::backend::Dispatch as KernelBackend>::same_conv2d_pair(a, b, weight, dilation))
 }
 
 /// `a` [batch, ca, h, w] and `b` [batch, cb, h, w] concatenated along channels:
@@ -416,7 +512,20 @@ pub fn batch_norm_relu_forward(norm: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
 /// "same" convolution, through the layer's own forward otherwise.
 pub fn conv2d_forward(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     let Some(dilation) = same_dilation(conv) else { return conv.forward(x) };
-    let y = same_conv2d(x, conv.weight.val(), dilation);
+    with_bias(conv, same_conv2d(x, conv.weight.val(), dilation))
+}
+
+/// Applies a burn `Conv2d` layer to `a` and `b` concatenated along channels (a decoder's
+/// up-sampled input and its skip). When the layer is a "same" convolution both are read where
+/// they lie, forward and backward, and no concatenated copy is made; otherwise the layer's own
+/// forward runs on [`concat_channels`]. Differentiable.
+pub fn conv2d_pair_forward(conv: &Conv2d, a: Tensor<4>, b: Tensor<4>) -> Tensor<4> {
+    let Some(dilation) = same_dilation(conv) else { return conv.forward(concat_channels(a, b)) };
+    with_bias(conv, same_conv2d_pair(a, b, conv.weight.val(), dilation))
+}
+
+/// `y` plus the layer's bias, if it has one, on every pixel.
+fn with_bias(conv: &Conv2d, y: Tensor<4>) -> Tensor<4> {
     match &conv.bias {
         Some(bias) => {
             let channels = bias.dims()[0];

@@ -165,6 +165,53 @@ fn concatenation_and_its_gradients_equal_burns_cat_to_the_bit() {
     }
 }
 
+/// (batch, channels of a, of b, out, side, kernel, dilation), on AVX2: the direct forward with the
+/// weight gradient by im2col, the direct weight gradient (16 outputs, 64 px), the channel path
+/// (32 outputs), the shifted products (whose input is concatenated first), a 1×1 convolution
+/// (concatenated forward, its input gradient cut after), and the dilated network's decoder.
+const PAIRS: [(usize, usize, usize, usize, usize, usize, usize); 6] = [
+    (2, 2, 3, 16, 11, 3, 1),
+    (2, 32, 16, 16, 64, 3, 1),
+    (2, 32, 32, 32, 16, 3, 1),
+    (1, 8, 16, 24, 64, 3, 1),
+    (2, 12, 24, 12, 9, 1, 1),
+    (2, 8, 8, 8, 24, 3, 2),
+];
+
+/// The convolution of two inputs and the gradients of both inputs and the weight, read in place
+/// (`ours`) or through the concatenation, each input the output of an operation (so both are
+/// tracked).
+fn pair_run(case: (usize, usize, usize, usize, usize, usize, usize), in_place: bool) -> [TensorData; 4] {
+    echoseg_kernels::fill_new_memory_with_garbage();
+    let (batch, ca, cb, cout, side, kernel, dilation) = case;
+    let device = Device::flex().autodiff();
+    let a = seeded([batch, ca, side, side], 9, &device).require_grad();
+    let b = seeded([batch, cb, side, side], 10, &device).require_grad();
+    let w = seeded([cout, ca + cb, kernel, kernel], 11, &device).require_grad();
+    let r = seeded([batch, cout, side, side], 12, &device);
+    let (sa, sb) = (a.clone() * 2.0, b.clone() - 1.0);
+    let y = match in_place {
+        true => echoseg_kernels::same_conv2d_pair(sa, sb, w.clone(), dilation),
+        false => same_conv2d(echoseg_kernels::concat_channels(sa, sb), w.clone(), dilation),
+    };
+    let grads = (y.clone() * r).sum().backward();
+    let grad = |t: &Tensor<4>| t.grad(&grads).map(|g| g.into_data()).unwrap_or_else(|| panic!("no gradient"));
+    [y.into_data(), grad(&a), grad(&b), grad(&w)]
+}
+
+#[test]
+fn a_convolution_of_two_inputs_read_in_place_equals_that_of_their_concatenation_to_the_bit() {
+    for case in PAIRS {
+        let (in_place, concatenated) = (pair_run(case, true), pair_run(case, false));
+        for (what, (ours, theirs)) in ["output", "first input's gradient", "second input's gradient", "weight gradient"]
+            .iter()
+            .zip(in_place.iter().zip(&concatenated))
+        {
+            assert_eq!(ours, theirs, "{case:?} {what}");
+        }
+    }
+}
+
 /// (batch, channels, h, w): even and odd sides (the odd last row and column are dropped), rows of
 /// whole vectors of windows and with a rest (19 windows), one row (no output) and one column (no
 /// output, every input gradient 0).

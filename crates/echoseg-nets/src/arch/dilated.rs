@@ -6,7 +6,7 @@ use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::tensor::{Device, Tensor};
-use echoseg_kernels::{concat_channels, conv2d_forward, max_pool2d_forward, resize_bilinear};
+use echoseg_kernels::{conv2d_forward, max_pool2d_forward, resize_bilinear};
 
 use super::SegmenterOutput;
 use super::block::{ConvBnRelu, head};
@@ -61,7 +61,7 @@ impl Dilated {
         let pyramid = Tensor::cat(self.branches.iter().map(|b| b.forward(coarse.clone())).collect(), 1);
         let fused = self.fuse.forward(pyramid);
         let up = resize_bilinear(fused, [h, w]);
-        let embedding = self.decoder.forward(concat_channels(up, skip));
+        let embedding = self.decoder.forward_pair(up, skip);
         SegmenterOutput { logits: conv2d_forward(&self.head, embedding.clone()), embedding }
     }
 }

@@ -5,7 +5,7 @@ use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::tensor::{Device, Tensor};
-use echoseg_kernels::{concat_channels, conv2d_forward, max_pool2d_forward, resize_bilinear};
+use echoseg_kernels::{conv2d_forward, max_pool2d_forward, resize_bilinear};
 
 use super::SegmenterOutput;
 use super::block::{DoubleConv, head};
@@ -57,7 +57,7 @@ impl Unet {
             let skip = skips.pop().unwrap_or_else(|| h.clone());
             let [_, _, sh, sw] = skip.dims();
             let upsampled = resize_bilinear(h, [sh, sw]);
-            h = block.forward(concat_channels(upsampled, skip));
+            h = block.forward_pair(upsampled, skip);
         }
         SegmenterOutput { logits: conv2d_forward(&self.head, h.clone()), embedding: h }
     }
