@@ -5,7 +5,9 @@
 //! or AVX-512, otherwise by im2col in bands of rows (one matrix product per band, written
 //! straight into its part of the output) or the shifted products of `shifted.rs`; a 1×1
 //! convolution is one matrix product. The weight gradient takes whichever of those paths, or
-//! `channel_grad.rs`'s, was measured fastest for the geometry ([`WeightGradPath`]).
+//! `channel_grad.rs`'s, was measured fastest for the geometry ([`WeightGradPath`]). The input
+//! may be two tensors side by side ([`Input::Pair`], a decoder's inputs), which the direct paths
+//! read where they lie and the matrix products concatenate first.
 
 use std::borrow::Cow;
 use std::cell::RefCell;

@@ -58,6 +58,17 @@ impl KernelBackend for Flex {
         tensor(y, [g.batch, g.cout, g.height, g.width])
     }
 
+    fn same_conv2d_pair_bias_relu(a: FlexTensor, b: FlexTensor, weight: FlexTensor, bias: FlexTensor, dilation: usize) -> FlexTensor {
+        let fits = |(g, _): &(Same, usize)| bias.dtype() == DType::F32 && bias.shape().num_dims() == 1 && bias.shape()[0] == g.cout;
+        let Some((g, split)) = pair_geometry(&a, &b, &weight, dilation).filter(fits) else {
+            return reference::same_conv2d_pair_bias_relu::<Flex>(a, b, weight, bias, dilation);
+        };
+        let (a, b, bias) = (values(&a), values(&b), values(&bias));
+        let x = Input::Pair { first: a.storage(), second: b.storage(), split };
+        let y = conv::forward(&g, x, values(&weight).storage(), Epilogue { bias: Some(bias.storage()), relu: true });
+        tensor(y, [g.batch, g.cout, g.height, g.width])
+    }
+
     fn same_conv2d_pair_x_grad(
         a: FlexTensor,
         b: FlexTensor,

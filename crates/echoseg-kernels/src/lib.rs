@@ -19,11 +19,13 @@
 //! Without AVX2 the forward runs through those matrix products as well. BatchNorm with the
 //! batch's statistics and the ReLU after it are one operation (three passes forward, two
 //! backward, where burn's composition makes about a dozen). Up-sampling widens the input's rows
-//! and then blends them, pooling reads its inputs through precomputed coordinates, and the
-//! concatenation and its gradient copy image by image. Each image's part of an output is written by
-//! the worker thread that computes it, without a zeroing pass first where the kernel writes every
-//! value, and [`keep_freed_memory`] keeps the pages of freed outputs in the process from step to
-//! step. On other backends (the GPU) burn's own operations run.
+//! and then blends them, pooling reads its inputs through precomputed coordinates, a decoder's
+//! convolution reads its two inputs where they lie (and writes its input gradient straight into
+//! both), and the concatenation, where one is still made, and its gradient copy image by image.
+//! Each image's part of an output is written by the worker thread that computes it, without a
+//! zeroing pass first where the kernel writes every value, and [`keep_freed_memory`] keeps the
+//! pages of freed outputs in the process from step to step. On other backends (the GPU) burn's
+//! own operations run.
 //!
 //! Results never depend on the number of threads: each image is computed on one thread and every
 //! sum over images runs in image order.
@@ -106,6 +108,18 @@ pub trait KernelBackend: Backend {
     /// concatenated along channels (a decoder's two inputs), `weight` [out, ca + cb, k, k].
     fn same_conv2d_pair(a: FloatTensor<Self>, b: FloatTensor<Self>, weight: FloatTensor<Self>, dilation: usize) -> FloatTensor<Self> {
         reference::same_conv2d_pair::<Self>(a, b, weight, dilation)
+    }
+
+    /// [`same_conv2d_pair`](Self::same_conv2d_pair) plus `bias` [out], then ReLU: a folded
+    /// decoder block's whole inference.
+    fn same_conv2d_pair_bias_relu(
+        a: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        dilation: usize,
+    ) -> FloatTensor<Self> {
+        reference::same_conv2d_pair_bias_relu::<Self>(a, b, weight, bias, dilation)
     }
 
     /// The gradients of [`same_conv2d_pair`](Self::same_conv2d_pair)'s loss with respect to `a`
@@ -256,6 +270,16 @@ pub(crate) mod reference {
         dilation: usize,
     ) -> FloatTensor<B> {
         B::same_conv2d(B::concat_channels(a, b), weight, dilation)
+    }
+
+    pub fn same_conv2d_pair_bias_relu<B: KernelBackend>(
+        a: FloatTensor<B>,
+        b: FloatTensor<B>,
+        weight: FloatTensor<B>,
+        bias: FloatTensor<B>,
+        dilation: usize,
+    ) -> FloatTensor<B> {
+        B::same_conv2d_bias_relu(B::concat_channels(a, b), weight, bias, dilation)
     }
 
     pub fn same_conv2d_pair_x_grad<B: KernelBackend>(
@@ -541,6 +565,20 @@ pub fn conv2d_relu_forward(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     let (Some(dilation), Some(bias)) = (same_dilation(conv), &conv.bias) else { return relu(conv2d_forward(conv, x)) };
     let out = <burn::backend::Dispatch as KernelBackend>::same_conv2d_bias_relu(
         x.into_dispatch(),
+        conv.weight.val().into_dispatch(),
+        bias.val().into_dispatch(),
+        dilation,
+    );
+    Tensor::from_dispatch(out)
+}
+
+/// [`conv2d_relu_forward`] of `a` and `b` concatenated along channels, read where they lie when
+/// the layer is a "same" convolution with a bias (a folded decoder block).
+pub fn conv2d_relu_pair_forward(conv: &Conv2d, a: Tensor<4>, b: Tensor<4>) -> Tensor<4> {
+    let (Some(dilation), Some(bias)) = (same_dilation(conv), &conv.bias) else { return relu(conv2d_pair_forward(conv, a, b)) };
+    let out = <burn::backend::Dispatch as KernelBackend>::same_conv2d_pair_bias_relu(
+        a.into_dispatch(),
+        b.into_dispatch(),
         conv.weight.val().into_dispatch(),
         bias.val().into_dispatch(),
         dilation,

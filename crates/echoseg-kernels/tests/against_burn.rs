@@ -212,6 +212,27 @@ fn a_convolution_of_two_inputs_read_in_place_equals_that_of_their_concatenation_
     }
 }
 
+/// A folded decoder block (bias and ReLU applied as the output is written) of two inputs read in
+/// place, against the same block on their concatenation.
+#[test]
+fn a_folded_block_of_two_inputs_read_in_place_equals_it_on_their_concatenation_to_the_bit() {
+    echoseg_kernels::fill_new_memory_with_garbage();
+    let device = Device::flex();
+    for (batch, ca, cb, cout, side, kernel, dilation) in PAIRS {
+        let a = seeded([batch, ca, side, side], 13, &device);
+        let b = seeded([batch, cb, side, side], 14, &device);
+        let pad = dilation * (kernel - 1) / 2;
+        let mut layer = burn::nn::conv::Conv2dConfig::new([ca + cb, cout], [kernel, kernel])
+            .with_padding(burn::nn::PaddingConfig2d::Explicit(pad, pad, pad, pad))
+            .with_dilation([dilation, dilation])
+            .init(&device);
+        layer.weight = burn::module::Param::from_tensor(seeded([cout, ca + cb, kernel, kernel], 15, &device));
+        let in_place = echoseg_kernels::conv2d_relu_pair_forward(&layer, a.clone(), b.clone()).into_data();
+        let concatenated = echoseg_kernels::conv2d_relu_forward(&layer, echoseg_kernels::concat_channels(a, b)).into_data();
+        assert_eq!(in_place, concatenated, "{:?}", (batch, ca, cb, cout, side, kernel, dilation));
+    }
+}
+
 /// (batch, channels, h, w): even and odd sides (the odd last row and column are dropped), rows of
 /// whole vectors of windows and with a rest (19 windows), one row (no output) and one column (no
 /// output, every input gradient 0).

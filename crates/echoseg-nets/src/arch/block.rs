@@ -4,7 +4,7 @@ use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
 use burn::tensor::{Device, Tensor};
-use echoseg_kernels::{batch_norm_relu_forward, concat_channels, conv2d_forward, conv2d_pair_forward, conv2d_relu_forward};
+use echoseg_kernels::{batch_norm_relu_forward, conv2d_forward, conv2d_pair_forward, conv2d_relu_forward, conv2d_relu_pair_forward};
 
 /// 3×3 convolution (optionally dilated), BatchNorm, ReLU.
 #[derive(Module, Debug)]
@@ -68,8 +68,7 @@ impl ConvBnRelu {
     pub fn forward_pair(&self, a: Tensor<4>, b: Tensor<4>) -> Tensor<4> {
         match &self.norm {
             Some(norm) => batch_norm_relu_forward(norm, conv2d_pair_forward(&self.conv, a, b)),
-            // folded (inference): the bias and ReLU are applied as the output is written
-            None => conv2d_relu_forward(&self.conv, concat_channels(a, b)),
+            None => conv2d_relu_pair_forward(&self.conv, a, b),
         }
     }
 }
