@@ -211,10 +211,12 @@ fn geometry(x: &FlexTensor, weight: &FlexTensor, dilation: usize) -> Option<Same
 fn pair_geometry(a: &FlexTensor, b: &FlexTensor, weight: &FlexTensor, dilation: usize) -> Option<(Same, usize)> {
     let (sa, sb) = (a.shape(), b.shape());
     let four = sa.num_dims() == 4 && sb.num_dims() == 4;
-    let side_by_side = four && a.dtype() == b.dtype() && sa[0] == sb[0] && sa[2] == sb[2] && sa[3] == sb[3];
     // each image has channels in both inputs: an empty one is burn's concatenation to handle
-    let g = same(a.dtype(), [sa[0], sa[1] + sb[1], sa[2], sa[3]], weight, dilation);
-    g.filter(|_| side_by_side && sa[1] > 0 && sb[1] > 0).map(|g| (g, sa[1]))
+    let side_by_side = four && a.dtype() == b.dtype() && sa[0] == sb[0] && sa[2] == sb[2] && sa[3] == sb[3];
+    if !side_by_side || sa[1] == 0 || sb[1] == 0 {
+        return None;
+    }
+    same(a.dtype(), [sa[0], sa[1] + sb[1], sa[2], sa[3]], weight, dilation).map(|g| (g, sa[1]))
 }
 
 /// The geometry of `x` [batch, cin, h, w] of `dtype` convolved with `weight`, or `None` where the

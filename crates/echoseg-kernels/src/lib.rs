@@ -471,8 +471,10 @@ pub fn same_conv2d(x: Tensor<4>, weight: Tensor<4>, dilation: usize) -> Tensor<4
 }
 
 /// [`same_conv2d`] of `a` [batch, ca, h, w] and `b` [batch, cb, h, w] concatenated along channels,
-/// `weight` [out, ca + cb, k, k]: on the CPU both are read where they lie, forward and backward,
-/// with the same sums in the same order as on their concatenation; differentiable.
+/// `weight` [out, ca + cb, k, k], with the same sums in the same order as on their concatenation;
+/// differentiable. Where the CPU's direct convolution runs (AVX2 or AVX-512, a kernel wider than
+/// one pixel) both are read where they lie; elsewhere, and for the weight gradient's
+/// matrix-product paths, they are concatenated first.
 pub fn same_conv2d_pair(a: Tensor<4>, b: Tensor<4>, weight: Tensor<4>, dilation: usize) -> Tensor<4> {
     let (a, b, weight) = (a.into_dispatch(), b.into_dispatch(), weight.into_dispatch());
     Tensor::from_dispatch(<burn::backend::Dispatch as KernelBackend>::same_conv2d_pair(a, b, weight, dilation))
@@ -540,9 +542,9 @@ pub fn conv2d_forward(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
 }
 
 /// Applies a burn `Conv2d` layer to `a` and `b` concatenated along channels (a decoder's
-/// up-sampled input and its skip). When the layer is a "same" convolution both are read where
-/// they lie, forward and backward, and no concatenated copy is made; otherwise the layer's own
-/// forward runs on [`concat_channels`]. Differentiable.
+/// up-sampled input and its skip): through [`same_conv2d_pair`] (plus its bias) when the layer is
+/// a "same" convolution, so the direct convolution reads both where they lie; otherwise the
+/// layer's own forward runs on [`concat_channels`]. Differentiable.
 pub fn conv2d_pair_forward(conv: &Conv2d, a: Tensor<4>, b: Tensor<4>) -> Tensor<4> {
     let Some(dilation) = same_dilation(conv) else { return conv.forward(concat_channels(a, b)) };
     with_bias(conv, same_conv2d_pair(a, b, conv.weight.val(), dilation))

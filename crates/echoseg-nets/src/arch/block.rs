@@ -64,7 +64,7 @@ impl ConvBnRelu {
     }
 
     /// Applies the block to `a` and `b` concatenated along channels (a decoder's up-sampled
-    /// input and its skip), read where they lie rather than copied side by side.
+    /// input and its skip), read where they lie wherever the kernels' direct convolution runs.
     pub fn forward_pair(&self, a: Tensor<4>, b: Tensor<4>) -> Tensor<4> {
         match &self.norm {
             Some(norm) => batch_norm_relu_forward(norm, conv2d_pair_forward(&self.conv, a, b)),
