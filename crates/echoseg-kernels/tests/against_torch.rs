@@ -1,9 +1,9 @@
 //! The kernels against PyTorch's own numbers, at the reference U-Net's shapes (batch 16, 64 × 64,
 //! width 16, depth 3), outputs and gradients: every convolution of that network (and the dilated
-//! network's at dilations 2 and 4), its BatchNorm + ReLU, 2×2 max-pooling and bilinear
-//! up-sampling. PyTorch never runs here: `bench/torch_kernels_reference.py` stored its numbers
-//! (sums, largest magnitude and 64 values at fixed positions per tensor) in
-//! `tests/torch_reference.json`.
+//! network's at dilations 2 and 4; the decoders' also with their two inputs read in place), its
+//! BatchNorm + ReLU, 2×2 max-pooling and bilinear up-sampling. PyTorch never runs here:
+//! `bench/torch_kernels_reference.py` stored its numbers (sums, largest magnitude and 64 values at
+//! fixed positions per tensor) in `tests/torch_reference.json`.
 
 mod common;
 
@@ -78,10 +78,22 @@ fn every_reference_convolution_and_its_gradients_equal_pytorchs() {
         let w = (pattern([cout, cin, kernel, kernel], 2, &device) * 0.2).require_grad();
         let r = pattern([batch, cout, side, side], 3, &device);
         let y = echoseg_kernels::same_conv2d(x.clone(), w.clone(), dilation);
-        let grads = (y.clone() * r).sum().backward();
+        let grads = (y.clone() * r.clone()).sum().backward();
         assert_matches(grad(&x, &grads), &case["dx"], &format!("{what}: input gradient"));
         assert_matches(grad(&w, &grads), &case["dw"], &format!("{what}: weight gradient"));
         assert_matches(values(y), &case["y"], &format!("{what}: output"));
+        // the decoders' inputs (96 = 64 up-sampled + 32 skip, 48 = 32 + 16) as two tensors read
+        // in place: the same numbers
+        if cin % 3 == 0 {
+            let split = 2 * cin / 3;
+            let part = |channels: std::ops::Range<usize>| x.clone().slice([0..batch, channels, 0..side, 0..side]);
+            let y = echoseg_kernels::same_conv2d_pair(part(0..split), part(split..cin), w.clone(), dilation);
+            let grads = (y.clone() * r).sum().backward();
+            let what = format!("{what} as {split} + {} channels read in place", cin - split);
+            assert_matches(grad(&x, &grads), &case["dx"], &format!("{what}: input gradient"));
+            assert_matches(grad(&w, &grads), &case["dw"], &format!("{what}: weight gradient"));
+            assert_matches(values(y), &case["y"], &format!("{what}: output"));
+        }
     }
 }
 
