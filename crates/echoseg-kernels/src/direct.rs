@@ -237,25 +237,25 @@ impl<'a> ImageOutput<'a> {
 /// Copies the input rows that output rows `rows` read into `band` ([padded row, channel, padded
 /// column]), zero outside the image.
 pub(crate) fn fill(g: &Same, x: ImageInput<'_>, rows: &Range<usize>, b: &Band, band: &mut [f32]) {
-    band.fill(0.0);
-    for r in 0..rows.len() + 2 * b.pad {
-        let Some(y) = (rows.start + r).checked_sub(b.pad).filter(|&y| y < g.height) else { continue };
-        for c in 0..g.cin {
-            let to = b.row(g, r, c) + b.pad;
-            band[to..to + g.width].copy_from_slice(x.row(g, c, y));
-        }
-    }
+    fill_at(g, x, rows, b, band, |r, c| b.row(g, r, c));
 }
 
 /// [`fill`] laid out [channel, padded row, padded column]: each channel's rows follow each other,
 /// so the weight gradient's sweep over a channel reads one stream the hardware prefetches, not a
 /// new one every row (a 48-pixel row is three cache lines).
 fn fill_by_channel(g: &Same, x: ImageInput<'_>, rows: &Range<usize>, b: &Band, band: &mut [f32]) {
+    fill_at(g, x, rows, b, band, |r, c| b.channel_row(r, c));
+}
+
+/// The copy of [`fill`] and [`fill_by_channel`]: padded row `r` of channel `c` starts at
+/// `start(r, c)`; everything else, the padding included, is zero.
+#[inline(always)]
+fn fill_at(g: &Same, x: ImageInput<'_>, rows: &Range<usize>, b: &Band, band: &mut [f32], start: impl Fn(usize, usize) -> usize) {
     band.fill(0.0);
     for c in 0..g.cin {
         for r in 0..rows.len() + 2 * b.pad {
             let Some(y) = (rows.start + r).checked_sub(b.pad).filter(|&y| y < g.height) else { continue };
-            let to = b.channel_row(r, c) + b.pad;
+            let to = start(r, c) + b.pad;
             band[to..to + g.width].copy_from_slice(x.row(g, c, y));
         }
     }
