@@ -19,7 +19,9 @@
 //!
 //! Vectors are compiled for AVX-512 and AVX2 and chosen at run time (`pulp`). Each output value's
 //! sum runs in the same order whatever the vector width or the number of threads; the weight
-//! gradient's lanes, and so its rounding, follow the vector width.
+//! gradient's lanes, and so its rounding, follow the vector width. The tests also run AVX-512's
+//! vectors and register blocks in software (`pulp::Scalar512b`, the same bits), so machines
+//! without AVX-512 check its path.
 
 use std::cell::RefCell;
 use std::mem::MaybeUninit;
@@ -77,7 +79,13 @@ pub struct Taps {
 impl Taps {
     /// `weight` [cout, cin, k, k] laid out in the blocks this machine's registers hold.
     pub fn new(g: &Same, weight: &[f32]) -> Self {
-        let blocks = channel_blocks(g.cout, wide_registers());
+        Self::in_blocks(g, weight, wide_registers())
+    }
+
+    /// `weight` laid out in AVX-512's blocks (`wide`) or AVX2's, whatever this machine has (the
+    /// tests run AVX-512's in software).
+    fn in_blocks(g: &Same, weight: &[f32], wide: bool) -> Self {
+        let blocks = channel_blocks(g.cout, wide);
         let k = g.kernel;
         let mut values = vec![0.0f32; weight.len()];
         for &(first, size) in &blocks {
@@ -120,6 +128,14 @@ fn channel_blocks(cout: usize, wide: bool) -> Vec<(usize, usize)> {
             (first - size, size)
         })
         .collect()
+}
+
+/// Whether vectors `S` take AVX-512's register blocks (8 output channels × 3 vectors in the
+/// forward, 8 in the weight gradient): vectors of 16 lanes. Of the widths `pulp` dispatches to
+/// only AVX-512's have them (with the 32 registers these blocks need), and so does its stand-in in
+/// software, `pulp::Scalar512b`, with which the tests check these blocks on any machine.
+const fn wide<S: Simd>() -> bool {
+    S::F32_LANES >= 16
 }
 
 /// Whether this machine has 32 vector registers (AVX-512), as `pulp` will dispatch to.
@@ -299,7 +315,7 @@ impl WithSimd for Forward<'_> {
                     // As many vectors of pixels per block as the registers hold: the row's last
                     // block covers what is left in one go (a part of its last vector unused),
                     // and four vectors are two blocks of two rather than three and one.
-                    let wide = S::REGISTER_COUNT >= 32;
+                    let wide = wide::<S>();
                     let done = match left.div_ceil(lanes) {
                         1 => every_channel::<S, 1>(simd, &source, at, left, &mut target),
                         2 => every_channel::<S, 2>(simd, &source, at, left, &mut target),
@@ -494,7 +510,7 @@ impl WithSimd for WeightGrad<'_> {
             let pair = Pair { g, b, band, gradient, padded };
             let mut o = 0;
             while o < g.cout {
-                let outputs = if S::REGISTER_COUNT >= 32 && o + 8 <= g.cout {
+                let outputs = if wide::<S>() && o + 8 <= g.cout {
                     8
                 } else if o + 4 <= g.cout {
                     4
@@ -581,11 +597,13 @@ pub(crate) mod tests {
     use super::*;
 
     /// Odd sizes: 13 output channels (8 + 4 + 1 blocks with AVX-512, 6 + 6 + 1 with AVX2), a
-    /// row of two whole vectors and a part, a 5×5 kernel.
-    const GEOMETRIES: [Same; 3] = [
+    /// row of two whole vectors and a part, a 5×5 kernel, a row of five vectors of 16 (AVX-512's
+    /// blocks of three vectors, then two).
+    const GEOMETRIES: [Same; 4] = [
         Same { batch: 1, cin: 5, cout: 13, height: 7, width: 37, kernel: 3, dilation: 2 },
         Same { batch: 1, cin: 3, cout: 6, height: 5, width: 33, kernel: 5, dilation: 1 },
         Same { batch: 1, cin: 2, cout: 4, height: 3, width: 9, kernel: 3, dilation: 1 },
+        Same { batch: 1, cin: 2, cout: 9, height: 4, width: 80, kernel: 3, dilation: 1 },
     ];
 
     /// `len` values in [-1, 1) that differ with `seed`.
@@ -671,13 +689,15 @@ pub(crate) mod tests {
     fn the_weight_gradient_sums_in_its_written_out_order_to_the_bit() {
         // The studies' results depend on this order: a new layout of the kernel's copies (they
         // are laid out channel by channel since 2026-12-04) must leave every bit as it was. A
-        // 48-pixel row of whole vectors, 37 with a part, a dilated kernel, several bands.
+        // 48-pixel row of whole vectors, 37 with a part, a dilated kernel, several bands; 13
+        // output channels (AVX-512's blocks of 8, then 4 and 1).
         let geometries = [
             Same { batch: 1, cin: 3, cout: 5, height: 6, width: 48, kernel: 3, dilation: 1 },
+            Same { batch: 1, cin: 3, cout: 13, height: 5, width: 40, kernel: 3, dilation: 1 },
             Same { batch: 1, cin: 2, cout: 4, height: 5, width: 37, kernel: 3, dilation: 2 },
             Same { batch: 1, cin: 400, cout: 2, height: 9, width: 64, kernel: 3, dilation: 1 },
         ];
-        assert!(bands(&geometries[2]).count() > 1, "the last geometry is meant to span several bands");
+        assert!(bands(&geometries[3]).count() > 1, "the last geometry is meant to span several bands");
         for g in geometries {
             let (x, dy) = (values(g.cin * g.pixels(), 4), values(g.cout * g.pixels(), 5));
             let run = |width: &str| -> Option<(Vec<f32>, Vec<f32>)> {
@@ -691,18 +711,36 @@ pub(crate) mod tests {
                 match width {
                     #[cfg(target_arch = "x86_64")]
                     "avx512" => pulp::x86::V4::try_new().map(|s| both(s, &g, &x, &dy)),
+                    AVX512_IN_SOFTWARE => Some(both(pulp::Scalar512b, &g, &x, &dy)),
                     #[cfg(target_arch = "x86_64")]
                     "avx2" => pulp::x86::V3::try_new().map(|s| both(s, &g, &x, &dy)),
                     "scalar" => Some(both(pulp::Scalar::new(), &g, &x, &dy)),
                     _ => None,
                 }
             };
-            for width in ["avx512", "avx2", "scalar"] {
+            for width in WIDTHS {
                 let Some((kernel, written_out)) = run(width) else { continue };
                 let differ = kernel.iter().zip(&written_out).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
                 assert_eq!(differ, 0, "{g:?} {width}: {differ} of {} values differ from the written-out order", kernel.len());
             }
+            // with AVX-512 at hand, the stand-in gives the hardware's bits: where it is not, the
+            // stand-in's checks speak for it
+            if let (Some(hardware), Some(software)) = (run("avx512"), run(AVX512_IN_SOFTWARE)) {
+                assert!(same_bits(&hardware.0, &software.0), "{g:?}: AVX-512's weight gradient differs from its stand-in's");
+            }
         }
+    }
+
+    /// AVX-512's vectors and register blocks run in software (`pulp::Scalar512b`: 16 lanes, fused
+    /// multiply-adds, lanes added in AVX-512's order), so machines without it check its path too.
+    const AVX512_IN_SOFTWARE: &str = "avx512 in software";
+
+    /// The vector widths the tests run, each where this machine has it.
+    const WIDTHS: [&str; 4] = ["avx512", AVX512_IN_SOFTWARE, "avx2", "scalar"];
+
+    /// Whether the two have the same bits, NaNs included.
+    fn same_bits(a: &[f32], b: &[f32]) -> bool {
+        a.len() == b.len() && a.iter().zip(b).all(|(a, b)| a.to_bits() == b.to_bits())
     }
 
     #[test]
@@ -734,25 +772,27 @@ pub(crate) mod tests {
         for g in GEOMETRIES {
             let (x, w, dy) = (values(g.cin * g.pixels(), 1), values(g.cout * g.taps(), 2), values(g.cout * g.pixels(), 3));
             let (y_defined, dw_defined) = naive(&g, &x, &w, &dy);
-            let taps = Taps::new(&g, &w);
-            let run = |width: &str| {
-                let inputs = (&g, &x[..], &taps, &dy[..]);
-                match width {
-                    #[cfg(target_arch = "x86_64")]
-                    "avx512" => pulp::x86::V4::try_new().map(|s| on(s, inputs)),
-                    #[cfg(target_arch = "x86_64")]
-                    "avx2" => pulp::x86::V3::try_new().map(|s| on(s, inputs)),
-                    "scalar" => Some(on(pulp::Scalar::new(), inputs)),
-                    _ => None,
-                }
+            // each width with the register blocks its machines lay the kernel out in
+            let (narrow, wide) = (Taps::in_blocks(&g, &w, false), Taps::in_blocks(&g, &w, true));
+            let run = |width: &str| match width {
+                #[cfg(target_arch = "x86_64")]
+                "avx512" => pulp::x86::V4::try_new().map(|s| on(s, (&g, &x, &wide, &dy))),
+                AVX512_IN_SOFTWARE => Some(on(pulp::Scalar512b, (&g, &x, &wide, &dy))),
+                #[cfg(target_arch = "x86_64")]
+                "avx2" => pulp::x86::V3::try_new().map(|s| on(s, (&g, &x, &narrow, &dy))),
+                "scalar" => Some(on(pulp::Scalar::new(), (&g, &x, &narrow, &dy))),
+                _ => None,
             };
             let scalar = run("scalar").unwrap_or_else(|| panic!("scalar"));
-            for width in ["avx512", "avx2", "scalar"] {
+            for width in WIDTHS {
                 // a machine without these instructions checks the others
                 let Some((y, dw)) = run(width) else { continue };
                 close(&y, &y_defined, &format!("{g:?} {width} output"));
                 close(&dw, &dw_defined, &format!("{g:?} {width} weight gradient"));
-                assert_eq!(y, scalar.0, "{g:?} {width}: the output differs from one lane's");
+                assert!(same_bits(&y, &scalar.0), "{g:?} {width}: the output differs from one lane's");
+            }
+            if let (Some(hardware), Some(software)) = (run("avx512"), run(AVX512_IN_SOFTWARE)) {
+                assert!(same_bits(&hardware.1, &software.1), "{g:?}: AVX-512's weight gradient differs from its stand-in's");
             }
         }
     }

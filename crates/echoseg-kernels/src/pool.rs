@@ -196,14 +196,18 @@ mod tests {
             let bits = |v: Vec<f32>| v.into_iter().map(f32::to_bits).collect::<Vec<_>>();
             let defined = bits(routed_one_by_one(&p, &x, &dy));
             assert_eq!(bits(backward(&p, &x, &dy)), defined, "{p:?} at this machine's vector width");
-            // one lane, as on a machine without the vector instructions
+            // one lane, as on a machine without the vector instructions, and AVX-512's 16 lanes
+            // in software (`pulp::Scalar512b`), as on a machine with them
             let plane = p.height * p.width;
             let mut one_lane = vec![0.0f32; x.len()];
-            for (i, dx) in one_lane.chunks_exact_mut(plane).enumerate() {
+            let mut sixteen_lanes = vec![0.0f32; x.len()];
+            for (i, (dx, dx16)) in one_lane.chunks_exact_mut(plane).zip(sixteen_lanes.chunks_exact_mut(plane)).enumerate() {
                 let (x, dy) = (&x[i * plane..][..plane], &dy[i * oh * ow..][..oh * ow]);
                 Simd::vectorize(pulp::Scalar::new(), Backward { p: &p, x, dy, dx });
+                Simd::vectorize(pulp::Scalar512b, Backward { p: &p, x, dy, dx: dx16 });
             }
             assert_eq!(bits(one_lane), defined, "{p:?} one lane");
+            assert_eq!(bits(sixteen_lanes), defined, "{p:?} sixteen lanes");
         }
     }
 }
