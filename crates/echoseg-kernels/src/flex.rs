@@ -22,8 +22,7 @@ impl KernelBackend for Flex {
     }
 
     fn same_conv2d_bias_relu(x: FlexTensor, weight: FlexTensor, bias: FlexTensor, dilation: usize) -> FlexTensor {
-        let fits = |g: &Same| bias.dtype() == DType::F32 && bias.shape().num_dims() == 1 && bias.shape()[0] == g.cout;
-        let Some(g) = geometry(&x, &weight, dilation).filter(fits) else {
+        let Some(g) = geometry(&x, &weight, dilation).filter(|g| bias_fits(&bias, g)) else {
             return reference::same_conv2d_bias_relu::<Flex>(x, weight, bias, dilation);
         };
         let bias = values(&bias);
@@ -59,8 +58,7 @@ impl KernelBackend for Flex {
     }
 
     fn same_conv2d_pair_bias_relu(a: FlexTensor, b: FlexTensor, weight: FlexTensor, bias: FlexTensor, dilation: usize) -> FlexTensor {
-        let fits = |(g, _): &(Same, usize)| bias.dtype() == DType::F32 && bias.shape().num_dims() == 1 && bias.shape()[0] == g.cout;
-        let Some((g, split)) = pair_geometry(&a, &b, &weight, dilation).filter(fits) else {
+        let Some((g, split)) = pair_geometry(&a, &b, &weight, dilation).filter(|(g, _)| bias_fits(&bias, g)) else {
             return reference::same_conv2d_pair_bias_relu::<Flex>(a, b, weight, bias, dilation);
         };
         let (a, b, bias) = (values(&a), values(&b), values(&bias));
@@ -198,6 +196,11 @@ impl KernelBackend for Flex {
         let (a, b) = concat::split(values(&x).storage(), shape[0], [first * pixels, rest * pixels]);
         (tensor(a, [shape[0], first, shape[2], shape[3]]), tensor(b, [shape[0], rest, shape[2], shape[3]]))
     }
+}
+
+/// Whether `bias` is one f32 per output channel of `g`, as the folded block's epilogue reads it.
+fn bias_fits(bias: &FlexTensor, g: &Same) -> bool {
+    bias.dtype() == DType::F32 && bias.shape().num_dims() == 1 && bias.shape()[0] == g.cout
 }
 
 /// The convolution's geometry, or `None` where the kernels here do not apply.
